@@ -1,0 +1,54 @@
+// Command ipsflow-ferretdb runs FerretDB v1 embedded, with its SQLite backend, as the local
+// MongoDB wire-protocol server for development and CI on machines without a Docker engine.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+func main() {
+	listen := flag.String("listen", envOr("IPSFLOW_FERRETDB_LISTEN", "127.0.0.1:27017"), "TCP address to listen on")
+	dataDir := flag.String("data-dir", envOr("IPSFLOW_FERRETDB_DATA", ".local/ferretdb"), "directory for the SQLite files")
+	flag.Parse()
+
+	abs, err := filepath.Abs(*dataDir)
+	if err != nil {
+		log.Fatalf("data directory %q: %v", *dataDir, err)
+	}
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		log.Fatalf("cannot create data directory %q: %v", abs, err)
+	}
+
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + abs + "/",
+	})
+	if err != nil {
+		log.Fatalf("cannot configure FerretDB: %v", err)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	fmt.Printf("ipsflow-ferretdb listening on %s, data in %s (%s)\n", *listen, abs, f.MongoDBURI())
+	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
+		log.Fatalf("FerretDB stopped: %v", err)
+	}
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}

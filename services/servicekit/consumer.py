@@ -1,0 +1,113 @@
+"""The consumer runner: decode the envelope, run the handler, then acknowledge.
+
+Contract for handlers: store the state change (and the message id it applied) in one single-document
+write, then return. The runner acknowledges only after the handler returned, so a crash in between means a
+redelivery, which the handler's idempotence turns into a no-op.
+
+* malformed envelope, unknown type, ``PoisonMessage``, data that fails validation → parked in ``Q.dlq`` at once;
+* any other exception → re-published to a retry wait queue with the attempt count, then acknowledged;
+  after ``max_attempts`` attempts → parked.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import pydantic
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+
+from servicekit.broker import ATTEMPT_HEADER, DLX, ERROR_HEADER, QUEUE_HEADER, Binding, Broker
+from servicekit.envelope import CloudEvent
+from servicekit.logging import bound_context, get_logger
+
+log = get_logger(__name__)
+
+Handler = Callable[[CloudEvent], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """The message can never be handled (wrong data for its type, violates a contract): park it."""
+
+
+class Consumer:
+    def __init__(self, broker: Broker, queue: str, handlers: Mapping[str, Handler],
+                 bindings: Sequence[Binding]) -> None:
+        self.broker = broker
+        self.queue = queue
+        self.handlers = dict(handlers)
+        self.bindings = list(bindings)
+        self.settings = broker.settings
+        self._channel: AbstractChannel | None = None
+        self.handled = 0
+
+    async def start(self) -> None:
+        self._channel = await self.broker.new_channel(self.settings.prefetch)
+        queue = await self.broker.declare_consumer_queue(self._channel, self.queue, self.bindings)
+        await queue.consume(self._on_message)
+        log.info("consumer.started", queue=self.broker.name(self.queue), types=sorted(self.handlers))
+
+    async def stop(self) -> None:
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        headers: dict[str, Any] = dict(message.headers or {})
+        attempt = int(str(headers.get(ATTEMPT_HEADER, 0)))
+        try:
+            event = CloudEvent.from_json(message.body)
+        except (pydantic.ValidationError, ValueError) as exc:
+            await self._park(message, headers, f"malformed envelope: {_short(exc)}")
+            return
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            await self._park(message, headers, f"no handler for type {event.type}")
+            return
+        with bound_context(correlation_id=event.correlationid, case_id=event.subject, message_id=event.id,
+                           message_type=event.type):
+            try:
+                await handler(event)
+            except (PoisonMessage, pydantic.ValidationError) as exc:
+                await self._park(message, headers, f"poison: {_short(exc)}")
+                return
+            except Exception as exc:  # transient until proven otherwise: retry with delay
+                await self._retry_or_park(message, headers, attempt + 1, exc)
+                return
+            if self.settings.fault == "consumer-exit-before-ack":
+                log.warning("fault.injected", fault=self.settings.fault)
+                os._exit(70)
+            await message.ack()
+            self.handled += 1
+
+    async def _retry_or_park(self, message: AbstractIncomingMessage, headers: dict[str, Any], attempt: int,
+                             exc: Exception) -> None:
+        if attempt >= self.settings.max_attempts:
+            await self._park(message, headers, f"failed {attempt} times, last: {_short(exc)}")
+            return
+        log.warning("message.retry", attempt=attempt, error=_short(exc))
+        headers[ATTEMPT_HEADER] = attempt
+        headers[ERROR_HEADER] = _short(exc)
+        await self.broker.publish_raw("", self.broker.retry_queue(self.queue, attempt), message.body,
+                                      message_id=message.message_id, type_=message.type,
+                                      correlation_id=message.correlation_id, headers=headers)
+        await message.ack()
+
+    async def _park(self, message: AbstractIncomingMessage, headers: dict[str, Any], reason: str) -> None:
+        log.error("message.parked", queue=self.broker.name(self.queue), reason=reason)
+        headers[ERROR_HEADER] = reason
+        headers[QUEUE_HEADER] = self.queue
+        await self.broker.publish_raw(DLX, f"{self.broker.name(self.queue)}.dlq", message.body,
+                                      message_id=message.message_id, type_=message.type,
+                                      correlation_id=message.correlation_id, headers=headers)
+        await message.ack()
+
+
+def _short(exc: BaseException) -> str:
+    """A one-line reason that never quotes the input (validation errors could otherwise echo personal data)."""
+    if isinstance(exc, pydantic.ValidationError):
+        details = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        text = f"ValidationError: {details}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= 500 else text[:497] + "..."

@@ -1,0 +1,32 @@
+"""Settings shared by every service, read from the environment (prefix ``IPSFLOW_``)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Connection and behaviour settings common to all services.
+
+    ``namespace`` prefixes every exchange and queue name so that test runs (or two tenants on one broker)
+    cannot see each other's messages; production leaves it empty.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="IPSFLOW_", extra="ignore")
+
+    service_name: str = "ipsflow"
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    mongo_url: str = "mongodb://127.0.0.1:27017/"
+    database: str = ""
+    namespace: str = ""
+    prefetch: int = Field(default=32, ge=1, le=1000)
+    retry_delays_ms: list[int] = Field(default_factory=lambda: [1_000, 5_000, 30_000])
+    max_attempts: int = Field(default=4, ge=1)
+    relay_poll_seconds: float = Field(default=2.0, gt=0)
+    log_level: str = "INFO"
+    fault: str = ""
+
+    def database_name(self) -> str:
+        """The service's own database: each service owns one and never reads another's."""
+        return self.database or f"{self.namespace}ipsflow_{self.service_name}".replace(".", "_")

@@ -1,0 +1,75 @@
+"""MongoDB through PyMongo's AsyncMongoClient: revision-checked documents with an embedded outbox.
+
+Rules (design.md): no multi-document transactions. A state change and the events it causes are one
+single-document write: the events sit in the document's ``outbox`` array until the relay has published them.
+Every document carries ``revision``; writes filter on it, and a miss means someone else wrote first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from servicekit.envelope import CloudEvent
+from servicekit.settings import ServiceSettings
+
+Document = dict[str, Any]
+
+__all__ = ["ConcurrencyError", "DocumentStore", "DuplicateKeyError", "make_client", "outbox_entry"]
+
+
+class ConcurrencyError(Exception):
+    """The document changed since it was read (revision mismatch): reload and retry."""
+
+
+def make_client(settings: ServiceSettings) -> AsyncMongoClient[Document]:
+    """A client per process; nothing connects until the first operation."""
+    return AsyncMongoClient(settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5_000,
+                            appname=f"ipsflow-{settings.service_name}")
+
+
+def outbox_entry(event: CloudEvent, exchange: str) -> Document:
+    """How an event waits in a document's outbox: the exact bytes to publish and where to."""
+    return {"id": event.id, "exchange": exchange, "routing_key": event.type, "body": event.to_json().decode()}
+
+
+class DocumentStore:
+    """Revision-checked access to one collection. Documents are plain dicts; services map them."""
+
+    def __init__(self, database: AsyncDatabase[Document], collection: str) -> None:
+        self.collection: AsyncCollection[Document] = database[collection]
+
+    async def get(self, doc_id: str) -> Document | None:
+        return await self.collection.find_one({"_id": doc_id})
+
+    async def insert(self, doc: Document, events: Sequence[tuple[CloudEvent, str]] = ()) -> Document:
+        """Insert a new document at revision 1 with its events in the outbox. Raises DuplicateKeyError."""
+        stored = {**doc, "revision": 1}
+        _attach_outbox(stored, events)
+        await self.collection.insert_one(stored)
+        return stored
+
+    async def replace(self, doc: Document, events: Sequence[tuple[CloudEvent, str]] = ()) -> Document:
+        """Write ``doc`` if nobody wrote since it was read at ``doc['revision']``; append ``events``.
+
+        Raises ConcurrencyError on a revision miss; the caller reloads, re-applies and retries.
+        """
+        expected = doc["revision"]
+        stored = {**doc, "revision": expected + 1}
+        _attach_outbox(stored, events)
+        result = await self.collection.replace_one({"_id": doc["_id"], "revision": expected}, stored)
+        if result.matched_count != 1:
+            raise ConcurrencyError(f"{self.collection.name}/{doc['_id']} changed since revision {expected}")
+        return stored
+
+
+def _attach_outbox(doc: Document, events: Sequence[tuple[CloudEvent, str]]) -> None:
+    outbox = list(doc.get("outbox") or [])
+    outbox.extend(outbox_entry(event, exchange) for event, exchange in events)
+    doc["outbox"] = outbox
+    doc["has_outbox"] = bool(outbox)
