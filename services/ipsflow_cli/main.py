@@ -1,0 +1,165 @@
+"""``ipsflow``: the admin command line. Stack control, queue monitoring, the parking lots (dlq)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ipsflow_cli.run import run_system
+
+app = typer.Typer(help="ipsflow: beheer van de IPS-subsidieketen (stack, wachtrijen, dlq).", no_args_is_help=True)
+stack_app = typer.Typer(help="De lokale stack zonder Docker: RabbitMQ en FerretDB.", no_args_is_help=True)
+dlq_app = typer.Typer(help="Parkeerplaatsen (<queue>.dlq): bekijken, terugzetten, legen.", no_args_is_help=True)
+app.add_typer(stack_app, name="stack")
+app.add_typer(dlq_app, name="dlq")
+console = Console()
+
+ROOT = Path(__file__).resolve().parents[2]
+STACK = ROOT / "deploy" / "local" / "stack.sh"
+
+
+def _management_url() -> str:
+    return os.environ.get("IPSFLOW_RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
+
+
+def _amqp_url() -> str:
+    return os.environ.get("IPSFLOW_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+def _vhost() -> str:
+    return urllib.parse.quote(urllib.parse.urlparse(_amqp_url()).path.lstrip("/") or "/", safe="")
+
+
+def _stack(action: str) -> None:
+    result = subprocess.run(["bash", str(STACK), action], check=False)  # noqa: S603,S607
+    raise typer.Exit(result.returncode)
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Install what is missing, start RabbitMQ and FerretDB, wait until both answer."""
+    _stack("up")
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop FerretDB and RabbitMQ."""
+    _stack("down")
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Tell whether RabbitMQ and FerretDB answer."""
+    _stack("status")
+
+
+def fetch_queues(namespace: str = "") -> list[dict[str, Any]]:
+    """The queues of one namespace from the management API, with the depth of each one's parking lot."""
+    with httpx.Client(timeout=10) as client:
+        response = client.get(f"{_management_url()}/api/queues/{_vhost()}")
+        response.raise_for_status()
+        raw = response.json()
+    by_name = {q["name"]: q for q in raw}
+    rows = []
+    for q in raw:
+        name: str = q["name"]
+        if not name.startswith(namespace) or name.endswith(".dlq") or ".retry." in name:
+            continue
+        stats = q.get("message_stats") or {}
+        dlq = by_name.get(f"{name}.dlq")
+        retrying = sum(v.get("messages", 0) for k, v in by_name.items() if k.startswith(f"{name}.retry."))
+        rows.append({
+            "queue": name,
+            "ready": q.get("messages_ready", 0),
+            "unacked": q.get("messages_unacknowledged", 0),
+            "consumers": q.get("consumers", 0),
+            "publish_rate": round((stats.get("publish_details") or {}).get("rate", 0.0), 1),
+            "deliver_rate": round((stats.get("deliver_get_details") or {}).get("rate", 0.0), 1),
+            "retrying": retrying,
+            "dlq": dlq.get("messages", 0) if dlq else None,
+        })
+    return sorted(rows, key=lambda r: r["queue"])
+
+
+@app.command()
+def queues(namespace: Annotated[str, typer.Option(help="Alleen wachtrijen met dit voorvoegsel.")] = "",
+           as_json: Annotated[bool, typer.Option("--json", help="Als JSON in plaats van een tabel.")] = False) -> None:
+    """Per wachtrij: klaar, onbevestigd, consumers, publiceer-/afleversnelheid en dlq-diepte."""
+    try:
+        rows = fetch_queues(namespace)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]RabbitMQ management API onbereikbaar[/red] ({_management_url().split('@')[-1]}): {exc}")
+        raise typer.Exit(1) from None
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title="ipsflow wachtrijen")
+    for col, justify in (("queue", "left"), ("ready", "right"), ("unacked", "right"), ("consumers", "right"),
+                         ("publish/s", "right"), ("deliver/s", "right"), ("retrying", "right"), ("dlq", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        dlq = "-" if r["dlq"] is None else (f"[bold red]{r['dlq']}[/bold red]" if r["dlq"] else "0")
+        table.add_row(r["queue"], str(r["ready"]), str(r["unacked"]), str(r["consumers"]),
+                      f"{r['publish_rate']:.1f}", f"{r['deliver_rate']:.1f}", str(r["retrying"]), dlq)
+    console.print(table)
+
+
+@dlq_app.command("show")
+def dlq_show(queue: str, limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+             as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Show parked messages of QUEUE (id, type, case, reason); they stay parked."""
+    from ipsflow_cli.dlq import peek
+
+    rows = asyncio.run(peek(_amqp_url(), queue, limit))
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    table = Table(title=f"{queue}.dlq ({len(rows)} getoond)")
+    for col in ("message id", "type", "zaak", "pogingen", "reden"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(str(r["id"]), str(r["type"]), str(r["subject"]), str(r["attempts"]), str(r["reason"]))
+    console.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay(queue: str, limit: Annotated[int, typer.Option(min=1)] = 1_000_000,
+               namespace: Annotated[str, typer.Option(envvar="IPSFLOW_NAMESPACE",
+                                                      help="Voorvoegsel van exchanges en wachtrijen.")] = "") -> None:
+    """Put parked messages of QUEUE back on QUEUE (only on it), with a fresh attempt count."""
+    from ipsflow_cli.dlq import replay
+
+    moved = asyncio.run(replay(_amqp_url(), queue, namespace, limit, progress=lambda n: console.print(f"teruggezet: {n}")))
+    console.print(f"[green]{moved} bericht(en) teruggezet op {queue}[/green]")
+
+
+@dlq_app.command("purge")
+def dlq_purge(queue: str, yes: Annotated[bool, typer.Option("--yes", help="Niet om bevestiging vragen.")] = False) -> None:
+    """Delete every parked message of QUEUE. Asks first unless --yes."""
+    from ipsflow_cli.dlq import purge
+
+    if not yes and not typer.confirm(f"Alle berichten in {queue}.dlq verwijderen?"):
+        raise typer.Exit(1)
+    removed = asyncio.run(purge(_amqp_url(), queue))
+    console.print(f"{removed} bericht(en) verwijderd uit {queue}.dlq")
+
+
+@app.command()
+def run(demo: Annotated[bool, typer.Option(help="Laad demogegevens zodra alles draait.")] = True) -> None:
+    """Start every service against the local stack (Ctrl-C stops them)."""
+    raise typer.Exit(run_system(ROOT, demo=demo))
+
+
+if __name__ == "__main__":
+    app()

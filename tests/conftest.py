@@ -1,0 +1,102 @@
+"""Shared fixtures: real infrastructure, an isolated namespace per test, service processes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.parse
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import AsyncMongoClient
+
+from servicekit.settings import ServiceSettings
+from tests.support.infra import Infra, discover
+from tests.support.processes import ServiceProcess
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The folder a test lives in is its kind; a marker is added so `-m` selections work.
+    for item in items:
+        for kind in ("unit", "integration", "bpmn", "e2e"):
+            if f"/tests/{kind}/" in str(item.path):
+                item.add_marker(getattr(pytest.mark, kind))
+
+
+@pytest.fixture(scope="session")
+def infra() -> Iterator[Infra]:
+    found = discover()
+    yield found
+    found.close()
+
+
+@pytest.fixture
+def namespace(infra: Infra) -> Iterator[str]:
+    """A fresh prefix for exchanges, queues and databases; removed afterwards."""
+    ns = f"t{uuid.uuid4().hex[:8]}."
+    yield ns
+    _delete_namespace(infra, ns)
+
+
+def _delete_namespace(infra: Infra, ns: str) -> None:
+    vhost = urllib.parse.quote(urllib.parse.urlparse(infra.amqp_url).path.lstrip("/") or "/", safe="")
+    try:
+        with httpx.Client(base_url=infra.management_url, timeout=10) as client:
+            for kind in ("queues", "exchanges"):
+                for item in client.get(f"/api/{kind}/{vhost}").json():
+                    if item["name"].startswith(ns):
+                        client.delete(f"/api/{kind}/{vhost}/{urllib.parse.quote(item['name'], safe='')}")
+    except httpx.HTTPError:
+        pass
+    import pymongo
+
+    with pymongo.MongoClient(infra.mongo_url) as client:
+        prefix = ns.replace(".", "_")
+        for name in client.list_database_names():
+            if name.startswith(prefix):
+                client.drop_database(name)
+
+
+@pytest.fixture
+def settings_for(infra: Infra, namespace: str) -> Callable[..., ServiceSettings]:
+    def make(service: str, cls: type[ServiceSettings] = ServiceSettings, **overrides: Any) -> ServiceSettings:
+        return cls(service_name=service, amqp_url=infra.amqp_url, mongo_url=infra.mongo_url, namespace=namespace,
+                   retry_delays_ms=[200, 500], **overrides)
+
+    return make
+
+
+@pytest.fixture
+async def mongo(infra: Infra) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def service(infra: Infra, namespace: str, tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    started: list[ServiceProcess] = []
+
+    def make(package: str, **env: str) -> ServiceProcess:
+        proc = ServiceProcess(package, infra, namespace, tmp_path, extra_env=env)
+        started.append(proc)
+        return proc
+
+    yield make
+    for proc in started:
+        proc.stop()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0, interval: float = 0.1,
+                     what: str = "condition") -> None:
+    """Wait until ``check`` holds; fails the test with ``what`` when it does not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

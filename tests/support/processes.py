@@ -1,0 +1,82 @@
+"""Run ipsflow services as real processes (``python -m <service>``) for integration and e2e tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.support.infra import ROOT, Infra
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class ServiceProcess:
+    package: str
+    infra: Infra
+    namespace: str
+    log_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True, **env: str) -> ServiceProcess:
+        full_env = {
+            **os.environ,
+            "PYTHONPATH": f"{ROOT / 'services'}{os.pathsep}{ROOT}",
+            "IPSFLOW_AMQP_URL": self.infra.amqp_url,
+            "IPSFLOW_MONGO_URL": self.infra.mongo_url,
+            "IPSFLOW_NAMESPACE": self.namespace,
+            "IPSFLOW_HTTP_PORT": str(self.port),
+            "IPSFLOW_RETRY_DELAYS_MS": "[200, 500]",
+            **self.extra_env,
+            **env,
+        }
+        log = (self.log_dir / f"{self.package}-{self.port}.log").open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", self.package], env=full_env,  # noqa: S603
+                                     stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"{self.package} exited with {self.proc.returncode}; see {self.log_dir}")
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.package} not ready after {timeout}s; see {self.log_dir}")
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
