@@ -54,7 +54,7 @@ def _delete_namespace(infra: Infra, ns: str) -> None:
         pass
     import pymongo
 
-    with pymongo.MongoClient(infra.mongo_url) as client:
+    with pymongo.MongoClient(infra.mongo_url, maxPoolSize=2) as client:
         prefix = ns.replace(".", "_")
         for name in client.list_database_names():
             if name.startswith(prefix):
@@ -72,7 +72,7 @@ def settings_for(infra: Infra, namespace: str) -> Callable[..., ServiceSettings]
 
 @pytest.fixture
 async def mongo(infra: Infra) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True, maxPoolSize=4)
     yield client
     await client.close()
 

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 
 func main() {
 	listen := flag.String("listen", envOr("IPSFLOW_FERRETDB_LISTEN", "127.0.0.1:27017"), "TCP address to listen on")
+	logLevel := flag.String("log-level", envOr("IPSFLOW_FERRETDB_LOG_LEVEL", "warn"), "debug, info, warn or error")
 	dataDir := flag.String("data-dir", envOr("IPSFLOW_FERRETDB_DATA", ".local/ferretdb"), "directory for the SQLite files")
 	flag.Parse()
 
@@ -28,8 +30,16 @@ func main() {
 		log.Fatalf("cannot create data directory %q: %v", abs, err)
 	}
 
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		log.Fatalf("log level %q: %v", *logLevel, err)
+	}
+	// At debug level FerretDB dumps every wire message; warn keeps the log readable and the server fast.
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/",
 	})
@@ -40,7 +50,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	fmt.Printf("ipsflow-ferretdb listening on %s, data in %s (%s)\n", *listen, abs, f.MongoDBURI())
+	// f.MongoDBURI() may deadlock before Run has opened the listener, so the address is printed as given.
+	fmt.Printf("ipsflow-ferretdb listening on %s (mongodb://%s/), data in %s\n", *listen, *listen, abs)
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Fatalf("FerretDB stopped: %v", err)
 	}

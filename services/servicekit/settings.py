@@ -20,6 +20,9 @@ class ServiceSettings(BaseSettings):
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     database: str = ""
     namespace: str = ""
+    # FerretDB v1 (SQLite) deadlocks when more than ~100 operations wait for its connection pool at once
+    # (seen here: every connection held, 500 operations queued, none running). Keep each service's share small.
+    mongo_pool_size: int = Field(default=8, ge=1, le=100)
     prefetch: int = Field(default=32, ge=1, le=1000)
     retry_delays_ms: list[int] = Field(default_factory=lambda: [1_000, 5_000, 30_000])
     max_attempts: int = Field(default=4, ge=1)

@@ -30,6 +30,7 @@ class ConcurrencyError(Exception):
 def make_client(settings: ServiceSettings) -> AsyncMongoClient[Document]:
     """A client per process; nothing connects until the first operation."""
     return AsyncMongoClient(settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5_000,
+                            maxPoolSize=settings.mongo_pool_size,
                             appname=f"ipsflow-{settings.service_name}")
 
 
