@@ -7,4 +7,4 @@ from intake.bootstrap import IntakeSettings
 
 if __name__ == "__main__":
     settings = IntakeSettings()
-    uvicorn.run(create(settings), host="127.0.0.1", port=settings.http_port, log_level="warning")
+    uvicorn.run(create(settings), host=settings.http_host, port=settings.http_port, log_level="warning")

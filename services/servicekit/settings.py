@@ -19,6 +19,8 @@ class ServiceSettings(BaseSettings):
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     database: str = ""
+    # Loopback by default so a developer machine exposes nothing; containers set 0.0.0.0 to be reachable.
+    http_host: str = "127.0.0.1"
     namespace: str = ""
     # FerretDB v1 (SQLite) deadlocks when more than ~100 operations wait for its connection pool at once
     # (seen here: every connection held, 500 operations queued, none running). Keep each service's share small.

@@ -1,0 +1,42 @@
+# ipsflow: the two commands a newcomer needs are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+VENV := .venv
+PY := $(VENV)/bin/python
+UV := python3 -m uv
+
+.PHONY: run test deps stack-up stack-down stack-status lint typecheck bench unit clean
+
+deps:  ## Python dependencies from uv.lock into .venv (exact versions)
+	@$(UV) --version >/dev/null 2>&1 || { echo "[deps] installing uv $(UV_VERSION) from PyPI"; \
+	  python3 -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; }
+	@$(UV) sync --frozen --quiet
+	@echo "[deps] .venv synced from uv.lock"
+
+stack-up:  ## RabbitMQ + FerretDB, installed and started when missing
+	@bash deploy/local/stack.sh up
+
+stack-down:
+	@bash deploy/local/stack.sh down
+
+stack-status:
+	@bash deploy/local/stack.sh status
+
+run: deps stack-up  ## the whole system with demo data
+	@$(VENV)/bin/ipsflow run --demo
+
+test: deps stack-up  ## every test: unit, bpmn, integration, e2e, on the real broker and database
+	@$(VENV)/bin/pytest -q
+
+unit: deps
+	@$(VENV)/bin/pytest -q -m "unit"
+
+lint: deps
+	@$(VENV)/bin/ruff check services tests
+	@$(VENV)/bin/mypy
+
+bench: deps stack-up  ## benchmarks in tests/perf (print figures; not tests)
+	@for b in tests/perf/bench_*.py; do echo "== $$b"; PYTHONPATH=. $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .local/bin
