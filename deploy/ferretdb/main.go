@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,8 +38,14 @@ func main() {
 	// At debug level FerretDB dumps every wire message; warn keeps the log readable and the server fast.
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
+	// FerretDB itself listens on a private Unix socket; clients reach it through the proxy (proxy.go).
+	socket := filepath.Join(abs, "ferretdb.sock")
+	if len(socket) > 100 {
+		socket = filepath.Join(os.TempDir(), fmt.Sprintf("ipsflow-ferretdb-%d.sock", os.Getpid()))
+	}
+	_ = os.Remove(socket)
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *listen},
+		Listener:  ferretdb.ListenerConfig{Unix: socket},
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + abs + "/",
@@ -51,6 +58,20 @@ func main() {
 	defer stop()
 
 	// f.MongoDBURI() may deadlock before Run has opened the listener, so the address is printed as given.
+	front, err := net.Listen("tcp", *listen)
+	if err != nil {
+		log.Fatalf("cannot listen on %s: %v", *listen, err)
+	}
+	go func() {
+		<-ctx.Done()
+		front.Close()
+	}()
+	go func() {
+		if err := (&proxy{upstream: socket}).serve(front); err != nil && ctx.Err() == nil {
+			log.Fatalf("proxy stopped: %v", err)
+		}
+	}()
+
 	fmt.Printf("ipsflow-ferretdb listening on %s (mongodb://%s/), data in %s\n", *listen, *listen, abs)
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Fatalf("FerretDB stopped: %v", err)

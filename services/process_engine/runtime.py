@@ -1085,3 +1085,37 @@ def deserialize(parsed: ParsedDefinition, blob: bytes) -> BpmnWorkflow:
         raise ValueError(f"instance is of process {workflow.spec.name}, not {parsed.process_id}")
     workflow.script_engine = _SCRIPT_ENGINE
     return cast(BpmnWorkflow, workflow)
+
+
+# --------------------------------------------------------------------------- migration
+
+
+def migrate(workflow: BpmnWorkflow, target: ParsedDefinition) -> list[str]:
+    """Move a waiting instance onto ``target`` (same process, newer version).
+
+    Tasks are aligned by BPMN element id; READY/WAITING branches are re-predicted on the new spec.
+    Refuses (MigrationError) when an element the instance is active in no longer exists. Returns the
+    element ids that were dropped from the prediction.
+    """
+    from SpiffWorkflow.bpmn.util.diff import diff_workflow, migrate_workflow
+
+    if workflow.spec.name != target.process_id:
+        raise MigrationError(f"instance is of process {workflow.spec.name}, not {target.process_id}")
+    active = set(active_element_ids(workflow))
+    top_diff, sub_diffs = diff_workflow(_SERIALIZER.registry, workflow, target.spec, dict(target.subprocess_specs))
+    missing = sorted(active & {spec.bpmn_id for spec in top_diff.removed if getattr(spec, "bpmn_id", None)})
+    if missing:
+        raise MigrationError(f"active element(s) {', '.join(missing)} do not exist in the new definition")
+    if any(diff is None for diff in sub_diffs.values()):
+        raise MigrationError("a running subprocess has no counterpart in the new definition")
+    removed = migrate_workflow(top_diff, workflow, target.spec)
+    for sp_id, diff in sub_diffs.items():
+        if diff is not None:
+            sub = workflow.subprocesses[sp_id]
+            migrate_workflow(diff, sub, target.subprocess_specs.get(sub.spec.name, sub.spec))
+    workflow.subprocess_specs = dict(target.subprocess_specs)
+    return [t.task_spec.bpmn_id for t in removed if getattr(t.task_spec, "bpmn_id", None)]
+
+
+class MigrationError(ValueError):
+    """The instance cannot move to the requested definition."""

@@ -33,8 +33,9 @@ class PoisonMessage(Exception):
 
 class Consumer:
     def __init__(self, broker: Broker, queue: str, handlers: Mapping[str, Handler],
-                 bindings: Sequence[Binding]) -> None:
+                 bindings: Sequence[Binding], fallback: Handler | None = None) -> None:
         self.broker = broker
+        self.fallback = fallback
         self.queue = queue
         self.handlers = dict(handlers)
         self.bindings = list(bindings)
@@ -46,7 +47,7 @@ class Consumer:
         self._channel = await self.broker.new_channel(self.settings.prefetch)
         queue = await self.broker.declare_consumer_queue(self._channel, self.queue, self.bindings)
         await queue.consume(self._on_message)
-        log.info("consumer.started", queue=self.broker.name(self.queue), types=sorted(self.handlers))
+        log.info("consumer.started", queue=self.broker.name(self.queue), types=sorted(self.handlers) or ["*"])
 
     async def stop(self) -> None:
         if self._channel is not None and not self._channel.is_closed:
@@ -60,7 +61,7 @@ class Consumer:
         except (pydantic.ValidationError, ValueError) as exc:
             await self._park(message, headers, f"malformed envelope: {_short(exc)}")
             return
-        handler = self.handlers.get(event.type)
+        handler = self.handlers.get(event.type) or self.fallback
         if handler is None:
             await self._park(message, headers, f"no handler for type {event.type}")
             return

@@ -38,8 +38,10 @@ def problem(status: int, title: str, detail: str | None = None, *, type_: str = 
 
 
 def _field_name(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
+    # Only the first element names where the value came from; a field may itself be called "path" or "body".
+    if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+        loc = loc[1:]
+    return ".".join(str(p) for p in loc) or "body"
 
 
 _REASONS = {

@@ -27,7 +27,8 @@ def _drop_personal_data(_logger: Any, _method: str, event: MutableMapping[str, A
 def configure_logging(service: str, level: str = "INFO") -> None:
     """Configure structlog once per process: one JSON object per line on stderr."""
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper())
-    for noisy in ("aiormq", "aio_pika", "pymongo", "uvicorn.access"):
+    for noisy in ("aiormq", "aio_pika", "pymongo", "uvicorn.access", "spiff", "spiff.task", "spiff.workflow",
+                  "spiff.metrics"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[

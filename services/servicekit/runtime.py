@@ -33,8 +33,10 @@ class ServiceRuntime:
         self.relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
-    def add_consumer(self, queue: str, handlers: Mapping[str, Handler], bindings: Sequence[Binding]) -> Consumer:
-        consumer = Consumer(self.broker, queue, handlers, bindings)
+    def add_consumer(self, queue: str, handlers: Mapping[str, Handler], bindings: Sequence[Binding],
+                     fallback: Handler | None = None) -> Consumer:
+        """Consume ``queue``; ``fallback`` takes every type without its own handler (the engine's case)."""
+        consumer = Consumer(self.broker, queue, handlers, bindings, fallback)
         self.consumers.append(consumer)
         return consumer
 

@@ -26,7 +26,8 @@ class ServiceSettings(BaseSettings):
     # (seen here: every connection held, 500 operations queued, none running). Keep each service's share small.
     mongo_pool_size: int = Field(default=8, ge=1, le=100)
     prefetch: int = Field(default=32, ge=1, le=1000)
-    retry_delays_ms: list[int] = Field(default_factory=lambda: [1_000, 5_000, 30_000])
+    # At least one tier: the consumer re-publishes a failed message to a wait queue before it parks it.
+    retry_delays_ms: list[int] = Field(default_factory=lambda: [1_000, 5_000, 30_000], min_length=1)
     max_attempts: int = Field(default=4, ge=1)
     relay_poll_seconds: float = Field(default=2.0, gt=0)
     log_level: str = "INFO"

@@ -1,0 +1,218 @@
+"""HTTP edge of the process engine: definitions, cases (instances), user tasks, incidents."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from process_engine import runtime as rt
+from process_engine.bootstrap import EngineSettings, ProcessEngine, bootstrap, definition_files
+from process_engine.engine import Conflict, Engine, NotFound
+from servicekit.http import API_PREFIX, add_health, create_app, problem
+from servicekit.logging import get_logger
+
+log = get_logger(__name__)
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class Deployment(ApiModel):
+    bestanden: dict[str, str] = Field(description="Bestandsnaam (.bpmn/.dmn) → XML.", min_length=1)
+
+
+class Migration(ApiModel):
+    definitie_hash: str = Field(min_length=64, max_length=64)
+
+
+class TaskCompletion(ApiModel):
+    gegevens: dict[str, Any]
+
+
+def get_engine(request: Request) -> Engine:
+    return request.app.state.pe.engine  # type: ignore[no-any-return]
+
+
+EngineDep = Annotated[Engine, Depends(get_engine)]
+# Until bearer tokens arrive (issue 4), the acting user is named by the portal in this header.
+UserDep = Annotated[str, Header(alias="X-Ipsflow-Gebruiker", max_length=200)]
+
+
+def _case_view(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": doc["_id"], "status": doc["status"], "processId": doc["process_id"],
+        "definitieHash": doc["definition_hash"], "actieveElementen": doc.get("active_elements", []),
+        "wachtOpBerichten": doc.get("waiting_messages", []), "volgendeTimer": doc.get("next_timer_at"),
+        "taken": [_task_view(doc, t) for t in doc.get("user_tasks", [])],
+        "incidenten": doc.get("incidents", []), "variabelen": doc.get("variables", {}),
+        "geschiedenis": doc.get("history", []), "journaal": doc.get("journal", []),
+        "bewaardeBerichten": [k["name"] for k in doc.get("kept", [])],
+    }
+
+
+def _task_view(doc: dict[str, Any], t: dict[str, Any], with_form: bool = False) -> dict[str, Any]:
+    view = {"id": t["taskId"], "zaakId": doc["_id"], "elementId": t["elementId"], "naam": t["name"],
+            "lane": t["lane"], "geclaimdDoor": t.get("claimedBy"), "sinds": t.get("since")}
+    if with_form:
+        view["formulier"] = t.get("formSchema")
+    return view
+
+
+def _errors(exc: Exception) -> JSONResponse:
+    if isinstance(exc, NotFound):
+        return problem(404, "Niet gevonden", str(exc))
+    if isinstance(exc, Conflict | rt.MigrationError):
+        return problem(409, "Conflict", str(exc))
+    if isinstance(exc, rt.FormValidationError):
+        return problem(400, "Ongeldig formulier", "Het formulier is niet goed ingevuld; er is niets opgeslagen.",
+                       type_="https://ipsflow.nl/problems/ongeldige-invoer",
+                       invalid_params=[{"name": p.field, "code": "invalid", "reason": p.message}
+                                       for p in exc.problems])
+    raise exc
+
+
+def create(settings: EngineSettings | None = None) -> FastAPI:
+    pe = bootstrap(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with pe.runtime.lifespan(app):
+            await pe.engine.instances.ensure_indexes()
+            await pe.engine.load_index()
+            files = definition_files(pe.settings.bpmn_dir)
+            if files:
+                try:
+                    await pe.engine.deploy(files, deployed_by="startup")
+                except rt.DefinitionError as exc:
+                    log.error("definition.refused", problems=[p.message for p in exc.problems][:10])
+            poller = asyncio.create_task(pe.engine.run_timer_poller(pe.settings.timer_poll_seconds))
+            try:
+                yield
+            finally:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+
+    app = create_app("ipsflow process engine",
+                     "Procesdefinities (BPMN/DMN), zaken, werkvoorraad (taken) en incidenten.", lifespan=lifespan,
+                     max_body_bytes=2 * 1024 * 1024)
+    app.state.pe = pe
+    add_health(app, pe.runtime.ready_checks)
+    _routes(app, pe)
+    return app
+
+
+def _routes(app: FastAPI, pe: ProcessEngine) -> None:  # noqa: C901 - one place that lists the API
+    @app.post(f"{API_PREFIX}/procesdefinities", status_code=201, tags=["procesdefinities"])
+    async def deploy(body: Deployment, engine: EngineDep, user: UserDep):  # type: ignore[no-untyped-def]
+        files = {name: xml.encode() for name, xml in body.bestanden.items()}
+        bad = [n for n in files if not n.endswith((".bpmn", ".dmn"))]
+        if bad:
+            return problem(400, "Ongeldige invoer", "Alleen .bpmn- en .dmn-bestanden.",
+                           invalid_params=[{"name": f"bestanden.{n}", "code": "extension", "reason": "geen .bpmn/.dmn"}
+                                           for n in bad])
+        try:
+            doc, created = await engine.deploy(files, deployed_by=user)
+        except rt.DefinitionError as exc:
+            return problem(400, "Procesdefinitie geweigerd", "De definitie is niet uitgerold; zie invalidParams.",
+                           type_="https://ipsflow.nl/problems/procesdefinitie-ongeldig",
+                           invalid_params=[{"name": p.element_id or p.file or "definitie", "file": p.file or "",
+                                            "code": "bpmn", "reason": p.message} for p in exc.problems])
+        return JSONResponse(_definition_view(doc), status_code=201 if created else 200)
+
+    @app.get(f"{API_PREFIX}/procesdefinities", tags=["procesdefinities"])
+    async def definitions(engine: EngineDep):  # type: ignore[no-untyped-def]
+        return [_definition_view(d) for d in await engine.definitions.all()]
+
+    @app.get(f"{API_PREFIX}/procesdefinities/{{content_hash}}", tags=["procesdefinities"])
+    async def definition(content_hash: str, engine: EngineDep):  # type: ignore[no-untyped-def]
+        doc = await engine.definitions.get(content_hash)
+        if doc is None:
+            return problem(404, "Niet gevonden", "Geen definitie met deze hash.")
+        return {**_definition_view(doc), "bestanden": {f["name"]: f["xml"] for f in doc["files"]}}
+
+    @app.get(f"{API_PREFIX}/zaken/{{case_id}}", tags=["zaken"])
+    async def case(case_id: str, engine: EngineDep):  # type: ignore[no-untyped-def]
+        doc = await engine.instances.store.get(case_id)
+        if doc is None:
+            return problem(404, "Niet gevonden", "Geen zaak met dit kenmerk.")
+        return _case_view(doc)
+
+    @app.post(f"{API_PREFIX}/zaken/{{case_id}}/incidenten/{{command_id}}/opnieuw", tags=["zaken"])
+    async def retry(case_id: str, command_id: str, engine: EngineDep, user: UserDep):  # type: ignore[no-untyped-def]
+        try:
+            return _case_view(await engine.retry_incident(case_id, command_id, user))
+        except Exception as exc:  # noqa: BLE001 - mapped to problem+json, re-raised otherwise
+            return _errors(exc)
+
+    @app.post(f"{API_PREFIX}/zaken/{{case_id}}/annuleren", tags=["zaken"])
+    async def cancel(case_id: str, engine: EngineDep, user: UserDep):  # type: ignore[no-untyped-def]
+        try:
+            return _case_view(await engine.cancel(case_id, user))
+        except Exception as exc:  # noqa: BLE001
+            return _errors(exc)
+
+    @app.post(f"{API_PREFIX}/zaken/{{case_id}}/migreren", tags=["zaken"])
+    async def migrate(case_id: str, body: Migration, engine: EngineDep, user: UserDep):  # type: ignore[no-untyped-def]
+        try:
+            return _case_view(await engine.migrate(case_id, body.definitie_hash, user))
+        except Exception as exc:  # noqa: BLE001
+            return _errors(exc)
+
+    @app.get(f"{API_PREFIX}/taken", tags=["taken"])
+    async def tasks(engine: EngineDep, lane: str | None = None):  # type: ignore[no-untyped-def]
+        out = []
+        for doc in await engine.instances.with_user_tasks():
+            out.extend(_task_view(doc, t) for t in doc.get("user_tasks", []) if lane is None or t["lane"] == lane)
+        return out
+
+    async def _find_task(engine: Engine, task_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        doc = await engine.instances.collection.find_one({"user_tasks.taskId": task_id})
+        if doc is None:
+            return None
+        return doc, next(t for t in doc["user_tasks"] if t["taskId"] == task_id)
+
+    @app.get(f"{API_PREFIX}/taken/{{task_id}}", tags=["taken"])
+    async def task(task_id: str, engine: EngineDep):  # type: ignore[no-untyped-def]
+        found = await _find_task(engine, task_id)
+        if found is None:
+            return problem(404, "Niet gevonden", "Geen open taak met dit kenmerk.")
+        return _task_view(*found, with_form=True)
+
+    @app.post(f"{API_PREFIX}/taken/{{task_id}}/afronden", tags=["taken"])
+    async def complete(task_id: str, body: TaskCompletion, engine: EngineDep, user: UserDep):  # type: ignore[no-untyped-def]
+        found = await _find_task(engine, task_id)
+        if found is None:
+            return problem(404, "Niet gevonden", "Geen open taak met dit kenmerk.")
+        try:
+            return _case_view(await engine.complete_user_task(found[0]["_id"], task_id, body.gegevens, user))
+        except Exception as exc:  # noqa: BLE001
+            return _errors(exc)
+
+    for action, claim in (("claimen", True), ("vrijgeven", False)):
+        def make(claim: bool = claim):  # type: ignore[no-untyped-def]
+            async def endpoint(task_id: str, engine: EngineDep, user: UserDep):  # type: ignore[no-untyped-def]
+                found = await _find_task(engine, task_id)
+                if found is None:
+                    return problem(404, "Niet gevonden", "Geen open taak met dit kenmerk.")
+                try:
+                    doc = await engine.claim(found[0]["_id"], task_id, user if claim else None)
+                except Exception as exc:  # noqa: BLE001
+                    return _errors(exc)
+                return next(_task_view(doc, t) for t in doc["user_tasks"] if t["taskId"] == task_id)
+            return endpoint
+        app.post(f"{API_PREFIX}/taken/{{task_id}}/{action}", tags=["taken"])(make())
+
+
+def _definition_view(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"hash": doc["_id"], "processId": doc["process_id"], "versie": doc.get("version"),
+            "uitgerold": doc["deployed_at"], "uitgerolddoor": doc["deployed_by"],
+            "startberichten": doc.get("start_messages", []), "berichten": doc.get("messages", [])}

@@ -1,0 +1,63 @@
+"""Composition root of the process engine."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import Field
+
+from process_engine.engine import Engine
+from process_engine.repository import DefinitionRepository, InstanceRepository
+from servicekit.broker import EVENTS, Binding
+from servicekit.runtime import ServiceRuntime
+from servicekit.settings import ServiceSettings
+
+QUEUE = "process_engine"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class EngineSettings(ServiceSettings):
+    service_name: str = "process_engine"
+    http_port: int = 8005
+    timer_poll_seconds: float = Field(default=0.25, gt=0)
+    timer_lease_seconds: float = Field(default=30.0, gt=0)
+    #: BPMN/DMN files deployed at start-up (a directory); empty: deploy nothing.
+    bpmn_dir: str = str(REPO_ROOT / "bpmn")
+    #: The message catalogue (Markdown table with message types in backticks); empty: no catalogue check.
+    catalogue_file: str = str(REPO_ROOT / "bpmn" / "README.md")
+
+
+def load_catalogue(path: str) -> set[str] | None:
+    """Message types listed in the catalogue: every `ips.….vN` in backticks."""
+    file = Path(path) if path else None
+    if file is None or not file.is_file():
+        return None
+    return set(re.findall(r"`(ips\.[a-z0-9_.-]+\.v[0-9]+)`", file.read_text()))
+
+
+def definition_files(directory: str) -> dict[str, bytes]:
+    folder = Path(directory) if directory else None
+    if folder is None or not folder.is_dir():
+        return {}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.suffix in (".bpmn", ".dmn")}
+
+
+@dataclass
+class ProcessEngine:
+    runtime: ServiceRuntime
+    engine: Engine
+    settings: EngineSettings
+
+
+def bootstrap(settings: EngineSettings | None = None) -> ProcessEngine:
+    settings = settings or EngineSettings()
+    runtime = ServiceRuntime(settings)
+    instances = InstanceRepository(runtime.db)
+    engine = Engine(DefinitionRepository(runtime.db), instances, load_catalogue(settings.catalogue_file),
+                    lease_seconds=settings.timer_lease_seconds)
+    runtime.add_consumer(QUEUE, {}, [Binding(EVENTS, "#")], fallback=engine.handle_event)
+    relay = runtime.add_relay([instances.collection])
+    engine.on_outbox = relay.wake
+    return ProcessEngine(runtime, engine, settings)

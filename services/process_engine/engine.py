@@ -1,0 +1,365 @@
+"""The durable orchestrator: events in, commands out, one MongoDB document per case.
+
+Every change to an instance is load → deserialize → apply → serialize → revision-checked replace, with the
+commands it causes in the same document's outbox and the id of the message it applied in ``applied``. A
+crash anywhere before the replace leaves the message unacknowledged and the instance unchanged; a crash
+after it is a redelivery that ``applied`` turns into a no-op. SpiffWorkflow runs in a worker thread (it is
+CPU-bound) and a workflow object never outlives one attempt, so no two coroutines share one.
+
+Reply protocol: a service answers a command with ``ips.opdracht.voltooid.v1`` (data = the result) or
+``ips.opdracht.mislukt.v1`` (data = {code, message}); ``causationid`` is the command id and ``subject`` the
+case id. Any other event whose subject is a case id is delivered to that case as a BPMN message of the same
+name; a message nothing waits for yet is kept in the instance and delivered once something does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bson.binary import Binary
+
+from process_engine import runtime as rt
+from process_engine.repository import DefinitionRepository, InstanceRepository, public_variables, remember_applied
+from servicekit.broker import COMMANDS
+from servicekit.envelope import CloudEvent, source_for
+from servicekit.logging import get_logger
+from servicekit.store import ConcurrencyError, Document, DuplicateKeyError
+
+log = get_logger(__name__)
+
+SERVICE = "process_engine"
+COMMAND_COMPLETED = "ips.opdracht.voltooid.v1"
+COMMAND_FAILED = "ips.opdracht.mislukt.v1"
+MAX_CONFLICT_RETRIES = 50
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(ValueError):
+    """The request does not fit the instance's current state (409)."""
+
+
+@dataclass
+class Change:
+    """What one attempt at mutating an instance produced."""
+
+    doc: Document
+    commands: list[rt.PendingCommand]
+
+
+Clock = Callable[[], datetime]
+
+
+class Engine:
+    def __init__(self, definitions: DefinitionRepository, instances: InstanceRepository,
+                 message_catalogue: set[str] | None = None, clock: Clock | None = None,
+                 worker_id: str | None = None, lease_seconds: float = 30.0) -> None:
+        self.definitions = definitions
+        self.instances = instances
+        self.catalogue = message_catalogue
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+        self.lease = timedelta(seconds=lease_seconds)
+        self.on_outbox: Callable[[], None] = lambda: None
+        self._parsed: dict[str, rt.ParsedDefinition] = {}
+        self._start_index: dict[str, str] = {}  # start message → process id (latest deployment)
+
+    # ------------------------------------------------------------------ definitions
+    async def deploy(self, files: dict[str, bytes], deployed_by: str) -> tuple[Document, bool]:
+        """Validate and store a definition once by content hash. Raises rt.DefinitionError with problems."""
+        parsed = await asyncio.to_thread(rt.parse_definition, files, self.catalogue)
+        doc = {
+            "_id": parsed.content_hash,
+            "process_id": parsed.process_id,
+            # a list, not a dict: FerretDB refuses keys with a dot (file names)
+            "files": [{"name": name, "xml": data.decode()} for name, data in sorted(files.items())],
+            "start_messages": sorted(parsed.start_message_names),
+            "messages": sorted(parsed.message_names),
+            "deployed_at": self.clock(),
+            "deployed_by": deployed_by,
+        }
+        created = await self.definitions.add(doc)
+        self._parsed[parsed.content_hash] = parsed
+        for name in parsed.start_message_names:
+            self._start_index[name] = parsed.process_id
+        stored = await self.definitions.get(parsed.content_hash)
+        assert stored is not None
+        log.info("definition.deployed", process=parsed.process_id, hash=parsed.content_hash[:12],
+                 version=stored["version"], new=created)
+        return stored, created
+
+    async def load_index(self) -> None:
+        for doc in await self.definitions.all():
+            for name in doc.get("start_messages", []):
+                self._start_index[name] = doc["process_id"]
+
+    async def parsed(self, content_hash: str) -> rt.ParsedDefinition:
+        if content_hash not in self._parsed:
+            doc = await self.definitions.get(content_hash)
+            if doc is None:
+                raise NotFound(f"definition {content_hash}")
+            files = {f["name"]: f["xml"].encode() for f in doc["files"]}
+            self._parsed[content_hash] = await asyncio.to_thread(rt.parse_definition, files, None)
+        return self._parsed[content_hash]
+
+    # ------------------------------------------------------------------ events in
+    async def handle_event(self, event: CloudEvent) -> None:
+        """Consumer entry point for every domain event. Idempotent per event id."""
+        case_id = event.subject
+        if not case_id:
+            return
+        if event.type in (COMMAND_COMPLETED, COMMAND_FAILED):
+            await self._mutate(case_id, event.id, lambda wf, doc: self._apply_reply(wf, doc, event))
+            return
+        if await self.instances.store.get(case_id) is None and event.type in self._start_index:
+            if await self._start(case_id, event):
+                return
+        await self._mutate(case_id, event.id, lambda wf, doc: self._apply_message(wf, doc, event),
+                           missing_ok=True)
+
+    async def _start(self, case_id: str, event: CloudEvent) -> bool:
+        definition = await self.definitions.latest(self._start_index[event.type])
+        assert definition is not None
+        parsed = await self.parsed(definition["_id"])
+
+        def run() -> Change:
+            workflow, result = rt.start_instance(parsed, event.type, event.data, case_id=case_id)
+            doc: Document = {"_id": case_id, "process_id": parsed.process_id, "definition_hash": parsed.content_hash,
+                             "status": "running", "started_at": self.clock(), "kept": [], "incidents": [],
+                             "journal": [{"at": self.clock(), "what": "gestart", "message": event.type}],
+                             "applied": [event.id], "correlation_id": event.correlationid or event.id}
+            return Change(self._snapshot(workflow, doc, result), result.commands)
+
+        change = await asyncio.to_thread(run)
+        try:
+            await self.instances.store.insert(change.doc, self._command_events(change))
+        except DuplicateKeyError:
+            return False  # another worker started it; deliver to the existing instance instead
+        self.on_outbox()
+        log.info("instance.started", case_id=case_id, process=parsed.process_id)
+        return True
+
+    def _apply_reply(self, wf: Any, doc: Document, event: CloudEvent) -> list[rt.PendingCommand] | None:
+        command_id = event.causationid or ""
+        try:
+            if event.type == COMMAND_COMPLETED:
+                result = rt.complete_command(wf, command_id, dict(event.data))
+                self._journal(doc, "opdracht voltooid", command=command_id)
+                return self._after(wf, doc, result)
+            outcome = rt.fail_command(wf, command_id, str(event.data.get("code", "onbekend")),
+                                      str(event.data.get("message", ""))[:500])
+        except rt.UnknownCommandError:
+            log.info("reply.ignored", command_id=command_id, reason="no open command (late or duplicate)")
+            return None
+        if isinstance(outcome, rt.Incident):
+            doc["incidents"] = [*doc.get("incidents", []), {
+                "commandId": outcome.command_id, "commandType": outcome.command_type,
+                "elementId": outcome.element_id, "attempt": outcome.attempt, "errorCode": outcome.error_code,
+                "message": outcome.message, "at": self.clock(), "resolved": False}]
+            self._journal(doc, "incident", element=outcome.element_id, code=outcome.error_code)
+            log.warning("instance.incident", element=outcome.element_id, code=outcome.error_code)
+            return self._after(wf, doc, rt.step(wf))
+        self._journal(doc, "fout afgehandeld door error boundary", command=command_id)
+        return self._after(wf, doc, outcome)
+
+    def _apply_message(self, wf: Any, doc: Document, event: CloudEvent) -> list[rt.PendingCommand] | None:
+        result = rt.deliver_message(wf, event.type, dict(event.data))
+        if result is None:
+            doc["kept"] = [*doc.get("kept", []), {"id": event.id, "name": event.type, "payload": dict(event.data)}]
+            self._journal(doc, "bericht bewaard", message=event.type)
+            return []
+        self._journal(doc, "bericht ontvangen", message=event.type)
+        return self._after(wf, doc, result)
+
+    def _after(self, wf: Any, doc: Document, result: rt.StepResult) -> list[rt.PendingCommand]:
+        """Deliver kept messages the instance now waits for; collect every new command."""
+        commands = list(result.commands)
+        kept = [rt.KeptMessage(k["name"], k["payload"]) for k in doc.get("kept", [])]
+        if kept:
+            remaining, extra = rt.deliver_kept_messages(wf, kept)
+            if extra is not None:
+                commands.extend(extra.commands)
+                self._journal(doc, "bewaard bericht afgeleverd")
+            names = [(m.name, m.payload) for m in remaining]
+            doc["kept"] = [k for k in doc.get("kept", []) if (k["name"], k["payload"]) in names]
+        return commands
+
+    # ------------------------------------------------------------------ timers
+    async def fire_due_timers(self) -> int:
+        """One poll: fire the due timers of every instance whose lease this worker takes."""
+        now = self.clock()
+        fired = 0
+        for doc in await self.instances.due_timers(now):
+            if not await self.instances.take_timer_lease(doc, self.worker_id, now + self.lease, now):
+                continue
+            await self._mutate(doc["_id"], None, lambda wf, d: self._fire(wf, d, now))
+            fired += 1
+        return fired
+
+    def _fire(self, wf: Any, doc: Document, now: datetime) -> list[rt.PendingCommand] | None:
+        due = rt.next_timer_at(wf)
+        if due is None or due > now:
+            return None
+        result = rt.fire_due_timers(wf, now)
+        self._journal(doc, "timer afgegaan", due=due)
+        return self._after(wf, doc, result)
+
+    async def run_timer_poller(self, interval: float) -> None:
+        while True:
+            try:
+                await self.fire_due_timers()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep polling; the error is logged and retried next tick
+                log.error("timers.poll_failed", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(interval)
+
+    # ------------------------------------------------------------------ user tasks and admin actions
+    async def complete_user_task(self, case_id: str, task_id: str, data: dict[str, Any], by: str) -> Document:
+        def apply(wf: Any, doc: Document) -> list[rt.PendingCommand]:
+            task = next((t for t in doc.get("user_tasks", []) if t["taskId"] == task_id), None)
+            if task is None:
+                raise NotFound(f"task {task_id}")
+            if task.get("claimedBy") and task["claimedBy"] != by:
+                raise Conflict(f"task is claimed by {task['claimedBy']}")
+            result = rt.complete_user_task(wf, task_id, data)
+            self._journal(doc, "taak afgerond", element=task["elementId"], by=by)
+            return self._after(wf, doc, result)
+        return await self._mutate(case_id, None, apply, user_action=True)
+
+    async def claim(self, case_id: str, task_id: str, by: str | None) -> Document:
+        def apply(_wf: Any, doc: Document) -> list[rt.PendingCommand]:
+            for t in doc.get("user_tasks", []):
+                if t["taskId"] == task_id:
+                    if by and t.get("claimedBy") not in (None, by):
+                        raise Conflict(f"task is claimed by {t['claimedBy']}")
+                    t["claimedBy"] = by
+                    self._journal(doc, "taak geclaimd" if by else "taak vrijgegeven", element=t["elementId"])
+                    return []
+            raise NotFound(f"task {task_id}")
+        return await self._mutate(case_id, None, apply, run_engine=False)
+
+    async def retry_incident(self, case_id: str, command_id: str, by: str) -> Document:
+        def apply(wf: Any, doc: Document) -> list[rt.PendingCommand]:
+            open_ = [i for i in doc.get("incidents", []) if i["commandId"] == command_id and not i["resolved"]]
+            if not open_:
+                raise NotFound(f"open incident for command {command_id}")
+            result = rt.retry_incident(wf, command_id)
+            for incident in open_:
+                incident["resolved"] = True
+                incident["resolvedBy"] = by
+            self._journal(doc, "incident opnieuw geprobeerd", command=command_id, by=by)
+            return self._after(wf, doc, result)
+        return await self._mutate(case_id, None, apply, user_action=True)
+
+    async def cancel(self, case_id: str, by: str) -> Document:
+        def apply(wf: Any, doc: Document) -> list[rt.PendingCommand]:
+            wf.cancel()
+            doc["status"] = "cancelled"
+            self._journal(doc, "geannuleerd", by=by)
+            return []
+        return await self._mutate(case_id, None, apply, user_action=True)
+
+    async def migrate(self, case_id: str, target_hash: str, by: str) -> Document:
+        target = await self.parsed(target_hash)
+
+        def apply(wf: Any, doc: Document) -> list[rt.PendingCommand]:
+            if doc["definition_hash"] == target_hash:
+                raise Conflict("instance already runs on this definition")
+            dropped = rt.migrate(wf, target)
+            doc["definition_hash"] = target_hash
+            self._journal(doc, "gemigreerd", to=target_hash[:12], by=by, dropped=dropped)
+            return self._after(wf, doc, rt.step(wf))
+        return await self._mutate(case_id, None, apply, user_action=True)
+
+    # ------------------------------------------------------------------ the one way an instance changes
+    async def _mutate(self, case_id: str, message_id: str | None,
+                      apply: Callable[[Any, Document], list[rt.PendingCommand] | None], *,
+                      missing_ok: bool = False, user_action: bool = False, run_engine: bool = True) -> Document:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            doc = await self.instances.store.get(case_id)
+            if doc is None:
+                if missing_ok:
+                    log.info("message.no_instance", case_id=case_id)
+                    return {}
+                raise NotFound(f"case {case_id}")
+            if message_id and message_id in doc.get("applied", []):
+                return doc
+            if doc["status"] != "running":
+                if user_action:
+                    raise Conflict(f"case is {doc['status']}")
+                return doc
+            parsed = await self.parsed(doc["definition_hash"])
+
+            def attempt(doc: Document = doc, parsed: rt.ParsedDefinition = parsed) -> Change | None:
+                wf = rt.deserialize(parsed, bytes(doc["state"]))
+                with rt.use_clock(self.clock):
+                    commands = apply(wf, doc)
+                if commands is None:
+                    return None
+                if message_id:
+                    remember_applied(doc, message_id)
+                result = rt.StepResult(commands, rt.is_completed(wf), rt.next_timer_at(wf),
+                                       rt.waiting_message_names(wf), rt.ready_user_tasks(wf))
+                return Change(self._snapshot(wf, doc, result), commands)
+
+            change = await asyncio.to_thread(attempt)
+            if change is None:
+                if message_id:  # nothing to do, but remember the id so the redelivery is cheap
+                    with contextlib.suppress(ConcurrencyError):
+                        remember_applied(doc, message_id)
+                        await self.instances.store.replace(doc)
+                return doc
+            try:
+                stored = await self.instances.store.replace(change.doc, self._command_events(change))
+            except ConcurrencyError:
+                continue
+            if change.commands:
+                self.on_outbox()
+            return stored
+        raise ConcurrencyError(f"case {case_id}: too many concurrent changes")
+
+    def _snapshot(self, wf: Any, doc: Document, result: rt.StepResult) -> Document:
+        previous = {t["taskId"]: t for t in doc.get("user_tasks", [])}
+        doc["state"] = Binary(rt.serialize(wf))
+        doc["active_elements"] = rt.active_element_ids(wf)
+        doc["waiting_messages"] = result.waiting_messages
+        doc["next_timer_at"] = result.next_timer_at
+        doc["timer_lease_until"] = None
+        doc["user_tasks"] = [{
+            "taskId": t.task_id, "elementId": t.element_id, "name": t.name, "lane": t.lane,
+            "formSchema": t.form_schema, "claimedBy": previous.get(t.task_id, {}).get("claimedBy"),
+            "since": previous.get(t.task_id, {}).get("since") or self.clock(),
+        } for t in result.user_tasks]
+        doc["has_user_tasks"] = bool(doc["user_tasks"])
+        doc["variables"] = public_variables(dict(wf.data))
+        doc["history"] = [{"elementId": h.element_id, "name": h.name, "endedAt": h.ended_at}
+                          for h in rt.history(wf)]
+        doc["updated_at"] = self.clock()
+        if result.completed and doc.get("status") == "running":
+            doc["status"] = "completed"
+            doc["completed_at"] = self.clock()
+            doc["next_timer_at"] = None
+            self._journal(doc, "afgerond")
+        return doc
+
+    def _command_events(self, change: Change) -> list[tuple[CloudEvent, str]]:
+        case_id = change.doc["_id"]
+        correlation = change.doc.get("correlation_id")
+        return [(CloudEvent(id=c.command_id, source=source_for(SERVICE),
+                            type=c.command_type, subject=case_id, time=self.clock(),
+                            data={**c.params, "elementId": c.element_id, "attempt": c.attempt},
+                            correlationid=correlation), COMMANDS)
+                for c in change.commands]
+
+    def _journal(self, doc: Document, what: str, **details: Any) -> None:
+        doc["journal"] = [*doc.get("journal", []), {"at": self.clock(), "what": what, **details}][-200:]

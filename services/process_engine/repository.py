@@ -1,0 +1,90 @@
+"""Documents of the process engine: deployed definitions (by content hash) and one instance per case."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import DESCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from servicekit.store import Document, DocumentStore
+
+#: How many applied message ids an instance remembers for de-duplication (older ones cannot come back:
+#: the broker redelivers recent messages, and replies to closed commands are dropped anyway).
+APPLIED_MEMORY = 500
+
+
+class DefinitionRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.collection = db["definitions"]
+
+    async def get(self, content_hash: str) -> Document | None:
+        return await self.collection.find_one({"_id": content_hash})
+
+    async def add(self, doc: Document) -> bool:
+        """Store a definition once; False when the same content was deployed before."""
+        if await self.get(doc["_id"]):
+            return False
+        latest = await self.latest(doc["process_id"])
+        doc["version"] = (latest["version"] + 1) if latest else 1
+        await self.collection.insert_one(doc)
+        return True
+
+    async def latest(self, process_id: str) -> Document | None:
+        docs = await self.collection.find({"process_id": process_id}).sort("version", DESCENDING).limit(1).to_list(1)
+        return docs[0] if docs else None
+
+    async def all(self) -> list[Document]:
+        return await self.collection.find({}, {"files": 0}).sort([("process_id", 1), ("version", 1)]).to_list(None)
+
+
+class InstanceRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.store = DocumentStore(db, "instances")
+        self.collection = self.store.collection
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index("has_outbox")
+        await self.collection.create_index("next_timer_at")
+        await self.collection.create_index("has_user_tasks")
+
+    async def due_timers(self, now: datetime, limit: int = 100) -> list[Document]:
+        return await self.collection.find(
+            {"next_timer_at": {"$lte": now}, "status": "running"},
+            {"_id": 1, "revision": 1, "next_timer_at": 1, "timer_lease_until": 1},
+        ).limit(limit).to_list(None)
+
+    async def take_timer_lease(self, doc: Document, owner: str, until: datetime, now: datetime) -> bool:
+        """Claim the right to fire this instance's due timers. One worker wins; others skip it.
+
+        Correctness does not depend on the lease (the final save is revision-checked and command ids are
+        deterministic); the lease only keeps two workers from doing the same work.
+        """
+        lease = doc.get("timer_lease_until")
+        if lease is not None and lease > now:
+            return False
+        result = await self.collection.update_one(
+            {"_id": doc["_id"], "revision": doc["revision"]},
+            {"$set": {"timer_lease_until": until, "timer_lease_owner": owner}, "$inc": {"revision": 1}},
+        )
+        return result.matched_count == 1
+
+    async def with_user_tasks(self) -> list[Document]:
+        return await self.collection.find(
+            {"has_user_tasks": True, "status": "running"},
+            {"_id": 1, "user_tasks": 1, "process_id": 1, "variables": 1},
+        ).to_list(None)
+
+
+def remember_applied(doc: Document, message_id: str) -> None:
+    applied = list(doc.get("applied") or [])
+    applied.append(message_id)
+    doc["applied"] = applied[-APPLIED_MEMORY:]
+
+
+def public_variables(data: dict[str, Any]) -> dict[str, Any]:
+    """Process variables an API may show: no personal data, nothing internal."""
+    hidden = {"bsn", "burgerservicenummer", "naam", "adres", "geboortedatum", "diagnose"}
+    return {k: v for k, v in data.items()
+            if not k.startswith("_") and not k.startswith("spiff") and k.lower() not in hidden}
