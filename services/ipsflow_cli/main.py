@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ipsflow_cli.bpmn import bpmn_app
 from ipsflow_cli.run import run_system
 
 app = typer.Typer(help="ipsflow: beheer van de IPS-subsidieketen (stack, wachtrijen, dlq).", no_args_is_help=True)
@@ -23,6 +24,7 @@ stack_app = typer.Typer(help="De lokale stack zonder Docker: RabbitMQ en FerretD
 dlq_app = typer.Typer(help="Parkeerplaatsen (<queue>.dlq): bekijken, terugzetten, legen.", no_args_is_help=True)
 app.add_typer(stack_app, name="stack")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(bpmn_app, name="bpmn")
 console = Console()
 
 ROOT = Path(__file__).resolve().parents[2]

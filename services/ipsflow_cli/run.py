@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 # (package, port): the processes that make up ipsflow; each serves /ready and its API docs.
-SERVICES: list[tuple[str, int]] = [("intake", 8001), ("notifications", 8004)]
+SERVICES: list[tuple[str, int]] = [("intake", 8001), ("notifications", 8004), ("process_engine", 8005)]
 
 DEMO_APPLICATIONS = [
     {"clientReferentie": "DEMO-0001", "gemeenteCode": "0957", "trajectType": "CMD", "ggzKvkNummer": "41178211"},

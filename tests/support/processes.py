@@ -71,6 +71,13 @@ class ServiceProcess:
         assert self.proc is not None
         return self.proc.wait(timeout=timeout)
 
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no acks, whatever was in flight is lost by the process."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()

@@ -1,0 +1,94 @@
+"""``ipsflow bpmn``: deploy, list and compare process definitions through the engine's API."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+bpmn_app = typer.Typer(help="Procesdefinities (BPMN/DMN) uitrollen, tonen en vergelijken.", no_args_is_help=True)
+console = Console()
+
+
+def _engine() -> str:
+    return os.environ.get("IPSFLOW_ENGINE_URL", "http://127.0.0.1:8005")
+
+
+def _user() -> dict[str, str]:
+    return {"X-Ipsflow-Gebruiker": os.environ.get("IPSFLOW_USER", os.environ.get("USER", "beheerder"))}
+
+
+def _get(path: str) -> httpx.Response:
+    try:
+        return httpx.get(f"{_engine()}/api/v1{path}", timeout=30)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]process engine onbereikbaar op {_engine()}[/red]: {exc}")
+        raise typer.Exit(1) from None
+
+
+@bpmn_app.command("deploy")
+def deploy(paths: Annotated[list[Path], typer.Argument(help=".bpmn/.dmn-bestanden of een map.")]) -> None:
+    """Validate and deploy a new version; problems are shown per BPMN element."""
+    files: dict[str, str] = {}
+    for path in paths:
+        candidates = sorted(path.iterdir()) if path.is_dir() else [path]
+        files.update({p.name: p.read_text() for p in candidates if p.suffix in (".bpmn", ".dmn")})
+    if not files:
+        console.print("[red]geen .bpmn- of .dmn-bestanden gevonden[/red]")
+        raise typer.Exit(2)
+    try:
+        response = httpx.post(f"{_engine()}/api/v1/procesdefinities", json={"bestanden": files}, headers=_user(),
+                              timeout=60)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]process engine onbereikbaar op {_engine()}[/red]: {exc}")
+        raise typer.Exit(1) from None
+    body = response.json()
+    if response.status_code >= 400:
+        console.print(f"[red]{body.get('title')}[/red]: {body.get('detail', '')}")
+        for problem in body.get("invalidParams", []):
+            console.print(f"  {problem.get('file', '')} [bold]{problem['name']}[/bold]: {problem['reason']}")
+        raise typer.Exit(1)
+    state = "nieuwe versie" if response.status_code == 201 else "al uitgerold"
+    console.print(f"[green]{body['processId']} versie {body['versie']}[/green] ({state}) hash {body['hash'][:12]}")
+
+
+@bpmn_app.command("list")
+def list_() -> None:
+    """Every deployed version per process."""
+    table = Table(title="procesdefinities")
+    for col in ("proces", "versie", "hash", "uitgerold", "door"):
+        table.add_column(col)
+    for d in _get("/procesdefinities").json():
+        table.add_row(d["processId"], str(d["versie"]), d["hash"][:12], str(d["uitgerold"])[:19], d["uitgerolddoor"])
+    console.print(table)
+
+
+@bpmn_app.command("diff")
+def diff(old: str, new: str) -> None:
+    """Unified diff of two deployed versions (hash prefixes are enough)."""
+    index = {d["hash"]: d for d in _get("/procesdefinities").json()}
+
+    def resolve(prefix: str) -> dict[str, str]:
+        matches = [h for h in index if h.startswith(prefix)]
+        if len(matches) != 1:
+            console.print(f"[red]{prefix}: {len(matches)} definities passen[/red]")
+            raise typer.Exit(2)
+        return _get(f"/procesdefinities/{matches[0]}").json()["bestanden"]  # type: ignore[no-any-return]
+
+    a, b = resolve(old), resolve(new)
+    changed = False
+    for name in sorted(set(a) | set(b)):
+        lines = difflib.unified_diff(a.get(name, "").splitlines(), b.get(name, "").splitlines(),
+                                     f"{old}/{name}", f"{new}/{name}", lineterm="")
+        for line in lines:
+            changed = True
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else None
+            console.print(line, style=style, markup=False, highlight=False)
+    if not changed:
+        console.print("geen verschillen")
