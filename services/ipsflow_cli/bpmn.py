@@ -21,12 +21,18 @@ def _engine() -> str:
 
 
 def _user() -> dict[str, str]:
-    return {"X-Ipsflow-Gebruiker": os.environ.get("IPSFLOW_USER", os.environ.get("USER", "beheerder"))}
+    """IPSFLOW_TOKEN, else a development token for functioneel beheer (only a dev-key server accepts it)."""
+    token = os.environ.get("IPSFLOW_TOKEN")
+    if not token:
+        from servicekit.auth import mint_token
+
+        token = mint_token(os.environ.get("USER", "beheerder"), "beheer", "ipsflow", ["procesbeheerder"])
+    return {"Authorization": f"Bearer {token}"}
 
 
 def _get(path: str) -> httpx.Response:
     try:
-        return httpx.get(f"{_engine()}/api/v1{path}", timeout=30)
+        return httpx.get(f"{_engine()}/api/v1{path}", headers=_user(), timeout=30)
     except httpx.HTTPError as exc:
         console.print(f"[red]process engine onbereikbaar op {_engine()}[/red]: {exc}")
         raise typer.Exit(1) from None

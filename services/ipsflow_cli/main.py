@@ -158,6 +158,22 @@ def dlq_purge(queue: str, yes: Annotated[bool, typer.Option("--yes", help="Niet 
 
 
 @app.command()
+def token(subject: Annotated[str, typer.Option("--sub", help="Gebruikers-id.")],
+          org_type: Annotated[str, typer.Option(help="ggz, gemeente, uwv of beheer.")],
+          org: Annotated[str, typer.Option(help="KvK/AGB, CBS-gemeentecode, UWV of ipsflow.")],
+          role: Annotated[list[str] | None, typer.Option("--role", help="Rol; mag vaker.")] = None,
+          hours: Annotated[int, typer.Option(min=1, max=24 * 30)] = 8) -> None:
+    """Mint a development bearer token (RS256, key in .local/dev-keys); never for production."""
+    from servicekit.auth import mint_token
+
+    try:
+        sys.stdout.write(mint_token(subject, org_type, org, role or [], hours * 3600) + "\n")
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
 def run(demo: Annotated[bool, typer.Option(help="Laad demogegevens zodra alles draait.")] = True) -> None:
     """Start every service against the local stack (Ctrl-C stops them)."""
     raise typer.Exit(run_system(ROOT, demo=demo))

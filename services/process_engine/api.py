@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -15,6 +16,7 @@ from pydantic.alias_generators import to_camel
 from process_engine import runtime as rt
 from process_engine.bootstrap import EngineSettings, ProcessEngine, bootstrap, definition_files
 from process_engine.engine import Conflict, Engine, NotFound
+from servicekit.auth import Principal, PrincipalDep, forbid
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.logging import get_logger
 
@@ -42,8 +44,34 @@ def get_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
-# Until bearer tokens arrive (issue 4), the acting user is named by the portal in this header.
-UserDep = Annotated[str, Header(alias="X-Ipsflow-Gebruiker", max_length=200)]
+#: Variables that tie a case to an organisation: a caller of that organisation type must match them.
+ORGANISATION_VARIABLES = {"gemeente": "gemeenteCode", "ggz": "ggzKvkNummer"}
+
+
+def _require_admin(principal: Principal) -> None:
+    if principal.org_type != "beheer":
+        raise forbid("Alleen functioneel beheer mag dit.")
+
+
+def _variable(variables: dict[str, Any], name: str) -> Any:
+    if name in variables:
+        return variables[name]
+    for value in variables.values():  # one level down: message variables hold the event data
+        if isinstance(value, dict) and name in value:
+            return value[name]
+    return None
+
+
+def may_see(principal: Principal, task: dict[str, Any], variables: dict[str, Any]) -> bool:
+    """A user task is for callers with the role named by its lane, of the organisation the case belongs to."""
+    if principal.org_type == "beheer":
+        return True
+    lane = (task.get("lane") or "").lower()
+    if lane and not principal.has_role(lane):
+        return False
+    scope = ORGANISATION_VARIABLES.get(principal.org_type)
+    owner = _variable(variables, scope) if scope else None
+    return owner is None or str(owner) == principal.org
 
 
 def _case_view(doc: dict[str, Any]) -> dict[str, Any]:
@@ -112,7 +140,8 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
 
 def _routes(app: FastAPI, pe: ProcessEngine) -> None:  # noqa: C901 - one place that lists the API
     @app.post(f"{API_PREFIX}/procesdefinities", status_code=201, tags=["procesdefinities"])
-    async def deploy(body: Deployment, engine: EngineDep, user: UserDep):  # type: ignore[no-untyped-def]
+    async def deploy(body: Deployment, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
+        _require_admin(principal)
         files = {name: xml.encode() for name, xml in body.bestanden.items()}
         bad = [n for n in files if not n.endswith((".bpmn", ".dmn"))]
         if bad:
@@ -120,91 +149,109 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:  # noqa: C901 - one place 
                            invalid_params=[{"name": f"bestanden.{n}", "code": "extension", "reason": "geen .bpmn/.dmn"}
                                            for n in bad])
         try:
-            doc, created = await engine.deploy(files, deployed_by=user)
+            doc, created = await engine.deploy(files, deployed_by=principal.subject)
         except rt.DefinitionError as exc:
             return problem(400, "Procesdefinitie geweigerd", "De definitie is niet uitgerold; zie invalidParams.",
                            type_="https://ipsflow.nl/problems/procesdefinitie-ongeldig",
                            invalid_params=[{"name": p.element_id or p.file or "definitie", "file": p.file or "",
                                             "code": "bpmn", "reason": p.message} for p in exc.problems])
-        return JSONResponse(_definition_view(doc), status_code=201 if created else 200)
+        return JSONResponse(jsonable_encoder(_definition_view(doc)), status_code=201 if created else 200)
 
     @app.get(f"{API_PREFIX}/procesdefinities", tags=["procesdefinities"])
-    async def definitions(engine: EngineDep):  # type: ignore[no-untyped-def]
+    async def definitions(engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         return [_definition_view(d) for d in await engine.definitions.all()]
 
     @app.get(f"{API_PREFIX}/procesdefinities/{{content_hash}}", tags=["procesdefinities"])
-    async def definition(content_hash: str, engine: EngineDep):  # type: ignore[no-untyped-def]
+    async def definition(content_hash: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         doc = await engine.definitions.get(content_hash)
         if doc is None:
             return problem(404, "Niet gevonden", "Geen definitie met deze hash.")
         return {**_definition_view(doc), "bestanden": {f["name"]: f["xml"] for f in doc["files"]}}
 
     @app.get(f"{API_PREFIX}/zaken/{{case_id}}", tags=["zaken"])
-    async def case(case_id: str, engine: EngineDep):  # type: ignore[no-untyped-def]
+    async def case(case_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         doc = await engine.instances.store.get(case_id)
         if doc is None:
             return problem(404, "Niet gevonden", "Geen zaak met dit kenmerk.")
+        scope = ORGANISATION_VARIABLES.get(principal.org_type)
+        owner = _variable(doc.get("variables", {}), scope) if scope else None
+        if owner is not None and str(owner) != principal.org:
+            raise forbid("Deze zaak hoort bij een andere organisatie.")
         return _case_view(doc)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/incidenten/{{command_id}}/opnieuw", tags=["zaken"])
-    async def retry(case_id: str, command_id: str, engine: EngineDep, user: UserDep):  # type: ignore[no-untyped-def]
+    async def retry(case_id: str, command_id: str, engine: EngineDep,  # type: ignore[no-untyped-def]
+                    principal: PrincipalDep):
+        _require_admin(principal)
         try:
-            return _case_view(await engine.retry_incident(case_id, command_id, user))
+            return _case_view(await engine.retry_incident(case_id, command_id, principal.subject))
         except Exception as exc:  # noqa: BLE001 - mapped to problem+json, re-raised otherwise
             return _errors(exc)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/annuleren", tags=["zaken"])
-    async def cancel(case_id: str, engine: EngineDep, user: UserDep):  # type: ignore[no-untyped-def]
+    async def cancel(case_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
+        _require_admin(principal)
         try:
-            return _case_view(await engine.cancel(case_id, user))
+            return _case_view(await engine.cancel(case_id, principal.subject))
         except Exception as exc:  # noqa: BLE001
             return _errors(exc)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/migreren", tags=["zaken"])
-    async def migrate(case_id: str, body: Migration, engine: EngineDep, user: UserDep):  # type: ignore[no-untyped-def]
+    async def migrate(case_id: str, body: Migration, engine: EngineDep,  # type: ignore[no-untyped-def]
+                      principal: PrincipalDep):
+        _require_admin(principal)
         try:
-            return _case_view(await engine.migrate(case_id, body.definitie_hash, user))
+            return _case_view(await engine.migrate(case_id, body.definitie_hash, principal.subject))
         except Exception as exc:  # noqa: BLE001
             return _errors(exc)
 
     @app.get(f"{API_PREFIX}/taken", tags=["taken"])
-    async def tasks(engine: EngineDep, lane: str | None = None):  # type: ignore[no-untyped-def]
+    async def tasks(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
+                    lane: str | None = None):
         out = []
         for doc in await engine.instances.with_user_tasks():
-            out.extend(_task_view(doc, t) for t in doc.get("user_tasks", []) if lane is None or t["lane"] == lane)
+            out.extend(_task_view(doc, t) for t in doc.get("user_tasks", [])
+                       if (lane is None or t["lane"] == lane) and may_see(principal, t, doc.get("variables", {})))
         return out
 
-    async def _find_task(engine: Engine, task_id: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    async def _find_task(engine: Engine, task_id: str,
+                         principal: Principal) -> tuple[dict[str, Any], dict[str, Any]] | None:
         doc = await engine.instances.collection.find_one({"user_tasks.taskId": task_id})
         if doc is None:
             return None
-        return doc, next(t for t in doc["user_tasks"] if t["taskId"] == task_id)
+        task = next(t for t in doc["user_tasks"] if t["taskId"] == task_id)
+        if not may_see(principal, task, doc.get("variables", {})):
+            raise forbid("Deze taak is niet voor uw rol of organisatie.")
+        return doc, task
 
     @app.get(f"{API_PREFIX}/taken/{{task_id}}", tags=["taken"])
-    async def task(task_id: str, engine: EngineDep):  # type: ignore[no-untyped-def]
-        found = await _find_task(engine, task_id)
+    async def task(task_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
+        found = await _find_task(engine, task_id, principal)
         if found is None:
             return problem(404, "Niet gevonden", "Geen open taak met dit kenmerk.")
         return _task_view(*found, with_form=True)
 
     @app.post(f"{API_PREFIX}/taken/{{task_id}}/afronden", tags=["taken"])
-    async def complete(task_id: str, body: TaskCompletion, engine: EngineDep, user: UserDep):  # type: ignore[no-untyped-def]
-        found = await _find_task(engine, task_id)
+    async def complete(task_id: str, body: TaskCompletion, engine: EngineDep,  # type: ignore[no-untyped-def]
+                       principal: PrincipalDep):
+        found = await _find_task(engine, task_id, principal)
         if found is None:
             return problem(404, "Niet gevonden", "Geen open taak met dit kenmerk.")
         try:
-            return _case_view(await engine.complete_user_task(found[0]["_id"], task_id, body.gegevens, user))
+            return _case_view(await engine.complete_user_task(found[0]["_id"], task_id, body.gegevens,
+                                                              principal.subject))
         except Exception as exc:  # noqa: BLE001
             return _errors(exc)
 
     for action, claim in (("claimen", True), ("vrijgeven", False)):
         def make(claim: bool = claim):  # type: ignore[no-untyped-def]
-            async def endpoint(task_id: str, engine: EngineDep, user: UserDep):  # type: ignore[no-untyped-def]
-                found = await _find_task(engine, task_id)
+            async def endpoint(task_id: str, engine: EngineDep,  # type: ignore[no-untyped-def]
+                               principal: PrincipalDep):
+                found = await _find_task(engine, task_id, principal)
                 if found is None:
                     return problem(404, "Niet gevonden", "Geen open taak met dit kenmerk.")
                 try:
-                    doc = await engine.claim(found[0]["_id"], task_id, user if claim else None)
+                    doc = await engine.claim(found[0]["_id"], task_id, principal.subject if claim else None)
                 except Exception as exc:  # noqa: BLE001
                     return _errors(exc)
                 return next(_task_view(doc, t) for t in doc["user_tasks"] if t["taskId"] == task_id)

@@ -44,6 +44,11 @@ class NotFound(LookupError):
     pass
 
 
+class CaseNotYetKnown(Exception):
+    """A message for a case that does not exist (yet): transient, so the consumer retries it with delay
+    (the start event may still be in flight) and parks it for an admin after the last attempt."""
+
+
 class Conflict(ValueError):
     """The request does not fit the instance's current state (409)."""
 
@@ -289,8 +294,7 @@ class Engine:
             doc = await self.instances.store.get(case_id)
             if doc is None:
                 if missing_ok:
-                    log.info("message.no_instance", case_id=case_id)
-                    return {}
+                    raise CaseNotYetKnown(f"no case {case_id} (yet) for this message")
                 raise NotFound(f"case {case_id}")
             if message_id and message_id in doc.get("applied", []):
                 return doc
@@ -341,7 +345,7 @@ class Engine:
             "since": previous.get(t.task_id, {}).get("since") or self.clock(),
         } for t in result.user_tasks]
         doc["has_user_tasks"] = bool(doc["user_tasks"])
-        doc["variables"] = public_variables(dict(wf.data))
+        doc["variables"] = public_variables(rt.case_variables(wf))
         doc["history"] = [{"elementId": h.element_id, "name": h.name, "endedAt": h.ended_at}
                           for h in rt.history(wf)]
         doc["updated_at"] = self.clock()

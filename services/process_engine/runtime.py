@@ -1119,3 +1119,19 @@ def migrate(workflow: BpmnWorkflow, target: ParsedDefinition) -> list[str]:
 
 class MigrationError(ValueError):
     """The instance cannot move to the requested definition."""
+
+
+def case_variables(workflow: BpmnWorkflow) -> dict[str, Any]:
+    """The data the case currently carries: workflow data plus the data of every active task.
+
+    In SpiffWorkflow data lives on tasks and flows along the branches, so the active tasks hold what the
+    process knows now; the workflow's own data holds what was set for the whole instance.
+    """
+    merged: dict[str, Any] = {}
+    active = _tasks(workflow, _ACTIVE_STATES)
+    if not active and getattr(workflow, "last_task", None) is not None:
+        active = [workflow.last_task]  # a finished case: what its last step knew
+    for task in active:
+        merged.update(task.data)
+    merged.update(workflow.data)
+    return merged

@@ -10,9 +10,10 @@ from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import new_event
 from tests.conftest import eventually
 from tests.support.fake_services import FakeServices
+from tests.support.tokens import ADMIN
 
 BPMN_DIR = Path(__file__).resolve().parents[1] / "bpmn"
-USER = {"X-Ipsflow-Gebruiker": "procesbeheerder"}
+USER = ADMIN
 
 
 async def test_v1_cases_finish_on_v1_new_cases_start_on_v2_and_migrate_moves_one(service, settings_for):
@@ -23,7 +24,7 @@ async def test_v1_cases_finish_on_v1_new_cases_start_on_v2_and_migrate_moves_one
     await fake.start()
 
     def case(case_id: str) -> dict:
-        return httpx.get(f"{engine.url}/api/v1/zaken/{case_id}", timeout=10).json()
+        return httpx.get(f"{engine.url}/api/v1/zaken/{case_id}", headers=ADMIN, timeout=10).json()
 
     async def start(case_id: str) -> None:
         await broker.publish(new_event("ips.test.gestart.v1", service="test", subject=case_id,
@@ -37,7 +38,7 @@ async def test_v1_cases_finish_on_v1_new_cases_start_on_v2_and_migrate_moves_one
     for c in ("v1-blijft", "v1-migreert"):
         await start(c)
         await waiting(c)
-    [v1] = httpx.get(f"{engine.url}/api/v1/procesdefinities", timeout=10).json()
+    [v1] = httpx.get(f"{engine.url}/api/v1/procesdefinities", headers=ADMIN, timeout=10).json()
 
     v2_bpmn = (BPMN_DIR / "test_process.bpmn").read_text().replace('name="Beoordeel op regels"',
                                                                    'name="Beoordeel op regels (versie 2)"')
@@ -98,7 +99,8 @@ def test_cli_deploys_lists_and_diffs_definitions(service, tmp_path):
     assert new.returncode == 0 and "versie 2" in new.stdout, new.stdout
     listed = cli("list")
     assert "test_proces" in listed.stdout or "versie" in listed.stdout
-    hashes = [d["hash"] for d in httpx.get(f"{engine.url}/api/v1/procesdefinities", timeout=10).json()]
+    hashes = [d["hash"] for d in httpx.get(f"{engine.url}/api/v1/procesdefinities", headers=ADMIN,
+                                           timeout=10).json()]
     shown = cli("diff", hashes[0][:12], hashes[1][:12])
     assert '+' in shown.stdout and "Regels v2" in shown.stdout
     (changed / "test_process.bpmn").write_text((BPMN_DIR / "test_process.bpmn").read_text()

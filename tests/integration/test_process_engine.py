@@ -12,11 +12,14 @@ from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import new_event
 from tests.conftest import eventually
 from tests.support.fake_services import FakeServices, succeed
+from tests.support.tokens import ADMIN, bearer
 
 BPMN_DIR = str(Path(__file__).resolve().parents[1] / "bpmn")
 START, CONFIRMED = "ips.test.gestart.v1", "ips.test.bevestigd.v1"
 LARGE, SMALL = 700_000, 120_000
-USER = {"X-Ipsflow-Gebruiker": "behandelaar-1"}
+USER = bearer("behandelaar-1", "gemeente", "0957", "behandelaar")
+OTHER = bearer("iemand-anders", "gemeente", "0957", "behandelaar")
+WEERT = bearer("weert-1", "gemeente", "0988", "behandelaar")
 
 
 @pytest.fixture
@@ -37,7 +40,7 @@ async def _publish(broker: Broker, type_: str, case: str, data: dict) -> None:
 
 
 async def _case(engine, case_id: str) -> dict:
-    response = httpx.get(f"{engine.url}/api/v1/zaken/{case_id}", timeout=10)
+    response = httpx.get(f"{engine.url}/api/v1/zaken/{case_id}", headers=ADMIN, timeout=10)
     return response.json() if response.status_code == 200 else {}
 
 
@@ -61,11 +64,16 @@ async def test_test_process_runs_end_to_end_with_kept_message_timer_user_task_an
     lateness = (datetime.fromisoformat(fired["at"]) - datetime.fromisoformat(fired["due"])).total_seconds()
     assert 0 <= lateness < 1.0, f"timer fired {lateness:.3f}s after its due time"
 
-    listed = httpx.get(f"{engine.url}/api/v1/taken", params={"lane": "Behandelaar"}, timeout=10).json()
+    listed = httpx.get(f"{engine.url}/api/v1/taken", params={"lane": "Behandelaar"}, headers=USER, timeout=10).json()
     [task] = [t for t in listed if t["zaakId"] == "zaak-e2e"]
-    detail = httpx.get(f"{engine.url}/api/v1/taken/{task['id']}", timeout=10).json()
+    detail = httpx.get(f"{engine.url}/api/v1/taken/{task['id']}", headers=USER, timeout=10).json()
     assert detail["formulier"]["required"] == ["akkoord", "toelichting"]
-    assert httpx.get(f"{engine.url}/api/v1/taken", params={"lane": "Systeem"}, timeout=10).json() == []
+    assert httpx.get(f"{engine.url}/api/v1/taken", params={"lane": "Systeem"}, headers=USER, timeout=10).json() == []
+    # the lane names the role: a caller without it sees nothing and may not open the task
+    clerk = bearer("baliemedewerker", "gemeente", "0957", "balie")
+    assert httpx.get(f"{engine.url}/api/v1/taken", headers=clerk, timeout=10).json() == []
+    assert httpx.get(f"{engine.url}/api/v1/taken/{task['id']}", headers=clerk, timeout=10).status_code == 403
+    assert httpx.get(f"{engine.url}/api/v1/taken", timeout=10).status_code == 401
 
     bad = httpx.post(f"{engine.url}/api/v1/taken/{task['id']}/afronden", headers=USER, timeout=10,
                      json={"gegevens": {"akkoord": "ja"}})
@@ -74,8 +82,7 @@ async def test_test_process_runs_end_to_end_with_kept_message_timer_user_task_an
 
     claimed = httpx.post(f"{engine.url}/api/v1/taken/{task['id']}/claimen", headers=USER, timeout=10)
     assert claimed.json()["geclaimdDoor"] == "behandelaar-1"
-    other = httpx.post(f"{engine.url}/api/v1/taken/{task['id']}/afronden", timeout=10,
-                       headers={"X-Ipsflow-Gebruiker": "iemand-anders"},
+    other = httpx.post(f"{engine.url}/api/v1/taken/{task['id']}/afronden", timeout=10, headers=OTHER,
                        json={"gegevens": {"akkoord": True, "toelichting": "ok"}})
     assert other.status_code == 409
     done = httpx.post(f"{engine.url}/api/v1/taken/{task['id']}/afronden", headers=USER, timeout=10,
@@ -123,7 +130,7 @@ async def test_failed_command_goes_to_error_boundary_or_becomes_a_retryable_inci
     [incident] = (await _case(engine, "zaak-incident"))["incidenten"]
     assert incident["errorCode"] == "ONVERWACHT" and incident["elementId"] == "Task_registreer"
     retried = httpx.post(f"{engine.url}/api/v1/zaken/zaak-incident/incidenten/{incident['commandId']}/opnieuw",
-                         headers=USER, timeout=10)
+                         headers=ADMIN, timeout=10)
     assert retried.status_code == 200, retried.text
 
     async def waiting_for_confirmation() -> bool:
@@ -138,12 +145,34 @@ def test_deploy_refuses_unsafe_scripts_with_problem_pointing_at_the_element(engi
     dmn = (Path(BPMN_DIR) / "test_decision.dmn").read_text()
     for evil in ("import os", "().__class__.__base__.__subclasses__()", "while True: pass"):
         bpmn = source.replace('besluit == "handmatig"', evil.replace('"', "&quot;"))
-        response = httpx.post(f"{engine.url}/api/v1/procesdefinities", headers=USER, timeout=30,
+        response = httpx.post(f"{engine.url}/api/v1/procesdefinities", headers=ADMIN, timeout=30,
                               json={"bestanden": {"p.bpmn": bpmn, "d.dmn": dmn}})
         assert response.status_code == 400, evil
         assert response.headers["content-type"] == "application/problem+json"
         names = [p["name"] for p in response.json()["invalidParams"]]
         assert any(n.startswith("Flow_") for n in names), (evil, response.json())
-    broken = httpx.post(f"{engine.url}/api/v1/procesdefinities", headers=USER, timeout=30,
+    assert httpx.post(f"{engine.url}/api/v1/procesdefinities", headers=USER, timeout=30,
+                      json={"bestanden": {"p.bpmn": source, "d.dmn": dmn}}).status_code == 403
+    broken = httpx.post(f"{engine.url}/api/v1/procesdefinities", headers=ADMIN, timeout=30,
                         json={"bestanden": {"p.bpmn": "<bpmn:definitions", "d.dmn": dmn}})
     assert broken.status_code == 400
+
+
+async def test_a_case_of_one_gemeente_is_invisible_to_another(engine, broker):
+    fake = FakeServices(broker)
+    await fake.start()
+    await _publish(broker, START, "zaak-roermond", {"aanvraag_id": "R-1", "bedrag": LARGE, "gemeenteCode": "0957"})
+    await _publish(broker, CONFIRMED, "zaak-roermond", {"bevestigd": True})
+
+    async def task_ready() -> bool:
+        return bool((await _case(engine, "zaak-roermond")).get("taken"))
+    await eventually(task_ready, timeout=20, what="the assessment task")
+    [task] = (await _case(engine, "zaak-roermond"))["taken"]
+    assert [t["id"] for t in httpx.get(f"{engine.url}/api/v1/taken", headers=USER, timeout=10).json()] == [task["id"]]
+    assert httpx.get(f"{engine.url}/api/v1/taken", headers=WEERT, timeout=10).json() == []
+    assert httpx.get(f"{engine.url}/api/v1/taken/{task['id']}", headers=WEERT, timeout=10).status_code == 403
+    refused = httpx.post(f"{engine.url}/api/v1/taken/{task['id']}/afronden", headers=WEERT, timeout=10,
+                         json={"gegevens": {"akkoord": True, "toelichting": "x"}})
+    assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+    assert httpx.get(f"{engine.url}/api/v1/zaken/zaak-roermond", headers=WEERT, timeout=10).status_code == 403
+    await fake.stop()

@@ -76,8 +76,13 @@ class Result:
 
 
 def submission(i: int) -> dict[str, Any]:
-    return {"_id": f"aanvraag-{i:06d}", "gemeente_code": "0363", "traject_type": "CMD", "volgnummer": i,
-            "ontvangen_op": datetime.now(UTC)}
+    return {
+        "_id": f"aanvraag-{i:06d}",
+        "gemeente_code": "0363",
+        "traject_type": "CMD",
+        "volgnummer": i,
+        "ontvangen_op": datetime.now(UTC),
+    }
 
 
 async def bounded(n: int, concurrency: int, work: Callable[[int], Awaitable[None]]) -> None:
@@ -94,8 +99,8 @@ async def bounded(n: int, concurrency: int, work: Callable[[int], Awaitable[None
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-async def wait_until(done: Callable[[], bool], what: str, timeout: float = 300.0) -> None:
-    deadline = time.perf_counter() + timeout
+async def wait_until(done: Callable[[], bool], what: str, limit_s: float = 600.0) -> None:
+    deadline = time.perf_counter() + limit_s
     while not done():
         if time.perf_counter() > deadline:
             raise TimeoutError(f"benchmark stalled: {what}")
@@ -104,9 +109,16 @@ async def wait_until(done: Callable[[], bool], what: str, timeout: float = 300.0
 
 # --- servicekit ---------------------------------------------------------------------------------------------
 
+
 async def run_servicekit(cfg: Config, ns: str) -> Result:
-    base = {"amqp_url": cfg.amqp_url, "mongo_url": cfg.mongo_url, "namespace": ns, "mongo_pool_size": POOL,
-            "prefetch": cfg.prefetch, "relay_poll_seconds": 1.0}
+    base = {
+        "amqp_url": cfg.amqp_url,
+        "mongo_url": cfg.mongo_url,
+        "namespace": ns,
+        "mongo_pool_size": POOL,
+        "prefetch": cfg.prefetch,
+        "relay_poll_seconds": 1.0,
+    }
     producer_settings = ServiceSettings(service_name="bench_producer", **base)
     consumer_settings = ServiceSettings(service_name="bench_consumer", **base)
     producer_broker, consumer_broker = Broker(producer_settings), Broker(consumer_settings)
@@ -116,7 +128,9 @@ async def run_servicekit(cfg: Config, ns: str) -> Result:
 
     async def handle(event: CloudEvent) -> None:
         with contextlib.suppress(DuplicateKeyError):  # a redelivery: already recorded
-            await records.insert_one({"_id": event.id, "subject": event.subject, "volgnummer": event.data["i"]})
+            await records.insert_one(
+                {"_id": event.id, "subject": event.subject, "volgnummer": event.data["i"]}
+            )
 
     await producer_broker.connect()
     await consumer_broker.connect()
@@ -127,6 +141,7 @@ async def run_servicekit(cfg: Config, ns: str) -> Result:
     await store.collection.find_one({})  # connect before the clock starts
     await records.find_one({})
     try:
+
         async def submit(i: int) -> None:
             doc = submission(i)
             event = new_event(EVENT_TYPE, service="bench", subject=doc["_id"], data={"i": i})
@@ -155,19 +170,24 @@ async def run_servicekit(cfg: Config, ns: str) -> Result:
 
 # --- raw aio-pika + PyMongo ---------------------------------------------------------------------------------
 
+
 async def run_raw(cfg: Config, ns: str) -> Result:
     db_prefix = ns.replace(".", "_")
-    producer_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(cfg.mongo_url, maxPoolSize=POOL,
-                                                                         tz_aware=True)
-    consumer_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(cfg.mongo_url, maxPoolSize=POOL,
-                                                                         tz_aware=True)
+    producer_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        cfg.mongo_url, maxPoolSize=POOL, tz_aware=True
+    )
+    consumer_client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        cfg.mongo_url, maxPoolSize=POOL, tz_aware=True
+    )
     documents = producer_client[f"{db_prefix}raw_producer"]["aanvragen"]
     records = consumer_client[f"{db_prefix}raw_consumer"]["records"]
 
     producer_conn = await aio_pika.connect_robust(cfg.amqp_url)
     consumer_conn = await aio_pika.connect_robust(cfg.amqp_url)
     pub_channel = await producer_conn.channel(publisher_confirms=True, on_return_raises=True)
-    exchange = await pub_channel.declare_exchange(f"{ns}ips.events", aio_pika.ExchangeType.TOPIC, durable=True)
+    exchange = await pub_channel.declare_exchange(
+        f"{ns}ips.events", aio_pika.ExchangeType.TOPIC, durable=True
+    )
     sub_channel = await consumer_conn.channel()
     await sub_channel.set_qos(prefetch_count=cfg.prefetch)
     queue = await sub_channel.declare_queue(f"{ns}bench", durable=True, arguments={"x-queue-type": "quorum"})
@@ -178,7 +198,9 @@ async def run_raw(cfg: Config, ns: str) -> Result:
         nonlocal handled
         body = json.loads(message.body)
         with contextlib.suppress(DuplicateKeyError):
-            await records.insert_one({"_id": body["id"], "subject": body["subject"], "volgnummer": body["data"]["i"]})
+            await records.insert_one(
+                {"_id": body["id"], "subject": body["subject"], "volgnummer": body["data"]["i"]}
+            )
         await message.ack()
         handled += 1
 
@@ -186,16 +208,33 @@ async def run_raw(cfg: Config, ns: str) -> Result:
     await documents.find_one({})
     await records.find_one({})
     try:
+
         async def submit(i: int) -> None:
             doc = submission(i)
-            body = json.dumps({"specversion": "1.0", "id": str(uuid.uuid4()), "source": "urn:bench", "type": EVENT_TYPE,
-                               "subject": doc["_id"], "time": datetime.now(UTC).isoformat(),
-                               "datacontenttype": "application/json", "data": {"i": i}}).encode()
+            body = json.dumps(
+                {
+                    "specversion": "1.0",
+                    "id": str(uuid.uuid4()),
+                    "source": "urn:bench",
+                    "type": EVENT_TYPE,
+                    "subject": doc["_id"],
+                    "time": datetime.now(UTC).isoformat(),
+                    "datacontenttype": "application/json",
+                    "data": {"i": i},
+                }
+            ).encode()
             await documents.insert_one(doc)
-            await exchange.publish(aio_pika.Message(body, message_id=doc["_id"], type=EVENT_TYPE,
-                                                    content_type="application/cloudevents+json",
-                                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                                   routing_key=EVENT_TYPE, mandatory=True)
+            await exchange.publish(
+                aio_pika.Message(
+                    body,
+                    message_id=doc["_id"],
+                    type=EVENT_TYPE,
+                    content_type="application/cloudevents+json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                routing_key=EVENT_TYPE,
+                mandatory=True,
+            )
 
         started = time.perf_counter()
         await bounded(cfg.n, cfg.concurrency, submit)
@@ -215,6 +254,7 @@ async def run_raw(cfg: Config, ns: str) -> Result:
 
 
 # --- housekeeping -------------------------------------------------------------------------------------------
+
 
 def cleanup(cfg: Config) -> tuple[int, int]:
     """Remove every queue, exchange and database of this run (all carry ``cfg.run_ns``)."""
@@ -240,7 +280,9 @@ def cleanup(cfg: Config) -> tuple[int, int]:
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, bool, int]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--n", type=int, default=2000, help="submissions per measured round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per side, alternating")
     parser.add_argument("--concurrency", type=int, default=16, help="submissions in flight (HTTP requests)")
@@ -248,17 +290,29 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool, int]:
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--mongo-url", default="mongodb://127.0.0.1:27017/")
     parser.add_argument("--management-url", default="http://guest:guest@127.0.0.1:15672")
-    parser.add_argument("--profile", action="store_true", help="cProfile the servicekit rounds; print the top")
+    parser.add_argument(
+        "--profile", action="store_true", help="cProfile the servicekit rounds; print the top"
+    )
     args = parser.parse_args(argv)
-    cfg = Config(args.n, args.concurrency, args.prefetch, args.amqp_url, args.mongo_url, args.management_url,
-                 f"bench{uuid.uuid4().hex[:8]}.")
+    cfg = Config(
+        args.n,
+        args.concurrency,
+        args.prefetch,
+        args.amqp_url,
+        args.mongo_url,
+        args.management_url,
+        f"bench{uuid.uuid4().hex[:8]}.",
+    )
     return cfg, args.profile, args.rounds
 
 
 async def main(cfg: Config, profile: bool, rounds: int) -> int:
     configure_logging("bench", "WARNING")
-    print(f"bench_servicekit: n={cfg.n} concurrency={cfg.concurrency} prefetch={cfg.prefetch} "
-          f"mongo pool={POOL} namespace={cfg.run_ns}", flush=True)
+    print(
+        f"bench_servicekit: n={cfg.n} concurrency={cfg.concurrency} prefetch={cfg.prefetch} "
+        f"mongo pool={POOL} namespace={cfg.run_ns}",
+        flush=True,
+    )
     # A short warm-up per side (imports, first connections, queue creation paths) that is not measured.
     warm = Config(**{**cfg.__dict__, "n": min(200, cfg.n)})
     await run_servicekit(warm, f"{cfg.run_ns}wsk.")
@@ -274,15 +328,20 @@ async def main(cfg: Config, profile: bool, rounds: int) -> int:
         raw = await run_raw(cfg, f"{cfg.run_ns}raw{r}.")
         for res in (sk, raw):
             results[res.side].append(res)
-            print(f"round {r} {res.side:<10} {res.rate(cfg.n):8.1f} submissions/s  "
-                  f"({res.seconds:.2f} s end to end; documents stored after {res.stored_seconds:.2f} s)", flush=True)
+            print(
+                f"round {r} {res.side:<10} {res.rate(cfg.n):8.1f} submissions/s  "
+                f"({res.seconds:.2f} s end to end; documents stored after {res.stored_seconds:.2f} s)",
+                flush=True,
+            )
     best = {side: max(x.rate(cfg.n) for x in rs) for side, rs in results.items()}
     mean = {side: cfg.n * len(rs) / sum(x.seconds for x in rs) for side, rs in results.items()}
     print(f"servicekit: best {best['servicekit']:.1f}/s, mean {mean['servicekit']:.1f}/s")
     print(f"raw:        best {best['raw']:.1f}/s, mean {mean['raw']:.1f}/s")
     ratio = mean["servicekit"] / mean["raw"]
-    print(f"ratio servicekit/raw (mean): {ratio:.2f}  (best/best {best['servicekit'] / best['raw']:.2f}; "
-          f"goal >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})")
+    print(
+        f"ratio servicekit/raw (mean): {ratio:.2f}  (best/best {best['servicekit'] / best['raw']:.2f}; "
+        f"goal >= 0.70: {'met' if ratio >= 0.7 else 'NOT met'})"
+    )
     if profiler is not None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(40)

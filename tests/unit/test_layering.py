@@ -70,11 +70,13 @@ def imports_of(root: Path, path: Path) -> list[Import]:
                 # Relative: resolve against this module's package (``from . import x`` in pkg/mod.py → pkg).
                 package = this.split(".") if is_package else this.split(".")[:-1]
                 keep = len(package) - (node.level - 1)
-                base = ".".join(package[:max(keep, 0)] + ([node.module] if node.module else []))
+                base = ".".join(package[: max(keep, 0)] + ([node.module] if node.module else []))
             if node.module is None:
                 # ``from pkg import a, b``: each name may be a submodule, and that is what it depends on.
-                found.extend(Import(path, node.lineno, f"{base}.{alias.name}" if base else alias.name)
-                             for alias in node.names)
+                found.extend(
+                    Import(path, node.lineno, f"{base}.{alias.name}" if base else alias.name)
+                    for alias in node.names
+                )
             else:
                 found.append(Import(path, node.lineno, base))
     return sorted(found, key=lambda i: i.line)
@@ -103,21 +105,28 @@ def layering_violations(root: Path) -> list[str]:
             if in_domain:
                 if imp.top in STDLIB or is_domain_module(imp.module, package):
                     continue
-                problems.append(f"{where(imp, root)}: domain code imports {imp.module} "
-                                "(only the standard library and its own domain are allowed)")
+                problems.append(
+                    f"{where(imp, root)}: domain code imports {imp.module} "
+                    "(only the standard library and its own domain are allowed)"
+                )
                 continue
             if imp.top not in ours or imp.top == package:
                 continue
             if package == SHARED:
-                problems.append(f"{where(imp, root)}: servicekit imports the service {imp.top} "
-                                "(shared code must not depend on a service)")
+                problems.append(
+                    f"{where(imp, root)}: servicekit imports the service {imp.top} "
+                    "(shared code must not depend on a service)"
+                )
             elif imp.top != SHARED:
-                problems.append(f"{where(imp, root)}: {package} imports {imp.module} "
-                                "(services never import each other; only servicekit is shared)")
+                problems.append(
+                    f"{where(imp, root)}: {package} imports {imp.module} "
+                    "(services never import each other; only servicekit is shared)"
+                )
     return problems
 
 
 # --- the real tree ------------------------------------------------------------------------------------------
+
 
 def test_the_services_tree_is_what_the_rules_are_about() -> None:
     # Guards against a vacuous pass: the scan must see servicekit, the services that exist and their domains.
@@ -136,7 +145,8 @@ def test_services_keep_their_layers() -> None:
     assert not problems, "layering broken:\n" + "\n".join(problems)
 
 
-# --- the checker itself, on a small tree made for it ---------------------------------------------------------
+# --- the checker itself, on a small tree made for it -------------------------------------------------------
+
 
 def _write(root: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
@@ -149,20 +159,29 @@ def _write(root: Path, files: dict[str, str]) -> None:
 def tree(tmp_path: Path) -> Path:
     """A small clean tree shaped like services/; tests break one rule at a time in it."""
     root = tmp_path / "services"
-    _write(root, {
-        "servicekit/__init__.py": "",
-        "servicekit/store.py": "import json\nfrom pymongo import AsyncMongoClient\n",
-        "intake/__init__.py": "",
-        "intake/domain.py": "from __future__ import annotations\nimport datetime\nfrom dataclasses import dataclass\n",
-        "intake/api.py": "from fastapi import FastAPI\nfrom servicekit.store import x\nfrom intake.domain import y\n",
-        "grants/__init__.py": "",
-        "grants/domain/__init__.py": "from . import budget\nfrom .budget import Ledger\n",
-        "grants/domain/budget.py": "import decimal\nfrom grants.domain import caps\n",
-        "grants/handlers.py": "def f():\n    from servicekit.consumer import PoisonMessage\n",
-        "notifications/__init__.py": "",
-        "ipsflow_cli/__init__.py": "",
-        "ipsflow_cli/main.py": "import typer\nfrom servicekit.broker import DLX\nfrom ipsflow_cli.run import r\n",
-    })
+    _write(
+        root,
+        {
+            "servicekit/__init__.py": "",
+            "servicekit/store.py": "import json\nfrom pymongo import AsyncMongoClient\n",
+            "intake/__init__.py": "",
+            "intake/domain.py": (
+                "from __future__ import annotations\nimport datetime\nfrom dataclasses import dataclass\n"
+            ),
+            "intake/api.py": (
+                "from fastapi import FastAPI\nfrom servicekit.store import x\nfrom intake.domain import y\n"
+            ),
+            "grants/__init__.py": "",
+            "grants/domain/__init__.py": "from . import budget\nfrom .budget import Ledger\n",
+            "grants/domain/budget.py": "import decimal\nfrom grants.domain import caps\n",
+            "grants/handlers.py": "def f():\n    from servicekit.consumer import PoisonMessage\n",
+            "notifications/__init__.py": "",
+            "ipsflow_cli/__init__.py": "",
+            "ipsflow_cli/main.py": (
+                "import typer\nfrom servicekit.broker import DLX\nfrom ipsflow_cli.run import r\n"
+            ),
+        },
+    )
     return root
 
 
@@ -171,13 +190,18 @@ def test_checker_accepts_a_clean_tree(tree: Path) -> None:
 
 
 def test_checker_reports_each_broken_rule_with_file_and_line(tree: Path) -> None:
-    _write(tree, {
-        "intake/domain.py": "import datetime\n\nfrom pydantic import BaseModel\nfrom servicekit.envelope import e\n",
-        "grants/domain/budget.py": "import decimal\nfrom grants.repository import Repo\n",
-        "grants/handlers.py": "def f():\n    from intake.domain import Aanvraag\n",
-        "servicekit/runtime.py": "import asyncio\nif True:\n    import notifications.bootstrap\n",
-        "ipsflow_cli/run.py": "from grants import handlers\n",
-    })
+    _write(
+        tree,
+        {
+            "intake/domain.py": (
+                "import datetime\n\nfrom pydantic import BaseModel\nfrom servicekit.envelope import e\n"
+            ),
+            "grants/domain/budget.py": "import decimal\nfrom grants.repository import Repo\n",
+            "grants/handlers.py": "def f():\n    from intake.domain import Aanvraag\n",
+            "servicekit/runtime.py": "import asyncio\nif True:\n    import notifications.bootstrap\n",
+            "ipsflow_cli/run.py": "from grants import handlers\n",
+        },
+    )
     problems = layering_violations(tree)
     assert sorted(p.split(": ")[0] for p in problems) == [
         "services/grants/domain/budget.py:2",

@@ -30,6 +30,7 @@ BSN = "999990019"  # a test BSN (passes the 11-proof); must never come back in a
 
 # --- envelope -----------------------------------------------------------------------------------------------
 
+
 def test_new_event_without_cause_starts_its_own_correlation() -> None:
     event = new_event("ips.aanvraag.ingediend.v1", service="intake", subject="zaak-1", data={"a": 1})
     assert event.correlationid == event.id
@@ -41,7 +42,9 @@ def test_new_event_without_cause_starts_its_own_correlation() -> None:
 
 def test_new_event_carries_correlation_and_sets_causation_along_a_chain() -> None:
     root = new_event("ips.aanvraag.ingediend.v1", service="intake", subject="zaak-1")
-    command = new_event("ips.aanvraag.beoordelen.v1", service="process_engine", subject="zaak-1", caused_by=root)
+    command = new_event(
+        "ips.aanvraag.beoordelen.v1", service="process_engine", subject="zaak-1", caused_by=root
+    )
     reply = new_event("ips.aanvraag.beoordeeld.v1", service="grants", subject="zaak-1", caused_by=command)
 
     assert command.causationid == root.id
@@ -52,8 +55,9 @@ def test_new_event_carries_correlation_and_sets_causation_along_a_chain() -> Non
 
 
 def test_new_event_caused_by_a_message_without_correlation_uses_its_id() -> None:
-    external = CloudEvent(id="ext-1", source="urn:x", type="ips.extern.ontvangen.v1",
-                          time=datetime(2025, 1, 1, tzinfo=UTC))
+    external = CloudEvent(
+        id="ext-1", source="urn:x", type="ips.extern.ontvangen.v1", time=datetime(2025, 1, 1, tzinfo=UTC)
+    )
     event = new_event("ips.aanvraag.ingediend.v1", service="intake", subject="z", caused_by=external)
     assert event.correlationid == "ext-1"
     assert event.causationid == "ext-1"
@@ -76,29 +80,41 @@ def test_deterministic_id_is_stable_across_processes_and_releases() -> None:
 
 
 def test_deterministic_id_differs_when_any_part_or_the_order_differs() -> None:
-    ids = {deterministic_id("aanvraag-1", "beoordeel"), deterministic_id("aanvraag-2", "beoordeel"),
-           deterministic_id("aanvraag-1", "betaal"), deterministic_id("beoordeel", "aanvraag-1")}
+    ids = {
+        deterministic_id("aanvraag-1", "beoordeel"),
+        deterministic_id("aanvraag-2", "beoordeel"),
+        deterministic_id("aanvraag-1", "betaal"),
+        deterministic_id("beoordeel", "aanvraag-1"),
+    }
     assert len(ids) == 4
 
 
-@pytest.mark.parametrize("bad_type", [
-    "ips.aanvraag.ingediend",       # no version suffix
-    "ips.Aanvraag.ingediend.v1",    # upper case
-    "ips.aanvraag ingediend.v1",    # space
-    "ips.aanvraag.ingediend.v",     # version without a number
-    "ips.aanvraag.ingediend.v1.x",  # version not last
-])
+@pytest.mark.parametrize(
+    "bad_type",
+    [
+        "ips.aanvraag.ingediend",  # no version suffix
+        "ips.Aanvraag.ingediend.v1",  # upper case
+        "ips.aanvraag ingediend.v1",  # space
+        "ips.aanvraag.ingediend.v",  # version without a number
+        "ips.aanvraag.ingediend.v1.x",  # version not last
+    ],
+)
 def test_event_type_outside_the_pattern_is_refused(bad_type: str) -> None:
     with pytest.raises(pydantic.ValidationError):
         new_event(bad_type, service="intake", subject="z")
 
 
 def test_event_type_in_the_pattern_is_accepted() -> None:
-    assert new_event("ips.aanvraag.ingediend.v12", service="intake", subject="z").type == "ips.aanvraag.ingediend.v12"
+    assert (
+        new_event("ips.aanvraag.ingediend.v12", service="intake", subject="z").type
+        == "ips.aanvraag.ingediend.v12"
+    )
 
 
 def test_envelope_round_trips_and_leaves_out_empty_fields() -> None:
-    event = new_event("ips.aanvraag.ingediend.v1", service="intake", subject=None, data={"gemeenteCode": "0363"})
+    event = new_event(
+        "ips.aanvraag.ingediend.v1", service="intake", subject=None, data={"gemeenteCode": "0363"}
+    )
     raw = event.to_json()
     assert "subject" not in json.loads(raw)
     assert "causationid" not in json.loads(raw)
@@ -114,6 +130,7 @@ def test_envelope_refuses_unknown_top_level_fields() -> None:
 
 # --- HTTP problem details -----------------------------------------------------------------------------------
 
+
 class _Portal(pydantic.BaseModel):
     model_config = pydantic.ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
@@ -127,11 +144,19 @@ def _problem_body(response: Any) -> dict[str, Any]:
 
 def test_validation_problem_names_fields_in_camel_case_and_is_400_problem_json() -> None:
     errors = [
-        {"type": "string_pattern_mismatch", "loc": ("body", "gemeenteCode"), "msg": "String should match pattern",
-         "input": "12"},
+        {
+            "type": "string_pattern_mismatch",
+            "loc": ("body", "gemeenteCode"),
+            "msg": "String should match pattern",
+            "input": "12",
+        },
         {"type": "missing", "loc": ("body", "clientReferentie"), "msg": "Field required", "input": {}},
-        {"type": "int_parsing", "loc": ("query", "pageSize"), "msg": "Input should be a valid integer",
-         "input": "x"},
+        {
+            "type": "int_parsing",
+            "loc": ("query", "pageSize"),
+            "msg": "Input should be a valid integer",
+            "input": "x",
+        },
     ]
     response = validation_problem(errors)
     body = _problem_body(response)
@@ -153,8 +178,15 @@ def test_validation_problem_keeps_nested_paths_and_fields_named_like_a_location(
 
 
 def test_validation_problem_names_body_for_invalid_json() -> None:
-    errors = [{"type": "json_invalid", "loc": ("body", 17), "msg": "JSON decode error",
-               "input": {}, "ctx": {"error": "Expecting ',' delimiter"}}]
+    errors = [
+        {
+            "type": "json_invalid",
+            "loc": ("body", 17),
+            "msg": "JSON decode error",
+            "input": {},
+            "ctx": {"error": "Expecting ',' delimiter"},
+        }
+    ]
     params = _problem_body(validation_problem(errors))["invalidParams"]
     assert params == [{"name": "body", "code": "json_invalid", "reason": "is geen geldige JSON"}]
 
@@ -170,7 +202,11 @@ def test_validation_problem_never_echoes_input_values() -> None:
     response = validation_problem(errors)
     text = bytes(response.body).decode()
     assert BSN not in text
-    assert {p["name"] for p in json.loads(text)["invalidParams"]} == {"clientReferentie", "gemeenteCode", "bsn"}
+    assert {p["name"] for p in json.loads(text)["invalidParams"]} == {
+        "clientReferentie",
+        "gemeenteCode",
+        "bsn",
+    }
 
 
 def test_app_turns_request_validation_into_named_400_without_echo() -> None:
@@ -188,8 +224,11 @@ def test_app_turns_request_validation_into_named_400_without_echo() -> None:
     assert [p["name"] for p in bad.json()["invalidParams"]] == ["gemeenteCode"]
     assert BSN not in bad.text
 
-    broken = client.post("/api/v1/aanvragen", content=b'{"clientReferentie": "abc",',
-                         headers={"content-type": "application/json"})
+    broken = client.post(
+        "/api/v1/aanvragen",
+        content=b'{"clientReferentie": "abc",',
+        headers={"content-type": "application/json"},
+    )
     assert broken.status_code == 400
     assert [p["name"] for p in broken.json()["invalidParams"]] == ["body"]
 
@@ -210,7 +249,8 @@ def test_app_body_field_named_path_is_reported_by_its_own_name() -> None:
     assert [p["name"] for p in response.json()["invalidParams"]] == ["path"]
 
 
-# --- BodyLimitMiddleware, driven as a raw ASGI app ------------------------------------------------------------
+# --- BodyLimitMiddleware, driven as a raw ASGI app ----------------------------------------------------------
+
 
 class _EchoApp:
     """The wrapped application: reads the whole body like a framework would, answers 200 with it."""
@@ -228,7 +268,9 @@ class _EchoApp:
             body += message.get("body", b"")
             if not message.get("more_body", False):
                 break
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -268,9 +310,19 @@ def _scope(content_length: int | None = None) -> dict[str, Any]:
     headers = [(b"content-type", b"application/json")]
     if content_length is not None:
         headers.append((b"content-length", str(content_length).encode()))
-    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
-            "path": "/api/v1/aanvragen", "raw_path": b"/api/v1/aanvragen", "query_string": b"",
-            "headers": headers, "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8001)}
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/aanvragen",
+        "raw_path": b"/api/v1/aanvragen",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8001),
+    }
 
 
 def _chunks(*parts: bytes) -> list[dict[str, Any]]:
@@ -369,6 +421,7 @@ async def test_body_limit_passes_non_http_scopes_through() -> None:
 
 # --- broker topology and retry tiers ------------------------------------------------------------------------
 
+
 class _FakeQueue:
     def __init__(self, name: str, arguments: dict[str, Any]) -> None:
         self.name = name
@@ -397,7 +450,12 @@ def _broker(**overrides: Any) -> Broker:
 def test_retry_queue_picks_the_tier_of_the_attempt_and_reuses_the_last() -> None:
     broker = _broker(retry_delays_ms=[1_000, 5_000, 30_000])
     assert [broker.retry_queue("grants", attempt) for attempt in (1, 2, 3, 4, 9)] == [
-        "t1.grants.retry.1", "t1.grants.retry.2", "t1.grants.retry.3", "t1.grants.retry.3", "t1.grants.retry.3"]
+        "t1.grants.retry.1",
+        "t1.grants.retry.2",
+        "t1.grants.retry.3",
+        "t1.grants.retry.3",
+        "t1.grants.retry.3",
+    ]
 
 
 def test_retry_queue_with_one_tier_always_uses_it() -> None:
@@ -444,9 +502,15 @@ def test_consumer_reason_never_quotes_the_input() -> None:
 
 # --- logging ------------------------------------------------------------------------------------------------
 
+
 def test_redaction_replaces_personal_data_keys_and_keeps_the_rest() -> None:
-    event = {"event": "aanvraag.ontvangen", "bsn": BSN, "Naam": "Jansen", "case_id": "zaak-1",
-             "correlation_id": "c-1"}
+    event = {
+        "event": "aanvraag.ontvangen",
+        "bsn": BSN,
+        "Naam": "Jansen",
+        "case_id": "zaak-1",
+        "correlation_id": "c-1",
+    }
     out = _drop_personal_data(None, "info", event)
     assert out["bsn"] == "[weggelaten]"
     assert out["Naam"] == "[weggelaten]"
