@@ -47,7 +47,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
             return problem(422, "Idempotency-Key al gebruikt",
                            "Deze Idempotency-Key hoort bij een ander verzoek.")
         if svc.runtime.relay is not None:
-            svc.runtime.relay.wake()
+            svc.runtime.relay.wake(result.aanvraag.id)
         a = result.aanvraag
         response.status_code = 201 if result.created else 200
         response.headers["Location"] = f"{API_PREFIX}/aanvragen/{a.id}"

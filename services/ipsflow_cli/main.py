@@ -142,12 +142,14 @@ def dlq_replay(queue: str, limit: Annotated[int, typer.Option(min=1)] = 1_000_00
     """Put parked messages of QUEUE back on QUEUE (only on it), with a fresh attempt count."""
     from ipsflow_cli.dlq import replay
 
-    moved = asyncio.run(replay(_amqp_url(), queue, namespace, limit, progress=lambda n: console.print(f"teruggezet: {n}")))
+    moved = asyncio.run(replay(_amqp_url(), queue, namespace, limit,
+                               progress=lambda n: console.print(f"teruggezet: {n}")))
     console.print(f"[green]{moved} bericht(en) teruggezet op {queue}[/green]")
 
 
 @dlq_app.command("purge")
-def dlq_purge(queue: str, yes: Annotated[bool, typer.Option("--yes", help="Niet om bevestiging vragen.")] = False) -> None:
+def dlq_purge(queue: str,
+              yes: Annotated[bool, typer.Option("--yes", help="Niet om bevestiging vragen.")] = False) -> None:
     """Delete every parked message of QUEUE. Asks first unless --yes."""
     from ipsflow_cli.dlq import purge
 

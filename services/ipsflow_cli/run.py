@@ -51,7 +51,7 @@ def run_system(root: Path, demo: bool = True) -> int:
     env = {**os.environ, "PYTHONPATH": str(root / "services")}
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        for package, port in SERVICES:
+        for package, _port in SERVICES:
             log_file = (log_dir / f"{package}.log").open("ab")
             processes.append(subprocess.Popen([sys.executable, "-m", package], env=env,  # noqa: S603
                                               stdout=log_file, stderr=subprocess.STDOUT))

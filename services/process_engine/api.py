@@ -121,7 +121,8 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
                     await pe.engine.deploy(files, deployed_by="startup")
                 except rt.DefinitionError as exc:
                     log.error("definition.refused", problems=[p.message for p in exc.problems][:10])
-            poller = asyncio.create_task(pe.engine.run_timer_poller(pe.settings.timer_poll_seconds))
+            poller = asyncio.create_task(pe.engine.run_timer_poller(pe.settings.timer_poll_seconds,
+                                                                    pe.settings.timer_scan_seconds))
             try:
                 yield
             finally:
@@ -138,7 +139,7 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
     return app
 
 
-def _routes(app: FastAPI, pe: ProcessEngine) -> None:  # noqa: C901 - one place that lists the API
+def _routes(app: FastAPI, pe: ProcessEngine) -> None:
     @app.post(f"{API_PREFIX}/procesdefinities", status_code=201, tags=["procesdefinities"])
     async def deploy(body: Deployment, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         _require_admin(principal)
@@ -185,7 +186,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:  # noqa: C901 - one place 
         _require_admin(principal)
         try:
             return _case_view(await engine.retry_incident(case_id, command_id, principal.subject))
-        except Exception as exc:  # noqa: BLE001 - mapped to problem+json, re-raised otherwise
+        except Exception as exc:
             return _errors(exc)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/annuleren", tags=["zaken"])
@@ -193,7 +194,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:  # noqa: C901 - one place 
         _require_admin(principal)
         try:
             return _case_view(await engine.cancel(case_id, principal.subject))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return _errors(exc)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/migreren", tags=["zaken"])
@@ -202,7 +203,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:  # noqa: C901 - one place 
         _require_admin(principal)
         try:
             return _case_view(await engine.migrate(case_id, body.definitie_hash, principal.subject))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return _errors(exc)
 
     @app.get(f"{API_PREFIX}/taken", tags=["taken"])
@@ -240,7 +241,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:  # noqa: C901 - one place 
         try:
             return _case_view(await engine.complete_user_task(found[0]["_id"], task_id, body.gegevens,
                                                               principal.subject))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return _errors(exc)
 
     for action, claim in (("claimen", True), ("vrijgeven", False)):
@@ -252,7 +253,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:  # noqa: C901 - one place 
                     return problem(404, "Niet gevonden", "Geen open taak met dit kenmerk.")
                 try:
                     doc = await engine.claim(found[0]["_id"], task_id, principal.subject if claim else None)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     return _errors(exc)
                 return next(_task_view(doc, t) for t in doc["user_tasks"] if t["taskId"] == task_id)
             return endpoint

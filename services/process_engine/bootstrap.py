@@ -23,6 +23,8 @@ class EngineSettings(ServiceSettings):
     http_port: int = 8005
     timer_poll_seconds: float = Field(default=0.25, gt=0)
     timer_lease_seconds: float = Field(default=30.0, gt=0)
+    #: How often the database is asked for due timers (timers this worker set are fired from memory).
+    timer_scan_seconds: float = Field(default=5.0, gt=0)
     #: BPMN/DMN files deployed at start-up (a directory); empty: deploy nothing.
     bpmn_dir: str = str(REPO_ROOT / "bpmn")
     #: The message catalogue (Markdown table with message types in backticks); empty: no catalogue check.
@@ -59,5 +61,5 @@ def bootstrap(settings: EngineSettings | None = None) -> ProcessEngine:
                     lease_seconds=settings.timer_lease_seconds)
     runtime.add_consumer(QUEUE, {}, [Binding(EVENTS, "#")], fallback=engine.handle_event)
     relay = runtime.add_relay([instances.collection])
-    engine.on_outbox = relay.wake
+    engine.on_outbox = lambda case_id: relay.wake(case_id, instances.collection)
     return ProcessEngine(runtime, engine, settings)

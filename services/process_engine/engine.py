@@ -74,7 +74,11 @@ class Engine:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self.lease = timedelta(seconds=lease_seconds)
-        self.on_outbox: Callable[[], None] = lambda: None
+        self.on_outbox: Callable[[str], None] = lambda _case_id: None
+        # Timers this worker set itself, fired from memory; a slower scan of the database finds the rest
+        # (other workers', and this worker's after a restart). FerretDB v1 scans every document for a
+        # non-_id filter, so a 250 ms scan of a large collection would cost more than it is worth.
+        self._due: dict[str, datetime] = {}
         self._parsed: dict[str, rt.ParsedDefinition] = {}
         self._start_index: dict[str, str] = {}  # start message → process id (latest deployment)
 
@@ -125,9 +129,9 @@ class Engine:
         if event.type in (COMMAND_COMPLETED, COMMAND_FAILED):
             await self._mutate(case_id, event.id, lambda wf, doc: self._apply_reply(wf, doc, event))
             return
-        if await self.instances.store.get(case_id) is None and event.type in self._start_index:
-            if await self._start(case_id, event):
-                return
+        if (event.type in self._start_index and await self.instances.store.get(case_id) is None
+                and await self._start(case_id, event)):
+            return
         await self._mutate(case_id, event.id, lambda wf, doc: self._apply_message(wf, doc, event),
                            missing_ok=True)
 
@@ -149,7 +153,8 @@ class Engine:
             await self.instances.store.insert(change.doc, self._command_events(change))
         except DuplicateKeyError:
             return False  # another worker started it; deliver to the existing instance instead
-        self.on_outbox()
+        self.on_outbox(case_id)
+        self._remember_timer(change.doc)
         log.info("instance.started", case_id=case_id, process=parsed.process_id)
         return True
 
@@ -199,11 +204,31 @@ class Engine:
         return commands
 
     # ------------------------------------------------------------------ timers
-    async def fire_due_timers(self) -> int:
-        """One poll: fire the due timers of every instance whose lease this worker takes."""
+    def _remember_timer(self, doc: Document) -> None:
+        due = doc.get("next_timer_at")
+        if due is not None and doc.get("status") == "running":
+            self._due[doc["_id"]] = due
+        else:
+            self._due.pop(doc["_id"], None)
+
+    async def fire_due_timers(self, scan: bool = True) -> int:
+        """One poll: fire the due timers of every instance whose lease this worker takes.
+
+        ``scan=False`` looks only at the timers this worker knows from its own writes (cheap, every tick);
+        ``scan=True`` asks the database (finds timers set by other workers or before a restart).
+        """
         now = self.clock()
         fired = 0
-        for doc in await self.instances.due_timers(now):
+        if scan:
+            candidates = await self.instances.due_timers(now)
+        else:
+            due_ids = [case_id for case_id, due in self._due.items() if due <= now]
+            candidates = [d for d in [await self.instances.store.get(i) for i in due_ids] if d is not None]
+            for doc in candidates:
+                self._remember_timer(doc)
+            candidates = [d for d in candidates if d.get("next_timer_at") is not None and d["next_timer_at"] <= now
+                          and d.get("status") == "running"]
+        for doc in candidates:
             if not await self.instances.take_timer_lease(doc, self.worker_id, now + self.lease, now):
                 continue
             await self._mutate(doc["_id"], None, lambda wf, d: self._fire(wf, d, now))
@@ -218,10 +243,15 @@ class Engine:
         self._journal(doc, "timer afgegaan", due=due)
         return self._after(wf, doc, result)
 
-    async def run_timer_poller(self, interval: float) -> None:
+    async def run_timer_poller(self, interval: float, scan_every: float = 5.0) -> None:
+        last_scan = -scan_every
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                await self.fire_due_timers()
+                scan = loop.time() - last_scan >= scan_every
+                if scan:
+                    last_scan = loop.time()
+                await self.fire_due_timers(scan=scan)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep polling; the error is logged and retried next tick
@@ -328,7 +358,8 @@ class Engine:
             except ConcurrencyError:
                 continue
             if change.commands:
-                self.on_outbox()
+                self.on_outbox(case_id)
+            self._remember_timer(stored)
             return stored
         raise ConcurrencyError(f"case {case_id}: too many concurrent changes")
 

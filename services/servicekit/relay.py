@@ -26,18 +26,28 @@ class OutboxRelay:
         self.batch = batch
         self.settings = broker.settings
         self._wake = asyncio.Event()
+        self._pending: dict[str, AsyncCollection[Document]] = {}
         self.published = 0
 
-    def wake(self) -> None:
-        """Called after a write that added to an outbox, so events leave without waiting for the poll."""
+    def wake(self, doc_id: str | None = None, collection: AsyncCollection[Document] | None = None) -> None:
+        """Called after a write that added to an outbox, so its events leave without waiting for the poll.
+
+        With ``doc_id`` only that document is read (by ``_id``): FerretDB v1 evaluates other filters by
+        scanning every document, which costs more than a poll should as collections grow.
+        """
+        if doc_id is not None:
+            self._pending[doc_id] = collection if collection is not None else self.collections[0]
         self._wake.set()
 
     async def run(self) -> None:
         backoff = 0.5
+        full_scan = True  # at start: whatever a previous process left behind
         while True:
             try:
-                while await self.drain_once():
-                    pass
+                await self.drain_pending()
+                if full_scan:
+                    while await self.drain_once():
+                        pass
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
@@ -46,11 +56,31 @@ class OutboxRelay:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
+            if self._pending:
+                full_scan = False
+                continue
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.relay_poll_seconds)
+                full_scan = False
             except TimeoutError:
-                pass
+                full_scan = True
+
+    async def drain_pending(self) -> int:
+        """Relay the documents named by ``wake``; each is read by ``_id``."""
+        pending, self._pending = self._pending, {}
+        docs = []
+        for doc_id, collection in pending.items():
+            doc = await collection.find_one({"_id": doc_id})
+            if doc is not None and doc.get("has_outbox"):
+                docs.append((collection, doc))
+        try:
+            results = await asyncio.gather(*(self._relay(c, d) for c, d in docs))
+        except Exception:
+            for collection, doc in docs:  # not lost: retried on the next round (or by the full scan)
+                self._pending.setdefault(doc["_id"], collection)
+            raise
+        return sum(results)
 
     async def drain_once(self) -> int:
         """Publish one batch per collection; returns how many documents were cleared."""

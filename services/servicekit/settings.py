@@ -29,7 +29,7 @@ class ServiceSettings(BaseSettings):
     # At least one tier: the consumer re-publishes a failed message to a wait queue before it parks it.
     retry_delays_ms: list[int] = Field(default_factory=lambda: [1_000, 5_000, 30_000], min_length=1)
     max_attempts: int = Field(default=4, ge=1)
-    relay_poll_seconds: float = Field(default=2.0, gt=0)
+    relay_poll_seconds: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
     fault: str = ""
 

@@ -34,7 +34,7 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_run_command_starts_everything_and_prints_the_api_docs():
     command = _readme_commands()["run"]
-    proc = subprocess.Popen(command, shell=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,  # noqa: S602
+    proc = subprocess.Popen(command, shell=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     seen: list[str] = []
     docs_urls: list[str] = []

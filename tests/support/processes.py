@@ -48,7 +48,7 @@ class ServiceProcess:
             **env,
         }
         log = (self.log_dir / f"{self.package}-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", self.package], env=full_env,  # noqa: S603
+        self.proc = subprocess.Popen([sys.executable, "-m", self.package], env=full_env,
                                      stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         if wait:
             self.wait_ready()
