@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
@@ -71,6 +72,8 @@ func main() {
 			log.Fatalf("proxy stopped: %v", err)
 		}
 	}()
+
+	go (&idIndexer{dir: abs, done: map[string]bool{}}).run(ctx, time.Second)
 
 	fmt.Printf("ipsflow-ferretdb listening on %s (mongodb://%s/), data in %s\n", *listen, *listen, abs)
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {

@@ -1,0 +1,90 @@
+package main
+
+// An index that FerretDB v1.24's SQLite backend lacks.
+//
+// FerretDB indexes `_id` as `_ferretdb_sjson->"_id"`, but its UPDATE and DELETE statements match documents
+// with `_ferretdb_sjson->'$._id' = ?`, an expression SQLite cannot answer from that index. So every update of
+// one document scans the whole table, and an update costs time in proportion to the collection's size
+// (measured: 2-3 ms at 200 documents, 18-20 ms at 4,000). This loop gives every collection table an index
+// on exactly the expression those statements use, shortly after the table appears.
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log"
+	"path/filepath"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // the driver FerretDB itself uses; registers "sqlite"
+)
+
+type idIndexer struct {
+	dir  string
+	done map[string]bool // "file|table" already indexed
+}
+
+func (x *idIndexer) run(ctx context.Context, every time.Duration) {
+	ticker := time.NewTicker(every)
+	defer ticker.Stop()
+	for {
+		x.pass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+func (x *idIndexer) pass(ctx context.Context) {
+	files, err := filepath.Glob(filepath.Join(x.dir, "*.sqlite"))
+	if err != nil {
+		return
+	}
+	for _, file := range files {
+		if err := x.ensure(ctx, file); err != nil && ctx.Err() == nil {
+			log.Printf("id index for %s: %v", filepath.Base(file), err)
+		}
+	}
+}
+
+func (x *idIndexer) ensure(ctx context.Context, file string) error {
+	db, err := sql.Open("sqlite", "file:"+file+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM _ferretdb_collections`)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return nil // a database FerretDB is still creating
+		}
+		return err
+	}
+	var tables []string
+	for rows.Next() {
+		var table string
+		if err := rows.Scan(&table); err != nil {
+			rows.Close()
+			return err
+		}
+		if !x.done[file+"|"+table] {
+			tables = append(tables, table)
+		}
+	}
+	rows.Close()
+	for _, table := range tables {
+		statement := fmt.Sprintf(`CREATE INDEX IF NOT EXISTS %q ON %q (_ferretdb_sjson->'$._id')`,
+			table+"_ipsflow_id", table)
+		if _, err := db.ExecContext(ctx, statement); err != nil {
+			if strings.Contains(err.Error(), "no such table") {
+				continue // dropped meanwhile
+			}
+			return err
+		}
+		x.done[file+"|"+table] = true
+	}
+	return nil
+}
