@@ -22,7 +22,10 @@ from tests.support.fake_services import FakeServices
 BPMN_DIR = str(Path(__file__).resolve().parents[1] / "bpmn")
 CASES = 200
 SMALL = 120_000
-ENV = {"IPSFLOW_BPMN_DIR": BPMN_DIR, "IPSFLOW_CATALOGUE_FILE": "", "IPSFLOW_TIMER_LEASE_SECONDS": "3"}
+# A confirmation can overtake its case's start while workers die; it is retried with delay until the case
+# exists, so the retry window must outlast a restart (production: 1 s, 5 s, 30 s).
+ENV = {"IPSFLOW_BPMN_DIR": BPMN_DIR, "IPSFLOW_CATALOGUE_FILE": "", "IPSFLOW_TIMER_LEASE_SECONDS": "3",
+       "IPSFLOW_RETRY_DELAYS_MS": "[500, 2000, 5000]", "IPSFLOW_MAX_ATTEMPTS": "8"}
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -57,6 +60,8 @@ async def test_sigkill_chaos_every_case_ends_exactly_once(service, settings_for,
         return await instances.count_documents({"status": "completed"}) == CASES
     await eventually(all_completed, timeout=300, interval=1, what=f"{CASES} completed cases")
     await asyncio.sleep(2)  # late redeliveries must not change anything
+    parked = await _dlq_depth(broker, namespace)
+    assert parked == 0, f"{parked} messages were parked"
     docs = await instances.find({}, {"journal": 1, "status": 1, "kept": 1, "incidents": 1}).to_list(None)
     assert len(docs) == CASES and kills == 6
     for doc in docs:
@@ -71,3 +76,12 @@ async def test_sigkill_chaos_every_case_ends_exactly_once(service, settings_for,
         assert set(subjects.values()) == {1}, f"{command_type} issued twice for a case"
     await fake.stop()
     await broker.close()
+
+
+async def _dlq_depth(broker: Broker, namespace: str) -> int:
+    channel = await broker.new_channel(prefetch=1)
+    try:
+        queue = await channel.declare_queue(f"{namespace}process_engine.dlq", passive=True)
+        return int(queue.declaration_result.message_count or 0)
+    finally:
+        await channel.close()
