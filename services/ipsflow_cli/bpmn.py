@@ -98,3 +98,39 @@ def diff(old: str, new: str) -> None:
             console.print(line, style=style, markup=False, highlight=False)
     if not changed:
         console.print("geen verschillen")
+
+
+zaak_app = typer.Typer(help="Zaken (procesinstanties): bekijken en incidenten opnieuw proberen.", no_args_is_help=True)
+
+
+@zaak_app.command("show")
+def zaak_show(case_id: str) -> None:
+    """State, active BPMN elements, open tasks and incidents of one case."""
+    response = _get(f"/zaken/{case_id}")
+    if response.status_code != 200:
+        console.print(f"[red]{response.json().get('detail', response.text)}[/red]")
+        raise typer.Exit(1)
+    case = response.json()
+    console.print(f"[bold]{case['id']}[/bold] {case['status']} ({case['processId']}, {case['definitieHash'][:12]})")
+    console.print(f"  actief: {', '.join(case['actieveElementen']) or '-'}")
+    for task in case["taken"]:
+        console.print(f"  taak {task['id']} {task['elementId']} lane={task['lane']} geclaimd={task['geclaimdDoor']}")
+    for incident in case["incidenten"]:
+        state = "opgelost" if incident.get("resolved") else "[red]open[/red]"
+        console.print(f"  incident {incident['commandId']} {incident['elementId']} {incident['errorCode']}: "
+                      f"{incident['message']} ({state})")
+
+
+@zaak_app.command("retry")
+def zaak_retry(case_id: str, command_id: str) -> None:
+    """Re-issue the failed command of an open incident (attempt + 1)."""
+    try:
+        response = httpx.post(f"{_engine()}/api/v1/zaken/{case_id}/incidenten/{command_id}/opnieuw",
+                              headers=_user(), timeout=60)
+    except httpx.HTTPError as exc:
+        console.print(f"[red]process engine onbereikbaar op {_engine()}[/red]: {exc}")
+        raise typer.Exit(1) from None
+    if response.status_code != 200:
+        console.print(f"[red]{response.json().get('title')}[/red]: {response.json().get('detail', '')}")
+        raise typer.Exit(1)
+    console.print(f"[green]opnieuw uitgezet[/green]; actief: {', '.join(response.json()['actieveElementen'])}")

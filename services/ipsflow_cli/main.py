@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ipsflow_cli.bpmn import bpmn_app
+from ipsflow_cli.bpmn import bpmn_app, zaak_app
 from ipsflow_cli.run import run_system
 
 app = typer.Typer(help="ipsflow: beheer van de IPS-subsidieketen (stack, wachtrijen, dlq).", no_args_is_help=True)
@@ -25,6 +25,7 @@ dlq_app = typer.Typer(help="Parkeerplaatsen (<queue>.dlq): bekijken, terugzetten
 app.add_typer(stack_app, name="stack")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(bpmn_app, name="bpmn")
+app.add_typer(zaak_app, name="zaak")
 console = Console()
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -27,6 +27,7 @@ class OutboxRelay:
         self.settings = broker.settings
         self._wake = asyncio.Event()
         self._pending: dict[str, AsyncCollection[Document]] = {}
+        self._scan_requested = False
         self.published = 0
 
     def wake(self, doc_id: str | None = None, collection: AsyncCollection[Document] | None = None) -> None:
@@ -37,6 +38,8 @@ class OutboxRelay:
         """
         if doc_id is not None:
             self._pending[doc_id] = collection if collection is not None else self.collections[0]
+        else:
+            self._scan_requested = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -62,7 +65,7 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.relay_poll_seconds)
-                full_scan = False
+                full_scan, self._scan_requested = self._scan_requested, False
             except TimeoutError:
                 full_scan = True
 

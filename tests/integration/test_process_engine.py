@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -129,9 +131,16 @@ async def test_failed_command_goes_to_error_boundary_or_becomes_a_retryable_inci
     await eventually(incident_open, what="the incident")
     [incident] = (await _case(engine, "zaak-incident"))["incidenten"]
     assert incident["errorCode"] == "ONVERWACHT" and incident["elementId"] == "Task_registreer"
-    retried = httpx.post(f"{engine.url}/api/v1/zaken/zaak-incident/incidenten/{incident['commandId']}/opnieuw",
-                         headers=ADMIN, timeout=10)
-    assert retried.status_code == 200, retried.text
+    assert httpx.post(f"{engine.url}/api/v1/zaken/zaak-incident/incidenten/{incident['commandId']}/opnieuw",
+                      headers=USER, timeout=10).status_code == 403, "retrying is for functioneel beheer"
+    cli_env = {"IPSFLOW_ENGINE_URL": engine.url, "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
+    shown = subprocess.run([sys.executable, "-m", "ipsflow_cli.main", "zaak", "show", "zaak-incident"],
+                           capture_output=True, text=True, env=cli_env, timeout=60, check=False)
+    assert incident["commandId"] in shown.stdout and "ONVERWACHT" in shown.stdout, shown.stdout + shown.stderr
+    retried = subprocess.run([sys.executable, "-m", "ipsflow_cli.main", "zaak", "retry", "zaak-incident",
+                              incident["commandId"]], capture_output=True, text=True, env=cli_env, timeout=60,
+                             check=False)
+    assert retried.returncode == 0 and "opnieuw uitgezet" in retried.stdout, retried.stdout + retried.stderr
 
     async def waiting_for_confirmation() -> bool:
         return (await _case(engine, "zaak-incident")).get("actieveElementen") == ["Task_bevestiging"]

@@ -146,7 +146,7 @@ async def run_servicekit(cfg: Config, ns: str) -> Result:
             doc = submission(i)
             event = new_event(EVENT_TYPE, service="bench", subject=doc["_id"], data={"i": i})
             await store.insert(doc, [(event, EVENTS)])
-            relay.wake()
+            relay.wake(doc["_id"])  # as the services do: the relay reads this document by _id
 
         started = time.perf_counter()
         await bounded(cfg.n, cfg.concurrency, submit)
