@@ -94,17 +94,24 @@ def _task_view(doc: dict[str, Any], t: dict[str, Any], with_form: bool = False) 
     return view
 
 
-def _errors(exc: Exception) -> JSONResponse:
-    if isinstance(exc, NotFound):
+def _add_error_handlers(app: FastAPI) -> None:
+    """Domain errors of the engine as problem+json; nothing was stored when one is raised."""
+
+    @app.exception_handler(NotFound)
+    async def not_found(_request: Request, exc: NotFound) -> JSONResponse:
         return problem(404, "Niet gevonden", str(exc))
-    if isinstance(exc, Conflict | rt.MigrationError):
+
+    @app.exception_handler(Conflict)
+    @app.exception_handler(rt.MigrationError)
+    async def conflict(_request: Request, exc: Exception) -> JSONResponse:
         return problem(409, "Conflict", str(exc))
-    if isinstance(exc, rt.FormValidationError):
+
+    @app.exception_handler(rt.FormValidationError)
+    async def invalid_form(_request: Request, exc: rt.FormValidationError) -> JSONResponse:
         return problem(400, "Ongeldig formulier", "Het formulier is niet goed ingevuld; er is niets opgeslagen.",
                        type_="https://ipsflow.nl/problems/ongeldige-invoer",
                        invalid_params=[{"name": p.field, "code": "invalid", "reason": p.message}
                                        for p in exc.problems])
-    raise exc
 
 
 def create(settings: EngineSettings | None = None) -> FastAPI:
@@ -135,6 +142,7 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
                      max_body_bytes=2 * 1024 * 1024)
     app.state.pe = pe
     add_health(app, pe.runtime.ready_checks)
+    _add_error_handlers(app)
     _routes(app, pe)
     return app
 
@@ -184,27 +192,18 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
     async def retry(case_id: str, command_id: str, engine: EngineDep,  # type: ignore[no-untyped-def]
                     principal: PrincipalDep):
         _require_admin(principal)
-        try:
-            return _case_view(await engine.retry_incident(case_id, command_id, principal.subject))
-        except Exception as exc:
-            return _errors(exc)
+        return _case_view(await engine.retry_incident(case_id, command_id, principal.subject))
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/annuleren", tags=["zaken"])
     async def cancel(case_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         _require_admin(principal)
-        try:
-            return _case_view(await engine.cancel(case_id, principal.subject))
-        except Exception as exc:
-            return _errors(exc)
+        return _case_view(await engine.cancel(case_id, principal.subject))
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/migreren", tags=["zaken"])
     async def migrate(case_id: str, body: Migration, engine: EngineDep,  # type: ignore[no-untyped-def]
                       principal: PrincipalDep):
         _require_admin(principal)
-        try:
-            return _case_view(await engine.migrate(case_id, body.definitie_hash, principal.subject))
-        except Exception as exc:
-            return _errors(exc)
+        return _case_view(await engine.migrate(case_id, body.definitie_hash, principal.subject))
 
     @app.get(f"{API_PREFIX}/taken", tags=["taken"])
     async def tasks(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
@@ -238,11 +237,8 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
         found = await _find_task(engine, task_id, principal)
         if found is None:
             return problem(404, "Niet gevonden", "Geen open taak met dit kenmerk.")
-        try:
-            return _case_view(await engine.complete_user_task(found[0]["_id"], task_id, body.gegevens,
-                                                              principal.subject))
-        except Exception as exc:
-            return _errors(exc)
+        return _case_view(await engine.complete_user_task(found[0]["_id"], task_id, body.gegevens,
+                                                          principal.subject))
 
     for action, claim in (("claimen", True), ("vrijgeven", False)):
         def make(claim: bool = claim):  # type: ignore[no-untyped-def]
@@ -251,10 +247,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                 found = await _find_task(engine, task_id, principal)
                 if found is None:
                     return problem(404, "Niet gevonden", "Geen open taak met dit kenmerk.")
-                try:
-                    doc = await engine.claim(found[0]["_id"], task_id, principal.subject if claim else None)
-                except Exception as exc:
-                    return _errors(exc)
+                doc = await engine.claim(found[0]["_id"], task_id, principal.subject if claim else None)
                 return next(_task_view(doc, t) for t in doc["user_tasks"] if t["taskId"] == task_id)
             return endpoint
         app.post(f"{API_PREFIX}/taken/{{task_id}}/{action}", tags=["taken"])(make())

@@ -281,7 +281,7 @@ class Engine:
                     self._journal(doc, "taak geclaimd" if by else "taak vrijgegeven", element=t["elementId"])
                     return []
             raise NotFound(f"task {task_id}")
-        return await self._mutate(case_id, None, apply, run_engine=False)
+        return await self._mutate(case_id, None, apply)
 
     async def retry_incident(self, case_id: str, command_id: str, by: str) -> Document:
         def apply(wf: Any, doc: Document) -> list[rt.PendingCommand]:
@@ -319,7 +319,7 @@ class Engine:
     # ------------------------------------------------------------------ the one way an instance changes
     async def _mutate(self, case_id: str, message_id: str | None,
                       apply: Callable[[Any, Document], list[rt.PendingCommand] | None], *,
-                      missing_ok: bool = False, user_action: bool = False, run_engine: bool = True) -> Document:
+                      missing_ok: bool = False, user_action: bool = False) -> Document:
         for _ in range(MAX_CONFLICT_RETRIES):
             doc = await self.instances.store.get(case_id)
             if doc is None:
