@@ -21,8 +21,7 @@ import (
 )
 
 type idIndexer struct {
-	dir  string
-	done map[string]bool // "file|table" already indexed
+	dir string
 }
 
 func (x *idIndexer) run(ctx context.Context, every time.Duration) {
@@ -56,7 +55,9 @@ func (x *idIndexer) ensure(ctx context.Context, file string) error {
 		return err
 	}
 	defer db.Close()
-	rows, err := db.QueryContext(ctx, `SELECT table_name FROM _ferretdb_collections`)
+	// Asked every time rather than remembered: a dropped and re-created collection gets the same table name.
+	rows, err := db.QueryContext(ctx, `SELECT c.table_name FROM _ferretdb_collections c WHERE NOT EXISTS
+		(SELECT 1 FROM sqlite_master m WHERE m.type = 'index' AND m.name = c.table_name || '_ipsflow_id')`)
 	if err != nil {
 		if strings.Contains(err.Error(), "no such table") {
 			return nil // a database FerretDB is still creating
@@ -70,9 +71,7 @@ func (x *idIndexer) ensure(ctx context.Context, file string) error {
 			rows.Close()
 			return err
 		}
-		if !x.done[file+"|"+table] {
-			tables = append(tables, table)
-		}
+		tables = append(tables, table)
 	}
 	rows.Close()
 	for _, table := range tables {
@@ -84,7 +83,6 @@ func (x *idIndexer) ensure(ctx context.Context, file string) error {
 			}
 			return err
 		}
-		x.done[file+"|"+table] = true
 	}
 	return nil
 }

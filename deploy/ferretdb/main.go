@@ -73,7 +73,7 @@ func main() {
 		}
 	}()
 
-	go (&idIndexer{dir: abs, done: map[string]bool{}}).run(ctx, time.Second)
+	go (&idIndexer{dir: abs}).run(ctx, time.Second)
 
 	fmt.Printf("ipsflow-ferretdb listening on %s (mongodb://%s/), data in %s\n", *listen, *listen, abs)
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {

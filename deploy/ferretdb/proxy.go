@@ -76,6 +76,21 @@ func (p *proxy) roundTrip(request []byte, upstream net.Conn, fromServer *bufio.R
 	if isWrite(request) {
 		p.writes.Lock()
 		defer p.writes.Unlock()
+		if update := asRevisionUpdate(request); update != nil {
+			current, found, err := currentRevision(upstream, fromServer, update.database, update.collection, update.id)
+			if err != nil {
+				return err
+			}
+			if !found || current != update.revision {
+				_, err := client.Write(missReply(update.msg.requestID))
+				return err
+			}
+			rewritten, err := update.rewritten()
+			if err != nil {
+				return err
+			}
+			request = rewritten
+		}
 	}
 	if _, err := upstream.Write(request); err != nil {
 		return err
