@@ -1,10 +1,9 @@
 """``python -m intake``: the intake service (HTTP API + outbox relay)."""
 
-import uvicorn
-
 from intake.api import create
 from intake.bootstrap import IntakeSettings
+from servicekit.http import serve
 
 if __name__ == "__main__":
     settings = IntakeSettings()
-    uvicorn.run(create(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
+    serve(create(settings), settings.http_host, settings.http_port)

@@ -1,10 +1,9 @@
 """``python -m notifications``: the notifications service (consumer + HTTP)."""
 
-import uvicorn
-
 from notifications.api import create
 from notifications.bootstrap import NotificationSettings
+from servicekit.http import serve
 
 if __name__ == "__main__":
     settings = NotificationSettings()
-    uvicorn.run(create(settings), host=settings.http_host, port=settings.http_port, log_level="warning")
+    serve(create(settings), settings.http_host, settings.http_port)

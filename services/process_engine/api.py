@@ -69,6 +69,11 @@ def may_see(principal: Principal, task: dict[str, Any], variables: dict[str, Any
     lane = (task.get("lane") or "").lower()
     if lane and not principal.has_role(lane):
         return False
+    return belongs_to_caller(principal, variables)
+
+
+def belongs_to_caller(principal: Principal, variables: dict[str, Any]) -> bool:
+    """False when the case belongs to another organisation of the caller's type (gemeente, ggz)."""
     scope = ORGANISATION_VARIABLES.get(principal.org_type)
     owner = _variable(variables, scope) if scope else None
     return owner is None or str(owner) == principal.org
@@ -182,9 +187,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
         doc = await engine.instances.store.get(case_id)
         if doc is None:
             return problem(404, "Niet gevonden", "Geen zaak met dit kenmerk.")
-        scope = ORGANISATION_VARIABLES.get(principal.org_type)
-        owner = _variable(doc.get("variables", {}), scope) if scope else None
-        if owner is not None and str(owner) != principal.org:
+        if not belongs_to_caller(principal, doc.get("variables", {})):
             raise forbid("Deze zaak hoort bij een andere organisatie.")
         return _case_view(doc)
 
@@ -214,11 +217,11 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                        if (lane is None or t["lane"] == lane) and may_see(principal, t, doc.get("variables", {})))
         return out
 
-    async def _find_task(engine: Engine, task_id: str,
-                         principal: Principal) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    async def _find_task(engine: Engine, task_id: str, principal: Principal) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The open task and its case; NotFound (404) or 403 when the caller may not see it."""
         doc = await engine.instances.collection.find_one({"user_tasks.taskId": task_id})
         if doc is None:
-            return None
+            raise NotFound("Geen open taak met dit kenmerk.")
         task = next(t for t in doc["user_tasks"] if t["taskId"] == task_id)
         if not may_see(principal, task, doc.get("variables", {})):
             raise forbid("Deze taak is niet voor uw rol of organisatie.")
@@ -227,16 +230,12 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
     @app.get(f"{API_PREFIX}/taken/{{task_id}}", tags=["taken"])
     async def task(task_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         found = await _find_task(engine, task_id, principal)
-        if found is None:
-            return problem(404, "Niet gevonden", "Geen open taak met dit kenmerk.")
         return _task_view(*found, with_form=True)
 
     @app.post(f"{API_PREFIX}/taken/{{task_id}}/afronden", tags=["taken"])
     async def complete(task_id: str, body: TaskCompletion, engine: EngineDep,  # type: ignore[no-untyped-def]
                        principal: PrincipalDep):
         found = await _find_task(engine, task_id, principal)
-        if found is None:
-            return problem(404, "Niet gevonden", "Geen open taak met dit kenmerk.")
         return _case_view(await engine.complete_user_task(found[0]["_id"], task_id, body.gegevens,
                                                           principal.subject))
 
@@ -245,8 +244,6 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
             async def endpoint(task_id: str, engine: EngineDep,  # type: ignore[no-untyped-def]
                                principal: PrincipalDep):
                 found = await _find_task(engine, task_id, principal)
-                if found is None:
-                    return problem(404, "Niet gevonden", "Geen open taak met dit kenmerk.")
                 doc = await engine.claim(found[0]["_id"], task_id, principal.subject if claim else None)
                 return next(_task_view(doc, t) for t in doc["user_tasks"] if t["taskId"] == task_id)
             return endpoint

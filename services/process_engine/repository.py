@@ -8,6 +8,7 @@ from typing import Any
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from servicekit.logging import PERSONAL_DATA_KEYS
 from servicekit.store import Document, DocumentStore
 
 #: How many applied message ids an instance remembers for de-duplication (older ones cannot come back:
@@ -85,6 +86,5 @@ def remember_applied(doc: Document, message_id: str) -> None:
 
 def public_variables(data: dict[str, Any]) -> dict[str, Any]:
     """Process variables an API may show: no personal data, nothing internal."""
-    hidden = {"bsn", "burgerservicenummer", "naam", "adres", "geboortedatum", "diagnose"}
     return {k: v for k, v in data.items()
-            if not k.startswith("_") and not k.startswith("spiff") and k.lower() not in hidden}
+            if not k.startswith("_") and not k.startswith("spiff") and k.lower() not in PERSONAL_DATA_KEYS}

@@ -157,3 +157,10 @@ def add_health(app: FastAPI, ready_checks: Callable[[], Awaitable[dict[str, bool
         if all(checks.values()):
             return {"status": "ready", "checks": checks}
         return problem(503, "Niet gereed", "Een afhankelijkheid antwoordt niet.", checks=checks)
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Run a service's app (``python -m <service>``); uvicorn's access log stays off, structlog logs instead."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -13,8 +13,11 @@ from typing import Any
 
 import structlog
 
-_FORBIDDEN_KEYS = frozenset({"bsn", "burgerservicenummer", "naam", "name", "adres", "address", "diagnose",
-                             "diagnosis", "nationaliteit", "nationality", "geslacht", "gender", "body", "data"})
+#: Keys that can carry personal or health data (domain.md). Logs blank them; APIs leave them out.
+PERSONAL_DATA_KEYS = frozenset({"bsn", "burgerservicenummer", "naam", "name", "adres", "address", "geboortedatum",
+                                "diagnose", "diagnosis", "nationaliteit", "nationality", "geslacht", "gender"})
+# Logs also blank whole payloads: a message body or event data may hold any of the above.
+_FORBIDDEN_KEYS = PERSONAL_DATA_KEYS | {"body", "data"}
 
 
 def _drop_personal_data(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
