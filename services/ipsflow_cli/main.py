@@ -165,12 +165,17 @@ def token(subject: Annotated[str, typer.Option("--sub", help="Gebruikers-id.")],
           org_type: Annotated[str, typer.Option(help="ggz, gemeente, uwv of beheer.")],
           org: Annotated[str, typer.Option(help="KvK/AGB, CBS-gemeentecode, UWV of ipsflow.")],
           role: Annotated[list[str] | None, typer.Option("--role", help="Rol; mag vaker.")] = None,
-          hours: Annotated[int, typer.Option(min=1, max=24 * 30)] = 8) -> None:
+          hours: Annotated[int, typer.Option(min=1, max=24 * 30)] = 8,
+          name: Annotated[str, typer.Option("--naam", help="Naam en functie onder een besluit.")] = "",
+          mandaat: Annotated[list[str] | None, typer.Option(
+              "--mandaat", help="Soort besluit in het ondermandaat (toekenning, afwijzing, vaststelling ...); mag vaker.")] = None,
+          ) -> None:
     """Mint a development bearer token (RS256, key in .local/dev-keys); never for production."""
     from servicekit.auth import mint_token
 
     try:
-        sys.stdout.write(mint_token(subject, org_type, org, role or [], hours * 3600) + "\n")
+        sys.stdout.write(mint_token(subject, org_type, org, role or [], hours * 3600,
+                                    name=name, mandates=mandaat or []) + "\n")
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None

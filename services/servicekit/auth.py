@@ -3,7 +3,9 @@
 Production points ``IPSFLOW_JWT_PUBLIC_KEY_FILE`` at the identity provider's public key. For local use and
 tests, ``ipsflow token`` mints tokens with a development key pair that is created once in ``.local/dev-keys``.
 Claims: ``sub`` (user id), ``org_type`` (``ggz`` | ``gemeente`` | ``uwv`` | ``beheer``), ``org`` (KvK/AGB
-number, CBS code or "UWV"), ``roles`` (list). 401 and 403 are problem+json through the app's handlers.
+number, CBS code or "UWV"), ``roles`` (list), optional ``name`` (the official's name and function as it
+appears under a decision) and ``mandaten`` (the kinds of decisions this official may take by sub-mandate:
+``toekenning``, ``afwijzing``, ``niet_behandelen``, ``vaststelling``, ...). 401 and 403 are problem+json.
 """
 
 from __future__ import annotations
@@ -31,9 +33,15 @@ class Principal:
     org_type: str
     org: str
     roles: frozenset[str] = field(default_factory=frozenset)
+    name: str = ""
+    mandates: frozenset[str] = field(default_factory=frozenset)
 
     def has_role(self, role: str) -> bool:
         return role.lower() in self.roles
+
+    def may_decide(self, kind: str) -> bool:
+        """Whether the sub-mandate of this official covers decisions of ``kind``."""
+        return kind.lower() in self.mandates
 
 
 def dev_key_dir() -> Path:
@@ -62,13 +70,18 @@ def public_key() -> bytes:
     return ensure_dev_keys()[1].read_bytes()
 
 
-def mint_token(subject: str, org_type: str, org: str, roles: list[str], ttl_seconds: int = 8 * 3600) -> str:
+def mint_token(subject: str, org_type: str, org: str, roles: list[str], ttl_seconds: int = 8 * 3600, *,
+               name: str = "", mandates: list[str] | None = None) -> str:
     if org_type not in ORG_TYPES:
         raise ValueError(f"org_type must be one of {ORG_TYPES}")
     private, _ = ensure_dev_keys()
     now = int(time.time())
     claims = {"sub": subject, "org_type": org_type, "org": org, "roles": [r.lower() for r in roles],
               "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + ttl_seconds}
+    if name:
+        claims["name"] = name
+    if mandates:
+        claims["mandaten"] = [m.lower() for m in mandates]
     return jwt.encode(claims, private.read_bytes(), algorithm="RS256")
 
 
@@ -81,7 +94,9 @@ def verify(token: str, key: bytes | None = None) -> Principal:
     if claims.get("org_type") not in ORG_TYPES or not claims.get("org"):
         raise HTTPException(401, "Token mist organisatie (org_type/org).", headers={"WWW-Authenticate": "Bearer"})
     return Principal(str(claims["sub"]), str(claims["org_type"]), str(claims["org"]),
-                     frozenset(str(r).lower() for r in claims.get("roles", [])))
+                     frozenset(str(r).lower() for r in claims.get("roles", [])),
+                     name=str(claims.get("name") or ""),
+                     mandates=frozenset(str(m).lower() for m in claims.get("mandaten", [])))
 
 
 def current_principal(request: Request) -> Principal:

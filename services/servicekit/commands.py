@@ -1,0 +1,84 @@
+"""Answering engine commands: the reply protocol of bpmn/README.md, applied once per command.
+
+A service that handles a command changes one aggregate document and puts its reply event
+(``ips.opdracht.voltooid.v1`` or ``ips.opdracht.mislukt.v1``) in that same document's outbox, together with
+the command id in ``applied``. A redelivered command finds its id there and changes nothing; the relay
+publishes the reply exactly as stored, so even a crash between write and publish answers exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from servicekit.broker import EVENTS
+from servicekit.envelope import CloudEvent, new_event
+from servicekit.store import ConcurrencyError, Document, DocumentStore, DuplicateKeyError
+
+COMMAND_COMPLETED = "ips.opdracht.voltooid.v1"
+COMMAND_FAILED = "ips.opdracht.mislukt.v1"
+APPLIED_MEMORY = 100
+MAX_CONFLICT_RETRIES = 50
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A business failure the BPMN can catch with an error boundary on ``code``."""
+
+    code: str
+    message: str
+
+
+Outcome = dict[str, Any] | Failure
+
+
+def reply_to(command: CloudEvent, service: str, outcome: Outcome) -> CloudEvent:
+    """The reply event for ``command``; its id is derived from the command id, so a re-run produces the same."""
+    if isinstance(outcome, Failure):
+        type_, data = COMMAND_FAILED, {"code": outcome.code, "message": outcome.message}
+    else:
+        type_, data = COMMAND_COMPLETED, outcome
+    return new_event(type_, service=service, subject=command.subject, data=data, caused_by=command,
+                     event_id=f"{command.id}:antwoord")
+
+
+def remember_applied(doc: Document, message_id: str) -> None:
+    applied = list(doc.get("applied") or [])
+    applied.append(message_id)
+    doc["applied"] = applied[-APPLIED_MEMORY:]
+
+
+async def apply_command(store: DocumentStore, doc_id: str, command: CloudEvent, service: str,
+                        apply: Callable[[Document], Outcome | None],
+                        create: Callable[[], Document] | None = None) -> Document:
+    """Load ``doc_id`` (or insert ``create()``), let ``apply`` change it in place and return the outcome,
+    then write the change, the command id and the reply in one revision-checked update.
+
+    ``apply`` returning None means: no reply now (someone else answers later, e.g. a batch job). A document
+    that already holds the command id is returned unchanged. Raises LookupError when the document does not
+    exist and there is no ``create``.
+    """
+    for _ in range(MAX_CONFLICT_RETRIES):
+        doc = await store.get(doc_id)
+        if doc is None:
+            if create is None:
+                raise LookupError(f"{store.collection.name}/{doc_id} does not exist")
+            fresh = create()
+            outcome = apply(fresh)
+            remember_applied(fresh, command.id)
+            events = [] if outcome is None else [(reply_to(command, service, outcome), EVENTS)]
+            try:
+                return await store.insert(fresh, events)
+            except DuplicateKeyError:
+                continue
+        if command.id in (doc.get("applied") or []):
+            return doc
+        outcome = apply(doc)
+        remember_applied(doc, command.id)
+        events = [] if outcome is None else [(reply_to(command, service, outcome), EVENTS)]
+        try:
+            return await store.replace(doc, events)
+        except ConcurrencyError:
+            continue
+    raise ConcurrencyError(f"{store.collection.name}/{doc_id}: too many concurrent changes")
