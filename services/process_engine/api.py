@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -37,6 +38,10 @@ class Migration(ApiModel):
 
 class TaskCompletion(ApiModel):
     gegevens: dict[str, Any]
+
+
+class ClockSetting(ApiModel):
+    nu: datetime = Field(description="De tijd die de engine vanaf nu aanhoudt (met tijdzone).")
 
 
 def get_engine(request: Request) -> Engine:
@@ -149,6 +154,7 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
     add_health(app, pe.runtime.ready_checks)
     _add_error_handlers(app)
     _routes(app, pe)
+    _clock_routes(app, pe)
     return app
 
 
@@ -235,9 +241,14 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
     @app.post(f"{API_PREFIX}/taken/{{task_id}}/afronden", tags=["taken"])
     async def complete(task_id: str, body: TaskCompletion, engine: EngineDep,  # type: ignore[no-untyped-def]
                        principal: PrincipalDep):
-        found = await _find_task(engine, task_id, principal)
-        return _case_view(await engine.complete_user_task(found[0]["_id"], task_id, body.gegevens,
-                                                          principal.subject))
+        doc, task = await _find_task(engine, task_id, principal)
+        kind = rt.required_mandate(task.get("mandate"), body.gegevens)
+        if kind is not None and not principal.may_decide(kind):
+            raise forbid(f"Uw ondermandaat omvat geen besluiten van de soort '{kind}'.")
+        signer = {"subject": principal.subject, "naam": principal.name or principal.subject,
+                  "mandaten": sorted(principal.mandates)}
+        return _case_view(await engine.complete_user_task(doc["_id"], task_id, body.gegevens,
+                                                          principal.subject, signer))
 
     for action, claim in (("claimen", True), ("vrijgeven", False)):
         def make(claim: bool = claim):  # type: ignore[no-untyped-def]
@@ -248,6 +259,28 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                 return next(_task_view(doc, t) for t in doc["user_tasks"] if t["taskId"] == task_id)
             return endpoint
         app.post(f"{API_PREFIX}/taken/{{task_id}}/{action}", tags=["taken"])(make())
+
+
+def _clock_routes(app: FastAPI, pe: ProcessEngine) -> None:
+    @app.get(f"{API_PREFIX}/beheer/klok", tags=["beheer"])
+    async def clock(principal: PrincipalDep) -> dict[str, Any]:
+        _require_admin(principal)
+        return {"nu": pe.clock(), "verschuivingSeconden": pe.clock.offset.total_seconds(),
+                "verstelbaar": pe.clock.adjustable}
+
+    @app.put(f"{API_PREFIX}/beheer/klok", tags=["beheer"])
+    async def set_clock(body: ClockSetting, principal: PrincipalDep):  # type: ignore[no-untyped-def]
+        """Test and training environments only (IPSFLOW_ADJUSTABLE_CLOCK=true): timers due by the new time fire."""
+        _require_admin(principal)
+        if body.nu.tzinfo is None:
+            return problem(400, "Ongeldige invoer", "Geef de tijd met tijdzone.",
+                           invalid_params=[{"name": "nu", "code": "timezone", "reason": "tijdzone ontbreekt"}])
+        try:
+            pe.clock.set(body.nu)
+        except PermissionError:
+            return problem(409, "Klok niet verstelbaar", "Deze engine draait op de echte tijd.")
+        log.warning("clock.moved", offset_seconds=pe.clock.offset.total_seconds(), by=principal.subject)
+        return {"nu": pe.clock(), "verschuivingSeconden": pe.clock.offset.total_seconds(), "verstelbaar": True}
 
 
 def _definition_view(doc: dict[str, Any]) -> dict[str, Any]:

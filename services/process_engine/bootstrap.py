@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import Field
@@ -29,6 +30,25 @@ class EngineSettings(ServiceSettings):
     bpmn_dir: str = str(REPO_ROOT / "bpmn")
     #: The message catalogue (Markdown table with message types in backticks); empty: no catalogue check.
     catalogue_file: str = str(REPO_ROOT / "bpmn" / "README.md")
+    #: Lets functional admins move the engine's clock (PUT /api/v1/beheer/klok) to rehearse deadlines weeks
+    #: ahead in a test or training environment. Never on in production: legal deadlines run on real time.
+    adjustable_clock: bool = False
+
+
+class EngineClock:
+    """Real UTC time, plus an offset that only an adjustable (test/training) engine lets an admin set."""
+
+    def __init__(self, adjustable: bool) -> None:
+        self.adjustable = adjustable
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def set(self, moment: datetime) -> None:
+        if not self.adjustable:
+            raise PermissionError("this engine's clock is not adjustable")
+        self.offset = moment.astimezone(UTC) - datetime.now(UTC)
 
 
 def load_catalogue(path: str) -> set[str] | None:
@@ -51,15 +71,17 @@ class ProcessEngine:
     runtime: ServiceRuntime
     engine: Engine
     settings: EngineSettings
+    clock: EngineClock
 
 
 def bootstrap(settings: EngineSettings | None = None) -> ProcessEngine:
     settings = settings or EngineSettings()
     runtime = ServiceRuntime(settings)
     instances = InstanceRepository(runtime.db)
+    clock = EngineClock(settings.adjustable_clock)
     engine = Engine(DefinitionRepository(runtime.db), instances, load_catalogue(settings.catalogue_file),
-                    lease_seconds=settings.timer_lease_seconds)
+                    clock=clock, lease_seconds=settings.timer_lease_seconds)
     runtime.add_consumer(QUEUE, {}, [Binding(EVENTS, "#")], fallback=engine.handle_event)
     relay = runtime.add_relay([instances.collection])
     engine.on_outbox = lambda case_id: relay.wake(case_id, instances.collection)
-    return ProcessEngine(runtime, engine, settings)
+    return ProcessEngine(runtime, engine, settings, clock)

@@ -259,14 +259,18 @@ class Engine:
             await asyncio.sleep(interval)
 
     # ------------------------------------------------------------------ user tasks and admin actions
-    async def complete_user_task(self, case_id: str, task_id: str, data: dict[str, Any], by: str) -> Document:
+    async def complete_user_task(self, case_id: str, task_id: str, data: dict[str, Any], by: str,
+                                 signer: dict[str, Any] | None = None) -> Document:
+        """Complete a user task with the form ``data``. ``signer`` (subject, naam, mandaten of the official) is
+        recorded in the task data as ``ondertekenaar``: a decision names who took it (Awb 10:10)."""
         def apply(wf: Any, doc: Document) -> list[rt.PendingCommand]:
             task = next((t for t in doc.get("user_tasks", []) if t["taskId"] == task_id), None)
             if task is None:
                 raise NotFound(f"task {task_id}")
             if task.get("claimedBy") and task["claimedBy"] != by:
                 raise Conflict(f"task is claimed by {task['claimedBy']}")
-            result = rt.complete_user_task(wf, task_id, data)
+            recorded = {"ondertekenaar": signer} if signer is not None else None
+            result = rt.complete_user_task(wf, task_id, data, recorded)
             self._journal(doc, "taak afgerond", element=task["elementId"], by=by)
             return self._after(wf, doc, result)
         return await self._mutate(case_id, None, apply, user_action=True)
@@ -372,7 +376,8 @@ class Engine:
         doc["timer_lease_until"] = None
         doc["user_tasks"] = [{
             "taskId": t.task_id, "elementId": t.element_id, "name": t.name, "lane": t.lane,
-            "formSchema": t.form_schema, "claimedBy": previous.get(t.task_id, {}).get("claimedBy"),
+            "formSchema": t.form_schema, "mandate": t.mandate,
+            "claimedBy": previous.get(t.task_id, {}).get("claimedBy"),
             "since": previous.get(t.task_id, {}).get("since") or self.clock(),
         } for t in result.user_tasks]
         doc["has_user_tasks"] = bool(doc["user_tasks"])

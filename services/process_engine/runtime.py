@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -103,6 +104,7 @@ __all__ = [
 BPMN_NS: Final = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 SPIFF_NS: Final = "http://spiffworkflow.org/bpmn/schema/1.0/core"
 FORM_SCHEMA_PROPERTY: Final = "formSchema"
+MANDATE_PROPERTY: Final = "mandaat"
 
 # Workflow-level (not task-level) data: invisible to scripts, never copied
 # between tasks, serialized with the instance.
@@ -278,6 +280,9 @@ class UserTaskView:
     name: str | None
     lane: str | None
     form_schema: dict[str, Any] | None
+    #: Sub-mandate rule of the task (property ``mandaat``): which kind of decision each answer is, e.g.
+    #: ``{"veld": "besluit", "soorten": {"toekennen": "toekenning"}}``; None when the task decides nothing.
+    mandate: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -951,9 +956,23 @@ def fire_due_timers(workflow: BpmnWorkflow, now: datetime) -> StepResult:
 
 
 def _form_schema(task: Task) -> dict[str, Any] | None:
+    return _json_property(task, FORM_SCHEMA_PROPERTY)
+
+
+def _json_property(task: Task, name: str) -> dict[str, Any] | None:
     properties = getattr(task.task_spec, "extensions", {}).get("properties", {})
-    raw = properties.get(FORM_SCHEMA_PROPERTY)
+    raw = properties.get(name)
     return cast(dict[str, Any], json.loads(raw)) if raw else None
+
+
+def required_mandate(mandate: Mapping[str, Any] | None, data: Mapping[str, Any]) -> str | None:
+    """The kind of decision completing a task with ``data`` takes, per its ``mandaat`` property (or None)."""
+    if not mandate:
+        return None
+    answer = data.get(str(mandate.get("veld", "")))
+    kinds: Mapping[str, Any] = mandate.get("soorten", {})
+    kind = kinds.get(str(answer)) if answer is not None else None
+    return str(kind) if kind else None
 
 
 def ready_user_tasks(workflow: BpmnWorkflow) -> list[UserTaskView]:
@@ -965,14 +984,17 @@ def ready_user_tasks(workflow: BpmnWorkflow) -> list[UserTaskView]:
             name=t.task_spec.bpmn_name,
             lane=t.task_spec.lane,
             form_schema=_form_schema(t),
+            mandate=_json_property(t, MANDATE_PROPERTY),
         )
         for t in _tasks(workflow, TaskState.READY)
         if isinstance(t.task_spec, UserTaskMixin)
     ]
 
 
-def complete_user_task(workflow: BpmnWorkflow, task_id: str, data: dict[str, Any]) -> StepResult:
-    """Validate ``data`` against the task's form schema, store it and continue.
+def complete_user_task(workflow: BpmnWorkflow, task_id: str, data: dict[str, Any],
+                       recorded: Mapping[str, Any] | None = None) -> StepResult:
+    """Validate ``data`` against the task's form schema, store it (plus ``recorded``: facts the engine adds,
+    such as who signed, which the form itself may not set) and continue.
 
     Raises :class:`UnknownTaskError` if no such READY user task exists and
     :class:`FormValidationError` (listing every field problem) if the data
@@ -984,7 +1006,7 @@ def complete_user_task(workflow: BpmnWorkflow, task_id: str, data: dict[str, Any
         problems = validate_form(schema, data)
         if problems:
             raise FormValidationError(task.task_spec.bpmn_id, problems)
-    task.task_spec.add_data_from_form(task, data)
+    task.task_spec.add_data_from_form(task, {**data, **(recorded or {})})
     try:
         task.run()
     except WorkflowException as exc:
@@ -1030,6 +1052,15 @@ def validate_form(schema: Mapping[str, Any], data: Any, path: str = "") -> list[
     problems: list[FieldProblem] = []
     if "enum" in schema and data not in schema["enum"]:
         problems.append(FieldProblem(where, f"must be one of {schema['enum']}"))
+    if "const" in schema and data != schema["const"]:
+        problems.append(FieldProblem(where, f"must be {schema['const']!r}"))
+    if "pattern" in schema and isinstance(data, str) and re.search(schema["pattern"], data) is None:
+        problems.append(FieldProblem(where, f"must match {schema['pattern']}"))
+    if isinstance(schema.get("if"), dict):
+        # if/then/else: the condition is checked quietly, the chosen branch reports its problems
+        branch = schema.get("then") if not validate_form(schema["if"], data, path) else schema.get("else")
+        if isinstance(branch, dict):
+            problems.extend(validate_form(branch, data, path))
     problems.extend(_range_problems(schema, data, where))
     if isinstance(data, dict):
         problems.extend(_object_problems(schema, data, path))

@@ -29,9 +29,12 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as day_time
 from functools import lru_cache
 from types import CodeType, FrameType
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
@@ -48,6 +51,7 @@ __all__ = [
 ]
 
 DEFAULT_TIME_LIMIT_S: Final = 0.1
+AMSTERDAM: Final = ZoneInfo("Europe/Amsterdam")
 MAX_POWER_EXPONENT: Final = 64
 
 # Money is modelled as integer cents throughout the project, so ``float`` is
@@ -201,6 +205,20 @@ def _deadline(seconds: float) -> Iterator[None]:
         sys.settrace(previous)
 
 
+def einde_van_dag(datum: str) -> str:
+    """The moment (UTC, ISO 8601) a legal day ends: midnight after ``datum`` (an ISO date) in Europe/Amsterdam.
+
+    Awb deadlines are calendar days in the Netherlands; a timer on "the day after the deadline" needs the
+    UTC instant, which moves with summer time. Pure, so scripts and timer expressions may call it.
+    """
+    day = date.fromisoformat(str(datum)[:10]) + timedelta(days=1)
+    return datetime.combine(day, day_time(0), tzinfo=AMSTERDAM).astimezone(UTC).isoformat()
+
+
+#: Functions of ours that every script and expression may call (pure, no I/O).
+PROCESS_FUNCTIONS: Final[dict[str, Any]] = {"einde_van_dag": einde_van_dag}
+
+
 def _script_globals(context: Mapping[str, Any], external_context: Mapping[str, Any] | None) -> dict[str, Any]:
     """Build the globals for one evaluation.
 
@@ -210,6 +228,7 @@ def _script_globals(context: Mapping[str, Any], external_context: Mapping[str, A
     namespace: dict[str, Any] = {}
     for source in (external_context or {}, context):
         namespace.update({k: v for k, v in source.items() if not k.startswith("_")})
+    namespace.update(PROCESS_FUNCTIONS)
     namespace["__builtins__"] = dict(_SAFE_BUILTINS)
     return namespace
 
