@@ -22,7 +22,7 @@ from tests.support.processes import ServiceProcess
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The folder a test lives in is its kind; a marker is added so `-m` selections work.
     for item in items:
-        for kind in ("unit", "integration", "bpmn", "e2e"):
+        for kind in ("unit", "integration", "bpmn", "e2e", "browser"):
             if f"/tests/{kind}/" in str(item.path):
                 item.add_marker(getattr(pytest.mark, kind))
 
