@@ -1,17 +1,41 @@
-"""HTTP edge of intake: the ggz portal API. The only module that knows HTTP."""
+"""HTTP edge of intake: the ggz portal API. The only module that knows HTTP.
+
+Every endpoint except /health, /ready and the docs needs a bearer JWT. A ggz-instelling sees and changes only
+its own applications; a gemeente reads those addressed to it now; beheer reads all; UWV none.
+"""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
 
 from intake.bootstrap import Intake, IntakeSettings, bootstrap
-from intake.handlers import IdempotencyConflict, submit_application
-from intake.messages import AanvraagIndienen, AanvraagOntvangen
+from intake.domain import Aanvraag, DocumentInfo
+from intake.handlers import Conflict, Forbidden, IdempotencyConflict, InvalidInput, NotFound
+from intake.messages import (
+    AanvraagAanvullen,
+    AanvraagDetail,
+    AanvraagIndienen,
+    AanvraagLijst,
+    AanvraagOntvangen,
+    AanvraagSamenvatting,
+    BesluitView,
+    DocumentMetadata,
+    HerstelView,
+)
+from servicekit.auth import Principal, PrincipalDep
 from servicekit.http import API_PREFIX, add_health, create_app, problem
+
+AANVRAGEN = f"{API_PREFIX}/aanvragen"
+UPLOAD_PATH = rf"{AANVRAGEN}/[^/]+/documenten/?"
+IdempotencyKey = Annotated[str | None, Header(max_length=200)]
+_PROBLEMS = {400: {"description": "Ongeldige invoer (problem+json)"},
+             401: {"description": "Geen of ongeldig token (problem+json)"},
+             403: {"description": "Niet van uw organisatie (problem+json)"},
+             404: {"description": "Niet gevonden (problem+json)"}}
 
 
 def get_intake(request: Request) -> Intake:
@@ -23,6 +47,7 @@ IntakeDep = Annotated[Intake, Depends(get_intake)]
 
 def create(settings: IntakeSettings | None = None) -> FastAPI:
     intake = bootstrap(settings)
+    handlers = intake.handlers
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -31,36 +56,127 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
             yield
 
     app = create_app("ipsflow intake", "Portaal-API voor ggz-instellingen: IPS-subsidieaanvragen indienen en volgen.",
-                     lifespan=lifespan)
+                     lifespan=lifespan, body_limits=[(UPLOAD_PATH, intake.settings.max_document_bytes)])
     app.state.intake = intake
     add_health(app, intake.runtime.ready_checks)
 
-    @app.post(f"{API_PREFIX}/aanvragen", status_code=201, response_model=AanvraagOntvangen,
-              response_model_by_alias=True, tags=["aanvragen"],
-              responses={400: {"description": "Ongeldige invoer (problem+json)"},
-                         422: {"description": "Idempotency-Key hergebruikt voor een ander verzoek"}})
-    async def aanvraag_indienen(body: AanvraagIndienen, svc: IntakeDep, response: Response,
-                                idempotency_key: Annotated[str | None, Header(max_length=200)] = None):  # type: ignore[no-untyped-def]
-        try:
-            result = await submit_application(body, svc.aanvragen, idempotency_key)
-        except IdempotencyConflict:
-            return problem(422, "Idempotency-Key al gebruikt",
-                           "Deze Idempotency-Key hoort bij een ander verzoek.")
-        if svc.runtime.relay is not None:
-            svc.runtime.relay.wake(result.aanvraag.id)
+    @app.exception_handler(InvalidInput)
+    async def on_invalid(_r: Request, exc: InvalidInput) -> Response:
+        return problem(400, "Ongeldige invoer", "Een of meer velden zijn ongeldig; er is niets opgeslagen.",
+                       type_="https://ipsflow.nl/problems/ongeldige-invoer", invalid_params=exc.params)
+
+    @app.exception_handler(NotFound)
+    async def on_not_found(_r: Request, _exc: NotFound) -> Response:
+        return problem(404, "Niet gevonden", "Geen aanvraag of document met dit kenmerk.")
+
+    @app.exception_handler(Forbidden)
+    async def on_forbidden(_r: Request, exc: Forbidden) -> Response:
+        return problem(403, "Geen toegang", str(exc))
+
+    @app.exception_handler(Conflict)
+    async def on_conflict(_r: Request, exc: Conflict) -> Response:
+        return problem(409, "Conflict", str(exc))
+
+    @app.exception_handler(IdempotencyConflict)
+    async def on_idempotency(_r: Request, _exc: IdempotencyConflict) -> Response:
+        return problem(422, "Idempotency-Key al gebruikt", "Deze Idempotency-Key hoort bij een ander verzoek.")
+
+    @app.post(AANVRAGEN, status_code=201, response_model=AanvraagOntvangen, response_model_by_alias=True,
+              tags=["aanvragen"], responses={**_PROBLEMS, 422: {"description": "Idempotency-Key hergebruikt"}})
+    async def aanvraag_indienen(body: AanvraagIndienen, principal: PrincipalDep, response: Response,
+                                idempotency_key: IdempotencyKey = None) -> AanvraagOntvangen:
+        """Dien een aanvraag in. Met dezelfde Idempotency-Key geeft een herhaald verzoek dezelfde aanvraag (200)."""
+        result = await handlers.submit(principal, body, idempotency_key)
         a = result.aanvraag
         response.status_code = 201 if result.created else 200
-        response.headers["Location"] = f"{API_PREFIX}/aanvragen/{a.id}"
-        return AanvraagOntvangen(id=a.id, status=a.status, ontvangen_op=a.ontvangen_op,
-                                 gemeente_code=a.gemeente_code, traject_type=a.traject_type)
+        response.headers["Location"] = f"{AANVRAGEN}/{a.id}"
+        return AanvraagOntvangen(id=a.id, status=a.status, ontvangen_op=a.ontvangen_op, gemeente_code=a.gemeente_code,
+                                 woongemeente_code=a.woongemeente_code, traject_type=a.traject_type)
 
-    @app.get(f"{API_PREFIX}/aanvragen/{{aanvraag_id}}", response_model=AanvraagOntvangen,
-             response_model_by_alias=True, tags=["aanvragen"])
-    async def aanvraag_lezen(aanvraag_id: str, svc: IntakeDep):  # type: ignore[no-untyped-def]
-        a = await svc.aanvragen.get(aanvraag_id)
-        if a is None:
-            return problem(404, "Niet gevonden", "Geen aanvraag met dit kenmerk.")
-        return AanvraagOntvangen(id=a.id, status=a.status, ontvangen_op=a.ontvangen_op,
-                                 gemeente_code=a.gemeente_code, traject_type=a.traject_type)
+    @app.get(AANVRAGEN, response_model=AanvraagLijst, response_model_by_alias=True, tags=["aanvragen"],
+             responses=_PROBLEMS)
+    async def aanvragen_lijst(principal: PrincipalDep, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                              offset: Annotated[int, Query(ge=0)] = 0) -> AanvraagLijst:
+        """De aanvragen van uw organisatie, nieuwste eerst."""
+        found = await handlers.list_for(principal, limit, offset)
+        return AanvraagLijst(items=[_samenvatting(a, principal) for a in found], limit=limit, offset=offset)
+
+    @app.get(f"{AANVRAGEN}/{{aanvraag_id}}", response_model=AanvraagDetail, response_model_by_alias=True,
+             response_model_exclude_none=True, tags=["aanvragen"], responses=_PROBLEMS)
+    async def aanvraag_lezen(aanvraag_id: str, principal: PrincipalDep) -> AanvraagDetail:
+        """Status, data, herstelverzoek, besluit en documenten van een aanvraag."""
+        return _detail(await handlers.read(principal, aanvraag_id), principal)
+
+    @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/documenten", status_code=201, response_model=DocumentMetadata,
+              response_model_by_alias=True, tags=["documenten"], responses=_PROBLEMS,
+              openapi_extra={"requestBody": {"required": True, "content": {
+                  "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
+    async def document_uploaden(
+            aanvraag_id: str, request: Request, principal: PrincipalDep,
+            soort: Annotated[Literal["aanvraagformulier", "modelgetrouwheidscertificaat", "overig"], Query()],
+            bestandsnaam: Annotated[str | None, Query(max_length=200)] = None,
+            idempotency_key: IdempotencyKey = None) -> DocumentMetadata:
+        """Voeg een pdf toe (de body is het bestand zelf, Content-Type application/pdf; max. 10 MB)."""
+        content = await request.body()
+        info = await handlers.upload(principal, aanvraag_id, soort, bestandsnaam,
+                                     request.headers.get("content-type", ""), content, idempotency_key)
+        return _document(info)
+
+    @app.get(f"{AANVRAGEN}/{{aanvraag_id}}/documenten/{{document_id}}", tags=["documenten"],
+             responses={**_PROBLEMS, 200: {"content": {"application/pdf": {}, "text/plain": {}}}})
+    async def document_lezen(aanvraag_id: str, document_id: str, principal: PrincipalDep) -> Response:
+        """De inhoud van een document: pdf voor uploads, tekst voor besluiten en mededelingen."""
+        info, content = await handlers.document_content(principal, aanvraag_id, document_id)
+        return Response(content, media_type=info.content_type, headers={
+            "Content-Disposition": f'attachment; filename="{info.bestandsnaam}"',
+            "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
+
+    @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/aanvullingen", response_model=AanvraagDetail,
+              response_model_by_alias=True, response_model_exclude_none=True, tags=["aanvragen"],
+              responses={**_PROBLEMS, 409: {"description": "Er is geen aanvulling gevraagd"}})
+    async def aanvraag_aanvullen(aanvraag_id: str, body: AanvraagAanvullen, principal: PrincipalDep,
+                                 idempotency_key: IdempotencyKey = None) -> AanvraagDetail:
+        """Vul een onvolledige aanvraag aan (alleen na een herstelverzoek). Upload documenten vooraf."""
+        return _detail(await handlers.aanvullen(principal, aanvraag_id, body, idempotency_key), principal)
+
+    @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/intrekking", response_model=AanvraagDetail,
+              response_model_by_alias=True, response_model_exclude_none=True, tags=["aanvragen"],
+              responses={**_PROBLEMS, 409: {"description": "Er is al besloten"}})
+    async def aanvraag_intrekken(aanvraag_id: str, principal: PrincipalDep,
+                                 idempotency_key: IdempotencyKey = None) -> AanvraagDetail:
+        """Trek de aanvraag in; kan tot er een besluit is."""
+        return _detail(await handlers.intrekken(principal, aanvraag_id, idempotency_key), principal)
 
     return app
+
+
+def _owner(a: Aanvraag, principal: Principal) -> bool:
+    return principal.org_type == "ggz" and principal.org == a.ggz_kvk_nummer
+
+
+def _document(d: DocumentInfo) -> DocumentMetadata:
+    return DocumentMetadata(id=d.id, soort=d.soort, bestandsnaam=d.bestandsnaam, content_type=d.content_type,
+                            grootte=d.grootte, sha256=d.sha256, ontvangen_op=d.ontvangen_op)
+
+
+def _samenvatting(a: Aanvraag, principal: Principal) -> AanvraagSamenvatting:
+    return AanvraagSamenvatting(id=a.id, status=a.status,
+                                client_referentie=a.client_referentie if _owner(a, principal) else None,
+                                aanvraagdatum=a.aanvraagdatum, ontvangen_op=a.ontvangen_op,
+                                gemeente_code=a.gemeente_code, woongemeente_code=a.woongemeente_code,
+                                traject_type=a.traject_type)
+
+
+def _detail(a: Aanvraag, principal: Principal) -> AanvraagDetail:
+    b = a.besluit
+    return AanvraagDetail(
+        id=a.id, status=a.status, client_referentie=a.client_referentie if _owner(a, principal) else None,
+        aanvraagdatum=a.aanvraagdatum, gewenste_startdatum=a.gewenste_startdatum, ontvangen_op=a.ontvangen_op,
+        volledig_ontvangen_op=a.volledig_ontvangen_op, aangevuld_op=a.aangevuld_op, ingetrokken_op=a.ingetrokken_op,
+        gemeente_code=a.gemeente_code, woongemeente_code=a.woongemeente_code, doorgezonden_van=a.doorgezonden_van,
+        traject_type=a.traject_type, ggz_kvk_nummer=a.ggz_kvk_nummer,
+        herstel=HerstelView(ontbrekend=a.herstel.ontbrekend, uiterlijk=a.herstel.uiterlijk) if a.herstel else None,
+        besluit=BesluitView(soort=b.soort, datum=b.datum, bezwaartermijn_einde=b.bezwaartermijn_einde,
+                            bedrag_cents=b.bedrag_cents, document_id=b.document_id, kenmerk=b.kenmerk) if b else None,
+        documenten=[_document(d) for d in a.documenten],
+    )

@@ -3,26 +3,60 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
-from intake.repository import AanvraagRepository
+from pydantic import Field
+
+from intake.bsn import BsnCipher, load_key
+from intake.domain import Gemeenteregister
+from intake.handlers import IntakeHandlers
+from intake.repository import AanvraagRepository, DocumentContents
+from servicekit.broker import COMMANDS, Binding
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
+
+QUEUE = "intake"
+VOLLEDIGHEID_CONTROLEREN = "ips.aanvraag.volledigheid_controleren.v1"
+HERSTEL_VRAGEN = "ips.aanvraag.herstel_vragen.v1"
+DOORZENDEN = "ips.aanvraag.doorzenden.v1"
+BESLUIT_REGISTREREN = "ips.aanvraag.besluit_registreren.v1"
+GEMEENTEN_CSV = Path(__file__).parent / "data" / "gemeenten.csv"
 
 
 class IntakeSettings(ServiceSettings):
     service_name: str = "intake"
     http_port: int = 8001
+    # IPSFLOW_INTAKE_BSN_KEY: base64 of 32 bytes; empty means the development key in .local/dev-keys.
+    intake_bsn_key: str = Field(default="", repr=False)
+    max_document_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=15 * 1024 * 1024)
 
 
 @dataclass
 class Intake:
     runtime: ServiceRuntime
     aanvragen: AanvraagRepository
+    documenten: DocumentContents
+    handlers: IntakeHandlers
+    settings: IntakeSettings
 
 
 def bootstrap(settings: IntakeSettings | None = None) -> Intake:
     settings = settings or IntakeSettings()
     runtime = ServiceRuntime(settings)
     aanvragen = AanvraagRepository(runtime.db)
-    runtime.add_relay([aanvragen.collection])
-    return Intake(runtime=runtime, aanvragen=aanvragen)
+    documenten = DocumentContents(runtime.db)
+    relay = runtime.add_relay([aanvragen.collection])
+    handlers = IntakeHandlers(
+        aanvragen=aanvragen, documenten=documenten,
+        gemeenten=Gemeenteregister.from_csv(GEMEENTEN_CSV.read_text(encoding="utf-8")),
+        cipher=BsnCipher(load_key(settings.intake_bsn_key)),
+        max_document_bytes=settings.max_document_bytes,
+        wake=lambda doc_id: relay.wake(doc_id, aanvragen.collection),
+    )
+    runtime.add_consumer(QUEUE, {
+        VOLLEDIGHEID_CONTROLEREN: handlers.volledigheid_controleren,
+        HERSTEL_VRAGEN: handlers.herstel_vragen,
+        DOORZENDEN: handlers.doorzenden,
+        BESLUIT_REGISTREREN: handlers.besluit_registreren,
+    }, [Binding(COMMANDS, t) for t in (VOLLEDIGHEID_CONTROLEREN, HERSTEL_VRAGEN, DOORZENDEN, BESLUIT_REGISTREREN)])
+    return Intake(runtime=runtime, aanvragen=aanvragen, documenten=documenten, handlers=handlers, settings=settings)

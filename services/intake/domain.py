@@ -1,13 +1,129 @@
-"""The application (aanvraag) as intake knows it. Pure and synchronous: no I/O, no pydantic."""
+"""The application (aanvraag) as intake knows it. Pure and synchronous: standard library only.
+
+The aggregate changes state through its methods; methods called from the portal record domain events
+(``ips.aanvraag.*``), methods called for engine commands return the command's result instead (the reply is
+the event). Personal data the regulation does not need (nationality, address, gender, diagnosis) has no
+place here; the BSN never enters the aggregate in clear text (the edge encrypts it).
+"""
 
 from __future__ import annotations
 
+import calendar
+import csv
+import io
+import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 AANVRAAG_INGEDIEND = "ips.aanvraag.ingediend.v1"
+AANVRAAG_AANGEVULD = "ips.aanvraag.aangevuld.v1"
+AANVRAAG_INGETROKKEN = "ips.aanvraag.ingetrokken.v1"
 
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+INGEDIEND = "ingediend"
+IN_BEHANDELING = "in_behandeling"
+AANVULLING_GEVRAAGD = "aanvulling_gevraagd"
+AANGEVULD = "aangevuld"
+DOORGEZONDEN = "doorgezonden"
+TOEGEKEND = "toegekend"
+AFGEWEZEN = "afgewezen"
+NIET_BEHANDELD = "niet_behandeld"
+INGETROKKEN = "ingetrokken"
+BESLUIT_STATUSSEN = (TOEGEKEND, AFGEWEZEN, NIET_BEHANDELD)
+FINAL = (*BESLUIT_STATUSSEN, INGETROKKEN)
+
+DOELGROEP_UITKERINGEN = ("bijstand", "ioaw", "ioaz", "geen")
+SOORT_AANVRAAGFORMULIER = "aanvraagformulier"
+UPLOAD_SOORTEN = (SOORT_AANVRAAGFORMULIER, "modelgetrouwheidscertificaat", "overig")
+
+# Missing items of an incomplete application: code and the Dutch text the ggz sees in the repair request.
+ONTBREKEND = {
+    "ondertekening_kandidaat": "De aanvraag is niet ondertekend door de kandidaat.",
+    "ondertekening_ggz_instelling": "De aanvraag is niet ondertekend door de ggz-instelling.",
+    "modelgetrouwheidscertificaat": "De geldigheidsdatum van het modelgetrouwheidscertificaat ontbreekt.",
+    "aanvraagformulier": "Het ondertekende aanvraagformulier (pdf) is niet bijgevoegd.",
+}
+
+
+class DomainError(Exception):
+    """A rule of the aggregate refuses the change (the portal shows it as a conflict)."""
+
+
+# --- the BSN check --------------------------------------------------------------------------------------
+
+def elfproef(bsn: str) -> bool:
+    """The BSN eleven test: 9 digits, 9*d1 + 8*d2 + ... + 2*d8 - d9 divisible by 11, not all zeros."""
+    if len(bsn) != 9 or not bsn.isascii() or not bsn.isdigit() or int(bsn) == 0:
+        return False
+    total = sum(int(d) * w for d, w in zip(bsn[:8], range(9, 1, -1), strict=True)) - int(bsn[8])
+    return total % 11 == 0
+
+
+# --- municipalities -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Gemeente:
+    code: str
+    naam: str
+    geldig_vanaf: date
+    geldig_tot: date | None  # exclusive: the day of the merger
+
+    def geldig_op(self, dag: date) -> bool:
+        return self.geldig_vanaf <= dag and (self.geldig_tot is None or dag < self.geldig_tot)
+
+
+class Gemeenteregister:
+    """The CBS municipality list with validity periods (data/gemeenten.csv)."""
+
+    def __init__(self, gemeenten: list[Gemeente]) -> None:
+        self._by_code: dict[str, list[Gemeente]] = {}
+        for g in gemeenten:
+            self._by_code.setdefault(g.code, []).append(g)
+
+    @classmethod
+    def from_csv(cls, text: str) -> Gemeenteregister:
+        rows = csv.DictReader(io.StringIO(text))
+        return cls([Gemeente(r["code"], r["name"], date.fromisoformat(r["valid_from"]),
+                             date.fromisoformat(r["valid_to"]) if r["valid_to"] else None) for r in rows])
+
+    def geldig_op(self, code: str, dag: date) -> bool:
+        return any(g.geldig_op(dag) for g in self._by_code.get(code, ()))
+
+    def naam(self, code: str) -> str | None:
+        found = self._by_code.get(code)
+        return found[-1].naam if found else None
+
+
+# --- dates ----------------------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
+
+
+def is_date_duration(text: str) -> bool:
+    return bool(_DURATION.match(text)) and text != "P"
+
+
+def add_duration(start: date, duration: str) -> date:
+    """``start`` plus an ISO 8601 date duration (``P14D``, ``P2W``, ``P1M``, ``P1Y2M3D``); month ends clamp."""
+    match = _DURATION.match(duration)
+    if not match or duration == "P":
+        raise ValueError(f"not an ISO 8601 date duration: {duration!r}")
+    years, months, weeks, days = (int(g or 0) for g in match.groups())
+    month_index = start.month - 1 + months + 12 * years
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    day = min(start.day, calendar.monthrange(year, month)[1])
+    return date(year, month, day) + timedelta(weeks=weeks, days=days)
+
+
+def local_date(moment: datetime) -> date:
+    """The Europe/Amsterdam calendar date of a (UTC) timestamp."""
+    return moment.astimezone(AMSTERDAM).date()
+
+
+# --- the aggregate --------------------------------------------------------------------------------------
 
 @dataclass
 class DomainEvent:
@@ -16,32 +132,237 @@ class DomainEvent:
 
 
 @dataclass
+class Ondertekening:
+    kandidaat: bool = False
+    ggz_instelling: bool = False
+
+
+@dataclass
+class Modelgetrouwheid:
+    certificaatnummer: str | None = None
+    geldig_tot: date | None = None
+
+
+@dataclass
+class Doelgroep:
+    uitkering: str
+    wil_betaald_werk: bool
+    andere_reintegratie: bool
+
+
+@dataclass
+class DocumentInfo:
+    """Metadata of a document of the application; the content lives in the ``documenten`` collection."""
+
+    id: str
+    soort: str
+    bestandsnaam: str
+    content_type: str
+    grootte: int
+    sha256: str
+    ontvangen_op: datetime
+
+
+@dataclass
+class Herstel:
+    ontbrekend: list[Any]
+    uiterlijk: date
+    gevraagd_op: datetime
+
+
+@dataclass
+class Besluit:
+    soort: str | None
+    datum: str | None
+    bezwaartermijn_einde: str | None
+    bedrag_cents: int | None
+    document_id: str
+    beschikking_id: str | None = None
+    kenmerk: str | None = None
+
+
+@dataclass
 class Aanvraag:
     id: str
     client_referentie: str
     gemeente_code: str
+    woongemeente_code: str
     traject_type: str
+    aanvraagdatum: date
     gewenste_startdatum: date
     ggz_kvk_nummer: str
     ontvangen_op: datetime
-    status: str = "ingediend"
+    ondertekening: Ondertekening
+    doelgroep: Doelgroep
+    modelgetrouwheid: Modelgetrouwheid | None = None
+    ggz_agb_code: str | None = None
     toelichting: str | None = None
+    status: str = INGEDIEND
+    documenten: list[DocumentInfo] = field(default_factory=list)
+    herstel: Herstel | None = None
+    aangevuld_op: datetime | None = None
+    volledig_ontvangen_op: datetime | None = None
+    doorgezonden_van: str | None = None
+    ingetrokken_op: datetime | None = None
+    besluit: Besluit | None = None
     events: list[DomainEvent] = field(default_factory=list)
 
     @classmethod
-    def indienen(cls, *, id: str, client_referentie: str, gemeente_code: str, traject_type: str,
-                 gewenste_startdatum: date, ggz_kvk_nummer: str, ontvangen_op: datetime,
+    def indienen(cls, *, id: str, client_referentie: str, gemeente_code: str, woongemeente_code: str,
+                 traject_type: str, aanvraagdatum: date, gewenste_startdatum: date, ggz_kvk_nummer: str,
+                 ontvangen_op: datetime, ondertekening: Ondertekening, doelgroep: Doelgroep,
+                 modelgetrouwheid: Modelgetrouwheid | None = None, ggz_agb_code: str | None = None,
                  toelichting: str | None = None) -> Aanvraag:
         """Record a received application; emits ``ips.aanvraag.ingediend.v1`` with ids and facts only."""
         aanvraag = cls(id=id, client_referentie=client_referentie, gemeente_code=gemeente_code,
-                       traject_type=traject_type, gewenste_startdatum=gewenste_startdatum,
-                       ggz_kvk_nummer=ggz_kvk_nummer, ontvangen_op=ontvangen_op, toelichting=toelichting)
+                       woongemeente_code=woongemeente_code, traject_type=traject_type, aanvraagdatum=aanvraagdatum,
+                       gewenste_startdatum=gewenste_startdatum, ggz_kvk_nummer=ggz_kvk_nummer,
+                       ontvangen_op=ontvangen_op, ondertekening=ondertekening, doelgroep=doelgroep,
+                       modelgetrouwheid=modelgetrouwheid, ggz_agb_code=ggz_agb_code, toelichting=toelichting)
         aanvraag.events.append(DomainEvent(AANVRAAG_INGEDIEND, {
             "aanvraagId": id,
             "gemeenteCode": gemeente_code,
+            "woongemeenteCode": woongemeente_code,
             "trajectType": traject_type,
+            "aanvraagdatum": aanvraagdatum.isoformat(),
             "gewensteStartdatum": gewenste_startdatum.isoformat(),
             "ggzKvkNummer": ggz_kvk_nummer,
             "ontvangenOp": ontvangen_op.isoformat(),
         }))
         return aanvraag
+
+    # --- portal actions ---
+
+    def document_toevoegen(self, document: DocumentInfo) -> None:
+        if self.status in FINAL:
+            raise DomainError(f"De aanvraag is {self.status}; er kunnen geen documenten meer bij.")
+        if any(d.id == document.id for d in self.documenten):
+            return
+        self.documenten.append(document)
+
+    def aanvullen(self, nu: datetime, *, ondertekening: Ondertekening | None = None,
+                  modelgetrouwheid: Modelgetrouwheid | None = None, doelgroep: Doelgroep | None = None) -> None:
+        """Supplement after a repair request; emits ``ips.aanvraag.aangevuld.v1``. Only while asked."""
+        if self.status != AANVULLING_GEVRAAGD:
+            raise DomainError(f"Er is geen aanvulling gevraagd (status {self.status}).")
+        if ondertekening is not None:
+            self.ondertekening = ondertekening
+        if modelgetrouwheid is not None:
+            self.modelgetrouwheid = modelgetrouwheid
+        if doelgroep is not None:
+            self.doelgroep = doelgroep
+        self.status = AANGEVULD
+        self.aangevuld_op = nu
+        self.events.append(DomainEvent(AANVRAAG_AANGEVULD, {"aanvraagId": self.id, "aangevuldOp": nu.isoformat()}))
+
+    def intrekken(self, nu: datetime) -> bool:
+        """Withdraw until a decision is registered; emits ``ips.aanvraag.ingetrokken.v1``.
+
+        Returns False (and changes nothing) when it was withdrawn already.
+        """
+        if self.status == INGETROKKEN:
+            return False
+        if self.besluit is not None or self.status in BESLUIT_STATUSSEN:
+            raise DomainError("Over de aanvraag is al besloten; intrekken kan niet meer.")
+        self.status = INGETROKKEN
+        self.ingetrokken_op = nu
+        self.events.append(DomainEvent(AANVRAAG_INGETROKKEN,
+                                       {"aanvraagId": self.id, "ingetrokkenOp": nu.isoformat()}))
+        return True
+
+    # --- engine commands (each returns the command's result) ---
+
+    def ontbrekende_stukken(self) -> list[str]:
+        missing = []
+        if not self.ondertekening.kandidaat:
+            missing.append("ondertekening_kandidaat")
+        if not self.ondertekening.ggz_instelling:
+            missing.append("ondertekening_ggz_instelling")
+        if self.modelgetrouwheid is None or self.modelgetrouwheid.geldig_tot is None:
+            missing.append("modelgetrouwheidscertificaat")
+        if not any(d.soort == SOORT_AANVRAAGFORMULIER for d in self.documenten):
+            missing.append("aanvraagformulier")
+        return missing
+
+    def volledigheid_controleren(self) -> dict[str, Any]:
+        """Complete = both signatures, the certificate's expiry date and an uploaded application form.
+
+        The moment of complete receipt is the receipt itself when complete at once, else the supplement that
+        made it complete; it is fixed the first time the application is found complete (order of receipt).
+        """
+        missing = self.ontbrekende_stukken()
+        volledig = not missing
+        if volledig and self.volledig_ontvangen_op is None:
+            self.volledig_ontvangen_op = self.aangevuld_op or self.ontvangen_op
+        if volledig and self.status in (INGEDIEND, AANGEVULD, DOORGEZONDEN, AANVULLING_GEVRAAGD):
+            self.status = IN_BEHANDELING
+        geldig_tot = self.modelgetrouwheid.geldig_tot if self.modelgetrouwheid else None
+        return {
+            "volledig": volledig,
+            "ontbrekend": [{"code": code, "omschrijving": ONTBREKEND[code]} for code in missing],
+            "volledigOntvangenOp": self.volledig_ontvangen_op.isoformat()
+            if volledig and self.volledig_ontvangen_op else None,
+            "criteria": {
+                "doelgroep": self.doelgroep.uitkering in DOELGROEP_UITKERINGEN,
+                "wilBetaaldWerk": self.doelgroep.wil_betaald_werk,
+                "geenAnderTraject": not self.doelgroep.andere_reintegratie,
+                "certificaatGeldigTot": geldig_tot.isoformat() if geldig_tot else None,
+            },
+        }
+
+    def herstel_vragen(self, ontbrekend: list[Any], hersteltermijn: str, nu: datetime) -> dict[str, Any]:
+        """Ask for the missing items; the deadline is today (Amsterdam) plus the repair period."""
+        uiterlijk = add_duration(local_date(nu), hersteltermijn)
+        self.herstel = Herstel(ontbrekend=list(ontbrekend), uiterlijk=uiterlijk, gevraagd_op=nu)
+        if self.status not in FINAL:
+            self.status = AANVULLING_GEVRAAGD
+        return {"uiterlijk": uiterlijk.isoformat()}
+
+    def doorzenden(self, naar_gemeente_code: str, mededeling: DocumentInfo | None) -> dict[str, Any]:
+        """Forward to the competent gemeente (Awb 2:3); the original receipt date is kept."""
+        van = self.gemeente_code
+        if naar_gemeente_code != van:
+            self.doorgezonden_van = van
+            self.gemeente_code = naar_gemeente_code
+        if mededeling is not None and not any(d.id == mededeling.id for d in self.documenten):
+            self.documenten.append(mededeling)
+        if self.status not in FINAL:
+            self.status = DOORGEZONDEN
+        return {"gemeenteCode": self.gemeente_code, "doorgezondenVan": self.doorgezonden_van or van}
+
+    def besluit_registreren(self, status: str | None, document: DocumentInfo,
+                            beschikking: dict[str, Any]) -> dict[str, Any]:
+        """Store the decision document; with a status it is the decision on the application.
+
+        A withdrawn application keeps its status, but the decision is still recorded.
+        """
+        if not any(d.id == document.id for d in self.documenten):
+            self.documenten.append(document)
+        if status is not None:
+            if status not in BESLUIT_STATUSSEN:
+                raise DomainError(f"onbekende besluitstatus {status!r}")
+            bedrag = beschikking.get("bedragCents")
+            self.besluit = Besluit(
+                soort=_str_or_none(beschikking.get("soort")),
+                datum=_str_or_none(beschikking.get("datum")),
+                bezwaartermijn_einde=_str_or_none(beschikking.get("bezwaartermijnEinde")),
+                bedrag_cents=bedrag if isinstance(bedrag, int) and not isinstance(bedrag, bool) else None,
+                document_id=document.id,
+                beschikking_id=_str_or_none(beschikking.get("beschikkingId")),
+                kenmerk=_str_or_none(beschikking.get("kenmerk")),
+            )
+            if self.status != INGETROKKEN:
+                self.status = status
+        return {}
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def mededeling_tekst(mededeling: dict[str, Any]) -> str:
+    """The text of a notice or decision as the ggz reads it: its own ``tekst``, else its fields line by line."""
+    tekst = mededeling.get("tekst")
+    if isinstance(tekst, str) and tekst.strip():
+        return tekst if tekst.endswith("\n") else tekst + "\n"
+    return "".join(f"{key}: {value}\n" for key, value in sorted(mededeling.items()))

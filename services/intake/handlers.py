@@ -1,16 +1,71 @@
-"""Use cases of intake, shared by every entry point."""
+"""Use cases of intake: the portal's actions and the engine's commands, shared by every entry point.
+
+Every change is one revision-checked write of the application document together with the events it causes
+(portal) or the command's reply (engine, through ``servicekit.commands.apply_command``, which also records
+the command id so a redelivered command changes nothing and is answered with the same reply id).
+Document contents are written first, under an id fixed by the request or command, so a retry after a crash
+rewrites the same document instead of adding a second one.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from intake.domain import Aanvraag
-from intake.messages import AanvraagIndienen
-from intake.repository import AanvraagRepository
-from servicekit.store import DuplicateKeyError
+from intake import domain
+from intake.bsn import BsnCipher
+from intake.domain import Aanvraag, DocumentInfo, DomainError, Gemeenteregister
+from intake.messages import (
+    AanvraagAanvullen,
+    AanvraagIndienen,
+    BesluitRegistrerenParams,
+    CommandParams,
+    DoorzendenParams,
+    HerstelVragenParams,
+)
+from intake.messages import Doelgroep as DoelgroepIn
+from intake.messages import Modelgetrouwheid as ModelgetrouwheidIn
+from intake.messages import Ondertekening as OndertekeningIn
+from intake.repository import SERVICE, AanvraagRepository, DocumentContents, from_doc, to_doc
+from servicekit.auth import Principal
+from servicekit.commands import Failure, apply_command
+from servicekit.consumer import PoisonMessage
+from servicekit.envelope import CloudEvent, deterministic_id
+from servicekit.logging import get_logger
+from servicekit.store import ConcurrencyError, Document, DuplicateKeyError
+
+log = get_logger(__name__)
+
+PDF = "application/pdf"
+TEXT = "text/plain; charset=utf-8"
+PDF_MAGIC = b"%PDF-"
+MAX_WRITE_RETRIES = 20
+_FILENAME = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,200}$")
+
+
+class InvalidInput(Exception):
+    """400: fields that passed the schema but not the rules (e.g. a gemeente not valid on the date)."""
+
+    def __init__(self, params: list[dict[str, str]]) -> None:
+        super().__init__(", ".join(p["name"] for p in params))
+        self.params = params
+
+
+class NotFound(Exception):
+    pass
+
+
+class Forbidden(Exception):
+    pass
+
+
+class Conflict(Exception):
+    pass
 
 
 class IdempotencyConflict(Exception):
@@ -23,30 +78,284 @@ class Submitted:
     created: bool
 
 
-async def submit_application(cmd: AanvraagIndienen, repo: AanvraagRepository,
-                             idempotency_key: str | None, now: datetime | None = None) -> Submitted:
-    """Store a new application and its ``ingediend`` event in one write.
+@dataclass
+class IntakeHandlers:
+    aanvragen: AanvraagRepository
+    documenten: DocumentContents
+    gemeenten: Gemeenteregister
+    cipher: BsnCipher
+    max_document_bytes: int
+    wake: Callable[[str], None] = lambda _id: None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
-    Idempotent per (ggz, Idempotency-Key): the key fixes the application id, so a retried POST finds the
-    stored application instead of creating a second one. Without a key every call is a new application.
-    """
-    request_hash = hashlib.sha256(cmd.model_dump_json().encode()).hexdigest()
-    if idempotency_key:
-        aanvraag_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"ipsflow:aanvraag:{cmd.ggz_kvk_nummer}:{idempotency_key}"))
-    else:
-        aanvraag_id = str(uuid.uuid4())
-    aanvraag = Aanvraag.indienen(
-        id=aanvraag_id, client_referentie=cmd.client_referentie, gemeente_code=cmd.gemeente_code,
-        traject_type=cmd.traject_type, gewenste_startdatum=cmd.gewenste_startdatum,
-        ggz_kvk_nummer=cmd.ggz_kvk_nummer, ontvangen_op=now or datetime.now(UTC), toelichting=cmd.toelichting,
-    )
-    try:
-        await repo.add(aanvraag, request_hash)
-    except DuplicateKeyError:
-        existing = await repo.get_document(aanvraag_id)
-        if existing is None or existing.get("request_hash") != request_hash:
-            raise IdempotencyConflict(aanvraag_id) from None
-        stored = await repo.get(aanvraag_id)
-        assert stored is not None
-        return Submitted(stored, created=False)
-    return Submitted(aanvraag, created=True)
+    # --- reading ---
+
+    async def read(self, principal: Principal, aanvraag_id: str) -> Aanvraag:
+        """The application if ``principal`` may read it; NotFound / Forbidden otherwise. Audit-logged."""
+        doc = await self.aanvragen.get_document(aanvraag_id)
+        if doc is None:
+            raise NotFound(aanvraag_id)
+        aanvraag = from_doc(doc)
+        if not may_read(principal, aanvraag):
+            log.warning("aanvraag.toegang_geweigerd", aanvraag_id=aanvraag_id, user=principal.subject)
+            raise Forbidden("Deze aanvraag hoort niet bij uw organisatie.")
+        log.info("aanvraag.gelezen", aanvraag_id=aanvraag_id, user=principal.subject, org=principal.org)
+        return aanvraag
+
+    async def list_for(self, principal: Principal, limit: int, offset: int) -> list[Aanvraag]:
+        if principal.org_type == "ggz":
+            filter_: Document = {"ggz_kvk_nummer": principal.org}
+        elif principal.org_type == "gemeente":
+            filter_ = {"gemeente_code": principal.org}
+        elif principal.org_type == "beheer":
+            filter_ = {}
+        else:
+            raise Forbidden("Aanvragen zijn alleen in te zien voor ggz-instellingen, gemeenten en beheer.")
+        return await self.aanvragen.find(filter_, limit, offset)
+
+    async def document_content(self, principal: Principal, aanvraag_id: str,
+                               document_id: str) -> tuple[DocumentInfo, bytes]:
+        aanvraag = await self.read(principal, aanvraag_id)
+        info = next((d for d in aanvraag.documenten if d.id == document_id), None)
+        content = await self.documenten.get(document_id) if info else None
+        if info is None or content is None:
+            raise NotFound(document_id)
+        log.info("document.gelezen", aanvraag_id=aanvraag_id, document_id=document_id, user=principal.subject)
+        return info, content
+
+    # --- portal actions ---
+
+    async def submit(self, principal: Principal, cmd: AanvraagIndienen, idempotency_key: str | None) -> Submitted:
+        """Store a new application, its encrypted BSN and its ``ingediend`` event in one write.
+
+        Idempotent per (ggz, Idempotency-Key): the key fixes the application id, so a retried POST finds the
+        stored application instead of creating a second one. Without a key every call is a new application.
+        """
+        if principal.org_type != "ggz":
+            raise Forbidden("Alleen een ggz-instelling dient aanvragen in.")
+        if cmd.ggz_kvk_nummer != principal.org:
+            raise Forbidden("Het KvK-nummer in de aanvraag is niet dat van uw organisatie.")
+        now = self.clock()
+        today = domain.local_date(now)
+        aanvraagdatum = cmd.aanvraagdatum or today
+        invalid = []
+        if aanvraagdatum > today:
+            invalid.append({"name": "aanvraagdatum", "code": "in_de_toekomst", "reason": "ligt na vandaag"})
+        for name, code in (("gemeenteCode", cmd.gemeente_code), ("woongemeenteCode", cmd.woongemeente_code)):
+            if not self.gemeenten.geldig_op(code, aanvraagdatum):
+                invalid.append({"name": name, "code": "gemeente_ongeldig",
+                                "reason": "geen gemeente op de aanvraagdatum (CBS-indeling)"})
+        if invalid:
+            raise InvalidInput(invalid)
+
+        request_hash = self.cipher.mac(cmd.model_dump_json().encode())
+        if idempotency_key:
+            aanvraag_id = str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                         f"ipsflow:aanvraag:{cmd.ggz_kvk_nummer}:{idempotency_key}"))
+        else:
+            aanvraag_id = str(uuid.uuid4())
+        aanvraag = Aanvraag.indienen(
+            id=aanvraag_id, client_referentie=cmd.client_referentie, gemeente_code=cmd.gemeente_code,
+            woongemeente_code=cmd.woongemeente_code, traject_type=cmd.traject_type, aanvraagdatum=aanvraagdatum,
+            gewenste_startdatum=cmd.gewenste_startdatum, ggz_kvk_nummer=cmd.ggz_kvk_nummer, ontvangen_op=now,
+            ondertekening=_ondertekening(cmd.ondertekening), doelgroep=_doelgroep(cmd.doelgroep),
+            modelgetrouwheid=_modelgetrouwheid(cmd.modelgetrouwheid), ggz_agb_code=cmd.ggz_agb_code,
+            toelichting=cmd.toelichting,
+        )
+        try:
+            await self.aanvragen.add(aanvraag, {"request_hash": request_hash,
+                                                "bsn_versleuteld": self.cipher.encrypt(cmd.bsn, aanvraag_id),
+                                                "ingediend_door": principal.subject})
+        except DuplicateKeyError:
+            existing = await self.aanvragen.get_document(aanvraag_id)
+            if existing is None or existing.get("request_hash") != request_hash:
+                raise IdempotencyConflict(aanvraag_id) from None
+            return Submitted(from_doc(existing), created=False)
+        log.info("aanvraag.ingediend", aanvraag_id=aanvraag_id, user=principal.subject)
+        self.wake(aanvraag_id)
+        return Submitted(aanvraag, created=True)
+
+    async def upload(self, principal: Principal, aanvraag_id: str, soort: str, bestandsnaam: str | None,
+                     content_type: str, content: bytes, idempotency_key: str | None) -> DocumentInfo:
+        """Store a PDF of the application (content first, then its metadata on the application)."""
+        invalid = []
+        media_type = content_type.split(";")[0].strip().lower()
+        if media_type != PDF:
+            invalid.append({"name": "bestand", "code": "content_type", "reason": "alleen application/pdf"})
+        elif not content:
+            invalid.append({"name": "bestand", "code": "leeg", "reason": "het bestand is leeg"})
+        elif len(content) > self.max_document_bytes:
+            invalid.append({"name": "bestand", "code": "too_large",
+                            "reason": f"groter dan {self.max_document_bytes} bytes"})
+        elif not content.startswith(PDF_MAGIC):
+            invalid.append({"name": "bestand", "code": "geen_pdf", "reason": "het bestand is geen pdf"})
+        if soort not in domain.UPLOAD_SOORTEN:
+            invalid.append({"name": "soort", "code": "literal_error",
+                            "reason": "een van " + ", ".join(domain.UPLOAD_SOORTEN)})
+        naam = bestandsnaam or f"{soort}.pdf"
+        if not _FILENAME.match(naam):
+            invalid.append({"name": "bestandsnaam", "code": "ongeldig", "reason": "max. 200 tekens, geen pad"})
+        if invalid:
+            raise InvalidInput(invalid)
+        aanvraag = await self._own(principal, aanvraag_id)
+        if aanvraag.status in domain.FINAL:
+            raise Conflict(f"De aanvraag is {aanvraag.status}; er kunnen geen documenten meer bij.")
+        document_id = (str(uuid.uuid5(uuid.NAMESPACE_URL, f"ipsflow:document:{aanvraag_id}:{idempotency_key}"))
+                       if idempotency_key else str(uuid.uuid4()))
+        info = DocumentInfo(id=document_id, soort=soort, bestandsnaam=naam, content_type=PDF, grootte=len(content),
+                            sha256=hashlib.sha256(content).hexdigest(), ontvangen_op=self.clock())
+        await self.documenten.put(info, aanvraag_id, content, principal.subject)
+
+        def add(a: Aanvraag) -> None:
+            a.document_toevoegen(info)
+
+        stored = await self._change(aanvraag_id, add)
+        log.info("document.ontvangen", aanvraag_id=aanvraag_id, document_id=document_id, user=principal.subject)
+        return next(d for d in stored.documenten if d.id == document_id)
+
+    async def aanvullen(self, principal: Principal, aanvraag_id: str, cmd: AanvraagAanvullen,
+                        idempotency_key: str | None) -> Aanvraag:
+        """Supplement while a repair was asked (409 otherwise); emits ``ips.aanvraag.aangevuld.v1``."""
+        await self._own(principal, aanvraag_id)
+        now = self.clock()
+
+        def supplement(a: Aanvraag) -> None:
+            a.aanvullen(now, ondertekening=_ondertekening(cmd.ondertekening) if cmd.ondertekening else None,
+                        modelgetrouwheid=_modelgetrouwheid(cmd.modelgetrouwheid),
+                        doelgroep=_doelgroep(cmd.doelgroep) if cmd.doelgroep else None)
+
+        aanvraag = await self._change(aanvraag_id, supplement, idempotency_key)
+        log.info("aanvraag.aangevuld", aanvraag_id=aanvraag_id, user=principal.subject)
+        return aanvraag
+
+    async def intrekken(self, principal: Principal, aanvraag_id: str, idempotency_key: str | None) -> Aanvraag:
+        """Withdraw until a decision is registered (409 after); emits ``ips.aanvraag.ingetrokken.v1`` once."""
+        await self._own(principal, aanvraag_id)
+        now = self.clock()
+
+        def withdraw(a: Aanvraag) -> None:
+            a.intrekken(now)
+
+        aanvraag = await self._change(aanvraag_id, withdraw, idempotency_key)
+        log.info("aanvraag.ingetrokken", aanvraag_id=aanvraag_id, user=principal.subject)
+        return aanvraag
+
+    async def _own(self, principal: Principal, aanvraag_id: str) -> Aanvraag:
+        doc = await self.aanvragen.get_document(aanvraag_id)
+        if doc is None:
+            raise NotFound(aanvraag_id)
+        aanvraag = from_doc(doc)
+        if principal.org_type != "ggz" or principal.org != aanvraag.ggz_kvk_nummer:
+            raise Forbidden("Alleen de indienende ggz-instelling kan deze aanvraag wijzigen.")
+        return aanvraag
+
+    async def _change(self, aanvraag_id: str, change: Callable[[Aanvraag], None],
+                      idempotency_key: str | None = None) -> Aanvraag:
+        """Load, change and write back with the events, retried on a concurrent write.
+
+        A request whose Idempotency-Key was applied before returns the current state without a change.
+        """
+        for _ in range(MAX_WRITE_RETRIES):
+            doc = await self.aanvragen.get_document(aanvraag_id)
+            if doc is None:
+                raise NotFound(aanvraag_id)
+            aanvraag = from_doc(doc)
+            keys = list(doc.get("idempotency_keys") or [])
+            if idempotency_key and idempotency_key in keys:
+                return aanvraag
+            try:
+                change(aanvraag)
+            except DomainError as exc:
+                raise Conflict(str(exc)) from None
+            extra = {"idempotency_keys": [*keys, idempotency_key][-50:]} if idempotency_key else None
+            try:
+                await self.aanvragen.save(aanvraag, doc, extra)
+            except ConcurrencyError:
+                continue
+            self.wake(aanvraag_id)
+            return aanvraag
+        raise ConcurrencyError(f"aanvragen/{aanvraag_id}: too many concurrent changes")
+
+    # --- engine commands ---
+
+    async def volledigheid_controleren(self, command: CloudEvent) -> None:
+        params = CommandParams.model_validate(command.data)
+        await self._apply(command, params.aanvraag_id, lambda a: a.volledigheid_controleren())
+
+    async def herstel_vragen(self, command: CloudEvent) -> None:
+        params = HerstelVragenParams.model_validate(command.data)
+        await self._apply(command, params.aanvraag_id,
+                          lambda a: a.herstel_vragen(params.ontbrekend, params.hersteltermijn, command.time))
+
+    async def doorzenden(self, command: CloudEvent) -> None:
+        params = DoorzendenParams.model_validate(command.data)
+        mededeling = None
+        if params.mededeling:
+            mededeling = await self._decision_document(command, params.aanvraag_id, "doorzendingsmededeling",
+                                                       params.mededeling)
+        gemeenten = self.gemeenten
+
+        def forward(a: Aanvraag) -> dict[str, Any] | Failure:
+            if not gemeenten.geldig_op(params.naar_gemeente_code, a.aanvraagdatum):
+                return Failure("IPS-INTAKE-GEMEENTE", "De gemeente bestond niet op de aanvraagdatum.")
+            return a.doorzenden(params.naar_gemeente_code, mededeling)
+
+        await self._apply(command, params.aanvraag_id, forward)
+
+    async def besluit_registreren(self, command: CloudEvent) -> None:
+        params = BesluitRegistrerenParams.model_validate(command.data)
+        document = await self._decision_document(command, params.aanvraag_id, "beschikking", params.beschikking)
+        await self._apply(command, params.aanvraag_id,
+                          lambda a: a.besluit_registreren(params.status, document, params.beschikking))
+
+    async def _decision_document(self, command: CloudEvent, aanvraag_id: str, soort: str,
+                                 body: dict[str, Any]) -> DocumentInfo:
+        """The text of a notice or decision as a document; its id is fixed by the command, so a redelivery
+        finds the one already stored."""
+        content = domain.mededeling_tekst(body).encode()
+        kenmerk = re.sub(r"[^A-Za-z0-9._-]", "-", str(body.get("kenmerk") or body.get("beschikkingId") or soort))
+        info = DocumentInfo(id=deterministic_id("intake-document", command.id), soort=soort,
+                            bestandsnaam=f"{kenmerk[:150]}.txt", content_type=TEXT, grootte=len(content),
+                            sha256=hashlib.sha256(content).hexdigest(), ontvangen_op=command.time)
+        if await self.aanvragen.get_document(aanvraag_id) is None:
+            raise PoisonMessage(f"unknown aanvraag {aanvraag_id}")
+        await self.documenten.put(info, aanvraag_id, content, f"systeem:{command.source}")
+        return info
+
+    async def _apply(self, command: CloudEvent, aanvraag_id: str,
+                     action: Callable[[Aanvraag], dict[str, Any] | Failure]) -> None:
+        def apply(doc: Document) -> dict[str, Any] | Failure:
+            aanvraag = from_doc(doc)
+            outcome = action(aanvraag)
+            doc.update(to_doc(aanvraag))
+            return outcome
+
+        try:
+            await apply_command(self.aanvragen.store, aanvraag_id, command, SERVICE, apply)
+        except LookupError:
+            raise PoisonMessage(f"unknown aanvraag {aanvraag_id}") from None
+        log.info("opdracht.verwerkt", aanvraag_id=aanvraag_id, command=command.type)
+        self.wake(aanvraag_id)
+
+
+def may_read(principal: Principal, aanvraag: Aanvraag) -> bool:
+    """ggz: its own applications; gemeente: those currently addressed to it; beheer: all; UWV: none."""
+    if principal.org_type == "ggz":
+        return principal.org == aanvraag.ggz_kvk_nummer
+    if principal.org_type == "gemeente":
+        return principal.org == aanvraag.gemeente_code
+    return principal.org_type == "beheer"
+
+
+def _ondertekening(o: OndertekeningIn) -> domain.Ondertekening:
+    return domain.Ondertekening(kandidaat=o.kandidaat, ggz_instelling=o.ggz_instelling)
+
+
+def _doelgroep(d: DoelgroepIn) -> domain.Doelgroep:
+    return domain.Doelgroep(uitkering=d.uitkering, wil_betaald_werk=d.wil_betaald_werk,
+                            andere_reintegratie=d.andere_reintegratie)
+
+
+def _modelgetrouwheid(m: ModelgetrouwheidIn | None) -> domain.Modelgetrouwheid | None:
+    return None if m is None else domain.Modelgetrouwheid(certificaatnummer=m.certificaatnummer,
+                                                          geldig_tot=m.geldig_tot)

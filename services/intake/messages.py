@@ -1,14 +1,17 @@
-"""Wire contracts of the intake service: the portal's JSON (camelCase) and the events it publishes."""
+"""Wire contracts of the intake service: the portal's JSON (camelCase) and the engine command parameters."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-AANVRAAG_INGEDIEND = "ips.aanvraag.ingediend.v1"
+from intake.domain import elfproef, is_date_duration
+
+KVK = r"^[0-9]{8}$"
+CBS_CODE = r"^[0-9]{4}$"
 
 
 class PortalModel(BaseModel):
@@ -16,20 +19,59 @@ class PortalModel(BaseModel):
                               str_strip_whitespace=True)
 
 
+class Ondertekening(PortalModel):
+    kandidaat: bool = Field(description="De kandidaat heeft de aanvraag ondertekend.")
+    ggz_instelling: bool = Field(description="De ggz-instelling heeft de aanvraag ondertekend.")
+
+
+class Modelgetrouwheid(PortalModel):
+    certificaatnummer: str | None = Field(default=None, max_length=64)
+    geldig_tot: date | None = Field(default=None, description="Einddatum van het modelgetrouwheidscertificaat.")
+
+
+class Doelgroep(PortalModel):
+    uitkering: Literal["bijstand", "ioaw", "ioaz", "geen"]
+    wil_betaald_werk: bool
+    andere_reintegratie: bool = Field(description="De kandidaat volgt al een ander re-integratietraject.")
+
+
 class AanvraagIndienen(PortalModel):
     """A subsidy application for one IPS trajectory, as a ggz-instelling submits it.
 
-    The client is identified by the ggz's own pseudonymous reference; fields the regulation does not need
-    (nationality, address, gender, diagnosis) are not part of the contract and are refused as unknown.
+    The client is identified by the ggz's own pseudonymous reference and the BSN (stored encrypted, never
+    returned). Fields the regulation does not need (nationality, address, gender, diagnosis) are not part of
+    the contract and are refused as unknown.
     """
 
     client_referentie: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
                                    description="Pseudoniem kenmerk van de kandidaat bij de ggz-instelling.")
-    gemeente_code: str = Field(pattern=r"^[0-9]{4}$", description="CBS-gemeentecode van de woongemeente.")
+    bsn: str = Field(pattern=r"^[0-9]{9}$", description="BSN van de kandidaat; wordt versleuteld opgeslagen.")
+    gemeente_code: str = Field(pattern=CBS_CODE, description="CBS-code van de gemeente waaraan de aanvraag is gericht.")
+    woongemeente_code: str = Field(pattern=CBS_CODE, description="CBS-code van de woongemeente van de kandidaat.")
     traject_type: Literal["CMD", "EPA"]
+    aanvraagdatum: date | None = Field(default=None, description="Datum op het formulier; standaard vandaag.")
     gewenste_startdatum: date
-    ggz_kvk_nummer: str = Field(pattern=r"^[0-9]{8}$")
+    ggz_kvk_nummer: str = Field(pattern=KVK)
+    ggz_agb_code: str | None = Field(default=None, pattern=KVK)
+    ondertekening: Ondertekening
+    modelgetrouwheid: Modelgetrouwheid | None = None
+    doelgroep: Doelgroep
     toelichting: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("bsn")
+    @classmethod
+    def _bsn_elfproef(cls, value: str) -> str:
+        if not elfproef(value):
+            raise ValueError("BSN voldoet niet aan de elfproef")  # never quote the value
+        return value
+
+
+class AanvraagAanvullen(PortalModel):
+    """Supplement after a repair request; documents are uploaded separately before."""
+
+    ondertekening: Ondertekening | None = None
+    modelgetrouwheid: Modelgetrouwheid | None = None
+    doelgroep: Doelgroep | None = None
 
 
 class AanvraagOntvangen(PortalModel):
@@ -37,4 +79,96 @@ class AanvraagOntvangen(PortalModel):
     status: str
     ontvangen_op: datetime
     gemeente_code: str
+    woongemeente_code: str
     traject_type: str
+
+
+class DocumentMetadata(PortalModel):
+    id: str
+    soort: str
+    bestandsnaam: str
+    content_type: str
+    grootte: int
+    sha256: str
+    ontvangen_op: datetime
+
+
+class HerstelView(PortalModel):
+    ontbrekend: list[Any]
+    uiterlijk: date
+
+
+class BesluitView(PortalModel):
+    soort: str | None
+    datum: str | None
+    bezwaartermijn_einde: str | None
+    bedrag_cents: int | None
+    document_id: str
+    kenmerk: str | None = None
+
+
+class AanvraagDetail(PortalModel):
+    id: str
+    status: str
+    client_referentie: str | None = Field(default=None, description="Alleen voor de indienende ggz-instelling.")
+    aanvraagdatum: date
+    gewenste_startdatum: date
+    ontvangen_op: datetime
+    volledig_ontvangen_op: datetime | None = None
+    aangevuld_op: datetime | None = None
+    ingetrokken_op: datetime | None = None
+    gemeente_code: str
+    woongemeente_code: str
+    doorgezonden_van: str | None = None
+    traject_type: str
+    ggz_kvk_nummer: str
+    herstel: HerstelView | None = None
+    besluit: BesluitView | None = None
+    documenten: list[DocumentMetadata] = Field(default_factory=list)
+
+
+class AanvraagSamenvatting(PortalModel):
+    id: str
+    status: str
+    client_referentie: str | None = None
+    aanvraagdatum: date
+    ontvangen_op: datetime
+    gemeente_code: str
+    woongemeente_code: str
+    traject_type: str
+
+
+class AanvraagLijst(PortalModel):
+    items: list[AanvraagSamenvatting]
+    limit: int
+    offset: int
+
+
+# --- engine command parameters (snake_case as named in the BPMN; elementId/attempt and the rest ignored) ---
+
+class CommandParams(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    aanvraag_id: str = Field(min_length=1, max_length=200)
+
+
+class HerstelVragenParams(CommandParams):
+    ontbrekend: list[Any] = Field(default_factory=list)
+    hersteltermijn: str = "P14D"
+
+    @field_validator("hersteltermijn")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if not is_date_duration(value):
+            raise ValueError("hersteltermijn is geen ISO 8601-duur zoals P14D")
+        return value
+
+
+class DoorzendenParams(CommandParams):
+    naar_gemeente_code: str = Field(pattern=CBS_CODE)
+    mededeling: dict[str, Any] | None = None
+
+
+class BesluitRegistrerenParams(CommandParams):
+    status: Literal["toegekend", "afgewezen", "niet_behandeld"] | None = None
+    beschikking: dict[str, Any]

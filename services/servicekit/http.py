@@ -7,7 +7,8 @@ so a rejected BSN does not travel into logs or proxies.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -63,19 +64,28 @@ def validation_problem(errors: list[dict[str, Any]] | Any) -> JSONResponse:
 
 
 class BodyLimitMiddleware:
-    """Refuses a request body over ``max_bytes`` before the application reads it (400, field ``body``)."""
+    """Refuses a request body over ``max_bytes`` before the application reads it (400, field ``body``).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    ``overrides`` give other limits to routes whose path matches a regular expression (a document upload);
+    the first match wins, every other route keeps ``max_bytes``.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, overrides: Sequence[tuple[str, int]] = ()) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.overrides = [(re.compile(pattern), limit) for pattern, limit in overrides]
+
+    def limit_for(self, path: str) -> int:
+        return next((limit for pattern, limit in self.overrides if pattern.fullmatch(path)), self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+            await self._refuse(scope, receive, send, max_bytes)
             return
         body = bytearray()
         more = True
@@ -85,8 +95,8 @@ class BodyLimitMiddleware:
                 return
             body.extend(message.get("body", b""))
             more = message.get("more_body", False)
-            if len(body) > self.max_bytes:
-                await self._refuse(scope, receive, send)
+            if len(body) > max_bytes:
+                await self._refuse(scope, receive, send, max_bytes)
                 return
         sent = False
 
@@ -99,18 +109,21 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, max_bytes: int) -> None:
         response = problem(400, "Verzoek te groot",
-                           f"De body is groter dan {self.max_bytes} bytes; er is niets opgeslagen.",
+                           f"De body is groter dan {max_bytes} bytes; er is niets opgeslagen.",
                            type_="https://ipsflow.nl/problems/body-te-groot",
                            invalid_params=[{"name": "body", "code": "too_large",
-                                            "reason": f"groter dan {self.max_bytes} bytes"}])
+                                            "reason": f"groter dan {max_bytes} bytes"}])
         await response(scope, receive, send)
 
 
 def create_app(title: str, description: str, *, max_body_bytes: int = 64 * 1024,
-               lifespan: Any = None) -> FastAPI:
-    """A FastAPI app with ipsflow's conventions: /api/v1 docs without CDN, problem+json, API-Version."""
+               lifespan: Any = None, body_limits: Sequence[tuple[str, int]] = ()) -> FastAPI:
+    """A FastAPI app with ipsflow's conventions: /api/v1 docs without CDN, problem+json, API-Version.
+
+    ``body_limits``: (path regex, bytes) pairs for routes that take larger bodies than ``max_body_bytes``.
+    """
     app = FastAPI(title=title, description=description, version=API_VERSION, lifespan=lifespan,
                   openapi_url=f"{API_PREFIX}/openapi.json", docs_url=None, redoc_url=None)
     static = Path(swagger_ui_bundle.swagger_ui_path)
@@ -140,7 +153,7 @@ def create_app(title: str, description: str, *, max_body_bytes: int = 64 * 1024,
         response.headers["API-Version"] = API_VERSION
         return response
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, overrides=body_limits)
     return app
 
 
