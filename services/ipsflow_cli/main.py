@@ -168,7 +168,7 @@ def token(subject: Annotated[str, typer.Option("--sub", help="Gebruikers-id.")],
           hours: Annotated[int, typer.Option(min=1, max=24 * 30)] = 8,
           name: Annotated[str, typer.Option("--naam", help="Naam en functie onder een besluit.")] = "",
           mandaat: Annotated[list[str] | None, typer.Option(
-              "--mandaat", help="Soort besluit in het ondermandaat (toekenning, afwijzing, vaststelling ...); mag vaker.")] = None,
+              "--mandaat", help="Soort besluit in het ondermandaat (toekenning, afwijzing, ...); mag vaker.")] = None,
           ) -> None:
     """Mint a development bearer token (RS256, key in .local/dev-keys); never for production."""
     from servicekit.auth import mint_token

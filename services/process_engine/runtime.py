@@ -1164,5 +1164,7 @@ def case_variables(workflow: BpmnWorkflow) -> dict[str, Any]:
         active = [workflow.last_task]  # a finished case: what its last step knew
     for task in active:
         merged.update(task.data)
-    merged.update(workflow.data)
+    merged.update({k: v for k, v in workflow.data.items() if k != "data_objects"})
+    # BPMN data objects hold case-level facts (e.g. an overdue flag set by a branch that has ended)
+    merged.update(workflow.data.get("data_objects") or {})
     return merged
