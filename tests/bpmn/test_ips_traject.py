@@ -39,7 +39,7 @@ def toetsing(**overrides: Any) -> dict[str, Any]:
 
 
 def volledigheid(volledig: bool = True) -> dict[str, Any]:
-    return {"volledig": volledig, "ontbrekend": [] if volledig else [{"code": "handtekening", "tekst": "Handtekening"}],
+    return {"volledig": volledig, "ontbrekend": [] if volledig else [{"code": "handtekening", "omschrijving": "Handtekening"}],
             "volledigOntvangenOp": T0.isoformat(), "criteria": CRITERIA}
 
 
