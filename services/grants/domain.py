@@ -1,0 +1,495 @@
+"""The rules of the IPS regulations: pure, synchronous, standard library only.
+
+Every number that a regulation sets (windows, ceilings, caps, tariffs, durations, co-financing, deadlines)
+comes from a ``Regeling`` built from configuration (``regelingen/*.json``); nothing here is a constant of
+a regulation. What is a constant here is the law around them: the Awb (decision deadline from the day of
+receipt, the objection period counted from the day after sending) and the Algemene termijnenwet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+# --------------------------------------------------------------------------------------------------------------
+# Regulations
+
+
+@dataclass(frozen=True)
+class Periode:
+    van: date
+    tot: date  # inclusive
+
+    def bevat(self, dag: date) -> bool:
+        return self.van <= dag <= self.tot
+
+
+@dataclass(frozen=True)
+class Budgetperiode:
+    id: str
+    periode: Periode
+    plafond_cents: int
+
+
+@dataclass(frozen=True)
+class Cofinanciering:
+    """Per trajectory (``traject``: fixed amounts per case) or for the budget as a whole (``budget``: shares)."""
+
+    niveau: str  # "traject" | "budget"
+    rijk_cents: int | None = None
+    gemeente_cents: int | None = None
+    rijk_percentage: int | None = None
+    gemeenten_percentage: int | None = None
+
+
+@dataclass(frozen=True)
+class Betaalmoment:
+    moment: str
+    percentage: int
+
+
+@dataclass(frozen=True)
+class Regeling:
+    id: str
+    versie: str
+    naam: str
+    citeertitel: str
+    aanvraagperiode: Periode
+    besluitvormer: str  # "uwv" | "gemeente"
+    mandaattekst: str  # template with {gemeente} and {ondertekenaar}
+    budgetperioden: tuple[Budgetperiode, ...]
+    cap_per_gemeente: int | None
+    trajecttypen: tuple[str, ...]
+    tarieven: Mapping[str, int]
+    looptijd_maanden: Mapping[str, int]
+    verlenging_max_maanden: int
+    cofinanciering: Cofinanciering
+    beslistermijn: str  # ISO 8601 duration, e.g. "P8W"
+    hersteltermijn: str  # ISO 8601 duration, e.g. "P14D"
+    bezwaartermijn_weken: int
+    betaalschema: tuple[Betaalmoment, ...] = field(default_factory=tuple)
+    vaststellingsregel: str = "pro_rata_months"
+    terugvorderingstermijn_jaren: int = 5
+
+    def tarief(self, traject_type: str) -> int | None:
+        """The amount per trajectory in cents, or None when the type is not in this regulation."""
+        if traject_type not in self.trajecttypen:
+            return None
+        return self.tarieven.get(traject_type)
+
+    def budgetperiode(self, dag: date) -> Budgetperiode:
+        """The budget period for a day; before the first its first, after the last its last."""
+        for periode in self.budgetperioden:
+            if periode.periode.bevat(dag):
+                return periode
+        ordered = sorted(self.budgetperioden, key=lambda p: p.periode.van)
+        return ordered[0] if dag < ordered[0].periode.van else ordered[-1]
+
+    def financiering(self, bedrag_cents: int) -> dict[str, object]:
+        """How the amount is paid for: per case (2019: Rijk and gemeente of residence) or at budget level."""
+        c = self.cofinanciering
+        if c.niveau == "traject":
+            return {"niveau": "traject", "rijkCents": c.rijk_cents, "gemeenteCents": c.gemeente_cents}
+        rijk_pct = c.rijk_percentage or 0
+        rijk = bedrag_cents * rijk_pct // 100
+        return {"niveau": "budget", "rijkPercentage": rijk_pct, "gemeentenPercentage": c.gemeenten_percentage,
+                "rijkCents": rijk, "gemeenteCents": bedrag_cents - rijk}
+
+
+def kies_regeling(regelingen: Sequence[Regeling], aanvraagdatum: date) -> Regeling:
+    """The regulation whose window holds the application date; outside every window the latest one whose
+    window started before it (so that the refusal names the regulation it came too late for). Before every
+    window: the earliest."""
+    if not regelingen:
+        raise ValueError("no regulations configured")
+    for regeling in regelingen:
+        if regeling.aanvraagperiode.bevat(aanvraagdatum):
+            return regeling
+    ordered = sorted(regelingen, key=lambda r: r.aanvraagperiode.van)
+    started = [r for r in ordered if r.aanvraagperiode.van <= aanvraagdatum]
+    return started[-1] if started else ordered[0]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Dates and deadlines
+
+_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
+
+
+def plus_duur(dag: date, duur: str) -> date:
+    """``dag`` plus an ISO 8601 date duration (PnYnMnWnD); months clamp to the last day of the month."""
+    match = _DURATION.match(duur)
+    if not match or duur == "P":
+        raise ValueError(f"unsupported duration {duur!r}")
+    years, months, weeks, days = (int(g) if g else 0 for g in match.groups())
+    total_months = dag.month - 1 + months + 12 * years
+    year, month = dag.year + total_months // 12, total_months % 12 + 1
+    day = min(dag.day, _days_in_month(year, month))
+    return date(year, month, day) + timedelta(weeks=weeks, days=days)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    nxt = date(year + month // 12, month % 12 + 1, 1)
+    return (nxt - timedelta(days=1)).day
+
+
+def amsterdam_dag(moment: datetime) -> date:
+    """The Europe/Amsterdam calendar date of a moment (naive datetimes are taken as UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(AMSTERDAM).date()
+
+
+def begin_volgende_dag(dag: date) -> datetime:
+    """The UTC moment the Amsterdam day after ``dag`` starts: from then on a deadline ending on ``dag`` passed."""
+    return datetime.combine(dag + timedelta(days=1), time(0), tzinfo=AMSTERDAM).astimezone(UTC)
+
+
+def paasdag(jaar: int) -> date:
+    """Easter Sunday (Gregorian; the anonymous algorithm)."""
+    a, b, c = jaar % 19, jaar // 100, jaar % 100
+    d, e = b // 4, b % 4
+    f = (b + 8) // 25
+    g = (b - f + 1) // 3
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = c // 4, c % 4
+    ell = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 22 * ell) // 451
+    maand = (h + ell - 7 * m + 114) // 31
+    dag = (h + ell - 7 * m + 114) % 31 + 1
+    return date(jaar, maand, dag)
+
+
+def feestdagen(jaar: int) -> frozenset[date]:
+    """The public holidays of the Algemene termijnenwet (art. 3) that fall on a weekday or otherwise."""
+    pasen = paasdag(jaar)
+    koningsdag = date(jaar, 4, 27)
+    if koningsdag.weekday() == 6:
+        koningsdag = date(jaar, 4, 26)
+    return frozenset({
+        date(jaar, 1, 1),  # Nieuwjaarsdag
+        pasen + timedelta(days=1),  # tweede Paasdag
+        koningsdag,
+        date(jaar, 5, 5),  # bevrijdingsdag
+        pasen + timedelta(days=39),  # Hemelvaartsdag
+        pasen + timedelta(days=50),  # tweede Pinksterdag
+        date(jaar, 12, 25),
+        date(jaar, 12, 26),
+    })
+
+
+def is_werkdag(dag: date) -> bool:
+    return dag.weekday() < 5 and dag not in feestdagen(dag.year)
+
+
+def termijn_einde(dag: date) -> date:
+    """Algemene termijnenwet art. 1: a period that ends on a Saturday, Sunday or public holiday is extended
+    to the next day that is none of these."""
+    while not is_werkdag(dag):
+        dag += timedelta(days=1)
+    return dag
+
+
+def bezwaartermijn_einde(verzonden: date, weken: int = 6) -> date:
+    """Awb 6:7/6:8: the objection period starts the day after sending and lasts ``weken`` weeks, so it ends on
+    ``verzonden + 7 * weken`` days; moved by the Algemene termijnenwet."""
+    return termijn_einde(verzonden + timedelta(weeks=weken))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Toetsing (competence, window, decision deadline)
+
+
+@dataclass(frozen=True)
+class Toetsing:
+    regeling: str
+    binnen_aanvraagperiode: bool
+    bevoegd: bool
+    bevoegde_gemeente: str
+    beslisdatum: date
+    beslistermijn_verstrijkt_op: datetime
+    hersteltermijn: str
+
+
+def toets(regelingen: Sequence[Regeling], gemeente_code: str, woongemeente_code: str, aanvraagdatum: date,
+          ontvangen_op: datetime) -> Toetsing:
+    """Which regulation applies, whether the addressed gemeente is competent (the client's gemeente of
+    residence is), and when the decision is due (Awb 4:13: counted from the day of receipt)."""
+    regeling = kies_regeling(regelingen, aanvraagdatum)
+    beslisdatum = plus_duur(amsterdam_dag(ontvangen_op), regeling.beslistermijn)
+    return Toetsing(
+        regeling=regeling.id,
+        binnen_aanvraagperiode=regeling.aanvraagperiode.bevat(aanvraagdatum),
+        bevoegd=gemeente_code == woongemeente_code,
+        bevoegde_gemeente=woongemeente_code,
+        beslisdatum=beslisdatum,
+        beslistermijn_verstrijkt_op=begin_volgende_dag(beslisdatum),
+        hersteltermijn=regeling.hersteltermijn,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Eligibility
+
+
+@dataclass(frozen=True)
+class Grond:
+    code: str
+    tekst: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"code": self.code, "tekst": self.tekst}
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """What intake established about the application (no personal data: only the facts that matter)."""
+
+    doelgroep: bool
+    wil_betaald_werk: bool
+    geen_ander_traject: bool
+    certificaat_geldig_tot: date | None
+
+
+def _datum(dag: date) -> str:
+    return f"{dag.day} {MAANDEN[dag.month - 1]} {dag.year}"
+
+
+MAANDEN = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
+           "november", "december")
+
+
+def weigeringsgronden(regeling: Regeling, traject_type: str, aanvraagdatum: date, gewenste_startdatum: date,
+                      criteria: Criteria) -> list[Grond]:
+    """Every ground of refusal that does not depend on the budget, in the order a letter states them."""
+    gronden: list[Grond] = []
+    periode = regeling.aanvraagperiode
+    if not periode.bevat(aanvraagdatum):
+        gronden.append(Grond("buiten_aanvraagperiode", (
+            f"De aanvraag is gedaan op {_datum(aanvraagdatum)}. Op grond van de {regeling.citeertitel} kan een "
+            f"aanvraag alleen worden ingediend van {_datum(periode.van)} tot en met {_datum(periode.tot)}. "
+            "De aanvraag is buiten deze aanvraagperiode ingediend.")))
+    if regeling.tarief(traject_type) is None:
+        toegestaan = " of ".join(regeling.trajecttypen)
+        gronden.append(Grond("trajecttype_niet_toegestaan", (
+            f"De aanvraag betreft een IPS-traject van het type {traject_type}. De {regeling.citeertitel} voorziet "
+            f"alleen in subsidie voor trajecten van het type {toegestaan}.")))
+    if not criteria.doelgroep:
+        gronden.append(Grond("geen_doelgroep", (
+            "De kandidaat behoort niet tot de doelgroep van de regeling: hij of zij ontvangt geen uitkering op "
+            "grond van de Participatiewet, de IOAW of de IOAZ en is ook geen niet-uitkeringsgerechtigde.")))
+    if not criteria.wil_betaald_werk:
+        gronden.append(Grond("geen_wens_tot_werk", (
+            "Uit de aanvraag blijkt niet dat de kandidaat betaald werk wil verrichten. Dat is een voorwaarde "
+            "voor een IPS-traject.")))
+    if not criteria.geen_ander_traject:
+        gronden.append(Grond("ander_traject", (
+            "De kandidaat neemt al deel aan een ander re-integratietraject. Voor een kandidaat die al een ander "
+            "traject volgt, wordt geen subsidie voor een IPS-traject verstrekt.")))
+    tot = criteria.certificaat_geldig_tot
+    if tot is None or tot < gewenste_startdatum:
+        waarom = ("Er is geen geldig certificaat van modelgetrouwheid overgelegd." if tot is None else
+                  f"Het certificaat van modelgetrouwheid is geldig tot {_datum(tot)}.")
+        gronden.append(Grond("certificaat_ongeldig_op_startdatum", (
+            f"{waarom} De ggz-instelling moet op de gewenste startdatum van het traject "
+            f"({_datum(gewenste_startdatum)}) "
+            "beschikken over een geldig certificaat van modelgetrouwheid van de IPS-methodiek.")))
+    return gronden
+
+
+def grond_gemeentelijk_maximum(regeling: Regeling, gemeente_naam: str) -> Grond:
+    return Grond("gemeentelijk_maximum_bereikt", (
+        f"Op grond van de {regeling.citeertitel} kunnen per gemeente ten hoogste {regeling.cap_per_gemeente} "
+        f"trajecten worden gesubsidieerd. Voor de gemeente {gemeente_naam} is dit maximum bereikt."))
+
+
+def grond_subsidieplafond(regeling: Regeling, periode: Budgetperiode) -> Grond:
+    return Grond("subsidieplafond_bereikt", (
+        f"Het subsidieplafond voor de periode {periode.id} van de {regeling.citeertitel} is bereikt. Het "
+        "beschikbare bedrag wordt verdeeld in de volgorde van ontvangst van de volledige aanvragen. Verlening "
+        "van de subsidie zou ertoe leiden dat het subsidieplafond wordt overschreden (artikel 4:25, tweede lid, "
+        "van de Algemene wet bestuursrecht)."))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Beschikkingen
+
+SOORTEN = ("toekenning", "afwijzing", "niet_behandelen", "doorzending", "verdaging", "vaststelling")
+# System decisions may be taken without a named official; every other kind needs the matching sub-mandate.
+ZONDER_ONDERTEKENAAR = frozenset({"afwijzing", "niet_behandelen", "doorzending"})
+MANDAAT_SCOPE = {"toekenning": "toekenning", "afwijzing": "afwijzing", "niet_behandelen": "niet_behandelen",
+                 "verdaging": "verdaging", "vaststelling": "vaststelling"}
+MET_BEZWAAR = frozenset({"toekenning", "afwijzing", "niet_behandelen", "vaststelling"})
+
+
+class MandaatOntbreekt(Exception):
+    """The official's sub-mandate does not cover this kind of decision (IPS-MANDAAT-001)."""
+
+
+@dataclass(frozen=True)
+class Ondertekenaar:
+    subject: str
+    naam: str
+    mandaten: frozenset[str]
+
+
+def controleer_mandaat(soort: str, ondertekenaar: Ondertekenaar | None) -> None:
+    """Raise MandaatOntbreekt unless the decision may be signed as given (Awb 10:10 and the sub-mandate)."""
+    if soort not in SOORTEN:
+        raise ValueError(f"unknown kind of decision {soort!r}")
+    if ondertekenaar is None:
+        if soort in ZONDER_ONDERTEKENAAR:
+            return
+        raise MandaatOntbreekt(f"Een beschikking van de soort {soort} vraagt een gemandateerde ondertekenaar.")
+    scope = MANDAAT_SCOPE.get(soort)  # a forwarding notice (Awb 2:3) is no decision: no scope needed
+    if scope is not None and scope not in ondertekenaar.mandaten:
+        raise MandaatOntbreekt(
+            f"De ondertekenaar heeft geen ondermandaat voor beschikkingen van de soort {soort}.")
+
+
+SYSTEEM_ONDERTEKENAAR = "de daartoe gemandateerde functionaris (besluit zonder tussenkomst van een medewerker)"
+
+
+def mandaattekst(regeling: Regeling, gemeente_naam: str, ondertekenaar: Ondertekenaar | None) -> str:
+    naam = ondertekenaar.naam if ondertekenaar and ondertekenaar.naam else SYSTEEM_ONDERTEKENAAR
+    return regeling.mandaattekst.format(gemeente=gemeente_naam, ondertekenaar=naam)
+
+
+def bedrag(cents: int) -> str:
+    """Dutch notation: € 11.325,00."""
+    euros, rest = divmod(abs(cents), 100)
+    sign = "-" if cents < 0 else ""
+    return f"€ {sign}{euros:,}".replace(",", ".") + f",{rest:02d}"
+
+
+@dataclass(frozen=True)
+class BeschikkingVerzoek:
+    aanvraag_id: str
+    soort: str
+    gemeente_code: str
+    gemeente_naam: str
+    regeling: Regeling
+    traject_type: str
+    bedrag_cents: int
+    gronden: tuple[Grond, ...]
+    motivering: str
+    ondertekenaar: Ondertekenaar | None
+    datum: date
+    kenmerk: str
+    ggz_kvk_nummer: str | None = None
+    nieuwe_beslisdatum: date | None = None
+    van_gemeente_naam: str | None = None
+    naar_gemeente_naam: str | None = None
+
+
+@dataclass(frozen=True)
+class Beschikking:
+    kenmerk: str
+    soort: str
+    datum: date
+    bezwaartermijn_einde: date | None
+    bedrag_cents: int
+    financiering: dict[str, object] | None
+    mandaat: str
+    tekst: str
+
+
+ONDERWERPEN = {
+    "toekenning": "Besluit op uw aanvraag subsidie IPS-traject: toekenning",
+    "afwijzing": "Besluit op uw aanvraag subsidie IPS-traject: afwijzing",
+    "niet_behandelen": "Besluit op uw aanvraag subsidie IPS-traject: niet in behandeling genomen",
+    "doorzending": "Doorzending van uw aanvraag subsidie IPS-traject",
+    "verdaging": "Verdaging van de beslissing op uw aanvraag subsidie IPS-traject",
+    "vaststelling": "Vaststelling subsidie IPS-traject",
+}
+
+
+def stel_beschikking_op(v: BeschikkingVerzoek) -> Beschikking:
+    """Write the letter; raises MandaatOntbreekt when the signatory may not take this kind of decision."""
+    controleer_mandaat(v.soort, v.ondertekenaar)
+    r = v.regeling
+    mandaat = mandaattekst(r, v.gemeente_naam, v.ondertekenaar)
+    einde = bezwaartermijn_einde(v.datum, r.bezwaartermijn_weken) if v.soort in MET_BEZWAAR else None
+    financiering = r.financiering(v.bedrag_cents) if v.soort in ("toekenning", "vaststelling") else None
+    geadresseerde = (f"de ggz-instelling met KvK-nummer {v.ggz_kvk_nummer}" if v.ggz_kvk_nummer
+                     else "de ggz-instelling die de aanvraag heeft ingediend")
+    regels = [
+        f"Aan: {geadresseerde}",
+        f"Datum: {_datum(v.datum)}",
+        f"Ons kenmerk: {v.kenmerk}",
+        f"Uw aanvraag: {v.aanvraag_id}",
+        f"Onderwerp: {ONDERWERPEN[v.soort]}",
+        "",
+        "Geachte heer, mevrouw,",
+        "",
+    ]
+    regels += _kern(v, financiering)
+    if v.motivering:
+        regels += ["", "Motivering", v.motivering]
+    regels += ["", f"Dit besluit is genomen op grond van de {r.citeertitel} en de Algemene wet bestuursrecht.", "",
+               "Hoogachtend,", "", mandaat]
+    if einde is not None:
+        regels += ["", "Bezwaar", (
+            f"Bent u het niet eens met dit besluit? Dan kunt u binnen {r.bezwaartermijn_weken} weken na de dag "
+            f"waarop dit besluit is verzonden bezwaar maken (artikelen 6:7 en 6:8 van de Algemene wet "
+            f"bestuursrecht). Uw bezwaarschrift moet uiterlijk op {_datum(einde)} zijn ontvangen. Stuur het "
+            f"bezwaarschrift aan het college van burgemeester en wethouders van {v.gemeente_naam}, onder "
+            f"vermelding van kenmerk {v.kenmerk}. Vermeld in het bezwaarschrift uw naam en adres, de datum, een "
+            "omschrijving van het besluit waartegen u bezwaar maakt en de redenen van uw bezwaar, en onderteken "
+            "het.")]
+    return Beschikking(kenmerk=v.kenmerk, soort=v.soort, datum=v.datum, bezwaartermijn_einde=einde,
+                       bedrag_cents=v.bedrag_cents if v.soort in ("toekenning", "vaststelling") else 0,
+                       financiering=financiering, mandaat=mandaat, tekst="\n".join(regels) + "\n")
+
+
+def _kern(v: BeschikkingVerzoek, financiering: dict[str, object] | None) -> list[str]:
+    r = v.regeling
+    gronden = [f"- {g.tekst}" for g in v.gronden]
+    if v.soort == "toekenning":
+        looptijd = r.looptijd_maanden.get(v.traject_type)
+        regels = [
+            f"U hebt subsidie aangevraagd voor een IPS-traject van het type {v.traject_type}. Wij kennen deze "
+            f"subsidie toe. Het subsidiebedrag is {bedrag(v.bedrag_cents)} (inclusief btw).",
+            "",
+            f"Het traject duurt ten hoogste {looptijd} maanden en kan eenmaal met ten hoogste "
+            f"{r.verlenging_max_maanden} maanden worden verlengd.",
+        ]
+        if financiering and financiering.get("niveau") == "traject":
+            regels.append(
+                f"Het bedrag wordt gefinancierd door het Rijk ({bedrag(int(str(financiering['rijkCents'])))}) en "
+                f"door de gemeente {v.gemeente_naam} ({bedrag(int(str(financiering['gemeenteCents'])))}).")
+        elif financiering:
+            regels.append(
+                f"De subsidie wordt voor {financiering['rijkPercentage']}% door het Rijk en voor "
+                f"{financiering['gemeentenPercentage']}% door de gemeenten gezamenlijk (via het Gemeentefonds) "
+                "gefinancierd.")
+        regels.append("UWV betaalt het subsidiebedrag aan u uit. Na afloop van het traject stellen wij de "
+                      "subsidie vast; het bedrag kan dan lager worden vastgesteld als het traject eerder eindigt.")
+        return regels
+    if v.soort == "afwijzing":
+        return [f"U hebt subsidie aangevraagd voor een IPS-traject van het type {v.traject_type}. Wij wijzen uw "
+                "aanvraag af, om de volgende redenen:", *gronden]
+    if v.soort == "niet_behandelen":
+        return ["Uw aanvraag was niet volledig. Wij hebben u gevraagd de ontbrekende gegevens binnen de "
+                "gestelde hersteltermijn aan te vullen. Dat is niet (volledig) gebeurd. Daarom nemen wij uw "
+                "aanvraag niet in behandeling (artikel 4:5 van de Algemene wet bestuursrecht).", *gronden]
+    if v.soort == "doorzending":
+        van = v.van_gemeente_naam or v.gemeente_naam
+        naar = v.naar_gemeente_naam or "de bevoegde gemeente"
+        return [f"U hebt uw aanvraag gericht aan de gemeente {van}. Die gemeente is niet bevoegd om op uw "
+                f"aanvraag te beslissen, omdat de kandidaat niet in deze gemeente woont. Wij hebben uw aanvraag "
+                f"daarom doorgezonden naar de gemeente {naar}, die wel bevoegd is (artikel 2:3 van de Algemene wet "
+                "bestuursrecht). De datum waarop wij uw aanvraag hebben ontvangen, blijft de datum van ontvangst. "
+                f"U hoort van de gemeente {naar} verder over uw aanvraag."]
+    if v.soort == "verdaging":
+        nieuw = _datum(v.nieuwe_beslisdatum) if v.nieuwe_beslisdatum else "(onbekend)"
+        return ["Wij kunnen niet binnen de wettelijke termijn op uw aanvraag beslissen. Op grond van artikel 4:14 "
+                f"van de Algemene wet bestuursrecht laten wij u weten dat wij uiterlijk op {nieuw} zullen "
+                "beslissen.", *gronden]
+    return [f"Wij stellen de subsidie voor het IPS-traject van het type {v.traject_type} vast op "
+            f"{bedrag(v.bedrag_cents)}.", *gronden]

@@ -1,0 +1,337 @@
+"""The commands grants handles (bpmn/README.md), each answered exactly once.
+
+Every handler is idempotent: a redelivered command (same id) finds its id in the document it changed and
+changes nothing; the reply id is derived from the command id, so even a repeated reply is dropped by the
+engine. Budget and caps are changed with guarded updates keyed by the aanvraag id (see repository.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from grants.domain import (
+    BeschikkingVerzoek,
+    Criteria,
+    Grond,
+    MandaatOntbreekt,
+    Ondertekenaar,
+    Regeling,
+    amsterdam_dag,
+    grond_gemeentelijk_maximum,
+    grond_subsidieplafond,
+    stel_beschikking_op,
+    toets,
+    weigeringsgronden,
+)
+from grants.messages import BeschikkingOpstellen, CommandParams, Reserveren, Toetsen, Vastleggen, Vrijgeven
+from grants.repository import GrantsRepository, cap_id, ledger_id
+from servicekit.broker import EVENTS
+from servicekit.commands import Failure, Outcome, apply_command, reply_to
+from servicekit.consumer import PoisonMessage
+from servicekit.envelope import CloudEvent, deterministic_id
+from servicekit.logging import get_logger
+from servicekit.store import ConcurrencyError, Document, DuplicateKeyError
+
+log = get_logger(__name__)
+SERVICE = "grants"
+WACHT, BESLOTEN = "wacht", "besloten"
+P = TypeVar("P", bound=CommandParams)
+
+
+def parse(model: type[P], command: CloudEvent) -> P:
+    """The command's parameters, or PoisonMessage: a malformed command can never be handled (dlq)."""
+    if not command.subject:
+        raise PoisonMessage("command without subject (case id)")
+    try:
+        params = model.model_validate(command.data)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+        raise PoisonMessage(f"invalid parameters: {fields}") from None
+    return params
+
+
+def iso(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class GrantsHandlers:
+    def __init__(self, repo: GrantsRepository, regelingen: dict[str, Regeling], gemeenten: dict[str, str],
+                 wake: Callable[[str, Any], None] = lambda _id, _c: None) -> None:
+        self.repo = repo
+        self.regelingen = regelingen
+        self.gemeenten = gemeenten
+        self.wake = wake
+
+    def gemeente_naam(self, code: str) -> str:
+        return self.gemeenten.get(code, code)
+
+    async def _answer(self, command: CloudEvent, aanvraag_id: str,
+                      apply: Callable[[Document], Outcome | None]) -> Document:
+        doc = await apply_command(self.repo.zaken, aanvraag_id, command, SERVICE, apply,
+                                  create=lambda: {"_id": aanvraag_id, "beschikkingen": []})
+        self.wake(aanvraag_id, self.repo.zaken.collection)
+        return doc
+
+    # ----------------------------------------------------------------------------------------- toetsen
+
+    async def toetsen(self, command: CloudEvent) -> None:
+        """ips.aanvraag.toetsen.v1: regulation, competence, decision deadline; recorded on the zaak."""
+        p = parse(Toetsen, command)
+        t = toets(list(self.regelingen.values()), p.gemeente_code, p.woongemeente_code, p.aanvraagdatum,
+                  p.ontvangen_op)
+        regeling = self.regelingen[t.regeling]
+        result = {
+            "regeling": t.regeling, "regelingVersie": regeling.versie,
+            "binnenAanvraagperiode": t.binnen_aanvraagperiode, "bevoegd": t.bevoegd,
+            "bevoegdeGemeente": t.bevoegde_gemeente, "beslisdatum": t.beslisdatum.isoformat(),
+            "beslistermijnVerstrijktOp": iso(t.beslistermijn_verstrijkt_op), "hersteltermijn": t.hersteltermijn,
+            "tariefCents": regeling.tarief(p.traject_type),
+            "looptijdMaanden": regeling.looptijd_maanden.get(p.traject_type),
+        }
+
+        def apply(zaak: Document) -> Outcome:
+            zaak.update(regeling=t.regeling, gemeente_code=p.gemeente_code, bevoegde_gemeente=t.bevoegde_gemeente,
+                        traject_type=p.traject_type, toetsing=result)
+            if p.ggz_kvk_nummer:
+                zaak["ggz_kvk_nummer"] = p.ggz_kvk_nummer
+            return result
+
+        await self._answer(command, p.aanvraag_id, apply)
+
+    # -------------------------------------------------------------------------------------- reserveren
+
+    async def reserveren(self, command: CloudEvent) -> None:
+        """ips.budget.reserveren.v1: store the request; the allocator decides in order of receipt.
+
+        Grounds that do not depend on the budget (window, type, target group, certificate) and a wrong
+        amount are decided here at once. A redelivery (same command id) changes nothing; a new command for
+        the same aanvraag replaces the request and is decided again (the ledger keeps at most one
+        reservation per aanvraag).
+        """
+        p = parse(Reserveren, command)
+        regeling = self.regelingen.get(p.regeling)
+        now = datetime.now(UTC)
+        peildatum = amsterdam_dag(p.volledig_ontvangen_op) if p.volledig_ontvangen_op else p.aanvraagdatum
+        request: Document = {
+            "_id": p.aanvraag_id, "command_id": command.id, "command": command.to_json().decode(),
+            "regeling": p.regeling, "gemeente_code": p.gemeente_code, "traject_type": p.traject_type,
+            "bedrag_cents": p.bedrag_cents, "volledig_ontvangen_op": p.volledig_ontvangen_op or
+            datetime.combine(p.aanvraagdatum, datetime.min.time(), tzinfo=UTC),
+            "ontvangen_door_grants": now, "status": WACHT,
+        }
+        outcome: Outcome | None = None
+        if regeling is None:
+            outcome = Failure("IPS-REGELING-001", f"Onbekende regeling {p.regeling}.")
+        else:
+            request["budgetperiode"] = regeling.budgetperiode(peildatum).id
+            tarief = regeling.tarief(p.traject_type)
+            criteria = Criteria(p.criteria.doelgroep, p.criteria.wil_betaald_werk, p.criteria.geen_ander_traject,
+                                p.criteria.certificaat_geldig_tot)
+            gronden = weigeringsgronden(regeling, p.traject_type, p.aanvraagdatum, p.gewenste_startdatum, criteria)
+            if tarief is not None and p.bedrag_cents != tarief:
+                outcome = Failure("IPS-TARIEF-001", f"Het bedrag {p.bedrag_cents} is niet het tarief {tarief} "
+                                                    f"van de regeling {regeling.id} voor {p.traject_type}.")
+            elif gronden:
+                outcome = self._refusal(request, gronden)
+        events = []
+        if outcome is not None:
+            request.update(status=BESLOTEN, uitkomst=outcome if isinstance(outcome, dict) else
+                           {"code": outcome.code, "message": outcome.message}, besloten_op=now)
+            events = [(reply_to(command, SERVICE, outcome), EVENTS)]
+        await self._store_request(request, events, command.id)
+        self.wake(p.aanvraag_id, self.repo.verzoeken.collection)
+
+    async def _store_request(self, request: Document, events: list[tuple[CloudEvent, str]], command_id: str) -> None:
+        for _ in range(50):
+            try:
+                await self.repo.verzoeken.insert(request, events)
+                return
+            except DuplicateKeyError:
+                existing = await self.repo.verzoeken.get(request["_id"])
+            if existing is None:
+                continue
+            if existing.get("command_id") == command_id:
+                return  # a redelivery: already stored (and decided or waiting)
+            replacement = {**request, "revision": existing["revision"], "outbox": existing.get("outbox") or []}
+            try:
+                await self.repo.verzoeken.replace(replacement, events)
+                return
+            except ConcurrencyError:
+                continue
+        raise ConcurrencyError(f"reserveringsverzoeken/{request['_id']}: too many concurrent changes")
+
+    @staticmethod
+    def _refusal(request: Document, gronden: list[Grond]) -> dict[str, Any]:
+        return {"gereserveerd": False, "weigeringsgronden": [g.as_dict() for g in gronden],
+                "bedragCents": request["bedrag_cents"], "financiering": None,
+                "budgetperiode": request.get("budgetperiode"), "regeling": request["regeling"]}
+
+    async def decide(self, request_id: str) -> bool:
+        """Decide one waiting request (the allocator calls this in order of receipt). Each step is keyed by
+        the aanvraag id, so repeating it after a crash has no second effect. Returns whether it decided."""
+        request = await self.repo.verzoeken.get(request_id)
+        if request is None or request.get("status") != WACHT:
+            return False
+        regeling = self.regelingen[request["regeling"]]
+        aanvraag_id, gemeente, bedrag = request["_id"], request["gemeente_code"], request["bedrag_cents"]
+        at = datetime.now(UTC)
+        gronden: list[Grond] = []
+        cid = cap_id(regeling.id, gemeente)
+        if regeling.cap_per_gemeente is not None:
+            await self.repo.ensure_cap(regeling, gemeente)
+            if not await self.repo.reserve_cap(cid, aanvraag_id, at):
+                gronden.append(grond_gemeentelijk_maximum(regeling, self.gemeente_naam(gemeente)))
+        if not gronden:
+            periode = next(b for b in regeling.budgetperioden if b.id == request["budgetperiode"])
+            lid = ledger_id(regeling.id, periode.id)
+            await self.repo.ensure_ledger(regeling, periode.id)
+            if not await self.repo.reserve_budget(lid, aanvraag_id, bedrag, at):
+                gronden.append(grond_subsidieplafond(regeling, periode))
+                if regeling.cap_per_gemeente is not None:
+                    await self.repo.release_cap(cid, aanvraag_id)
+        if gronden:
+            outcome = self._refusal(request, gronden)
+        else:
+            outcome = {"gereserveerd": True, "weigeringsgronden": [], "bedragCents": bedrag,
+                       "financiering": regeling.financiering(bedrag), "budgetperiode": request["budgetperiode"],
+                       "regeling": regeling.id}
+        command = CloudEvent.from_json(request["command"])
+        request.update(status=BESLOTEN, uitkomst=outcome, besloten_op=at)
+        try:
+            await self.repo.verzoeken.replace(request, [(reply_to(command, SERVICE, outcome), EVENTS)])
+        except ConcurrencyError:
+            return False  # replaced by a newer command meanwhile: decided again on the next round
+        self.wake(aanvraag_id, self.repo.verzoeken.collection)
+        log.info("reservering.besloten", aanvraag_id=aanvraag_id, gereserveerd=outcome["gereserveerd"])
+        return True
+
+    # --------------------------------------------------------------------------- vastleggen, vrijgeven
+
+    async def _reservation(self, aanvraag_id: str) -> tuple[Document, str] | None:
+        request = await self.repo.verzoeken.get(aanvraag_id)
+        if request is None or request.get("status") != BESLOTEN or not (request.get("uitkomst") or {}).get(
+                "gereserveerd"):
+            return None
+        return request, ledger_id(request["regeling"], request["budgetperiode"])
+
+    async def vastleggen(self, command: CloudEvent) -> None:
+        """ips.budget.vastleggen.v1: UWV confirms; the reservation becomes a commitment (once)."""
+        p = parse(Vastleggen, command)
+        outcome: Outcome
+        found = await self._reservation(p.aanvraag_id)
+        entry = None
+        if found is not None:
+            request, lid = found
+            entry = await self.repo.commit_budget(lid, p.aanvraag_id, request["bedrag_cents"], command.time)
+        if found is None or entry is None:
+            outcome = Failure("IPS-BUDGET-001", "Er is geen budgetreservering voor deze aanvraag.")
+        else:
+            outcome = {"bevestigd": True, "bedragCents": entry["bedragCents"],
+                       "budgetperiode": found[0]["budgetperiode"],
+                       "bevestigdOp": iso(entry.get("vastgelegdOp") or command.time)}
+
+        def apply(zaak: Document) -> Outcome:
+            if isinstance(outcome, dict):
+                zaak["vergoeding"] = outcome
+            return outcome
+
+        await self._answer(command, p.aanvraag_id, apply)
+
+    async def vrijgeven(self, command: CloudEvent) -> None:
+        """ips.budget.vrijgeven.v1: give the reservation (and the gemeente's cap place) back; idempotent."""
+        p = parse(Vrijgeven, command)
+        found = await self._reservation(p.aanvraag_id)
+        if found is not None:
+            request, lid = found
+            await self.repo.release_budget(lid, p.aanvraag_id, request["bedrag_cents"])
+            regeling = self.regelingen.get(request["regeling"])
+            if regeling is not None and regeling.cap_per_gemeente is not None:
+                await self.repo.release_cap(cap_id(regeling.id, request["gemeente_code"]), p.aanvraag_id)
+            await self.repo.mark_released(p.aanvraag_id, command.time)
+
+        def apply(zaak: Document) -> Outcome:
+            if found is not None:
+                zaak["vrijgegeven"] = {"op": iso(command.time), "reden": p.reden}
+            return {}
+
+        await self._answer(command, p.aanvraag_id, apply)
+
+    # ---------------------------------------------------------------------------------------- beschikking
+
+    async def beschikking_opstellen(self, command: CloudEvent) -> None:
+        """ips.beschikking.opstellen.v1: write the letter (stored once per command) and list it on the zaak.
+        Fails with IPS-MANDAAT-001 when the signatory's sub-mandate does not cover the kind."""
+        p = parse(BeschikkingOpstellen, command)
+        regeling = self.regelingen.get(p.regeling)
+        zaak = await self.repo.zaken.get(p.aanvraag_id) or {}
+        beschikking_id = deterministic_id("beschikking", command.id)
+        datum = amsterdam_dag(command.time)
+        outcome: Outcome
+        stored: Document | None = None
+        if regeling is None:
+            outcome = Failure("IPS-REGELING-001", f"Onbekende regeling {p.regeling}.")
+        else:
+            traject_type = p.traject_type or zaak.get("traject_type") or regeling.trajecttypen[0]
+            bedrag = p.bedrag_cents if p.bedrag_cents is not None else (regeling.tarief(traject_type) or 0)
+            ondertekenaar = (Ondertekenaar(p.ondertekenaar.subject, p.ondertekenaar.naam,
+                                           frozenset(p.ondertekenaar.mandaten)) if p.ondertekenaar else None)
+            kenmerk = f"IPS-{p.gemeente_code}-{datum.year}-{beschikking_id[:8].upper()}"
+            verzoek = BeschikkingVerzoek(
+                aanvraag_id=p.aanvraag_id, soort=p.soort, gemeente_code=p.gemeente_code,
+                gemeente_naam=self.gemeente_naam(p.gemeente_code), regeling=regeling, traject_type=traject_type,
+                bedrag_cents=bedrag, gronden=tuple(Grond(g.code, g.tekst) for g in p.gronden or []),
+                motivering=p.motivering or "", ondertekenaar=ondertekenaar, datum=datum, kenmerk=kenmerk,
+                ggz_kvk_nummer=p.ggz_kvk_nummer or zaak.get("ggz_kvk_nummer"),
+                nieuwe_beslisdatum=p.nieuwe_beslisdatum,
+                van_gemeente_naam=self.gemeente_naam(p.van_gemeente_code) if p.van_gemeente_code else None,
+                naar_gemeente_naam=self.gemeente_naam(p.naar_gemeente_code) if p.naar_gemeente_code else None)
+            try:
+                b = stel_beschikking_op(verzoek)
+            except MandaatOntbreekt as exc:
+                outcome = Failure("IPS-MANDAAT-001", str(exc))
+            else:
+                stored = await self._store_beschikking({
+                    "_id": beschikking_id, "aanvraag_id": p.aanvraag_id, "command_id": command.id,
+                    "kenmerk": b.kenmerk, "soort": b.soort, "datum": b.datum.isoformat(),
+                    "bezwaartermijn_einde": b.bezwaartermijn_einde.isoformat() if b.bezwaartermijn_einde else None,
+                    "bedrag_cents": b.bedrag_cents, "financiering": b.financiering, "mandaat": b.mandaat,
+                    "gemeente_code": p.gemeente_code, "van_gemeente_code": p.van_gemeente_code,
+                    "naar_gemeente_code": p.naar_gemeente_code, "ggz_kvk_nummer": verzoek.ggz_kvk_nummer,
+                    "regeling": regeling.id, "traject_type": traject_type,
+                    "gronden": [g.as_dict() for g in verzoek.gronden],
+                    "ondertekenaar": ({"subject": ondertekenaar.subject, "naam": ondertekenaar.naam}
+                                      if ondertekenaar else None),
+                    "nieuwe_beslisdatum": p.nieuwe_beslisdatum.isoformat() if p.nieuwe_beslisdatum else None,
+                    "tekst": b.tekst, "opgesteld_op": datetime.now(UTC)})
+                outcome = beschikking_result(stored)
+
+        def apply(doc: Document) -> Outcome:
+            if stored is not None:
+                doc["beschikkingen"] = [*(doc.get("beschikkingen") or []),
+                                        {"id": stored["_id"], "kenmerk": stored["kenmerk"], "soort": stored["soort"],
+                                         "datum": stored["datum"]}]
+            return outcome
+
+        await self._answer(command, p.aanvraag_id, apply)
+
+    async def _store_beschikking(self, doc: Document) -> Document:
+        try:
+            return await self.repo.beschikkingen.insert(doc)
+        except DuplicateKeyError:
+            existing = await self.repo.beschikkingen.get(doc["_id"])
+            assert existing is not None
+            return existing  # written by an earlier attempt of the same command: keep that one
+
+
+def beschikking_result(doc: Document) -> dict[str, Any]:
+    return {"beschikkingId": doc["_id"], "kenmerk": doc["kenmerk"], "soort": doc["soort"], "datum": doc["datum"],
+            "bezwaartermijnEinde": doc.get("bezwaartermijn_einde"), "bedragCents": doc["bedrag_cents"],
+            "financiering": doc.get("financiering"), "mandaat": doc.get("mandaat"),
+            "gemeenteCode": doc.get("gemeente_code"), "tekst": doc["tekst"]}
+

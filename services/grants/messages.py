@@ -1,0 +1,136 @@
+"""Wire contracts of grants: the parameters of the engine's commands (bpmn/README.md) and the HTTP bodies.
+
+Command parameters are snake_case as named in the BPMN; the engine adds ``elementId`` and ``attempt``.
+Unknown fields are refused, so a diagram that drifts from the catalogue fails loudly (to the dlq) instead
+of deciding on a default.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+# Used as part of a document key (``reserveringen.<id>``): FerretDB and MongoDB forbid '.' and a leading '$'.
+ID_PATTERN = r"^[A-Za-z0-9_:-]{1,100}$"
+TRAJECT_TYPE = Literal["CMD", "EPA"]
+SOORT = Literal["toekenning", "afwijzing", "niet_behandelen", "doorzending", "verdaging", "vaststelling"]
+
+
+class CommandParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    element_id: str | None = Field(default=None, validation_alias=AliasChoices("elementId", "element_id"))
+    attempt: int | None = None
+
+
+def _datum(value: Any) -> Any:
+    # The engine may hand over a full timestamp where a calendar date is meant; the date part is the date.
+    if isinstance(value, str) and len(value) > 10 and value[10] in "T ":
+        return value[:10]
+    return value
+
+
+class Toetsen(CommandParams):
+    aanvraag_id: str = Field(pattern=ID_PATTERN)
+    gemeente_code: str = Field(pattern=r"^\d{4}$")
+    woongemeente_code: str = Field(pattern=r"^\d{4}$")
+    traject_type: TRAJECT_TYPE
+    aanvraagdatum: date
+    ontvangen_op: datetime
+    ggz_kvk_nummer: str | None = Field(default=None, pattern=r"^\d{8}$")
+
+    _d = field_validator("aanvraagdatum", mode="before")(_datum)
+
+
+class Criteria(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    doelgroep: bool = False
+    wil_betaald_werk: bool = False
+    geen_ander_traject: bool = False
+    certificaat_geldig_tot: date | None = None
+
+    _d = field_validator("certificaat_geldig_tot", mode="before")(_datum)
+
+
+class Reserveren(CommandParams):
+    aanvraag_id: str = Field(pattern=ID_PATTERN)
+    regeling: str
+    gemeente_code: str = Field(pattern=r"^\d{4}$")
+    traject_type: TRAJECT_TYPE
+    bedrag_cents: int = Field(ge=0)
+    aanvraagdatum: date
+    gewenste_startdatum: date
+    volledig_ontvangen_op: datetime | None = None
+    criteria: Criteria = Field(default_factory=Criteria)
+
+    _d = field_validator("aanvraagdatum", "gewenste_startdatum", mode="before")(_datum)
+
+
+class Vastleggen(CommandParams):
+    aanvraag_id: str = Field(pattern=ID_PATTERN)
+
+
+class Vrijgeven(CommandParams):
+    aanvraag_id: str = Field(pattern=ID_PATTERN)
+    reden: str | None = None
+
+
+class GrondParam(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    code: str = Field(min_length=1, max_length=100)
+    tekst: str = Field(min_length=1, max_length=4000)
+
+
+class OndertekenaarParam(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    subject: str = Field(min_length=1, max_length=200)
+    naam: str = Field(default="", max_length=200)
+    mandaten: list[str] = Field(default_factory=list)
+
+
+class BeschikkingOpstellen(CommandParams):
+    aanvraag_id: str = Field(pattern=ID_PATTERN)
+    soort: SOORT
+    gemeente_code: str = Field(pattern=r"^\d{4}$")
+    regeling: str
+    traject_type: TRAJECT_TYPE | None = None
+    bedrag_cents: int | None = Field(default=None, ge=0)
+    gronden: list[GrondParam] | None = None
+    motivering: str | None = Field(default=None, max_length=20000)
+    ondertekenaar: OndertekenaarParam | None = None
+    nieuwe_beslisdatum: date | None = None
+    van_gemeente_code: str | None = Field(default=None, pattern=r"^\d{4}$")
+    naar_gemeente_code: str | None = Field(default=None, pattern=r"^\d{4}$")
+    ggz_kvk_nummer: str | None = Field(default=None, pattern=r"^\d{8}$")
+
+    _d = field_validator("nieuwe_beslisdatum", mode="before")(_datum)
+
+
+# ---------------------------------------------------------------------------------------------------- HTTP
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class Budget(_Out):
+    regeling: str
+    periode: str
+    plafond_cents: int
+    beschikbaar_cents: int
+    gereserveerd_cents: int
+    vastgelegd_cents: int
+    aantal_reserveringen: int
+    revision: int
+
+
+class PlafondWijzigen(BaseModel):
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    plafond_cents: int = Field(ge=0, le=10**13)

@@ -1,0 +1,202 @@
+"""MongoDB documents of grants and the guarded single-document updates that keep budget and caps exact.
+
+Collections (all looked up by ``_id``; FerretDB v1 scans for any other filter):
+
+* ``zaken``: one per aanvraag (regulation, competent gemeente, toetsing, beschikkingen); command replies.
+* ``reserveringsverzoeken``: one per aanvraag: the reservation request in order of receipt and its reply.
+* ``budgetten``: one ledger per regulation and budget period: ``plafond_cents``, ``beschikbaar_cents``,
+  ``gereserveerd_cents``, ``vastgelegd_cents`` and ``reserveringen.<aanvraagId>``.
+* ``caps``: one per regulation and gemeente where the regulation caps the number of trajectories.
+* ``beschikkingen``: the letters, ``_id`` derived from the command id.
+* ``leases``: who runs the allocator.
+
+No transactions: every change is one guarded update keyed by the aanvraag id, so repeating a step after a
+crash finds the effect already there and does nothing twice. ``beschikbaar`` is stored (not computed) so a
+reservation is ``{beschikbaar_cents: {$gte: amount}}`` + ``$inc``: no ``$expr`` needed, never over-committed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import datetime
+from typing import Any
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from grants.domain import Regeling
+from servicekit.store import Document, DocumentStore, DuplicateKeyError
+
+GERESERVEERD, VASTGELEGD = "gereserveerd", "vastgelegd"
+
+
+def ledger_id(regeling: str, periode: str) -> str:
+    return f"{regeling}:{periode}"
+
+
+def cap_id(regeling: str, gemeente_code: str) -> str:
+    return f"{regeling}:{gemeente_code}"
+
+
+class GrantsRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.zaken = DocumentStore(db, "zaken")
+        self.verzoeken = DocumentStore(db, "reserveringsverzoeken")
+        self.beschikkingen = DocumentStore(db, "beschikkingen")
+        self.budgetten = db["budgetten"]
+        self.caps = db["caps"]
+        self.leases = db["leases"]
+
+    async def ensure_indexes(self) -> None:
+        for store in (self.zaken, self.verzoeken):
+            await store.collection.create_index("has_outbox")
+
+    # ------------------------------------------------------------------------------------------ ledgers
+
+    async def ensure_ledger(self, regeling: Regeling, periode_id: str) -> None:
+        """Create the ledger from the configured ceiling unless it exists (an admin may have changed it)."""
+        periode = next(p for p in regeling.budgetperioden if p.id == periode_id)
+        with contextlib.suppress(DuplicateKeyError):  # another process created it at the same moment
+            await self.budgetten.update_one(
+                {"_id": ledger_id(regeling.id, periode_id)},
+                {"$setOnInsert": {"regeling": regeling.id, "periode": periode_id,
+                                  "plafond_cents": periode.plafond_cents, "beschikbaar_cents": periode.plafond_cents,
+                                  "gereserveerd_cents": 0, "vastgelegd_cents": 0, "reserveringen": {},
+                                  "revision": 1}},
+                upsert=True)
+
+    async def reserve_budget(self, lid: str, aanvraag_id: str, bedrag_cents: int, at: datetime) -> bool:
+        """Reserve ``bedrag_cents`` for the aanvraag; True when it holds a reservation afterwards (now or
+        from an earlier attempt), False when the ceiling does not allow it."""
+        key = f"reserveringen.{aanvraag_id}"
+        result = await self.budgetten.update_one(
+            {"_id": lid, "beschikbaar_cents": {"$gte": bedrag_cents}, key: {"$exists": False}},
+            {"$inc": {"beschikbaar_cents": -bedrag_cents, "gereserveerd_cents": bedrag_cents, "revision": 1},
+             "$set": {key: {"bedragCents": bedrag_cents, "status": GERESERVEERD, "at": at}}})
+        if result.matched_count == 1:
+            return True
+        return await self.reservering(lid, aanvraag_id) is not None
+
+    async def reservering(self, lid: str, aanvraag_id: str) -> dict[str, Any] | None:
+        doc = await self.budgetten.find_one({"_id": lid}, {f"reserveringen.{aanvraag_id}": 1})
+        if doc is None:
+            return None
+        entry: dict[str, Any] | None = (doc.get("reserveringen") or {}).get(aanvraag_id)
+        return entry
+
+    async def commit_budget(self, lid: str, aanvraag_id: str, bedrag_cents: int, at: datetime) -> dict[str, Any] | None:
+        """Move a reservation to committed; guarded by its status so a retry is harmless. Returns the
+        reservation as it stands afterwards, or None when there is none."""
+        key = f"reserveringen.{aanvraag_id}"
+        await self.budgetten.update_one(
+            {"_id": lid, f"{key}.status": GERESERVEERD},
+            {"$inc": {"gereserveerd_cents": -bedrag_cents, "vastgelegd_cents": bedrag_cents, "revision": 1},
+             "$set": {f"{key}.status": VASTGELEGD, f"{key}.vastgelegdOp": at}})
+        return await self.reservering(lid, aanvraag_id)
+
+    async def release_budget(self, lid: str, aanvraag_id: str, bedrag_cents: int) -> None:
+        """Give a reservation (reserved or committed) back to ``beschikbaar``; nothing when there is none."""
+        key = f"reserveringen.{aanvraag_id}"
+        for status, counter in ((GERESERVEERD, "gereserveerd_cents"), (VASTGELEGD, "vastgelegd_cents")):
+            result = await self.budgetten.update_one(
+                {"_id": lid, f"{key}.status": status},
+                {"$unset": {key: ""},
+                 "$inc": {"beschikbaar_cents": bedrag_cents, counter: -bedrag_cents, "revision": 1}})
+            if result.matched_count == 1:
+                return
+
+    async def all_ledgers(self) -> list[Document]:
+        return await self.budgetten.find({}).to_list(None)
+
+    async def get_ledger(self, lid: str) -> Document | None:
+        return await self.budgetten.find_one({"_id": lid})
+
+    async def set_plafond(self, lid: str, nieuw: int, expected_revision: int | None) -> Document | None:
+        """Set the ceiling, moving ``beschikbaar`` by the difference in one guarded update.
+
+        Returns the updated ledger; None when the guard missed (changed meanwhile, or the new ceiling is
+        below what is reserved and committed): the caller re-reads to tell which.
+        """
+        doc = await self.budgetten.find_one({"_id": lid}, {"reserveringen": 0})
+        if doc is None:
+            return None
+        verschil = nieuw - doc["plafond_cents"]
+        guard: dict[str, Any] = {"_id": lid, "plafond_cents": doc["plafond_cents"],
+                                 "beschikbaar_cents": {"$gte": max(0, -verschil)}}
+        if expected_revision is not None:
+            guard["revision"] = expected_revision
+        updated: Document | None = await self.budgetten.find_one_and_update(
+            guard, {"$set": {"plafond_cents": nieuw}, "$inc": {"beschikbaar_cents": verschil, "revision": 1}},
+            projection={"reserveringen": 0}, return_document=ReturnDocument.AFTER)
+        return updated
+
+    async def create_ledger(self, regeling: str, periode: str, plafond_cents: int) -> bool:
+        try:
+            await self.budgetten.insert_one({
+                "_id": ledger_id(regeling, periode), "regeling": regeling, "periode": periode,
+                "plafond_cents": plafond_cents, "beschikbaar_cents": plafond_cents, "gereserveerd_cents": 0,
+                "vastgelegd_cents": 0, "reserveringen": {}, "revision": 1})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    # --------------------------------------------------------------------------------------------- caps
+
+    async def ensure_cap(self, regeling: Regeling, gemeente_code: str) -> None:
+        with contextlib.suppress(DuplicateKeyError):
+            await self.caps.update_one(
+                {"_id": cap_id(regeling.id, gemeente_code)},
+                {"$setOnInsert": {"regeling": regeling.id, "gemeente_code": gemeente_code,
+                                  "maximum": regeling.cap_per_gemeente, "beschikbaar": regeling.cap_per_gemeente,
+                                  "reserveringen": {}}},
+                upsert=True)
+
+    async def reserve_cap(self, cid: str, aanvraag_id: str, at: datetime) -> bool:
+        key = f"reserveringen.{aanvraag_id}"
+        result = await self.caps.update_one(
+            {"_id": cid, "beschikbaar": {"$gte": 1}, key: {"$exists": False}},
+            {"$inc": {"beschikbaar": -1}, "$set": {key: at}})
+        if result.matched_count == 1:
+            return True
+        doc = await self.caps.find_one({"_id": cid}, {key: 1})
+        return doc is not None and aanvraag_id in (doc.get("reserveringen") or {})
+
+    async def release_cap(self, cid: str, aanvraag_id: str) -> None:
+        key = f"reserveringen.{aanvraag_id}"
+        await self.caps.update_one({"_id": cid, key: {"$exists": True}},
+                                   {"$unset": {key: ""}, "$inc": {"beschikbaar": 1}})
+
+    # -------------------------------------------------------------------------------- allocator support
+
+    async def pending_requests(self) -> list[Document]:
+        """The reservation requests not yet decided (a scan: FerretDB v1 indexes only ``_id``)."""
+        return await self.verzoeken.collection.find(
+            {"status": "wacht"},
+            {"_id": 1, "volledig_ontvangen_op": 1, "ontvangen_door_grants": 1}).to_list(None)
+
+    async def take_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
+        """Hold the named lease until ``until`` if it is free, expired or already ours (revision-checked)."""
+        doc = await self.leases.find_one({"_id": name})
+        if doc is None:
+            try:
+                await self.leases.insert_one({"_id": name, "holder": holder, "until": until, "revision": 1})
+            except DuplicateKeyError:
+                return False
+            return True
+        if doc["holder"] != holder and doc["until"] > now:
+            return False
+        result = await self.leases.update_one(
+            {"_id": name, "revision": doc["revision"]},
+            {"$set": {"holder": holder, "until": until}, "$inc": {"revision": 1}})
+        return result.matched_count == 1
+
+    async def drop_lease(self, name: str, holder: str, now: datetime) -> None:
+        doc = await self.leases.find_one({"_id": name})
+        if doc is not None and doc["holder"] == holder:
+            await self.leases.update_one({"_id": name, "revision": doc["revision"]},
+                                         {"$set": {"until": now},
+                                          "$inc": {"revision": 1}})
+
+    async def mark_released(self, aanvraag_id: str, at: datetime) -> None:
+        await self.verzoeken.collection.update_one(
+            {"_id": aanvraag_id}, {"$set": {"vrijgegeven_op": at}, "$inc": {"revision": 1}})
