@@ -13,12 +13,25 @@ from pathlib import Path
 import httpx
 
 # (package, port): the processes that make up ipsflow; each serves /ready and its API docs.
-SERVICES: list[tuple[str, int]] = [("intake", 8001), ("notifications", 8004), ("process_engine", 8005)]
-
-DEMO_APPLICATIONS = [
-    {"clientReferentie": "DEMO-0001", "gemeenteCode": "0957", "trajectType": "CMD", "ggzKvkNummer": "41178211"},
-    {"clientReferentie": "DEMO-0002", "gemeenteCode": "0988", "trajectType": "EPA", "ggzKvkNummer": "41178211"},
-    {"clientReferentie": "DEMO-0003", "gemeenteCode": "0363", "trajectType": "CMD", "ggzKvkNummer": "30276543"},
+SERVICES: list[tuple[str, int]] = [("intake", 8001), ("grants", 8002), ("notifications", 8004),
+                                   ("process_engine", 8005)]
+DEMO_GGZ = "41178211"
+_COMPLETE = {"ondertekening": {"kandidaat": True, "ggzInstelling": True},
+             "modelgetrouwheid": {"certificaatnummer": "PHR-DEMO-1", "geldigTot": "2028-06-30"},
+             "doelgroep": {"uitkering": "bijstand", "wilBetaaldWerk": True, "andereReintegratie": False}}
+# (what it shows, application): a complete CMD and EPA case, one without a certificate (hersteltermijn) and one
+# addressed to the wrong gemeente (doorzending). Test BSNs that pass the elfproef; never real people.
+DEMO_APPLICATIONS: list[tuple[str, dict[str, object]]] = [
+    ("volledig, CMD, Roermond", {"clientReferentie": "DEMO-0001", "bsn": "111222333", "gemeenteCode": "0957",
+                                 "woongemeenteCode": "0957", "trajectType": "CMD", **_COMPLETE}),
+    ("volledig, EPA, Weert", {"clientReferentie": "DEMO-0002", "bsn": "123456782", "gemeenteCode": "0988",
+                              "woongemeenteCode": "0988", "trajectType": "EPA", **_COMPLETE}),
+    ("onvolledig (certificaat ontbreekt)", {"clientReferentie": "DEMO-0003", "bsn": "111222333",
+                                            "gemeenteCode": "0957", "woongemeenteCode": "0957",
+                                            "trajectType": "CMD", **{**_COMPLETE, "modelgetrouwheid": None}}),
+    ("verkeerde gemeente (woont in Weert)", {"clientReferentie": "DEMO-0004", "bsn": "123456782",
+                                             "gemeenteCode": "0957", "woongemeenteCode": "0988",
+                                             "trajectType": "CMD", **_COMPLETE}),
 ]
 
 
@@ -35,12 +48,21 @@ def _wait_ready(port: int, timeout: float = 60.0) -> bool:
 
 
 def load_demo_data() -> int:
+    """Submit the demo applications as the demo ggz (idempotent: a second run finds the same ones)."""
+    from servicekit.auth import mint_token
+
+    token = mint_token("demo-ggz", "ggz", DEMO_GGZ, ["aanvrager"])
     start = (date.today() + timedelta(days=30)).isoformat()
     loaded = 0
-    for i, body in enumerate(DEMO_APPLICATIONS):
-        response = httpx.post("http://127.0.0.1:8001/api/v1/aanvragen", json={**body, "gewensteStartdatum": start},
-                              headers={"Idempotency-Key": f"demo-{i}"}, timeout=10)
-        response.raise_for_status()
+    for i, (what, body) in enumerate(DEMO_APPLICATIONS):
+        response = httpx.post("http://127.0.0.1:8001/api/v1/aanvragen",
+                              json={**body, "ggzKvkNummer": DEMO_GGZ, "gewensteStartdatum": start},
+                              headers={"Idempotency-Key": f"demo-{i}", "Authorization": f"Bearer {token}"},
+                              timeout=10)
+        if response.status_code >= 400:
+            print(f"[run] demo aanvraag '{what}' refused: {response.status_code} {response.text[:300]}", flush=True)
+            continue
+        print(f"[run]   aanvraag {response.json()['id']}: {what}", flush=True)
         loaded += 1
     return loaded
 
@@ -67,6 +89,8 @@ def run_system(root: Path, demo: bool = True) -> int:
             print(f"[run]   {package:<15} API docs: http://127.0.0.1:{port}/api/v1/docs", flush=True)
         print("[run]   RabbitMQ management: http://127.0.0.1:15672 (guest/guest); `ipsflow queues` shows the queues",
               flush=True)
+        print("[run] Tokens for the APIs (development keys): ipsflow token --sub j.jansen --org-type gemeente "
+              "--org 0957 --role behandelaar --naam 'J. Jansen' --mandaat toekenning --mandaat afwijzing", flush=True)
         print("[run] Ctrl-C stops everything.", flush=True)
         while all(p.poll() is None for p in processes):
             time.sleep(1)
