@@ -1,0 +1,145 @@
+"""The IPS system under test: intake, grants and the process engine as real processes, driven over HTTP.
+
+Used by the acceptance tests of the regulation and by the benchmark. Every call goes through the public APIs
+with bearer tokens of the role that would make it in real life.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+import httpx
+
+from tests.support.tokens import bearer
+
+GGZ_A, GGZ_B = "12345678", "87654321"
+ROERMOND, WEERT = "0957", "0988"
+MANDATES = ("toekenning", "afwijzing", "verdaging", "niet_behandelen")
+PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+
+_counter = itertools.count(1)
+
+
+def ggz(kvk: str = GGZ_A) -> dict[str, str]:
+    return bearer(f"medewerker-{kvk}", "ggz", kvk, "aanvrager")
+
+
+def official(gemeente: str = ROERMOND, mandates: tuple[str, ...] = MANDATES, name: str = "") -> dict[str, str]:
+    return bearer(f"behandelaar-{gemeente}", "gemeente", gemeente, "behandelaar",
+                  name=name or f"A. de Vries, beleidsmedewerker werk en inkomen ({gemeente})", mandates=mandates)
+
+
+UWV = bearer("budgetbeheer", "uwv", "UWV", "budgetbeheerder")
+ADMIN = bearer("procesbeheerder", "beheer", "ipsflow", "procesbeheerder")
+
+
+def application(**overrides: Any) -> dict[str, Any]:
+    """A complete application of GGZ_A for a client in Roermond, addressed to Roermond."""
+    n = next(_counter)
+    body: dict[str, Any] = {
+        "clientReferentie": f"KND-{n:05d}", "bsn": "111222333", "gemeenteCode": ROERMOND,
+        "woongemeenteCode": ROERMOND, "trajectType": "CMD", "aanvraagdatum": date.today().isoformat(),
+        "gewensteStartdatum": date.today().replace(day=1).isoformat(), "ggzKvkNummer": GGZ_A,
+        "ondertekening": {"kandidaat": True, "ggzInstelling": True},
+        "modelgetrouwheid": {"certificaatnummer": "PHR-2025-0042", "geldigTot": "2028-01-01"},
+        "doelgroep": {"uitkering": "bijstand", "wilBetaaldWerk": True, "andereReintegratie": False},
+    }
+    body.update(overrides)
+    return body
+
+
+@dataclass
+class IpsSystem:
+    intake: str
+    grants: str
+    engine: str
+    client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
+
+    async def submit(self, body: dict[str, Any], token: dict[str, str] | None = None) -> str:
+        response = await self.client.post(f"{self.intake}/api/v1/aanvragen", json=body,
+                                          headers=token or ggz(body.get("ggzKvkNummer", GGZ_A)))
+        assert response.status_code == 201, response.text
+        return str(response.json()["id"])
+
+    async def aanvraag(self, aanvraag_id: str, token: dict[str, str] | None = None) -> dict[str, Any]:
+        response = await self.client.get(f"{self.intake}/api/v1/aanvragen/{aanvraag_id}", headers=token or ggz())
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def wait_status(self, aanvraag_id: str, *statuses: str, token: dict[str, str] | None = None,
+                          timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            current = await self.aanvraag(aanvraag_id, token)
+            if current["status"] in statuses:
+                return current
+            if time.monotonic() > deadline:
+                raise AssertionError(f"aanvraag {aanvraag_id} stayed {current['status']}, wanted {statuses}")
+            await asyncio.sleep(0.2)
+
+    async def case(self, case_id: str) -> dict[str, Any]:
+        response = await self.client.get(f"{self.engine}/api/v1/zaken/{case_id}", headers=ADMIN)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def wait_case(self, case_id: str, check: Any, what: str, timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            response = await self.client.get(f"{self.engine}/api/v1/zaken/{case_id}", headers=ADMIN)
+            if response.status_code == 200 and check(response.json()):
+                return dict(response.json())
+            if time.monotonic() > deadline:
+                raise AssertionError(f"case {case_id}: timed out waiting for {what}: "
+                                     f"{response.status_code} {response.text[:2000]}")
+            await asyncio.sleep(0.2)
+
+    async def tasks(self, token: dict[str, str]) -> list[dict[str, Any]]:
+        response = await self.client.get(f"{self.engine}/api/v1/taken", headers=token)
+        assert response.status_code == 200, response.text
+        return list(response.json())
+
+    async def wait_task(self, case_id: str, token: dict[str, str], timeout: float = 60) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while True:
+            mine = [t for t in await self.tasks(token) if t["zaakId"] == case_id]
+            if mine:
+                return mine[0]
+            if time.monotonic() > deadline:
+                case = await self.case(case_id)
+                raise AssertionError(f"no task for {case_id}: active {case['actieveElementen']}, "
+                                     f"incidents {case['incidenten']}, journal {case['journaal'][-5:]}")
+            await asyncio.sleep(0.2)
+
+    async def decide(self, task_id: str, token: dict[str, str], **form: Any) -> httpx.Response:
+        return await self.client.post(f"{self.engine}/api/v1/taken/{task_id}/afronden",
+                                      json={"gegevens": form}, headers=token)
+
+    async def set_clock(self, moment: datetime) -> None:
+        response = await self.client.put(f"{self.engine}/api/v1/beheer/klok", json={"nu": moment.isoformat()},
+                                         headers=ADMIN)
+        assert response.status_code == 200, response.text
+
+    async def budgets(self) -> list[dict[str, Any]]:
+        response = await self.client.get(f"{self.grants}/api/v1/budgetten", headers=UWV)
+        assert response.status_code == 200, response.text
+        return list(response.json())
+
+    async def set_ceiling(self, regeling: str, periode: str, cents: int) -> dict[str, Any]:
+        response = await self.client.put(f"{self.grants}/api/v1/budgetten/{regeling}/{periode}",
+                                         json={"plafondCents": cents}, headers=UWV)
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    async def document_text(self, aanvraag_id: str, document_id: str, token: dict[str, str] | None = None) -> str:
+        response = await self.client.get(f"{self.intake}/api/v1/aanvragen/{aanvraag_id}/documenten/{document_id}",
+                                         headers=token or ggz())
+        assert response.status_code == 200, response.text
+        return response.text
+
+    async def close(self) -> None:
+        await self.client.aclose()
