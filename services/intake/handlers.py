@@ -86,7 +86,7 @@ class IntakeHandlers:
     cipher: BsnCipher
     max_document_bytes: int
     wake: Callable[[str], None] = lambda _id: None
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Callable[[], datetime] = field(default=lambda: millis(datetime.now(UTC)))
 
     # --- reading ---
 
@@ -285,7 +285,7 @@ class IntakeHandlers:
     async def herstel_vragen(self, command: CloudEvent) -> None:
         params = HerstelVragenParams.model_validate(command.data)
         await self._apply(command, params.aanvraag_id,
-                          lambda a: a.herstel_vragen(params.ontbrekend, params.hersteltermijn, command.time))
+                          lambda a: a.herstel_vragen(params.ontbrekend, params.hersteltermijn, millis(command.time)))
 
     async def doorzenden(self, command: CloudEvent) -> None:
         params = DoorzendenParams.model_validate(command.data)
@@ -316,7 +316,7 @@ class IntakeHandlers:
         kenmerk = re.sub(r"[^A-Za-z0-9._-]", "-", str(body.get("kenmerk") or body.get("beschikkingId") or soort))
         info = DocumentInfo(id=deterministic_id("intake-document", command.id), soort=soort,
                             bestandsnaam=f"{kenmerk[:150]}.txt", content_type=TEXT, grootte=len(content),
-                            sha256=hashlib.sha256(content).hexdigest(), ontvangen_op=command.time)
+                            sha256=hashlib.sha256(content).hexdigest(), ontvangen_op=millis(command.time))
         if await self.aanvragen.get_document(aanvraag_id) is None:
             raise PoisonMessage(f"unknown aanvraag {aanvraag_id}")
         await self.documenten.put(info, aanvraag_id, content, f"systeem:{command.source}")
@@ -336,6 +336,11 @@ class IntakeHandlers:
             raise PoisonMessage(f"unknown aanvraag {aanvraag_id}") from None
         log.info("opdracht.verwerkt", aanvraag_id=aanvraag_id, command=command.type)
         self.wake(aanvraag_id)
+
+
+def millis(moment: datetime) -> datetime:
+    """BSON keeps milliseconds: cut there, so what an event or a response says equals what is stored."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def may_read(principal: Principal, aanvraag: Aanvraag) -> bool:
