@@ -29,7 +29,7 @@ class GrantsSettings(ServiceSettings):
     http_port: int = 8002
     regelingen_dir: Path = REGELINGEN_DIR
     # How long a reservation request settles before it is decided (order of receipt, see allocator.py).
-    verdeelvenster_seconds: float = Field(default=2.0, ge=0)
+    grants_verdeelvenster_seconds: float = Field(default=2.0, ge=0)  # IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS
     allocator_interval_seconds: float = Field(default=0.5, gt=0)
 
 
@@ -56,5 +56,5 @@ def bootstrap(settings: GrantsSettings | None = None) -> Grants:
          VRIJGEVEN: handlers.vrijgeven, BESCHIKKING_OPSTELLEN: handlers.beschikking_opstellen},
         [Binding(COMMANDS, t) for t in (TOETSEN, RESERVEREN, VASTLEGGEN, VRIJGEVEN, BESCHIKKING_OPSTELLEN)],
     )
-    allocator = Allocator(repo, handlers, settings.verdeelvenster_seconds, settings.allocator_interval_seconds)
+    allocator = Allocator(repo, handlers, settings.grants_verdeelvenster_seconds, settings.allocator_interval_seconds)
     return Grants(settings, runtime, repo, regelingen, handlers, allocator)

@@ -127,7 +127,7 @@ class GrantsRepository:
             guard["revision"] = expected_revision
         updated: Document | None = await self.budgetten.find_one_and_update(
             guard, {"$set": {"plafond_cents": nieuw}, "$inc": {"beschikbaar_cents": verschil, "revision": 1}},
-            projection={"reserveringen": 0}, return_document=ReturnDocument.AFTER)
+            return_document=ReturnDocument.AFTER)  # FerretDB v1: no projection in findAndModify
         return updated
 
     async def create_ledger(self, regeling: str, periode: str, plafond_cents: int) -> bool:
