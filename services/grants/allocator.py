@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from grants.handlers import GrantsHandlers
 from grants.repository import GrantsRepository
@@ -28,10 +29,10 @@ log = get_logger(__name__)
 LEASE = "allocator"
 
 
-def in_volgorde(requests: list[dict], now: datetime, venster: timedelta) -> list[str]:
+def in_volgorde(requests: list[dict[str, Any]], now: datetime, venster: timedelta) -> list[str]:
     """The ids to decide now, in order: settled requests up to the first one that an earlier-completed,
     still settling request must precede."""
-    def key(r: dict) -> tuple[datetime, str]:
+    def key(r: dict[str, Any]) -> tuple[datetime, str]:
         return (_utc(r["volledig_ontvangen_op"]), r["_id"])
 
     settled = sorted((r for r in requests if _utc(r["ontvangen_door_grants"]) <= now - venster), key=key)

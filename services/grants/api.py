@@ -83,9 +83,9 @@ def create(settings: GrantsSettings | None = None) -> FastAPI:
              response_model_by_alias=True, tags=["budgetten"],
              responses={409: {"description": "Plafond lager dan gereserveerd + vastgelegd"},
                         412: {"description": "If-Match past niet bij de huidige revisie"}})
-    async def plafond_wijzigen(regeling: str, periode: str, body: PlafondWijzigen, principal: PrincipalDep,
-                               svc: GrantsDep, response: Response,
-                               if_match: Annotated[str | None, Header(max_length=50)] = None):  # type: ignore[no-untyped-def]
+    async def plafond_wijzigen(  # type: ignore[no-untyped-def]
+            regeling: str, periode: str, body: PlafondWijzigen, principal: PrincipalDep, svc: GrantsDep,
+            response: Response, if_match: Annotated[str | None, Header(max_length=50)] = None):
         if principal.org_type != "uwv" or not principal.has_role("budgetbeheerder"):
             raise forbid("Alleen een budgetbeheerder van UWV mag een subsidieplafond wijzigen.")
         r = svc.regelingen.get(regeling)
