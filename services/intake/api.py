@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 
 from intake.bootstrap import Intake, IntakeSettings, bootstrap
 from intake.domain import Aanvraag, DocumentInfo
-from intake.handlers import Conflict, Forbidden, IdempotencyConflict, InvalidInput, NotFound
+from intake.handlers import Conflict, Forbidden, IdempotencyConflict, InvalidInput, NotFound, PreconditionFailed
 from intake.messages import (
     AanvraagAanvullen,
     AanvraagDetail,
@@ -32,7 +32,8 @@ from servicekit.http import API_PREFIX, add_health, create_app, problem
 AANVRAGEN = f"{API_PREFIX}/aanvragen"
 UPLOAD_PATH = rf"{AANVRAGEN}/[^/]+/documenten/?"
 IdempotencyKey = Annotated[str | None, Header(max_length=200)]
-_PROBLEMS = {400: {"description": "Ongeldige invoer (problem+json)"},
+IfMatch = Annotated[str | None, Header(max_length=100, description="De ETag van de gelezen aanvraag.")]
+_PROBLEMS: dict[int | str, dict[str, Any]] = {400: {"description": "Ongeldige invoer (problem+json)"},
              401: {"description": "Geen of ongeldig token (problem+json)"},
              403: {"description": "Niet van uw organisatie (problem+json)"},
              404: {"description": "Niet gevonden (problem+json)"}}
@@ -77,6 +78,10 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
     async def on_conflict(_r: Request, exc: Conflict) -> Response:
         return problem(409, "Conflict", str(exc))
 
+    @app.exception_handler(PreconditionFailed)
+    async def on_precondition(_r: Request, _exc: PreconditionFailed) -> Response:
+        return problem(412, "Voorwaarde niet vervuld", "De aanvraag is gewijzigd sinds u haar las; lees haar opnieuw.")
+
     @app.exception_handler(IdempotencyConflict)
     async def on_idempotency(_r: Request, _exc: IdempotencyConflict) -> Response:
         return problem(422, "Idempotency-Key al gebruikt", "Deze Idempotency-Key hoort bij een ander verzoek.")
@@ -103,9 +108,11 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
 
     @app.get(f"{AANVRAGEN}/{{aanvraag_id}}", response_model=AanvraagDetail, response_model_by_alias=True,
              response_model_exclude_none=True, tags=["aanvragen"], responses=_PROBLEMS)
-    async def aanvraag_lezen(aanvraag_id: str, principal: PrincipalDep) -> AanvraagDetail:
-        """Status, data, herstelverzoek, besluit en documenten van een aanvraag."""
-        return _detail(await handlers.read(principal, aanvraag_id), principal)
+    async def aanvraag_lezen(aanvraag_id: str, principal: PrincipalDep, response: Response) -> AanvraagDetail:
+        """Status, data, herstelverzoek, besluit en documenten van een aanvraag (ETag: de versie)."""
+        aanvraag = await handlers.read(principal, aanvraag_id)
+        response.headers["ETag"] = _etag(aanvraag)
+        return _detail(aanvraag, principal)
 
     @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/documenten", status_code=201, response_model=DocumentMetadata,
               response_model_by_alias=True, tags=["documenten"], responses=_PROBLEMS,
@@ -135,19 +142,36 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
               response_model_by_alias=True, response_model_exclude_none=True, tags=["aanvragen"],
               responses={**_PROBLEMS, 409: {"description": "Er is geen aanvulling gevraagd"}})
     async def aanvraag_aanvullen(aanvraag_id: str, body: AanvraagAanvullen, principal: PrincipalDep,
-                                 idempotency_key: IdempotencyKey = None) -> AanvraagDetail:
+                                 response: Response, idempotency_key: IdempotencyKey = None,
+                                 if_match: IfMatch = None) -> AanvraagDetail:
         """Vul een onvolledige aanvraag aan (alleen na een herstelverzoek). Upload documenten vooraf."""
-        return _detail(await handlers.aanvullen(principal, aanvraag_id, body, idempotency_key), principal)
+        aanvraag = await handlers.aanvullen(principal, aanvraag_id, body, idempotency_key, _revision(if_match))
+        response.headers["ETag"] = _etag(aanvraag)
+        return _detail(aanvraag, principal)
 
     @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/intrekking", response_model=AanvraagDetail,
               response_model_by_alias=True, response_model_exclude_none=True, tags=["aanvragen"],
               responses={**_PROBLEMS, 409: {"description": "Er is al besloten"}})
-    async def aanvraag_intrekken(aanvraag_id: str, principal: PrincipalDep,
-                                 idempotency_key: IdempotencyKey = None) -> AanvraagDetail:
+    async def aanvraag_intrekken(aanvraag_id: str, principal: PrincipalDep, response: Response,
+                                 idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> AanvraagDetail:
         """Trek de aanvraag in; kan tot er een besluit is."""
-        return _detail(await handlers.intrekken(principal, aanvraag_id, idempotency_key), principal)
+        aanvraag = await handlers.intrekken(principal, aanvraag_id, idempotency_key, _revision(if_match))
+        response.headers["ETag"] = _etag(aanvraag)
+        return _detail(aanvraag, principal)
 
     return app
+
+
+def _etag(a: Aanvraag) -> str:
+    return f'"{a.revision}"'
+
+
+def _revision(if_match: str | None) -> int | None:
+    """The revision of an If-Match ETag; an unknown or malformed tag matches nothing (-1), so the write fails."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    return int(tag) if tag.isdigit() else -1
 
 
 def _owner(a: Aanvraag, principal: Principal) -> bool:

@@ -205,6 +205,7 @@ class Aanvraag:
     doorgezonden_van: str | None = None
     ingetrokken_op: datetime | None = None
     besluit: Besluit | None = None
+    revision: int = 0  # the stored version (optimistic concurrency, the ETag of the portal)
     events: list[DomainEvent] = field(default_factory=list)
 
     @classmethod

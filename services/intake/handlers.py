@@ -68,6 +68,10 @@ class Conflict(Exception):
     pass
 
 
+class PreconditionFailed(Exception):
+    """412: the If-Match revision is not the stored one (someone changed the application meanwhile)."""
+
+
 class IdempotencyConflict(Exception):
     """The Idempotency-Key was used before for a different request body."""
 
@@ -214,7 +218,7 @@ class IntakeHandlers:
         return next(d for d in stored.documenten if d.id == document_id)
 
     async def aanvullen(self, principal: Principal, aanvraag_id: str, cmd: AanvraagAanvullen,
-                        idempotency_key: str | None) -> Aanvraag:
+                        idempotency_key: str | None, if_match: int | None = None) -> Aanvraag:
         """Supplement while a repair was asked (409 otherwise); emits ``ips.aanvraag.aangevuld.v1``."""
         await self._own(principal, aanvraag_id)
         now = self.clock()
@@ -224,11 +228,12 @@ class IntakeHandlers:
                         modelgetrouwheid=_modelgetrouwheid(cmd.modelgetrouwheid),
                         doelgroep=_doelgroep(cmd.doelgroep) if cmd.doelgroep else None)
 
-        aanvraag = await self._change(aanvraag_id, supplement, idempotency_key)
+        aanvraag = await self._change(aanvraag_id, supplement, idempotency_key, if_match)
         log.info("aanvraag.aangevuld", aanvraag_id=aanvraag_id, user=principal.subject)
         return aanvraag
 
-    async def intrekken(self, principal: Principal, aanvraag_id: str, idempotency_key: str | None) -> Aanvraag:
+    async def intrekken(self, principal: Principal, aanvraag_id: str, idempotency_key: str | None,
+                        if_match: int | None = None) -> Aanvraag:
         """Withdraw until a decision is registered (409 after); emits ``ips.aanvraag.ingetrokken.v1`` once."""
         await self._own(principal, aanvraag_id)
         now = self.clock()
@@ -236,7 +241,7 @@ class IntakeHandlers:
         def withdraw(a: Aanvraag) -> None:
             a.intrekken(now)
 
-        aanvraag = await self._change(aanvraag_id, withdraw, idempotency_key)
+        aanvraag = await self._change(aanvraag_id, withdraw, idempotency_key, if_match)
         log.info("aanvraag.ingetrokken", aanvraag_id=aanvraag_id, user=principal.subject)
         return aanvraag
 
@@ -250,10 +255,11 @@ class IntakeHandlers:
         return aanvraag
 
     async def _change(self, aanvraag_id: str, change: Callable[[Aanvraag], None],
-                      idempotency_key: str | None = None) -> Aanvraag:
+                      idempotency_key: str | None = None, if_match: int | None = None) -> Aanvraag:
         """Load, change and write back with the events, retried on a concurrent write.
 
         A request whose Idempotency-Key was applied before returns the current state without a change.
+        With ``if_match`` (the ETag the portal read) a changed application is PreconditionFailed, not retried.
         """
         for _ in range(MAX_WRITE_RETRIES):
             doc = await self.aanvragen.get_document(aanvraag_id)
@@ -263,6 +269,8 @@ class IntakeHandlers:
             keys = list(doc.get("idempotency_keys") or [])
             if idempotency_key and idempotency_key in keys:
                 return aanvraag
+            if if_match is not None and if_match != aanvraag.revision:
+                raise PreconditionFailed(aanvraag_id)
             try:
                 change(aanvraag)
             except DomainError as exc:
@@ -271,6 +279,8 @@ class IntakeHandlers:
             try:
                 await self.aanvragen.save(aanvraag, doc, extra)
             except ConcurrencyError:
+                if if_match is not None:
+                    raise PreconditionFailed(aanvraag_id) from None
                 continue
             self.wake(aanvraag_id)
             return aanvraag

@@ -49,12 +49,16 @@ class AanvraagRepository:
 
     async def add(self, aanvraag: Aanvraag, extra: Document) -> Document:
         """Insert the application with its events in the outbox, in one write. Raises DuplicateKeyError."""
-        return await self.store.insert({**to_doc(aanvraag), **extra}, take_events(aanvraag))
+        stored = await self.store.insert({**to_doc(aanvraag), **extra}, take_events(aanvraag))
+        aanvraag.revision = stored["revision"]
+        return stored
 
     async def save(self, aanvraag: Aanvraag, loaded: Document, extra: Document | None = None) -> Document:
         """Write the changed aggregate over ``loaded`` (revision-checked) with its new events."""
         doc = {**loaded, **to_doc(aanvraag), **(extra or {})}
-        return await self.store.replace(doc, take_events(aanvraag))
+        stored = await self.store.replace(doc, take_events(aanvraag))
+        aanvraag.revision = stored["revision"]
+        return stored
 
     async def get_document(self, aanvraag_id: str) -> Document | None:
         return await self.store.get(aanvraag_id)
@@ -169,4 +173,5 @@ def from_doc(doc: Document) -> Aanvraag:
         doorgezonden_van=doc.get("doorgezonden_van"),
         ingetrokken_op=doc.get("ingetrokken_op"),
         besluit=None if besluit is None else Besluit(**besluit),
+        revision=doc.get("revision", 0),
     )

@@ -236,8 +236,12 @@ def test_supplement_only_when_asked_and_withdrawal(intake):
     assert early.status_code == 409 and early.headers["content-type"] == "application/problem+json"
     bad = httpx.post(f"{url}/aanvullingen", json={"geslacht": "m"}, headers=GGZ_HEADERS, timeout=10)
     assert bad.status_code == 400 and bad.json()["invalidParams"][0]["name"] == "geslacht"
-    withdrawn = httpx.post(f"{url}/intrekking", headers=GGZ_HEADERS, timeout=10)
+    etag = httpx.get(url, headers=GGZ_HEADERS, timeout=10).headers["ETag"]
+    stale = httpx.post(f"{url}/intrekking", headers={**GGZ_HEADERS, "If-Match": '"999"'}, timeout=10)
+    assert stale.status_code == 412 and stale.headers["content-type"] == "application/problem+json"
+    withdrawn = httpx.post(f"{url}/intrekking", headers={**GGZ_HEADERS, "If-Match": etag}, timeout=10)
     assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.headers["ETag"] != etag
     assert withdrawn.json()["status"] == "ingetrokken" and withdrawn.json()["ingetrokkenOp"]
     again = httpx.post(f"{url}/intrekking", headers=GGZ_HEADERS, timeout=10)
     assert again.status_code == 200 and again.json()["ingetrokkenOp"] == withdrawn.json()["ingetrokkenOp"]
