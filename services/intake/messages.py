@@ -172,3 +172,9 @@ class DoorzendenParams(CommandParams):
 class BesluitRegistrerenParams(CommandParams):
     status: Literal["toegekend", "afgewezen", "niet_behandeld"] | None = None
     beschikking: dict[str, Any]
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _no_status(cls, value: Any) -> Any:
+        # "keep the status" may arrive as a rendered None from a str-typed BPMN parameter
+        return None if value in ("", "None", "null") else value
