@@ -29,6 +29,8 @@ class IntakeSettings(ServiceSettings):
     # IPSFLOW_INTAKE_BSN_KEY: base64 of 32 bytes; empty means the development key in .local/dev-keys.
     intake_bsn_key: str = Field(default="", repr=False)
     max_document_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=15 * 1024 * 1024)
+    #: Uploads an application needs to be complete (IPSFLOW_INTAKE_VEREISTE_BIJLAGEN='["aanvraagformulier"]').
+    intake_vereiste_bijlagen: list[str] = Field(default_factory=list)
 
 
 @dataclass
@@ -51,6 +53,7 @@ def bootstrap(settings: IntakeSettings | None = None) -> Intake:
         gemeenten=Gemeenteregister.from_csv(GEMEENTEN_CSV.read_text(encoding="utf-8")),
         cipher=BsnCipher(load_key(settings.intake_bsn_key)),
         max_document_bytes=settings.max_document_bytes,
+        vereiste_bijlagen=tuple(settings.intake_vereiste_bijlagen),
         wake=lambda doc_id: relay.wake(doc_id, aanvragen.collection),
     )
     runtime.add_consumer(QUEUE, {

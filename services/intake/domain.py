@@ -12,6 +12,7 @@ import calendar
 import csv
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -273,7 +274,7 @@ class Aanvraag:
 
     # --- engine commands (each returns the command's result) ---
 
-    def ontbrekende_stukken(self) -> list[str]:
+    def ontbrekende_stukken(self, vereiste_bijlagen: Sequence[str] = ()) -> list[str]:
         missing = []
         if not self.ondertekening.kandidaat:
             missing.append("ondertekening_kandidaat")
@@ -281,17 +282,22 @@ class Aanvraag:
             missing.append("ondertekening_ggz_instelling")
         if self.modelgetrouwheid is None or self.modelgetrouwheid.geldig_tot is None:
             missing.append("modelgetrouwheidscertificaat")
-        if not any(d.soort == SOORT_AANVRAAGFORMULIER for d in self.documenten):
-            missing.append("aanvraagformulier")
+        for soort in vereiste_bijlagen:
+            if not any(d.soort == soort for d in self.documenten):
+                missing.append(soort)
         return missing
 
-    def volledigheid_controleren(self) -> dict[str, Any]:
-        """Complete = both signatures, the certificate's expiry date and an uploaded application form.
+    def volledigheid_controleren(self, vereiste_bijlagen: Sequence[str] = ()) -> dict[str, Any]:
+        """Complete = both signatures, the certificate's expiry date and every required attachment.
+
+        Which uploads are required is configuration (``vereiste_bijlagen``, e.g. the signed application form):
+        the portal records the signatures on the submission itself, and the check runs moments after it, so a
+        required upload has to be there before the application is submitted or it will be asked for.
 
         The moment of complete receipt is the receipt itself when complete at once, else the supplement that
         made it complete; it is fixed the first time the application is found complete (order of receipt).
         """
-        missing = self.ontbrekende_stukken()
+        missing = self.ontbrekende_stukken(vereiste_bijlagen)
         volledig = not missing
         if volledig and self.volledig_ontvangen_op is None:
             self.volledig_ontvangen_op = self.aangevuld_op or self.ontvangen_op
@@ -300,7 +306,8 @@ class Aanvraag:
         geldig_tot = self.modelgetrouwheid.geldig_tot if self.modelgetrouwheid else None
         return {
             "volledig": volledig,
-            "ontbrekend": [{"code": code, "omschrijving": ONTBREKEND[code]} for code in missing],
+            "ontbrekend": [{"code": code, "omschrijving": ONTBREKEND.get(code, f"De bijlage '{code}' ontbreekt.")}
+                           for code in missing],
             "volledigOntvangenOp": self.volledig_ontvangen_op.isoformat()
             if volledig and self.volledig_ontvangen_op else None,
             "criteria": {

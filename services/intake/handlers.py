@@ -89,6 +89,7 @@ class IntakeHandlers:
     gemeenten: Gemeenteregister
     cipher: BsnCipher
     max_document_bytes: int
+    vereiste_bijlagen: tuple[str, ...] = ()
     wake: Callable[[str], None] = lambda _id: None
     clock: Callable[[], datetime] = field(default=lambda: millis(datetime.now(UTC)))
 
@@ -290,7 +291,7 @@ class IntakeHandlers:
 
     async def volledigheid_controleren(self, command: CloudEvent) -> None:
         params = CommandParams.model_validate(command.data)
-        await self._apply(command, params.aanvraag_id, lambda a: a.volledigheid_controleren())
+        await self._apply(command, params.aanvraag_id, lambda a: a.volledigheid_controleren(self.vereiste_bijlagen))
 
     async def herstel_vragen(self, command: CloudEvent) -> None:
         params = HerstelVragenParams.model_validate(command.data)

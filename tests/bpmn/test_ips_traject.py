@@ -39,7 +39,8 @@ def toetsing(**overrides: Any) -> dict[str, Any]:
 
 
 def volledigheid(volledig: bool = True) -> dict[str, Any]:
-    return {"volledig": volledig, "ontbrekend": [] if volledig else [{"code": "handtekening", "omschrijving": "Handtekening"}],
+    missing = [] if volledig else [{"code": "handtekening", "omschrijving": "Handtekening"}]
+    return {"volledig": volledig, "ontbrekend": missing,
             "volledigOntvangenOp": T0.isoformat(), "criteria": CRITERIA}
 
 
