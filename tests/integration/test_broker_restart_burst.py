@@ -10,6 +10,7 @@ from datetime import date
 import httpx
 
 from tests.conftest import eventually
+from tests.support.ips import application, ggz
 
 TOTAL = 1_000
 
@@ -29,14 +30,14 @@ async def test_burst_survives_broker_restart_exactly_once(service, infra, mongo,
     restarter = threading.Thread(target=restart_when_busy, daemon=True)
     restarter.start()
     start = date(2026, 12, 1).isoformat()
+    token = ggz()
     async with httpx.AsyncClient(base_url=intake.url, timeout=30) as client:
         sem = asyncio.Semaphore(16)
 
         async def submit(i: int) -> None:
-            body = {"clientReferentie": f"B-{i:05d}", "gemeenteCode": "0957", "trajectType": "CMD",
-                    "gewensteStartdatum": start, "ggzKvkNummer": "12345678"}
+            body = application(clientReferentie=f"B-{i:05d}", gewensteStartdatum=start)
             async with sem:
-                response = await client.post("/api/v1/aanvragen", json=body)
+                response = await client.post("/api/v1/aanvragen", json=body, headers=token)
             assert response.status_code == 201, response.text
             accepted.append(response.json()["id"])
 

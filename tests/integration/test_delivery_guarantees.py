@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import date
 from typing import Any
 
 import aio_pika
@@ -15,9 +14,9 @@ from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import new_event
 from servicekit.settings import ServiceSettings
 from tests.conftest import eventually
+from tests.support.ips import application, ggz
 
-AANVRAAG = {"clientReferentie": "K-001", "gemeenteCode": "0957", "trajectType": "CMD",
-            "gewensteStartdatum": date(2026, 12, 1).isoformat(), "ggzKvkNummer": "12345678"}
+AANVRAAG = application(clientReferentie="K-001")
 
 
 async def _dossier(mongo: Any, namespace: str, case_id: str) -> dict[str, Any] | None:
@@ -58,7 +57,7 @@ async def test_consumer_killed_after_store_before_ack_has_no_second_effect(servi
 async def test_relay_killed_after_publish_before_clear_has_no_second_effect(service, mongo, namespace):
     notifications = service("notifications").start()
     intake = service("intake").start(IPSFLOW_FAULT="relay-exit-after-publish")
-    response = httpx.post(f"{intake.url}/api/v1/aanvragen", json=AANVRAAG, timeout=10)
+    response = httpx.post(f"{intake.url}/api/v1/aanvragen", json=AANVRAAG, headers=ggz(), timeout=10)
     assert response.status_code == 201
     case_id = response.json()["id"]
     assert intake.wait_exit(timeout=30) == 71
