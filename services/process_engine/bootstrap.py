@@ -83,5 +83,5 @@ def bootstrap(settings: EngineSettings | None = None) -> ProcessEngine:
                     clock=clock, lease_seconds=settings.timer_lease_seconds)
     runtime.add_consumer(QUEUE, {}, [Binding(EVENTS, "#")], fallback=engine.handle_event)
     relay = runtime.add_relay([instances.collection])
-    engine.on_outbox = lambda case_id: relay.wake(case_id, instances.collection)
+    engine.on_outbox = lambda case_id, doc: relay.wake(case_id, instances.collection, written=doc)
     return ProcessEngine(runtime, engine, settings, clock)

@@ -74,7 +74,8 @@ class Engine:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.worker_id = worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
         self.lease = timedelta(seconds=lease_seconds)
-        self.on_outbox: Callable[[str], None] = lambda _case_id: None
+        #: Called with the case id and the document as written whenever a write put commands in its outbox.
+        self.on_outbox: Callable[[str, Document], None] = lambda _case_id, _doc: None
         # Timers this worker set itself, fired from memory; a slower scan of the database finds the rest
         # (other workers', and this worker's after a restart). FerretDB v1 scans every document for a
         # non-_id filter, so a 250 ms scan of a large collection would cost more than it is worth.
@@ -150,10 +151,10 @@ class Engine:
 
         change = await asyncio.to_thread(run)
         try:
-            await self.instances.store.insert(change.doc, self._command_events(change))
+            stored = await self.instances.store.insert(change.doc, self._command_events(change))
         except DuplicateKeyError:
             return False  # another worker started it; deliver to the existing instance instead
-        self.on_outbox(case_id)
+        self.on_outbox(case_id, stored)
         self._remember_timer(change.doc)
         log.info("instance.started", case_id=case_id, process=parsed.process_id)
         return True
@@ -362,7 +363,7 @@ class Engine:
             except ConcurrencyError:
                 continue
             if change.commands:
-                self.on_outbox(case_id)
+                self.on_outbox(case_id, stored)
             self._remember_timer(stored)
             return stored
         raise ConcurrencyError(f"case {case_id}: too many concurrent changes")

@@ -27,17 +27,23 @@ class OutboxRelay:
         self.settings = broker.settings
         self._wake = asyncio.Event()
         self._pending: dict[str, AsyncCollection[Document]] = {}
+        self._known: dict[str, Document] = {}  # documents handed over by their writer: no read needed
         self._scan_requested = False
         self.published = 0
 
-    def wake(self, doc_id: str | None = None, collection: AsyncCollection[Document] | None = None) -> None:
+    def wake(self, doc_id: str | None = None, collection: AsyncCollection[Document] | None = None,
+             written: Document | None = None) -> None:
         """Called after a write that added to an outbox, so its events leave without waiting for the poll.
 
         With ``doc_id`` only that document is read (by ``_id``): FerretDB v1 evaluates other filters by
-        scanning every document, which costs more than a poll should as collections grow.
+        scanning every document, which costs more than a poll should as collections grow. A writer that passes
+        the document exactly as it ``written`` it saves even that read; if someone wrote it since, the
+        revision-checked clear misses and the relay reads it then.
         """
         if doc_id is not None:
             self._pending[doc_id] = collection if collection is not None else self.collections[0]
+            if written is not None:
+                self._known[doc_id] = written
         else:
             self._scan_requested = True
         self._wake.set()
@@ -72,9 +78,10 @@ class OutboxRelay:
     async def drain_pending(self) -> int:
         """Relay the documents named by ``wake``; each is read by ``_id``."""
         pending, self._pending = self._pending, {}
+        known, self._known = self._known, {}
         docs = []
         for doc_id, collection in pending.items():
-            doc = await collection.find_one({"_id": doc_id})
+            doc = known.get(doc_id) or await collection.find_one({"_id": doc_id})
             if doc is not None and doc.get("has_outbox"):
                 docs.append((collection, doc))
         try:
@@ -106,10 +113,15 @@ class OutboxRelay:
         if self.settings.fault == "relay-exit-after-publish":
             log.warning("fault.injected", fault=self.settings.fault)
             os._exit(71)
-        return await _remove_published(collection, doc, published)
+        cleared, left = await _remove_published(collection, doc, published)
+        if left:  # written since we read it, with new events: relay those too, without waiting for the poll
+            self.wake(doc["_id"], collection)
+        return cleared
 
 
-async def _remove_published(collection: AsyncCollection[Document], doc: Document, published: set[str]) -> int:
+async def _remove_published(collection: AsyncCollection[Document], doc: Document,
+                            published: set[str]) -> tuple[int, int]:
+    """Remove the published entries; returns (documents cleared, entries still waiting in the outbox)."""
     # FerretDB v1 has no conditional $pull, so the remaining outbox is written back under a revision check.
     while True:
         remaining = [e for e in doc.get("outbox") or [] if e["id"] not in published]
@@ -118,8 +130,8 @@ async def _remove_published(collection: AsyncCollection[Document], doc: Document
             {"$set": {"outbox": remaining, "has_outbox": bool(remaining)}, "$inc": {"revision": 1}},
         )
         if result.matched_count == 1:
-            return 1
+            return 1, len(remaining)
         fresh = await collection.find_one({"_id": doc["_id"]})
         if fresh is None:
-            return 0
+            return 0, 0
         doc = fresh

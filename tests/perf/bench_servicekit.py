@@ -145,8 +145,8 @@ async def run_servicekit(cfg: Config, ns: str) -> Result:
         async def submit(i: int) -> None:
             doc = submission(i)
             event = new_event(EVENT_TYPE, service="bench", subject=doc["_id"], data={"i": i})
-            await store.insert(doc, [(event, EVENTS)])
-            relay.wake(doc["_id"])  # as the services do: the relay reads this document by _id
+            stored = await store.insert(doc, [(event, EVENTS)])
+            relay.wake(doc["_id"], written=stored)  # as the services do: the relay gets what was written
 
         started = time.perf_counter()
         await bounded(cfg.n, cfg.concurrency, submit)
