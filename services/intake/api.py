@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 
 from intake.bootstrap import Intake, IntakeSettings, bootstrap
-from intake.domain import Aanvraag, DocumentInfo
+from intake.domain import Aanvraag, Besluit, DocumentInfo, Verlengingsverzoek
 from intake.handlers import Conflict, Forbidden, IdempotencyConflict, InvalidInput, NotFound, PreconditionFailed
 from intake.messages import (
     AanvraagAanvullen,
@@ -25,18 +25,28 @@ from intake.messages import (
     BesluitView,
     DocumentMetadata,
     HerstelView,
+    StopberichtMelden,
+    StopberichtView,
+    VerlengingsverzoekView,
+    VerlengingVragen,
 )
 from servicekit.auth import Principal, PrincipalDep
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 
 AANVRAGEN = f"{API_PREFIX}/aanvragen"
-UPLOAD_PATH = rf"{AANVRAGEN}/[^/]+/documenten/?"
+UPLOAD_PATH = rf"{AANVRAGEN}/[^/]+/(?:documenten|eindverslag)/?"
 IdempotencyKey = Annotated[str | None, Header(max_length=200)]
 IfMatch = Annotated[str | None, Header(max_length=100, description="De ETag van de gelezen aanvraag.")]
 _PROBLEMS: dict[int | str, dict[str, Any]] = {400: {"description": "Ongeldige invoer (problem+json)"},
              401: {"description": "Geen of ongeldig token (problem+json)"},
              403: {"description": "Niet van uw organisatie (problem+json)"},
              404: {"description": "Niet gevonden (problem+json)"}}
+
+_PDF_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}}
+_TRAJECT: dict[int | str, dict[str, Any]] = {
+    **_PROBLEMS, 409: {"description": "De aanvraag is niet toegekend, of dit is al gemeld"},
+    412: {"description": "If-Match verouderd"}, 422: {"description": "Idempotency-Key hergebruikt"}}
 
 
 def get_intake(request: Request) -> Intake:
@@ -159,7 +169,57 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
         response.headers["ETag"] = _etag(aanvraag)
         return _detail(aanvraag, principal)
 
+    @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/verlengingsverzoeken", status_code=202,
+              response_model=VerlengingsverzoekView, response_model_by_alias=True, response_model_exclude_none=True,
+              tags=["traject"], responses=_TRAJECT)
+    async def verlenging_vragen(aanvraag_id: str, body: VerlengingVragen, principal: PrincipalDep,
+                                response: Response, idempotency_key: IdempotencyKey = None,
+                                if_match: IfMatch = None) -> VerlengingsverzoekView:
+        """Vraag verlenging van het lopende traject (alleen bij een toegekende aanvraag). De gemeente beslist
+        bij beschikking; het wettelijke maximum en de ene verlenging worden daar getoetst."""
+        aanvraag, verzoek = await handlers.verlenging_vragen(principal, aanvraag_id, body, idempotency_key,
+                                                             _revision(if_match))
+        response.headers["ETag"] = _etag(aanvraag)
+        return _verzoek(verzoek)
+
+    @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/stopberichten", status_code=202, response_model=StopberichtView,
+              response_model_by_alias=True, tags=["traject"], responses=_TRAJECT)
+    async def stopbericht_melden(aanvraag_id: str, body: StopberichtMelden, principal: PrincipalDep,
+                                 response: Response, idempotency_key: IdempotencyKey = None,
+                                 if_match: IfMatch = None) -> StopberichtView:
+        """Stopbericht deel 1: het traject eindigt voortijdig op de einddatum (niet voor de startdatum).
+        Eén keer, alleen bij een toegekende aanvraag; de status blijft toegekend."""
+        aanvraag, stopbericht = await handlers.stopbericht_melden(principal, aanvraag_id, body, idempotency_key,
+                                                                  _revision(if_match))
+        response.headers["ETag"] = _etag(aanvraag)
+        return StopberichtView(einddatum=stopbericht.einddatum, gemeld_op=stopbericht.gemeld_op)
+
+    @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/eindverslag", status_code=201, response_model=DocumentMetadata,
+              response_model_by_alias=True, tags=["traject"], responses=_TRAJECT, openapi_extra=_PDF_BODY)
+    async def eindverslag_indienen(aanvraag_id: str, request: Request, principal: PrincipalDep,
+                                   response: Response,
+                                   bestandsnaam: Annotated[str | None, Query(max_length=200)] = None,
+                                   idempotency_key: IdempotencyKey = None,
+                                   if_match: IfMatch = None) -> DocumentMetadata:
+        """Dien het beëindigingsverslag in (de body is de pdf zelf; max. 10 MB). Eén keer, alleen bij een
+        toegekende aanvraag."""
+        content = await request.body()
+        info = await handlers.eindverslag_indienen(principal, aanvraag_id, bestandsnaam,
+                                                   request.headers.get("content-type", ""), content,
+                                                   idempotency_key, _revision(if_match))
+        response.headers["Location"] = f"{AANVRAGEN}/{aanvraag_id}/documenten/{info.id}"
+        return _document(info)
+
     return app
+
+
+def _verzoek(v: Verlengingsverzoek) -> VerlengingsverzoekView:
+    return VerlengingsverzoekView(id=v.id, maanden=v.maanden, toelichting=v.toelichting, gevraagd_op=v.gevraagd_op)
+
+
+def _besluit(b: Besluit) -> BesluitView:
+    return BesluitView(soort=b.soort, datum=b.datum, bezwaartermijn_einde=b.bezwaartermijn_einde,
+                       bedrag_cents=b.bedrag_cents, document_id=b.document_id, kenmerk=b.kenmerk)
 
 
 def _etag(a: Aanvraag) -> str:
@@ -200,7 +260,12 @@ def _detail(a: Aanvraag, principal: Principal) -> AanvraagDetail:
         gemeente_code=a.gemeente_code, woongemeente_code=a.woongemeente_code, doorgezonden_van=a.doorgezonden_van,
         traject_type=a.traject_type, ggz_kvk_nummer=a.ggz_kvk_nummer,
         herstel=HerstelView(ontbrekend=a.herstel.ontbrekend, uiterlijk=a.herstel.uiterlijk) if a.herstel else None,
-        besluit=BesluitView(soort=b.soort, datum=b.datum, bezwaartermijn_einde=b.bezwaartermijn_einde,
-                            bedrag_cents=b.bedrag_cents, document_id=b.document_id, kenmerk=b.kenmerk) if b else None,
+        besluit=_besluit(b) if b else None,
+        vaststelling=_besluit(a.vaststelling) if a.vaststelling else None,
+        beschikkingen=[_besluit(x) for x in a.beschikkingen],
+        verlengingsverzoeken=[_verzoek(v) for v in a.verlengingsverzoeken],
+        stopbericht=StopberichtView(einddatum=a.stopbericht.einddatum, gemeld_op=a.stopbericht.gemeld_op)
+        if a.stopbericht else None,
+        eindverslag_document_id=a.eindverslag_document_id,
         documenten=[_document(d) for d in a.documenten],
     )

@@ -21,6 +21,9 @@ from zoneinfo import ZoneInfo
 AANVRAAG_INGEDIEND = "ips.aanvraag.ingediend.v1"
 AANVRAAG_AANGEVULD = "ips.aanvraag.aangevuld.v1"
 AANVRAAG_INGETROKKEN = "ips.aanvraag.ingetrokken.v1"
+TRAJECT_VERLENGING_GEVRAAGD = "ips.traject.verlenging_gevraagd.v1"
+TRAJECT_STOPBERICHT = "ips.traject.stopbericht.v1"
+TRAJECT_EINDVERSLAG_INGEDIEND = "ips.traject.eindverslag_ingediend.v1"
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
@@ -33,12 +36,16 @@ TOEGEKEND = "toegekend"
 AFGEWEZEN = "afgewezen"
 NIET_BEHANDELD = "niet_behandeld"
 INGETROKKEN = "ingetrokken"
-BESLUIT_STATUSSEN = (TOEGEKEND, AFGEWEZEN, NIET_BEHANDELD)
+VASTGESTELD = "vastgesteld"
+AANVRAAG_BESLUITEN = (TOEGEKEND, AFGEWEZEN, NIET_BEHANDELD)  # the decision on the application itself
+BESLUIT_STATUSSEN = (*AANVRAAG_BESLUITEN, VASTGESTELD)
 FINAL = (*BESLUIT_STATUSSEN, INGETROKKEN)
 
 DOELGROEP_UITKERINGEN = ("bijstand", "ioaw", "ioaz", "geen")
 SOORT_AANVRAAGFORMULIER = "aanvraagformulier"
 UPLOAD_SOORTEN = (SOORT_AANVRAAGFORMULIER, "modelgetrouwheidscertificaat", "overig")
+SOORT_EINDVERSLAG = "beeindigingsverslag"
+VERLENGING_MAANDEN = range(1, 25)  # what the portal accepts; the regulation's maximum is decided by grants
 
 # Missing items of an incomplete application: code and the Dutch text the ggz sees in the repair request.
 ONTBREKEND = {
@@ -51,6 +58,14 @@ ONTBREKEND = {
 
 class DomainError(Exception):
     """A rule of the aggregate refuses the change (the portal shows it as a conflict)."""
+
+
+class InvalidValue(ValueError):
+    """A value the aggregate refuses given its state (the portal shows it as invalid input on ``name``)."""
+
+    def __init__(self, name: str, code: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name, self.code, self.reason = name, code, reason
 
 
 # --- the BSN check --------------------------------------------------------------------------------------
@@ -183,6 +198,24 @@ class Besluit:
 
 
 @dataclass
+class Verlengingsverzoek:
+    """A request of the ggz to extend the running trajectory; the gemeente decides (a beschikking)."""
+
+    id: str
+    maanden: int
+    gevraagd_op: datetime
+    toelichting: str | None = None
+
+
+@dataclass
+class Stopbericht:
+    """Stopbericht deel 1: the ggz reports the trajectory ended early, on ``einddatum``."""
+
+    einddatum: date
+    gemeld_op: datetime
+
+
+@dataclass
 class Aanvraag:
     id: str
     client_referentie: str
@@ -206,6 +239,12 @@ class Aanvraag:
     doorgezonden_van: str | None = None
     ingetrokken_op: datetime | None = None
     besluit: Besluit | None = None
+    vaststelling: Besluit | None = None
+    beschikkingen: list[Besluit] = field(default_factory=list)  # every letter registered, in order
+    verlengingsverzoeken: list[Verlengingsverzoek] = field(default_factory=list)
+    stopbericht: Stopbericht | None = None
+    eindverslag_document_id: str | None = None
+    eindverslag_ingediend_op: datetime | None = None
     revision: int = 0  # the stored version (optimistic concurrency, the ETag of the portal)
     events: list[DomainEvent] = field(default_factory=list)
 
@@ -271,6 +310,61 @@ class Aanvraag:
         self.events.append(DomainEvent(AANVRAAG_INGETROKKEN,
                                        {"aanvraagId": self.id, "ingetrokkenOp": nu.isoformat()}))
         return True
+
+    # --- the running trajectory (portal actions of the ggz after the grant) ---
+
+    def _traject_loopt(self, wat: str) -> None:
+        if self.status != TOEGEKEND:
+            raise DomainError(f"{wat} kan alleen bij een toegekende aanvraag (status {self.status}).")
+
+    def verlenging_vragen(self, verzoek: Verlengingsverzoek) -> bool:
+        """Ask for an extension; emits ``ips.traject.verlenging_gevraagd.v1`` (ids and months only).
+
+        Only while the trajectory runs (granted, no stopbericht). The regulation's maximum and the single
+        extension are the gemeente's decision (grants), so a refusal is a beschikking, not a conflict here.
+        Returns False (no change) when this request id was recorded before.
+        """
+        if any(v.id == verzoek.id for v in self.verlengingsverzoeken):
+            return False
+        self._traject_loopt("Verlenging vragen")
+        if self.stopbericht is not None:
+            raise DomainError("Het traject is beëindigd gemeld (stopbericht); verlengen kan niet meer.")
+        if verzoek.maanden not in VERLENGING_MAANDEN:
+            raise InvalidValue("maanden", "buiten_bereik", "1 tot en met 24")
+        self.verlengingsverzoeken.append(verzoek)
+        self.events.append(DomainEvent(TRAJECT_VERLENGING_GEVRAAGD, {
+            "aanvraagId": self.id, "maanden": verzoek.maanden, "gevraagdOp": verzoek.gevraagd_op.isoformat()}))
+        return True
+
+    def stopbericht_melden(self, einddatum: date, nu: datetime) -> None:
+        """Stopbericht deel 1 (ggz → gemeente), once; emits ``ips.traject.stopbericht.v1``.
+
+        The status stays ``toegekend``: what follows (deel 2, vaststelling) is the process's to decide.
+        ``einddatum`` may not lie before the trajectory's start date (ValueError: invalid input, not a conflict).
+        """
+        self._traject_loopt("Een stopbericht")
+        if self.stopbericht is not None:
+            raise DomainError("Er is al een stopbericht gemeld.")
+        if einddatum < self.gewenste_startdatum:
+            raise InvalidValue("einddatum", "voor_startdatum", "ligt voor de startdatum van het traject")
+        self.stopbericht = Stopbericht(einddatum=einddatum, gemeld_op=nu)
+        self.events.append(DomainEvent(TRAJECT_STOPBERICHT, {
+            "aanvraagId": self.id, "einddatum": einddatum.isoformat(), "gemeldOp": nu.isoformat()}))
+
+    def eindverslag_indienen(self, document: DocumentInfo) -> None:
+        """The beëindigingsverslag, once; emits ``ips.traject.eindverslag_ingediend.v1``."""
+        self._traject_loopt("Het beëindigingsverslag indienen")
+        if self.eindverslag_document_id is not None:
+            raise DomainError("Het beëindigingsverslag is al ingediend.")
+        if document.soort != SOORT_EINDVERSLAG:
+            raise InvalidValue("soort", "literal_error", SOORT_EINDVERSLAG)
+        if not any(d.id == document.id for d in self.documenten):
+            self.documenten.append(document)
+        self.eindverslag_document_id = document.id
+        self.eindverslag_ingediend_op = document.ontvangen_op
+        self.events.append(DomainEvent(TRAJECT_EINDVERSLAG_INGEDIEND, {
+            "aanvraagId": self.id, "documentId": document.id,
+            "ingediendOp": document.ontvangen_op.isoformat()}))
 
     # --- engine commands (each returns the command's result) ---
 
@@ -340,27 +434,40 @@ class Aanvraag:
 
     def besluit_registreren(self, status: str | None, document: DocumentInfo,
                             beschikking: dict[str, Any]) -> dict[str, Any]:
-        """Store the decision document; with a status it is the decision on the application.
+        """Store a letter (every one is a decision document and listed in ``beschikkingen``).
 
-        A withdrawn application keeps its status, but the decision is still recorded.
+        ``status`` says what the letter decides: ``toegekend``/``afgewezen``/``niet_behandeld`` decide the
+        application (``besluit``), ``vastgesteld`` fixes the final amount (``vaststelling``), None keeps the
+        status (e.g. an extension letter). A ``toegekend`` letter during a granted trajectory (an extension)
+        keeps the original grant as the decision. A withdrawn application keeps its status, but the letter
+        and the decision are still recorded.
         """
+        if status is not None and status not in BESLUIT_STATUSSEN:
+            raise DomainError(f"onbekende besluitstatus {status!r}")
         if not any(d.id == document.id for d in self.documenten):
             self.documenten.append(document)
-        if status is not None:
-            if status not in BESLUIT_STATUSSEN:
-                raise DomainError(f"onbekende besluitstatus {status!r}")
-            bedrag = beschikking.get("bedragCents")
-            self.besluit = Besluit(
-                soort=_str_or_none(beschikking.get("soort")),
-                datum=_str_or_none(beschikking.get("datum")),
-                bezwaartermijn_einde=_str_or_none(beschikking.get("bezwaartermijnEinde")),
-                bedrag_cents=bedrag if isinstance(bedrag, int) and not isinstance(bedrag, bool) else None,
-                document_id=document.id,
-                beschikking_id=_str_or_none(beschikking.get("beschikkingId")),
-                kenmerk=_str_or_none(beschikking.get("kenmerk")),
-            )
-            if self.status != INGETROKKEN:
-                self.status = status
+        bedrag = beschikking.get("bedragCents")
+        letter = Besluit(
+            soort=_str_or_none(beschikking.get("soort")),
+            datum=_str_or_none(beschikking.get("datum")),
+            bezwaartermijn_einde=_str_or_none(beschikking.get("bezwaartermijnEinde")),
+            bedrag_cents=bedrag if isinstance(bedrag, int) and not isinstance(bedrag, bool) else None,
+            document_id=document.id,
+            beschikking_id=_str_or_none(beschikking.get("beschikkingId")),
+            kenmerk=_str_or_none(beschikking.get("kenmerk")),
+        )
+        if not any(b.document_id == document.id for b in self.beschikkingen):
+            self.beschikkingen.append(letter)
+        if status is None:
+            return {}
+        if status == VASTGESTELD:
+            self.vaststelling = letter
+        elif status == TOEGEKEND and self.besluit is not None and self.status in (TOEGEKEND, VASTGESTELD):
+            return {}  # a later letter of the running trajectory: the grant stays the decision
+        else:
+            self.besluit = letter
+        if self.status != INGETROKKEN:
+            self.status = status
         return {}
 
 

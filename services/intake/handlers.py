@@ -19,7 +19,15 @@ from typing import Any
 
 from intake import domain
 from intake.bsn import BsnCipher
-from intake.domain import Aanvraag, DocumentInfo, DomainError, Gemeenteregister
+from intake.domain import (
+    Aanvraag,
+    DocumentInfo,
+    DomainError,
+    Gemeenteregister,
+    InvalidValue,
+    Stopbericht,
+    Verlengingsverzoek,
+)
 from intake.messages import (
     AanvraagAanvullen,
     AanvraagIndienen,
@@ -27,6 +35,8 @@ from intake.messages import (
     CommandParams,
     DoorzendenParams,
     HerstelVragenParams,
+    StopberichtMelden,
+    VerlengingVragen,
 )
 from intake.messages import Doelgroep as DoelgroepIn
 from intake.messages import Modelgetrouwheid as ModelgetrouwheidIn
@@ -183,6 +193,29 @@ class IntakeHandlers:
     async def upload(self, principal: Principal, aanvraag_id: str, soort: str, bestandsnaam: str | None,
                      content_type: str, content: bytes, idempotency_key: str | None) -> DocumentInfo:
         """Store a PDF of the application (content first, then its metadata on the application)."""
+        naam = bestandsnaam or f"{soort}.pdf"
+        invalid = self._pdf_invalid(content_type, content, naam)
+        if soort not in domain.UPLOAD_SOORTEN:
+            invalid.append({"name": "soort", "code": "literal_error",
+                            "reason": "een van " + ", ".join(domain.UPLOAD_SOORTEN)})
+        if invalid:
+            raise InvalidInput(invalid)
+        aanvraag = await self._own(principal, aanvraag_id)
+        if aanvraag.status in domain.FINAL:
+            raise Conflict(f"De aanvraag is {aanvraag.status}; er kunnen geen documenten meer bij.")
+        document_id = _id_for("document", aanvraag_id, idempotency_key)
+        info = DocumentInfo(id=document_id, soort=soort, bestandsnaam=naam, content_type=PDF, grootte=len(content),
+                            sha256=hashlib.sha256(content).hexdigest(), ontvangen_op=self.clock())
+        await self.documenten.put(info, aanvraag_id, content, principal.subject)
+
+        def add(a: Aanvraag) -> None:
+            a.document_toevoegen(info)
+
+        stored = await self._change(aanvraag_id, add)
+        log.info("document.ontvangen", aanvraag_id=aanvraag_id, document_id=document_id, user=principal.subject)
+        return next(d for d in stored.documenten if d.id == document_id)
+
+    def _pdf_invalid(self, content_type: str, content: bytes, bestandsnaam: str) -> list[dict[str, str]]:
         invalid = []
         media_type = content_type.split(";")[0].strip().lower()
         if media_type != PDF:
@@ -194,29 +227,91 @@ class IntakeHandlers:
                             "reason": f"groter dan {self.max_document_bytes} bytes"})
         elif not content.startswith(PDF_MAGIC):
             invalid.append({"name": "bestand", "code": "geen_pdf", "reason": "het bestand is geen pdf"})
-        if soort not in domain.UPLOAD_SOORTEN:
-            invalid.append({"name": "soort", "code": "literal_error",
-                            "reason": "een van " + ", ".join(domain.UPLOAD_SOORTEN)})
-        naam = bestandsnaam or f"{soort}.pdf"
-        if not _FILENAME.match(naam):
+        if not _FILENAME.match(bestandsnaam):
             invalid.append({"name": "bestandsnaam", "code": "ongeldig", "reason": "max. 200 tekens, geen pad"})
+        return invalid
+
+    # --- the running trajectory ---
+
+    async def verlenging_vragen(self, principal: Principal, aanvraag_id: str, cmd: VerlengingVragen,
+                                idempotency_key: str | None,
+                                if_match: int | None = None) -> tuple[Aanvraag, Verlengingsverzoek]:
+        """Record an extension request (only while granted, 409 otherwise); emits
+        ``ips.traject.verlenging_gevraagd.v1``. A retried POST with the same Idempotency-Key returns the same
+        request without a second event."""
+        await self._own(principal, aanvraag_id)
+        verzoek = Verlengingsverzoek(id=_id_for("verlenging", aanvraag_id, idempotency_key), maanden=cmd.maanden,
+                                     gevraagd_op=self.clock(), toelichting=cmd.toelichting)
+
+        def ask(a: Aanvraag) -> None:
+            a.verlenging_vragen(verzoek)
+
+        aanvraag = await self._change(aanvraag_id, ask, idempotency_key, if_match)
+        stored = next((v for v in aanvraag.verlengingsverzoeken if v.id == verzoek.id), None)
+        if stored is None:  # the key was used for another request on this application
+            raise IdempotencyConflict(aanvraag_id)
+        log.info("traject.verlenging_gevraagd", aanvraag_id=aanvraag_id, user=principal.subject)
+        return aanvraag, stored
+
+    async def stopbericht_melden(self, principal: Principal, aanvraag_id: str, cmd: StopberichtMelden,
+                                 idempotency_key: str | None,
+                                 if_match: int | None = None) -> tuple[Aanvraag, Stopbericht]:
+        """Stopbericht deel 1, once and only while granted (409 otherwise); emits ``ips.traject.stopbericht.v1``.
+        An einddatum before the start date is invalid input (400)."""
+        await self._own(principal, aanvraag_id)
+        now = self.clock()
+
+        def report(a: Aanvraag) -> None:
+            a.stopbericht_melden(cmd.einddatum, now)
+
+        aanvraag = await self._change(aanvraag_id, report, idempotency_key, if_match)
+        if aanvraag.stopbericht is None:  # the key was used for another request on this application
+            raise IdempotencyConflict(aanvraag_id)
+        log.info("traject.stopbericht", aanvraag_id=aanvraag_id, user=principal.subject)
+        return aanvraag, aanvraag.stopbericht
+
+    async def eindverslag_indienen(self, principal: Principal, aanvraag_id: str, bestandsnaam: str | None,
+                                   content_type: str, content: bytes, idempotency_key: str | None,
+                                   if_match: int | None = None) -> DocumentInfo:
+        """Store the beëindigingsverslag (a PDF, like uploads) and emit ``ips.traject.eindverslag_ingediend.v1``.
+
+        Once, and only while granted (409 otherwise; checked before the content is written). The content is
+        written first under an id fixed by the Idempotency-Key, then the application with the event.
+        """
+        naam = bestandsnaam or f"{domain.SOORT_EINDVERSLAG}.pdf"
+        invalid = self._pdf_invalid(content_type, content, naam)
         if invalid:
             raise InvalidInput(invalid)
-        aanvraag = await self._own(principal, aanvraag_id)
-        if aanvraag.status in domain.FINAL:
-            raise Conflict(f"De aanvraag is {aanvraag.status}; er kunnen geen documenten meer bij.")
-        document_id = (str(uuid.uuid5(uuid.NAMESPACE_URL, f"ipsflow:document:{aanvraag_id}:{idempotency_key}"))
-                       if idempotency_key else str(uuid.uuid4()))
-        info = DocumentInfo(id=document_id, soort=soort, bestandsnaam=naam, content_type=PDF, grootte=len(content),
-                            sha256=hashlib.sha256(content).hexdigest(), ontvangen_op=self.clock())
+        doc, aanvraag = await self._own_document(principal, aanvraag_id)
+        document_id = _id_for("eindverslag", aanvraag_id, idempotency_key)
+        if idempotency_key and idempotency_key in (doc.get("idempotency_keys") or []):
+            return self._eindverslag(aanvraag, document_id)
+        if if_match is not None and if_match != aanvraag.revision:
+            raise PreconditionFailed(aanvraag_id)
+        if aanvraag.status != domain.TOEGEKEND:
+            raise Conflict(f"Het beëindigingsverslag kan alleen bij een toegekende aanvraag "
+                           f"(status {aanvraag.status}).")
+        if aanvraag.eindverslag_document_id is not None:
+            raise Conflict("Het beëindigingsverslag is al ingediend.")
+        info = DocumentInfo(id=document_id, soort=domain.SOORT_EINDVERSLAG, bestandsnaam=naam, content_type=PDF,
+                            grootte=len(content), sha256=hashlib.sha256(content).hexdigest(),
+                            ontvangen_op=self.clock())
         await self.documenten.put(info, aanvraag_id, content, principal.subject)
 
-        def add(a: Aanvraag) -> None:
-            a.document_toevoegen(info)
+        def submit(a: Aanvraag) -> None:
+            a.eindverslag_indienen(info)
 
-        stored = await self._change(aanvraag_id, add)
-        log.info("document.ontvangen", aanvraag_id=aanvraag_id, document_id=document_id, user=principal.subject)
-        return next(d for d in stored.documenten if d.id == document_id)
+        stored = await self._change(aanvraag_id, submit, idempotency_key, if_match)
+        log.info("traject.eindverslag_ingediend", aanvraag_id=aanvraag_id, document_id=document_id,
+                 user=principal.subject)
+        return self._eindverslag(stored, document_id)
+
+    @staticmethod
+    def _eindverslag(aanvraag: Aanvraag, document_id: str) -> DocumentInfo:
+        found = next((d for d in aanvraag.documenten if d.id == document_id), None)
+        if found is None or aanvraag.eindverslag_document_id != document_id:
+            raise IdempotencyConflict(aanvraag.id)
+        return found
 
     async def aanvullen(self, principal: Principal, aanvraag_id: str, cmd: AanvraagAanvullen,
                         idempotency_key: str | None, if_match: int | None = None) -> Aanvraag:
@@ -247,13 +342,16 @@ class IntakeHandlers:
         return aanvraag
 
     async def _own(self, principal: Principal, aanvraag_id: str) -> Aanvraag:
+        return (await self._own_document(principal, aanvraag_id))[1]
+
+    async def _own_document(self, principal: Principal, aanvraag_id: str) -> tuple[Document, Aanvraag]:
         doc = await self.aanvragen.get_document(aanvraag_id)
         if doc is None:
             raise NotFound(aanvraag_id)
         aanvraag = from_doc(doc)
         if principal.org_type != "ggz" or principal.org != aanvraag.ggz_kvk_nummer:
             raise Forbidden("Alleen de indienende ggz-instelling kan deze aanvraag wijzigen.")
-        return aanvraag
+        return doc, aanvraag
 
     async def _change(self, aanvraag_id: str, change: Callable[[Aanvraag], None],
                       idempotency_key: str | None = None, if_match: int | None = None) -> Aanvraag:
@@ -276,6 +374,8 @@ class IntakeHandlers:
                 change(aanvraag)
             except DomainError as exc:
                 raise Conflict(str(exc)) from None
+            except InvalidValue as exc:
+                raise InvalidInput([{"name": exc.name, "code": exc.code, "reason": exc.reason}]) from None
             extra = {"idempotency_keys": [*keys, idempotency_key][-50:]} if idempotency_key else None
             try:
                 await self.aanvragen.save(aanvraag, doc, extra)
@@ -347,6 +447,13 @@ class IntakeHandlers:
             raise PoisonMessage(f"unknown aanvraag {aanvraag_id}") from None
         log.info("opdracht.verwerkt", aanvraag_id=aanvraag_id, command=command.type)
         self.wake(aanvraag_id)
+
+
+def _id_for(kind: str, aanvraag_id: str, idempotency_key: str | None) -> str:
+    """A new id, fixed by the Idempotency-Key when there is one (so a retried request finds what it made)."""
+    if idempotency_key:
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ipsflow:{kind}:{aanvraag_id}:{idempotency_key}"))
+    return str(uuid.uuid4())
 
 
 def millis(moment: datetime) -> datetime:

@@ -74,6 +74,32 @@ class AanvraagAanvullen(PortalModel):
     doelgroep: Doelgroep | None = None
 
 
+class VerlengingVragen(PortalModel):
+    """A request to extend the running trajectory; the gemeente decides by beschikking (the regulation's
+    maximum and the single extension are checked there, so a refusal is a decision you can object to)."""
+
+    maanden: int = Field(ge=1, le=24, strict=True, description="Gevraagde verlenging in maanden (1 t/m 24).")
+    toelichting: str | None = Field(default=None, max_length=2000)
+
+
+class StopberichtMelden(PortalModel):
+    """Stopbericht deel 1: the trajectory ends early, on ``einddatum`` (not before its start date)."""
+
+    einddatum: date
+
+
+class VerlengingsverzoekView(PortalModel):
+    id: str
+    maanden: int
+    toelichting: str | None = None
+    gevraagd_op: datetime
+
+
+class StopberichtView(PortalModel):
+    einddatum: date
+    gemeld_op: datetime
+
+
 class AanvraagOntvangen(PortalModel):
     id: str
     status: str
@@ -124,6 +150,11 @@ class AanvraagDetail(PortalModel):
     ggz_kvk_nummer: str
     herstel: HerstelView | None = None
     besluit: BesluitView | None = None
+    vaststelling: BesluitView | None = None
+    beschikkingen: list[BesluitView] = Field(default_factory=list, description="Alle brieven, oudste eerst.")
+    verlengingsverzoeken: list[VerlengingsverzoekView] = Field(default_factory=list)
+    stopbericht: StopberichtView | None = None
+    eindverslag_document_id: str | None = None
     documenten: list[DocumentMetadata] = Field(default_factory=list)
 
 
@@ -170,7 +201,7 @@ class DoorzendenParams(CommandParams):
 
 
 class BesluitRegistrerenParams(CommandParams):
-    status: Literal["toegekend", "afgewezen", "niet_behandeld"] | None = None
+    status: Literal["toegekend", "afgewezen", "niet_behandeld", "vastgesteld"] | None = None
     beschikking: dict[str, Any]
 
     @field_validator("status", mode="before")

@@ -23,6 +23,8 @@ from intake.domain import (
     Herstel,
     Modelgetrouwheid,
     Ondertekening,
+    Stopbericht,
+    Verlengingsverzoek,
 )
 from servicekit.broker import EVENTS
 from servicekit.envelope import new_event
@@ -137,17 +139,31 @@ def to_doc(a: Aanvraag) -> Document:
         "volledig_ontvangen_op": a.volledig_ontvangen_op,
         "doorgezonden_van": a.doorgezonden_van,
         "ingetrokken_op": a.ingetrokken_op,
-        "besluit": None if a.besluit is None else {
-            "soort": a.besluit.soort, "datum": a.besluit.datum, "bezwaartermijn_einde": a.besluit.bezwaartermijn_einde,
-            "bedrag_cents": a.besluit.bedrag_cents, "document_id": a.besluit.document_id,
-            "beschikking_id": a.besluit.beschikking_id, "kenmerk": a.besluit.kenmerk},
+        "besluit": _besluit_doc(a.besluit),
+        "vaststelling": _besluit_doc(a.vaststelling),
+        "beschikkingen": [_besluit_doc(b) for b in a.beschikkingen],
+        "verlengingsverzoeken": [{"id": v.id, "maanden": v.maanden, "gevraagd_op": v.gevraagd_op,
+                                  "toelichting": v.toelichting} for v in a.verlengingsverzoeken],
+        "stopbericht": None if a.stopbericht is None else {
+            "einddatum": a.stopbericht.einddatum.isoformat(), "gemeld_op": a.stopbericht.gemeld_op},
+        "eindverslag_document_id": a.eindverslag_document_id,
+        "eindverslag_ingediend_op": a.eindverslag_ingediend_op,
     }
+
+
+def _besluit_doc(b: Besluit | None) -> Document | None:
+    if b is None:
+        return None
+    return {"soort": b.soort, "datum": b.datum, "bezwaartermijn_einde": b.bezwaartermijn_einde,
+            "bedrag_cents": b.bedrag_cents, "document_id": b.document_id, "beschikking_id": b.beschikking_id,
+            "kenmerk": b.kenmerk}
 
 
 def from_doc(doc: Document) -> Aanvraag:
     mg = doc.get("modelgetrouwheid")
     herstel = doc.get("herstel")
     besluit = doc.get("besluit")
+    stopbericht = doc.get("stopbericht")
     return Aanvraag(
         id=doc["_id"],
         client_referentie=doc["client_referentie"],
@@ -173,5 +189,12 @@ def from_doc(doc: Document) -> Aanvraag:
         doorgezonden_van=doc.get("doorgezonden_van"),
         ingetrokken_op=doc.get("ingetrokken_op"),
         besluit=None if besluit is None else Besluit(**besluit),
+        vaststelling=None if doc.get("vaststelling") is None else Besluit(**doc["vaststelling"]),
+        beschikkingen=[Besluit(**b) for b in doc.get("beschikkingen") or []],
+        verlengingsverzoeken=[Verlengingsverzoek(**v) for v in doc.get("verlengingsverzoeken") or []],
+        stopbericht=None if stopbericht is None else Stopbericht(date.fromisoformat(stopbericht["einddatum"]),
+                                                                 stopbericht["gemeld_op"]),
+        eindverslag_document_id=doc.get("eindverslag_document_id"),
+        eindverslag_ingediend_op=doc.get("eindverslag_ingediend_op"),
         revision=doc.get("revision", 0),
     )
