@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import calendar
 import sys
 import time
 from collections.abc import Iterator, Mapping
@@ -215,8 +216,23 @@ def einde_van_dag(datum: str) -> str:
     return datetime.combine(day, day_time(0), tzinfo=AMSTERDAM).astimezone(UTC).isoformat()
 
 
+def einde_looptijd(start: str, maanden: int) -> str:
+    """The last day (ISO date) of a period of ``maanden`` calendar months that starts on ``start``.
+
+    2024-02-01 + 24 months ends on 2026-01-31: the day before the same day number in the end month. When the
+    end month is too short for that day number (31 March + 1 month), the period ends on its last day.
+    """
+    begin = date.fromisoformat(str(start)[:10])
+    month_index = begin.month - 1 + int(maanden)
+    year, month = begin.year + month_index // 12, month_index % 12 + 1
+    last_day = calendar.monthrange(year, month)[1]
+    if begin.day > last_day:
+        return date(year, month, last_day).isoformat()
+    return (date(year, month, begin.day) - timedelta(days=1)).isoformat()
+
+
 #: Functions of ours that every script and expression may call (pure, no I/O).
-PROCESS_FUNCTIONS: Final[dict[str, Any]] = {"einde_van_dag": einde_van_dag}
+PROCESS_FUNCTIONS: Final[dict[str, Any]] = {"einde_van_dag": einde_van_dag, "einde_looptijd": einde_looptijd}
 
 
 def _script_globals(context: Mapping[str, Any], external_context: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -102,14 +102,26 @@ def standard_replies(**overrides: Callable[[dict[str, Any]], dict[str, Any]]) ->
         "ips.aanvraag.toetsen.v1": lambda p: toetsing(),
         "ips.aanvraag.volledigheid_controleren.v1": lambda p: volledigheid(True),
         "ips.budget.reserveren.v1": lambda p: {"gereserveerd": True, "weigeringsgronden": [],
-                                               "bedragCents": p["bedrag_cents"], "budgetperiode": "2026"},
+                                               "bedragCents": p["bedrag_cents"], "budgetperiode": "2026",
+                                               "financiering": {"niveau": "budget", "rijkPercentage": 50,
+                                                                "gemeentenPercentage": 50}},
         "ips.budget.vastleggen.v1": lambda p: {"bevestigd": True, "bedragCents": 1132500, "budgetperiode": "2026"},
         "ips.budget.vrijgeven.v1": lambda p: {},
         "ips.beschikking.opstellen.v1": lambda p: {"beschikkingId": f"b-{p['soort']}", "soort": p["soort"],
-                                                   "tekst": "..."},
+                                                   "datum": "2026-03-02", "tekst": "..."},
         "ips.aanvraag.besluit_registreren.v1": lambda p: {},
         "ips.aanvraag.herstel_vragen.v1": lambda p: {"uiterlijk": "2026-03-16"},
         "ips.aanvraag.doorzenden.v1": lambda p: {"gemeenteCode": p["naar_gemeente_code"]},
+        "ips.bericht.versturen.v1": lambda p: {"berichtId": f"m-{p['beschikking']['beschikkingId']}"},
+        "ips.betaling.opdrachten_aanmaken.v1": lambda p: {"opdrachten": [], "totaalCents": p["bedrag_cents"],
+                                                          "betaaldCents": 0},
+        "ips.budget.financieel_registreren.v1": lambda p: {},
+        "ips.traject.stopbericht_doorgeven.v1": lambda p: {"geannuleerdeOpdrachten": []},
+        "ips.vaststelling.berekenen.v1": lambda p: {"vastgesteldCents": 188750, "regel": "pro_rata_months",
+                                                    "maanden": 6},
+        "ips.vaststelling.verrekenen.v1": lambda p: {"betaaldCents": 1132500,
+                                                     "saldoCents": p["vastgesteld_cents"] - 1132500,
+                                                     "soort": "terugvordering"},
     }
     replies.update(overrides)
     return replies
@@ -138,13 +150,18 @@ def test_happy_path_epa_goes_from_submission_to_a_granted_beschikking(parsed):
     assert rt.required_mandate(task.mandate, {"besluit": "toekennen"}) == "toekenning"
     case.complete_task({"besluit": "toekennen", "motivering": "Voldoet aan de regeling."})
     assert case.types()[3:] == ["ips.budget.vastleggen.v1", "ips.beschikking.opstellen.v1",
-                                "ips.aanvraag.besluit_registreren.v1"]
+                                "ips.aanvraag.besluit_registreren.v1", "ips.bericht.versturen.v1",
+                                "ips.betaling.opdrachten_aanmaken.v1", "ips.budget.financieel_registreren.v1"]
     besluit = case.last("ips.beschikking.opstellen.v1").params
     assert besluit["soort"] == "toekenning" and besluit["bedrag_cents"] == 1132500
     assert besluit["ondertekenaar"] == SIGNER and besluit["gemeente_code"] == "0957"
     assert case.last("ips.aanvraag.besluit_registreren.v1").params["status"] == "toegekend"
-    assert rt.is_completed(case.wf)
+    payment = case.last("ips.betaling.opdrachten_aanmaken.v1").params
+    assert payment["bedrag_cents"] == 1132500 and payment["moment"] == "toekenning"
+    assert payment["betaalschema"] == [{"moment": "toekenning", "percentage": 100}]
+    assert rt.active_element_ids(case.wf) == ["ReceiveTask_traject"]  # the trajectory runs
     assert case.variables["looptijd_maanden"] == 36
+    assert case.variables["einddatum"] == "2029-03-31"  # started 2026-04-01, 36 months
 
 
 def test_cmd_tariff_comes_from_the_dmn(parsed):
@@ -168,7 +185,7 @@ def test_official_refuses_then_the_reservation_is_released_first(parsed):
     case = Case(parsed, standard_replies())
     case.complete_task({"besluit": "afwijzen", "motivering": "Geen wens tot betaald werk gebleken."})
     assert case.types()[3:] == ["ips.budget.vrijgeven.v1", "ips.beschikking.opstellen.v1",
-                                "ips.aanvraag.besluit_registreren.v1"]
+                                "ips.aanvraag.besluit_registreren.v1", "ips.bericht.versturen.v1"]
     besluit = case.last("ips.beschikking.opstellen.v1").params
     assert besluit["gronden"] == [{"code": "inhoudelijke_beoordeling", "tekst": "Geen wens tot betaald werk gebleken."}]
     assert besluit["ondertekenaar"] == SIGNER
@@ -229,7 +246,7 @@ def test_decision_deadline_flags_overdue_and_a_414_notice_sets_a_new_date(parsed
     case.advance(timedelta(days=30))
     assert case.variables["te_laat"] is True  # flagged, and the official can still decide
     case.complete_task({"besluit": "toekennen", "motivering": "Akkoord."})
-    assert rt.is_completed(case.wf)
+    assert rt.active_element_ids(case.wf) == ["ReceiveTask_traject"]
 
 
 def test_verdagen_without_a_new_date_is_refused_by_the_form(parsed):
@@ -244,3 +261,79 @@ def test_withdrawal_during_assessment_releases_the_budget(parsed):
     case.message("ips.aanvraag.ingetrokken.v1", {"aanvraagId": "a-1"})
     assert case.types()[-1] == "ips.budget.vrijgeven.v1"
     assert rt.is_completed(case.wf)
+
+
+def granted(parsed: rt.ParsedDefinition, **replies: Any) -> Case:
+    aanvraag = {**AANVRAAG, "trajectType": "CMD", "gewensteStartdatum": "2024-02-01"}
+    case = Case(parsed, standard_replies(**replies), aanvraag, now=datetime(2024, 1, 15, 9, tzinfo=UTC))
+    case.complete_task({"besluit": "toekennen", "motivering": "Akkoord."})
+    assert rt.active_element_ids(case.wf) == ["ReceiveTask_traject"]
+    return case
+
+
+def test_extension_once_by_the_gemeente_and_a_second_is_refused_without_assessment(parsed):
+    toets = iter([{"toegestaan": True, "weigeringsgronden": [], "nieuweEinddatum": "2027-01-31"},
+                  {"toegestaan": False, "nieuweEinddatum": None,
+                   "weigeringsgronden": [{"code": "al_verlengd", "tekst": "Het traject is al eenmaal verlengd."}]}])
+    case = granted(parsed, **{"ips.traject.verlenging_toetsen.v1": lambda p: next(toets)})
+    assert case.variables["einddatum"] == "2026-01-31"  # CMD started 2024-02-01: 24 months
+    case.message("ips.traject.verlenging_gevraagd.v1", {"aanvraagId": "a-1", "maanden": 12})
+    asked = case.last("ips.traject.verlenging_toetsen.v1").params
+    assert (asked["maanden"], asked["einddatum"], asked["eerdere_verlengingen"]) == (12, "2026-01-31", 0)
+    task = case.task()
+    assert task.element_id == "UserTask_verlenging"
+    assert rt.required_mandate(task.mandate, {"besluit": "toekennen"}) == "verlenging"
+    case.complete_task({"besluit": "toekennen", "motivering": "Goede voortgang."})
+    letter = case.last("ips.beschikking.opstellen.v1").params
+    assert letter["soort"] == "verlenging" and letter["nieuwe_einddatum"] == "2027-01-31"
+    assert case.variables["einddatum"] == "2027-01-31" and case.variables["verlengingen"] == 1
+    assert rt.active_element_ids(case.wf) == ["ReceiveTask_traject"]
+    # the second request: grants refuses it, the refusal goes out without a task
+    case.message("ips.traject.verlenging_gevraagd.v1", {"aanvraagId": "a-1", "maanden": 3})
+    assert case.last("ips.traject.verlenging_toetsen.v1").params["eerdere_verlengingen"] == 1
+    refusal = case.last("ips.beschikking.opstellen.v1").params
+    assert refusal["soort"] == "afwijzing_verlenging" and refusal["gronden"][0]["code"] == "al_verlengd"
+    assert refusal["ondertekenaar"] is None
+    assert case.variables["einddatum"] == "2027-01-31"
+    assert rt.active_element_ids(case.wf) == ["ReceiveTask_traject"]
+
+
+def test_stopbericht_then_report_then_vaststelling_and_settlement(parsed):
+    case = granted(parsed)
+    case.message("ips.traject.stopbericht.v1", {"aanvraagId": "a-1", "einddatum": "2024-06-30"})
+    assert case.last("ips.traject.stopbericht_doorgeven.v1").params["einddatum"] == "2024-06-30"
+    assert rt.active_element_ids(case.wf) == ["ReceiveTask_eindverslag"]
+    case.message("ips.traject.eindverslag_ingediend.v1", {"aanvraagId": "a-1", "documentId": "d-9"})
+    calc = case.last("ips.vaststelling.berekenen.v1").params
+    assert (calc["startdatum"], calc["geplande_einddatum"], calc["werkelijke_einddatum"]) == (
+        "2024-02-01", "2026-01-31", "2024-06-30")
+    task = case.task()
+    assert task.element_id == "UserTask_vaststelling"
+    assert rt.required_mandate(task.mandate, {"besluit": "vaststellen"}) == "vaststelling"
+    case.complete_task({"besluit": "vaststellen", "motivering": "Traject vroegtijdig beëindigd."})
+    letter = case.last("ips.beschikking.opstellen.v1").params
+    assert letter["soort"] == "vaststelling" and letter["vastgesteld_cents"] == 188750
+    assert case.last("ips.aanvraag.besluit_registreren.v1").params["status"] == "vastgesteld"
+    settle = case.last("ips.vaststelling.verrekenen.v1").params
+    assert settle["vastgesteld_cents"] == 188750
+    booked = case.last("ips.budget.financieel_registreren.v1").params
+    assert (booked["betaald_cents"], booked["teruggevorderd_cents"]) == (1132500, 1132500 - 188750)
+    assert rt.is_completed(case.wf)
+
+
+def test_the_planned_end_date_ends_the_trajectory_without_a_stopbericht(parsed):
+    case = granted(parsed)
+    assert rt.next_timer_at(case.wf) == datetime.fromisoformat("2026-01-31T23:00:00+00:00")
+    case.advance(datetime.fromisoformat("2026-02-01T00:00:00+00:00") - case.now)
+    assert rt.active_element_ids(case.wf) == ["ReceiveTask_eindverslag"]
+    assert "ips.traject.stopbericht_doorgeven.v1" not in case.types()
+
+
+@pytest.mark.parametrize(("start", "months", "end"), [
+    ("2024-02-01", 24, "2026-01-31"), ("2024-01-01", 36, "2026-12-31"), ("2024-02-01", 36, "2027-01-31"),
+    ("2023-03-31", 1, "2023-04-30"), ("2024-02-29", 12, "2025-02-28"), ("2024-01-31", 1, "2024-02-29"),
+])
+def test_einde_looptijd_is_the_day_before_the_same_day_n_months_later_or_the_month_end(start, months, end):
+    from process_engine.scripting import einde_looptijd
+
+    assert einde_looptijd(start, months) == end
