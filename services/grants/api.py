@@ -9,13 +9,14 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Request, Response
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
 
+from grants import rapportage
 from grants.bootstrap import Grants, GrantsSettings, bootstrap
 from grants.handlers import beschikking_result
 from grants.messages import Budget, PlafondWijzigen
 from grants.repository import ledger_id
-from servicekit.auth import PrincipalDep, forbid
+from servicekit.auth import Principal, PrincipalDep, forbid
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.store import Document
 
@@ -44,6 +45,26 @@ def _regeling_json(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()
     return value
+
+
+def _rapportage_gemeente(principal: Principal, gemeente: str | None) -> str | None:
+    """Which gemeente's rows the caller may see: a gemeente only its own, UWV and beheer any (None: all)."""
+    if principal.org_type in ("uwv", "beheer"):
+        return gemeente
+    if principal.org_type == "gemeente":
+        if gemeente is not None and gemeente != principal.org:
+            raise forbid("Een gemeente ziet alleen haar eigen rapportage.")
+        return principal.org
+    raise forbid("Alleen gemeenten, UWV en beheer zien rapportages.")
+
+
+async def _rijen(svc: Grants, jaar: int, gemeente: str | None) -> list[rapportage.Rij]:
+    zaken, verzoeken, ledgers = await svc.repo.report_sources()
+    return rapportage.bereken(jaar, svc.regelingen, svc.handlers.gemeenten, zaken, verzoeken, ledgers, gemeente)
+
+
+JaarQuery = Annotated[int, Query(ge=2000, le=2100, description="Kalenderjaar; budgetperioden die het overlappen")]
+GemeenteQuery = Annotated[str | None, Query(pattern=r"^\d{4}$", description="CBS-gemeentecode")]
 
 
 def create(settings: GrantsSettings | None = None) -> FastAPI:
@@ -115,6 +136,26 @@ def create(settings: GrantsSettings | None = None) -> FastAPI:
                                "vastgelegd is.", gereserveerdCents=current["gereserveerd_cents"],
                                vastgelegdCents=current["vastgelegd_cents"])
         return problem(409, "Conflict", "Het budget verandert te vaak; probeer het opnieuw.")
+
+    @app.get(f"{API_PREFIX}/rapportages", tags=["rapportages"])
+    async def rapportages(principal: PrincipalDep, svc: GrantsDep, jaar: JaarQuery,
+                          gemeente: GemeenteQuery = None) -> dict[str, Any]:
+        """Per gemeente and budget period: applications, grants, refusals by ground, and committed / paid /
+        recovered / vastgesteld amounts against the ceiling (cents). A gemeente sees only its own rows."""
+        gemeente = _rapportage_gemeente(principal, gemeente)
+        rijen = await _rijen(svc, jaar, gemeente)
+        return {"jaar": jaar, "gemeente": gemeente, "rijen": [r.as_json() for r in rijen],
+                "totalen": rapportage.totalen(rijen)}
+
+    @app.get(f"{API_PREFIX}/rapportages.csv", tags=["rapportages"],
+             responses={200: {"content": {"text/csv": {}}, "description": "CSV (puntkomma, UTF-8 met BOM)"}})
+    async def rapportages_csv(principal: PrincipalDep, svc: GrantsDep, jaar: JaarQuery,
+                              gemeente: GemeenteQuery = None) -> Response:
+        gemeente = _rapportage_gemeente(principal, gemeente)
+        naam = f"ips-rapportage-{jaar}{'-' + gemeente if gemeente else ''}.csv"
+        return Response(rapportage.als_csv(await _rijen(svc, jaar, gemeente)).encode("utf-8"),
+                        media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{naam}"'})
 
     @app.get(f"{API_PREFIX}/beschikkingen/{{beschikking_id}}", tags=["beschikkingen"])
     async def beschikking(beschikking_id: str, principal: PrincipalDep, svc: GrantsDep) -> Any:

@@ -22,6 +22,9 @@ RESERVEREN = "ips.budget.reserveren.v1"
 VASTLEGGEN = "ips.budget.vastleggen.v1"
 VRIJGEVEN = "ips.budget.vrijgeven.v1"
 BESCHIKKING_OPSTELLEN = "ips.beschikking.opstellen.v1"
+VERLENGING_TOETSEN = "ips.traject.verlenging_toetsen.v1"
+VASTSTELLING_BEREKENEN = "ips.vaststelling.berekenen.v1"
+FINANCIEEL_REGISTREREN = "ips.budget.financieel_registreren.v1"
 
 
 class GrantsSettings(ServiceSettings):
@@ -50,11 +53,10 @@ def bootstrap(settings: GrantsSettings | None = None) -> Grants:
     repo = GrantsRepository(runtime.db)
     relay = runtime.add_relay([repo.zaken.collection, repo.verzoeken.collection])
     handlers = GrantsHandlers(repo, regelingen, load_gemeenten(), wake=relay.wake)
-    runtime.add_consumer(
-        QUEUE,
-        {TOETSEN: handlers.toetsen, RESERVEREN: handlers.reserveren, VASTLEGGEN: handlers.vastleggen,
-         VRIJGEVEN: handlers.vrijgeven, BESCHIKKING_OPSTELLEN: handlers.beschikking_opstellen},
-        [Binding(COMMANDS, t) for t in (TOETSEN, RESERVEREN, VASTLEGGEN, VRIJGEVEN, BESCHIKKING_OPSTELLEN)],
-    )
+    routes = {TOETSEN: handlers.toetsen, RESERVEREN: handlers.reserveren, VASTLEGGEN: handlers.vastleggen,
+              VRIJGEVEN: handlers.vrijgeven, BESCHIKKING_OPSTELLEN: handlers.beschikking_opstellen,
+              VERLENGING_TOETSEN: handlers.verlenging_toetsen, VASTSTELLING_BEREKENEN: handlers.vaststelling_berekenen,
+              FINANCIEEL_REGISTREREN: handlers.financieel_registreren}
+    runtime.add_consumer(QUEUE, routes, [Binding(COMMANDS, t) for t in routes])
     allocator = Allocator(repo, handlers, settings.grants_verdeelvenster_seconds, settings.allocator_interval_seconds)
     return Grants(settings, runtime, repo, regelingen, handlers, allocator)

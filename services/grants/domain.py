@@ -319,12 +319,17 @@ def grond_subsidieplafond(regeling: Regeling, periode: Budgetperiode) -> Grond:
 # --------------------------------------------------------------------------------------------------------------
 # Beschikkingen
 
-SOORTEN = ("toekenning", "afwijzing", "niet_behandelen", "doorzending", "verdaging", "vaststelling")
+SOORTEN = ("toekenning", "afwijzing", "niet_behandelen", "doorzending", "verdaging", "vaststelling", "verlenging",
+           "afwijzing_verlenging")
 # System decisions may be taken without a named official; every other kind needs the matching sub-mandate.
-ZONDER_ONDERTEKENAAR = frozenset({"afwijzing", "niet_behandelen", "doorzending"})
+ZONDER_ONDERTEKENAAR = frozenset({"afwijzing", "niet_behandelen", "doorzending", "afwijzing_verlenging"})
 MANDAAT_SCOPE = {"toekenning": "toekenning", "afwijzing": "afwijzing", "niet_behandelen": "niet_behandelen",
-                 "verdaging": "verdaging", "vaststelling": "vaststelling"}
-MET_BEZWAAR = frozenset({"toekenning", "afwijzing", "niet_behandelen", "vaststelling"})
+                 "verdaging": "verdaging", "vaststelling": "vaststelling", "verlenging": "verlenging",
+                 "afwijzing_verlenging": "afwijzing"}
+MET_BEZWAAR = frozenset({"toekenning", "afwijzing", "niet_behandelen", "vaststelling", "verlenging",
+                         "afwijzing_verlenging"})
+# The kinds whose letter states an amount (bedrag_cents of the Beschikking).
+MET_BEDRAG = frozenset({"toekenning", "vaststelling"})
 
 
 class MandaatOntbreekt(Exception):
@@ -385,6 +390,13 @@ class BeschikkingVerzoek:
     nieuwe_beslisdatum: date | None = None
     van_gemeente_naam: str | None = None
     naar_gemeente_naam: str | None = None
+    # verlenging: the new planned end date and the months added
+    nieuwe_einddatum: date | None = None
+    maanden: int | None = None
+    # vaststelling: bedrag_cents is the granted amount, vastgesteld_cents the final one (None: the granted
+    # amount); betaald_cents what was paid so far (None: the advance of the regulation's payment schedule)
+    vastgesteld_cents: int | None = None
+    betaald_cents: int | None = None
 
 
 @dataclass(frozen=True)
@@ -406,6 +418,8 @@ ONDERWERPEN = {
     "doorzending": "Doorzending van uw aanvraag subsidie IPS-traject",
     "verdaging": "Verdaging van de beslissing op uw aanvraag subsidie IPS-traject",
     "vaststelling": "Vaststelling subsidie IPS-traject",
+    "verlenging": "Besluit op uw verzoek om verlenging van het IPS-traject: verlenging",
+    "afwijzing_verlenging": "Besluit op uw verzoek om verlenging van het IPS-traject: afwijzing",
 }
 
 
@@ -415,7 +429,10 @@ def stel_beschikking_op(v: BeschikkingVerzoek) -> Beschikking:
     r = v.regeling
     mandaat = mandaattekst(r, v.gemeente_naam, v.ondertekenaar)
     einde = bezwaartermijn_einde(v.datum, r.bezwaartermijn_weken) if v.soort in MET_BEZWAAR else None
-    financiering = r.financiering(v.bedrag_cents) if v.soort in ("toekenning", "vaststelling") else None
+    bedrag_cents = v.bedrag_cents
+    if v.soort == "vaststelling" and v.vastgesteld_cents is not None:
+        bedrag_cents = v.vastgesteld_cents
+    financiering = r.financiering(bedrag_cents) if v.soort in MET_BEDRAG else None
     geadresseerde = (f"de ggz-instelling met KvK-nummer {v.ggz_kvk_nummer}" if v.ggz_kvk_nummer
                      else "de ggz-instelling die de aanvraag heeft ingediend")
     regels = [
@@ -443,7 +460,7 @@ def stel_beschikking_op(v: BeschikkingVerzoek) -> Beschikking:
             "omschrijving van het besluit waartegen u bezwaar maakt en de redenen van uw bezwaar, en onderteken "
             "het.")]
     return Beschikking(kenmerk=v.kenmerk, soort=v.soort, datum=v.datum, bezwaartermijn_einde=einde,
-                       bedrag_cents=v.bedrag_cents if v.soort in ("toekenning", "vaststelling") else 0,
+                       bedrag_cents=bedrag_cents if v.soort in MET_BEDRAG else 0,
                        financiering=financiering, mandaat=mandaat, tekst="\n".join(regels) + "\n")
 
 
@@ -491,5 +508,142 @@ def _kern(v: BeschikkingVerzoek, financiering: dict[str, object] | None) -> list
         return ["Wij kunnen niet binnen de wettelijke termijn op uw aanvraag beslissen. Op grond van artikel 4:14 "
                 f"van de Algemene wet bestuursrecht laten wij u weten dat wij uiterlijk op {nieuw} zullen "
                 "beslissen.", *gronden]
-    return [f"Wij stellen de subsidie voor het IPS-traject van het type {v.traject_type} vast op "
-            f"{bedrag(v.bedrag_cents)}.", *gronden]
+    if v.soort == "verlenging":
+        nieuw = _datum(v.nieuwe_einddatum) if v.nieuwe_einddatum else "(onbekend)"
+        return [f"U hebt gevraagd het IPS-traject van het type {v.traject_type} te verlengen. Wij verlengen het "
+                f"traject met {v.maanden} maanden. De nieuwe einddatum van het traject is {nieuw}.",
+                "",
+                "Het traject kan op grond van de regeling eenmaal worden verlengd; een volgende verlenging is niet "
+                "mogelijk. De verlenging verandert het subsidiebedrag niet.", *gronden]
+    if v.soort == "afwijzing_verlenging":
+        gevraagd = f" met {v.maanden} maanden" if v.maanden else ""
+        return [f"U hebt gevraagd het IPS-traject van het type {v.traject_type}{gevraagd} te verlengen. Wij wijzen "
+                "uw verzoek af, om de volgende redenen:", *gronden,
+                "", "Het traject eindigt daarom op de einddatum die al gold."]
+    return _vaststelling(v, gronden)
+
+
+def _vaststelling(v: BeschikkingVerzoek, gronden: list[str]) -> list[str]:
+    verleend = v.bedrag_cents
+    vastgesteld = v.vastgesteld_cents if v.vastgesteld_cents is not None else verleend
+    betaald = v.betaald_cents if v.betaald_cents is not None else voorschot_cents(v.regeling, verleend)
+    regels = [f"Wij stellen de subsidie voor het IPS-traject van het type {v.traject_type} vast op "
+              f"{bedrag(vastgesteld)}.", ""]
+    if vastgesteld == verleend:
+        regels.append(f"Dit is gelijk aan het verleende bedrag van {bedrag(verleend)}.")
+    else:
+        regels.append(f"Bij de toekenning is {bedrag(verleend)} verleend. De subsidie wordt "
+                      f"{bedrag(abs(verleend - vastgesteld))} {'lager' if vastgesteld < verleend else 'hoger'} "
+                      "vastgesteld dan verleend (artikel 4:46 van de Algemene wet bestuursrecht).")
+    saldo = vastgesteld - betaald
+    regels.append(f"U hebt tot nu toe {bedrag(betaald)} ontvangen.")
+    if saldo > 0:
+        regels.append(f"UWV betaalt u het resterende bedrag van {bedrag(saldo)} uit.")
+    elif saldo < 0:
+        regels.append(
+            f"U hebt {bedrag(-saldo)} te veel ontvangen. Dit bedrag vorderen wij van u terug (artikel 4:57 van "
+            "de Algemene wet bestuursrecht). UWV stuurt u hiervoor een betaalverzoek of verrekent het bedrag met "
+            "een volgende betaling. Terugvordering is mogelijk tot "
+            f"{v.regeling.terugvorderingstermijn_jaren} jaar na de dag van deze vaststelling.")
+    else:
+        regels.append("U hoeft niets terug te betalen en u ontvangt geen betaling meer.")
+    return [*regels, *gronden]
+
+
+def voorschot_cents(regeling: Regeling, verleend_cents: int) -> int:
+    """What the payment schedule pays before the vaststelling (the moments other than ``vaststelling``)."""
+    percentage = sum(b.percentage for b in regeling.betaalschema if b.moment != "vaststelling")
+    return verleend_cents * percentage // 100
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The trajectory after the grant: extension and vaststelling
+
+
+def geplande_einddatum(start: date, maanden: int) -> date:
+    """The last day of a trajectory of ``maanden`` months from ``start``: 2024-02-01 + 24 -> 2026-01-31."""
+    return plus_duur(start, f"P{maanden}M") - timedelta(days=1)
+
+
+def verlengde_einddatum(einde: date, maanden: int) -> date:
+    """A planned end date moved by ``maanden`` months, end-of-month aware: the period still ends the day
+    before the same day of the month it would start again (2026-01-31 + 12 -> 2027-01-31; 2026-02-28 + 12
+    -> 2027-02-28; 2026-04-30 + 1 -> 2026-05-31)."""
+    return plus_duur(einde + timedelta(days=1), f"P{maanden}M") - timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Verlengingstoets:
+    toegestaan: bool
+    weigeringsgronden: tuple[Grond, ...]
+    nieuwe_einddatum: date | None
+
+
+def toets_verlenging(regeling: Regeling, maanden: int, einddatum: date, eerdere_verlengingen: int) -> Verlengingstoets:
+    """One extension of at most the regulation's ``verlenging_max_maanden`` months; the new end date when
+    it may be granted (the gemeente still decides)."""
+    gronden: list[Grond] = []
+    maximum = regeling.verlenging_max_maanden
+    if maanden < 1 or maanden > maximum:
+        gronden.append(Grond("verlenging_te_lang" if maanden > maximum else "verlenging_ongeldig", (
+            f"U vraagt een verlenging van {maanden} maanden. Op grond van de {regeling.citeertitel} kan een "
+            f"traject met ten hoogste {maximum} maanden worden verlengd.")))
+    if eerdere_verlengingen > 0:
+        gronden.append(Grond("al_verlengd", (
+            f"Het traject is al eerder verlengd. Op grond van de {regeling.citeertitel} kan een traject maar "
+            "eenmaal worden verlengd.")))
+    if gronden:
+        return Verlengingstoets(False, tuple(gronden), None)
+    return Verlengingstoets(True, (), verlengde_einddatum(einddatum, maanden))
+
+
+VASTSTELLINGSREGELS = ("full", "pro_rata_months")
+
+
+@dataclass(frozen=True)
+class Vaststelling:
+    vastgesteld_cents: int
+    regel: str
+    maanden: int
+    toelichting: str
+
+
+def gelopen_maanden(start: date, einde: date) -> int:
+    """The calendar months in which the trajectory ran: from the month of ``start`` up to and including the
+    month of ``einde`` (0 when it ended before it started)."""
+    if einde < start:
+        return 0
+    return (einde.year - start.year) * 12 + einde.month - start.month + 1
+
+
+def deel_half_naar_boven(teller: int, noemer: int) -> int:
+    """teller / noemer rounded to whole cents, a half rounded up (non-negative numbers)."""
+    quotient, rest = divmod(teller, noemer)
+    return quotient + (1 if 2 * rest >= noemer else 0)
+
+
+def stel_vast(regel: str, verleend_cents: int, startdatum: date, geplande_einde: date,
+              werkelijke_einde: date | None, looptijd_maanden: int) -> Vaststelling:
+    """The final amount under the regulation's rule.
+
+    ``full``: the granted amount. ``pro_rata_months``: granted * months run / looptijd_maanden, where months
+    run are the calendar months from the start month up to and including the month it ended (the planned end
+    when it ran its course), at most the looptijd (an extension adds time, not money); half a cent rounds up.
+    """
+    if regel not in VASTSTELLINGSREGELS:
+        raise ValueError(f"unknown vaststellingsregel {regel!r}")
+    if looptijd_maanden < 1:
+        raise ValueError("looptijd_maanden must be positive")
+    einde = werkelijke_einde or geplande_einde
+    maanden = min(gelopen_maanden(startdatum, einde), looptijd_maanden)
+    vroeg = werkelijke_einde is not None and werkelijke_einde < geplande_einde
+    verloop = (f"Het traject is gestart op {_datum(startdatum)} en " +
+               (f"voortijdig beëindigd op {_datum(einde)}" if vroeg else f"geëindigd op {_datum(einde)}") +
+               f"; het liep in {gelopen_maanden(startdatum, einde)} kalendermaanden.")
+    if regel == "full":
+        return Vaststelling(verleend_cents, regel, maanden, (
+            f"{verloop} De regeling stelt de subsidie vast op het verleende bedrag van {bedrag(verleend_cents)}."))
+    vastgesteld = deel_half_naar_boven(verleend_cents * maanden, looptijd_maanden)
+    return Vaststelling(vastgesteld, regel, maanden, (
+        f"{verloop} De regeling stelt de subsidie vast naar rato van de maanden waarin het traject liep: "
+        f"{maanden} van de {looptijd_maanden} maanden van {bedrag(verleend_cents)} is {bedrag(vastgesteld)}."))

@@ -8,7 +8,7 @@ engine. Budget and caps are changed with guarded updates keyed by the aanvraag i
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -24,10 +24,22 @@ from grants.domain import (
     grond_gemeentelijk_maximum,
     grond_subsidieplafond,
     stel_beschikking_op,
+    stel_vast,
     toets,
+    toets_verlenging,
     weigeringsgronden,
 )
-from grants.messages import BeschikkingOpstellen, CommandParams, Reserveren, Toetsen, Vastleggen, Vrijgeven
+from grants.messages import (
+    BeschikkingOpstellen,
+    CommandParams,
+    FinancieelRegistreren,
+    Reserveren,
+    Toetsen,
+    Vastleggen,
+    VaststellingBerekenen,
+    VerlengingToetsen,
+    Vrijgeven,
+)
 from grants.repository import GrantsRepository, cap_id, ledger_id
 from servicekit.broker import EVENTS
 from servicekit.commands import Failure, Outcome, apply_command, reply_to
@@ -97,7 +109,7 @@ class GrantsHandlers:
 
         def apply(zaak: Document) -> Outcome:
             zaak.update(regeling=t.regeling, gemeente_code=p.gemeente_code, bevoegde_gemeente=t.bevoegde_gemeente,
-                        traject_type=p.traject_type, toetsing=result)
+                        traject_type=p.traject_type, aanvraagdatum=p.aanvraagdatum.isoformat(), toetsing=result)
             if p.ggz_kvk_nummer:
                 zaak["ggz_kvk_nummer"] = p.ggz_kvk_nummer
             return result
@@ -262,6 +274,75 @@ class GrantsHandlers:
 
         await self._answer(command, p.aanvraag_id, apply)
 
+    # ------------------------------------------------------------------- the trajectory after the grant
+
+    async def verlenging_toetsen(self, command: CloudEvent) -> None:
+        """ips.traject.verlenging_toetsen.v1: at most the regulation's maximum, and only one extension (the
+        zaak's own count of granted extensions counts too). Recorded on the zaak."""
+        p = parse(VerlengingToetsen, command)
+        regeling = self.regelingen.get(p.regeling)
+
+        def apply(zaak: Document) -> Outcome:
+            if regeling is None:
+                return Failure("IPS-REGELING-001", f"Onbekende regeling {p.regeling}.")
+            eerdere = max(p.eerdere_verlengingen, int(zaak.get("verlengingen") or 0))
+            t = toets_verlenging(regeling, p.maanden, p.einddatum, eerdere)
+            result = {"toegestaan": t.toegestaan, "weigeringsgronden": [g.as_dict() for g in t.weigeringsgronden],
+                      "nieuweEinddatum": t.nieuwe_einddatum.isoformat() if t.nieuwe_einddatum else None,
+                      "maanden": p.maanden, "einddatum": p.einddatum.isoformat()}
+            zaak["verlengingstoets"] = {**result, "op": iso(command.time)}
+            return result
+
+        await self._answer(command, p.aanvraag_id, apply)
+
+    async def vaststelling_berekenen(self, command: CloudEvent) -> None:
+        """ips.vaststelling.berekenen.v1: the final amount under the regulation's vaststellingsregel."""
+        p = parse(VaststellingBerekenen, command)
+        regeling = self.regelingen.get(p.regeling)
+
+        def apply(zaak: Document) -> Outcome:
+            if regeling is None:
+                return Failure("IPS-REGELING-001", f"Onbekende regeling {p.regeling}.")
+            v = stel_vast(regeling.vaststellingsregel, p.bedrag_cents, p.startdatum, p.geplande_einddatum,
+                          p.werkelijke_einddatum, p.looptijd_maanden)
+            result = {"vastgesteldCents": v.vastgesteld_cents, "regel": v.regel, "maanden": v.maanden,
+                      "toelichting": v.toelichting, "verleendCents": p.bedrag_cents}
+            zaak["vaststelling"] = {**result, "startdatum": p.startdatum.isoformat(),
+                                    "werkelijkeEinddatum": (p.werkelijke_einddatum or p.geplande_einddatum).isoformat(),
+                                    "op": iso(command.time)}
+            return result
+
+        await self._answer(command, p.aanvraag_id, apply)
+
+    async def financieel_registreren(self, command: CloudEvent) -> None:
+        """ips.budget.financieel_registreren.v1: the case's paid / recovered / vastgesteld totals, on the zaak
+        and on the ledger of its budget period (adjusted by the difference; a retry counts nothing twice)."""
+        p = parse(FinancieelRegistreren, command)
+        zaak = await self.repo.zaken.get(p.aanvraag_id)
+        if zaak is not None and command.id in (zaak.get("applied") or []):
+            return  # answered before
+        found = await self._reservation(p.aanvraag_id)
+        outcome: Outcome
+        entry: dict[str, Any] | None = None
+        if found is None:
+            outcome = Failure("IPS-BUDGET-001", "Er is geen budgetreservering voor deze aanvraag.")
+        else:
+            lid = found[1]
+            entry = await self.repo.register_financial(lid, p.aanvraag_id, command.id, {
+                "betaald_cents": p.betaald_cents, "teruggevorderd_cents": p.teruggevorderd_cents,
+                "vastgesteld_cents": p.vastgesteld_cents})
+            outcome = {}
+
+        def apply(doc: Document) -> Outcome:
+            if entry is not None and found is not None:
+                doc["financieel"] = {"betaald_cents": entry["betaald_cents"],
+                                     "teruggevorderd_cents": entry["teruggevorderd_cents"],
+                                     "vastgesteld_cents": entry["vastgesteld_cents"],
+                                     "budgetperiode": found[0]["budgetperiode"], "op": iso(command.time)}
+            return outcome
+
+        await self._answer(command, p.aanvraag_id, apply)
+
     # ---------------------------------------------------------------------------------------- beschikking
 
     async def beschikking_opstellen(self, command: CloudEvent) -> None:
@@ -278,7 +359,18 @@ class GrantsHandlers:
             outcome = Failure("IPS-REGELING-001", f"Onbekende regeling {p.regeling}.")
         else:
             traject_type = p.traject_type or zaak.get("traject_type") or regeling.trajecttypen[0]
-            bedrag = p.bedrag_cents if p.bedrag_cents is not None else (regeling.tarief(traject_type) or 0)
+            verleend = (zaak.get("vergoeding") or {}).get("bedragCents") or regeling.tarief(traject_type) or 0
+            bedrag = p.bedrag_cents if p.bedrag_cents is not None else verleend
+            toets_ = zaak.get("verlengingstoets") or {}
+            nieuwe_einddatum = p.nieuwe_einddatum or (
+                date.fromisoformat(toets_["nieuweEinddatum"]) if p.soort == "verlenging" and
+                toets_.get("nieuweEinddatum") else None)
+            maanden = p.maanden if p.maanden is not None else (
+                toets_.get("maanden") if p.soort in ("verlenging", "afwijzing_verlenging") else None)
+            vastgesteld = p.vastgesteld_cents
+            if vastgesteld is None and p.soort == "vaststelling":
+                vastgesteld = (zaak.get("vaststelling") or {}).get("vastgesteldCents")
+            betaald = (zaak.get("financieel") or {}).get("betaald_cents")
             ondertekenaar = (Ondertekenaar(p.ondertekenaar.subject, p.ondertekenaar.naam,
                                            frozenset(p.ondertekenaar.mandaten)) if p.ondertekenaar else None)
             kenmerk = f"IPS-{p.gemeente_code}-{datum.year}-{beschikking_id[:8].upper()}"
@@ -290,12 +382,17 @@ class GrantsHandlers:
                 ggz_kvk_nummer=p.ggz_kvk_nummer or zaak.get("ggz_kvk_nummer"),
                 nieuwe_beslisdatum=p.nieuwe_beslisdatum,
                 van_gemeente_naam=self.gemeente_naam(p.van_gemeente_code) if p.van_gemeente_code else None,
-                naar_gemeente_naam=self.gemeente_naam(p.naar_gemeente_code) if p.naar_gemeente_code else None)
+                naar_gemeente_naam=self.gemeente_naam(p.naar_gemeente_code) if p.naar_gemeente_code else None,
+                nieuwe_einddatum=nieuwe_einddatum, maanden=maanden, vastgesteld_cents=vastgesteld,
+                betaald_cents=betaald)
+            b = None
             try:
                 b = stel_beschikking_op(verzoek)
             except MandaatOntbreekt as exc:
                 outcome = Failure("IPS-MANDAAT-001", str(exc))
             else:
+                outcome = _verlenging_mag(zaak, beschikking_id, nieuwe_einddatum) if p.soort == "verlenging" else {}
+            if b is not None and isinstance(outcome, dict):
                 stored = await self._store_beschikking({
                     "_id": beschikking_id, "aanvraag_id": p.aanvraag_id, "command_id": command.id,
                     "kenmerk": b.kenmerk, "soort": b.soort, "datum": b.datum.isoformat(),
@@ -308,14 +405,26 @@ class GrantsHandlers:
                     "ondertekenaar": ({"subject": ondertekenaar.subject, "naam": ondertekenaar.naam}
                                       if ondertekenaar else None),
                     "nieuwe_beslisdatum": p.nieuwe_beslisdatum.isoformat() if p.nieuwe_beslisdatum else None,
+                    "nieuwe_einddatum": nieuwe_einddatum.isoformat() if nieuwe_einddatum else None,
+                    "maanden": maanden, "verleend_cents": bedrag if p.soort == "vaststelling" else None,
+                    "vastgesteld_cents": b.bedrag_cents if p.soort == "vaststelling" else None,
                     "tekst": b.tekst, "opgesteld_op": datetime.now(UTC)})
                 outcome = beschikking_result(stored)
 
         def apply(doc: Document) -> Outcome:
-            if stored is not None:
-                doc["beschikkingen"] = [*(doc.get("beschikkingen") or []),
-                                        {"id": stored["_id"], "kenmerk": stored["kenmerk"], "soort": stored["soort"],
-                                         "datum": stored["datum"]}]
+            if stored is None:
+                return outcome
+            if stored["soort"] == "verlenging":
+                check = _verlenging_mag(doc, stored["_id"], stored.get("nieuwe_einddatum"))
+                if isinstance(check, Failure):
+                    return check
+                doc["verlengingen"] = int(doc.get("verlengingen") or 0) + 1
+                doc["verlenging"] = {"beschikkingId": stored["_id"], "maanden": stored["maanden"],
+                                     "nieuweEinddatum": stored["nieuwe_einddatum"], "datum": stored["datum"]}
+            doc["beschikkingen"] = [*(doc.get("beschikkingen") or []),
+                                    {"id": stored["_id"], "kenmerk": stored["kenmerk"], "soort": stored["soort"],
+                                     "datum": stored["datum"], "bedrag_cents": stored["bedrag_cents"],
+                                     "gronden": [g["code"] for g in stored.get("gronden") or []]}]
             return outcome
 
         await self._answer(command, p.aanvraag_id, apply)
@@ -329,9 +438,29 @@ class GrantsHandlers:
             return existing  # written by an earlier attempt of the same command: keep that one
 
 
+def _verlenging_mag(zaak: Document, beschikking_id: str, nieuwe_einddatum: object) -> Outcome:
+    """An extension is granted once: a second verlenging beschikking (another command) is refused, even when
+    the engine's count says otherwise."""
+    eerdere = zaak.get("verlenging") or {}
+    if eerdere and eerdere.get("beschikkingId") != beschikking_id:
+        return Failure("IPS-VERLENGING-001", "Het traject is al eerder verlengd; het kan maar eenmaal worden "
+                                             "verlengd.")
+    if nieuwe_einddatum is None:
+        return Failure("IPS-VERLENGING-002", "Een verlenging vraagt de nieuwe einddatum.")
+    return {}
+
+
 def beschikking_result(doc: Document) -> dict[str, Any]:
-    return {"beschikkingId": doc["_id"], "kenmerk": doc["kenmerk"], "soort": doc["soort"], "datum": doc["datum"],
-            "bezwaartermijnEinde": doc.get("bezwaartermijn_einde"), "bedragCents": doc["bedrag_cents"],
-            "financiering": doc.get("financiering"), "mandaat": doc.get("mandaat"),
-            "gemeenteCode": doc.get("gemeente_code"), "tekst": doc["tekst"]}
+    result = {"beschikkingId": doc["_id"], "kenmerk": doc["kenmerk"], "soort": doc["soort"], "datum": doc["datum"],
+              "bezwaartermijnEinde": doc.get("bezwaartermijn_einde"), "bedragCents": doc["bedrag_cents"],
+              "financiering": doc.get("financiering"), "mandaat": doc.get("mandaat"),
+              "gemeenteCode": doc.get("gemeente_code"), "tekst": doc["tekst"]}
+    if doc.get("nieuwe_einddatum"):
+        result["nieuweEinddatum"] = doc["nieuwe_einddatum"]
+    if doc.get("maanden") is not None:
+        result["maanden"] = doc["maanden"]
+    if doc.get("vastgesteld_cents") is not None:
+        result.update(vastgesteldCents=doc["vastgesteld_cents"], verleendCents=doc.get("verleend_cents"),
+                      verschilCents=(doc.get("verleend_cents") or 0) - doc["vastgesteld_cents"])
+    return result
 

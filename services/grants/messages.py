@@ -16,7 +16,8 @@ from pydantic.alias_generators import to_camel
 # Used as part of a document key (``reserveringen.<id>``): FerretDB and MongoDB forbid '.' and a leading '$'.
 ID_PATTERN = r"^[A-Za-z0-9_:-]{1,100}$"
 TRAJECT_TYPE = Literal["CMD", "EPA"]
-SOORT = Literal["toekenning", "afwijzing", "niet_behandelen", "doorzending", "verdaging", "vaststelling"]
+SOORT = Literal["toekenning", "afwijzing", "niet_behandelen", "doorzending", "verdaging", "vaststelling", "verlenging",
+                "afwijzing_verlenging"]
 
 
 class CommandParams(BaseModel):
@@ -108,8 +109,42 @@ class BeschikkingOpstellen(CommandParams):
     van_gemeente_code: str | None = Field(default=None, pattern=r"^\d{4}$")
     naar_gemeente_code: str | None = Field(default=None, pattern=r"^\d{4}$")
     ggz_kvk_nummer: str | None = Field(default=None, pattern=r"^\d{8}$")
+    nieuwe_einddatum: date | None = None
+    maanden: int | None = Field(default=None, ge=0, le=1200)
+    vastgesteld_cents: int | None = Field(default=None, ge=0)
 
-    _d = field_validator("nieuwe_beslisdatum", mode="before")(_datum)
+    _d = field_validator("nieuwe_beslisdatum", "nieuwe_einddatum", mode="before")(_datum)
+
+
+class VerlengingToetsen(CommandParams):
+    aanvraag_id: str = Field(pattern=ID_PATTERN)
+    regeling: str
+    maanden: int = Field(ge=0, le=1200)
+    einddatum: date
+    eerdere_verlengingen: int = Field(default=0, ge=0)
+
+    _d = field_validator("einddatum", mode="before")(_datum)
+
+
+class VaststellingBerekenen(CommandParams):
+    aanvraag_id: str = Field(pattern=ID_PATTERN)
+    regeling: str
+    bedrag_cents: int = Field(ge=0)
+    startdatum: date
+    geplande_einddatum: date
+    werkelijke_einddatum: date | None = None
+    looptijd_maanden: int = Field(ge=1, le=1200)
+
+    _d = field_validator("startdatum", "geplande_einddatum", "werkelijke_einddatum", mode="before")(_datum)
+
+
+class FinancieelRegistreren(CommandParams):
+    """The case's new totals (not increments): a repeat or a later correction sets them again."""
+
+    aanvraag_id: str = Field(pattern=ID_PATTERN)
+    betaald_cents: int = Field(ge=0)
+    teruggevorderd_cents: int = Field(ge=0)
+    vastgesteld_cents: int | None = Field(default=None, ge=0)
 
 
 # ---------------------------------------------------------------------------------------------------- HTTP

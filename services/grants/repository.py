@@ -5,7 +5,9 @@ Collections (all looked up by ``_id``; FerretDB v1 scans for any other filter):
 * ``zaken``: one per aanvraag (regulation, competent gemeente, toetsing, beschikkingen); command replies.
 * ``reserveringsverzoeken``: one per aanvraag: the reservation request in order of receipt and its reply.
 * ``budgetten``: one ledger per regulation and budget period: ``plafond_cents``, ``beschikbaar_cents``,
-  ``gereserveerd_cents``, ``vastgelegd_cents`` and ``reserveringen.<aanvraagId>``.
+  ``gereserveerd_cents``, ``vastgelegd_cents`` and ``reserveringen.<aanvraagId>``; after the grant also
+  ``betaald_cents``, ``teruggevorderd_cents``, ``vastgesteld_cents`` and ``financieel.<aanvraagId>`` (the
+  case's totals, so the ledger totals are always the sum of its cases).
 * ``caps``: one per regulation and gemeente where the regulation caps the number of trajectories.
 * ``beschikkingen``: the letters, ``_id`` derived from the command id.
 * ``leases``: who runs the allocator.
@@ -104,6 +106,41 @@ class GrantsRepository:
                  "$inc": {"beschikbaar_cents": bedrag_cents, counter: -bedrag_cents, "revision": 1}})
             if result.matched_count == 1:
                 return
+
+    async def register_financial(self, lid: str, aanvraag_id: str, command_id: str,
+                                 totalen: dict[str, int | None]) -> dict[str, Any]:
+        """Set the case's paid / recovered / vastgesteld totals on the ledger and move the ledger totals by
+        the difference, in one update guarded by the case's entry version (compare-and-set): a retry of the
+        same command finds its id in the entry and changes nothing. A None total keeps the value it had.
+        Returns the entry as it stands afterwards."""
+        key = f"financieel.{aanvraag_id}"
+        for _ in range(50):
+            doc = await self.budgetten.find_one({"_id": lid}, {key: 1})
+            if doc is None:
+                raise LookupError(f"budgetten/{lid} does not exist")
+            old: dict[str, Any] = (doc.get("financieel") or {}).get(aanvraag_id) or {}
+            if command_id in (old.get("commands") or []):
+                return old
+            new = {veld: (waarde if waarde is not None else int(old.get(veld, 0)))
+                   for veld, waarde in totalen.items()}
+            inc = {veld: new[veld] - int(old.get(veld, 0)) for veld in new}
+            versie = int(old.get("versie", 0))
+            entry = {**new, "versie": versie + 1, "commands": [*(old.get("commands") or []), command_id]}
+            guard: dict[str, Any] = {"_id": lid}
+            guard[f"{key}.versie" if old else key] = versie if old else {"$exists": False}
+            result = await self.budgetten.update_one(
+                guard, {"$set": {key: entry}, "$inc": {**inc, "revision": 1}})
+            if result.matched_count == 1:
+                return entry
+        raise RuntimeError(f"budgetten/{lid}: too many concurrent changes to {key}")
+
+    async def report_sources(self) -> tuple[list[Document], list[Document], list[Document]]:
+        """Zaken, reservation requests and ledgers as the reports need them (scans; a year is small)."""
+        zaken = await self.zaken.collection.find(
+            {}, {"_id": 1, "regeling": 1, "gemeente_code": 1, "aanvraagdatum": 1, "beschikkingen": 1}).to_list(None)
+        verzoeken = await self.verzoeken.collection.find(
+            {}, {"_id": 1, "regeling": 1, "budgetperiode": 1, "gemeente_code": 1, "uitkomst": 1}).to_list(None)
+        return zaken, verzoeken, await self.all_ledgers()
 
     async def all_ledgers(self) -> list[Document]:
         return await self.budgetten.find({}).to_list(None)
