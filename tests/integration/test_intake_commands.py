@@ -32,7 +32,7 @@ class EngineStandIn:
         await self.broker.connect()
         self._channel = await self.broker.new_channel(prefetch=100)
         queue = await self._channel.declare_queue(self.broker.name("engine-stand-in"), exclusive=True)
-        for key in ("ips.opdracht.#", "ips.aanvraag.#"):
+        for key in ("ips.opdracht.#", "ips.aanvraag.#", "ips.traject.#"):
             await queue.bind(self.broker.name(EVENTS), routing_key=key)
         await queue.consume(self._on_message, no_ack=True)
 
