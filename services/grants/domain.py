@@ -560,16 +560,30 @@ def voorschot_cents(regeling: Regeling, verleend_cents: int) -> int:
 # The trajectory after the grant: extension and vaststelling
 
 
+def _maanden_verder(dag: date, maanden: int) -> tuple[int, int]:
+    total = dag.year * 12 + dag.month - 1 + maanden
+    return total // 12, total % 12 + 1
+
+
 def geplande_einddatum(start: date, maanden: int) -> date:
-    """The last day of a trajectory of ``maanden`` months from ``start``: 2024-02-01 + 24 -> 2026-01-31."""
-    return plus_duur(start, f"P{maanden}M") - timedelta(days=1)
+    """The last day of a trajectory of ``maanden`` months from ``start``: the day before the same day of the
+    month ``maanden`` months later, or that month's last day when it has no such day (2024-02-01 + 24 ->
+    2026-01-31; 2023-03-31 + 1 -> 2023-04-30; 2024-01-31 + 1 -> 2024-02-29)."""
+    year, month = _maanden_verder(start, maanden)
+    if start.day > _days_in_month(year, month):
+        return date(year, month, _days_in_month(year, month))
+    return date(year, month, start.day) - timedelta(days=1)
 
 
 def verlengde_einddatum(einde: date, maanden: int) -> date:
-    """A planned end date moved by ``maanden`` months, end-of-month aware: the period still ends the day
-    before the same day of the month it would start again (2026-01-31 + 12 -> 2027-01-31; 2026-02-28 + 12
-    -> 2027-02-28; 2026-04-30 + 1 -> 2026-05-31)."""
-    return plus_duur(einde + timedelta(days=1), f"P{maanden}M") - timedelta(days=1)
+    """A planned end date moved by ``maanden`` months, end-of-month aware: a period ending on the last day of
+    a month ends on the last day of the month ``maanden`` later (2026-01-31 + 12 -> 2027-01-31; 2026-04-30 + 1
+    -> 2026-05-31; 2027-02-28 + 12 -> 2028-02-29); otherwise on the same day, or that month's last day."""
+    year, month = _maanden_verder(einde, maanden)
+    laatste = _days_in_month(year, month)
+    if einde.day == _days_in_month(einde.year, einde.month):
+        return date(year, month, laatste)
+    return date(year, month, min(einde.day, laatste))
 
 
 @dataclass(frozen=True)
