@@ -1,18 +1,69 @@
-"""HTTP edge of notifications: health and a read-only view for admins."""
+"""HTTP edge of notifications: the delivery log, the letters, retries, and the dossier view for admins.
+
+Every endpoint needs a bearer token. The delivery log and retries are for beheer; a letter (and its log
+entry) may also be read by the ggz-instelling and the gemeente it was addressed to.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
-from notifications.bootstrap import NotificationSettings, bootstrap
-from servicekit.auth import PrincipalDep, forbid
+from fastapi import Depends, FastAPI, Query, Request, Response
+
+from notifications.bootstrap import Notifications, NotificationSettings, bootstrap
+from notifications.domain import STATUSSEN
+from notifications.handlers import Conflict
+from notifications.messages import Bericht
+from servicekit.auth import Principal, PrincipalDep, forbid
 from servicekit.http import API_PREFIX, add_health, create_app, problem
+from servicekit.store import Document
+
+
+def get_notifications(request: Request) -> Notifications:
+    return request.app.state.notifications  # type: ignore[no-any-return]
+
+
+NotificationsDep = Annotated[Notifications, Depends(get_notifications)]
+
+
+def _bericht(doc: Document) -> dict[str, Any]:
+    return Bericht(
+        id=doc["_id"], aanvraag_id=doc["aanvraag_id"], beschikking_id=doc["beschikking_id"], kenmerk=doc["kenmerk"],
+        soort=doc["soort"], aan=[c["email"] for c in doc.get("aan") or []],
+        cc=[c["email"] for c in doc.get("cc") or []], onderwerp=doc["onderwerp"], status=doc["status"],
+        ontbrekend=doc.get("ontbrekend") or [], pogingen=doc.get("pogingen") or [],
+        aangemaakt_op=doc["aangemaakt_op"], volgende_poging=doc.get("volgende_poging"),
+        verzonden_op=doc.get("verzonden_op"), smtp_antwoord=doc.get("smtp_antwoord"), bijlage=doc["bijlage"],
+        bijlage_bytes=doc["bijlage_bytes"], bijlage_sha256=doc["bijlage_sha256"],
+    ).model_dump(by_alias=True, mode="json")
+
+
+def _may_read(principal: Principal, doc: Document) -> bool:
+    return (principal.org_type == "beheer"
+            or (principal.org_type == "ggz" and bool(doc.get("aan")) and doc.get("ggz_kvk_nummer") == principal.org)
+            or (principal.org_type == "gemeente" and bool(doc.get("cc")) and doc.get("gemeente_code") == principal.org))
 
 
 def create(settings: NotificationSettings | None = None) -> FastAPI:
     svc = bootstrap(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with svc.runtime.lifespan(app):
+            await svc.repo.ensure_indexes()
+            task = asyncio.create_task(svc.sender.run(), name="smtp-sender")
+            try:
+                yield
+            finally:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
     app = create_app("ipsflow notifications", "Berichten en brieven aan ggz-instellingen en gemeenten.",
-                     lifespan=svc.runtime.lifespan)
+                     lifespan=lifespan)
     app.state.notifications = svc
     add_health(app, svc.runtime.ready_checks)
 
@@ -25,5 +76,50 @@ def create(settings: NotificationSettings | None = None) -> FastAPI:
             return problem(404, "Niet gevonden", "Geen dossier met dit kenmerk.")
         return {"id": doc["_id"], "berichten": doc["berichten"], "gemeenteCode": doc.get("gemeente_code"),
                 "trajectType": doc.get("traject_type")}
+
+    @app.get(f"{API_PREFIX}/berichten", tags=["berichten"])
+    async def berichten(  # type: ignore[no-untyped-def]
+            principal: PrincipalDep, s: NotificationsDep,
+            status: Annotated[str | None, Query(pattern="^(" + "|".join(STATUSSEN) + ")$")] = None,
+            aanvraag_id: Annotated[str | None, Query(alias="aanvraagId", max_length=100)] = None):
+        """The delivery log (newest first, at most 500): recipients, subject, status and every attempt."""
+        if principal.org_type != "beheer":
+            raise forbid("Alleen functioneel beheer ziet het verzendlogboek.")
+        return [_bericht(d) for d in await s.repo.log(status, aanvraag_id)]
+
+    @app.get(f"{API_PREFIX}/berichten/{{bericht_id}}", tags=["berichten"])
+    async def bericht(bericht_id: str, principal: PrincipalDep, s: NotificationsDep):  # type: ignore[no-untyped-def]
+        doc = await s.repo.get(bericht_id, licht=True)
+        if doc is None:
+            return problem(404, "Niet gevonden", "Geen bericht met dit id.")
+        if not _may_read(principal, doc):
+            raise forbid("Dit bericht is niet aan uw organisatie gericht.")
+        return _bericht(doc)
+
+    @app.get(f"{API_PREFIX}/berichten/{{bericht_id}}/pdf", tags=["berichten"],
+             responses={200: {"content": {"application/pdf": {}}}})
+    async def bericht_pdf(bericht_id: str, principal: PrincipalDep, s: NotificationsDep) -> Response:
+        doc = await s.repo.get(bericht_id)
+        if doc is None:
+            return problem(404, "Niet gevonden", "Geen bericht met dit id.")
+        if not _may_read(principal, doc):
+            raise forbid("Deze brief is niet aan uw organisatie gericht.")
+        return Response(bytes(doc["pdf"]), media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{doc["bijlage"]}"',
+                                 "Cache-Control": "no-store"})
+
+    @app.post(f"{API_PREFIX}/berichten/{{bericht_id}}/opnieuw", tags=["berichten"],
+              responses={404: {"description": "Onbekend bericht"}, 409: {"description": "Al verzonden of bezig"}})
+    async def opnieuw(bericht_id: str, principal: PrincipalDep, s: NotificationsDep):  # type: ignore[no-untyped-def]
+        """Try a failed (or parked, or waiting) message now, with a fresh round of attempts."""
+        if principal.org_type != "beheer":
+            raise forbid("Alleen functioneel beheer mag een bericht opnieuw versturen.")
+        try:
+            doc = await s.handlers.opnieuw(bericht_id)
+        except LookupError:
+            return problem(404, "Niet gevonden", "Geen bericht met dit id.")
+        except Conflict as exc:
+            return problem(409, "Conflict", str(exc))
+        return _bericht(doc)
 
     return app

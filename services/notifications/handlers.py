@@ -1,29 +1,74 @@
 """Message handlers of notifications.
 
-For now notifications records every application it hears of in ``dossiers`` (one document per case). The
-message id goes into the same single-document update as the effect, so a redelivery changes nothing.
+* ``ips.aanvraag.ingediend.v1`` (event): recorded in ``dossiers`` (one document per case). The message id
+  goes into the same single-document update as the effect, so a redelivery changes nothing.
+* ``ips.bericht.versturen.v1`` (command): records ONE message per beschikking in ``berichten`` (its ``_id``
+  is derived from the beschikking id) with the e-mail text and the letter as PDF, and replies at once through
+  ``apply_command`` on that document. Sending is the sender loop's job (sender.py): the process never waits
+  for SMTP. A redelivered command, or a second command for the same beschikking, finds the document and
+  only answers again; nothing new is sent.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bson import Binary
+from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
+from notifications.domain import (
+    BEZIG,
+    GEBLOKKEERD,
+    GEEN_ADRES,
+    TE_VERSTUREN,
+    VERZONDEN,
+    Brief,
+    Contacten,
+    Ontvangers,
+    Sjablonen,
+    bepaal_ontvangers,
+    bericht_id,
+    bevat_mogelijk_bsn,
+)
+from notifications.letter import render_pdf
+from notifications.messages import BerichtVersturen
+from notifications.repository import BerichtenRepository
+from servicekit.commands import Outcome, apply_command
+from servicekit.consumer import PoisonMessage
 from servicekit.envelope import CloudEvent
 from servicekit.logging import get_logger
 from servicekit.store import Document, DuplicateKeyError
 
 log = get_logger(__name__)
+SERVICE = "notifications"
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+class Conflict(Exception):
+    """The message is not in a state that allows this (e.g. already sent)."""
 
 
 class NotificationHandlers:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], repo: BerichtenRepository | None = None,
+                 laad_contacten: Callable[[], Contacten] | None = None, sjablonen: Sjablonen | None = None,
+                 wake_relay: Callable[[str, Any], None] = lambda _id, _c: None,
+                 wake_sender: Callable[[], None] = lambda: None) -> None:
         self.dossiers = db["dossiers"]
+        self.repo = repo or BerichtenRepository(db)
+        self.laad_contacten = laad_contacten or (lambda: Contacten({}, {}))
+        self.contacten = self.laad_contacten()
+        self.sjablonen = sjablonen or Sjablonen()
+        self.wake_relay = wake_relay
+        self.wake_sender = wake_sender
 
     async def aanvraag_ingediend(self, event: CloudEvent) -> None:
         """Record the application once per message id. Idempotent: the filter excludes applied ids."""
         if not event.subject:
-            from servicekit.consumer import PoisonMessage
-
             raise PoisonMessage("event without subject (case id)")
         try:
             await self.dossiers.update_one(
@@ -40,3 +85,103 @@ class NotificationHandlers:
             log.info("message.duplicate")
             return
         log.info("dossier.recorded")
+
+    # ------------------------------------------------------------------------------------ bericht versturen
+
+    async def bericht_versturen(self, command: CloudEvent) -> None:
+        """ips.bericht.versturen.v1 -> ``bericht``: berichtId, ontvangers (organisation ids), status."""
+        if not command.subject:
+            raise PoisonMessage("command without subject (case id)")
+        try:
+            p = BerichtVersturen.model_validate(command.data)
+        except ValidationError as exc:
+            fields = ", ".join(".".join(str(x) for x in e["loc"]) for e in exc.errors())
+            raise PoisonMessage(f"invalid parameters: {fields}") from None
+        bid = bericht_id(p.beschikking.beschikking_id)
+
+        def apply(doc: Document) -> Outcome:
+            return {"berichtId": doc["_id"], "ontvangers": doc["ontvangers"], "status": doc["status"]}
+
+        doc = await apply_command(self.repo.berichten, bid, command, SERVICE, apply,
+                                  create=lambda: self._nieuw_bericht(p, bid, command))
+        self.wake_relay(bid, self.repo.collection)
+        if doc.get("status") == TE_VERSTUREN:
+            self.wake_sender()
+        log.info("bericht.vastgelegd", bericht_id=bid, aanvraag_id=p.aanvraag_id, status=doc.get("status"))
+
+    def _nieuw_bericht(self, p: BerichtVersturen, bid: str, command: CloudEvent) -> Document:
+        beschikking = p.beschikking.model_dump(by_alias=True, mode="json", exclude_none=True)
+        beschikking.setdefault("datum", command.time.astimezone(AMSTERDAM).date().isoformat())
+        now = datetime.now(UTC)
+        doc: Document = {
+            "_id": bid, "aanvraag_id": p.aanvraag_id, "beschikking_id": p.beschikking.beschikking_id,
+            "kenmerk": p.beschikking.kenmerk, "soort": p.beschikking.soort, "gemeente_code": p.gemeente_code,
+            "ggz_kvk_nummer": p.ggz_kvk_nummer, "beschikking": beschikking, "command_id": command.id,
+            "pogingen": [], "teller": 0, "aangemaakt_op": now, "verzonden_op": None, "smtp_antwoord": None,
+            "claim": None, "lease_tot": None,
+        }
+        doc.update(self._inhoud(doc, self.contacten, now))
+        return doc
+
+    def _inhoud(self, doc: Document, contacten: Contacten, now: datetime) -> Document:
+        """Recipients, e-mail text and letter for the message; the status follows from them."""
+        brief = Brief.uit_beschikking(doc["beschikking"], doc["aanvraag_id"], doc["gemeente_code"], contacten,
+                                      doc.get("ggz_kvk_nummer"))
+        ontvangers = bepaal_ontvangers(contacten, doc.get("ggz_kvk_nummer"), doc["gemeente_code"])
+        tekst = self.sjablonen.mail_tekst(brief)
+        pdf = render_pdf(brief, self.sjablonen)
+        if bevat_mogelijk_bsn(tekst + "\n" + brief.tekst):
+            status = GEBLOKKEERD
+            log.warning("bericht.geblokkeerd", bericht_id=doc["_id"], reden="mogelijk BSN in de tekst")
+        elif not ontvangers.compleet:
+            status = GEEN_ADRES
+            log.warning("bericht.geen_adres", bericht_id=doc["_id"], ontbrekend=list(ontvangers.ontbrekend))
+        else:
+            status = TE_VERSTUREN
+        return {
+            "aan": [{"naam": c.naam, "email": c.email} for c in ontvangers.aan],
+            "cc": [{"naam": c.naam, "email": c.email} for c in ontvangers.cc],
+            "ontvangers": _ontvangers(ontvangers, doc.get("ggz_kvk_nummer"), doc["gemeente_code"]),
+            "ontbrekend": list(ontvangers.ontbrekend), "onderwerp": f"{brief.onderwerp} (kenmerk {brief.kenmerk})",
+            "tekst": tekst, "pdf": Binary(pdf), "bijlage": brief.bestandsnaam, "bijlage_bytes": len(pdf),
+            "bijlage_sha256": hashlib.sha256(pdf).hexdigest(), "status": status,
+            "volgende_poging": now if status == TE_VERSTUREN else None,
+        }
+
+    async def opnieuw(self, bid: str) -> Document:
+        """Beheer: try a failed, parked or waiting message now, with a fresh round of attempts. A message
+        without an address is first addressed again from the (re-read) contact configuration.
+        Raises LookupError (unknown) or Conflict (sent, being sent, blocked, still no address)."""
+        for _ in range(10):
+            doc = await self.repo.get(bid)
+            if doc is None:
+                raise LookupError(bid)
+            status = doc.get("status")
+            if status in (VERZONDEN, BEZIG):
+                raise Conflict(f"Het bericht heeft de status {status}.")
+            if status == GEBLOKKEERD:
+                raise Conflict("Dit bericht wordt nooit verzonden: de tekst lijkt een BSN te bevatten.")
+            now = datetime.now(UTC)
+            extra: Document = {}
+            if status == GEEN_ADRES:
+                self.contacten = self.laad_contacten()
+                extra = self._inhoud(doc, self.contacten, now)
+                if extra["status"] != TE_VERSTUREN:
+                    raise Conflict("Er ontbreekt nog een contactadres: " + ", ".join(extra["ontbrekend"]))
+            if await self.repo.opnieuw(bid, now, doc["revision"], extra):
+                self.wake_sender()
+                log.info("bericht.opnieuw", bericht_id=bid)
+                found = await self.repo.get(bid, licht=True)
+                assert found is not None
+                return found
+        raise Conflict("Het bericht verandert te vaak; probeer het opnieuw.")
+
+
+def _ontvangers(o: Ontvangers, kvk: str | None, gemeente_code: str) -> list[dict[str, str]]:
+    """Who the message goes to, as organisation ids only (the reply is an event: no names, no addresses)."""
+    found = []
+    if o.aan and kvk:
+        found.append({"rol": "aan", "organisatie": "ggz", "id": kvk})
+    if o.cc:
+        found.append({"rol": "cc", "organisatie": "gemeente", "id": gemeente_code})
+    return found

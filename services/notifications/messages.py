@@ -1,0 +1,75 @@
+"""Wire contracts of notifications: the parameters of ``ips.bericht.versturen.v1`` (bpmn/README.md) and the
+delivery log as the API shows it (camelCase).
+
+The command's own parameters are strict (extra="forbid"): a diagram that drifts from the catalogue fails
+loudly. The nested ``beschikking`` is grants' result, which may grow new fields; those are ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+ID_PATTERN = r"^[A-Za-z0-9_:-]{1,100}$"
+
+
+class BeschikkingGegevens(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    beschikking_id: str = Field(pattern=ID_PATTERN)
+    kenmerk: str = Field(min_length=1, max_length=100)
+    soort: str = Field(pattern=r"^[a-z_]{1,40}$")
+    datum: date | None = None
+    bezwaartermijn_einde: date | None = None
+    bedrag_cents: int | None = None
+    financiering: dict[str, Any] | None = None
+    mandaat: str | None = Field(default=None, max_length=2_000)
+    gemeente_code: str | None = None
+    tekst: str | None = Field(default=None, max_length=100_000)
+
+
+class BerichtVersturen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    element_id: str | None = Field(default=None, validation_alias=AliasChoices("elementId", "element_id"))
+    attempt: int | None = None
+    aanvraag_id: str = Field(pattern=ID_PATTERN)
+    gemeente_code: str = Field(pattern=r"^\d{4}$")
+    ggz_kvk_nummer: str | None = Field(default=None, pattern=r"^\d{8}$")
+    beschikking: BeschikkingGegevens
+
+
+class Poging(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    op: datetime
+    fout: str | None = None
+    smtp_code: int | None = None
+
+
+class Bericht(BaseModel):
+    """One entry of the delivery log."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    id: str
+    aanvraag_id: str
+    beschikking_id: str
+    kenmerk: str
+    soort: str
+    aan: list[str]
+    cc: list[str]
+    onderwerp: str
+    status: str
+    ontbrekend: list[str] = []
+    pogingen: list[Poging] = []
+    aangemaakt_op: datetime
+    volgende_poging: datetime | None = None
+    verzonden_op: datetime | None = None
+    smtp_antwoord: str | None = None
+    bijlage: str
+    bijlage_bytes: int
+    bijlage_sha256: str

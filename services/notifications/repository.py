@@ -1,0 +1,113 @@
+"""The ``berichten`` collection (one document per beschikking) and its guarded updates.
+
+Every write bumps ``revision``: ``apply_command`` and the outbox relay write revision-checked, so a sender
+update can never be overwritten by a stale copy. Filters other than ``{_id: ...}`` scan the collection on
+FerretDB v1; the scans here (due messages, the delivery log) read a projection without the PDF.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from notifications.domain import BEZIG, MISLUKT, TE_VERSTUREN, VERZONDEN
+from servicekit.store import Document, DocumentStore
+
+# What the delivery log and the sender's scan read: everything but the heavy and internal fields.
+LICHT = {"pdf": 0, "outbox": 0, "applied": 0, "tekst": 0}
+LOG_LIMIT = 500
+
+
+class BerichtenRepository:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.berichten = DocumentStore(db, "berichten")
+        self.collection = self.berichten.collection
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index("has_outbox")
+        await self.collection.create_index("status")
+
+    async def get(self, bericht_id: str, *, licht: bool = False) -> Document | None:
+        return await self.collection.find_one({"_id": bericht_id}, LICHT if licht else None)
+
+    async def due(self, now: datetime, limit: int = 50) -> list[Document]:
+        """Messages to try now: waiting ones whose time has come, and claims whose lease ran out."""
+        wachtend = await self.collection.find(
+            {"status": TE_VERSTUREN, "volgende_poging": {"$lte": now}},
+            {"_id": 1, "revision": 1, "volgende_poging": 1}).sort("volgende_poging", 1).limit(limit).to_list(None)
+        verlopen = await self.collection.find(
+            {"status": BEZIG, "lease_tot": {"$lte": now}}, {"_id": 1, "revision": 1}).limit(limit).to_list(None)
+        return verlopen + wachtend
+
+    async def claim(self, bericht_id: str, token: str, now: datetime, lease_tot: datetime) -> Document | None:
+        """Take the message for one send attempt: a revision-checked update from an eligible state, so two
+        senders never both win. Returns the claimed document (with the PDF), or None."""
+        for _ in range(5):
+            doc = await self.collection.find_one({"_id": bericht_id})
+            if doc is None or not _eligible(doc, now):
+                return None
+            result = await self.collection.update_one(
+                {"_id": bericht_id, "revision": doc["revision"]},
+                {"$set": {"status": BEZIG, "claim": token, "lease_tot": lease_tot}, "$inc": {"revision": 1}})
+            if result.modified_count == 1:
+                doc.update(status=BEZIG, claim=token, lease_tot=lease_tot, revision=doc["revision"] + 1)
+                return doc
+        return None
+
+    async def mark_sent(self, bericht_id: str, token: str, now: datetime, antwoord: str) -> bool:
+        """False when our claim was lost (the lease ran out and another sender took it)."""
+        result = await self.collection.update_one(
+            {"_id": bericht_id, "status": BEZIG, "claim": token},
+            {"$set": {"status": VERZONDEN, "verzonden_op": now, "smtp_antwoord": antwoord, "claim": None,
+                      "lease_tot": None, "volgende_poging": None},
+             "$push": {"pogingen": {"op": now, "fout": None, "smtp_code": _code(antwoord)}},
+             "$inc": {"revision": 1, "teller": 1}})
+        return result.modified_count == 1
+
+    async def mark_failed(self, bericht_id: str, token: str, now: datetime, fout: str, code: int | None,
+                          volgende: datetime | None) -> bool:
+        """Record the failed attempt; ``volgende`` None means no more attempts (status mislukt)."""
+        status: dict[str, Any] = ({"status": TE_VERSTUREN, "volgende_poging": volgende} if volgende is not None
+                                  else {"status": MISLUKT, "volgende_poging": None})
+        result = await self.collection.update_one(
+            {"_id": bericht_id, "status": BEZIG, "claim": token},
+            {"$set": {**status, "claim": None, "lease_tot": None},
+             "$push": {"pogingen": {"op": now, "fout": fout[:300], "smtp_code": code}},
+             "$inc": {"revision": 1, "teller": 1}})
+        return result.modified_count == 1
+
+    async def opnieuw(self, bericht_id: str, now: datetime, expected_revision: int,
+                      extra: Document | None = None) -> bool:
+        """Make a failed (or parked, or waiting) message due now, with a fresh round of attempts."""
+        result = await self.collection.update_one(
+            {"_id": bericht_id, "revision": expected_revision},
+            {"$set": {"status": TE_VERSTUREN, "volgende_poging": now, "teller": 0, **(extra or {})},
+             "$inc": {"revision": 1}})
+        return result.modified_count == 1
+
+    async def log(self, status: str | None, aanvraag_id: str | None) -> list[Document]:
+        query: Document = {}
+        if status:
+            query["status"] = status
+        if aanvraag_id:
+            query["aanvraag_id"] = aanvraag_id
+        docs = await self.collection.find(query, LICHT).sort("aangemaakt_op", -1).limit(LOG_LIMIT).to_list(None)
+        return docs
+
+
+def _eligible(doc: Document, now: datetime) -> bool:
+    if doc.get("status") == TE_VERSTUREN:
+        moment = doc.get("volgende_poging")
+        return moment is not None and moment <= now
+    if doc.get("status") == BEZIG:
+        lease = doc.get("lease_tot")
+        return lease is not None and lease <= now
+    return False
+
+
+def _code(antwoord: str) -> int | None:
+    head = antwoord[:3]
+    return int(head) if head.isdigit() else None
+

@@ -1,0 +1,107 @@
+"""The sender loop: takes due messages from ``berichten`` and delivers them over SMTP.
+
+Exactly-once as far as SMTP allows:
+
+* A sender first **claims** a message: a revision-checked update from ``te_versturen`` (due) to ``bezig``
+  with a random claim token and a lease. Two senders (tasks or processes) cannot both win that update, so a
+  message is never handed to SMTP twice while a claim holds.
+* After SMTP answered, the outcome is written only if the claim is still ours (``claim`` = our token).
+* SMTP has no idempotency. A crash after the server accepted the message and before ``verzonden`` was
+  written leaves the claim to run out; after ``lease_tot`` another sender tries again, which may deliver the
+  message a second time. The ``Message-ID`` header is derived from the beschikking, so the receiving side
+  can recognise and drop the repeat. The lease is kept well above the SMTP timeout so a slow, live send is
+  never taken over.
+
+A failed attempt goes into ``pogingen`` (time, error, SMTP code) and the next attempt is scheduled from the
+``Herhaalschema``; a permanent refusal (5xx) or running out of attempts makes the message ``mislukt``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from notifications.domain import Herhaalschema, is_permanente_fout, message_id_header
+from notifications.mailer import Mail, SmtpConfig, SmtpFout, verstuur
+from notifications.repository import BerichtenRepository
+from servicekit.logging import get_logger
+from servicekit.store import Document
+
+log = get_logger(__name__)
+
+
+class Sender:
+    def __init__(self, repo: BerichtenRepository, smtp: SmtpConfig, schema: Herhaalschema, *,
+                 lease_seconds: float, poll_seconds: float, parallel: int = 4, message_id_domain: str) -> None:
+        self.repo = repo
+        self.smtp = smtp
+        self.schema = schema
+        self.lease = timedelta(seconds=lease_seconds)
+        self.poll_seconds = poll_seconds
+        self.parallel = asyncio.Semaphore(parallel)
+        self.message_id_domain = message_id_domain
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = 0.5
+        while True:
+            self._wake.clear()
+            try:
+                await self.run_once()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away: try again, never die
+                log.warning("sender.unavailable", error=f"{type(exc).__name__}: {exc}", retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+
+    async def run_once(self) -> int:
+        """One round: try every due message once; returns how many were sent."""
+        due = await self.repo.due(datetime.now(UTC))
+        results = await asyncio.gather(*(self._attempt(d["_id"]) for d in due))
+        return sum(results)
+
+    async def _attempt(self, bericht_id: str) -> bool:
+        async with self.parallel:
+            token = uuid.uuid4().hex
+            now = datetime.now(UTC)
+            doc = await self.repo.claim(bericht_id, token, now, now + self.lease)
+            if doc is None:
+                return False  # someone else has it, or it is no longer due
+            try:
+                antwoord = await verstuur(self.smtp, self._mail(doc))
+            except SmtpFout as exc:
+                await self._failed(doc, token, str(exc), exc.code)
+                return False
+            except Exception as exc:  # a bug or bad data must not leave the claim hanging until the lease ends
+                await self._failed(doc, token, f"{type(exc).__name__}", None)
+                raise
+            if not await self.repo.mark_sent(bericht_id, token, datetime.now(UTC), antwoord):
+                log.warning("bericht.claim_verloren", bericht_id=bericht_id)
+                return False
+            log.info("bericht.verzonden", bericht_id=bericht_id, aanvraag_id=doc.get("aanvraag_id"),
+                     poging=len(doc.get("pogingen") or []) + 1)
+            return True
+
+    async def _failed(self, doc: Document, token: str, fout: str, code: int | None) -> None:
+        now = datetime.now(UTC)
+        volgende = None if is_permanente_fout(code) else self.schema.volgende(int(doc.get("teller") or 0) + 1, now)
+        await self.repo.mark_failed(doc["_id"], token, now, fout, code, volgende)
+        log.warning("bericht.poging_mislukt", bericht_id=doc["_id"], smtp_code=code,
+                    volgende_poging=volgende.isoformat() if volgende else None)
+
+    def _mail(self, doc: Document) -> Mail:
+        return Mail(aan=[(c["naam"], c["email"]) for c in doc["aan"]],
+                    cc=[(c["naam"], c["email"]) for c in doc.get("cc") or []],
+                    onderwerp=doc["onderwerp"], tekst=doc["tekst"],
+                    message_id=message_id_header(doc["beschikking_id"], self.message_id_domain),
+                    bijlage=bytes(doc["pdf"]), bestandsnaam=doc["bijlage"])
