@@ -1,0 +1,262 @@
+"""payments as a real process on the real broker and FerretDB: engine commands in, replies out, SEPA batches
+over HTTP, the ledger, recovery and a SIGKILL in the middle of a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter, defaultdict
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import httpx
+import pytest
+
+from payments.sepa import schema_errors
+from servicekit.broker import COMMANDS, EVENTS, Broker
+from servicekit.envelope import CloudEvent, new_event
+from tests.conftest import eventually
+from tests.support.tokens import bearer
+
+BETAALBEHEER = bearer("uwv-betaal-1", "uwv", "UWV", "betaalbeheerder")
+UWV_ANDERS = bearer("uwv-budget-1", "uwv", "UWV", "budgetbeheerder")
+GGZ = bearer("ggz-1", "ggz", "12345678", "aanvrager")
+ENGINE_NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+AANMAKEN = "ips.betaling.opdrachten_aanmaken.v1"
+VERREKENEN = "ips.vaststelling.verrekenen.v1"
+STOPBERICHT = "ips.traject.stopbericht_doorgeven.v1"
+BUDGET = {"niveau": "budget", "rijkPercentage": 50, "gemeentenPercentage": 50}
+
+
+class Driver:
+    """Publishes commands as the engine would and collects the replies per command id."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.replies: dict[str, list[CloudEvent]] = defaultdict(list)
+        self._channel: aio_pika.abc.AbstractChannel | None = None
+
+    async def start(self) -> None:
+        self._channel = await self.broker.new_channel(prefetch=500)
+        queue = await self._channel.declare_queue(self.broker.name("test-replies"), durable=True,
+                                                  arguments={"x-queue-type": "quorum"})
+        await queue.bind(self.broker.name(EVENTS), routing_key="ips.opdracht.#")
+        await queue.consume(self._on_message)
+
+    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        event = CloudEvent.model_validate(json.loads(message.body))
+        assert event.causationid is not None
+        self.replies[event.causationid].append(event)
+        await message.ack()
+
+    async def send(self, type_: str, case: str, data: dict[str, Any], command_id: str | None = None) -> CloudEvent:
+        command = new_event(type_, service="process-engine", subject=case,
+                            data={**data, "elementId": "Task_test", "attempt": 1},
+                            event_id=command_id or str(uuid.uuid4()), now=ENGINE_NOW)
+        await self.broker.publish(command, COMMANDS)
+        return command
+
+    async def reply(self, command: CloudEvent, timeout: float = 30) -> CloudEvent:
+        async def arrived() -> bool:
+            return bool(self.replies.get(command.id))
+        await eventually(arrived, timeout=timeout, what=f"the reply to {command.type}")
+        return self.replies[command.id][0]
+
+    async def call(self, type_: str, case: str, data: dict[str, Any], **kw: Any) -> CloudEvent:
+        return await self.reply(await self.send(type_, case, data), **kw)
+
+
+@pytest.fixture
+async def driver(settings_for):
+    broker = Broker(settings_for("test-driver"))
+    await broker.connect()
+    d = Driver(broker)
+    await d.start()
+    yield d
+    await broker.close()
+
+
+def aanmaken(aanvraag_id: str, *, kvk: str = "12345678", bedrag: int = 1_132_500, beschikking: str | None = None,
+             **extra: Any) -> dict[str, Any]:
+    return {"aanvraag_id": aanvraag_id, "beschikking_id": beschikking or f"B-{aanvraag_id}", "ggz_kvk_nummer": kvk,
+            "gemeente_code": "0957", "regeling": "ips-gemeenten-2023", "bedrag_cents": bedrag,
+            "financiering": BUDGET, "betaalschema": [{"moment": "toekenning", "percentage": 100}],
+            "moment": "toekenning", **extra}
+
+
+def verrekenen(aanvraag_id: str, vastgesteld: int, *, kvk: str = "12345678") -> dict[str, Any]:
+    return {"aanvraag_id": aanvraag_id, "ggz_kvk_nummer": kvk, "gemeente_code": "0957",
+            "regeling": "ips-gemeenten-2023", "vastgesteld_cents": vastgesteld, "vaststellingsdatum": "2024-09-01",
+            "beschikking_id": f"V-{aanvraag_id}"}
+
+
+def db(mongo, namespace: str):
+    return mongo[f"{namespace}ipsflow_payments".replace(".", "_")]
+
+
+async def test_batch_of_three_validates_against_the_xsd_and_sums_to_the_ledger(service, driver):
+    payments = service("payments").start()
+    bedragen = {"A1": ("12345678", 1_132_500), "A2": ("12345678", 800_000), "A3": ("87654321", 800_001)}
+    for case, (kvk, bedrag) in bedragen.items():
+        reply = await driver.call(AANMAKEN, case, aanmaken(case, kvk=kvk, bedrag=bedrag))
+        assert reply.type == "ips.opdracht.voltooid.v1", reply.data
+        [opdracht] = reply.data["opdrachten"]
+        assert opdracht["bedragCents"] == bedrag == opdracht["rijkCents"] + opdracht["gemeenteCents"]
+        assert opdracht["status"] == "gereed"
+    # a ggz without a configured account: its order waits and is never put in a batch
+    zonder = await driver.call(AANMAKEN, "A4", aanmaken("A4", kvk="11111111", bedrag=500_000))
+    assert zonder.data["opdrachten"][0]["status"] == "rekening_ontbreekt"
+
+    async with httpx.AsyncClient(base_url=payments.url, timeout=30) as http:
+        assert (await http.post("/api/v1/betaalbatches", headers={**UWV_ANDERS, "Idempotency-Key": "k"})).status_code == 403
+        assert (await http.post("/api/v1/betaalbatches", headers=BETAALBEHEER)).status_code == 400
+        r = await http.post("/api/v1/betaalbatches", headers={**BETAALBEHEER, "Idempotency-Key": "batch-1"})
+        assert r.status_code == 201, r.text
+        batch = r.json()
+        assert batch["aantal"] == 3 and batch["controlSumCents"] == sum(b for _, b in bedragen.values())
+        again = await http.post("/api/v1/betaalbatches", headers={**BETAALBEHEER, "Idempotency-Key": "batch-1"})
+        assert again.json() == batch
+
+        xml = await http.get(f"/api/v1/betaalbatches/{batch['batchId']}/pain001", headers=BETAALBEHEER)
+        assert xml.status_code == 200 and xml.headers["content-type"].startswith("application/xml")
+        assert schema_errors(xml.content) == []
+        assert b"<CtrlSum>27325.01</CtrlSum>" in xml.content and b"<NbOfTxs>3</NbOfTxs>" in xml.content
+
+        niets = await http.post("/api/v1/betaalbatches", headers={**BETAALBEHEER, "Idempotency-Key": "batch-2"})
+        assert niets.status_code == 409  # everything ready is in batch-1; the order without an account waits
+
+        te_vroeg = await http.post(f"/api/v1/betaalbatches/{batch['batchId']}/geboekt", headers=BETAALBEHEER)
+        assert te_vroeg.status_code == 409
+        assert (await http.post(f"/api/v1/betaalbatches/{batch['batchId']}/verzonden",
+                                headers=BETAALBEHEER)).json()["status"] == "verzonden"
+        for _ in range(2):  # booking twice books once
+            geboekt = await http.post(f"/api/v1/betaalbatches/{batch['batchId']}/geboekt", headers=BETAALBEHEER)
+            assert geboekt.json()["status"] == "geboekt"
+
+        betaald = 0
+        for kvk in ("12345678", "87654321"):
+            ledger = (await http.get(f"/api/v1/grootboek/{kvk}", headers=BETAALBEHEER)).json()
+            t = ledger["totaal"]
+            assert t["betaaldCents"] == t["besteldCents"]
+            assert ledger["rijk"]["betaaldCents"] + ledger["gemeente"]["betaaldCents"] == t["betaaldCents"]
+            betaald += t["betaaldCents"]
+        assert betaald == batch["controlSumCents"]
+
+        eigen = await http.get("/api/v1/grootboek/12345678", headers=GGZ)
+        assert eigen.status_code == 200 and eigen.json()["totaal"]["betaaldCents"] == 1_932_500
+        assert (await http.get("/api/v1/grootboek/87654321", headers=GGZ)).status_code == 403
+        opdrachten = (await http.get("/api/v1/betaalopdrachten?ggz=11111111", headers=BETAALBEHEER)).json()
+        assert [o["status"] for o in opdrachten] == ["rekening_ontbreekt"]
+        assert (await http.get("/api/v1/betaalopdrachten?ggz=11111111", headers=GGZ)).status_code == 403
+
+
+async def test_a_redelivered_command_makes_no_second_payment(service, driver, mongo, namespace):
+    service("payments").start()
+    command = await driver.send(AANMAKEN, "R1", aanmaken("R1"), command_id="cmd-r1")
+    first = await driver.reply(command)
+    await driver.send(AANMAKEN, "R1", aanmaken("R1"), command_id="cmd-r1")  # redelivery: same command id
+    second = await driver.call(AANMAKEN, "R1", aanmaken("R1"))  # another command for the same beschikking+moment
+    assert first.data["opdrachten"][0]["opdrachtId"] == second.data["opdrachten"][0]["opdrachtId"]
+    await asyncio.sleep(1.0)
+    assert len(driver.replies["cmd-r1"]) == 1
+    database = db(mongo, namespace)
+    assert await database["opdrachten"].count_documents({"aanvraag_id": "R1"}) == 1
+    ledger = await database["grootboek"].find_one({"_id": "12345678"})
+    assert ledger["totaal"]["besteld_cents"] == 1_132_500
+
+
+async def test_issue_example_recovery_and_set_off(service, driver):
+    payments = service("payments").start()
+    # EPA EUR 11,325 fully advanced; pro_rata vaststelling EUR 1,887.50 -> recover EUR 9,437.50
+    await driver.call(AANMAKEN, "E1", aanmaken("E1"))
+    reply = await driver.call(VERREKENEN, "E1", verrekenen("E1", 188_750))
+    assert reply.type == "ips.opdracht.voltooid.v1", reply.data
+    assert reply.data["soort"] == "terugvordering" and reply.data["saldoCents"] == -943_750
+    assert reply.data["betaaldCents"] == 1_132_500 and reply.data["terugvorderenUiterlijk"] == "2029-09-01"
+    # under 'full': vastgesteld = granted, nothing to recover
+    await driver.call(AANMAKEN, "E2", aanmaken("E2", kvk="87654321"))
+    geen = await driver.call(VERREKENEN, "E2", verrekenen("E2", 1_132_500, kvk="87654321"))
+    assert geen.data["soort"] == "geen" and geen.data["terugvorderingId"] is None
+    # the next payment to the same ggz is set off against the open recovery
+    later = await driver.call(AANMAKEN, "E3", aanmaken("E3", bedrag=800_000))
+    [o] = later.data["opdrachten"]
+    assert (o["bedragCents"], o["verrekendCents"], o["nettoCents"], o["status"]) == (800_000, 800_000, 0, "verrekend")
+    laatste = await driver.call(AANMAKEN, "E4", aanmaken("E4", bedrag=800_000))
+    [o4] = laatste.data["opdrachten"]
+    assert (o4["verrekendCents"], o4["nettoCents"]) == (143_750, 656_250)
+    geen_verrekening = await driver.call(AANMAKEN, "E5", aanmaken("E5", bedrag=1_000, verrekenen=False))
+    assert geen_verrekening.data["opdrachten"][0]["verrekendCents"] == 0
+    async with httpx.AsyncClient(base_url=payments.url, timeout=30) as http:
+        ledger = (await http.get("/api/v1/grootboek/12345678", headers=BETAALBEHEER)).json()
+    t = ledger["totaal"]
+    assert t["teruggevorderdCents"] == 943_750 and t["verrekendCents"] == 943_750
+    assert ledger["openTerugvorderingen"] == []
+    # a vaststelling above what was paid: the remainder is paid
+    await driver.call(AANMAKEN, "E6", aanmaken("E6", kvk="87654321", bedrag=500_000))
+    meer = await driver.call(VERREKENEN, "E6", verrekenen("E6", 600_000, kvk="87654321"))
+    assert meer.data["soort"] == "nabetaling" and meer.data["saldoCents"] == 100_000 and meer.data["opdrachtId"]
+
+
+async def test_stopbericht_cancels_orders_after_the_end_date_only(service, driver):
+    service("payments").start()
+    schema = [{"moment": "toekenning", "percentage": 80}, {"moment": "vaststelling", "percentage": 20}]
+    await driver.call(AANMAKEN, "S1", aanmaken("S1", betaalschema=schema))
+    v = await driver.call(AANMAKEN, "S1", aanmaken("S1", betaalschema=schema, moment="vaststelling"))
+    assert v.data["opdrachten"][0]["bedragCents"] == 226_500
+    stop = await driver.call(STOPBERICHT, "S1", {"aanvraag_id": "S1", "einddatum": "2024-06-30"})
+    assert stop.data["geannuleerdeOpdrachten"] == [v.data["opdrachten"][0]["opdrachtId"]]
+    await driver.call(AANMAKEN, "S2", aanmaken("S2"))
+    niets = await driver.call(STOPBERICHT, "S2", {"aanvraag_id": "S2", "einddatum": "2024-06-30"})
+    assert niets.data["geannuleerdeOpdrachten"] == []  # 100% advance: nothing to cancel
+
+
+async def test_killing_payments_in_the_middle_of_a_batch_loses_and_duplicates_nothing(service, driver, mongo,
+                                                                                       namespace):
+    payments = service("payments", IPSFLOW_FAULT="payments-hang-mid-batch").start()
+    n = 300
+    commands = [await driver.send(AANMAKEN, f"K{i}", aanmaken(f"K{i}", kvk=("12345678", "87654321")[i % 2],
+                                                               bedrag=100_000 + i)) for i in range(n)]
+    for command in commands:
+        await driver.reply(command, timeout=120)
+    database = db(mongo, namespace)
+    expected = sum(100_000 + i for i in range(n))
+
+    async def request_batch(url: str, timeout: float) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=url, timeout=timeout) as http:
+            return await http.post("/api/v1/betaalbatches", json={"maxOpdrachten": 1000},
+                                   headers={**BETAALBEHEER, "Idempotency-Key": "nachtbatch-1"})
+
+    hanging = asyncio.create_task(request_batch(payments.url, 120))
+
+    async def half_claimed() -> bool:
+        return await database["opdrachten"].count_documents({"status": "in_batch"}) >= n // 2
+    await eventually(half_claimed, timeout=60, what="half of the orders claimed")
+    claimed_before = await database["opdrachten"].count_documents({"status": "in_batch"})
+    assert claimed_before < n
+    payments.kill()  # SIGKILL in the middle of the batch
+    with pytest.raises(httpx.HTTPError):
+        await hanging
+
+    payments.start(IPSFLOW_FAULT="")
+    r = await request_batch(payments.url, 120)
+    assert r.status_code == 201, r.text
+    batch = r.json()
+    assert batch["aantal"] == n and batch["controlSumCents"] == expected
+
+    orders = await database["opdrachten"].find({}).to_list(None)
+    assert len(orders) == n
+    assert Counter(o["batch_id"] for o in orders) == {batch["batchId"]: n}
+    assert sorted(batch["opdrachten"]) == sorted(o["_id"] for o in orders)
+    assert len(set(batch["opdrachten"])) == n
+    assert sum(o["netto_cents"] for o in orders) == expected
+    async with httpx.AsyncClient(base_url=payments.url, timeout=30) as http:
+        xml = await http.get(f"/api/v1/betaalbatches/{batch['batchId']}/pain001", headers=BETAALBEHEER)
+        assert schema_errors(xml.content) == []
+        assert xml.content.count(b"<CdtTrfTxInf>") == n
+        again = await request_batch(payments.url, 30)
+        assert again.json() == batch
+        assert (await http.post("/api/v1/betaalbatches", headers={**BETAALBEHEER, "Idempotency-Key": "b2"})
+                ).status_code == 409
