@@ -11,6 +11,7 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, parseaddr
 
@@ -35,6 +36,11 @@ class Mail:
     message_id: str
     bijlage: bytes
     bestandsnaam: str
+
+
+# CRLF line ends (smtplib sends bytes as they are, and bare LF is not SMTP); headers are not folded below the
+# SMTP limit, so the Message-ID stays on one line for the receivers that dedupe on it.
+WIRE = policy.SMTP.clone(max_line_length=998)
 
 
 class SmtpFout(Exception):
@@ -83,7 +89,7 @@ def _send(config: SmtpConfig, mail: Mail) -> str:
                 smtp.rset()
                 # Only the codes: a refusal text usually repeats the address.
                 raise SmtpFout(f"alle ontvangers geweigerd: {geweigerd}", geweigerd[0])
-            code, resp = smtp.data(msg.as_bytes())
+            code, resp = smtp.data(msg.as_bytes(policy=WIRE))
             if code != 250:
                 raise SmtpFout(f"DATA geweigerd: {code}", code)
             antwoord = f"{code} {resp.decode(errors='replace')}"
