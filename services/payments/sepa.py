@@ -93,7 +93,8 @@ def build_pain001(message_id: str, created_at: datetime, uitvoerdatum: date, deb
         _sub(_sub(tx, "Cdtr"), "Nm", o.crediteur.naam[:70])
         _account(tx, "CdtrAcct", o.crediteur.iban)
         _sub(_sub(tx, "RmtInf"), "Ustrd", o.omschrijving[:140])
-    return ET.tostring(document, encoding="UTF-8", xml_declaration=True)
+    xml: bytes = ET.tostring(document, encoding="UTF-8", xml_declaration=True)
+    return xml
 
 
 @functools.cache

@@ -213,9 +213,11 @@ async def test_stopbericht_cancels_orders_after_the_end_date_only(service, drive
     assert niets.data["geannuleerdeOpdrachten"] == []  # 100% advance: nothing to cancel
 
 
+@pytest.mark.parametrize("fault", ["payments-hang-mid-batch", "payments-exit-mid-batch"])
 async def test_killing_payments_in_the_middle_of_a_batch_loses_and_duplicates_nothing(service, driver, mongo,
-                                                                                       namespace):
-    payments = service("payments", IPSFLOW_FAULT="payments-hang-mid-batch").start()
+                                                                                       namespace, fault):
+    """hang: the process stops after claiming half and the test SIGKILLs it; exit: it exits there itself."""
+    payments = service("payments", IPSFLOW_FAULT=fault).start()
     n = 300
     commands = [await driver.send(AANMAKEN, f"K{i}", aanmaken(f"K{i}", kvk=("12345678", "87654321")[i % 2],
                                                                bedrag=100_000 + i)) for i in range(n)]
@@ -234,11 +236,15 @@ async def test_killing_payments_in_the_middle_of_a_batch_loses_and_duplicates_no
     async def half_claimed() -> bool:
         return await database["opdrachten"].count_documents({"status": "in_batch"}) >= n // 2
     await eventually(half_claimed, timeout=60, what="half of the orders claimed")
+    if fault == "payments-exit-mid-batch":
+        assert await asyncio.to_thread(payments.wait_exit) == 70
     claimed_before = await database["opdrachten"].count_documents({"status": "in_batch"})
-    assert claimed_before < n
-    payments.kill()  # SIGKILL in the middle of the batch
+    assert n // 2 <= claimed_before < n
+    payments.kill()  # SIGKILL in the middle of the batch (a no-op when it already exited)
     with pytest.raises(httpx.HTTPError):
         await hanging
+    batch_doc = await database["batches"].find_one({})
+    assert batch_doc["status"] == "opbouw"  # the crash left a half-built batch
 
     payments.start(IPSFLOW_FAULT="")
     r = await request_batch(payments.url, 120)
