@@ -31,7 +31,9 @@ GrantsDep = Annotated[Grants, Depends(get_grants)]
 def _budget(doc: Document) -> Budget:
     return Budget(regeling=doc["regeling"], periode=doc["periode"], plafond_cents=doc["plafond_cents"],
                   beschikbaar_cents=doc["beschikbaar_cents"], gereserveerd_cents=doc["gereserveerd_cents"],
-                  vastgelegd_cents=doc["vastgelegd_cents"],
+                  vastgelegd_cents=doc["vastgelegd_cents"], betaald_cents=doc.get("betaald_cents", 0),
+                  teruggevorderd_cents=doc.get("teruggevorderd_cents", 0),
+                  vastgesteld_cents=doc.get("vastgesteld_cents", 0),
                   aantal_reserveringen=len(doc.get("reserveringen") or {}), revision=doc.get("revision", 1))
 
 

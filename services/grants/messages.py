@@ -161,6 +161,9 @@ class Budget(_Out):
     beschikbaar_cents: int
     gereserveerd_cents: int
     vastgelegd_cents: int
+    betaald_cents: int = 0
+    teruggevorderd_cents: int = 0
+    vastgesteld_cents: int = 0
     aantal_reserveringen: int
     revision: int
 
