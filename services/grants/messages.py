@@ -34,6 +34,11 @@ def _datum(value: Any) -> Any:
     return value
 
 
+def _optionele_datum(value: Any) -> Any:
+    # An absent date may arrive as a rendered None from a str-typed BPMN parameter.
+    return None if value in ("", "None", "null") else _datum(value)
+
+
 class Toetsen(CommandParams):
     aanvraag_id: str = Field(pattern=ID_PATTERN)
     gemeente_code: str = Field(pattern=r"^\d{4}$")
@@ -113,7 +118,7 @@ class BeschikkingOpstellen(CommandParams):
     maanden: int | None = Field(default=None, ge=0, le=1200)
     vastgesteld_cents: int | None = Field(default=None, ge=0)
 
-    _d = field_validator("nieuwe_beslisdatum", "nieuwe_einddatum", mode="before")(_datum)
+    _d = field_validator("nieuwe_beslisdatum", "nieuwe_einddatum", mode="before")(_optionele_datum)
 
 
 class VerlengingToetsen(CommandParams):
@@ -135,7 +140,8 @@ class VaststellingBerekenen(CommandParams):
     werkelijke_einddatum: date | None = None
     looptijd_maanden: int = Field(ge=1, le=1200)
 
-    _d = field_validator("startdatum", "geplande_einddatum", "werkelijke_einddatum", mode="before")(_datum)
+    _d = field_validator("startdatum", "geplande_einddatum", mode="before")(_datum)
+    _o = field_validator("werkelijke_einddatum", mode="before")(_optionele_datum)
 
 
 class FinancieelRegistreren(CommandParams):

@@ -25,6 +25,7 @@ from grants.domain import (
     toets_verlenging,
     verlengde_einddatum,
 )
+from grants.messages import BeschikkingOpstellen, FinancieelRegistreren, VaststellingBerekenen
 from grants.rapportage import als_csv, bereken, euro, perioden_in_jaar, totalen
 from grants.regelingen import REGELINGEN_DIR, load_regelingen
 
@@ -280,3 +281,22 @@ def test_report_csv_is_semicolon_separated_dutch_euros_with_a_bom():
     assert line["Subsidieplafond (EUR)"] == "10100000,00" and line["Afgewezen: subsidieplafond_bereikt"] == "1"
     assert euro(5) == "0,05" and euro(-150) == "-1,50"
     assert als_csv([]).count("\r\n") == 1
+
+
+# ------------------------------------------------------------------------------------- command parameters
+
+def test_command_parameters_as_the_bpmn_renders_them():
+    v = VaststellingBerekenen.model_validate({
+        "aanvraag_id": "A-1", "regeling": "ips-gemeenten-2023", "bedrag_cents": 1_132_500,
+        "startdatum": "2024-01-01T00:00:00+01:00", "geplande_einddatum": "2026-12-31", "werkelijke_einddatum": "None",
+        "looptijd_maanden": 36, "elementId": "Task_x", "attempt": 1})
+    assert v.werkelijke_einddatum is None and v.startdatum == date(2024, 1, 1)
+    b = BeschikkingOpstellen.model_validate({
+        "aanvraag_id": "A-1", "soort": "afwijzing_verlenging", "gemeente_code": "0957",
+        "regeling": "ips-gemeenten-2023", "nieuwe_einddatum": "", "maanden": 13, "bedrag_cents": 0})
+    assert b.nieuwe_einddatum is None and b.maanden == 13
+    f = FinancieelRegistreren.model_validate({"aanvraag_id": "A-1", "betaald_cents": 1_132_500,
+                                              "teruggevorderd_cents": 0, "vastgesteld_cents": 0})
+    assert f.vastgesteld_cents == 0
+    with pytest.raises(ValueError, match="betaald_cents"):
+        FinancieelRegistreren.model_validate({"aanvraag_id": "A-1", "betaald_cents": -1, "teruggevorderd_cents": 0})
