@@ -343,15 +343,18 @@ class PaymentsHandlers:
             return batch
         await self._rekeningen_herstellen()
         geclaimd = await self.repo.opdrachten.find({"batch_id": batch_id}).to_list(None)
-        nodig = max_opdrachten - len(geclaimd)
-        if nodig > 0:
+        eerste_ronde = True
+        while (nodig := max_opdrachten - len(geclaimd)) > 0:
             kandidaten = await self.repo.opdrachten.find({"status": d.GEREED}).sort(
                 [("aangemaakt_op", 1), ("_id", 1)]).limit(nodig).to_list(None)
+            if not kandidaten:
+                break
             for i, o in enumerate(kandidaten):
-                if i == len(kandidaten) // 2 and i > 0:
+                if eerste_ronde and i == len(kandidaten) // 2 and i > 0:
                     await self._fault_mid_batch(batch_id)
                 if await self.repo.status_zetten(o["_id"], (d.GEREED,), d.IN_BATCH, batch_id=batch_id):
                     geclaimd.append({**o, "status": d.IN_BATCH, "batch_id": batch_id})
+            eerste_ronde = False  # another batch took some of these: look for the next ready ones
         if not geclaimd:
             await self.repo.batches.delete_one({"_id": batch_id, "status": OPBOUW})
             raise NietsTeBetalen("geen betaalopdrachten gereed voor betaling")

@@ -111,7 +111,8 @@ async def test_batch_of_three_validates_against_the_xsd_and_sums_to_the_ledger(s
     assert zonder.data["opdrachten"][0]["status"] == "rekening_ontbreekt"
 
     async with httpx.AsyncClient(base_url=payments.url, timeout=30) as http:
-        assert (await http.post("/api/v1/betaalbatches", headers={**UWV_ANDERS, "Idempotency-Key": "k"})).status_code == 403
+        verboden = await http.post("/api/v1/betaalbatches", headers={**UWV_ANDERS, "Idempotency-Key": "k"})
+        assert verboden.status_code == 403
         assert (await http.post("/api/v1/betaalbatches", headers=BETAALBEHEER)).status_code == 400
         r = await http.post("/api/v1/betaalbatches", headers={**BETAALBEHEER, "Idempotency-Key": "batch-1"})
         assert r.status_code == 201, r.text
@@ -266,3 +267,25 @@ async def test_killing_payments_in_the_middle_of_a_batch_loses_and_duplicates_no
         assert again.json() == batch
         assert (await http.post("/api/v1/betaalbatches", headers={**BETAALBEHEER, "Idempotency-Key": "b2"})
                 ).status_code == 409
+
+
+async def test_two_concurrent_batches_never_take_the_same_order(service, driver, mongo, namespace):
+    first = service("payments").start()
+    second = service("payments").start()  # a second process: the claims really race
+    n = 120
+    commands = [await driver.send(AANMAKEN, f"C{i}", aanmaken(f"C{i}", bedrag=10_000 + i)) for i in range(n)]
+    for command in commands:
+        await driver.reply(command, timeout=120)
+
+    async def request(url: str, key: str) -> httpx.Response:
+        async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+            return await http.post("/api/v1/betaalbatches", json={"maxOpdrachten": 80},
+                                   headers={**BETAALBEHEER, "Idempotency-Key": key})
+
+    a, b = await asyncio.gather(request(first.url, "A"), request(second.url, "B"))
+    assert a.status_code == b.status_code == 201, (a.text, b.text)
+    ids_a, ids_b = set(a.json()["opdrachten"]), set(b.json()["opdrachten"])
+    assert not ids_a & ids_b
+    assert len(ids_a | ids_b) == n  # 80 + 80 asked, 120 available: all taken, each once
+    orders = await db(mongo, namespace)["opdrachten"].find({}).to_list(None)
+    assert a.json()["controlSumCents"] + b.json()["controlSumCents"] == sum(o["netto_cents"] for o in orders)
