@@ -279,3 +279,22 @@ async def test_a_missing_contact_parks_the_message(service, driver, smtp):
     assert r.status_code == 409 and r.headers["content-type"] == "application/problem+json"
     await asyncio.sleep(1.0)
     assert smtp.capture.messages == []
+
+
+async def test_two_senders_never_send_the_same_message(service, driver, smtp):
+    smtp.start()
+    env = {"IPSFLOW_SMTP_HOST": "127.0.0.1", "IPSFLOW_SMTP_PORT": str(smtp.port), **FAST}
+    first = service("notifications", **env).start()
+    service("notifications", **env).start()  # a second process on the same queue and database
+    cases = [f"E-{n}" for n in range(12)]
+    for case in cases:
+        await driver.send(case, command_data(case))
+
+    async def all_sent() -> bool:
+        r = httpx.get(f"{first.url}/api/v1/berichten", params={"status": "verzonden"}, headers=ADMIN, timeout=10)
+        return len(r.json()) == len(cases)
+
+    await eventually(all_sent, timeout=60, what="every message sent")
+    await asyncio.sleep(1.5)
+    ids = [m["Message-ID"] for m in smtp.capture.messages]
+    assert len(ids) == len(cases) == len(set(ids))
