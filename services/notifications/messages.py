@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 ID_PATTERN = r"^[A-Za-z0-9_:-]{1,100}$"
@@ -40,6 +40,12 @@ class BerichtVersturen(BaseModel):
     gemeente_code: str = Field(pattern=r"^\d{4}$")
     ggz_kvk_nummer: str | None = Field(default=None, pattern=r"^\d{8}$")
     beschikking: BeschikkingGegevens
+
+    @field_validator("ggz_kvk_nummer", mode="before")
+    @classmethod
+    def _leeg_is_onbekend(cls, value: Any) -> Any:
+        # The engine renders a case without a known ggz as an empty string; the message then has no address.
+        return None if value == "" else value
 
 
 class Poging(BaseModel):
