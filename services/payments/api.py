@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Request, Response
 
 from payments.bootstrap import Payments, PaymentsSettings, bootstrap
+from payments.domain import OPEN, VERJAARD, today_in_amsterdam, verjaard
 from payments.handlers import BatchConflict, NietsTeBetalen
 from payments.messages import BatchAanmaken
 from payments.sepa import SepaError
@@ -163,6 +164,23 @@ def create(settings: PaymentsSettings | None = None) -> FastAPI:
             query["status"] = status
         docs = await svc.repo.opdrachten.find(query).sort([("aangemaakt_op", 1), ("_id", 1)]).to_list(None)
         return [_opdracht(o) for o in docs]
+
+    @app.get(f"{API_PREFIX}/terugvorderingen", tags=["terugvorderingen"], response_model=None)
+    async def terugvorderingen(principal: PrincipalDep, svc: PaymentsDep, ggz: str) -> Any:
+        """A ggz's recoveries; ``verjaard`` is decided for today (Europe/Amsterdam), past the 5-year bar."""
+        _mag_ggz_lezen(principal, ggz)
+        vandaag = today_in_amsterdam(datetime.now(UTC))
+        docs = await svc.repo.terugvorderingen.find({"ggz_kvk_nummer": ggz}).sort("_id", 1).to_list(None)
+        result = []
+        for t in docs:
+            status = t["status"]
+            if status == OPEN and verjaard(date.fromisoformat(t["terugvorderen_uiterlijk"]), vandaag):
+                status = VERJAARD
+            result.append({"terugvorderingId": t["_id"], "aanvraagId": t["aanvraag_id"],
+                           "bedragCents": t["bedrag_cents"], "openCents": t["open_cents"],
+                           "verrekend": t.get("verrekeningen") or {}, "vaststellingsdatum": t["vaststellingsdatum"],
+                           "terugvorderenUiterlijk": t["terugvorderen_uiterlijk"], "status": status})
+        return result
 
     @app.get(f"{API_PREFIX}/grootboek/{{kvk}}", tags=["grootboek"], response_model=None)
     async def grootboek(kvk: str, principal: PrincipalDep, svc: PaymentsDep) -> Any:

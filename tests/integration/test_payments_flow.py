@@ -289,3 +289,18 @@ async def test_two_concurrent_batches_never_take_the_same_order(service, driver,
     assert len(ids_a | ids_b) == n  # 80 + 80 asked, 120 available: all taken, each once
     orders = await db(mongo, namespace)["opdrachten"].find({}).to_list(None)
     assert a.json()["controlSumCents"] + b.json()["controlSumCents"] == sum(o["netto_cents"] for o in orders)
+
+
+async def test_a_recovery_past_its_five_year_bar_is_no_longer_set_off(service, driver):
+    payments = service("payments").start()
+    await driver.call(AANMAKEN, "V1", aanmaken("V1", kvk="41178211"))
+    oud = {**verrekenen("V1", 132_500, kvk="41178211"), "vaststellingsdatum": "2019-01-02"}
+    reply = await driver.call(VERREKENEN, "V1", oud)
+    assert reply.data["terugvorderenUiterlijk"] == "2024-01-02"  # before the engine's today (2026-11-23)
+    later = await driver.call(AANMAKEN, "V2", aanmaken("V2", kvk="41178211", bedrag=800_000))
+    assert later.data["opdrachten"][0]["verrekendCents"] == 0
+    async with httpx.AsyncClient(base_url=payments.url, timeout=30) as http:
+        [t] = (await http.get("/api/v1/terugvorderingen?ggz=41178211", headers=BETAALBEHEER)).json()
+        ledger = (await http.get("/api/v1/grootboek/41178211", headers=BETAALBEHEER)).json()
+    assert t["status"] == "verjaard" and t["openCents"] == 1_000_000
+    assert ledger["openTerugvorderingen"] == []
