@@ -17,16 +17,13 @@ from tests.support.ips import (
     application,
     ggz,
     official,
+    start_ips,
 )
 
 
 @pytest.fixture
 async def ips(service):
-    common = {"IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS": "0.5"}
-    grants = service("grants", **common).start()
-    intake = service("intake").start()
-    engine = service("process_engine", IPSFLOW_ADJUSTABLE_CLOCK="true", IPSFLOW_TIMER_SCAN_SECONDS="1").start()
-    system = IpsSystem(intake=intake.url, grants=grants.url, engine=engine.url)
+    system = start_ips(service)
     yield system
     await system.close()
 
@@ -63,8 +60,8 @@ async def test_happy_path_cmd_and_epa_under_ips_gemeenten_2023(ips: IpsSystem):
         assert "namens deze het college van burgemeester en wethouders van Roermond" in letter
         assert "A. de Vries" in letter
         assert deadline.strftime("%-d") in letter and "bezwaar" in letter.lower()
-        case = await ips.case(case_id)
-        assert case["status"] == "completed"
+        case = await ips.wait_case(case_id, lambda c: c["actieveElementen"] == ["ReceiveTask_traject"],
+                                   "the trajectory to run after the payment orders")
         assert next(j for j in case["journaal"] if j["what"] == "taak afgerond")["by"] == "behandelaar-0957"
     # another ggz can neither read the application nor its letter
     other = await ips.client.get(f"{ips.intake}/api/v1/aanvragen/{cmd}", headers=ggz(GGZ_B))

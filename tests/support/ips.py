@@ -53,11 +53,30 @@ def application(**overrides: Any) -> dict[str, Any]:
     return body
 
 
+def start_ips(service: Any, smtp_port: int | None = None, **engine_env: str) -> IpsSystem:
+    """Every service of the regulation as a real process (the `service` fixture), engine clock adjustable.
+
+    Without ``smtp_port`` notifications points at a port where nothing listens: its mails stay queued
+    (retried), which does not hold up the process.
+    """
+    grants = service("grants", IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.5").start()
+    intake = service("intake").start()
+    payments = service("payments").start()
+    notifications = service("notifications", IPSFLOW_SMTP_HOST="127.0.0.1",
+                            IPSFLOW_SMTP_PORT=str(smtp_port or 9)).start()
+    engine = service("process_engine", IPSFLOW_ADJUSTABLE_CLOCK="true", IPSFLOW_TIMER_SCAN_SECONDS="1",
+                     **engine_env).start()
+    return IpsSystem(intake=intake.url, grants=grants.url, engine=engine.url, payments=payments.url,
+                     notifications=notifications.url)
+
+
 @dataclass
 class IpsSystem:
     intake: str
     grants: str
     engine: str
+    payments: str = ""
+    notifications: str = ""
     client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=30))
 
     async def submit(self, body: dict[str, Any], token: dict[str, str] | None = None) -> str:
