@@ -27,8 +27,14 @@ class _Briefpapier(FPDF):
         self.cell(0, 10, f"Kenmerk {self.kenmerk} - pagina {self.page_no()}/{{nb}}", align="C")
 
 
+# Typography the core fonts cannot draw (fpdf2 draws windows-1252 only where it overlaps Latin-1, plus the euro sign).
+_PLAIN = str.maketrans({"\u2022": "-", "\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'",
+                        "\u201c": '"', "\u201d": '"', "\u2026": "...", "\u00a0": " "})
+
+
 def _encodable(text: str) -> str:
-    return text.encode(ENCODING, "replace").decode(ENCODING)
+    plain = text.translate(_PLAIN)
+    return "".join(c if c == "\u20ac" or ord(c) < 0x80 or 0xA0 <= ord(c) <= 0xFF else "?" for c in plain)
 
 
 def render_pdf(brief: Brief, sjablonen: Sjablonen) -> bytes:

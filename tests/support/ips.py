@@ -53,13 +53,14 @@ def application(**overrides: Any) -> dict[str, Any]:
     return body
 
 
-def start_ips(service: Any, smtp_port: int | None = None, **engine_env: str) -> IpsSystem:
+def start_ips(service: Any, smtp_port: int | None = None, grants_env: dict[str, str] | None = None,
+              **engine_env: str) -> IpsSystem:
     """Every service of the regulation as a real process (the `service` fixture), engine clock adjustable.
 
     Without ``smtp_port`` notifications points at a port where nothing listens: its mails stay queued
     (retried), which does not hold up the process.
     """
-    grants = service("grants", IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.5").start()
+    grants = service("grants", IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.5", **(grants_env or {})).start()
     intake = service("intake").start()
     payments = service("payments").start()
     notifications = service("notifications", IPSFLOW_SMTP_HOST="127.0.0.1",
@@ -159,6 +160,22 @@ class IpsSystem:
                                          headers=token or ggz())
         assert response.status_code == 200, response.text
         return response.text
+
+    async def documents(self, aanvraag_id: str, soort: str) -> list[dict[str, Any]]:
+        return [d for d in (await self.aanvraag(aanvraag_id))["documenten"] if d["soort"] == soort]
+
+    async def wait_document(self, aanvraag_id: str, soort: str, count: int = 1, timeout: float = 90) -> dict[str, Any]:
+        """The ``count``-th decision document of kind ``soort`` the ggz can read (waits for it)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = await self.documents(aanvraag_id, soort)
+            if len(found) >= count:
+                return found[count - 1]
+            if time.monotonic() > deadline:
+                case = await self.case(aanvraag_id)
+                raise AssertionError(f"{aanvraag_id}: {len(found)} '{soort}' documents, wanted {count}; "
+                                     f"active {case['actieveElementen']}, incidents {case['incidenten']}")
+            await asyncio.sleep(0.25)
 
     async def close(self) -> None:
         await self.client.aclose()
