@@ -437,10 +437,10 @@ class Aanvraag:
         """Store a letter (every one is a decision document and listed in ``beschikkingen``).
 
         ``status`` says what the letter decides: ``toegekend``/``afgewezen``/``niet_behandeld`` decide the
-        application (``besluit``), ``vastgesteld`` fixes the final amount (``vaststelling``), None keeps the
-        status (e.g. an extension letter). A ``toegekend`` letter during a granted trajectory (an extension)
-        keeps the original grant as the decision. A withdrawn application keeps its status, but the letter
-        and the decision are still recorded.
+        application, ``vastgesteld`` fixes the final amount (also kept as ``vaststelling``); either becomes
+        ``besluit``, the decision the status stands on. None keeps the status and the decision (e.g. an
+        extension letter), and so does a ``toegekend`` letter during a granted trajectory. A withdrawn
+        application keeps its status, but the letter and the decision are still recorded.
         """
         if status is not None and status not in BESLUIT_STATUSSEN:
             raise DomainError(f"onbekende besluitstatus {status!r}")
@@ -460,12 +460,11 @@ class Aanvraag:
             self.beschikkingen.append(letter)
         if status is None:
             return {}
+        if status == TOEGEKEND and self.besluit is not None and self.status in (TOEGEKEND, VASTGESTELD):
+            return {}  # a later letter of the running trajectory: the grant stays the decision
         if status == VASTGESTELD:
             self.vaststelling = letter
-        elif status == TOEGEKEND and self.besluit is not None and self.status in (TOEGEKEND, VASTGESTELD):
-            return {}  # a later letter of the running trajectory: the grant stays the decision
-        else:
-            self.besluit = letter
+        self.besluit = letter
         if self.status != INGETROKKEN:
             self.status = status
         return {}

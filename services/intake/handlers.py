@@ -55,6 +55,7 @@ PDF = "application/pdf"
 TEXT = "text/plain; charset=utf-8"
 PDF_MAGIC = b"%PDF-"
 MAX_WRITE_RETRIES = 20
+_LETTER_SOORT = re.compile(r"^[a-z][a-z_]{0,39}$")
 _FILENAME = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,200}$")
 
 
@@ -415,7 +416,14 @@ class IntakeHandlers:
 
     async def besluit_registreren(self, command: CloudEvent) -> None:
         params = BesluitRegistrerenParams.model_validate(command.data)
-        document = await self._decision_document(command, params.aanvraag_id, "beschikking", params.beschikking)
+        soort = params.beschikking.get("soort")
+        # the kind of letter (toekenning, verlenging, vaststelling, ...) is the document's kind, so the ggz can
+        # tell its letters apart; anything that is not a plain identifier is just a "beschikking"
+        document = await self._decision_document(
+            command, params.aanvraag_id,
+            soort if isinstance(soort, str) and _LETTER_SOORT.match(soort)
+            and soort not in (*domain.UPLOAD_SOORTEN, domain.SOORT_EINDVERSLAG) else "beschikking",
+            params.beschikking)
         await self._apply(command, params.aanvraag_id,
                           lambda a: a.besluit_registreren(params.status, document, params.beschikking))
 

@@ -159,7 +159,7 @@ async def test_incomplete_application_repaired_forwarded_and_decided(service, en
     letter = httpx.get(f"{intake.url}/api/v1/aanvragen/{aanvraag_id}/documenten/{besluit['documentId']}",
                        headers=GGZ_HEADERS, timeout=10)
     assert letter.status_code == 200 and letter.text == beschikking["tekst"]
-    assert len([d for d in detail["documenten"] if d["soort"] == "beschikking"]) == 1
+    assert len([d for d in detail["documenten"] if d["soort"] == "toekenning"]) == 1, "the letter's kind"
     withdraw = httpx.post(f"{intake.url}/api/v1/aanvragen/{aanvraag_id}/intrekking", headers=GGZ_HEADERS, timeout=10)
     assert withdraw.status_code == 409
 

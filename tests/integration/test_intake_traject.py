@@ -129,7 +129,7 @@ async def test_only_the_owning_ggz_reports(intake, engine):
         assert_problem(httpx.post(_url(intake, aanvraag_id, path), json={}, timeout=10), 401)
     detail = read(intake, aanvraag_id).json()
     assert detail["verlengingsverzoeken"] == [] and "stopbericht" not in detail
-    assert [d["soort"] for d in detail["documenten"]] == ["beschikking"]
+    assert [d["soort"] for d in detail["documenten"]] == ["toekenning"]
     await asyncio.sleep(0.5)
     assert not [e for e in engine.events if e.type.startswith("ips.traject.")]
 
@@ -209,9 +209,13 @@ async def test_the_trajectory_from_grant_to_vaststelling(intake, engine, mongo, 
         assert reply.type == "ips.opdracht.voltooid.v1" and reply.data == {}
         expected = "vastgesteld" if status == "vastgesteld" else "toegekend"
         assert read(intake, aanvraag_id).json()["status"] == expected
+        if status is None or status == "toegekend":
+            assert read(intake, aanvraag_id).json()["besluit"]["kenmerk"] == "IPS/2026/1", "the grant stays"
     detail = read(intake, aanvraag_id).json()
-    assert detail["besluit"]["soort"] == "toekenning" and detail["besluit"]["bedragCents"] == 1_132_500
     assert detail["vaststelling"]["bedragCents"] == 188_750 and detail["vaststelling"]["kenmerk"] == "IPS/2026/4"
+    assert detail["besluit"] == detail["vaststelling"], "the decision the status stands on"
+    assert [d["soort"] for d in detail["documenten"]] == ["toekenning", "beeindigingsverslag", "verlenging",
+                                                         "verlenging", "vaststelling"]
     assert [b["kenmerk"] for b in detail["beschikkingen"]] == ["IPS/2026/1", "IPS/2026/2", "IPS/2026/3",
                                                               "IPS/2026/4"]
     texts = [TOEKENNING["tekst"]] + [letter["tekst"] for _, letter in letters]

@@ -129,7 +129,7 @@ def test_extension_letters_keep_the_grant_and_vaststelling_sets_the_status():
                           {"soort": "vaststelling", "kenmerk": "IPS/4", "bedragCents": 188_750})
     assert a.status == "vastgesteld"
     assert a.vaststelling is not None and a.vaststelling.bedrag_cents == 188_750
-    assert a.besluit.document_id == "b-1"
+    assert a.besluit == a.vaststelling, "the decision the status stands on"
     assert [b.document_id for b in a.beschikkingen] == ["b-1", "b-2", "b-3", "b-4"]
     assert [d.id for d in a.documenten if d.soort == "beschikking"] == ["b-1", "b-2", "b-3", "b-4"]
     a.besluit_registreren("vastgesteld", formulier("b-4", "beschikking"), {"soort": "vaststelling"})
