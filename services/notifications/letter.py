@@ -48,5 +48,6 @@ def render_pdf(brief: Brief, sjablonen: Sjablonen) -> bytes:
     pdf.set_auto_page_break(True, margin=20)
     pdf.add_page()
     pdf.set_font("Helvetica", size=10)
-    pdf.write_html(_encodable(sjablonen.brief_html(brief)))
+    # the default "disc" bullet is a character the core fonts cannot draw
+    pdf.write_html(_encodable(sjablonen.brief_html(brief)), ul_bullet_char="-")
     return bytes(pdf.output())

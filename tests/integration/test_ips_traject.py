@@ -138,10 +138,17 @@ async def test_early_termination_vaststelling_and_recovery(service, smtp, tmp_pa
                                         headers=UWV)).json()
         ledger = next(b for b in await ips.budgets() if b["regeling"] == "ips-gemeenten-2023"
                       and b["periode"] == str(year))
-        assert rapport["totalen"]["vastgelegdCents"] == ledger["vastgelegdCents"] == 1132500
+        totals = next(t for t in rapport["totalen"] if t["regeling"] == "ips-gemeenten-2023"
+                      and t["budgetperiode"] == str(year))
         grootboek = (await ips.client.get(f"{ips.payments}/api/v1/grootboek/{GGZ_A}", headers=ggz())).json()
-        print(json.dumps({"rapport": rapport["totalen"], "grootboek": grootboek}, indent=1))
-        assert rapport["totalen"]["teruggevorderdCents"] == expected_recovery(rule)
+        print(json.dumps({"rapport": totals, "budget": ledger, "grootboek": grootboek}, indent=1))
+        for key in ("vastgelegdCents", "betaaldCents", "teruggevorderdCents", "vastgesteldCents"):
+            assert totals[key] == ledger[key], key
+        assert totals["vastgelegdCents"] == 1132500 and totals["vastgesteldCents"] == expected
+        assert totals["teruggevorderdCents"] == expected_recovery(rule)
+        # the payments ledger of the ggz: what was ordered for payment and what is recovered
+        assert totals["teruggevorderdCents"] == grootboek["totaal"]["teruggevorderdCents"]
+        assert totals["betaaldCents"] == grootboek["totaal"]["besteldCents"] == 1132500
     finally:
         await ips.close()
 
