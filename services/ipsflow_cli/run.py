@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 
 # (package, port): the processes that make up ipsflow; each serves /ready and its API docs.
-SERVICES: list[tuple[str, int]] = [("intake", 8001), ("grants", 8002), ("notifications", 8004),
-                                   ("process_engine", 8005)]
+SERVICES: list[tuple[str, int]] = [("intake", 8001), ("grants", 8002), ("payments", 8003),
+                                   ("notifications", 8004), ("process_engine", 8005)]
 DEMO_GGZ = "41178211"
 _COMPLETE = {"ondertekening": {"kandidaat": True, "ggzInstelling": True},
              "modelgetrouwheid": {"certificaatnummer": "PHR-DEMO-1", "geldigTot": "2028-06-30"},
