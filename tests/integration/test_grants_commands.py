@@ -7,19 +7,14 @@ ips.events (``ips.opdracht.#``).
 from __future__ import annotations
 
 import asyncio
-import json
-import uuid
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aio_pika
 import httpx
 import pytest
 
-from servicekit.broker import COMMANDS, EVENTS, Broker
-from servicekit.envelope import CloudEvent, new_event
-from tests.conftest import eventually
+from servicekit.broker import Broker
+from tests.support.engine_driver import CommandDriver
 from tests.support.tokens import ADMIN, bearer
 
 UWV_BEHEER = bearer("uwv-budget-1", "uwv", "UWV", "budgetbeheerder")
@@ -31,50 +26,14 @@ GOED = {"doelgroep": True, "wilBetaaldWerk": True, "geenAnderTraject": True, "ce
 ENGINE_NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 
-class Driver:
-    """Publishes commands as the engine would and collects the replies per command id."""
-
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
-        self.replies: dict[str, list[CloudEvent]] = defaultdict(list)
-        self._channel: aio_pika.abc.AbstractChannel | None = None
-
-    async def start(self) -> None:
-        self._channel = await self.broker.new_channel(prefetch=500)
-        queue = await self._channel.declare_queue(self.broker.name("test-replies"), durable=True,
-                                                  arguments={"x-queue-type": "quorum"})
-        await queue.bind(self.broker.name(EVENTS), routing_key="ips.opdracht.#")
-        await queue.consume(self._on_message)
-
-    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        event = CloudEvent.model_validate(json.loads(message.body))
-        assert event.causationid is not None
-        self.replies[event.causationid].append(event)
-        await message.ack()
-
-    async def send(self, type_: str, case: str, data: dict[str, Any], command_id: str | None = None,
-                   now: datetime = ENGINE_NOW) -> CloudEvent:
-        command = new_event(type_, service="process-engine", subject=case,
-                            data={**data, "elementId": "Task_test", "attempt": 1},
-                            event_id=command_id or str(uuid.uuid4()), now=now)
-        await self.broker.publish(command, COMMANDS)
-        return command
-
-    async def reply(self, command: CloudEvent, timeout: float = 30) -> CloudEvent:
-        async def arrived() -> bool:
-            return bool(self.replies.get(command.id))
-        await eventually(arrived, timeout=timeout, what=f"the reply to {command.type}")
-        return self.replies[command.id][0]
-
-    async def call(self, type_: str, case: str, data: dict[str, Any], **kw: Any) -> CloudEvent:
-        return await self.reply(await self.send(type_, case, data), **kw)
+Driver = CommandDriver
 
 
 @pytest.fixture
 async def driver(settings_for):
     broker = Broker(settings_for("test-driver"))
     await broker.connect()
-    d = Driver(broker)
+    d = Driver(broker, ENGINE_NOW)
     await d.start()
     yield d
     await broker.close()

@@ -6,24 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import uuid
-from collections import defaultdict
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
-import aio_pika
 import httpx
 import pypdf
 import pytest
 from aiosmtpd.controller import Controller
 
-from servicekit.broker import COMMANDS, EVENTS, Broker
-from servicekit.envelope import CloudEvent, new_event
+from servicekit.broker import Broker
+from servicekit.envelope import CloudEvent
 from tests.conftest import eventually
+from tests.support.engine_driver import CommandDriver
 from tests.support.processes import free_port
 from tests.support.tokens import ADMIN, bearer
 
@@ -76,46 +74,19 @@ def smtp() -> Iterator[SmtpServer]:
     server.stop()
 
 
-class Driver:
-    """Publishes commands as the engine would and collects the replies per command id."""
+class Driver(CommandDriver):
+    """The engine's side for one command type: ips.bericht.versturen.v1."""
 
-    def __init__(self, broker: Broker) -> None:
-        self.broker = broker
-        self.replies: dict[str, list[CloudEvent]] = defaultdict(list)
-
-    async def start(self) -> None:
-        channel = await self.broker.new_channel(prefetch=100)
-        queue = await channel.declare_queue(self.broker.name("test-replies"), durable=True,
-                                            arguments={"x-queue-type": "quorum"})
-        await queue.bind(self.broker.name(EVENTS), routing_key="ips.opdracht.#")
-        await queue.consume(self._on_message)
-
-    async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        event = CloudEvent.model_validate(json.loads(message.body))
-        assert event.causationid is not None
-        self.replies[event.causationid].append(event)
-        await message.ack()
-
-    async def send(self, case: str, data: dict[str, Any], command_id: str | None = None) -> CloudEvent:
-        command = new_event(VERSTUREN, service="process-engine", subject=case,
-                            data={**data, "elementId": "Task_bericht", "attempt": 1},
-                            event_id=command_id or str(uuid.uuid4()), now=ENGINE_NOW)
-        await self.broker.publish(command, COMMANDS)
-        return command
-
-    async def reply(self, command: CloudEvent, timeout: float = 30) -> CloudEvent:
-        async def arrived() -> bool:
-            return bool(self.replies.get(command.id))
-
-        await eventually(arrived, timeout=timeout, what=f"the reply to {command.id}")
-        return self.replies[command.id][0]
+    async def send(self, case: str, data: dict[str, Any], command_id: str | None = None,  # type: ignore[override]
+                   now: datetime | None = None) -> CloudEvent:
+        return await super().send(VERSTUREN, case, data, command_id, now)
 
 
 @pytest.fixture
 async def driver(settings_for):
     broker = Broker(settings_for("test-driver"))
     await broker.connect()
-    d = Driver(broker)
+    d = Driver(broker, ENGINE_NOW)
     await d.start()
     yield d
     await broker.close()
