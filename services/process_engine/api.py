@@ -217,7 +217,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
     @app.get(f"{API_PREFIX}/taken", tags=["taken"])
     async def tasks(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
                     lane: str | None = None):
-        out = []
+        out: list[dict[str, Any]] = []
         for doc in await engine.instances.with_user_tasks():
             out.extend(_task_view(doc, t) for t in doc.get("user_tasks", [])
                        if (lane is None or t["lane"] == lane) and may_see(principal, t, doc.get("variables", {})))
