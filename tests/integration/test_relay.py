@@ -1,0 +1,56 @@
+"""The outbox relay on the real broker and database: a writer may hand over the document it wrote, and a stale
+hand-over (the document was written again since) still publishes every event exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import aio_pika
+
+from servicekit.broker import EVENTS, Broker
+from servicekit.envelope import new_event
+from servicekit.relay import OutboxRelay
+from servicekit.store import DocumentStore
+from tests.conftest import eventually
+
+
+async def test_stale_handed_over_document_still_publishes_every_event_once(settings_for, mongo, namespace):
+    settings = settings_for("relaytest", relay_poll_seconds=60.0)  # no poll: only wakes may publish
+    broker = Broker(settings)
+    await broker.connect()
+    channel = await broker.new_channel(prefetch=10)
+    queue = await channel.declare_queue(broker.name("relay-probe"), durable=True,
+                                        arguments={"x-queue-type": "quorum"})
+    await queue.bind(broker.name(EVENTS), routing_key="ips.test.#")
+    received: list[str] = []
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        received.append(json.loads(message.body)["id"])
+        await message.ack()
+
+    await queue.consume(on_message)
+    store = DocumentStore(mongo[f"{namespace}relaytest".replace(".", "_")], "zaken")
+    first = new_event("ips.test.eerste.v1", service="test", subject="z-1", event_id="e-1")
+    second = new_event("ips.test.tweede.v1", service="test", subject="z-1", event_id="e-2")
+    relay = OutboxRelay(broker, [store.collection])
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.5)  # the start-up scan has run and found nothing; from now on only wakes publish
+        written = await store.insert({"_id": "z-1", "stap": 1}, [(first, EVENTS)])
+        await store.replace({**written, "stap": 2}, [(second, EVENTS)])  # written again before the relay ran
+        relay.wake("z-1", store.collection, written=written)  # hands over the stale first version
+
+        async def both() -> bool:
+            doc = await store.get("z-1")
+            return sorted(set(received)) == ["e-1", "e-2"] and doc is not None and not doc["has_outbox"]
+
+        await eventually(both, timeout=15, what="both events published and the outbox empty")
+        await asyncio.sleep(1)
+        assert sorted(received) == ["e-1", "e-2"]
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await broker.close()
