@@ -1,9 +1,9 @@
 """Benchmark: IPS cases from submission to beschikking, everything on this machine's cores.
 
-Starts intake, grants and the process engine as real processes (a fresh namespace on the local RabbitMQ and
-FerretDB), submits N complete CMD applications over HTTP, and lets a load generator play the gemeente
-official: it polls the work list and grants every assessment task it finds. A case is done when intake shows
-it `toegekend` with its decision document. Prints figures; not a test.
+Starts intake, grants, payments, notifications and the process engine as real processes (a fresh namespace on
+the local RabbitMQ and FerretDB), submits N complete CMD applications over HTTP, and lets a load generator play
+the gemeente official: it polls the work list and grants every assessment task it finds. A case is done when
+intake shows it `toegekend` with its decision document. Prints figures; not a test.
 
     PYTHONPATH=.:services .venv/bin/python tests/perf/bench_ips.py [--cases 100] [--concurrency 20]
 
@@ -54,9 +54,11 @@ async def run(cases: int, concurrency: int) -> None:
     infra = discover()
     namespace = f"bench{uuid.uuid4().hex[:6]}."
     logs = Path(tempfile.mkdtemp(prefix="ipsflow-bench-"))
-    processes = [ServiceProcess(p, infra, namespace, logs) for p in ("grants", "intake", "process_engine")]
+    processes = [ServiceProcess(p, infra, namespace, logs)
+                 for p in ("grants", "intake", "process_engine", "payments", "notifications")]
     for proc in processes:
-        proc.start(IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.5")
+        # notifications mails to a port where nothing listens: its letters stay queued and are retried
+        proc.start(IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.5", IPSFLOW_SMTP_HOST="127.0.0.1", IPSFLOW_SMTP_PORT="9")
     ips = IpsSystem(grants=processes[0].url, intake=processes[1].url, engine=processes[2].url)
     roermond = official(ROERMOND)
     submitted: dict[str, float] = {}
