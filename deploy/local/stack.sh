@@ -70,6 +70,27 @@ build_ferretdb() {
   (cd "$src" && go build -trimpath -o "$FERRET_BIN" .) || fail "go build of deploy/ferretdb failed"
 }
 
+# A database file without FerretDB's metadata table (left by a process killed while creating it) stops FerretDB
+# from starting at all ("no such table: _ferretdb_collections"). Such a file holds no collections; move it
+# aside rather than delete it, and say so.
+quarantine_broken_databases() {
+  python3 - "$FERRET_DATA" <<'PY' || true
+import pathlib, sqlite3, sys
+data = pathlib.Path(sys.argv[1])
+for path in sorted(data.glob("*.sqlite")):
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            ok = db.execute("select count(*) from sqlite_master where name = '_ferretdb_collections'").fetchone()[0]
+    except sqlite3.Error:
+        ok = 0
+    if not ok:
+        target = data / "quarantine"
+        target.mkdir(exist_ok=True)
+        path.rename(target / path.name)
+        print(f"[stack] moved {path.name} (no FerretDB metadata) to {target}", flush=True)
+PY
+}
+
 ferret_up() {
   local host=${FERRET_LISTEN%:*} port=${FERRET_LISTEN##*:}
   if port_open "$host" "$port"; then
@@ -78,6 +99,7 @@ ferret_up() {
   fi
   build_ferretdb
   mkdir -p "$FERRET_DATA" "$(dirname "$FERRET_PID")" "$(dirname "$FERRET_LOG")"
+  quarantine_broken_databases
   say "starting FerretDB on $FERRET_LISTEN (data in $FERRET_DATA, log in $FERRET_LOG)"
   nohup "$FERRET_BIN" -listen "$FERRET_LISTEN" -data-dir "$FERRET_DATA" >>"$FERRET_LOG" 2>&1 &
   echo $! >"$FERRET_PID"
