@@ -51,6 +51,9 @@ def get_engine(request: Request) -> Engine:
 EngineDep = Annotated[Engine, Depends(get_engine)]
 #: Variables that tie a case to an organisation: a caller of that organisation type must match them.
 ORGANISATION_VARIABLES = {"gemeente": "gemeenteCode", "ggz": "ggzKvkNummer"}
+#: The organisation type a lane's work belongs to: a role alone is not enough (a ggz token with the role
+#: "behandelaar" must never decide its own application).
+LANE_ORGANISATIONS = {"behandelaar": "gemeente", "ggz-instelling": "ggz", "uwv": "uwv"}
 
 
 def _require_admin(principal: Principal) -> None:
@@ -68,20 +71,27 @@ def _variable(variables: dict[str, Any], name: str) -> Any:
 
 
 def may_see(principal: Principal, task: dict[str, Any], variables: dict[str, Any]) -> bool:
-    """A user task is for callers with the role named by its lane, of the organisation the case belongs to."""
+    """A user task is for callers with the role named by its lane, of the lane's organisation type, of the
+    organisation the case belongs to."""
     if principal.org_type == "beheer":
         return True
     lane = (task.get("lane") or "").lower()
     if lane and not principal.has_role(lane):
         return False
+    if lane in LANE_ORGANISATIONS and principal.org_type != LANE_ORGANISATIONS[lane]:
+        return False
     return belongs_to_caller(principal, variables)
 
 
 def belongs_to_caller(principal: Principal, variables: dict[str, Any]) -> bool:
-    """False when the case belongs to another organisation of the caller's type (gemeente, ggz)."""
+    """Whether the caller may see this case at all. Deny by default: beheer sees every case; a gemeente or a
+    ggz only a case that names it (``gemeenteCode`` / ``ggzKvkNummer``); anyone else (UWV included) none, since
+    a case's variables say more than UWV needs (its budget and payment views are in grants and payments)."""
+    if principal.org_type == "beheer":
+        return True
     scope = ORGANISATION_VARIABLES.get(principal.org_type)
     owner = _variable(variables, scope) if scope else None
-    return owner is None or str(owner) == principal.org
+    return owner is not None and str(owner) == principal.org
 
 
 def _case_view(doc: dict[str, Any]) -> dict[str, Any]:

@@ -210,8 +210,10 @@ def test_incomplete_then_supplemented_in_time_continues(parsed):
     case = Case(parsed, standard_replies(**{"ips.aanvraag.volledigheid_controleren.v1": lambda p: next(answers)}))
     assert case.types()[-1] == "ips.aanvraag.herstel_vragen.v1"
     assert case.last("ips.aanvraag.herstel_vragen.v1").params["hersteltermijn"] == "P14D"
-    assert rt.next_timer_at(case.wf) == T0 + timedelta(days=14)
-    case.advance(timedelta(days=5))
+    # the ggz was told "uiterlijk 16 maart": the term ends at midnight after that day in Amsterdam
+    assert rt.next_timer_at(case.wf) == datetime.fromisoformat("2026-03-16T23:00:00+00:00")
+    case.advance(datetime.fromisoformat("2026-03-16T22:30:00+00:00") - case.now)  # 23:30 on the last day
+    assert "ips.beschikking.opstellen.v1" not in case.types()
     case.message("ips.aanvraag.aangevuld.v1", {"aanvraagId": "a-1"})
     assert case.types()[-2:] == ["ips.aanvraag.volledigheid_controleren.v1", "ips.budget.reserveren.v1"]
     assert case.task().element_id == "UserTask_beoordelen"
@@ -219,9 +221,9 @@ def test_incomplete_then_supplemented_in_time_continues(parsed):
 
 def test_incomplete_and_hersteltermijn_expires_gives_niet_behandelen(parsed):
     case = Case(parsed, standard_replies(**{"ips.aanvraag.volledigheid_controleren.v1": lambda p: volledigheid(False)}))
-    case.advance(timedelta(days=13))
+    case.advance(datetime.fromisoformat("2026-03-16T22:59:59+00:00") - case.now)
     assert "ips.beschikking.opstellen.v1" not in case.types()
-    case.advance(timedelta(days=1, seconds=1))
+    case.advance(timedelta(seconds=2))
     besluit = case.last("ips.beschikking.opstellen.v1").params
     assert besluit["soort"] == "niet_behandelen" and besluit["gronden"][0]["code"] == "aanvraag_onvolledig"
     assert "Handtekening" in besluit["motivering"]

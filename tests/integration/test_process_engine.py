@@ -50,7 +50,7 @@ async def test_test_process_runs_end_to_end_with_kept_message_timer_user_task_an
     fake = FakeServices(broker)
     await fake.start()
     # The confirmation arrives before the case waits for it (even before it exists): it must be kept.
-    await _publish(broker, START, "zaak-e2e", {"aanvraag_id": "A-1", "bedrag": LARGE})
+    await _publish(broker, START, "zaak-e2e", {"aanvraag_id": "A-1", "bedrag": LARGE, "gemeenteCode": "0957"})
     await fake.wait_for("ips.test.registreer.v1")
 
     async def timer_waiting() -> bool:
