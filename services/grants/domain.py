@@ -219,9 +219,10 @@ class Toetsing:
 def toets(regelingen: Sequence[Regeling], gemeente_code: str, woongemeente_code: str, aanvraagdatum: date,
           ontvangen_op: datetime) -> Toetsing:
     """Which regulation applies, whether the addressed gemeente is competent (the client's gemeente of
-    residence is), and when the decision is due (Awb 4:13: counted from the day of receipt)."""
+    residence is), and when the decision is due (Awb 4:13: counted from the day of receipt; a deadline ending
+    on a Saturday, Sunday or public holiday moves to the next working day, Algemene termijnenwet art. 1)."""
     regeling = kies_regeling(regelingen, aanvraagdatum)
-    beslisdatum = plus_duur(amsterdam_dag(ontvangen_op), regeling.beslistermijn)
+    beslisdatum = termijn_einde(plus_duur(amsterdam_dag(ontvangen_op), regeling.beslistermijn))
     return Toetsing(
         regeling=regeling.id,
         binnen_aanvraagperiode=regeling.aanvraagperiode.bevat(aanvraagdatum),

@@ -105,6 +105,8 @@ class GrantsHandlers:
             "beslistermijnVerstrijktOp": iso(t.beslistermijn_verstrijkt_op), "hersteltermijn": t.hersteltermijn,
             "tariefCents": regeling.tarief(p.traject_type),
             "looptijdMaanden": regeling.looptijd_maanden.get(p.traject_type),
+            "betaalschema": [{"moment": b.moment, "percentage": b.percentage} for b in regeling.betaalschema],
+            "terugvorderingstermijnJaren": regeling.terugvorderingstermijn_jaren,
         }
 
         def apply(zaak: Document) -> Outcome:

@@ -7,12 +7,14 @@ ips.events (``ips.opdracht.#``).
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from grants.regelingen import REGELINGEN_DIR
 from servicekit.broker import Broker
 from tests.support.engine_driver import CommandDriver
 from tests.support.tokens import ADMIN, bearer
@@ -69,8 +71,13 @@ async def test_toetsen_chooses_the_regulation_and_the_deadline(service, driver):
     t = reply.data
     assert t["regeling"] == "ips-gemeenten-2023" and t["binnenAanvraagperiode"] is True
     assert t["bevoegd"] is False and t["bevoegdeGemeente"] == "0988"
-    assert t["beslisdatum"] == "2026-04-27" and t["beslistermijnVerstrijktOp"] == "2026-04-27T22:00:00Z"
+    # 2 March + 8 weeks is Koningsdag (Monday 27 April 2026): the deadline moves to the next working day
+    assert t["beslisdatum"] == "2026-04-28" and t["beslistermijnVerstrijktOp"] == "2026-04-28T22:00:00Z"
     assert t["hersteltermijn"] == "P14D" and t["tariefCents"] == 1_132_500
+    # the regulation's payment schedule and recovery term, exactly as configured, for the process to pass on
+    config = json.loads((REGELINGEN_DIR / "ips-gemeenten-2023.json").read_text(encoding="utf-8"))
+    assert t["betaalschema"] == config["betaalschema"] == [{"moment": "toekenning", "percentage": 100}]
+    assert t["terugvorderingstermijnJaren"] == config["terugvorderingstermijnJaren"] == 5
 
     late = await driver.call("ips.aanvraag.toetsen.v1", "A-laat", {
         "aanvraag_id": "A-laat", "gemeente_code": "0957", "woongemeente_code": "0957", "traject_type": "CMD",

@@ -97,14 +97,25 @@ def test_a_bad_regulation_file_is_refused_naming_the_field(tmp_path: Path):
 
 def test_toetsing_deadline_competence_and_overdue_moment():
     t = toets(ALL, "0957", "0988", date(2026, 3, 1), datetime(2026, 3, 1, 23, 30, tzinfo=UTC))
-    # 23:30 UTC on 1 March is 2 March in Amsterdam; 8 weeks later is 27 April
+    # 23:30 UTC on 1 March is 2 March in Amsterdam; 8 weeks later is Monday 27 April, Koningsdag 2026,
+    # so the deadline moves to Tuesday 28 April (Algemene termijnenwet)
     assert t.regeling == "ips-gemeenten-2023" and t.binnen_aanvraagperiode
     assert not t.bevoegd and t.bevoegde_gemeente == "0988"
-    assert t.beslisdatum == date(2026, 4, 27)
-    # overdue from the start of 28 April in Amsterdam (summer time: 22:00 UTC the day before)
-    assert t.beslistermijn_verstrijkt_op == datetime(2026, 4, 27, 22, 0, tzinfo=UTC)
+    assert t.beslisdatum == date(2026, 4, 28)
+    # overdue from the start of 29 April in Amsterdam (summer time: 22:00 UTC the day before)
+    assert t.beslistermijn_verstrijkt_op == datetime(2026, 4, 28, 22, 0, tzinfo=UTC)
     assert t.hersteltermijn == "P14D"
     assert toets(ALL, "0957", "0957", date(2026, 3, 1), datetime(2026, 3, 1, 9, tzinfo=UTC)).bevoegd
+
+
+def test_a_decision_deadline_on_a_saturday_moves_to_the_monday():
+    # received Saturday 7 March 2026: 8 weeks later is Saturday 2 May, so the decision is due Monday 4 May
+    t = toets(ALL, "0957", "0957", date(2026, 3, 7), datetime(2026, 3, 7, 10, tzinfo=UTC))
+    assert t.beslisdatum == date(2026, 5, 4)
+    assert t.beslistermijn_verstrijkt_op == datetime(2026, 5, 4, 22, 0, tzinfo=UTC)
+    # a deadline on a working day stays where it is: received Tuesday 3 March -> Tuesday 28 April
+    assert toets(ALL, "0957", "0957", date(2026, 3, 3), datetime(2026, 3, 3, 10, tzinfo=UTC)).beslisdatum == \
+        date(2026, 4, 28)
 
 
 # ----------------------------------------------------------------------------------- objection deadline
