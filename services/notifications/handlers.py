@@ -130,7 +130,9 @@ class NotificationHandlers:
         ontvangers = bepaal_ontvangers(contacten, doc.get("ggz_kvk_nummer"), doc["gemeente_code"])
         tekst = self.sjablonen.mail_tekst(brief)
         pdf = render_pdf(brief, self.sjablonen)
-        if bevat_mogelijk_bsn(tekst + "\n" + brief.tekst):
+        eigen = (brief.kenmerk, brief.aanvraag_id, brief.beschikking_id, str(doc["_id"]),
+                 brief.bestandsnaam.removesuffix(".pdf"))
+        if bevat_mogelijk_bsn(tekst + "\n" + brief.tekst, eigen):
             status = GEBLOKKEERD
             log.warning("bericht.geblokkeerd", bericht_id=doc["_id"], reden="mogelijk BSN in de tekst")
         elif not ontvangers.compleet:

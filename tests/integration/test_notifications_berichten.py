@@ -269,3 +269,27 @@ async def test_two_senders_never_send_the_same_message(service, driver, smtp):
     await asyncio.sleep(1.5)
     ids = [m["Message-ID"] for m in smtp.capture.messages]
     assert len(ids) == len(cases) == len(set(ids))
+
+
+async def test_ids_in_the_letter_do_not_block_it_but_a_bsn_does(service, driver, smtp):
+    smtp.start()
+    notifications = service("notifications", IPSFLOW_SMTP_HOST="127.0.0.1", IPSFLOW_SMTP_PORT=str(smtp.port),
+                            **FAST).start()
+    # the aanvraag id is a UUID whose last group holds 123456782, which passes the eleven test
+    aanvraag_id = "3f2b8c1e-4d5a-4b6c-9e7f-a123456782bc"
+    data = command_data(aanvraag_id)
+    data["beschikking"]["beschikkingId"] = "9a8b7c6d-1e2f-4a3b-8c9d-0e111222333f"
+    reply = await driver.reply(await driver.send(aanvraag_id, data))
+    assert reply.data["status"] == "te_versturen"
+
+    async def sent() -> bool:
+        return [b["status"] for b in log_of(notifications.url, aanvraag_id)] == ["verzonden"]
+
+    await eventually(sent, timeout=30, what="the message to be sent")
+
+    met_bsn = command_data("E-1")
+    met_bsn["beschikking"]["tekst"] += "\nDe client met BSN 123456782 is aangemeld."
+    blocked = await driver.reply(await driver.send("E-1", met_bsn))
+    assert blocked.data["status"] == "geblokkeerd"
+    await asyncio.sleep(1.0)
+    assert len(smtp.capture.messages) == 1

@@ -176,6 +176,27 @@ def test_the_bsn_guard_uses_the_eleven_test() -> None:
     assert not bevat_mogelijk_bsn("nummer 123456789")  # fails the eleven test
 
 
+# 123456782 passes the eleven test; a UUID whose last group holds it was blocked by the old guard
+UUID_MET_ELFPROEF = "3f2b8c1e-4d5a-4b6c-9e7f-a123456782bc"
+
+
+def test_the_bsn_guard_ignores_uuids_and_the_letters_own_ids() -> None:
+    assert bevat_mogelijk_bsn("BSN 123456782 van de client")  # a real-looking BSN standing alone
+    assert bevat_mogelijk_bsn("123456782")
+    assert bevat_mogelijk_bsn("(bsn:123456782).")
+    assert not bevat_mogelijk_bsn(f"Uw aanvraag: {UUID_MET_ELFPROEF}\nBeschikking {UUID_MET_ELFPROEF.upper()}")
+    # a uuid does not hide a BSN next to it
+    assert bevat_mogelijk_bsn(f"Uw aanvraag: {UUID_MET_ELFPROEF} client 123456782")
+    # nine digits inside a hex id (no dashes) are no candidate
+    assert not bevat_mogelijk_bsn("hash 3f2b8c1e4d5a4b6c9e7fa123456782bc")
+    # the letter's own kenmerk and ids are taken out as whole tokens only
+    assert bevat_mogelijk_bsn("Ons kenmerk: IPS-0957-2026-111222333")
+    assert not bevat_mogelijk_bsn("Ons kenmerk: IPS-0957-2026-111222333", ["IPS-0957-2026-111222333"])
+    assert not bevat_mogelijk_bsn("Uw aanvraag: A-111222333.", ["A-111222333", ""])
+    assert bevat_mogelijk_bsn("Uw aanvraag: A-111222333 client 123456782", ["A-111222333"])
+    assert bevat_mogelijk_bsn("client 111222333", ["1", "A"])  # a short id does not cut a number apart
+
+
 def test_ids_and_message_id_derive_from_the_beschikking() -> None:
     assert bericht_id("b-1") == bericht_id("b-1") != bericht_id("b-2")
     assert message_id_header("b-1", "gemeente.example") == "<beschikking-b-1@gemeente.example>"
