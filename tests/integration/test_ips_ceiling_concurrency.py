@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import date
 
-from tests.support.ips import IpsSystem, application, ggz
+from tests.support.ips import PERIODE, IpsSystem, application, ggz
 
 N, ROOM = 1000, 100
 
@@ -17,7 +16,7 @@ async def test_1000_concurrent_submissions_give_exactly_100_reservations(service
     intake = service("intake").start()
     engine = service("process_engine").start()
     ips = IpsSystem(intake=intake.url, grants=grants[0].url, engine=engine.url)
-    year = str(date.today().year)
+    year = PERIODE
     try:
         await ips.set_ceiling("ips-gemeenten-2023", year, ROOM * 800000)
         gate = asyncio.Semaphore(40)
@@ -34,7 +33,7 @@ async def test_1000_concurrent_submissions_give_exactly_100_reservations(service
         deadline = time.monotonic() + 900
         decided = 0
         while time.monotonic() < deadline:
-            decided = await requests.count_documents({"status": {"$ne": "wachtend"}})
+            decided = await requests.count_documents({"status": "besloten"})
             if decided == N:
                 break
             await asyncio.sleep(2)
@@ -44,5 +43,7 @@ async def test_1000_concurrent_submissions_give_exactly_100_reservations(service
         assert ledger["gereserveerdCents"] + ledger["vastgelegdCents"] == ROOM * 800000
         assert ledger["beschikbaarCents"] == 0
         assert ledger["aantalReserveringen"] == ROOM
+        refused = await requests.count_documents({"status": "besloten", "uitkomst.gereserveerd": False})
+        assert refused == N - ROOM
     finally:
         await ips.close()

@@ -11,6 +11,7 @@ from tests.support.ips import (
     GGZ_A,
     GGZ_B,
     PDF,
+    PERIODE,
     ROERMOND,
     WEERT,
     IpsSystem,
@@ -67,7 +68,7 @@ async def test_happy_path_cmd_and_epa_under_ips_gemeenten_2023(ips: IpsSystem):
     other = await ips.client.get(f"{ips.intake}/api/v1/aanvragen/{cmd}", headers=ggz(GGZ_B))
     assert other.status_code == 403
     budgets = {b["periode"]: b for b in await ips.budgets() if b["regeling"] == "ips-gemeenten-2023"}
-    assert budgets[str(date.today().year)]["vastgelegdCents"] == 800000 + 1132500
+    assert budgets[PERIODE]["vastgelegdCents"] == 800000 + 1132500
 
 
 async def test_an_official_without_the_grant_mandate_cannot_grant(ips: IpsSystem):
@@ -105,7 +106,7 @@ async def test_ips_cmd_2019_cap_window_and_co_financing(ips: IpsSystem):
 
 
 async def test_ceiling_grants_in_order_of_receipt(ips: IpsSystem):
-    year = str(date.today().year)
+    year = PERIODE
     await ips.set_ceiling("ips-gemeenten-2023", year, 800000)  # room for exactly one CMD trajectory
     first = await ips.submit(application())
     second = await ips.submit(application())
@@ -177,7 +178,10 @@ async def test_refused_fields_and_other_organisations(ips: IpsSystem):
         assert response.status_code == 400
         assert name in [p["name"] for p in response.json()["invalidParams"]]
     case_id = await ips.submit(application())
-    assert (await ips.client.get(f"{ips.intake}/api/v1/aanvragen/{case_id}", headers=ggz(GGZ_B))).status_code == 403
+    url = f"{ips.intake}/api/v1/aanvragen/{case_id}"
+    assert (await ips.client.get(url, headers=ggz(GGZ_B))).status_code == 403
+    assert (await ips.client.get(url, headers=official(WEERT))).status_code == 403  # Weert cannot read Roermond's
+    assert (await ips.client.get(url, headers=official(ROERMOND))).status_code == 200
     upload = await ips.client.post(f"{ips.intake}/api/v1/aanvragen/{case_id}/documenten",
                                    params={"soort": "aanvraagformulier", "bestandsnaam": "aanvraag.pdf"},
                                    content=PDF, headers={**ggz(GGZ_A), "content-type": "application/pdf"})

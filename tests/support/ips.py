@@ -10,7 +10,7 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -23,6 +23,10 @@ MANDATES = ("toekenning", "afwijzing", "verdaging", "niet_behandelen")
 PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 
 _counter = itertools.count(1)
+# Pinned inside ips-gemeenten-2023's window, so the tests do not change meaning when the calendar moves on. The
+# budget period follows the receipt date and falls back to this date when the receipt lies outside every period.
+AANVRAAGDATUM = "2026-06-01"
+PERIODE = "2026"
 
 
 def ggz(kvk: str = GGZ_A) -> dict[str, str]:
@@ -43,8 +47,8 @@ def application(**overrides: Any) -> dict[str, Any]:
     n = next(_counter)
     body: dict[str, Any] = {
         "clientReferentie": f"KND-{n:05d}", "bsn": "111222333", "gemeenteCode": ROERMOND,
-        "woongemeenteCode": ROERMOND, "trajectType": "CMD", "aanvraagdatum": date.today().isoformat(),
-        "gewensteStartdatum": date.today().replace(day=1).isoformat(), "ggzKvkNummer": GGZ_A,
+        "woongemeenteCode": ROERMOND, "trajectType": "CMD", "aanvraagdatum": AANVRAAGDATUM,
+        "gewensteStartdatum": "2026-07-01", "ggzKvkNummer": GGZ_A,
         "ondertekening": {"kandidaat": True, "ggzInstelling": True},
         "modelgetrouwheid": {"certificaatnummer": "PHR-2025-0042", "geldigTot": "2028-01-01"},
         "doelgroep": {"uitkering": "bijstand", "wilBetaaldWerk": True, "andereReintegratie": False},
