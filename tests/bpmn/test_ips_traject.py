@@ -34,6 +34,8 @@ def parsed() -> rt.ParsedDefinition:
 
 def toetsing(**overrides: Any) -> dict[str, Any]:
     return {"regeling": "ips-gemeenten-2023", "binnenAanvraagperiode": True, "bevoegd": True,
+            "betaalschema": [{"moment": "toekenning", "percentage": 60}, {"moment": "vaststelling", "percentage": 40}],
+            "terugvorderingstermijnJaren": 5,
             "bevoegdeGemeente": "0957", "beslisdatum": "2026-04-27",
             "beslistermijnVerstrijktOp": "2026-04-27T22:00:00+00:00", "hersteltermijn": "P14D", **overrides}
 
@@ -158,7 +160,8 @@ def test_happy_path_epa_goes_from_submission_to_a_granted_beschikking(parsed):
     assert case.last("ips.aanvraag.besluit_registreren.v1").params["status"] == "toegekend"
     payment = case.last("ips.betaling.opdrachten_aanmaken.v1").params
     assert payment["bedrag_cents"] == 1132500 and payment["moment"] == "toekenning"
-    assert payment["betaalschema"] == [{"moment": "toekenning", "percentage": 100}]
+    assert payment["betaalschema"] == [{"moment": "toekenning", "percentage": 60},
+                                       {"moment": "vaststelling", "percentage": 40}]  # the regulation's schedule
     assert rt.active_element_ids(case.wf) == ["ReceiveTask_traject"]  # the trajectory runs
     assert case.variables["looptijd_maanden"] == 36
     assert case.variables["einddatum"] == "2029-03-31"  # started 2026-04-01, 36 months
@@ -317,7 +320,7 @@ def test_stopbericht_then_report_then_vaststelling_and_settlement(parsed):
     assert letter["soort"] == "vaststelling" and letter["vastgesteld_cents"] == 188750
     assert case.last("ips.aanvraag.besluit_registreren.v1").params["status"] == "vastgesteld"
     settle = case.last("ips.vaststelling.verrekenen.v1").params
-    assert settle["vastgesteld_cents"] == 188750
+    assert settle["vastgesteld_cents"] == 188750 and settle["terugvorderingstermijn_jaren"] == 5
     booked = case.last("ips.budget.financieel_registreren.v1").params
     assert (booked["betaald_cents"], booked["teruggevorderd_cents"]) == (1132500, 1132500 - 188750)
     assert rt.is_completed(case.wf)
