@@ -85,10 +85,16 @@ def mint_token(subject: str, org_type: str, org: str, roles: list[str], ttl_seco
     return jwt.encode(claims, private.read_bytes(), algorithm="RS256")
 
 
+def expected_issuer() -> str:
+    """The identity provider whose tokens count (``IPSFLOW_JWT_ISSUER``; the development issuer by default)."""
+    return os.environ.get("IPSFLOW_JWT_ISSUER", ISSUER)
+
+
 def verify(token: str, key: bytes | None = None) -> Principal:
     try:
         claims: dict[str, Any] = jwt.decode(token, key or public_key(), algorithms=["RS256"], audience=AUDIENCE,
-                                            options={"require": ["sub", "exp", "aud"]})
+                                            issuer=expected_issuer(),
+                                            options={"require": ["sub", "exp", "aud", "iss"]})
     except jwt.PyJWTError as exc:
         raise HTTPException(401, f"Token ongeldig: {exc}", headers={"WWW-Authenticate": "Bearer"}) from None
     if claims.get("org_type") not in ORG_TYPES or not claims.get("org"):
