@@ -41,7 +41,13 @@ AANVRAAG_BESLUITEN = (TOEGEKEND, AFGEWEZEN, NIET_BEHANDELD)  # the decision on t
 BESLUIT_STATUSSEN = (*AANVRAAG_BESLUITEN, VASTGESTELD)
 FINAL = (*BESLUIT_STATUSSEN, INGETROKKEN)
 
+# What the portal accepts as the candidate's benefit; only DOELGROEP_UITKERINGEN (Participatiewet, IOAW, IOAZ,
+# or none: a niet-uitkeringsgerechtigde) belong to the regulation's target group.
 DOELGROEP_UITKERINGEN = ("bijstand", "ioaw", "ioaz", "geen")
+UITKERINGEN = (*DOELGROEP_UITKERINGEN, "ww", "wia", "wajong", "anders")
+# The desired start date lies within [aanvraagdatum - 2 years, aanvraagdatum + 1 year].
+STARTDATUM_JAREN_VOOR = 2
+STARTDATUM_JAREN_NA = 1
 SOORT_AANVRAAGFORMULIER = "aanvraagformulier"
 UPLOAD_SOORTEN = (SOORT_AANVRAAGFORMULIER, "modelgetrouwheidscertificaat", "overig")
 SOORT_EINDVERSLAG = "beeindigingsverslag"
@@ -137,6 +143,31 @@ def add_duration(start: date, duration: str) -> date:
 def local_date(moment: datetime) -> date:
     """The Europe/Amsterdam calendar date of a (UTC) timestamp."""
     return moment.astimezone(AMSTERDAM).date()
+
+
+def plus_years(dag: date, years: int) -> date:
+    """``dag`` plus (or minus) whole years; 29 February clamps to 28 February, out of range clamps to date.min/max."""
+    year = dag.year + years
+    if year < date.min.year:
+        return date.min
+    if year > date.max.year:
+        return date.max
+    return date(year, dag.month, min(dag.day, calendar.monthrange(year, dag.month)[1]))
+
+
+def startdatum_bereik(aanvraagdatum: date) -> tuple[date, date]:
+    """The first and last acceptable desired start date for an application dated ``aanvraagdatum``."""
+    return plus_years(aanvraagdatum, -STARTDATUM_JAREN_VOOR), plus_years(aanvraagdatum, STARTDATUM_JAREN_NA)
+
+
+def startdatum_ongeldig(aanvraagdatum: date, gewenste_startdatum: date) -> InvalidValue | None:
+    """Why ``gewenste_startdatum`` is refused for an application dated ``aanvraagdatum``, or None."""
+    eerste, laatste = startdatum_bereik(aanvraagdatum)
+    if eerste <= gewenste_startdatum <= laatste:
+        return None
+    return InvalidValue("gewensteStartdatum", "buiten_bereik",
+                        f"niet eerder dan {STARTDATUM_JAREN_VOOR} jaar voor en niet later dan "
+                        f"{STARTDATUM_JAREN_NA} jaar na de aanvraagdatum")
 
 
 # --- the aggregate --------------------------------------------------------------------------------------
@@ -254,7 +285,13 @@ class Aanvraag:
                  ontvangen_op: datetime, ondertekening: Ondertekening, doelgroep: Doelgroep,
                  modelgetrouwheid: Modelgetrouwheid | None = None, ggz_agb_code: str | None = None,
                  toelichting: str | None = None) -> Aanvraag:
-        """Record a received application; emits ``ips.aanvraag.ingediend.v1`` with ids and facts only."""
+        """Record a received application; emits ``ips.aanvraag.ingediend.v1`` with ids and facts only.
+
+        The desired start date must lie within the range of ``startdatum_bereik`` (InvalidValue otherwise).
+        """
+        ongeldig = startdatum_ongeldig(aanvraagdatum, gewenste_startdatum)
+        if ongeldig is not None:
+            raise ongeldig
         aanvraag = cls(id=id, client_referentie=client_referentie, gemeente_code=gemeente_code,
                        woongemeente_code=woongemeente_code, traject_type=traject_type, aanvraagdatum=aanvraagdatum,
                        gewenste_startdatum=gewenste_startdatum, ggz_kvk_nummer=ggz_kvk_nummer,
@@ -283,9 +320,16 @@ class Aanvraag:
 
     def aanvullen(self, nu: datetime, *, ondertekening: Ondertekening | None = None,
                   modelgetrouwheid: Modelgetrouwheid | None = None, doelgroep: Doelgroep | None = None) -> None:
-        """Supplement after a repair request; emits ``ips.aanvraag.aangevuld.v1``. Only while asked."""
+        """Supplement after a repair request; emits ``ips.aanvraag.aangevuld.v1``.
+
+        Only while asked, and through the end of the repair deadline's day (``herstel.uiterlijk``, an
+        Amsterdam calendar date): refused once the Amsterdam date of ``nu`` is after it.
+        """
         if self.status != AANVULLING_GEVRAAGD:
             raise DomainError(f"Er is geen aanvulling gevraagd (status {self.status}).")
+        if self.herstel is not None and local_date(nu) > self.herstel.uiterlijk:
+            raise DomainError(f"De hersteltermijn is verstreken (uiterlijk {self.herstel.uiterlijk.isoformat()}); "
+                              "aanvullen kan niet meer.")
         if ondertekening is not None:
             self.ondertekening = ondertekening
         if modelgetrouwheid is not None:

@@ -161,6 +161,9 @@ class IntakeHandlers:
             if not self.gemeenten.geldig_op(code, aanvraagdatum):
                 invalid.append({"name": name, "code": "gemeente_ongeldig",
                                 "reason": "geen gemeente op de aanvraagdatum (CBS-indeling)"})
+        startdatum = domain.startdatum_ongeldig(aanvraagdatum, cmd.gewenste_startdatum)
+        if startdatum is not None:
+            invalid.append({"name": startdatum.name, "code": startdatum.code, "reason": startdatum.reason})
         if invalid:
             raise InvalidInput(invalid)
 

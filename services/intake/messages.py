@@ -30,7 +30,8 @@ class Modelgetrouwheid(PortalModel):
 
 
 class Doelgroep(PortalModel):
-    uitkering: Literal["bijstand", "ioaw", "ioaz", "geen"]
+    uitkering: Literal["bijstand", "ioaw", "ioaz", "geen", "ww", "wia", "wajong", "anders"] = Field(
+        description="Uitkering van de kandidaat; alleen bijstand, ioaw, ioaz en geen vallen onder de doelgroep.")
     wil_betaald_werk: bool
     andere_reintegratie: bool = Field(description="De kandidaat volgt al een ander re-integratietraject.")
 

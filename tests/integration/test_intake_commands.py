@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aio_pika
 import httpx
@@ -18,6 +19,7 @@ from tests.conftest import eventually
 from tests.integration.test_intake_http import BSN, GGZ_HEADERS, ROERMOND, VALID, WEERT, submit, upload
 
 ENGINE_CLOCK = datetime(2026, 3, 2, 23, 30, tzinfo=UTC)  # already 3 March in Amsterdam
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 class EngineStandIn:
@@ -39,24 +41,26 @@ class EngineStandIn:
     async def _on_message(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
         self.events.append(CloudEvent.model_validate(json.loads(message.body)))
 
-    async def command(self, type_: str, aanvraag_id: str, command_id: str, **params: Any) -> CloudEvent:
+    async def command(self, type_: str, aanvraag_id: str, command_id: str, clock: datetime = ENGINE_CLOCK,
+                      **params: Any) -> CloudEvent:
         cmd = new_event(type_, service="process_engine", subject=aanvraag_id, event_id=command_id,
                         data={"aanvraag_id": aanvraag_id, "elementId": "Task_x", "attempt": 1, **params},
-                        now=ENGINE_CLOCK)
+                        now=clock)
         await self.broker.publish(cmd, COMMANDS)
         return cmd
 
     def replies_to(self, command_id: str) -> list[CloudEvent]:
         return [e for e in self.events if e.causationid == command_id]
 
-    async def ask(self, type_: str, aanvraag_id: str, command_id: str, **params: Any) -> CloudEvent:
+    async def ask(self, type_: str, aanvraag_id: str, command_id: str, clock: datetime = ENGINE_CLOCK,
+                  **params: Any) -> CloudEvent:
         """Send the command twice (a redelivery), wait for the answer and check there is only one."""
-        await self.command(type_, aanvraag_id, command_id, **params)
+        await self.command(type_, aanvraag_id, command_id, clock, **params)
 
         async def answered() -> bool:
             return bool(self.replies_to(command_id))
         await eventually(answered, timeout=20, what=f"the reply to {type_}")
-        await self.command(type_, aanvraag_id, command_id, **params)
+        await self.command(type_, aanvraag_id, command_id, clock, **params)
         await asyncio.sleep(1.0)
         replies = self.replies_to(command_id)
         assert len(replies) == 1, f"{type_}: {len(replies)} replies"
@@ -104,12 +108,15 @@ async def test_incomplete_application_repaired_forwarded_and_decided(service, en
     assert check.data["criteria"] == {"doelgroep": True, "wilBetaaldWerk": True, "geenAnderTraject": True,
                                       "certificaatGeldigTot": None}
 
-    herstel = await engine.ask("ips.aanvraag.herstel_vragen.v1", aanvraag_id, "cmd-herstel-1",
+    # asked now (the ggz supplements on the real clock, within the repair period)
+    now = datetime.now(UTC)
+    uiterlijk = (now.astimezone(AMSTERDAM).date() + timedelta(days=14)).isoformat()
+    herstel = await engine.ask("ips.aanvraag.herstel_vragen.v1", aanvraag_id, "cmd-herstel-1", now,
                                ontbrekend=check.data["ontbrekend"], hersteltermijn="P14D")
-    assert herstel.data == {"uiterlijk": "2026-03-17"}
+    assert herstel.data == {"uiterlijk": uiterlijk}
     detail = _read(intake.url, aanvraag_id).json()
     assert detail["status"] == "aanvulling_gevraagd"
-    assert detail["herstel"]["uiterlijk"] == "2026-03-17"
+    assert detail["herstel"]["uiterlijk"] == uiterlijk
 
     supplement = httpx.post(f"{intake.url}/api/v1/aanvragen/{aanvraag_id}/aanvullingen",
                             json={"modelgetrouwheid": {"certificaatnummer": "PHR-9", "geldigTot": "2027-06-30"}},
@@ -168,6 +175,39 @@ async def test_incomplete_application_repaired_forwarded_and_decided(service, en
     stored = await db.aanvragen.find_one({"_id": aanvraag_id})
     assert stored["outbox"] == [] and BSN not in repr(stored)
     assert BSN not in "".join(e.model_dump_json() for e in engine.events)
+
+
+async def test_supplement_after_the_repair_deadline_is_refused(service, engine, mongo, namespace):
+    intake = service("intake").start()
+    aanvraag_id = submit(intake.url, {k: v for k, v in VALID.items() if k != "modelgetrouwheid"}).json()["id"]
+    asked_long_ago = datetime.now(UTC) - timedelta(days=30)
+    herstel = await engine.ask("ips.aanvraag.herstel_vragen.v1", aanvraag_id, "cmd-herstel-laat", asked_long_ago,
+                               ontbrekend=[{"code": "modelgetrouwheidscertificaat"}], hersteltermijn="P14D")
+    uiterlijk = (asked_long_ago.astimezone(AMSTERDAM).date() + timedelta(days=14)).isoformat()
+    assert herstel.data == {"uiterlijk": uiterlijk}
+    before = _read(intake.url, aanvraag_id)
+
+    late = httpx.post(f"{intake.url}/api/v1/aanvragen/{aanvraag_id}/aanvullingen",
+                      json={"modelgetrouwheid": {"certificaatnummer": "PHR-9", "geldigTot": "2027-06-30"}},
+                      headers={**GGZ_HEADERS, "Idempotency-Key": "te-laat"}, timeout=10)
+    assert late.status_code == 409, late.text
+    assert late.headers["content-type"] == "application/problem+json"
+    assert "hersteltermijn" in late.json()["detail"]
+    after = _read(intake.url, aanvraag_id)
+    assert after.json()["status"] == "aanvulling_gevraagd" and "aangevuldOp" not in after.json()
+    assert after.headers["ETag"] == before.headers["ETag"], "nothing stored"
+    stored = await mongo[f"{namespace}ipsflow_intake".replace(".", "_")].aanvragen.find_one({"_id": aanvraag_id})
+    assert stored["modelgetrouwheid"] is None and not stored.get("idempotency_keys")
+    await asyncio.sleep(0.5)
+    assert not any(e.type == "ips.aanvraag.aangevuld.v1" for e in engine.events)
+
+
+async def test_a_benefit_outside_the_target_group_fails_the_doelgroep_criterion(service, engine):
+    intake = service("intake").start()
+    aanvraag_id = submit(intake.url, {**VALID, "doelgroep": {**VALID["doelgroep"], "uitkering": "ww"}}).json()["id"]
+    check = await engine.ask("ips.aanvraag.volledigheid_controleren.v1", aanvraag_id, "cmd-volledig-ww")
+    assert check.type == "ips.opdracht.voltooid.v1"
+    assert check.data["criteria"]["doelgroep"] is False
 
 
 async def test_withdrawn_application_still_records_the_decision(service, engine):

@@ -73,7 +73,11 @@ def _without(key: str) -> dict[str, Any]:
     (_without("bsn"), "bsn", "missing"),
     ({**VALID, "bsn": "123456789"}, "bsn", "value_error"),
     ({**VALID, "bsn": "12345678"}, "bsn", "string_pattern_mismatch"),
-    ({**VALID, "doelgroep": {**VALID["doelgroep"], "uitkering": "ww"}}, "doelgroep.uitkering", "literal_error"),
+    ({**VALID, "doelgroep": {**VALID["doelgroep"], "uitkering": "zw"}}, "doelgroep.uitkering", "literal_error"),
+    ({**VALID, "gewensteStartdatum": "9999-12-31"}, "gewensteStartdatum", "buiten_bereik"),
+    ({**VALID, "gewensteStartdatum": "2027-03-03"}, "gewensteStartdatum", "buiten_bereik"),  # > aanvraagdatum + 1y
+    ({**VALID, "gewensteStartdatum": "2024-03-01"}, "gewensteStartdatum", "buiten_bereik"),  # < aanvraagdatum - 2y
+    ({**_without("aanvraagdatum"), "gewensteStartdatum": "0001-01-01"}, "gewensteStartdatum", "buiten_bereik"),
     ({**VALID, "toelichting": "x" * 2001}, "toelichting", "string_too_long"),
     ({**VALID, "toelichting": "x" * 70_000}, "body", "too_large"),
     ({**VALID, "gemeenteCode": "0501"}, "gemeenteCode", "gemeente_ongeldig"),  # Brielle, merged 2023-01-01
@@ -94,14 +98,26 @@ async def test_bad_input_is_400_problem_naming_the_field(intake, mongo, namespac
     assert await _count(mongo, namespace) == before, "nothing stored"
 
 
+async def test_start_date_range_bounds_and_every_benefit_are_accepted(intake, mongo, namespace):
+    for start in ("2024-03-02", "2027-03-02"):  # aanvraagdatum 2026-03-02 minus 2 years, plus 1 year
+        response = submit(intake.url, {**VALID, "gewensteStartdatum": start})
+        assert response.status_code == 201, response.text
+    for uitkering in ("ww", "wia", "wajong", "anders"):
+        response = submit(intake.url, {**VALID, "doelgroep": {**VALID["doelgroep"], "uitkering": uitkering}})
+        assert response.status_code == 201, response.text
+    assert await _count(mongo, namespace) == 6
+
+
 async def test_gemeente_validity_follows_the_application_date(intake):
-    brielle_before = submit(intake.url, {**VALID, "gemeenteCode": "0501", "woongemeenteCode": "0501",
+    in_2023 = {"gewensteStartdatum": "2023-02-01"}  # within a year of the application date
+    brielle_before = submit(intake.url, {**VALID, **in_2023, "gemeenteCode": "0501", "woongemeenteCode": "0501",
                                          "aanvraagdatum": "2022-12-31"})
     assert brielle_before.status_code == 201, brielle_before.text
-    voorne_before = submit(intake.url, {**VALID, "gemeenteCode": "1992", "aanvraagdatum": "2022-12-31"})
+    voorne_before = submit(intake.url, {**VALID, **in_2023, "gemeenteCode": "1992", "aanvraagdatum": "2022-12-31"})
     assert voorne_before.status_code == 400
     assert voorne_before.json()["invalidParams"][0]["name"] == "gemeenteCode"
-    assert submit(intake.url, {**VALID, "gemeenteCode": "1992", "aanvraagdatum": "2023-01-01"}).status_code == 201
+    assert submit(intake.url, {**VALID, **in_2023, "gemeenteCode": "1992",
+                               "aanvraagdatum": "2023-01-01"}).status_code == 201
 
 
 async def test_submission_is_stored_with_encrypted_bsn_and_idempotent_with_key(intake, mongo, namespace):

@@ -11,15 +11,19 @@ from intake.domain import (
     AANVRAAG_AANGEVULD,
     AANVRAAG_INGEDIEND,
     AANVRAAG_INGETROKKEN,
+    DOELGROEP_UITKERINGEN,
+    UITKERINGEN,
     Aanvraag,
     DocumentInfo,
     Doelgroep,
     DomainError,
     Gemeenteregister,
+    InvalidValue,
     Modelgetrouwheid,
     Ondertekening,
     add_duration,
     elfproef,
+    startdatum_ongeldig,
 )
 
 CSV = Path(__file__).resolve().parents[2] / "services" / "intake" / "data" / "gemeenten.csv"
@@ -176,3 +180,72 @@ def test_decision_after_withdrawal_is_recorded_but_status_stays():
                           {"soort": "niet_behandelen", "bedragCents": 0, "kenmerk": "K"})
     assert a.status == "ingetrokken"
     assert a.besluit is not None and a.besluit.document_id == "b-1" and a.besluit.bedrag_cents == 0
+
+
+# --- the repair deadline: the ggz may supplement through the end of herstel.uiterlijk (Amsterdam) ---------
+
+def _asked() -> Aanvraag:
+    a = aanvraag(kandidaat=False)
+    assert a.herstel_vragen(["ondertekening_kandidaat"], "P14D", T0) == {"uiterlijk": "2026-03-16"}
+    return a
+
+
+def test_supplement_on_the_last_day_until_midnight_amsterdam_is_accepted():
+    a = _asked()
+    a.aanvullen(datetime(2026, 3, 16, 22, 59, 59, tzinfo=UTC), ondertekening=Ondertekening(True, True))  # 23:59:59 CET
+    assert a.status == "aangevuld"
+
+
+@pytest.mark.parametrize("moment", [datetime(2026, 3, 16, 23, 0, tzinfo=UTC),  # 00:00 on 17 March in Amsterdam
+                                    datetime(2026, 4, 1, 12, 0, tzinfo=UTC)])
+def test_supplement_after_the_repair_deadline_is_refused(moment):
+    a = _asked()
+    a.events.clear()
+    with pytest.raises(DomainError, match="hersteltermijn"):
+        a.aanvullen(moment, ondertekening=Ondertekening(True, True))
+    assert a.status == "aanvulling_gevraagd" and a.aangevuld_op is None and a.events == []
+    assert a.ondertekening == Ondertekening(False, True), "nothing changed"
+
+
+# --- the target group: only bijstand, IOAW, IOAZ and no benefit at all ------------------------------------
+
+@pytest.mark.parametrize(("uitkering", "in_doelgroep"), [
+    ("bijstand", True), ("ioaw", True), ("ioaz", True), ("geen", True),
+    ("ww", False), ("wia", False), ("wajong", False), ("anders", False),
+])
+def test_doelgroep_criterion_follows_the_benefit(uitkering, in_doelgroep):
+    a = aanvraag()
+    a.doelgroep = Doelgroep(uitkering, wil_betaald_werk=True, andere_reintegratie=False)
+    assert a.volledigheid_controleren()["criteria"]["doelgroep"] is in_doelgroep
+
+
+def test_every_accepted_benefit_is_known_to_the_domain():
+    assert set(DOELGROEP_UITKERINGEN) < set(UITKERINGEN)
+    assert set(UITKERINGEN) - set(DOELGROEP_UITKERINGEN) == {"ww", "wia", "wajong", "anders"}
+
+
+# --- the desired start date: aanvraagdatum - 2 years .. aanvraagdatum + 1 year ----------------------------
+
+@pytest.mark.parametrize(("aanvraagdatum", "start", "ok"), [
+    (date(2026, 3, 2), date(2024, 3, 2), True),
+    (date(2026, 3, 2), date(2024, 3, 1), False),
+    (date(2026, 3, 2), date(2027, 3, 2), True),
+    (date(2026, 3, 2), date(2027, 3, 3), False),
+    (date(2026, 3, 2), date(9999, 12, 31), False),
+    (date(2026, 3, 2), date(1, 1, 1), False),
+    (date(2024, 2, 29), date(2025, 2, 28), True),  # a leap day plus a year clamps to 28 February
+    (date(2024, 2, 29), date(2025, 3, 1), False),
+    (date(9999, 6, 1), date(9999, 12, 31), True),  # no overflow at the end of the calendar
+])
+def test_desired_start_date_range(aanvraagdatum, start, ok):
+    assert (startdatum_ongeldig(aanvraagdatum, start) is None) is ok
+
+
+def test_indienen_refuses_a_start_date_out_of_range():
+    with pytest.raises(InvalidValue) as refused:
+        Aanvraag.indienen(
+            id="a-1", client_referentie="K-1", gemeente_code="0957", woongemeente_code="0957", traject_type="CMD",
+            aanvraagdatum=date(2026, 3, 2), gewenste_startdatum=date(9999, 12, 31), ggz_kvk_nummer="12345678",
+            ontvangen_op=T0, ondertekening=Ondertekening(True, True),
+            doelgroep=Doelgroep("bijstand", wil_betaald_werk=True, andere_reintegratie=False))
+    assert refused.value.name == "gewensteStartdatum" and refused.value.code == "buiten_bereik"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from intake.messages import BesluitRegistrerenParams, DoorzendenParams, HerstelVragenParams
+from intake.domain import UITKERINGEN
+from intake.messages import BesluitRegistrerenParams, Doelgroep, DoorzendenParams, HerstelVragenParams
 
 
 @pytest.mark.parametrize("status", [None, "None", ""])
@@ -22,3 +23,15 @@ def test_bad_parameters_fail_validation():
         HerstelVragenParams.model_validate({"aanvraag_id": "a", "hersteltermijn": "twee weken"})
     with pytest.raises(pydantic.ValidationError):
         DoorzendenParams.model_validate({"aanvraag_id": "a", "naar_gemeente_code": "GM0988"})
+
+
+@pytest.mark.parametrize("uitkering", UITKERINGEN)
+def test_every_benefit_is_accepted_also_outside_the_target_group(uitkering):
+    doelgroep = Doelgroep.model_validate({"uitkering": uitkering, "wilBetaaldWerk": True, "andereReintegratie": False})
+    assert doelgroep.uitkering == uitkering
+
+
+@pytest.mark.parametrize("uitkering", ["zw", "WW", "", "bijstand,ww"])
+def test_an_unknown_benefit_is_refused(uitkering):
+    with pytest.raises(pydantic.ValidationError):
+        Doelgroep.model_validate({"uitkering": uitkering, "wilBetaaldWerk": True, "andereReintegratie": False})
