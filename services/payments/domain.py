@@ -175,6 +175,22 @@ def verreken_vaststelling(vastgesteld_cents: int, betaald_cents: int, vaststelli
     return Verrekening("geen", betaald_cents, 0, None)
 
 
+def verlaging_aandeel(netto: Aandeel, cents: int, financiering: Mapping[str, Any] | None) -> Aandeel:
+    """The funding shares of ``cents`` taken off an open order whose net amount is split as ``netto``.
+
+    Split like any amount, but never more of a share than the order still has of it (rounding could
+    otherwise drive a share below zero); the whole net amount gives exactly its shares.
+    """
+    beschikbaar = netto.rijk_cents + netto.gemeente_cents
+    if not 0 <= cents <= beschikbaar:
+        raise ValueError("verlaging buiten 0..netto")
+    if cents == beschikbaar:
+        return netto
+    rijk = financieringsaandeel(cents, financiering).rijk_cents
+    rijk = min(max(rijk, cents - netto.gemeente_cents), netto.rijk_cents)
+    return Aandeel(rijk, cents - rijk)
+
+
 def verjaard(terugvorderen_uiterlijk: date, vandaag: date) -> bool:
     """A recovery past its bar can no longer be set off or collected (the last day itself still counts)."""
     return vandaag > terugvorderen_uiterlijk

@@ -47,6 +47,15 @@ class Rekeningen:
         return rekening if rekening is not None and rekening.geldig else None
 
 
+VASTSTELLING = "vaststelling"  # geannuleerd_door of an order cancelled by the vaststelling's reduction
+
+
+def _oorspronkelijk_bedrag(o: Document) -> int:
+    """What was ordered before a vaststelling reduced the order."""
+    verlaging = o.get("verlaging")
+    return int(verlaging["van_bedrag_cents"]) if verlaging else int(o["bedrag_cents"])
+
+
 class BatchConflict(Exception):
     """The request cannot be carried out in the batch's current state (HTTP 409)."""
 
@@ -254,8 +263,13 @@ class PaymentsHandlers:
                                zetten={f"open_terugvorderingen.{tid}": True for tid in verrekeningen})
 
     async def verrekenen(self, command: CloudEvent) -> None:
-        """``ips.vaststelling.verrekenen.v1``: the vastgesteld amount against what was ordered for the case:
-        pay the remainder, recover the difference (with the 5-year bar), or nothing."""
+        """``ips.vaststelling.verrekenen.v1``: the vastgesteld amount against what was ordered for the case.
+
+        Below it: the case's orders not yet in a batch are reduced (or cancelled) first, since money not yet
+        paid is simply not paid; only what was already paid or is in a batch beyond the vastgesteld amount is
+        recovered (with the 5-year bar). Above it: the remainder is paid. Each order's reduction is recorded
+        on the order once, so a redelivered command reduces nothing twice and gives the same answer.
+        """
         p: Verrekenen = _parse(Verrekenen, command)
         zaak_doc = await self.repo.zaken.get(p.aanvraag_id)
         if zaak_doc is not None and command.id in (zaak_doc.get("applied") or []):
@@ -265,20 +279,33 @@ class PaymentsHandlers:
         nabetaling_id = d.derived_id(p.beschikking_id, "vaststelling", "nabetaling")
         terugvordering_id = d.derived_id(p.aanvraag_id, "terugvordering")
         eerder = zaak_doc.get("verrekening")
-        opdrachten = await self.repo.opdrachten_van([i for i in zaak_doc.get("opdrachten") or []
-                                                     if i != nabetaling_id])
-        besteld = sum(o["bedrag_cents"] for o in opdrachten if o["status"] != d.GEANNULEERD)
-        v = d.verreken_vaststelling(p.vastgesteld_cents, besteld, p.vaststellingsdatum, p.terugvorderingstermijn_jaren)
+        opdrachten = [o for o in await self.repo.opdrachten_van([i for i in zaak_doc.get("opdrachten") or []
+                                                                  if i != nabetaling_id])
+                      if not (o["status"] == d.GEANNULEERD and o.get("geannuleerd_door") != VASTSTELLING)]
+        besteld = sum(_oorspronkelijk_bedrag(o) for o in opdrachten)
+        failure: Failure | None = None
+        verlaagd = 0
+        if eerder is not None and eerder.get("beschikkingId") != p.beschikking_id:
+            failure = Failure("IPS-BETALING-003", "deze aanvraag is al verrekend op een andere vaststelling")
+        elif besteld != p.vastgesteld_cents and financiering is None:
+            failure = Failure("IPS-BETALING-002", "financiering van de zaak onbekend")
+        elif besteld > p.vastgesteld_cents:
+            try:
+                verlaagd = await self._open_opdrachten_verlagen(opdrachten, besteld - p.vastgesteld_cents,
+                                                                p.beschikking_id, financiering)
+            except ValueError as exc:
+                failure = Failure("IPS-BETALING-001", str(exc))
+        v = d.verreken_vaststelling(p.vastgesteld_cents, besteld - verlaagd, p.vaststellingsdatum,
+                                    p.terugvorderingstermijn_jaren)
         zaak = {"aanvraag_id": p.aanvraag_id, "beschikking_id": p.beschikking_id, "ggz_kvk_nummer": p.ggz_kvk_nummer,
                 "gemeente_code": p.gemeente_code, "regeling": p.regeling}
         result: dict[str, Any] | Failure = {"betaaldCents": v.betaald_cents, "saldoCents": v.saldo_cents,
                                             "soort": v.soort, "terugvorderingId": None,
-                                            "terugvorderenUiterlijk": None, "opdrachtId": None}
+                                            "terugvorderenUiterlijk": None, "opdrachtId": None,
+                                            "verlaagdCents": verlaagd}
         nieuwe: list[str] = []
-        if eerder is not None and eerder.get("beschikkingId") != p.beschikking_id:
-            result = Failure("IPS-BETALING-003", "deze aanvraag is al verrekend op een andere vaststelling")
-        elif v.soort != "geen" and financiering is None:
-            result = Failure("IPS-BETALING-002", "financiering van de zaak onbekend")
+        if failure is not None:
+            result = failure
         elif v.soort == "nabetaling":
             assert financiering is not None and isinstance(result, dict)
             o = await self._opdracht(opdracht_id=nabetaling_id, zaak=zaak, moment="vaststelling", index=0,
@@ -315,7 +342,64 @@ class PaymentsHandlers:
         doc = await apply_command(self.repo.zaken, p.aanvraag_id, command, SERVICE, apply,
                                   create=lambda: {"_id": p.aanvraag_id, "opdrachten": []})
         self.wake(doc)
-        log.info("vaststelling.verrekend", aanvraag_id=p.aanvraag_id, soort=v.soort)
+        log.info("vaststelling.verrekend", aanvraag_id=p.aanvraag_id, soort=v.soort, verlaagd_cents=verlaagd)
+
+    async def _open_opdrachten_verlagen(self, opdrachten: list[Document], verschil_cents: int, beschikking_id: str,
+                                        financiering: dict[str, Any] | None) -> int:
+        """Reduce the case's orders not yet in a batch by up to ``verschil_cents`` in total (the latest
+        installment first) and return the total reduced. Repeatable: a reduction already recorded on an order
+        is counted as it is; an order found in a batch is recorded as not reduced, so the outcome of each
+        order is fixed the first time it is looked at."""
+        totaal = 0
+        for o in sorted(opdrachten, key=lambda o: (-int(o.get("termijn") or 0), o["_id"])):
+            verlaging = o.get("verlaging")
+            if verlaging is None:
+                if totaal >= verschil_cents:
+                    continue
+                o = await self._verlagen(o, verschil_cents - totaal, beschikking_id, financiering)
+                verlaging = o["verlaging"]
+            if verlaging["cents"]:
+                await self.repo.boeken(o["ggz_kvk_nummer"], f"{o['_id']}:verlaagd", _ledger_bedragen(
+                    "geannuleerd_cents", d.Aandeel(verlaging["rijk_cents"], verlaging["gemeente_cents"])))
+            totaal += int(verlaging["cents"])
+        return totaal
+
+    async def _verlagen(self, o: Document, max_cents: int, beschikking_id: str,
+                        financiering: dict[str, Any] | None) -> Document:
+        """Take up to ``max_cents`` off one order if it is still outside a batch (never more than its net
+        amount: what was set off against a recovery is settled already). Returns the order as stored."""
+        for _ in range(10):  # the order may change status under us (account restored, claimed by a batch)
+            if o.get("verlaging") is not None:
+                return o
+            if o["status"] in (d.GEREED, d.REKENING_ONTBREEKT):
+                cents = min(max_cents, int(o["netto_cents"]))
+                netto = d.Aandeel(o["netto_aandeel"]["rijk_cents"], o["netto_aandeel"]["gemeente_cents"])
+                minder = d.verlaging_aandeel(netto, cents, financiering)
+                bedrag, netto_cents = o["bedrag_cents"] - cents, o["netto_cents"] - cents
+                status = d.GEANNULEERD if bedrag == 0 else d.VERREKEND if netto_cents == 0 else o["status"]
+                verlaging = {"beschikking_id": beschikking_id, "cents": cents, "van_bedrag_cents": o["bedrag_cents"],
+                             "van_netto_cents": o["netto_cents"], "rijk_cents": minder.rijk_cents,
+                             "gemeente_cents": minder.gemeente_cents}
+                velden: dict[str, Any] = {
+                    "bedrag_cents": bedrag, "netto_cents": netto_cents, "status": status,
+                    "aandeel": {"rijk_cents": o["aandeel"]["rijk_cents"] - minder.rijk_cents,
+                                "gemeente_cents": o["aandeel"]["gemeente_cents"] - minder.gemeente_cents},
+                    "netto_aandeel": {"rijk_cents": netto.rijk_cents - minder.rijk_cents,
+                                      "gemeente_cents": netto.gemeente_cents - minder.gemeente_cents}}
+                if status == d.GEANNULEERD:
+                    velden["geannuleerd_door"] = VASTSTELLING
+                if await self.repo.verlagen(o["_id"], (o["status"],), velden, verlaging):
+                    log.info("opdracht.verlaagd", opdracht_id=o["_id"], cents=cents, status=status)
+                    return {**o, **velden, "verlaging": verlaging}
+            else:
+                niet = {"beschikking_id": beschikking_id, "cents": 0, "van_bedrag_cents": o["bedrag_cents"],
+                        "van_netto_cents": o["netto_cents"], "rijk_cents": 0, "gemeente_cents": 0}
+                if await self.repo.verlaging_vastleggen(o["_id"], niet):
+                    return {**o, "verlaging": niet}
+            fresh = await self.repo.opdracht(o["_id"])
+            assert fresh is not None
+            o = fresh
+        raise RuntimeError(f"opdracht {o['_id']} bleef veranderen tijdens de verrekening")
 
     # ------------------------------------------------------------------------------------------ batches
 
@@ -352,9 +436,14 @@ class PaymentsHandlers:
             for i, o in enumerate(kandidaten):
                 if eerste_ronde and i == len(kandidaten) // 2 and i > 0:
                     await self._fault_mid_batch(batch_id)
+                if self.rekeningen.voor(o["ggz_kvk_nummer"]) is None:  # the account was removed or made invalid
+                    if await self.repo.status_zetten(o["_id"], (d.GEREED,), d.REKENING_ONTBREEKT):
+                        log.warning("opdracht.rekening_ontbreekt", opdracht_id=o["_id"], ggz=o["ggz_kvk_nummer"])
+                    continue
                 if await self.repo.status_zetten(o["_id"], (d.GEREED,), d.IN_BATCH, batch_id=batch_id):
                     geclaimd.append({**o, "status": d.IN_BATCH, "batch_id": batch_id})
             eerste_ronde = False  # another batch took some of these: look for the next ready ones
+        geclaimd = await self._zonder_rekening_terugzetten(batch_id, geclaimd)
         if not geclaimd:
             await self.repo.batches.delete_one({"_id": batch_id, "status": OPBOUW})
             raise NietsTeBetalen("geen betaalopdrachten gereed voor betaling")
@@ -362,7 +451,7 @@ class PaymentsHandlers:
         overboekingen = []
         for o in geclaimd:
             rekening = self.rekeningen.voor(o["ggz_kvk_nummer"])
-            assert rekening is not None  # only orders with a valid account are ever 'gereed'
+            assert rekening is not None  # _zonder_rekening_terugzetten kept only orders with a valid account
             overboekingen.append(Overboeking(o["_id"], o["netto_cents"], rekening,
                                              f"IPS-subsidie aanvraag {o['aanvraag_id']} {o['moment']}"))
         xml = build_pain001(batch_id, batch["aangemaakt_op"], date.fromisoformat(batch["uitvoerdatum"]),
@@ -377,6 +466,18 @@ class PaymentsHandlers:
         assert final is not None
         log.info("batch.aangemaakt", batch_id=batch_id, aantal=final["aantal"])
         return final
+
+    async def _zonder_rekening_terugzetten(self, batch_id: str, geclaimd: list[Document]) -> list[Document]:
+        """Orders claimed (maybe before a restart) whose ggz no longer has a valid account in the configuration
+        go back out of the batch being built and wait as 'rekening_ontbreekt'; the batch goes on without them."""
+        houden: list[Document] = []
+        for o in geclaimd:
+            if self.rekeningen.voor(o["ggz_kvk_nummer"]) is not None:
+                houden.append(o)
+            elif await self.repo.uit_batch_halen(o["_id"], batch_id, d.REKENING_ONTBREEKT):
+                log.warning("opdracht.uit_batch.rekening_ontbreekt", opdracht_id=o["_id"], batch_id=batch_id,
+                            ggz=o["ggz_kvk_nummer"])
+        return houden
 
     async def _fault_mid_batch(self, batch_id: str) -> None:
         if self.fault == "payments-exit-mid-batch":

@@ -64,6 +64,26 @@ class PaymentsRepository:
                                                   {"$set": {"status": naar, **velden}})
         return result.matched_count == 1
 
+    async def verlagen(self, opdracht_id: str, van: tuple[str, ...], velden: Mapping[str, Any],
+                       verlaging: Mapping[str, Any]) -> bool:
+        """Reduce an order still outside a batch (guarded on its status), once: ``verlaging`` records it."""
+        result = await self.opdrachten.update_one(
+            {"_id": opdracht_id, "status": {"$in": list(van)}, "verlaging": {"$exists": False}},
+            {"$set": {**velden, "verlaging": dict(verlaging)}})
+        return result.matched_count == 1
+
+    async def verlaging_vastleggen(self, opdracht_id: str, verlaging: Mapping[str, Any]) -> bool:
+        """Record that the order was not reduced (it was already in a batch), once."""
+        result = await self.opdrachten.update_one({"_id": opdracht_id, "verlaging": {"$exists": False}},
+                                                  {"$set": {"verlaging": dict(verlaging)}})
+        return result.matched_count == 1
+
+    async def uit_batch_halen(self, opdracht_id: str, batch_id: str, naar: str) -> bool:
+        """Put an order claimed by a batch still being built back out of it."""
+        result = await self.opdrachten.update_one({"_id": opdracht_id, "status": "in_batch", "batch_id": batch_id},
+                                                  {"$set": {"status": naar, "batch_id": None}})
+        return result.matched_count == 1
+
     # --------------------------------------------------------------------------------------- recoveries
 
     async def terugvordering(self, tid: str) -> Document | None:

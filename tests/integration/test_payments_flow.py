@@ -12,6 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from payments.bootstrap import REKENINGEN_FILE, load_rekeningen
+from payments.handlers import PaymentsHandlers, Rekeningen
+from payments.repository import PaymentsRepository
 from payments.sepa import schema_errors
 from servicekit.broker import Broker
 from tests.conftest import eventually
@@ -53,6 +56,17 @@ def verrekenen(aanvraag_id: str, vastgesteld: int, *, kvk: str = "12345678") -> 
     return {"aanvraag_id": aanvraag_id, "ggz_kvk_nummer": kvk, "gemeente_code": "0957",
             "regeling": "ips-gemeenten-2023", "vastgesteld_cents": vastgesteld, "vaststellingsdatum": "2024-09-01",
             "beschikking_id": f"V-{aanvraag_id}"}
+
+
+async def batch_boeken(http: httpx.AsyncClient, sleutel: str) -> dict[str, Any]:
+    """Build a batch of everything ready, mark it sent and booked (the advance is paid)."""
+    r = await http.post("/api/v1/betaalbatches", headers={**BETAALBEHEER, "Idempotency-Key": sleutel})
+    assert r.status_code == 201, r.text
+    batch = r.json()
+    for stap in ("verzonden", "geboekt"):
+        assert (await http.post(f"/api/v1/betaalbatches/{batch['batchId']}/{stap}", headers=BETAALBEHEER)
+                ).status_code == 200
+    return batch  # type: ignore[no-any-return]
 
 
 def db(mongo, namespace: str):
@@ -133,12 +147,15 @@ async def test_a_redelivered_command_makes_no_second_payment(service, driver, mo
 
 async def test_issue_example_recovery_and_set_off(service, driver):
     payments = service("payments").start()
-    # EPA EUR 11,325 fully advanced; pro_rata vaststelling EUR 1,887.50 -> recover EUR 9,437.50
+    # EPA EUR 11,325 fully advanced and booked; pro_rata vaststelling EUR 1,887.50 -> recover EUR 9,437.50
     await driver.call(AANMAKEN, "E1", aanmaken("E1"))
+    async with httpx.AsyncClient(base_url=payments.url, timeout=30) as http:
+        assert (await batch_boeken(http, "e1"))["controlSumCents"] == 1_132_500
     reply = await driver.call(VERREKENEN, "E1", verrekenen("E1", 188_750))
     assert reply.type == "ips.opdracht.voltooid.v1", reply.data
     assert reply.data["soort"] == "terugvordering" and reply.data["saldoCents"] == -943_750
     assert reply.data["betaaldCents"] == 1_132_500 and reply.data["terugvorderenUiterlijk"] == "2029-09-01"
+    assert reply.data["verlaagdCents"] == 0
     # under 'full': vastgesteld = granted, nothing to recover
     await driver.call(AANMAKEN, "E2", aanmaken("E2", kvk="87654321"))
     geen = await driver.call(VERREKENEN, "E2", verrekenen("E2", 1_132_500, kvk="87654321"))
@@ -161,6 +178,84 @@ async def test_issue_example_recovery_and_set_off(service, driver):
     await driver.call(AANMAKEN, "E6", aanmaken("E6", kvk="87654321", bedrag=500_000))
     meer = await driver.call(VERREKENEN, "E6", verrekenen("E6", 600_000, kvk="87654321"))
     assert meer.data["soort"] == "nabetaling" and meer.data["saldoCents"] == 100_000 and meer.data["opdrachtId"]
+
+
+async def test_vaststelling_below_an_unbatched_advance_reduces_the_order_instead_of_recovering(service, driver):
+    payments = service("payments").start()
+    # EPA EUR 11,325 ordered as advance but not yet in a batch; vastgesteld EUR 1,887.50: the open order is
+    # reduced to EUR 1,887.50 and nothing is recovered (what was never paid is simply not paid)
+    await driver.call(AANMAKEN, "U1", aanmaken("U1"))
+    command = await driver.send(VERREKENEN, "U1", verrekenen("U1", 188_750), command_id="cmd-u1")
+    reply = await driver.reply(command)
+    assert reply.type == "ips.opdracht.voltooid.v1", reply.data
+    assert reply.data == {"betaaldCents": 188_750, "saldoCents": 0, "soort": "geen", "terugvorderingId": None,
+                          "terugvorderenUiterlijk": None, "opdrachtId": None, "verlaagdCents": 943_750}
+    await driver.send(VERREKENEN, "U1", verrekenen("U1", 188_750), command_id="cmd-u1")  # redelivered
+    again = await driver.call(VERREKENEN, "U1", verrekenen("U1", 188_750))  # a second command, same vaststelling
+    assert again.data == reply.data
+    await asyncio.sleep(1.0)
+    assert len(driver.replies["cmd-u1"]) == 1
+    # a ggz without an account: its waiting order is cancelled entirely by a vaststelling of nil
+    await driver.call(AANMAKEN, "U2", aanmaken("U2", kvk="11111111", bedrag=800_000))
+    nul = await driver.call(VERREKENEN, "U2", verrekenen("U2", 0, kvk="11111111"))
+    assert (nul.data["soort"], nul.data["verlaagdCents"], nul.data["betaaldCents"]) == ("geen", 800_000, 0)
+    async with httpx.AsyncClient(base_url=payments.url, timeout=30) as http:
+        [o] = (await http.get("/api/v1/betaalopdrachten?ggz=12345678", headers=BETAALBEHEER)).json()
+        assert (o["bedragCents"], o["nettoCents"], o["status"]) == (188_750, 188_750, "gereed")
+        assert o["rijkCents"] + o["gemeenteCents"] == 188_750
+        [o2] = (await http.get("/api/v1/betaalopdrachten?ggz=11111111", headers=BETAALBEHEER)).json()
+        assert (o2["bedragCents"], o2["status"]) == (0, "geannuleerd")
+        assert (await http.get("/api/v1/terugvorderingen?ggz=12345678", headers=BETAALBEHEER)).json() == []
+        batch = await batch_boeken(http, "u1")
+        assert (batch["aantal"], batch["controlSumCents"]) == (1, 188_750)
+        ledger = (await http.get("/api/v1/grootboek/12345678", headers=BETAALBEHEER)).json()
+        leeg = (await http.get("/api/v1/grootboek/11111111", headers=BETAALBEHEER)).json()
+    t = ledger["totaal"]
+    assert (t["besteldCents"], t["geannuleerdCents"], t["betaaldCents"], t["teruggevorderdCents"]) == (
+        1_132_500, 943_750, 188_750, 0)
+    for kolom in ("besteldCents", "geannuleerdCents", "betaaldCents"):
+        assert ledger["rijk"][kolom] + ledger["gemeente"][kolom] == t[kolom]
+    assert (leeg["totaal"]["besteldCents"], leeg["totaal"]["geannuleerdCents"]) == (800_000, 800_000)
+
+
+async def test_vaststelling_cancels_the_open_installment_and_recovers_only_the_paid_excess(service, driver):
+    payments = service("payments").start()
+    schema = [{"moment": "toekenning", "percentage": 80}, {"moment": "vaststelling", "percentage": 20}]
+    await driver.call(AANMAKEN, "M1", aanmaken("M1", betaalschema=schema))
+    async with httpx.AsyncClient(base_url=payments.url, timeout=30) as http:
+        assert (await batch_boeken(http, "m1"))["controlSumCents"] == 906_000  # 80% paid
+        await driver.call(AANMAKEN, "M1", aanmaken("M1", betaalschema=schema, moment="vaststelling"))  # 20% open
+        reply = await driver.call(VERREKENEN, "M1", verrekenen("M1", 188_750))
+        assert reply.type == "ips.opdracht.voltooid.v1", reply.data
+        # the open EUR 2,265 is not paid; of the EUR 9,060 paid, EUR 7,172.50 is above the vastgesteld amount
+        assert (reply.data["soort"], reply.data["verlaagdCents"], reply.data["betaaldCents"],
+                reply.data["saldoCents"]) == ("terugvordering", 226_500, 906_000, -717_250)
+        [t] = (await http.get("/api/v1/terugvorderingen?ggz=12345678", headers=BETAALBEHEER)).json()
+        assert t["bedragCents"] == 717_250
+        niets = await http.post("/api/v1/betaalbatches", headers={**BETAALBEHEER, "Idempotency-Key": "m2"})
+        assert niets.status_code == 409  # the cancelled installment is never paid
+
+        # a later case of the same ggz, partly set off against that recovery: only the part still to transfer
+        # can be withheld; the part set off is settled and recovered like a payment
+        later = await driver.call(AANMAKEN, "N1", aanmaken("N1", bedrag=800_000))
+        [o] = later.data["opdrachten"]
+        assert (o["verrekendCents"], o["nettoCents"]) == (717_250, 82_750)
+        nul = await driver.call(VERREKENEN, "N1", verrekenen("N1", 0))
+        assert (nul.data["soort"], nul.data["verlaagdCents"], nul.data["saldoCents"]) == (
+            "terugvordering", 82_750, -717_250)
+        opdrachten = {o["opdrachtId"]: o for o in
+                      (await http.get("/api/v1/betaalopdrachten?ggz=12345678", headers=BETAALBEHEER)).json()}
+        n1 = opdrachten[o["opdrachtId"]]
+        assert (n1["bedragCents"], n1["verrekendCents"], n1["nettoCents"], n1["status"]) == (
+            717_250, 717_250, 0, "verrekend")
+        ledger = (await http.get("/api/v1/grootboek/12345678", headers=BETAALBEHEER)).json()
+    t = ledger["totaal"]
+    assert t["besteldCents"] == 1_132_500 + 800_000
+    assert t["geannuleerdCents"] == 226_500 + 82_750 and t["betaaldCents"] == 906_000
+    assert t["verrekendCents"] == 717_250 and t["teruggevorderdCents"] == 717_250 * 2
+    # what stays ordered for both cases = paid + set off; what is recovered beyond the vastgesteld amounts
+    assert t["besteldCents"] - t["geannuleerdCents"] == t["betaaldCents"] + t["verrekendCents"]
+    assert t["besteldCents"] - t["geannuleerdCents"] - t["teruggevorderdCents"] == 188_750 + 0
 
 
 async def test_stopbericht_cancels_orders_after_the_end_date_only(service, driver):
@@ -231,6 +326,48 @@ async def test_killing_payments_in_the_middle_of_a_batch_loses_and_duplicates_no
                 ).status_code == 409
 
 
+async def test_a_batch_goes_on_without_orders_whose_account_disappeared_after_they_were_claimed(
+        service, driver, mongo, namespace):
+    """The account configuration changes between claiming and building (here: a restart with a new
+    rekeningen.json after a crash mid-batch): those orders wait again as rekening_ontbreekt, the rest is paid."""
+    service("payments").start()
+    for case, kvk in (("X1", "12345678"), ("X2", "12345678"), ("Y1", "87654321"), ("X3", "12345678")):
+        await driver.call(AANMAKEN, case, aanmaken(case, kvk=kvk, bedrag=100_000))
+        await asyncio.sleep(0.02)  # distinct aangemaakt_op: X1 and X2 are claimed first
+    database = db(mongo, namespace)
+    repo = PaymentsRepository(database)
+    rekeningen = load_rekeningen(REKENINGEN_FILE)
+    handlers = PaymentsHandlers(repo, rekeningen, wake=lambda *a, **k: None, fault="payments-hang-mid-batch")
+    nu = datetime.now(UTC)
+    hanging = asyncio.create_task(handlers.batch_aanmaken("wissel-1", 1000, None, nu))
+
+    async def half_claimed() -> bool:
+        return await database["opdrachten"].count_documents({"status": "in_batch"}) == 2
+    await eventually(half_claimed, what="two orders claimed")
+    hanging.cancel()  # the process dies here, leaving the batch in opbouw
+    with pytest.raises(asyncio.CancelledError):
+        await hanging
+    claimed = {o["aanvraag_id"] for o in await database["opdrachten"].find({"status": "in_batch"}).to_list(None)}
+    assert claimed == {"X1", "X2"}
+
+    # restarted with a configuration in which 12345678 no longer has a (valid) account
+    handlers.rekeningen = Rekeningen(rekeningen.debiteur, {k: v for k, v in rekeningen.ggz.items()
+                                                           if k != "12345678"})
+    handlers.fault = ""
+    batch = await handlers.batch_aanmaken("wissel-1", 1000, None, nu)
+    assert batch["status"] == "aangemaakt"
+    assert (batch["aantal"], batch["control_sum_cents"]) == (1, 100_000)
+    assert schema_errors(batch["pain001"].encode()) == []
+    orders = {o["aanvraag_id"]: o for o in await database["opdrachten"].find({}).to_list(None)}
+    assert batch["opdrachten"] == [orders["Y1"]["_id"]]
+    for case in ("X1", "X2", "X3"):
+        assert (orders[case]["status"], orders[case]["batch_id"]) == ("rekening_ontbreekt", None)
+    # the account is back: the orders are paid in the next batch
+    handlers.rekeningen = rekeningen
+    volgende = await handlers.batch_aanmaken("wissel-2", 1000, None, datetime.now(UTC))
+    assert (volgende["aantal"], volgende["control_sum_cents"]) == (3, 300_000)
+
+
 async def test_two_concurrent_batches_never_take_the_same_order(service, driver, mongo, namespace):
     first = service("payments").start()
     second = service("payments").start()  # a second process: the claims really race
@@ -256,6 +393,8 @@ async def test_two_concurrent_batches_never_take_the_same_order(service, driver,
 async def test_a_recovery_past_its_five_year_bar_is_no_longer_set_off(service, driver):
     payments = service("payments").start()
     await driver.call(AANMAKEN, "V1", aanmaken("V1", kvk="41178211"))
+    async with httpx.AsyncClient(base_url=payments.url, timeout=30) as http:
+        await batch_boeken(http, "v1")  # the advance was paid: the excess is recovered
     oud = {**verrekenen("V1", 132_500, kvk="41178211"), "vaststellingsdatum": "2019-01-02"}
     reply = await driver.call(VERREKENEN, "V1", oud)
     assert reply.data["terugvorderenUiterlijk"] == "2024-01-02"  # before the engine's today (2026-11-23)

@@ -89,6 +89,21 @@ def test_settlement_full_is_no_recovery_and_more_is_a_payment() -> None:
     assert (more.soort, more.saldo_cents, more.terugvorderen_uiterlijk) == ("nabetaling", 400, None)
 
 
+def test_reduction_shares_are_exact_and_never_more_than_the_order_has_left() -> None:
+    budget = {"niveau": "budget", "rijkPercentage": 50}
+    netto = d.financieringsaandeel(1_132_500, budget)
+    minder = d.verlaging_aandeel(netto, 943_750, budget)
+    assert minder.rijk_cents + minder.gemeente_cents == 943_750
+    assert d.verlaging_aandeel(netto, 1_132_500, budget) == netto  # the whole order: exactly its shares
+    oneven = d.Aandeel(1, 2)  # 3 cents split 1 / 2: taking 2 at 50% may not leave the gemeente share negative
+    for cents in range(4):
+        deel = d.verlaging_aandeel(oneven, cents, budget)
+        assert deel.rijk_cents + deel.gemeente_cents == cents
+        assert 0 <= deel.rijk_cents <= 1 and 0 <= deel.gemeente_cents <= 2
+    with pytest.raises(ValueError):
+        d.verlaging_aandeel(oneven, 4, budget)
+
+
 def test_recovery_bar_is_configurable_and_handles_29_february() -> None:
     assert d.verreken_vaststelling(0, 10, date(2024, 2, 29)).terugvorderen_uiterlijk == date(2029, 2, 28)
     assert d.verreken_vaststelling(0, 10, date(2024, 3, 1), termijn_jaren=3).terugvorderen_uiterlijk == date(2027, 3, 1)
