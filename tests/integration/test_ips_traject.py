@@ -37,6 +37,7 @@ from tests.support.ips import (
     start_ips,
 )
 from tests.support.processes import free_port
+from tests.support.tokens import bearer
 
 ROOT = Path(__file__).resolve().parents[2]
 DECIDER = ("toekenning", "afwijzing", "verlenging", "vaststelling")
@@ -91,6 +92,7 @@ async def test_early_termination_vaststelling_and_recovery(service, smtp, tmp_pa
     try:
         case_id = await _grant(ips, application(trajectType="EPA", aanvraagdatum="2023-12-01",
                                                    gewensteStartdatum="2024-01-01"))
+        await _pay_the_advance(ips, 1132500)  # "fully advanced": UWV's batch is sent and booked
         stop = await ips.client.post(f"{ips.intake}/api/v1/aanvragen/{case_id}/stopberichten", headers=ggz(),
                                      json={"einddatum": "2024-06-30"})
         assert stop.status_code == 202, stop.text
@@ -153,6 +155,22 @@ async def test_early_termination_vaststelling_and_recovery(service, smtp, tmp_pa
         assert totals["betaaldCents"] == grootboek["totaal"]["besteldCents"] == 1132500
     finally:
         await ips.close()
+
+
+async def _pay_the_advance(ips: IpsSystem, cents: int) -> None:
+    uwv = bearer("betaler", "uwv", "UWV", "betaalbeheerder")
+    batch = await ips.client.post(f"{ips.payments}/api/v1/betaalbatches", headers={**uwv, "Idempotency-Key": "b-1"})
+    assert batch.status_code == 201, batch.text
+    body = batch.json()
+    assert body["controlSumCents"] == cents and body["aantal"] == 1
+    xml = await ips.client.get(f"{ips.payments}/api/v1/betaalbatches/{body['batchId']}/pain001", headers=uwv)
+    assert xml.status_code == 200 and b"pain.001.001.03" in xml.content
+    for step in ("verzonden", "geboekt"):
+        response = await ips.client.post(f"{ips.payments}/api/v1/betaalbatches/{body['batchId']}/{step}",
+                                         headers=uwv)
+        assert response.status_code == 200, response.text
+    ledger = (await ips.client.get(f"{ips.payments}/api/v1/grootboek/{GGZ_A}", headers=uwv)).json()
+    assert ledger["totaal"]["betaaldCents"] == cents
 
 
 def expected_recovery(rule: str) -> int:
