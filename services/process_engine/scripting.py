@@ -231,8 +231,33 @@ def einde_looptijd(start: str, maanden: int) -> str:
     return (date(year, month, begin.day) - timedelta(days=1)).isoformat()
 
 
+def _dagen(duur: str) -> int:
+    """Days in an ISO 8601 duration of days or weeks ("P14D", "P2W")."""
+    text = str(duur).upper()
+    if text.startswith("P") and text.endswith("D") and text[1:-1].isdigit():
+        return int(text[1:-1])
+    if text.startswith("P") and text.endswith("W") and text[1:-1].isdigit():
+        return 7 * int(text[1:-1])
+    raise ValueError(f"not a duration in days or weeks: {duur!r}")
+
+
+def opgeschorte_beslisdatum(beslisdatum: str, uiterlijk: str, hersteltermijn: str, aangevuld_op: str | None) -> str:
+    """Awb 4:15: the decision term is suspended from the day after the repair request until the day the
+    application was supplemented. The request day is ``uiterlijk`` minus the hersteltermijn (that is how the
+    deadline was set); the result is ``beslisdatum`` moved by the suspended days (ISO date).
+    """
+    if not aangevuld_op:
+        return str(beslisdatum)[:10]
+    gevraagd = date.fromisoformat(str(uiterlijk)[:10]) - timedelta(days=_dagen(hersteltermijn))
+    moment = datetime.fromisoformat(str(aangevuld_op))
+    aangevuld = moment.astimezone(AMSTERDAM).date() if moment.tzinfo else moment.date()
+    opgeschort = max((aangevuld - gevraagd).days, 0)
+    return (date.fromisoformat(str(beslisdatum)[:10]) + timedelta(days=opgeschort)).isoformat()
+
+
 #: Functions of ours that every script and expression may call (pure, no I/O).
-PROCESS_FUNCTIONS: Final[dict[str, Any]] = {"einde_van_dag": einde_van_dag, "einde_looptijd": einde_looptijd}
+PROCESS_FUNCTIONS: Final[dict[str, Any]] = {"einde_van_dag": einde_van_dag, "einde_looptijd": einde_looptijd,
+                                             "opgeschorte_beslisdatum": opgeschorte_beslisdatum}
 
 
 def _script_globals(context: Mapping[str, Any], external_context: Mapping[str, Any] | None) -> dict[str, Any]:

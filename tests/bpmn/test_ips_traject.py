@@ -217,7 +217,10 @@ def test_incomplete_then_supplemented_in_time_continues(parsed):
     assert rt.next_timer_at(case.wf) == datetime.fromisoformat("2026-03-16T23:00:00+00:00")
     case.advance(datetime.fromisoformat("2026-03-16T22:30:00+00:00") - case.now)  # 23:30 on the last day
     assert "ips.beschikking.opstellen.v1" not in case.types()
-    case.message("ips.aanvraag.aangevuld.v1", {"aanvraagId": "a-1"})
+    case.message("ips.aanvraag.aangevuld.v1", {"aanvraagId": "a-1", "aangevuldOp": "2026-03-16T22:30:00+00:00"})
+    # Awb 4:15: asked on 2 March, supplemented on 16 March (Amsterdam): the decision date moves 14 days
+    assert case.variables["beslisdatum"] == "2026-05-11"
+    assert rt.next_timer_at(case.wf) == datetime.fromisoformat("2026-05-11T22:00:00+00:00")
     assert case.types()[-2:] == ["ips.aanvraag.volledigheid_controleren.v1", "ips.budget.reserveren.v1"]
     assert case.task().element_id == "UserTask_beoordelen"
 
@@ -342,3 +345,15 @@ def test_einde_looptijd_is_the_day_before_the_same_day_n_months_later_or_the_mon
     from process_engine.scripting import einde_looptijd
 
     assert einde_looptijd(start, months) == end
+
+
+@pytest.mark.parametrize(("uiterlijk", "termijn", "aangevuld", "expected"), [
+    ("2026-03-16", "P14D", "2026-03-07T10:00:00+00:00", "2026-05-02"),  # 5 days suspended
+    ("2026-03-16", "P2W", "2026-03-06T23:30:00+00:00", "2026-05-02"),   # 00:30 on 7 March in Amsterdam
+    ("2026-03-16", "P14D", "2026-03-02T12:00:00+00:00", "2026-04-27"),  # supplemented the same day
+    ("2026-03-16", "P14D", None, "2026-04-27"),
+])
+def test_opgeschorte_beslisdatum_follows_awb_4_15(uiterlijk, termijn, aangevuld, expected):
+    from process_engine.scripting import opgeschorte_beslisdatum
+
+    assert opgeschorte_beslisdatum("2026-04-27", uiterlijk, termijn, aangevuld) == expected
