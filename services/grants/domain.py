@@ -662,3 +662,17 @@ def stel_vast(regel: str, verleend_cents: int, startdatum: date, geplande_einde:
     return Vaststelling(vastgesteld, regel, maanden, (
         f"{verloop} De regeling stelt de subsidie vast naar rato van de maanden waarin het traject liep: "
         f"{maanden} van de {looptijd_maanden} maanden van {bedrag(verleend_cents)} is {bedrag(vastgesteld)}."))
+
+
+def verdaging_ongeldig(nieuwe: date | None, huidige: date | None, vandaag: date) -> str | None:
+    """Why a 4:14 notice cannot be sent (or None): it must come before the current decision date has passed,
+    and name a later date than both that date and today."""
+    if nieuwe is None:
+        return "Geef de nieuwe beslisdatum op."
+    if huidige is not None and vandaag > huidige:
+        return (f"De beslistermijn is op {huidige.isoformat()} verstreken; de beslissing kan alleen vóór het einde "
+                "van de termijn worden verdaagd (artikel 4:14 Awb).")
+    grens = max(vandaag, huidige) if huidige is not None else vandaag
+    if nieuwe <= grens:
+        return f"De nieuwe beslisdatum moet na {grens.isoformat()} liggen."
+    return None

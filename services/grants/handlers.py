@@ -27,6 +27,7 @@ from grants.domain import (
     stel_vast,
     toets,
     toets_verlenging,
+    verdaging_ongeldig,
     weigeringsgronden,
 )
 from grants.messages import (
@@ -359,6 +360,9 @@ class GrantsHandlers:
         stored: Document | None = None
         if regeling is None:
             outcome = Failure("IPS-REGELING-001", f"Onbekende regeling {p.regeling}.")
+        elif p.soort == "verdaging" and (
+                fout := verdaging_ongeldig(p.nieuwe_beslisdatum, p.huidige_beslisdatum, datum)) is not None:
+            outcome = Failure("IPS-VERDAGING-001", fout)
         else:
             traject_type = p.traject_type or zaak.get("traject_type") or regeling.trajecttypen[0]
             verleend = (zaak.get("vergoeding") or {}).get("bedragCents") or regeling.tarief(traject_type) or 0

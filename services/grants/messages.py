@@ -111,6 +111,7 @@ class BeschikkingOpstellen(CommandParams):
     motivering: str | None = Field(default=None, max_length=20000)
     ondertekenaar: OndertekenaarParam | None = None
     nieuwe_beslisdatum: date | None = None
+    huidige_beslisdatum: date | None = None
     van_gemeente_code: str | None = Field(default=None, pattern=r"^\d{4}$")
     naar_gemeente_code: str | None = Field(default=None, pattern=r"^\d{4}$")
     ggz_kvk_nummer: str | None = Field(default=None, pattern=r"^\d{8}$")
@@ -118,7 +119,8 @@ class BeschikkingOpstellen(CommandParams):
     maanden: int | None = Field(default=None, ge=0, le=1200)
     vastgesteld_cents: int | None = Field(default=None, ge=0)
 
-    _d = field_validator("nieuwe_beslisdatum", "nieuwe_einddatum", mode="before")(_optionele_datum)
+    _d = field_validator("nieuwe_beslisdatum", "huidige_beslisdatum", "nieuwe_einddatum",
+                         mode="before")(_optionele_datum)
 
 
 class VerlengingToetsen(CommandParams):

@@ -357,3 +357,19 @@ def test_opgeschorte_beslisdatum_follows_awb_4_15(uiterlijk, termijn, aangevuld,
     from process_engine.scripting import opgeschorte_beslisdatum
 
     assert opgeschorte_beslisdatum("2026-04-27", uiterlijk, termijn, aangevuld) == expected
+
+
+def test_a_414_notice_grants_refuses_sends_the_official_back_to_the_task(parsed):
+    replies = standard_replies()
+    del replies["ips.beschikking.opstellen.v1"]  # answered by hand below
+    case = Case(parsed, replies)
+    case.complete_task({"besluit": "verdagen", "motivering": "x", "nieuweBeslisdatum": "2026-03-01"})
+    notice = case.last("ips.beschikking.opstellen.v1")
+    assert notice.params["huidige_beslisdatum"] == "2026-04-27"
+    with rt.use_clock(case.now):
+        outcome = rt.fail_command(case.wf, notice.command_id, "IPS-VERDAGING-001",
+                                  "De nieuwe beslisdatum moet na 2026-04-27 liggen.")
+    assert not isinstance(outcome, rt.Incident)
+    assert case.task().element_id == "UserTask_beoordelen"  # back with the official, nothing was sent
+    assert "ips.aanvraag.besluit_registreren.v1" not in case.types()
+    assert rt.next_timer_at(case.wf) == datetime.fromisoformat("2026-04-27T22:00:00+00:00")

@@ -232,3 +232,20 @@ async def test_beschikking_needs_the_mandate_and_is_readable_by_its_parties_only
 
     regelingen = httpx.get(f"{grants.url}/api/v1/regelingen", headers=GGZ, timeout=10).json()
     assert {r["id"] for r in regelingen} == {"ips-cmd-2019", "ips-gemeenten-2023"}
+
+
+async def test_a_414_notice_after_the_deadline_or_without_a_later_date_fails(service, driver):
+    service("grants").start()
+    params = {"aanvraag_id": "V-1", "soort": "verdaging", "gemeente_code": "0957", "regeling": "ips-gemeenten-2023",
+              "traject_type": "CMD", "gronden": [], "motivering": "Advies nodig.",
+              "ondertekenaar": {"subject": "behandelaar-1", "naam": "J. Jansen", "mandaten": ["verdaging"]}}
+    # the engine's clock (the command's time) is ENGINE_NOW, 2026-11-23
+    too_early = await driver.call("ips.beschikking.opstellen.v1", "V-1", {
+        **params, "huidige_beslisdatum": "2026-12-14", "nieuwe_beslisdatum": "2026-12-10"})
+    assert too_early.type == "ips.opdracht.mislukt.v1" and too_early.data["code"] == "IPS-VERDAGING-001"
+    too_late = await driver.call("ips.beschikking.opstellen.v1", "V-1", {
+        **params, "huidige_beslisdatum": "2026-11-20", "nieuwe_beslisdatum": "2027-01-10"})
+    assert too_late.data["code"] == "IPS-VERDAGING-001" and "4:14" in too_late.data["message"]
+    sent = await driver.call("ips.beschikking.opstellen.v1", "V-1", {
+        **params, "huidige_beslisdatum": "2026-12-14", "nieuwe_beslisdatum": "2027-01-25"})
+    assert sent.type == "ips.opdracht.voltooid.v1" and sent.data["soort"] == "verdaging"

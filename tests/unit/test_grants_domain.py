@@ -260,3 +260,17 @@ def test_allocator_order_holds_back_requests_behind_an_earlier_completed_one_sti
     assert in_volgorde([req("A", 5, 3.0), req("B", 10, 2.5)], now, window) == ["B", "A"]
     # a later completed request still settling does not hold back an earlier one
     assert in_volgorde([req("A", 10, 3.0), req("B", 5, 0.5)], now, window) == ["A"]
+
+
+def test_a_414_notice_must_precede_the_deadline_and_name_a_later_date():
+    from datetime import date
+
+    from grants.domain import verdaging_ongeldig
+
+    today, deadline = date(2026, 4, 20), date(2026, 4, 27)
+    assert verdaging_ongeldig(date(2026, 5, 25), deadline, today) is None
+    assert "na 2026-04-27" in verdaging_ongeldig(date(2026, 4, 27), deadline, today)
+    assert "na 2026-04-27" in verdaging_ongeldig(date(2026, 3, 1), deadline, today)
+    assert "4:14" in verdaging_ongeldig(date(2026, 6, 1), deadline, date(2026, 4, 28))
+    assert verdaging_ongeldig(None, deadline, today)
+    assert verdaging_ongeldig(date(2026, 4, 21), None, today) is None
