@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -55,10 +57,12 @@ def load_demo_data() -> int:
     start = (date.today() + timedelta(days=30)).isoformat()
     loaded = 0
     for i, (what, body) in enumerate(DEMO_APPLICATIONS):
-        response = httpx.post("http://127.0.0.1:8001/api/v1/aanvragen",
-                              json={**body, "ggzKvkNummer": DEMO_GGZ, "gewensteStartdatum": start},
-                              headers={"Idempotency-Key": f"demo-{i}", "Authorization": f"Bearer {token}"},
-                              timeout=10)
+        full = {**body, "ggzKvkNummer": DEMO_GGZ, "gewensteStartdatum": start}
+        # The key follows the content: a second run the same day finds the same applications, a run on another
+        # day (another start date) submits fresh ones instead of colliding with yesterday's key.
+        key = f"demo-{i}-{hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:16]}"
+        response = httpx.post("http://127.0.0.1:8001/api/v1/aanvragen", json=full,
+                              headers={"Idempotency-Key": key, "Authorization": f"Bearer {token}"}, timeout=10)
         if response.status_code >= 400:
             print(f"[run] demo aanvraag '{what}' refused: {response.status_code} {response.text[:300]}", flush=True)
             continue

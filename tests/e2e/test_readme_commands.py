@@ -53,7 +53,7 @@ def test_readme_run_command_starts_everything_and_prints_the_api_docs():
                 break
         output = "\n".join(seen)
         assert docs_urls, f"the run command prints where the API docs are; it printed:\n{output}"
-        assert "demo data" in output
+        assert "demo data: 4 aanvragen ingediend" in output, output
         for url in docs_urls:
             page = httpx.get(url, timeout=10)
             assert page.status_code == 200 and "swagger-ui" in page.text
