@@ -51,16 +51,20 @@ def _wait_ready(port: int, timeout: float = 60.0) -> bool:
 
 def load_demo_data() -> int:
     """Submit the demo applications as the demo ggz (idempotent: a second run finds the same ones)."""
-    from servicekit.auth import mint_token
+    from servicekit.auth import mint_token, public_key
 
     token = mint_token("demo-ggz", "ggz", DEMO_GGZ, ["aanvrager"])
+    # Another installation (other development keys) against the same database is another demo: intake keys its
+    # request hashes, so the same body from there would look like a different request under the same key.
+    installation = hashlib.sha256(public_key()).hexdigest()[:8]
     start = (date.today() + timedelta(days=30)).isoformat()
     loaded = 0
     for i, (what, body) in enumerate(DEMO_APPLICATIONS):
         full = {**body, "ggzKvkNummer": DEMO_GGZ, "gewensteStartdatum": start}
         # The key follows the content: a second run the same day finds the same applications, a run on another
         # day (another start date) submits fresh ones instead of colliding with yesterday's key.
-        key = f"demo-{i}-{hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:16]}"
+        content = hashlib.sha256(json.dumps(full, sort_keys=True).encode()).hexdigest()[:16]
+        key = f"demo-{installation}-{i}-{content}"
         response = httpx.post("http://127.0.0.1:8001/api/v1/aanvragen", json=full,
                               headers={"Idempotency-Key": key, "Authorization": f"Bearer {token}"}, timeout=10)
         if response.status_code >= 400:
