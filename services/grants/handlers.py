@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
-
-from pydantic import ValidationError
+from typing import Any
 
 from grants.domain import (
     BeschikkingVerzoek,
@@ -32,7 +30,6 @@ from grants.domain import (
 )
 from grants.messages import (
     BeschikkingOpstellen,
-    CommandParams,
     FinancieelRegistreren,
     Reserveren,
     Toetsen,
@@ -43,8 +40,7 @@ from grants.messages import (
 )
 from grants.repository import GrantsRepository, cap_id, ledger_id
 from servicekit.broker import EVENTS
-from servicekit.commands import Failure, Outcome, apply_command, reply_to
-from servicekit.consumer import PoisonMessage
+from servicekit.commands import Failure, Outcome, apply_command, command_params, reply_to
 from servicekit.envelope import CloudEvent, deterministic_id
 from servicekit.logging import get_logger
 from servicekit.store import ConcurrencyError, Document, DuplicateKeyError
@@ -52,19 +48,6 @@ from servicekit.store import ConcurrencyError, Document, DuplicateKeyError
 log = get_logger(__name__)
 SERVICE = "grants"
 WACHT, BESLOTEN = "wacht", "besloten"
-P = TypeVar("P", bound=CommandParams)
-
-
-def parse(model: type[P], command: CloudEvent) -> P:
-    """The command's parameters, or PoisonMessage: a malformed command can never be handled (dlq)."""
-    if not command.subject:
-        raise PoisonMessage("command without subject (case id)")
-    try:
-        params = model.model_validate(command.data)
-    except ValidationError as exc:
-        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
-        raise PoisonMessage(f"invalid parameters: {fields}") from None
-    return params
 
 
 def iso(moment: datetime) -> str:
@@ -95,7 +78,7 @@ class GrantsHandlers:
 
     async def toetsen(self, command: CloudEvent) -> None:
         """ips.aanvraag.toetsen.v1: regulation, competence, decision deadline; recorded on the zaak."""
-        p = parse(Toetsen, command)
+        p = command_params(Toetsen, command)
         t = toets(list(self.regelingen.values()), p.gemeente_code, p.woongemeente_code, p.aanvraagdatum,
                   p.ontvangen_op)
         regeling = self.regelingen[t.regeling]
@@ -129,7 +112,7 @@ class GrantsHandlers:
         the same aanvraag replaces the request and is decided again (the ledger keeps at most one
         reservation per aanvraag).
         """
-        p = parse(Reserveren, command)
+        p = command_params(Reserveren, command)
         regeling = self.regelingen.get(p.regeling)
         now = datetime.now(UTC)
         peildatum = amsterdam_dag(p.volledig_ontvangen_op) if p.volledig_ontvangen_op else p.aanvraagdatum
@@ -237,7 +220,7 @@ class GrantsHandlers:
 
     async def vastleggen(self, command: CloudEvent) -> None:
         """ips.budget.vastleggen.v1: UWV confirms; the reservation becomes a commitment (once)."""
-        p = parse(Vastleggen, command)
+        p = command_params(Vastleggen, command)
         outcome: Outcome
         found = await self._reservation(p.aanvraag_id)
         entry = None
@@ -260,7 +243,7 @@ class GrantsHandlers:
 
     async def vrijgeven(self, command: CloudEvent) -> None:
         """ips.budget.vrijgeven.v1: give the reservation (and the gemeente's cap place) back; idempotent."""
-        p = parse(Vrijgeven, command)
+        p = command_params(Vrijgeven, command)
         found = await self._reservation(p.aanvraag_id)
         if found is not None:
             request, lid = found
@@ -282,7 +265,7 @@ class GrantsHandlers:
     async def verlenging_toetsen(self, command: CloudEvent) -> None:
         """ips.traject.verlenging_toetsen.v1: at most the regulation's maximum, and only one extension (the
         zaak's own count of granted extensions counts too). Recorded on the zaak."""
-        p = parse(VerlengingToetsen, command)
+        p = command_params(VerlengingToetsen, command)
         regeling = self.regelingen.get(p.regeling)
 
         def apply(zaak: Document) -> Outcome:
@@ -300,7 +283,7 @@ class GrantsHandlers:
 
     async def vaststelling_berekenen(self, command: CloudEvent) -> None:
         """ips.vaststelling.berekenen.v1: the final amount under the regulation's vaststellingsregel."""
-        p = parse(VaststellingBerekenen, command)
+        p = command_params(VaststellingBerekenen, command)
         regeling = self.regelingen.get(p.regeling)
 
         def apply(zaak: Document) -> Outcome:
@@ -320,7 +303,7 @@ class GrantsHandlers:
     async def financieel_registreren(self, command: CloudEvent) -> None:
         """ips.budget.financieel_registreren.v1: the case's paid / recovered / vastgesteld totals, on the zaak
         and on the ledger of its budget period (adjusted by the difference; a retry counts nothing twice)."""
-        p = parse(FinancieelRegistreren, command)
+        p = command_params(FinancieelRegistreren, command)
         zaak = await self.repo.zaken.get(p.aanvraag_id)
         if zaak is not None and command.id in (zaak.get("applied") or []):
             return  # answered before
@@ -351,7 +334,7 @@ class GrantsHandlers:
     async def beschikking_opstellen(self, command: CloudEvent) -> None:
         """ips.beschikking.opstellen.v1: write the letter (stored once per command) and list it on the zaak.
         Fails with IPS-MANDAAT-001 when the signatory's sub-mandate does not cover the kind."""
-        p = parse(BeschikkingOpstellen, command)
+        p = command_params(BeschikkingOpstellen, command)
         regeling = self.regelingen.get(p.regeling)
         zaak = await self.repo.zaken.get(p.aanvraag_id) or {}
         beschikking_id = deterministic_id("beschikking", command.id)

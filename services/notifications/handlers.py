@@ -18,7 +18,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bson import Binary
-from pydantic import ValidationError
 from pymongo.asynchronous.database import AsyncDatabase
 
 from notifications.domain import (
@@ -38,7 +37,7 @@ from notifications.domain import (
 from notifications.letter import render_pdf
 from notifications.messages import BerichtVersturen
 from notifications.repository import BerichtenRepository
-from servicekit.commands import Outcome, apply_command
+from servicekit.commands import Outcome, apply_command, command_params
 from servicekit.consumer import PoisonMessage
 from servicekit.envelope import CloudEvent
 from servicekit.logging import get_logger
@@ -90,13 +89,7 @@ class NotificationHandlers:
 
     async def bericht_versturen(self, command: CloudEvent) -> None:
         """ips.bericht.versturen.v1 -> ``bericht``: berichtId, ontvangers (organisation ids), status."""
-        if not command.subject:
-            raise PoisonMessage("command without subject (case id)")
-        try:
-            p = BerichtVersturen.model_validate(command.data)
-        except ValidationError as exc:
-            fields = ", ".join(".".join(str(x) for x in e["loc"]) for e in exc.errors())
-            raise PoisonMessage(f"invalid parameters: {fields}") from None
+        p = command_params(BerichtVersturen, command)
         bid = bericht_id(p.beschikking.beschikking_id)
 
         def apply(doc: Document) -> Outcome:

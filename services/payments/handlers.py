@@ -16,15 +16,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import ValidationError
 from pymongo.asynchronous.collection import AsyncCollection
 
 from payments import domain as d
 from payments.messages import OpdrachtenAanmaken, StopberichtDoorgeven, Verrekenen
 from payments.repository import PaymentsRepository
 from payments.sepa import Overboeking, build_pain001, validate
-from servicekit.commands import Failure, apply_command
-from servicekit.consumer import PoisonMessage
+from servicekit.commands import Failure, apply_command, command_params
 from servicekit.envelope import CloudEvent
 from servicekit.logging import get_logger
 from servicekit.store import Document, DuplicateKeyError
@@ -62,13 +60,6 @@ class BatchConflict(Exception):
 
 class NietsTeBetalen(Exception):
     """No order is ready for payment."""
-
-
-def _parse(model: type[Any], command: CloudEvent) -> Any:
-    try:
-        return model.model_validate(command.data)
-    except ValidationError as exc:
-        raise PoisonMessage(f"{command.type}: invalid parameters: {exc.error_count()} errors") from exc
 
 
 def _opdracht_samenvatting(o: Document) -> dict[str, Any]:
@@ -179,7 +170,7 @@ class PaymentsHandlers:
         Order ids derive from beschikking + moment + installment: a redelivered command, or a second
         command for the same beschikking and moment, finds them and creates nothing new.
         """
-        p: OpdrachtenAanmaken = _parse(OpdrachtenAanmaken, command)
+        p: OpdrachtenAanmaken = command_params(OpdrachtenAanmaken, command)
         zaak_doc = await self.repo.zaken.get(p.aanvraag_id)
         if zaak_doc is not None and command.id in (zaak_doc.get("applied") or []):
             return
@@ -221,7 +212,7 @@ class PaymentsHandlers:
     async def stopbericht_doorgeven(self, command: CloudEvent) -> None:
         """``ips.traject.stopbericht_doorgeven.v1``: cancel the case's orders not yet in a batch for moments
         after the end date (every moment but the grant). With a 100% advance there is nothing to cancel."""
-        p: StopberichtDoorgeven = _parse(StopberichtDoorgeven, command)
+        p: StopberichtDoorgeven = command_params(StopberichtDoorgeven, command)
         zaak_doc = await self.repo.zaken.get(p.aanvraag_id)
         if zaak_doc is not None and command.id in (zaak_doc.get("applied") or []):
             return
@@ -270,7 +261,7 @@ class PaymentsHandlers:
         recovered (with the 5-year bar). Above it: the remainder is paid. Each order's reduction is recorded
         on the order once, so a redelivered command reduces nothing twice and gives the same answer.
         """
-        p: Verrekenen = _parse(Verrekenen, command)
+        p: Verrekenen = command_params(Verrekenen, command)
         zaak_doc = await self.repo.zaken.get(p.aanvraag_id)
         if zaak_doc is not None and command.id in (zaak_doc.get("applied") or []):
             return

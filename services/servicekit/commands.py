@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from servicekit.broker import EVENTS
+from servicekit.consumer import PoisonMessage
 from servicekit.envelope import CloudEvent, new_event
 from servicekit.store import ConcurrencyError, Document, DocumentStore, DuplicateKeyError
 
@@ -31,6 +34,19 @@ class Failure:
 
 
 Outcome = dict[str, Any] | Failure
+M = TypeVar("M", bound=BaseModel)
+
+
+def command_params(model: type[M], command: CloudEvent) -> M:
+    """The command's parameters as ``model``; PoisonMessage (straight to the dlq) when the command has no case
+    id or its data does not fit. The reason names the fields, never their values."""
+    if not command.subject:
+        raise PoisonMessage(f"{command.type}: command without subject (case id)")
+    try:
+        return model.model_validate(command.data)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+        raise PoisonMessage(f"{command.type}: invalid parameters: {fields}") from None
 
 
 def reply_to(command: CloudEvent, service: str, outcome: Outcome) -> CloudEvent:
