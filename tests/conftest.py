@@ -91,6 +91,22 @@ def service(infra: Infra, namespace: str, tmp_path: Path) -> Iterator[Callable[.
         proc.stop()
 
 
+@pytest.fixture
+async def driver(settings_for: Callable[..., ServiceSettings], request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """Plays the process engine towards one service (tests/support/engine_driver.py). A test module may set
+    ``ENGINE_NOW`` (the time its commands carry) and ``Driver`` (a subclass with its own ``send``)."""
+    from servicekit.broker import Broker
+    from tests.support.engine_driver import CommandDriver
+
+    broker = Broker(settings_for("test-driver"))
+    await broker.connect()
+    driver_class = getattr(request.module, "Driver", CommandDriver)
+    command_driver = driver_class(broker, getattr(request.module, "ENGINE_NOW", None))
+    await command_driver.start()
+    yield command_driver
+    await broker.close()
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0, interval: float = 0.1,
                      what: str = "condition") -> None:
     """Wait until ``check`` holds; fails the test with ``what`` when it does not within ``timeout``."""

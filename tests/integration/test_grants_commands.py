@@ -12,11 +12,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-import pytest
 
 from grants.regelingen import REGELINGEN_DIR
-from servicekit.broker import Broker
-from tests.support.engine_driver import CommandDriver
 from tests.support.tokens import ADMIN, bearer
 
 UWV_BEHEER = bearer("uwv-budget-1", "uwv", "UWV", "budgetbeheerder")
@@ -26,19 +23,6 @@ GGZ = bearer("ggz-1", "ggz", "12345678", "aanvrager")
 ANDERE_GGZ = bearer("ggz-2", "ggz", "87654321", "aanvrager")
 GOED = {"doelgroep": True, "wilBetaaldWerk": True, "geenAnderTraject": True, "certificaatGeldigTot": "2030-01-01"}
 ENGINE_NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-
-
-Driver = CommandDriver
-
-
-@pytest.fixture
-async def driver(settings_for):
-    broker = Broker(settings_for("test-driver"))
-    await broker.connect()
-    d = Driver(broker, ENGINE_NOW)
-    await d.start()
-    yield d
-    await broker.close()
 
 
 def _reserveren(aanvraag_id: str, *, regeling: str = "ips-gemeenten-2023", gemeente: str = "0957",

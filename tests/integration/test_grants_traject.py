@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 from grants.regelingen import REGELINGEN_DIR
-from servicekit.broker import Broker
-from tests.integration.test_grants_commands import GGZ, ROERMOND, UWV_BEHEER, WEERT, Driver, _reserveren
+from tests.integration.test_grants_commands import GGZ, ROERMOND, UWV_BEHEER, WEERT, _reserveren
+from tests.support.engine_driver import CommandDriver as Driver
 from tests.support.tokens import ADMIN, bearer
 
 VOORLOPIG = bearer("behandelaar-2", "gemeente", "0957", "behandelaar")
@@ -25,16 +24,6 @@ VASTSTELLING = "ips.vaststelling.berekenen.v1"
 FINANCIEEL = "ips.budget.financieel_registreren.v1"
 OPSTELLEN = "ips.beschikking.opstellen.v1"
 JANSEN = {"subject": "behandelaar-1", "naam": "J. Jansen", "mandaten": ["toekenning", "verlenging", "vaststelling"]}
-
-
-@pytest.fixture
-async def driver(settings_for):
-    broker = Broker(settings_for("test-driver"))
-    await broker.connect()
-    d = Driver(broker)
-    await d.start()
-    yield d
-    await broker.close()
 
 
 async def _toetsen(driver: Driver, aid: str, gemeente: str = "0957", type_: str = "CMD") -> None:

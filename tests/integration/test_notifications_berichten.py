@@ -18,7 +18,6 @@ import pypdf
 import pytest
 from aiosmtpd.controller import Controller
 
-from servicekit.broker import Broker
 from servicekit.envelope import CloudEvent
 from tests.conftest import eventually
 from tests.support.engine_driver import CommandDriver
@@ -80,16 +79,6 @@ class Driver(CommandDriver):
     async def send(self, case: str, data: dict[str, Any], command_id: str | None = None,  # type: ignore[override]
                    now: datetime | None = None) -> CloudEvent:
         return await super().send(VERSTUREN, case, data, command_id, now)
-
-
-@pytest.fixture
-async def driver(settings_for):
-    broker = Broker(settings_for("test-driver"))
-    await broker.connect()
-    d = Driver(broker, ENGINE_NOW)
-    await d.start()
-    yield d
-    await broker.close()
 
 
 def command_data(aanvraag_id: str, *, ggz: str = "12345678", gemeente: str = "0957") -> dict[str, Any]:

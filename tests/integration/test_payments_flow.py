@@ -16,9 +16,7 @@ from payments.bootstrap import REKENINGEN_FILE, load_rekeningen
 from payments.handlers import PaymentsHandlers, Rekeningen
 from payments.repository import PaymentsRepository
 from payments.sepa import schema_errors
-from servicekit.broker import Broker
 from tests.conftest import eventually
-from tests.support.engine_driver import CommandDriver
 from tests.support.tokens import bearer
 
 BETAALBEHEER = bearer("uwv-betaal-1", "uwv", "UWV", "betaalbeheerder")
@@ -29,19 +27,6 @@ AANMAKEN = "ips.betaling.opdrachten_aanmaken.v1"
 VERREKENEN = "ips.vaststelling.verrekenen.v1"
 STOPBERICHT = "ips.traject.stopbericht_doorgeven.v1"
 BUDGET = {"niveau": "budget", "rijkPercentage": 50, "gemeentenPercentage": 50}
-
-
-Driver = CommandDriver
-
-
-@pytest.fixture
-async def driver(settings_for):
-    broker = Broker(settings_for("test-driver"))
-    await broker.connect()
-    d = Driver(broker, ENGINE_NOW)
-    await d.start()
-    yield d
-    await broker.close()
 
 
 def aanmaken(aanvraag_id: str, *, kvk: str = "12345678", bedrag: int = 1_132_500, beschikking: str | None = None,
