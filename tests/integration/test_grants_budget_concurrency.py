@@ -15,7 +15,6 @@ from grants.regelingen import load_regelingen
 from grants.repository import GrantsRepository, ledger_id
 from tests.conftest import eventually
 from tests.integration.test_grants_commands import _budget, _reserveren, _set_plafond
-from tests.integration.test_grants_commands import driver as driver
 
 CMD = 800_000
 
