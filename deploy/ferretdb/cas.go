@@ -5,8 +5,11 @@ package main
 // FerretDB v1.24 turns a filter into SQL only when it is exactly {_id: value}; an update filtered on
 // {_id: X, revision: R} scans the collection up to the document (127 ms at 4,000 documents, against 2 ms for
 // {_id: X}). ipsflow writes every aggregate that way. While the proxy holds the write lock no other write
-// can interleave, so it checks the revision with a find on {_id: X} and forwards the update filtered on
-// {_id: X} alone, or answers "matched 0" itself. The result is the same as FerretDB's, without the scan.
+// can interleave, so it checks each statement's revision with a find on {_id: X} and forwards only the
+// statements that match, filtered on {_id: X} alone, or answers "matched 0" itself when none does. The
+// result is the same as FerretDB's, without the scan. A command may carry several such statements (the
+// outbox relay clears a batch of documents in one): each is checked, and the reply's counts and error
+// indexes are those of the command the client sent.
 
 import (
 	"bufio"
@@ -122,17 +125,28 @@ func (m *opMessage) encode(responseTo int32) []byte {
 	return out
 }
 
-// revisionUpdate recognises a single, non-multi, non-upsert update filtered on exactly {_id: string,
-// revision: int}. It returns the statement's location so it can be rewritten.
+// maxCheckedStatements bounds the statements of one update command that the proxy checks itself. FerretDB
+// v1.24 keeps each statement's query cursor (and with it a pooled SQLite connection, 100 in all) open until
+// the whole command ends, so a command with about 100 statements waits forever for a connection. Longer
+// commands are forwarded unchanged; the lock keeps them correct, only slower.
+const maxCheckedStatements = 64
+
+// revisionStatement is one update statement filtered on exactly {_id: string, revision: int}.
+type revisionStatement struct {
+	statement bson.D
+	id        string
+	revision  int64
+}
+
+// revisionUpdate is an update command whose statements are all revision-checked, non-multi and non-upsert,
+// with the place the statements sit in the message, so the command can be rewritten.
 type revisionUpdate struct {
 	msg        *opMessage
 	sectionIdx int
-	docIdx     int // index in the section's docs, or -1 when the statement is in the body's array
-	statement  bson.D
+	inBody     bool // statements are the body's "updates" array, not a document sequence (kind 1)
+	statements []revisionStatement
 	collection string
 	database   string
-	id         string
-	revision   int64
 }
 
 func asRevisionUpdate(message []byte) *revisionUpdate {
@@ -146,91 +160,112 @@ func asRevisionUpdate(message []byte) *revisionUpdate {
 		return nil
 	}
 	database, _ := body.Lookup("$db").StringValueOK()
-	r := &revisionUpdate{msg: m, collection: collection, database: database, docIdx: -1}
-	var raw bson.Raw
+	r := &revisionUpdate{msg: m, collection: collection, database: database}
+	var raws []bson.Raw
 	if arr, ok := body.Lookup("updates").ArrayOK(); ok {
 		values, _ := arr.Values()
-		if len(values) != 1 {
-			return nil
+		for _, v := range values {
+			raw, ok := v.DocumentOK()
+			if !ok {
+				return nil
+			}
+			raws = append(raws, raw)
 		}
-		raw, _ = values[0].DocumentOK()
-		r.sectionIdx = 0
+		r.sectionIdx, r.inBody = 0, true
 	} else {
 		for i, s := range m.sections {
 			if s.kind == 1 && s.identifier == "updates" {
-				if len(s.docs) != 1 {
-					return nil
-				}
-				raw, r.sectionIdx, r.docIdx = s.docs[0], i, 0
+				raws, r.sectionIdx = s.docs, i
 			}
 		}
 	}
-	if raw == nil {
+	if len(raws) == 0 || len(raws) > maxCheckedStatements {
 		return nil
 	}
+	for _, raw := range raws {
+		statement, ok := asRevisionStatement(raw)
+		if !ok {
+			return nil
+		}
+		r.statements = append(r.statements, statement)
+	}
+	return r
+}
+
+func asRevisionStatement(raw bson.Raw) (revisionStatement, bool) {
+	var r revisionStatement
 	if multi, ok := raw.Lookup("multi").BooleanOK(); ok && multi {
-		return nil
+		return r, false
 	}
 	if upsert, ok := raw.Lookup("upsert").BooleanOK(); ok && upsert {
-		return nil
+		return r, false
 	}
 	q, ok := raw.Lookup("q").DocumentOK()
 	if !ok {
-		return nil
+		return r, false
 	}
 	elements, err := q.Elements()
 	if err != nil || len(elements) != 2 {
-		return nil
+		return r, false
 	}
 	for _, e := range elements {
 		switch e.Key() {
 		case "_id":
 			if r.id, ok = e.Value().StringValueOK(); !ok {
-				return nil
+				return r, false
 			}
 		case "revision":
 			v, ok := e.Value().AsInt64OK()
 			if !ok {
-				return nil
+				return r, false
 			}
 			r.revision = v
 		default:
-			return nil
+			return r, false
 		}
 	}
 	if r.id == "" {
-		return nil
+		return r, false
 	}
 	if err := bson.Unmarshal(raw, &r.statement); err != nil {
-		return nil
+		return r, false
 	}
-	return r
+	return r, true
 }
 
-// rewritten is the original request with the statement's filter reduced to {_id}.
-func (r *revisionUpdate) rewritten() ([]byte, error) {
-	statement := make(bson.D, 0, len(r.statement))
-	for _, e := range r.statement {
-		if e.Key == "q" {
-			e.Value = bson.D{{Key: "_id", Value: r.id}}
+// rewritten is the original request with only the statements at “keep“, each filter reduced to {_id}.
+func (r *revisionUpdate) rewritten(keep []int) ([]byte, error) {
+	docs := make([]bson.Raw, 0, len(keep))
+	for _, i := range keep {
+		s := r.statements[i]
+		statement := make(bson.D, 0, len(s.statement))
+		for _, e := range s.statement {
+			if e.Key == "q" {
+				e.Value = bson.D{{Key: "_id", Value: s.id}}
+			}
+			statement = append(statement, e)
 		}
-		statement = append(statement, e)
-	}
-	doc, err := bson.Marshal(statement)
-	if err != nil {
-		return nil, err
+		doc, err := bson.Marshal(statement)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, doc)
 	}
 	s := &r.msg.sections[r.sectionIdx]
-	if r.docIdx >= 0 {
-		s.docs[r.docIdx] = doc
+	if !r.inBody {
+		s.docs = docs
 	} else {
 		var body bson.D
 		if err := bson.Unmarshal(s.docs[0], &body); err != nil {
 			return nil, err
 		}
+		values := make(bson.A, len(docs))
+		for i, d := range docs {
+			values[i] = d
+		}
 		for i := range body {
 			if body[i].Key == "updates" {
-				body[i].Value = bson.A{bson.Raw(doc)}
+				body[i].Value = values
 			}
 		}
 		b, err := bson.Marshal(body)
@@ -240,6 +275,62 @@ func (r *revisionUpdate) rewritten() ([]byte, error) {
 		s.docs[0] = b
 	}
 	return r.msg.encode(0), nil
+}
+
+// remapReply rewrites the statement indexes in a reply's writeErrors from the forwarded command's numbering
+// back to the client's (“keep[i]“ is the client's index of forwarded statement i). Without errors the
+// reply is returned as it is: n and nModified already count what the client's command matched.
+func remapReply(reply []byte, keep []int) ([]byte, error) {
+	parsed, err := parseOpMsg(reply)
+	if err != nil || len(parsed.sections) == 0 || parsed.sections[0].kind != 0 {
+		return reply, nil
+	}
+	if _, ok := parsed.sections[0].docs[0].Lookup("writeErrors").ArrayOK(); !ok {
+		return reply, nil
+	}
+	var body bson.D
+	if err := bson.Unmarshal(parsed.sections[0].docs[0], &body); err != nil {
+		return nil, err
+	}
+	for i := range body {
+		if body[i].Key != "writeErrors" {
+			continue
+		}
+		errs, ok := body[i].Value.(bson.A)
+		if !ok {
+			return reply, nil
+		}
+		for _, e := range errs {
+			writeError, ok := e.(bson.D)
+			if !ok {
+				continue
+			}
+			for j := range writeError {
+				if writeError[j].Key != "index" {
+					continue
+				}
+				var index int
+				switch v := writeError[j].Value.(type) {
+				case int32:
+					index = int(v)
+				case int64:
+					index = int(v)
+				default:
+					continue
+				}
+				if index >= 0 && index < len(keep) {
+					writeError[j].Value = int32(keep[index])
+				}
+			}
+		}
+	}
+	b, err := bson.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	parsed.sections[0].docs[0] = b
+	responseTo := int32(binary.LittleEndian.Uint32(reply[8:12]))
+	return parsed.encode(responseTo), nil
 }
 
 // currentRevision asks FerretDB for the document's revision through the connection the proxy holds.

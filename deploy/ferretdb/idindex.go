@@ -13,8 +13,10 @@ import (
 	"database/sql"
 	"fmt"
 	"log"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // the driver FerretDB itself uses; registers "sqlite"
@@ -22,6 +24,10 @@ import (
 
 type idIndexer struct {
 	dir string
+	// writes is the proxy's write lock. A file is open here only while it is held, so a dropDatabase (a
+	// write) never removes a file this loop has open: an open connection would keep the old write-ahead log
+	// alive for the next database of that name.
+	writes sync.Locker
 }
 
 func (x *idIndexer) run(ctx context.Context, every time.Duration) {
@@ -43,14 +49,21 @@ func (x *idIndexer) pass(ctx context.Context) {
 		return
 	}
 	for _, file := range files {
-		if err := x.ensure(ctx, file); err != nil && ctx.Err() == nil {
+		x.writes.Lock()
+		err := x.ensure(ctx, file)
+		x.writes.Unlock()
+		if err != nil && ctx.Err() == nil {
 			log.Printf("id index for %s: %v", filepath.Base(file), err)
 		}
 	}
 }
 
 func (x *idIndexer) ensure(ctx context.Context, file string) error {
-	db, err := sql.Open("sqlite", "file:"+file+"?_pragma=busy_timeout(10000)")
+	if _, err := os.Stat(file); err != nil {
+		return nil // dropped since the glob
+	}
+	// mode=rw: never create a file (a missing one would otherwise come back empty, without FerretDB's tables)
+	db, err := sql.Open("sqlite", "file:"+file+"?mode=rw&_pragma=busy_timeout(10000)")
 	if err != nil {
 		return err
 	}

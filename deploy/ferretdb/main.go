@@ -22,6 +22,11 @@ func main() {
 	listen := flag.String("listen", envOr("IPSFLOW_FERRETDB_LISTEN", "127.0.0.1:27017"), "TCP address to listen on")
 	logLevel := flag.String("log-level", envOr("IPSFLOW_FERRETDB_LOG_LEVEL", "warn"), "debug, info, warn or error")
 	dataDir := flag.String("data-dir", envOr("IPSFLOW_FERRETDB_DATA", ".local/ferretdb"), "directory for the SQLite files")
+	// SQLite's default in WAL mode (FULL) syncs the log to disk at every commit. NORMAL syncs it at
+	// checkpoints: a crash of the process loses nothing, a crash of the machine may lose the last commits.
+	// That is what MongoDB gives by default too (w:1 acknowledges before the journal, which is flushed every
+	// 100 ms), and it is what a development and CI stack needs; FULL is there for whoever wants it.
+	syncMode := flag.String("sync", envOr("IPSFLOW_FERRETDB_SYNC", "normal"), "SQLite synchronous mode: normal or full")
 	flag.Parse()
 
 	abs, err := filepath.Abs(*dataDir)
@@ -30,6 +35,10 @@ func main() {
 	}
 	if err := os.MkdirAll(abs, 0o700); err != nil {
 		log.Fatalf("cannot create data directory %q: %v", abs, err)
+	}
+
+	if *syncMode != "normal" && *syncMode != "full" {
+		log.Fatalf("sync mode %q: use normal or full", *syncMode)
 	}
 
 	var level slog.Level
@@ -49,7 +58,7 @@ func main() {
 		Listener:  ferretdb.ListenerConfig{Unix: socket},
 		Logger:    logger,
 		Handler:   "sqlite",
-		SQLiteURL: "file:" + abs + "/",
+		SQLiteURL: "file:" + abs + "/?_pragma=synchronous(" + *syncMode + ")",
 	})
 	if err != nil {
 		log.Fatalf("cannot configure FerretDB: %v", err)
@@ -67,15 +76,16 @@ func main() {
 		<-ctx.Done()
 		front.Close()
 	}()
+	wire := &proxy{upstream: socket, revisions: newRevisionReader(abs)}
 	go func() {
-		if err := (&proxy{upstream: socket}).serve(front); err != nil && ctx.Err() == nil {
+		if err := wire.serve(front); err != nil && ctx.Err() == nil {
 			log.Fatalf("proxy stopped: %v", err)
 		}
 	}()
 
-	go (&idIndexer{dir: abs}).run(ctx, time.Second)
+	go (&idIndexer{dir: abs, writes: &wire.writes}).run(ctx, time.Second)
 
-	fmt.Printf("ipsflow-ferretdb listening on %s (mongodb://%s/), data in %s\n", *listen, *listen, abs)
+	fmt.Printf("ipsflow-ferretdb listening on %s (mongodb://%s/), data in %s, sync %s\n", *listen, *listen, abs, *syncMode)
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Fatalf("FerretDB stopped: %v", err)
 	}

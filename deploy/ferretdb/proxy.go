@@ -33,8 +33,9 @@ var writeCommands = map[string]bool{
 }
 
 type proxy struct {
-	upstream string // unix socket of the embedded FerretDB
-	writes   sync.Mutex
+	upstream  string          // unix socket of the embedded FerretDB
+	revisions *revisionReader // nil: revisions are asked of FerretDB
+	writes    sync.Mutex
 }
 
 func (p *proxy) serve(listener net.Listener) error {
@@ -73,23 +74,39 @@ func (p *proxy) handle(client net.Conn) {
 
 // roundTrip forwards one request and every reply that belongs to it, holding the write lock for writes.
 func (p *proxy) roundTrip(request []byte, upstream net.Conn, fromServer *bufio.Reader, client net.Conn) error {
+	var remap []int // set when statements were left out: the reply's error indexes are translated back
 	if isWrite(request) {
 		p.writes.Lock()
 		defer p.writes.Unlock()
+		if p.revisions != nil && commandName(request) == "dropDatabase" {
+			p.revisions.forget(databaseOf(request)) // before FerretDB removes the file
+		}
 		if update := asRevisionUpdate(request); update != nil {
-			current, found, err := currentRevision(upstream, fromServer, update.database, update.collection, update.id)
+			current, err := p.currentRevisions(update, upstream, fromServer)
 			if err != nil {
 				return err
 			}
-			if !found || current != update.revision {
+			keep := make([]int, 0, len(update.statements))
+			for i, st := range update.statements {
+				if revision, found := current[st.id]; found && revision == st.revision {
+					keep = append(keep, i)
+				}
+			}
+			if len(keep) == 0 {
+				if flags(request)&moreToCome != 0 {
+					return nil // unacknowledged: the client expects no reply
+				}
 				_, err := client.Write(missReply(update.msg.requestID))
 				return err
 			}
-			rewritten, err := update.rewritten()
+			rewritten, err := update.rewritten(keep)
 			if err != nil {
 				return err
 			}
 			request = rewritten
+			if len(keep) < len(update.statements) {
+				remap = keep
+			}
 		}
 	}
 	if _, err := upstream.Write(request); err != nil {
@@ -103,6 +120,11 @@ func (p *proxy) roundTrip(request []byte, upstream net.Conn, fromServer *bufio.R
 		if err != nil {
 			return err
 		}
+		if remap != nil {
+			if reply, err = remapReply(reply, remap); err != nil {
+				return err
+			}
+		}
 		if _, err := client.Write(reply); err != nil {
 			return err
 		}
@@ -110,6 +132,47 @@ func (p *proxy) roundTrip(request []byte, upstream net.Conn, fromServer *bufio.R
 			return nil // exhaust replies (moreToCome) keep coming until one without the flag
 		}
 	}
+}
+
+// currentRevisions reads the revisions of the update's documents: from the database file when it can, else
+// with a find per document through the connection the proxy holds.
+func (p *proxy) currentRevisions(update *revisionUpdate, upstream net.Conn, fromServer *bufio.Reader) (map[string]int64, error) {
+	ids := make([]string, len(update.statements))
+	for i, st := range update.statements {
+		ids[i] = st.id
+	}
+	if p.revisions != nil {
+		current, err := p.revisions.revisions(update.database, update.collection, ids)
+		if err == nil {
+			return current, nil
+		}
+		if errors.Is(err, errNoDatabase) {
+			return map[string]int64{}, nil
+		}
+		log.Printf("proxy: reading revisions from %s.sqlite: %v; asking FerretDB", update.database, err)
+		p.revisions.forget(update.database)
+	}
+	current := make(map[string]int64, len(ids))
+	for _, id := range ids {
+		revision, found, err := currentRevision(upstream, fromServer, update.database, update.collection, id)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			current[id] = revision
+		}
+	}
+	return current, nil
+}
+
+// databaseOf returns an OP_MSG's $db.
+func databaseOf(message []byte) string {
+	m, err := parseOpMsg(message)
+	if err != nil || len(m.sections) == 0 || m.sections[0].kind != 0 {
+		return ""
+	}
+	database, _ := m.sections[0].docs[0].Lookup("$db").StringValueOK()
+	return database
 }
 
 func readMessage(r *bufio.Reader) ([]byte, error) {
@@ -138,15 +201,17 @@ func flags(message []byte) uint32 {
 	return binary.LittleEndian.Uint32(message[16:20])
 }
 
-// isWrite reads the command name: the first key of the body section (kind 0) of an OP_MSG.
-func isWrite(message []byte) bool {
+// commandName reads the first key of the body section (kind 0) of an OP_MSG.
+func commandName(message []byte) string {
 	if opCode(message) != opMsg || len(message) < 27 || message[20] != 0 {
-		return false
+		return ""
 	}
 	// 21..24: BSON document length; 25: first element's type; 26..: its name (a C string).
 	end := 26
 	for end < len(message) && message[end] != 0 {
 		end++
 	}
-	return writeCommands[string(message[26:end])]
+	return string(message[26:end])
 }
+
+func isWrite(message []byte) bool { return writeCommands[commandName(message)] }

@@ -115,7 +115,9 @@ status() {
     say "RabbitMQ: not running"; rc=1
   fi
   if port_open "${FERRET_LISTEN%:*}" "${FERRET_LISTEN##*:}"; then
-    say "FerretDB: running (mongodb://$FERRET_LISTEN)"
+    local sync
+    sync=$(grep -o 'sync [a-z]*$' "$FERRET_LOG" 2>/dev/null | tail -1 | cut -d' ' -f2)
+    say "FerretDB: running (mongodb://$FERRET_LISTEN${sync:+, SQLite synchronous=$sync})"
   else
     say "FerretDB: not running"; rc=1
   fi

@@ -10,6 +10,7 @@ import asyncio
 import os
 from collections.abc import Sequence
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from servicekit.broker import Broker
@@ -85,46 +86,101 @@ class OutboxRelay:
             if doc is not None and doc.get("has_outbox"):
                 docs.append((collection, doc))
         try:
-            results = await asyncio.gather(*(self._relay(c, d) for c, d in docs))
+            return await self._relay(docs)
         except Exception:
             for collection, doc in docs:  # not lost: retried on the next round (or by the full scan)
                 self._pending.setdefault(doc["_id"], collection)
             raise
-        return sum(results)
 
     async def drain_once(self) -> int:
         """Publish one batch per collection; returns how many documents were cleared."""
         cleared = 0
         for collection in self.collections:
             docs = await collection.find({"has_outbox": True}).limit(self.batch).to_list(None)
-            if not docs:
-                continue
-            results = await asyncio.gather(*(self._relay(collection, doc) for doc in docs))
-            cleared += sum(results)
+            if docs:
+                cleared += await self._relay([(collection, doc) for doc in docs])
         return cleared
 
-    async def _relay(self, collection: AsyncCollection[Document], doc: Document) -> int:
+    async def _relay(self, docs: list[tuple[AsyncCollection[Document], Document]]) -> int:
+        """Publish every event of ``docs`` (confirmed), then remove them from the outboxes in batches."""
+        if not docs:
+            return 0
         published: set[str] = set()
-        for entry in doc.get("outbox") or []:
+
+        async def publish(entry: Document) -> None:
             await self.broker.publish_raw(entry["exchange"], entry["routing_key"], entry["body"].encode(),
                                           message_id=entry["id"], type_=entry["routing_key"])
             published.add(entry["id"])
+
+        # Concurrent publishes share the channel; each waits for its own confirm. If one fails, nothing is
+        # removed from the outboxes and the next round publishes the lot again (consumers drop duplicates).
+        await asyncio.gather(*(publish(entry) for _, doc in docs for entry in doc.get("outbox") or []))
         self.published += len(published)
         if self.settings.fault == "relay-exit-after-publish":
             log.warning("fault.injected", fault=self.settings.fault)
             os._exit(71)
-        cleared, left = await _remove_published(collection, doc, published)
-        if left:  # written since we read it, with new events: relay those too, without waiting for the poll
-            self.wake(doc["_id"], collection)
+        by_collection: dict[str, tuple[AsyncCollection[Document], list[Document]]] = {}
+        for collection, doc in docs:
+            by_collection.setdefault(collection.full_name, (collection, []))[1].append(doc)
+        cleared = 0
+        for collection, batch in by_collection.values():
+            for start in range(0, len(batch), CLEAR_BATCH):
+                done, left = await _remove_published(collection, batch[start:start + CLEAR_BATCH], published)
+                cleared += done
+                for doc_id in left:  # written since we read it, with new events: relay those too, now
+                    self.wake(doc_id, collection)
         return cleared
 
 
-async def _remove_published(collection: AsyncCollection[Document], doc: Document,
-                            published: set[str]) -> tuple[int, int]:
-    """Remove the published entries; returns (documents cleared, entries still waiting in the outbox)."""
+# How many documents one clearing command covers. One command instead of one per document halves the cost of
+# the relay's writes; FerretDB v1 holds a connection per statement until the command ends (deploy/ferretdb), so
+# the batch stays well below its pool of 100.
+CLEAR_BATCH = 32
+
+
+async def _remove_published(collection: AsyncCollection[Document], docs: list[Document],
+                            published: set[str]) -> tuple[int, list[str]]:
+    """Remove the published entries from ``docs`` in one command, each write checked on the revision read.
+
+    Returns (documents cleared, ids of documents that still have unpublished entries). A document written
+    since it was read misses its revision check; it is read again and cleared on its own.
+    """
     # FerretDB v1 has no conditional $pull, so the remaining outbox is written back under a revision check.
+    remaining = {doc["_id"]: [e for e in doc.get("outbox") or [] if e["id"] not in published] for doc in docs}
+    result = await collection.bulk_write([
+        UpdateOne({"_id": doc["_id"], "revision": doc["revision"]},
+                  {"$set": {"outbox": remaining[doc["_id"]], "has_outbox": bool(remaining[doc["_id"]])},
+                   "$inc": {"revision": 1}})
+        for doc in docs
+    ], ordered=False)
+    if result.matched_count == len(docs):
+        return len(docs), [doc_id for doc_id, rest in remaining.items() if rest]
+    # Some were written meanwhile (the count does not say which): look at each again.
+    cleared, left = 0, []
+    for doc in docs:
+        fresh = await collection.find_one({"_id": doc["_id"]})
+        if fresh is None:
+            continue
+        if fresh["revision"] == doc["revision"] + 1 and not any(
+                e["id"] in published for e in fresh.get("outbox") or []):
+            cleared += 1  # this one was written by the batch
+            if fresh.get("has_outbox"):
+                left.append(doc["_id"])
+            continue
+        done, rest = await _remove_one(collection, fresh, published)
+        cleared += done
+        if rest:
+            left.append(doc["_id"])
+    return cleared, left
+
+
+async def _remove_one(collection: AsyncCollection[Document], doc: Document,
+                      published: set[str]) -> tuple[int, int]:
+    """Remove the published entries from one document; returns (cleared, entries still waiting)."""
     while True:
         remaining = [e for e in doc.get("outbox") or [] if e["id"] not in published]
+        if len(remaining) == len(doc.get("outbox") or []):
+            return 0, len(remaining)  # nothing of ours in it (any more)
         result = await collection.update_one(
             {"_id": doc["_id"], "revision": doc["revision"]},
             {"$set": {"outbox": remaining, "has_outbox": bool(remaining)}, "$inc": {"revision": 1}},

@@ -54,3 +54,52 @@ async def test_stale_handed_over_document_still_publishes_every_event_once(setti
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await broker.close()
+
+
+async def test_a_batch_with_documents_written_since_clears_every_outbox_and_publishes_each_event_once(
+        settings_for, mongo, namespace):
+    """The relay clears outboxes many documents per command; the ones written meanwhile miss their revision
+    check, are read again, and their new events still go out."""
+    settings = settings_for("relaybatch", relay_poll_seconds=60.0)
+    broker = Broker(settings)
+    await broker.connect()
+    channel = await broker.new_channel(prefetch=200)
+    queue = await channel.declare_queue(broker.name("relay-batch-probe"), durable=True,
+                                        arguments={"x-queue-type": "quorum"})
+    await queue.bind(broker.name(EVENTS), routing_key="ips.test.#")
+    received: list[str] = []
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        received.append(json.loads(message.body)["id"])
+        await message.ack()
+
+    await queue.consume(on_message)
+    store = DocumentStore(mongo[f"{namespace}relaybatch".replace(".", "_")], "zaken")
+    relay = OutboxRelay(broker, [store.collection])
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.5)
+        written = {}
+        for i in range(100):
+            event = new_event("ips.test.eerste.v1", service="test", subject=f"z-{i}", event_id=f"a-{i}")
+            written[i] = await store.insert({"_id": f"z-{i}", "stap": 1}, [(event, EVENTS)])
+        for i in range(0, 100, 3):  # written again before the relay ran: its hand-over is stale
+            event = new_event("ips.test.tweede.v1", service="test", subject=f"z-{i}", event_id=f"b-{i}")
+            await store.replace({**written[i], "stap": 2}, [(event, EVENTS)])
+        for i in range(100):
+            relay.wake(f"z-{i}", store.collection, written=written[i])
+        expected = sorted([f"a-{i}" for i in range(100)] + [f"b-{i}" for i in range(0, 100, 3)])
+
+        async def all_out() -> bool:
+            left = await store.collection.count_documents({"has_outbox": True})
+            return sorted(set(received)) == expected and left == 0
+
+        await eventually(all_out, timeout=30, what="every event published and every outbox empty")
+        await asyncio.sleep(1)
+        assert sorted(received) == expected  # nothing twice
+        assert relay.published == len(expected)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await broker.close()

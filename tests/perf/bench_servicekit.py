@@ -306,11 +306,29 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool, int]:
     return cfg, args.profile, args.rounds
 
 
+def describe_server(cfg: Config) -> str:
+    """What the figures were measured on: the server's version and, for the local stack, its sync mode."""
+    with pymongo.MongoClient(cfg.mongo_url, maxPoolSize=1) as mongo:
+        info = mongo.admin.command("buildInfo")
+    name = "FerretDB" if "ferretdbVersion" in info else "MongoDB"
+    version = info.get("ferretdbVersion") or info.get("version")
+    if version == "unknown":  # our embedded build (deploy/ferretdb) carries no version stamp
+        version = "v1.24 embedded (deploy/ferretdb)"
+    text = f"{name} {version}"
+    log = ROOT / ".local" / "log" / "ferretdb.log"
+    if name == "FerretDB" and log.exists():
+        modes = [line.rsplit("sync ", 1)[1].strip() for line in log.read_text().splitlines()
+                 if "ipsflow-ferretdb listening" in line and ", sync " in line]
+        if modes:
+            text += f" (local stack, SQLite synchronous={modes[-1]})"
+    return text
+
+
 async def main(cfg: Config, profile: bool, rounds: int) -> int:
     configure_logging("bench", "WARNING")
     print(
         f"bench_servicekit: n={cfg.n} concurrency={cfg.concurrency} prefetch={cfg.prefetch} "
-        f"mongo pool={POOL} namespace={cfg.run_ns}",
+        f"mongo pool={POOL} namespace={cfg.run_ns}\nserver: {describe_server(cfg)}",
         flush=True,
     )
     # A short warm-up per side (imports, first connections, queue creation paths) that is not measured.
