@@ -182,11 +182,15 @@ func asRevisionUpdate(message []byte) *revisionUpdate {
 	if len(raws) == 0 || len(raws) > maxCheckedStatements {
 		return nil
 	}
+	seen := make(map[string]bool, len(raws))
 	for _, raw := range raws {
 		statement, ok := asRevisionStatement(raw)
-		if !ok {
+		// A document named twice: the second statement's check depends on what the first one wrote, so the
+		// command goes to FerretDB as it is (correct under the lock, only slower).
+		if !ok || seen[statement.id] {
 			return nil
 		}
+		seen[statement.id] = true
 		r.statements = append(r.statements, statement)
 	}
 	return r

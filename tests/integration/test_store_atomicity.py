@@ -90,3 +90,14 @@ async def test_revision_check_sees_a_database_dropped_and_created_again(mongo, n
     assert (await store.get("zaak-1"))["versie"] == "nieuw-2"
     with pytest.raises(ConcurrencyError):
         await store.replace({**again, "versie": "verouderd"})
+
+
+async def test_a_document_named_twice_in_one_command_is_updated_once_per_matching_revision(mongo, namespace):
+    collection = mongo[f"{namespace}atomicity".replace(".", "_")]["twice"]
+    await collection.insert_one({"_id": "doc-1", "revision": 1, "writes": 0})
+    result = await collection.bulk_write(
+        [UpdateOne({"_id": "doc-1", "revision": 1}, {"$inc": {"revision": 1, "writes": 1}}) for _ in range(2)],
+        ordered=True)
+    doc = await collection.find_one({"_id": "doc-1"})
+    assert result.matched_count == 1
+    assert (doc["revision"], doc["writes"]) == (2, 1)
