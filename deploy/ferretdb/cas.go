@@ -5,11 +5,10 @@ package main
 // FerretDB v1.24 turns a filter into SQL only when it is exactly {_id: value}; an update filtered on
 // {_id: X, revision: R} scans the collection up to the document (127 ms at 4,000 documents, against 2 ms for
 // {_id: X}). ipsflow writes every aggregate that way. While the proxy holds the write lock no other write
-// can interleave, so it checks each statement's revision with a find on {_id: X} and forwards only the
-// statements that match, filtered on {_id: X} alone, or answers "matched 0" itself when none does. The
-// result is the same as FerretDB's, without the scan. A command may carry several such statements (the
-// outbox relay clears a batch of documents in one): each is checked, and the reply's counts and error
-// indexes are those of the command the client sent.
+// can interleave, so it reads each statement's current revision itself (revcheck.go, else a find on
+// {_id: X}) and forwards only the statements that match, filtered on {_id: X} alone, or answers "matched 0"
+// itself when none does. The result is the same as FerretDB's, without the scan. How a command of several
+// statements is sent on and answered is in update.go.
 
 import (
 	"bufio"
@@ -125,31 +124,32 @@ func (m *opMessage) encode(responseTo int32) []byte {
 	return out
 }
 
-// maxCheckedStatements bounds the statements of one update command that the proxy checks itself. FerretDB
-// v1.24 keeps each statement's query cursor (and with it a pooled SQLite connection, 100 in all) open until
-// the whole command ends, so a command with about 100 statements waits forever for a connection. Longer
-// commands are forwarded unchanged; the lock keeps them correct, only slower.
-const maxCheckedStatements = 64
+// maxCheckedStatements bounds the statements of one update command whose revisions the proxy reads itself
+// (one SQL query with an IN list). Longer commands go to FerretDB one statement at a time with their filters
+// as sent: correct under the lock, only slower.
+const maxCheckedStatements = 1000
 
-// revisionStatement is one update statement filtered on exactly {_id: string, revision: int}.
+// revisionStatement is one update statement filtered on exactly {_id: string, revision: int32 or int64}.
 type revisionStatement struct {
 	statement bson.D
 	id        string
 	revision  int64
 }
 
-// revisionUpdate is an update command whose statements are all revision-checked, non-multi and non-upsert,
-// with the place the statements sit in the message, so the command can be rewritten.
-type revisionUpdate struct {
+// updateCommand is an update command taken apart: its statements and where they sit in the message, so it
+// can be sent on as commands of one statement each (update.go).
+type updateCommand struct {
 	msg        *opMessage
 	sectionIdx int
 	inBody     bool // statements are the body's "updates" array, not a document sequence (kind 1)
-	statements []revisionStatement
+	raws       []bson.Raw
+	ordered    bool
 	collection string
 	database   string
+	body       bson.D // the body, decoded when statements in it are to be replaced
 }
 
-func asRevisionUpdate(message []byte) *revisionUpdate {
+func asUpdateCommand(message []byte) *updateCommand {
 	m, err := parseOpMsg(message)
 	if err != nil || len(m.sections) == 0 || m.sections[0].kind != 0 {
 		return nil
@@ -160,8 +160,10 @@ func asRevisionUpdate(message []byte) *revisionUpdate {
 		return nil
 	}
 	database, _ := body.Lookup("$db").StringValueOK()
-	r := &revisionUpdate{msg: m, collection: collection, database: database}
-	var raws []bson.Raw
+	u := &updateCommand{msg: m, collection: collection, database: database, ordered: true}
+	if ordered, ok := body.Lookup("ordered").BooleanOK(); ok {
+		u.ordered = ordered
+	}
 	if arr, ok := body.Lookup("updates").ArrayOK(); ok {
 		values, _ := arr.Values()
 		for _, v := range values {
@@ -169,31 +171,40 @@ func asRevisionUpdate(message []byte) *revisionUpdate {
 			if !ok {
 				return nil
 			}
-			raws = append(raws, raw)
+			u.raws = append(u.raws, raw)
 		}
-		r.sectionIdx, r.inBody = 0, true
+		u.sectionIdx, u.inBody = 0, true
 	} else {
 		for i, s := range m.sections {
 			if s.kind == 1 && s.identifier == "updates" {
-				raws, r.sectionIdx = s.docs, i
+				u.raws, u.sectionIdx = s.docs, i
 			}
 		}
 	}
-	if len(raws) == 0 || len(raws) > maxCheckedStatements {
+	if len(u.raws) == 0 {
 		return nil
 	}
-	seen := make(map[string]bool, len(raws))
-	for _, raw := range raws {
+	return u
+}
+
+// revisionStatements returns the statements as revision statements, or nil when the proxy cannot check
+// them itself: one is not revision-checked (or is multi or upsert), there are too many, or a document is
+// named twice (the second statement's check depends on what the first one wrote).
+func (u *updateCommand) revisionStatements() []revisionStatement {
+	if len(u.raws) > maxCheckedStatements {
+		return nil
+	}
+	statements := make([]revisionStatement, 0, len(u.raws))
+	seen := make(map[string]bool, len(u.raws))
+	for _, raw := range u.raws {
 		statement, ok := asRevisionStatement(raw)
-		// A document named twice: the second statement's check depends on what the first one wrote, so the
-		// command goes to FerretDB as it is (correct under the lock, only slower).
 		if !ok || seen[statement.id] {
 			return nil
 		}
 		seen[statement.id] = true
-		r.statements = append(r.statements, statement)
+		statements = append(statements, statement)
 	}
-	return r
+	return statements
 }
 
 func asRevisionStatement(raw bson.Raw) (revisionStatement, bool) {
@@ -219,11 +230,12 @@ func asRevisionStatement(raw bson.Raw) (revisionStatement, bool) {
 				return r, false
 			}
 		case "revision":
-			v, ok := e.Value().AsInt64OK()
-			if !ok {
+			// Integers only: a filter of 2.5 matches no integer, and 2.0 is left to FerretDB's own matching.
+			v := e.Value()
+			if v.Type != bson.TypeInt32 && v.Type != bson.TypeInt64 {
 				return r, false
 			}
-			r.revision = v
+			r.revision = v.AsInt64()
 		default:
 			return r, false
 		}
@@ -237,105 +249,21 @@ func asRevisionStatement(raw bson.Raw) (revisionStatement, bool) {
 	return r, true
 }
 
-// rewritten is the original request with only the statements at “keep“, each filter reduced to {_id}.
-func (r *revisionUpdate) rewritten(keep []int) ([]byte, error) {
-	docs := make([]bson.Raw, 0, len(keep))
-	for _, i := range keep {
-		s := r.statements[i]
-		statement := make(bson.D, 0, len(s.statement))
-		for _, e := range s.statement {
-			if e.Key == "q" {
-				e.Value = bson.D{{Key: "_id", Value: s.id}}
-			}
-			statement = append(statement, e)
+// reduced is the statement with its filter reduced to {_id}, for a document whose revision was checked.
+func (s revisionStatement) reduced() (bson.Raw, error) {
+	statement := make(bson.D, 0, len(s.statement))
+	for _, e := range s.statement {
+		if e.Key == "q" {
+			e.Value = bson.D{{Key: "_id", Value: s.id}}
 		}
-		doc, err := bson.Marshal(statement)
-		if err != nil {
-			return nil, err
-		}
-		docs = append(docs, doc)
+		statement = append(statement, e)
 	}
-	s := &r.msg.sections[r.sectionIdx]
-	if !r.inBody {
-		s.docs = docs
-	} else {
-		var body bson.D
-		if err := bson.Unmarshal(s.docs[0], &body); err != nil {
-			return nil, err
-		}
-		values := make(bson.A, len(docs))
-		for i, d := range docs {
-			values[i] = d
-		}
-		for i := range body {
-			if body[i].Key == "updates" {
-				body[i].Value = values
-			}
-		}
-		b, err := bson.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		s.docs[0] = b
-	}
-	return r.msg.encode(0), nil
+	return bson.Marshal(statement)
 }
 
-// remapReply rewrites the statement indexes in a reply's writeErrors from the forwarded command's numbering
-// back to the client's (“keep[i]“ is the client's index of forwarded statement i). Without errors the
-// reply is returned as it is: n and nModified already count what the client's command matched.
-func remapReply(reply []byte, keep []int) ([]byte, error) {
-	parsed, err := parseOpMsg(reply)
-	if err != nil || len(parsed.sections) == 0 || parsed.sections[0].kind != 0 {
-		return reply, nil
-	}
-	if _, ok := parsed.sections[0].docs[0].Lookup("writeErrors").ArrayOK(); !ok {
-		return reply, nil
-	}
-	var body bson.D
-	if err := bson.Unmarshal(parsed.sections[0].docs[0], &body); err != nil {
-		return nil, err
-	}
-	for i := range body {
-		if body[i].Key != "writeErrors" {
-			continue
-		}
-		errs, ok := body[i].Value.(bson.A)
-		if !ok {
-			return reply, nil
-		}
-		for _, e := range errs {
-			writeError, ok := e.(bson.D)
-			if !ok {
-				continue
-			}
-			for j := range writeError {
-				if writeError[j].Key != "index" {
-					continue
-				}
-				var index int
-				switch v := writeError[j].Value.(type) {
-				case int32:
-					index = int(v)
-				case int64:
-					index = int(v)
-				default:
-					continue
-				}
-				if index >= 0 && index < len(keep) {
-					writeError[j].Value = int32(keep[index])
-				}
-			}
-		}
-	}
-	b, err := bson.Marshal(body)
-	if err != nil {
-		return nil, err
-	}
-	parsed.sections[0].docs[0] = b
-	responseTo := int32(binary.LittleEndian.Uint32(reply[8:12]))
-	return parsed.encode(responseTo), nil
-}
+// errNotInteger: a document's stored revision is not an integer (say a double 2.0, which MongoDB's matching
+// would equal to 2); the proxy leaves such a command's filters to FerretDB.
+var errNotInteger = errors.New("stored revision is not an integer")
 
 // currentRevision asks FerretDB for the document's revision through the connection the proxy holds.
 func currentRevision(upstream net.Conn, fromServer *bufio.Reader, database, collection, id string) (int64, bool, error) {
@@ -371,13 +299,12 @@ func currentRevision(upstream net.Conn, fromServer *bufio.Reader, database, coll
 		return 0, false, nil
 	}
 	doc, _ := values[0].DocumentOK()
-	revision, ok := doc.Lookup("revision").AsInt64OK()
-	return revision, ok, nil
-}
-
-// missReply is what FerretDB would answer for an update whose filter matched nothing.
-func missReply(requestID int32) []byte {
-	body, _ := bson.Marshal(bson.D{{Key: "n", Value: int32(0)}, {Key: "nModified", Value: int32(0)},
-		{Key: "ok", Value: float64(1)}})
-	return (&opMessage{requestID: 0x1ff5eee, sections: []section{{kind: 0, docs: []bson.Raw{body}}}}).encode(requestID)
+	value, err := doc.LookupErr("revision")
+	if err != nil {
+		return 0, false, nil // no revision: a revision filter does not match it
+	}
+	if value.Type != bson.TypeInt32 && value.Type != bson.TypeInt64 {
+		return 0, false, errNotInteger
+	}
+	return value.AsInt64(), true, nil
 }

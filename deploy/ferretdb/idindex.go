@@ -63,7 +63,8 @@ func (x *idIndexer) ensure(ctx context.Context, file string) error {
 		return nil // dropped since the glob
 	}
 	// mode=rw: never create a file (a missing one would otherwise come back empty, without FerretDB's tables)
-	db, err := sql.Open("sqlite", "file:"+file+"?mode=rw&_pragma=busy_timeout(10000)")
+	// A short busy timeout: this runs under the write lock, and a busy file is simply indexed on a later pass.
+	db, err := sql.Open("sqlite", "file:"+file+"?mode=rw&_pragma=busy_timeout(250)")
 	if err != nil {
 		return err
 	}

@@ -74,38 +74,22 @@ func (p *proxy) handle(client net.Conn) {
 
 // roundTrip forwards one request and every reply that belongs to it, holding the write lock for writes.
 func (p *proxy) roundTrip(request []byte, upstream net.Conn, fromServer *bufio.Reader, client net.Conn) error {
-	var remap []int // set when statements were left out: the reply's error indexes are translated back
 	if isWrite(request) {
 		p.writes.Lock()
 		defer p.writes.Unlock()
 		if p.revisions != nil && commandName(request) == "dropDatabase" {
 			p.revisions.forget(databaseOf(request)) // before FerretDB removes the file
 		}
-		if update := asRevisionUpdate(request); update != nil {
-			current, err := p.currentRevisions(update, upstream, fromServer)
+		if update := asUpdateCommand(request); update != nil {
+			statements, batched, err := p.updateStatements(update, upstream, fromServer)
 			if err != nil {
 				return err
 			}
-			keep := make([]int, 0, len(update.statements))
-			for i, st := range update.statements {
-				if revision, found := current[st.id]; found && revision == st.revision {
-					keep = append(keep, i)
-				}
+			if batched && len(statements) > 0 {
+				return p.forwardBatched(update, statements, upstream, fromServer, client)
 			}
-			if len(keep) == 0 {
-				if flags(request)&moreToCome != 0 {
-					return nil // unacknowledged: the client expects no reply
-				}
-				_, err := client.Write(missReply(update.msg.requestID))
-				return err
-			}
-			rewritten, err := update.rewritten(keep)
-			if err != nil {
-				return err
-			}
-			request = rewritten
-			if len(keep) < len(update.statements) {
-				remap = keep
+			if statements != nil {
+				return p.forwardUpdate(update, statements, upstream, fromServer, client)
 			}
 		}
 	}
@@ -120,11 +104,6 @@ func (p *proxy) roundTrip(request []byte, upstream net.Conn, fromServer *bufio.R
 		if err != nil {
 			return err
 		}
-		if remap != nil {
-			if reply, err = remapReply(reply, remap); err != nil {
-				return err
-			}
-		}
 		if _, err := client.Write(reply); err != nil {
 			return err
 		}
@@ -134,27 +113,25 @@ func (p *proxy) roundTrip(request []byte, upstream net.Conn, fromServer *bufio.R
 	}
 }
 
-// currentRevisions reads the revisions of the update's documents: from the database file when it can, else
-// with a find per document through the connection the proxy holds.
-func (p *proxy) currentRevisions(update *revisionUpdate, upstream net.Conn, fromServer *bufio.Reader) (map[string]int64, error) {
-	ids := make([]string, len(update.statements))
-	for i, st := range update.statements {
-		ids[i] = st.id
-	}
+// currentRevisions reads the revisions of the documents ids: from the database file when it can,
+// else with a find per document through the connection the proxy holds. errNotInteger when a document's
+// revision is stored as something other than an integer.
+func (p *proxy) currentRevisions(u *updateCommand, ids []string, upstream net.Conn,
+	fromServer *bufio.Reader) (map[string]int64, error) {
 	if p.revisions != nil {
-		current, err := p.revisions.revisions(update.database, update.collection, ids)
-		if err == nil {
-			return current, nil
-		}
-		if errors.Is(err, errNoDatabase) {
+		current, err := p.revisions.revisions(u.database, u.collection, ids)
+		switch {
+		case err == nil, errors.Is(err, errNotInteger):
+			return current, err
+		case errors.Is(err, errNoDatabase):
 			return map[string]int64{}, nil
 		}
-		log.Printf("proxy: reading revisions from %s.sqlite: %v; asking FerretDB", update.database, err)
-		p.revisions.forget(update.database)
+		log.Printf("proxy: reading revisions from %s.sqlite: %v; asking FerretDB", u.database, err)
+		p.revisions.forget(u.database)
 	}
 	current := make(map[string]int64, len(ids))
 	for _, id := range ids {
-		revision, found, err := currentRevision(upstream, fromServer, update.database, update.collection, id)
+		revision, found, err := currentRevision(upstream, fromServer, u.database, u.collection, id)
 		if err != nil {
 			return nil, err
 		}

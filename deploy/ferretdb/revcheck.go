@@ -35,8 +35,8 @@ func newRevisionReader(dir string) *revisionReader {
 // errNoDatabase: the database or collection does not exist, so no document matches.
 var errNoDatabase = errors.New("no such database or collection")
 
-// revisions returns the integer revision of each of ids that exists; a document without an integer revision
-// is left out, as FerretDB's find answer would not match it either.
+// revisions returns the revision of each of ids that exists and has one; errNotInteger when one of them is
+// stored as something other than an int32 or int64.
 func (r *revisionReader) revisions(database, collection string, ids []string) (map[string]int64, error) {
 	db, err := r.open(database)
 	if err != nil {
@@ -59,7 +59,8 @@ func (r *revisionReader) revisions(database, collection string, ids []string) (m
 		args[i] = string(b)
 	}
 	query := fmt.Sprintf(`SELECT _ferretdb_sjson->>'$._id', _ferretdb_sjson->>'$.revision', `+
-		`_ferretdb_sjson->>'$."$s".p.revision.t', _ferretdb_sjson->>'$."$s".p._id.t' FROM %q WHERE _ferretdb_sjson->'$._id' IN (?%s)`,
+		`json_type(_ferretdb_sjson, '$.revision'), _ferretdb_sjson->>'$."$s".p.revision.t', `+
+		`_ferretdb_sjson->>'$."$s".p._id.t' FROM %q WHERE _ferretdb_sjson->'$._id' IN (?%s)`,
 		table, strings.Repeat(", ?", len(ids)-1))
 	rows, err := db.Query(query, args...)
 	if err != nil {
@@ -67,18 +68,34 @@ func (r *revisionReader) revisions(database, collection string, ids []string) (m
 	}
 	defer rows.Close()
 	found := make(map[string]int64, len(ids))
+	notInteger := false
 	for rows.Next() {
 		var id string
-		var revision sql.NullInt64
-		var kind, idKind sql.NullString
-		if err := rows.Scan(&id, &revision, &kind, &idKind); err != nil {
+		var revision any
+		var jsonType, kind, idKind sql.NullString
+		if err := rows.Scan(&id, &revision, &jsonType, &kind, &idKind); err != nil {
 			return nil, err
 		}
-		if idKind.String == "string" && revision.Valid && (kind.String == "int" || kind.String == "long") {
-			found[id] = revision.Int64
+		if idKind.String != "string" {
+			continue // an _id of another type with the same text (an ObjectId): not the document asked for
 		}
+		if !jsonType.Valid {
+			continue // no revision: a revision filter does not match it
+		}
+		value, isInt := revision.(int64)
+		if !isInt || (kind.String != "int" && kind.String != "long") {
+			notInteger = true // a double, a string, ...: MongoDB's matching rules decide, so FerretDB does
+			continue
+		}
+		found[id] = value
 	}
-	return found, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if notInteger {
+		return nil, errNotInteger
+	}
+	return found, nil
 }
 
 func (r *revisionReader) open(database string) (*sql.DB, error) {

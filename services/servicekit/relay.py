@@ -53,19 +53,25 @@ class OutboxRelay:
         backoff = 0.5
         full_scan = True  # at start: whatever a previous process left behind
         while True:
-            try:
-                await self.drain_pending()
-                if full_scan:
-                    while await self.drain_once():
-                        pass
-                backoff = 0.5
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("relay.unavailable", error=f"{type(exc).__name__}: {exc}", retry_in=backoff)
+            failure: Exception | None = None
+            # The named documents and the full scan fail separately: an event the broker keeps refusing holds
+            # back its own document only, not the scan that finds everything else.
+            for step in (self.drain_pending, self._scan if full_scan else None):
+                if step is None:
+                    continue
+                try:
+                    await step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    failure = failure or exc
+            if failure is not None:
+                log.warning("relay.unavailable", error=f"{type(failure).__name__}: {failure}", retry_in=backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
+                full_scan = True  # the scan may have been cut short, or not run
                 continue
+            backoff = 0.5
             if self._pending:
                 full_scan = False
                 continue
@@ -76,19 +82,30 @@ class OutboxRelay:
             except TimeoutError:
                 full_scan = True
 
+    async def _scan(self) -> None:
+        while await self.drain_once():
+            pass
+
     async def drain_pending(self) -> int:
         """Relay the documents named by ``wake``; each is read by ``_id``."""
         pending, self._pending = self._pending, {}
         known, self._known = self._known, {}
-        docs = []
-        for doc_id, collection in pending.items():
-            doc = known.get(doc_id) or await collection.find_one({"_id": doc_id})
-            if doc is not None and doc.get("has_outbox"):
-                docs.append((collection, doc))
+        docs: list[tuple[AsyncCollection[Document], Document]] = []
+        try:
+            for doc_id, collection in pending.items():
+                doc = known.get(doc_id) or await collection.find_one({"_id": doc_id})
+                if doc is not None and doc.get("has_outbox"):
+                    docs.append((collection, doc))
+        except Exception:
+            for doc_id, collection in pending.items():  # not lost: read again on the next round
+                self._pending.setdefault(doc_id, collection)
+            raise
         try:
             return await self._relay(docs)
-        except Exception:
-            for collection, doc in docs:  # not lost: retried on the next round (or by the full scan)
+        except Exception as exc:
+            # Not lost: retried on the next round (and found by the full scan). After ``RelayFailed`` only the
+            # documents it names; the others were published and cleared.
+            for collection, doc in exc.failed if isinstance(exc, RelayFailed) else docs:
                 self._pending.setdefault(doc["_id"], collection)
             raise
 
@@ -102,25 +119,41 @@ class OutboxRelay:
         return cleared
 
     async def _relay(self, docs: list[tuple[AsyncCollection[Document], Document]]) -> int:
-        """Publish every event of ``docs`` (confirmed), then remove them from the outboxes in batches."""
+        """Publish the events of ``docs`` (confirmed), then remove what was published from the outboxes.
+
+        A document's events go out one after the other, in outbox order; documents go out concurrently on the
+        shared channel, each publish waiting for its own confirm. A document with an event the broker did not
+        confirm keeps that event and the ones after it; the others are cleared all the same, and then
+        ``RelayFailed`` names the documents to try again.
+        """
         if not docs:
             return 0
         published: set[str] = set()
 
-        async def publish(entry: Document) -> None:
-            await self.broker.publish_raw(entry["exchange"], entry["routing_key"], entry["body"].encode(),
-                                          message_id=entry["id"], type_=entry["routing_key"])
-            published.add(entry["id"])
+        async def publish_document(doc: Document) -> None:
+            for entry in doc.get("outbox") or []:
+                await self.broker.publish_raw(entry["exchange"], entry["routing_key"], entry["body"].encode(),
+                                              message_id=entry["id"], type_=entry["routing_key"])
+                published.add(entry["id"])
 
-        # Concurrent publishes share the channel; each waits for its own confirm. If one fails, nothing is
-        # removed from the outboxes and the next round publishes the lot again (consumers drop duplicates).
-        await asyncio.gather(*(publish(entry) for _, doc in docs for entry in doc.get("outbox") or []))
+        results = await asyncio.gather(*(publish_document(doc) for _, doc in docs), return_exceptions=True)
+        failed: list[tuple[AsyncCollection[Document], Document]] = []
+        first_error: BaseException | None = None
+        for (collection, doc), result in zip(docs, results, strict=True):
+            if isinstance(result, asyncio.CancelledError):
+                raise result
+            if isinstance(result, BaseException):
+                failed.append((collection, doc))
+                first_error = first_error or result
         self.published += len(published)
         if self.settings.fault == "relay-exit-after-publish":
             log.warning("fault.injected", fault=self.settings.fault)
             os._exit(71)
+        failed_ids = {doc["_id"] for _, doc in failed}
         by_collection: dict[str, tuple[AsyncCollection[Document], list[Document]]] = {}
         for collection, doc in docs:
+            if not any(entry["id"] in published for entry in doc.get("outbox") or []):
+                continue  # nothing of it went out: nothing to remove
             by_collection.setdefault(collection.full_name, (collection, []))[1].append(doc)
         cleared = 0
         for collection, batch in by_collection.values():
@@ -128,13 +161,26 @@ class OutboxRelay:
                 done, left = await _remove_published(collection, batch[start:start + CLEAR_BATCH], published)
                 cleared += done
                 for doc_id in left:  # written since we read it, with new events: relay those too, now
-                    self.wake(doc_id, collection)
+                    if doc_id not in failed_ids:
+                        self.wake(doc_id, collection)
+        if failed:
+            log.warning("relay.publish_failed", documents=len(failed), cleared=cleared,
+                        error=f"{type(first_error).__name__}: {first_error}")
+            raise RelayFailed(failed) from first_error
         return cleared
 
 
+class RelayFailed(Exception):
+    """Some documents' events were not confirmed by the broker; ``failed`` names those documents."""
+
+    def __init__(self, failed: list[tuple[AsyncCollection[Document], Document]]) -> None:
+        super().__init__(f"{len(failed)} document(s) not relayed")
+        self.failed = failed
+
+
 # How many documents one clearing command covers. One command instead of one per document halves the cost of
-# the relay's writes; FerretDB v1 holds a connection per statement until the command ends (deploy/ferretdb), so
-# the batch stays well below its pool of 100.
+# the relay's writes. The local FerretDB front sends up to 64 such statements to FerretDB as one command
+# (deploy/ferretdb/update.go); FerretDB v1 holds a pooled connection per statement until the command ends.
 CLEAR_BATCH = 32
 
 

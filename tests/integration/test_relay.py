@@ -103,3 +103,69 @@ async def test_a_batch_with_documents_written_since_clears_every_outbox_and_publ
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await broker.close()
+
+
+async def test_an_event_the_broker_refuses_holds_back_only_its_own_document(settings_for, mongo, namespace):
+    """One document has an event nobody is bound to (the broker returns it: mandatory). The other documents'
+    events still go out once each, in outbox order per document, and their outboxes are cleared; the refused
+    event stays in its outbox and goes out as soon as a queue is bound for it."""
+    settings = settings_for("relayrefused", relay_poll_seconds=60.0)
+    broker = Broker(settings)
+    await broker.connect()
+    channel = await broker.new_channel(prefetch=200)
+    queue = await channel.declare_queue(broker.name("relay-refused-probe"), durable=True,
+                                        arguments={"x-queue-type": "quorum"})
+    await queue.bind(broker.name(EVENTS), routing_key="ips.test.#")
+    received: list[str] = []
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        received.append(json.loads(message.body)["id"])
+        await message.ack()
+
+    await queue.consume(on_message)
+    store = DocumentStore(mongo[f"{namespace}relayrefused".replace(".", "_")], "zaken")
+    relay = OutboxRelay(broker, [store.collection])
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.5)
+        bad_events = [new_event("ips.test.eerste.v1", service="test", subject="z-bad", event_id="bad-1"),
+                      new_event("ips.nobody.v1", service="test", subject="z-bad", event_id="bad-2"),
+                      new_event("ips.test.derde.v1", service="test", subject="z-bad", event_id="bad-3")]
+        bad = await store.insert({"_id": "z-bad"}, [(event, EVENTS) for event in bad_events])
+        relay.wake("z-bad", store.collection, written=bad)
+        expected: list[str] = ["bad-1"]
+        for i in range(20):
+            events = [new_event(f"ips.test.stap{n}.v1", service="test", subject=f"z-{i}", event_id=f"e-{i}-{n}")
+                      for n in range(3)]
+            expected += [event.id for event in events]
+            written = await store.insert({"_id": f"z-{i}"}, [(event, EVENTS) for event in events])
+            relay.wake(f"z-{i}", store.collection, written=written)
+
+        async def others_out() -> bool:
+            left = await store.collection.count_documents({"has_outbox": True})
+            return sorted(set(received)) == sorted(expected) and left == 1
+
+        await eventually(others_out, timeout=30, what="every other document's events out and its outbox empty")
+        await asyncio.sleep(2)  # the refused document is retried meanwhile
+        assert sorted(received) == sorted(expected)  # nothing twice, the refused one not yet
+        for i in range(20):
+            mine = [event_id for event_id in received if event_id.startswith(f"e-{i}-")]
+            assert mine == [f"e-{i}-0", f"e-{i}-1", f"e-{i}-2"]  # outbox order
+        held = await store.get("z-bad")
+        assert held is not None and held["has_outbox"]
+        assert [entry["id"] for entry in held["outbox"]] == ["bad-2", "bad-3"]  # the confirmed one is removed
+
+        await queue.bind(broker.name(EVENTS), routing_key="ips.nobody.#")  # now someone listens
+
+        async def bad_out() -> bool:
+            doc = await store.get("z-bad")
+            return doc is not None and not doc["has_outbox"] and "bad-3" in received
+
+        await eventually(bad_out, timeout=30, what="the refused events out once a queue is bound")
+        assert received.count("bad-2") == 1 and received.count("bad-1") == 1
+        assert received.index("bad-2") < received.index("bad-3")
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await broker.close()
