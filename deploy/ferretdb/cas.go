@@ -65,6 +65,9 @@ func parseOpMsg(message []byte) (*opMessage, error) {
 			for end < len(body) && body[end] != 0 {
 				end++
 			}
+			if end == len(body) {
+				return nil, errors.New("section identifier without its terminating NUL")
+			}
 			s := section{kind: 1, identifier: string(body[:end])}
 			docs := body[end+1:]
 			for len(docs) > 0 {
@@ -184,7 +187,30 @@ func asUpdateCommand(message []byte) *updateCommand {
 	if len(u.raws) == 0 {
 		return nil
 	}
+	for _, raw := range u.raws {
+		if !wellFormed(raw) {
+			return nil // FerretDB refuses the whole command before it applies any statement, as MongoDB does
+		}
+	}
 	return u
+}
+
+// wellFormed: the statement's fields have the types an update command needs. A command with a malformed
+// statement fails as a whole (ok: 0) and nothing is applied; sent on one statement at a time, the others would
+// be applied.
+func wellFormed(statement bson.Raw) bool {
+	if _, ok := statement.Lookup("q").DocumentOK(); !ok {
+		return false
+	}
+	if u := statement.Lookup("u"); u.Type != bson.TypeEmbeddedDocument && u.Type != bson.TypeArray {
+		return false
+	}
+	for _, key := range []string{"multi", "upsert"} {
+		if v, err := statement.LookupErr(key); err == nil && v.Type != bson.TypeBoolean {
+			return false
+		}
+	}
+	return true
 }
 
 // revisionStatements returns the statements as revision statements, or nil when the proxy cannot check

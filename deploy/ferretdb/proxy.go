@@ -50,6 +50,11 @@ func (p *proxy) serve(listener net.Listener) error {
 
 func (p *proxy) handle(client net.Conn) {
 	defer client.Close()
+	defer func() { // a message the proxy failed on costs its own connection, not the proxy
+		if r := recover(); r != nil {
+			log.Printf("proxy: connection dropped after a panic: %v", r)
+		}
+	}()
 	upstream, err := net.Dial("unix", p.upstream)
 	if err != nil {
 		log.Printf("proxy: cannot reach FerretDB at %s: %v", p.upstream, err)

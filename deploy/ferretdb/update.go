@@ -9,7 +9,8 @@ package main
 //     behind it waited on the proxy's lock;
 //   - it stops at the first statement that fails, even in an unordered command, and answers with that error
 //     at index 0 whichever statement it was, and without n or nModified (PyMongo's bulk_write then raised
-//     KeyError: 'nModified').
+//     KeyError: 'nModified'). Some failures (an unknown query operator, a backend error) come back as a failed
+//     command (ok: 0), also after the statements before it were applied.
 // The proxy answers such a command as MongoDB does: n, nModified and upserted added up, each write error at
 // the client's index of its statement, an unordered command carried on past a failure, an ordered one
 // stopped at it. Two ways:
@@ -19,6 +20,9 @@ package main
 //     reads the revisions again, still under the lock: the statements whose document moved on were applied,
 //     the first one whose document did not is the one that failed, and the rest are sent again;
 //   - every other command of several statements goes on as commands of one statement each.
+// Either way a failed command (ok: 0) for one statement becomes a write error at its index; the client gets
+// a failed command only when nothing was applied and every reply failed so. A command with a malformed
+// statement (cas.go: wellFormed) goes to FerretDB unchanged, which refuses it whole before applying any.
 
 import (
 	"bufio"
@@ -117,13 +121,15 @@ func (p *proxy) forwardBatched(u *updateCommand, statements []forwardStatement, 
 		if err != nil {
 			return err
 		}
-		failure := firstWriteError(reply)
-		if failure == nil { // all applied, or the command failed as a whole
+		failure, asCommand := replyFailure(reply)
+		if failure == nil { // all applied
 			if _, err := merged.add(reply, statements[0].index); err != nil {
 				return err
 			}
 			break
 		}
+		// A write error, or ok: 0 (FerretDB answers an error of its backend that way, after the statements
+		// before it were applied): the revisions tell which statements went in.
 		ids := make([]string, len(statements))
 		for i, st := range statements {
 			ids[i] = st.id
@@ -144,6 +150,9 @@ func (p *proxy) forwardBatched(u *updateCommand, statements []forwardStatement, 
 		merged.n += int64(failed)
 		merged.nModified += int64(failed)
 		merged.writeErrors = append(merged.writeErrors, withIndex(failure, statements[failed].index))
+		if asCommand {
+			merged.failedAsCommand(reply)
+		}
 		if u.ordered {
 			break
 		}
@@ -153,13 +162,30 @@ func (p *proxy) forwardBatched(u *updateCommand, statements []forwardStatement, 
 	return err
 }
 
-// firstWriteError returns the first entry of a reply's writeErrors, or nil.
-func firstWriteError(reply []byte) bson.D {
+// replyFailure returns the first failure a reply reports, or nil: its first writeErrors entry, or for a
+// command that failed as a whole (ok: 0) an entry made of its code and errmsg, with asCommand set.
+func replyFailure(reply []byte) (entry bson.D, asCommand bool) {
 	parsed, err := parseOpMsg(reply)
 	if err != nil || len(parsed.sections) == 0 || parsed.sections[0].kind != 0 {
-		return nil
+		return nil, false
 	}
-	arr, ok := parsed.sections[0].docs[0].Lookup("writeErrors").ArrayOK()
+	body := parsed.sections[0].docs[0]
+	if ok, _ := body.Lookup("ok").AsInt64OK(); ok != 1 {
+		return commandError(body, 0), true
+	}
+	return firstWriteError(body), false
+}
+
+// commandError turns the body of an ok: 0 reply into a writeErrors entry at index.
+func commandError(body bson.Raw, index int) bson.D {
+	code, _ := body.Lookup("code").AsInt64OK()
+	errmsg, _ := body.Lookup("errmsg").StringValueOK()
+	return bson.D{{Key: "index", Value: int32(index)}, {Key: "code", Value: int32(code)}, {Key: "errmsg", Value: errmsg}}
+}
+
+// firstWriteError returns the first entry of a reply body's writeErrors, or nil.
+func firstWriteError(body bson.Raw) bson.D {
+	arr, ok := body.Lookup("writeErrors").ArrayOK()
 	if !ok {
 		return nil
 	}
@@ -316,7 +342,15 @@ type mergedReply struct {
 	upserted          bson.A
 	writeErrors       bson.A
 	writeConcernError any
-	whole             []byte // the first command failed as a command (ok: 0): its reply is the answer
+	asCommand         int    // replies that failed as a command (ok: 0), each also a write error
+	whole             []byte // the first of them: the answer when every reply failed so and nothing went in
+}
+
+func (r *mergedReply) failedAsCommand(reply []byte) {
+	r.asCommand++
+	if r.whole == nil {
+		r.whole = reply
+	}
 }
 
 // add takes one reply; it reports whether the statement failed.
@@ -328,14 +362,10 @@ func (r *mergedReply) add(reply []byte, index int) (bool, error) {
 	}
 	body := parsed.sections[0].docs[0]
 	if ok, _ := body.Lookup("ok").AsInt64OK(); ok != 1 {
-		if r.replies == 1 {
-			r.whole = reply
-			return true, nil
-		}
-		code, _ := body.Lookup("code").AsInt64OK()
-		errmsg, _ := body.Lookup("errmsg").StringValueOK()
-		r.writeErrors = append(r.writeErrors, bson.D{{Key: "index", Value: int32(index)},
-			{Key: "code", Value: int32(code)}, {Key: "errmsg", Value: errmsg}})
+		// Only this statement failed: the others (sent as their own commands) may have gone in, so the
+		// client hears of it as a write error at its index, unless nothing at all went in (see encode).
+		r.writeErrors = append(r.writeErrors, commandError(body, index))
+		r.failedAsCommand(reply)
 		return true, nil
 	}
 	if n, ok := body.Lookup("n").AsInt64OK(); ok {
@@ -376,7 +406,7 @@ func (r *mergedReply) add(reply []byte, index int) (bool, error) {
 }
 
 func (r *mergedReply) encode(requestID int32) []byte {
-	if r.whole != nil {
+	if r.whole != nil && r.asCommand == r.replies && r.n == 0 && len(r.upserted) == 0 {
 		m, err := parseOpMsg(r.whole)
 		if err == nil {
 			return m.encode(requestID)

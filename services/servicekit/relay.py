@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from aio_pika.exceptions import DeliveryError
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -29,6 +31,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._pending: dict[str, AsyncCollection[Document]] = {}
         self._known: dict[str, Document] = {}  # documents handed over by their writer: no read needed
+        self._held: dict[str, _Held] = {}  # documents with an event the broker refused: tried again later
         self._scan_requested = False
         self.published = 0
 
@@ -42,6 +45,8 @@ class OutboxRelay:
         revision-checked clear misses and the relay reads it then.
         """
         if doc_id is not None:
+            if self._held_back(doc_id):
+                return  # its new events queue behind the refused one; the document is tried again when due
             self._pending[doc_id] = collection if collection is not None else self.collections[0]
             if written is not None:
                 self._known[doc_id] = written
@@ -49,13 +54,23 @@ class OutboxRelay:
             self._scan_requested = True
         self._wake.set()
 
+    @property
+    def held(self) -> int:
+        """How many documents wait for a retry because the broker refused one of their events."""
+        return len(self._held)
+
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
         backoff = 0.5
         full_scan = True  # at start: whatever a previous process left behind
+        next_scan = 0.0
         while True:
+            woken = bool(self._pending)
+            self._release_due()
             failure: Exception | None = None
-            # The named documents and the full scan fail separately: an event the broker keeps refusing holds
-            # back its own document only, not the scan that finds everything else.
+            # The named documents and the full scan fail separately. A refused event (``RelayFailed``) holds
+            # back its own document only, with its own backoff; anything else (broker or database away) backs
+            # the whole relay off and forces a full scan afterwards.
             for step in (self.drain_pending, self._scan if full_scan else None):
                 if step is None:
                     continue
@@ -63,8 +78,13 @@ class OutboxRelay:
                     await step()
                 except asyncio.CancelledError:
                     raise
+                except RelayFailed:
+                    pass  # those documents are held (see ``_hold``); the rest went out
                 except Exception as exc:
                     failure = failure or exc
+            if (full_scan or woken) and failure is None:
+                # The poll scans after relay_poll_seconds without work (a busy relay is woken for every write).
+                next_scan = loop.time() + self.settings.relay_poll_seconds
             if failure is not None:
                 log.warning("relay.unavailable", error=f"{type(failure).__name__}: {failure}", retry_in=backoff)
                 await asyncio.sleep(backoff)
@@ -76,15 +96,38 @@ class OutboxRelay:
                 full_scan = False
                 continue
             self._wake.clear()
+            timeout = max(0.0, next_scan - loop.time())
+            if self._held:
+                timeout = min(timeout, max(0.0, min(h.due for h in self._held.values()) - loop.time()))
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.relay_poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
                 full_scan, self._scan_requested = self._scan_requested, False
             except TimeoutError:
-                full_scan = True
+                full_scan = loop.time() >= next_scan  # else a held document is due: no scan for that
 
     async def _scan(self) -> None:
-        while await self.drain_once():
-            pass
+        """Relay every document that has an outbox, collection by collection, page by page (by ``_id``).
+
+        A page full of held documents does not hide the pages after it, and a refused event in one collection
+        does not stop the scan of the next.
+        """
+        refused: list[tuple[AsyncCollection[Document], Document]] = []
+        for collection in self.collections:
+            after: object = None
+            while True:
+                query: dict[str, object] = {"has_outbox": True}
+                if after is not None:
+                    query["_id"] = {"$gt": after}
+                docs = await collection.find(query).sort("_id", 1).limit(self.batch).to_list(None)
+                try:
+                    await self._relay([(collection, doc) for doc in docs if not self._held_back(doc["_id"])])
+                except RelayFailed as exc:
+                    refused += exc.failed
+                if len(docs) < self.batch:
+                    break
+                after = docs[-1]["_id"]
+        if refused:
+            raise RelayFailed(refused)
 
     async def drain_pending(self) -> int:
         """Relay the documents named by ``wake``; each is read by ``_id``."""
@@ -96,27 +139,42 @@ class OutboxRelay:
                 doc = known.get(doc_id) or await collection.find_one({"_id": doc_id})
                 if doc is not None and doc.get("has_outbox"):
                     docs.append((collection, doc))
+                else:
+                    self._held.pop(doc_id, None)
         except Exception:
             for doc_id, collection in pending.items():  # not lost: read again on the next round
                 self._pending.setdefault(doc_id, collection)
             raise
         try:
             return await self._relay(docs)
-        except Exception as exc:
-            # Not lost: retried on the next round (and found by the full scan). After ``RelayFailed`` only the
-            # documents it names; the others were published and cleared.
-            for collection, doc in exc.failed if isinstance(exc, RelayFailed) else docs:
+        except RelayFailed:
+            raise  # the documents it names are held; the others were published and cleared
+        except Exception:
+            for collection, doc in docs:  # not lost: retried on the next round (and found by the full scan)
                 self._pending.setdefault(doc["_id"], collection)
             raise
 
-    async def drain_once(self) -> int:
-        """Publish one batch per collection; returns how many documents were cleared."""
-        cleared = 0
-        for collection in self.collections:
-            docs = await collection.find({"has_outbox": True}).limit(self.batch).to_list(None)
-            if docs:
-                cleared += await self._relay([(collection, doc) for doc in docs])
-        return cleared
+    async def drain_once(self) -> None:
+        """One full scan of every collection (for tools and tests; ``run`` does this by itself)."""
+        await self._scan()
+
+    def _held_back(self, doc_id: str) -> bool:
+        held = self._held.get(doc_id)
+        return held is not None and held.due > asyncio.get_running_loop().time()
+
+    def _hold(self, failed: list[tuple[AsyncCollection[Document], Document]]) -> None:
+        """Hold documents whose events the broker refused; each is tried again after its own backoff."""
+        now = asyncio.get_running_loop().time()
+        for collection, doc in failed:
+            previous = self._held.get(doc["_id"])
+            delay = HOLD_FIRST if previous is None else min(previous.delay * 2, HOLD_MAX)
+            self._held[doc["_id"]] = _Held(collection, now + delay, delay)
+
+    def _release_due(self) -> None:
+        now = asyncio.get_running_loop().time()
+        for doc_id, held in self._held.items():
+            if held.due <= now:
+                self._pending.setdefault(doc_id, held.collection)
 
     async def _relay(self, docs: list[tuple[AsyncCollection[Document], Document]]) -> int:
         """Publish the events of ``docs`` (confirmed), then remove what was published from the outboxes.
@@ -139,12 +197,15 @@ class OutboxRelay:
         results = await asyncio.gather(*(publish_document(doc) for _, doc in docs), return_exceptions=True)
         failed: list[tuple[AsyncCollection[Document], Document]] = []
         first_error: BaseException | None = None
+        outage: BaseException | None = None  # not a refusal: the broker or the connection is away
         for (collection, doc), result in zip(docs, results, strict=True):
             if isinstance(result, asyncio.CancelledError):
                 raise result
             if isinstance(result, BaseException):
                 failed.append((collection, doc))
                 first_error = first_error or result
+                if not isinstance(result, DeliveryError):
+                    outage = outage or result
         self.published += len(published)
         if self.settings.fault == "relay-exit-after-publish":
             log.warning("fault.injected", fault=self.settings.fault)
@@ -163,11 +224,29 @@ class OutboxRelay:
                 for doc_id in left:  # written since we read it, with new events: relay those too, now
                     if doc_id not in failed_ids:
                         self.wake(doc_id, collection)
+        for _, doc in docs:
+            if doc["_id"] not in failed_ids:
+                self._held.pop(doc["_id"], None)
+        if outage is not None:
+            raise outage  # the caller backs off as a whole; what was published is cleared above
         if failed:
-            log.warning("relay.publish_failed", documents=len(failed), cleared=cleared,
+            self._hold(failed)
+            log.warning("relay.publish_failed", documents=len(failed), cleared=cleared, held=len(self._held),
                         error=f"{type(first_error).__name__}: {first_error}")
             raise RelayFailed(failed) from first_error
         return cleared
+
+
+@dataclass(slots=True)
+class _Held:
+    collection: AsyncCollection[Document]
+    due: float  # loop time of the next try
+    delay: float
+
+
+# A document with a refused event is tried again after HOLD_FIRST seconds, doubling up to HOLD_MAX.
+HOLD_FIRST = 0.5
+HOLD_MAX = 30.0
 
 
 class RelayFailed(Exception):

@@ -7,9 +7,15 @@ command at its first failing statement with a reply PyMongo cannot read; the fro
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import struct
+
+import bson
+import pymongo.uri_parser
 import pytest
-from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo import AsyncMongoClient, UpdateOne
+from pymongo.errors import BulkWriteError, OperationFailure
 
 
 @pytest.fixture
@@ -77,13 +83,45 @@ async def test_a_failure_among_stale_statements_is_reported_at_its_own_index(col
 
 @pytest.mark.parametrize("checked", [True, False], ids=["revision-checked", "by-id"])
 async def test_a_bulk_of_250_updates_is_answered(collection, checked):
-    await collection.insert_many([{"_id": f"d{i}", "revision": 1} for i in range(250)])
+    """Revision-checked: the front reads the 251 revisions, leaves out the stale statement and sends the rest
+    on one at a time (too many for one command); by id: FerretDB checks each filter itself."""
+    await collection.insert_many([{"_id": f"d{i}", "revision": 1} for i in range(251)])
     requests = [UpdateOne({"_id": f"d{i}", "revision": 1} if checked else {"_id": f"d{i}"},
                           {"$inc": {"revision": 1}}) for i in range(250)]
-    requests.append(UpdateOne({"_id": "d0", "revision": 7}, {"$inc": {"revision": 1}}))  # stale: no match
+    requests.append(UpdateOne({"_id": "d250", "revision": 7}, {"$inc": {"revision": 1}}))  # stale: no match
     result = await collection.bulk_write(requests, ordered=False)
     assert result.matched_count == 250
     assert await collection.count_documents({"revision": 2}) == 250
+    assert (await collection.find_one({"_id": "d250"}))["revision"] == 1
+
+
+async def test_a_statement_that_fails_first_in_an_unordered_bulk_is_a_write_error_and_the_rest_apply(
+        collection):
+    """FerretDB answers an unknown query operator as a failed command (ok: 0); in a bulk that is one write error
+    at its statement's index, as MongoDB reports it, and the other statements still apply."""
+    await collection.insert_many([{"_id": f"d{i}", "v": 0} for i in range(3)])
+    with pytest.raises(BulkWriteError) as caught:
+        await collection.bulk_write([
+            UpdateOne({"$onbekend": 1}, {"$set": {"v": 1}}),
+            UpdateOne({"_id": "d1"}, {"$set": {"v": 1}}),
+            UpdateOne({"_id": "d2"}, {"$set": {"v": 1}}),
+        ], ordered=False)
+    assert [error["index"] for error in caught.value.details["writeErrors"]] == [0]
+    assert caught.value.details["nModified"] == 2
+    assert {doc["_id"]: doc["v"] async for doc in collection.find({})} == {"d0": 0, "d1": 1, "d2": 1}
+
+
+async def test_a_command_with_a_malformed_statement_fails_whole_and_applies_nothing(collection):
+    """A statement whose update is not a document: the command fails (ok: 0) before anything is applied, also
+    with more statements than FerretDB answers in one command."""
+    await collection.insert_many([{"_id": f"d{i}", "v": 0} for i in range(150)])
+    updates: list[dict[str, object]] = [{"q": {"_id": f"d{i}"}, "u": {"$set": {"v": 1}}} for i in range(150)]
+    updates[75] = {"q": {"_id": "d75"}, "u": 5}
+    with pytest.raises(OperationFailure) as caught:
+        await asyncio.wait_for(collection.database.command(
+            {"update": collection.name, "ordered": False, "updates": updates}), timeout=30)
+    assert caught.value.code == 14  # TypeMismatch
+    assert await collection.count_documents({"v": 1}) == 0
 
 
 async def test_upserts_in_a_bulk_are_reported_at_their_own_index(collection):
@@ -112,3 +150,31 @@ async def test_a_revision_check_compares_numbers_as_mongodb_does(collection, sto
     assert result.matched_count == (2 if matches else 1)
     single = await collection.update_one({"_id": "x", "revision": asked}, {"$set": {"nogmaals": True}})
     assert single.matched_count == (1 if matches else 0)
+
+
+async def test_a_malformed_update_message_costs_its_connection_only(infra, collection):
+    """An update whose document sequence has no NUL after its identifier: the server drops or refuses that
+    message, and keeps serving every other connection (the local front once panicked on it and stopped)."""
+    await collection.insert_one({"_id": "blijft", "v": 1})
+    body = bson.encode({"update": collection.name, "$db": collection.database.name})
+    sequence = b"updates"  # the identifier's terminating NUL is missing
+    payload = struct.pack("<I", 0) + b"\x00" + body + b"\x01" + struct.pack("<I", 4 + len(sequence)) + sequence
+    message = struct.pack("<iiii", 16 + len(payload), 7, 0, 2013) + payload
+    host, port = pymongo.uri_parser.parse_uri(infra.mongo_url)["nodelist"][0]
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(message)
+        await writer.drain()
+        with contextlib.suppress(ConnectionError):
+            await asyncio.wait_for(reader.read(65536), timeout=10)  # an error reply, or the connection closed
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    fresh: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(infra.mongo_url, serverSelectionTimeoutMS=5000)
+    try:
+        again = fresh[collection.database.name][collection.name]
+        assert (await again.find_one({"_id": "blijft"}))["v"] == 1
+        assert (await again.update_one({"_id": "blijft"}, {"$set": {"v": 2}})).modified_count == 1
+    finally:
+        await fresh.close()
