@@ -593,6 +593,24 @@ def test_runaway_loop_hits_the_time_limit() -> None:
     assert time.monotonic() - started < 1.0
 
 
+def test_a_script_kept_waiting_for_a_core_is_not_timed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit is on the script's CPU time: on a busy machine the wall clock may pass the limit while the
+    script waits for a core (a CI run once failed a one-line expression that way)."""
+    env = RestrictedEnvironment(time_limit_s=0.05)
+    real = time.monotonic
+    calls = 0
+
+    def wall_clock_jumps() -> float:  # the first reading sets the deadline; later ones are 10 s on
+        nonlocal calls
+        calls += 1
+        return real() + (0 if calls == 1 else 10)
+
+    monkeypatch.setattr(time, "monotonic", wall_clock_jumps)
+    assert env.evaluate("aanvraag['aanvraagId']", {"aanvraag": {"aanvraagId": "a-1"}}) == "a-1"
+    monkeypatch.undo()
+    assert calls > 1  # the deadline was checked, with the wall clock past it
+
+
 def test_synchronous_service_calls_are_refused() -> None:
     engine = RestrictedScriptEngine()
     with pytest.raises(ServiceCallNotAllowed):
