@@ -52,6 +52,7 @@ __all__ = [
 ]
 
 DEFAULT_TIME_LIMIT_S: Final = 0.1
+MIN_STEPS_BEFORE_TIMEOUT: Final = 10_000  # see _deadline
 AMSTERDAM: Final = ZoneInfo("Europe/Amsterdam")
 MAX_POWER_EXPONENT: Final = 64
 
@@ -185,15 +186,23 @@ def _deadline(seconds: float) -> Iterator[None]:
 
     Only frames of code compiled by this module are traced (cheap), and any
     tracer that was active before (debugger, coverage) is restored afterwards.
-    The limit is on the CPU time the script's thread used: a busy machine that
-    leaves the thread waiting for a core does not fail a script (a CI run once
-    did, on a one-line expression). The wall clock is the cheap first test.
+    A script is stopped once it has taken MIN_STEPS_BEFORE_TIMEOUT steps (calls
+    and lines of its own code) and used more than ``seconds`` of its thread's
+    CPU time. The steps keep a pause that is not the script's doing (a garbage
+    collection, a virtual machine descheduled: both count as CPU time) from
+    failing a short expression; fresh-clone CI runs twice failed a one-line
+    expression that way. A runaway loop takes that many steps in milliseconds.
+    The wall clock is the cheap first test.
     """
     expires = time.monotonic() + seconds
     cpu_started = time.thread_time()
+    steps = 0
 
     def local_trace(frame: FrameType, event: str, arg: Any) -> Any:
-        if time.monotonic() > expires and time.thread_time() - cpu_started > seconds:
+        nonlocal steps
+        steps += 1
+        if (steps >= MIN_STEPS_BEFORE_TIMEOUT and time.monotonic() > expires
+                and time.thread_time() - cpu_started > seconds):
             raise ScriptTimeout(f"script exceeded its time limit of {seconds * 1000:.0f} ms")
         return local_trace
 

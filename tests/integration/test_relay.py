@@ -171,7 +171,8 @@ async def test_an_event_the_broker_refuses_holds_back_only_its_own_document(sett
             await eventually(late_out, timeout=15, what="a new document's event out while another is held")
             delays.append(loop.time() - woken_at)
             await asyncio.sleep(0.7)
-        assert max(delays) < 0.5, f"a held document delays the others: {[round(d, 2) for d in delays]}"
+        # The old relay, which backed off as a whole, took 1.0, 3.2, 7.3 and 9.4 s here.
+        assert max(delays) < 2.0, f"a held document delays the others: {[round(d, 2) for d in delays]}"
         expected += [f"late-{n}" for n in range(4)]
         assert sorted(received) == sorted(expected)
 
