@@ -154,10 +154,6 @@ class OutboxRelay:
                 self._pending.setdefault(doc["_id"], collection)
             raise
 
-    async def drain_once(self) -> None:
-        """One full scan of every collection (for tools and tests; ``run`` does this by itself)."""
-        await self._scan()
-
     def _held_back(self, doc_id: str) -> bool:
         held = self._held.get(doc_id)
         return held is not None and held.due > asyncio.get_running_loop().time()

@@ -12,17 +12,19 @@ import aio_pika
 from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import new_event
 from servicekit.relay import OutboxRelay
+from servicekit.settings import ServiceSettings
 from servicekit.store import DocumentStore
 from tests.conftest import eventually
 
 
-async def test_stale_handed_over_document_still_publishes_every_event_once(settings_for, mongo, namespace):
-    settings = settings_for("relaytest", relay_poll_seconds=60.0)  # no poll: only wakes may publish
+async def _listening(settings: ServiceSettings, probe: str,
+                     prefetch: int) -> tuple[Broker, aio_pika.abc.AbstractQueue, list[str]]:
+    """A connected broker for the relay, and a queue ``probe`` bound to ips.test.# that records the id of each
+    event it receives, in the order received."""
     broker = Broker(settings)
     await broker.connect()
-    channel = await broker.new_channel(prefetch=10)
-    queue = await channel.declare_queue(broker.name("relay-probe"), durable=True,
-                                        arguments={"x-queue-type": "quorum"})
+    channel = await broker.new_channel(prefetch=prefetch)
+    queue = await channel.declare_queue(broker.name(probe), durable=True, arguments={"x-queue-type": "quorum"})
     await queue.bind(broker.name(EVENTS), routing_key="ips.test.#")
     received: list[str] = []
 
@@ -31,6 +33,19 @@ async def test_stale_handed_over_document_still_publishes_every_event_once(setti
         await message.ack()
 
     await queue.consume(on_message)
+    return broker, queue, received
+
+
+async def _stop(task: asyncio.Task[None], broker: Broker) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await broker.close()
+
+
+async def test_stale_handed_over_document_still_publishes_every_event_once(settings_for, mongo, namespace):
+    settings = settings_for("relaytest", relay_poll_seconds=60.0)  # no poll: only wakes may publish
+    broker, _, received = await _listening(settings, "relay-probe", prefetch=10)
     store = DocumentStore(mongo[f"{namespace}relaytest".replace(".", "_")], "zaken")
     first = new_event("ips.test.eerste.v1", service="test", subject="z-1", event_id="e-1")
     second = new_event("ips.test.tweede.v1", service="test", subject="z-1", event_id="e-2")
@@ -50,10 +65,7 @@ async def test_stale_handed_over_document_still_publishes_every_event_once(setti
         await asyncio.sleep(1)
         assert sorted(received) == ["e-1", "e-2"]
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await broker.close()
+        await _stop(task, broker)
 
 
 async def test_a_batch_with_documents_written_since_clears_every_outbox_and_publishes_each_event_once(
@@ -61,19 +73,7 @@ async def test_a_batch_with_documents_written_since_clears_every_outbox_and_publ
     """The relay clears outboxes many documents per command; the ones written meanwhile miss their revision
     check, are read again, and their new events still go out."""
     settings = settings_for("relaybatch", relay_poll_seconds=60.0)
-    broker = Broker(settings)
-    await broker.connect()
-    channel = await broker.new_channel(prefetch=200)
-    queue = await channel.declare_queue(broker.name("relay-batch-probe"), durable=True,
-                                        arguments={"x-queue-type": "quorum"})
-    await queue.bind(broker.name(EVENTS), routing_key="ips.test.#")
-    received: list[str] = []
-
-    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        received.append(json.loads(message.body)["id"])
-        await message.ack()
-
-    await queue.consume(on_message)
+    broker, _, received = await _listening(settings, "relay-batch-probe", prefetch=200)
     store = DocumentStore(mongo[f"{namespace}relaybatch".replace(".", "_")], "zaken")
     relay = OutboxRelay(broker, [store.collection])
     task = asyncio.create_task(relay.run())
@@ -99,10 +99,7 @@ async def test_a_batch_with_documents_written_since_clears_every_outbox_and_publ
         assert sorted(received) == expected  # nothing twice
         assert relay.published == len(expected)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await broker.close()
+        await _stop(task, broker)
 
 
 async def test_an_event_the_broker_refuses_holds_back_only_its_own_document(settings_for, mongo, namespace):
@@ -110,19 +107,7 @@ async def test_an_event_the_broker_refuses_holds_back_only_its_own_document(sett
     events still go out once each, in outbox order per document, and their outboxes are cleared; the refused
     event stays in its outbox and goes out as soon as a queue is bound for it."""
     settings = settings_for("relayrefused", relay_poll_seconds=60.0)
-    broker = Broker(settings)
-    await broker.connect()
-    channel = await broker.new_channel(prefetch=200)
-    queue = await channel.declare_queue(broker.name("relay-refused-probe"), durable=True,
-                                        arguments={"x-queue-type": "quorum"})
-    await queue.bind(broker.name(EVENTS), routing_key="ips.test.#")
-    received: list[str] = []
-
-    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        received.append(json.loads(message.body)["id"])
-        await message.ack()
-
-    await queue.consume(on_message)
+    broker, queue, received = await _listening(settings, "relay-refused-probe", prefetch=200)
     store = DocumentStore(mongo[f"{namespace}relayrefused".replace(".", "_")], "zaken")
     relay = OutboxRelay(broker, [store.collection])
     task = asyncio.create_task(relay.run())
@@ -187,10 +172,7 @@ async def test_an_event_the_broker_refuses_holds_back_only_its_own_document(sett
         assert received.index("bad-2") < received.index("bad-3")
         assert relay.held == 0
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await broker.close()
+        await _stop(task, broker)
 
 
 async def test_the_scan_reaches_past_a_page_of_refused_documents_and_into_the_next_collection(
@@ -199,19 +181,7 @@ async def test_the_scan_reaches_past_a_page_of_refused_documents_and_into_the_ne
     page holds, sorted before good ones; in the second collection good ones. One start-up scan relays every good
     document; the refused ones stay in their outboxes."""
     settings = settings_for("relayscan", relay_poll_seconds=60.0)  # only the start-up scan
-    broker = Broker(settings)
-    await broker.connect()
-    channel = await broker.new_channel(prefetch=100)
-    queue = await channel.declare_queue(broker.name("relay-scan-probe"), durable=True,
-                                        arguments={"x-queue-type": "quorum"})
-    await queue.bind(broker.name(EVENTS), routing_key="ips.test.#")
-    received: list[str] = []
-
-    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        received.append(json.loads(message.body)["id"])
-        await message.ack()
-
-    await queue.consume(on_message)
+    broker, _, received = await _listening(settings, "relay-scan-probe", prefetch=100)
     database = mongo[f"{namespace}relayscan".replace(".", "_")]
     first, second = DocumentStore(database, "eerste"), DocumentStore(database, "tweede")
     for i in range(7):
@@ -237,7 +207,4 @@ async def test_the_scan_reaches_past_a_page_of_refused_documents_and_into_the_ne
         assert await second.collection.count_documents({"has_outbox": True}) == 0
         assert relay.held == 7
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await broker.close()
+        await _stop(task, broker)
