@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,6 +18,10 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IPSFLOW_", extra="ignore")
 
     service_name: str = "ipsflow"
+    # Where this process runs. Production is the default so that a forgotten setting fails closed: development
+    # keys, an adjustable clock and other conveniences must be asked for explicitly (make run and the tests set
+    # IPSFLOW_ENVIRONMENT=development; a training environment sets test).
+    environment: Literal["development", "test", "production"] = "production"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     database: str = ""
