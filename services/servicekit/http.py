@@ -8,6 +8,7 @@ so a rejected BSN does not travel into logs or proxies.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,26 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}")
+
+
+def trace_id_from(traceparent: str) -> str:
+    """The W3C trace id of a request (from ``traceparent`` when the caller sent a valid one, else a new one).
+
+    Every response carries it as ``X-Trace-Id``; error bodies and the audit log name it, so a user's report and
+    the logs meet without anything personal in between.
+    """
+    match = _TRACEPARENT.fullmatch(traceparent.strip().lower())
+    if match and match.group(1) != "0" * 32:
+        return match.group(1)
+    return uuid.uuid4().hex
+
+
+def request_trace_id(request: Request) -> str:
+    """The trace id the middleware gave this request (a new one outside the middleware, e.g. in unit tests)."""
+    return str(getattr(request.state, "trace_id", "") or uuid.uuid4().hex)
+
+
 def create_app(title: str, description: str, *, max_body_bytes: int = 64 * 1024,
                lifespan: Any = None, body_limits: Sequence[tuple[str, int]] = ()) -> FastAPI:
     """A FastAPI app with ipsflow's conventions: /api/v1 docs without CDN, problem+json, API-Version.
@@ -149,8 +170,10 @@ def create_app(title: str, description: str, *, max_body_bytes: int = 64 * 1024,
 
     @app.middleware("http")
     async def api_version(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
+        request.state.trace_id = trace_id_from(request.headers.get("traceparent", ""))
         response = await call_next(request)
         response.headers["API-Version"] = API_VERSION
+        response.headers["X-Trace-Id"] = request.state.trace_id
         return response
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, overrides=body_limits)
