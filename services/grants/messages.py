@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from servicekit.vrije_tekst import VrijeTekst
+
 # Used as part of a document key (``reserveringen.<id>``): FerretDB and MongoDB forbid '.' and a leading '$'.
 ID_PATTERN = r"^[A-Za-z0-9_:-]{1,100}$"
 TRAJECT_TYPE = Literal["CMD", "EPA"]
@@ -89,7 +91,7 @@ class GrondParam(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     code: str = Field(min_length=1, max_length=100)
-    tekst: str = Field(min_length=1, max_length=4000)
+    tekst: VrijeTekst = Field(min_length=1, max_length=4000)  # a BSN here: to the dlq, never into a letter
 
 
 class OndertekenaarParam(BaseModel):
@@ -108,7 +110,7 @@ class BeschikkingOpstellen(CommandParams):
     traject_type: TRAJECT_TYPE | None = None
     bedrag_cents: int | None = Field(default=None, ge=0)
     gronden: list[GrondParam] | None = None
-    motivering: str | None = Field(default=None, max_length=20000)
+    motivering: VrijeTekst | None = Field(default=None, max_length=20000)
     ondertekenaar: OndertekenaarParam | None = None
     nieuwe_beslisdatum: date | None = None
     huidige_beslisdatum: date | None = None

@@ -74,16 +74,6 @@ class InvalidValue(ValueError):
         self.name, self.code, self.reason = name, code, reason
 
 
-# --- the BSN check --------------------------------------------------------------------------------------
-
-def elfproef(bsn: str) -> bool:
-    """The BSN eleven test: 9 digits, 9*d1 + 8*d2 + ... + 2*d8 - d9 divisible by 11, not all zeros."""
-    if len(bsn) != 9 or not bsn.isascii() or not bsn.isdigit() or int(bsn) == 0:
-        return False
-    total = sum(int(d) * w for d, w in zip(bsn[:8], range(9, 1, -1), strict=True)) - int(bsn[8])
-    return total % 11 == 0
-
-
 # --- municipalities -------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from intake.domain import elfproef, is_date_duration
+from intake.domain import is_date_duration
+from servicekit.personal_data import elfproef
+from servicekit.vrije_tekst import VrijeTekst
 
 KVK = r"^[0-9]{8}$"
 CBS_CODE = r"^[0-9]{4}$"
@@ -44,8 +46,9 @@ class AanvraagIndienen(PortalModel):
     the contract and are refused as unknown.
     """
 
-    client_referentie: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
-                                   description="Pseudoniem kenmerk van de kandidaat bij de ggz-instelling.")
+    client_referentie: VrijeTekst = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$",
+                                          description="Pseudoniem kenmerk van de kandidaat bij de ggz-instelling; "
+                                                      "geen BSN (een nummer dat de elfproef haalt wordt geweigerd).")
     bsn: str = Field(pattern=r"^[0-9]{9}$", description="BSN van de kandidaat; wordt versleuteld opgeslagen.")
     gemeente_code: str = Field(pattern=CBS_CODE, description="CBS-code van de gemeente waaraan de aanvraag is gericht.")
     woongemeente_code: str = Field(pattern=CBS_CODE, description="CBS-code van de woongemeente van de kandidaat.")
@@ -57,7 +60,7 @@ class AanvraagIndienen(PortalModel):
     ondertekening: Ondertekening
     modelgetrouwheid: Modelgetrouwheid | None = None
     doelgroep: Doelgroep
-    toelichting: str | None = Field(default=None, max_length=2000)
+    toelichting: VrijeTekst | None = Field(default=None, max_length=2000)
 
     @field_validator("bsn")
     @classmethod
@@ -80,7 +83,7 @@ class VerlengingVragen(PortalModel):
     maximum and the single extension are checked there, so a refusal is a decision you can object to)."""
 
     maanden: int = Field(ge=1, le=24, strict=True, description="Gevraagde verlenging in maanden (1 t/m 24).")
-    toelichting: str | None = Field(default=None, max_length=2000)
+    toelichting: VrijeTekst | None = Field(default=None, max_length=2000)
 
 
 class StopberichtMelden(PortalModel):

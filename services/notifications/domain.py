@@ -4,7 +4,8 @@ Pure and synchronous (standard library only). The PDF rendering and SMTP live at
 ``mailer.py``); this module decides the words, the addresses and the retry schedule.
 
 Privacy: a message carries the decision as grants wrote it, addressed to organisations. Nothing here adds
-personal data; ``bevat_mogelijk_bsn`` lets the handler refuse to send a text that looks like it holds a BSN.
+personal data; the handler refuses to send a text that looks like it holds a BSN
+(``servicekit.personal_data.holds_bsn_like_number``, the one BSN check every service uses).
 """
 
 from __future__ import annotations
@@ -76,32 +77,6 @@ def _as_date(value: Any) -> date | None:
     if isinstance(value, date):
         return value
     return date.fromisoformat(str(value)[:10])
-
-
-_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
-# A BSN candidate: nine digits with neither a digit nor a hex letter on either side, so digits inside a hex
-# id (a hash, a uuid without dashes, a kenmerk suffix like ABCDEF12) are not read as a number of their own.
-_BSN_KANDIDAAT = re.compile(r"(?<![0-9A-Fa-f])\d{9}(?![0-9A-Fa-f])")
-
-
-def _elfproef(nummer: str) -> bool:
-    digits = [int(c) for c in nummer]
-    total = sum(d * w for d, w in zip(digits[:8], range(9, 1, -1), strict=True)) - digits[8]
-    return total % 11 == 0 and any(digits)
-
-
-def bevat_mogelijk_bsn(text: str, eigen_kenmerken: Sequence[str] = ()) -> bool:
-    """True when ``text`` holds a 9-digit number that passes the BSN eleven test (elfproef).
-
-    UUIDs (8-4-4-4-12 hex) and the letter's own kenmerk and ids (``eigen_kenmerken``, each removed only as a
-    whole token) are taken out first: their digits are no BSN, and about one letter in a thousand would
-    otherwise be blocked for good. A candidate is a run of exactly nine digits delimited by characters that are
-    neither digits nor hex letters.
-    """
-    text = _UUID.sub(" ", text)
-    for kenmerk in sorted({k for k in eigen_kenmerken if k}, key=len, reverse=True):
-        text = re.sub(rf"(?<![0-9A-Za-z]){re.escape(kenmerk)}(?![0-9A-Za-z])", " ", text)
-    return any(_elfproef(m.group()) for m in _BSN_KANDIDAAT.finditer(text))
 
 
 # ------------------------------------------------------------------------------------------------ contacts

@@ -32,7 +32,6 @@ from notifications.domain import (
     Sjablonen,
     bepaal_ontvangers,
     bericht_id,
-    bevat_mogelijk_bsn,
 )
 from notifications.letter import render_pdf
 from notifications.messages import BerichtVersturen
@@ -41,6 +40,7 @@ from servicekit.commands import Outcome, apply_command, command_params
 from servicekit.consumer import PoisonMessage
 from servicekit.envelope import CloudEvent
 from servicekit.logging import get_logger
+from servicekit.personal_data import holds_bsn_like_number
 from servicekit.store import Document, DuplicateKeyError
 
 log = get_logger(__name__)
@@ -125,7 +125,7 @@ class NotificationHandlers:
         pdf = render_pdf(brief, self.sjablonen)
         eigen = (brief.kenmerk, brief.aanvraag_id, brief.beschikking_id, str(doc["_id"]),
                  brief.bestandsnaam.removesuffix(".pdf"))
-        if bevat_mogelijk_bsn(tekst + "\n" + brief.tekst, eigen):
+        if holds_bsn_like_number(tekst + "\n" + brief.tekst, eigen):
             status = GEBLOKKEERD
             log.warning("bericht.geblokkeerd", bericht_id=doc["_id"], reden="mogelijk BSN in de tekst")
         elif not ontvangers.compleet:

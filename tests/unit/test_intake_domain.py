@@ -22,9 +22,9 @@ from intake.domain import (
     Modelgetrouwheid,
     Ondertekening,
     add_duration,
-    elfproef,
     startdatum_ongeldig,
 )
+from servicekit.personal_data import elfproef
 
 CSV = Path(__file__).resolve().parents[2] / "services" / "intake" / "data" / "gemeenten.csv"
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

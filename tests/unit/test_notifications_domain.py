@@ -19,7 +19,6 @@ from notifications.domain import (
     bedrag,
     bepaal_ontvangers,
     bericht_id,
-    bevat_mogelijk_bsn,
     brief_alineas,
     datum_nl,
     is_permanente_fout,
@@ -27,6 +26,7 @@ from notifications.domain import (
 )
 from notifications.letter import render_pdf
 from notifications.mailer import Mail, opstellen
+from servicekit.personal_data import holds_bsn_like_number as bevat_mogelijk_bsn
 
 GGZ, GEMEENTE = "12345678", "0957"
 MANDAAT = ("De Minister van Sociale Zaken en Werkgelegenheid, namens deze het college van burgemeester en "
