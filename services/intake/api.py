@@ -32,6 +32,7 @@ from intake.messages import (
 )
 from servicekit.auth import Principal, PrincipalDep
 from servicekit.http import API_PREFIX, add_health, create_app, problem
+from servicekit.vrije_tekst import VrijeTekst
 
 AANVRAGEN = f"{API_PREFIX}/aanvragen"
 UPLOAD_PATH = rf"{AANVRAGEN}/[^/]+/(?:documenten|eindverslag)/?"
@@ -131,7 +132,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
     async def document_uploaden(
             aanvraag_id: str, request: Request, principal: PrincipalDep,
             soort: Annotated[Literal["aanvraagformulier", "modelgetrouwheidscertificaat", "overig"], Query()],
-            bestandsnaam: Annotated[str | None, Query(max_length=200)] = None,
+            bestandsnaam: Annotated[VrijeTekst | None, Query(max_length=200)] = None,
             idempotency_key: IdempotencyKey = None) -> DocumentMetadata:
         """Voeg een pdf toe (de body is het bestand zelf, Content-Type application/pdf; max. 10 MB)."""
         content = await request.body()
@@ -198,7 +199,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
               response_model_by_alias=True, tags=["traject"], responses=_TRAJECT, openapi_extra=_PDF_BODY)
     async def eindverslag_indienen(aanvraag_id: str, request: Request, principal: PrincipalDep,
                                    response: Response,
-                                   bestandsnaam: Annotated[str | None, Query(max_length=200)] = None,
+                                   bestandsnaam: Annotated[VrijeTekst | None, Query(max_length=200)] = None,
                                    idempotency_key: IdempotencyKey = None,
                                    if_match: IfMatch = None) -> DocumentMetadata:
         """Dien het beëindigingsverslag in (de body is de pdf zelf; max. 10 MB). Eén keer, alleen bij een

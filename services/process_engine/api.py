@@ -130,7 +130,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def invalid_form(_request: Request, exc: rt.FormValidationError) -> JSONResponse:
         return problem(400, "Ongeldig formulier", "Het formulier is niet goed ingevuld; er is niets opgeslagen.",
                        type_="https://ipsflow.nl/problems/ongeldige-invoer",
-                       invalid_params=[{"name": p.field, "code": "invalid", "reason": p.message}
+                       invalid_params=[{"name": p.field, "code": p.code, "reason": p.message}
                                        for p in exc.problems])
 
 

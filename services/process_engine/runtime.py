@@ -58,6 +58,10 @@ from SpiffWorkflow.spiff.specs.event_definitions import ErrorEventDefinition, Me
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
+from servicekit.personal_data import holds_bsn_like_number
+from servicekit.vrije_tekst import CODE as BSN_CODE
+from servicekit.vrije_tekst import REASON as BSN_IN_FREE_TEXT
+
 from .scripting import RestrictedScriptEngine, check_script
 
 __all__ = [
@@ -216,6 +220,7 @@ class FieldProblem:
 
     field: str
     message: str
+    code: str = "invalid"
 
 
 class FormValidationError(ValueError):
@@ -1002,16 +1007,33 @@ def complete_user_task(workflow: BpmnWorkflow, task_id: str, data: dict[str, Any
     """
     task = _ready_user_task(workflow, task_id)
     schema = _form_schema(task)
-    if schema is not None:
-        problems = validate_form(schema, data)
-        if problems:
-            raise FormValidationError(task.task_spec.bpmn_id, problems)
+    problems = validate_form(schema, data) if schema is not None else []
+    problems.extend(free_text_problems(data))
+    if problems:
+        raise FormValidationError(task.task_spec.bpmn_id, problems)
     task.task_spec.add_data_from_form(task, {**data, **(recorded or {})})
     try:
         task.run()
     except WorkflowException as exc:
         raise _engine_error(exc) from exc
     return step(workflow)
+
+
+def free_text_problems(data: Any, path: str = "") -> list[FieldProblem]:
+    """Every text in the form data that holds a BSN-like number (``servicekit.personal_data``), by field path.
+
+    Whatever a form holds becomes a case variable, and from there a beschikking, a document and commands; so
+    every string is checked, whatever its schema says (a form without a schema too). The value is never quoted.
+    """
+    if isinstance(data, str):
+        return ([FieldProblem(path or "(form)", BSN_IN_FREE_TEXT, BSN_CODE)]
+                if holds_bsn_like_number(data) else [])
+    prefix = f"{path}." if path else ""
+    if isinstance(data, Mapping):
+        return [p for key, value in data.items() for p in free_text_problems(value, f"{prefix}{key}")]
+    if isinstance(data, list | tuple):
+        return [p for i, value in enumerate(data) for p in free_text_problems(value, f"{path or '(form)'}[{i}]")]
+    return []
 
 
 def _ready_user_task(workflow: BpmnWorkflow, task_id: str) -> Task:
