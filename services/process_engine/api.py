@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 from process_engine import runtime as rt
 from process_engine.bootstrap import EngineSettings, ProcessEngine, bootstrap, definition_files
 from process_engine.engine import Conflict, Engine, NotFound
+from process_engine.zaakvariabelen import zichtbare_variabelen
 from servicekit.auth import Principal, PrincipalDep, forbid
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.logging import get_logger
@@ -94,13 +95,16 @@ def belongs_to_caller(principal: Principal, variables: dict[str, Any]) -> bool:
     return owner is not None and str(owner) == principal.org
 
 
-def _case_view(doc: dict[str, Any]) -> dict[str, Any]:
+def _case_view(doc: dict[str, Any], principal: Principal) -> dict[str, Any]:
+    """A case as its caller may see it: the variables are an explicit allow-list per organisation type
+    (``process_engine.zaakvariabelen``), never "everything but the known personal keys"."""
     return {
         "id": doc["_id"], "status": doc["status"], "processId": doc["process_id"],
         "definitieHash": doc["definition_hash"], "actieveElementen": doc.get("active_elements", []),
         "wachtOpBerichten": doc.get("waiting_messages", []), "volgendeTimer": doc.get("next_timer_at"),
         "taken": [_task_view(doc, t) for t in doc.get("user_tasks", [])],
-        "incidenten": doc.get("incidents", []), "variabelen": doc.get("variables", {}),
+        "incidenten": doc.get("incidents", []),
+        "variabelen": zichtbare_variabelen(doc["process_id"], principal.org_type, doc.get("variables", {})),
         "geschiedenis": doc.get("history", []), "journaal": doc.get("journal", []),
         "bewaardeBerichten": [k["name"] for k in doc.get("kept", [])],
     }
@@ -205,24 +209,24 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
             return problem(404, "Niet gevonden", "Geen zaak met dit kenmerk.")
         if not belongs_to_caller(principal, doc.get("variables", {})):
             raise forbid("Deze zaak hoort bij een andere organisatie.")
-        return _case_view(doc)
+        return _case_view(doc, principal)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/incidenten/{{command_id}}/opnieuw", tags=["zaken"])
     async def retry(case_id: str, command_id: str, engine: EngineDep,  # type: ignore[no-untyped-def]
                     principal: PrincipalDep):
         _require_admin(principal)
-        return _case_view(await engine.retry_incident(case_id, command_id, principal.subject))
+        return _case_view(await engine.retry_incident(case_id, command_id, principal.subject), principal)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/annuleren", tags=["zaken"])
     async def cancel(case_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         _require_admin(principal)
-        return _case_view(await engine.cancel(case_id, principal.subject))
+        return _case_view(await engine.cancel(case_id, principal.subject), principal)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/migreren", tags=["zaken"])
     async def migrate(case_id: str, body: Migration, engine: EngineDep,  # type: ignore[no-untyped-def]
                       principal: PrincipalDep):
         _require_admin(principal)
-        return _case_view(await engine.migrate(case_id, body.definitie_hash, principal.subject))
+        return _case_view(await engine.migrate(case_id, body.definitie_hash, principal.subject), principal)
 
     @app.get(f"{API_PREFIX}/taken", tags=["taken"])
     async def tasks(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
@@ -258,7 +262,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
         signer = {"subject": principal.subject, "naam": principal.name or principal.subject,
                   "mandaten": sorted(principal.mandates)}
         return _case_view(await engine.complete_user_task(doc["_id"], task_id, body.gegevens,
-                                                          principal.subject, signer))
+                                                          principal.subject, signer), principal)
 
     for action, claim in (("claimen", True), ("vrijgeven", False)):
         def make(claim: bool = claim):  # type: ignore[no-untyped-def]

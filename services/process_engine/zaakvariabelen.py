@@ -1,0 +1,60 @@
+"""Which case variables the case API shows, per process and organisation type: an explicit allow-list.
+
+A variable is shown only when it is listed here for the caller's organisation type; everything else (a variable a
+new diagram version adds, a key a service's reply merges into the task data, free text of the official) stays
+inside the engine until someone decides who may read it. A process without an entry shows no variables at all.
+
+``tests/unit/test_case_variables.py`` reads ``bpmn/ips_traject.bpmn`` and fails when the diagram sets a variable
+that is neither allowed for some organisation type nor listed in ``INTERN``, so a new variable cannot leak
+(or vanish) silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+#: What the ggz-instelling (the applicant) may read about its own case: what it sent, the deadlines and the
+#: state of its trajectory, and the decisions as they were sent to it. Not the official's working data before
+#: a decision goes out (besluit, motivering, gronden, ondertekenaar), nor the budget and UWV bookkeeping.
+_GGZ = frozenset({
+    # messages the ggz itself sent (intake's events: ids, codes, dates; no personal data)
+    "aanvraag", "aanvulling", "verlengingsverzoek", "stopbericht", "eindverslag",
+    # who the case belongs to
+    "gemeenteCode", "ggzKvkNummer",
+    # deadlines and what is missing
+    "beslisdatum", "te_laat", "volledigheid", "herstelverzoek", "doorzending",
+    # the trajectory (DMN) and its dates
+    "tarief_cents", "looptijd_maanden", "startdatum", "einddatum", "verlengingen", "werkelijke_einddatum",
+    # decisions, letters and money as sent to the ggz
+    "beschikking", "bericht", "vaststelling", "betaling", "verrekening",
+})
+
+#: The gemeente's official decides the case and sees all of it: the assessment, the budget reservation, the
+#: draft decision and who signed.
+_GEMEENTE = _GGZ | frozenset({
+    "toetsing", "reservering", "vergoeding", "afwijzingsgronden", "besluit", "motivering", "nieuweBeslisdatum",
+    "ondertekenaar", "verlengingstoets", "verlengingsgronden", "stopmelding",
+})
+
+ZICHTBAAR: Mapping[str, Mapping[str, frozenset[str]]] = {
+    "ips_traject": {
+        "ggz": _GGZ,
+        "gemeente": _GEMEENTE,
+        # UWV never sees a case (its views are the budgets in grants and the payments in payments).
+        "uwv": frozenset(),
+        # Functioneel beheer resolves incidents and needs the whole process state the gemeente sees.
+        "beheer": _GEMEENTE,
+    },
+}
+
+#: Variables the diagram sets for its own bookkeeping and that no API shows.
+INTERN: Mapping[str, frozenset[str]] = {
+    "ips_traject": frozenset({"vorigeGemeente"}),  # the forwarding gemeente, only for the doorzending notice
+}
+
+
+def zichtbare_variabelen(process_id: str, org_type: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The case variables a caller of ``org_type`` may read, for a case of ``process_id``."""
+    allowed = ZICHTBAAR.get(process_id, {}).get(org_type, frozenset())
+    return {name: value for name, value in variables.items() if name in allowed}
