@@ -4,25 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-import urllib.parse
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
 from servicekit.settings import ServiceSettings
 from tests.support.infra import Infra, discover
+from tests.support.namespaces import sweep_leftovers, temporary_namespace
 from tests.support.processes import ServiceProcess
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The folder a test lives in is its kind; a marker is added so `-m` selections work.
     for item in items:
-        for kind in ("unit", "integration", "bpmn", "e2e", "browser"):
+        for kind in ("unit", "integration", "bpmn", "e2e", "browser", "fuzz"):
             if f"/tests/{kind}/" in str(item.path):
                 item.add_marker(getattr(pytest.mark, kind))
 
@@ -30,35 +28,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
     found = discover()
+    if found.kind != "testcontainers":  # fresh containers hold nothing to sweep
+        removed = sweep_leftovers(found)
+        if removed:
+            print(f"\n[tests] removed {len(removed)} namespaces older than a day left by killed runs", flush=True)
     yield found
     found.close()
 
 
 @pytest.fixture
 def namespace(infra: Infra) -> Iterator[str]:
-    """A fresh prefix for exchanges, queues and databases; removed afterwards."""
-    ns = f"t{uuid.uuid4().hex[:8]}."
-    yield ns
-    _delete_namespace(infra, ns)
-
-
-def _delete_namespace(infra: Infra, ns: str) -> None:
-    vhost = urllib.parse.quote(urllib.parse.urlparse(infra.amqp_url).path.lstrip("/") or "/", safe="")
-    try:
-        with httpx.Client(base_url=infra.management_url, timeout=10) as client:
-            for kind in ("queues", "exchanges"):
-                for item in client.get(f"/api/{kind}/{vhost}").json():
-                    if item["name"].startswith(ns):
-                        client.delete(f"/api/{kind}/{vhost}/{urllib.parse.quote(item['name'], safe='')}")
-    except httpx.HTTPError:
-        pass
-    import pymongo
-
-    with pymongo.MongoClient(infra.mongo_url, maxPoolSize=2) as client:
-        prefix = ns.replace(".", "_")
-        for name in client.list_database_names():
-            if name.startswith(prefix):
-                client.drop_database(name)
+    """A fresh prefix for exchanges, queues and databases (with its creation time in the name); removed
+    afterwards, also when the test failed: fixture teardown runs whatever the test's outcome."""
+    with temporary_namespace(infra, "t") as ns:
+        yield ns
 
 
 @pytest.fixture

@@ -1,17 +1,37 @@
 #!/usr/bin/env bash
 # The local ipsflow stack without Docker: RabbitMQ from Debian, FerretDB v1.24 embedded in our own Go program.
-# Usage: deploy/local/stack.sh up|down|status
+# Usage: deploy/local/stack.sh up|down|status|reset [--yes]|rabbitmqctl ARGS...
 # Idempotent: installs what is missing, reuses what already runs, waits until both answer.
+#
+# RabbitMQ runs as a node of our own (default ipsflow@localhost) whose data, logs, config and Erlang cookie live in
+# .local/rabbitmq, so `reset` wipes only what is ours and a fresh clone starts with a fresh broker. A broker that
+# already answers AMQP on the port (a system node, say) is reused instead. Health is an AMQP handshake, not an
+# open port: a node that accepts connections but never answers is reported with the command that recovers it.
+# Ports, directories and the node name can be moved (IPSFLOW_RABBITMQ_PORT, IPSFLOW_RABBITMQ_MANAGEMENT_PORT,
+# IPSFLOW_RABBITMQ_NODENAME, IPSFLOW_LOCAL_DIR, IPSFLOW_FERRETDB_LISTEN, IPSFLOW_FERRETDB_DATA), so a second stack
+# can run beside the first.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 LOCAL="${IPSFLOW_LOCAL_DIR:-$ROOT/.local}"
 FERRET_DATA="${IPSFLOW_FERRETDB_DATA:-$LOCAL/ferretdb}"
 FERRET_LISTEN="${IPSFLOW_FERRETDB_LISTEN:-127.0.0.1:27017}"
-FERRET_BIN="$LOCAL/bin/ipsflow-ferretdb"
+# A build product, not state: shared by every stack of this checkout.
+FERRET_BIN="${IPSFLOW_FERRETDB_BIN:-$ROOT/.local/bin/ipsflow-ferretdb}"
 FERRET_PID="$LOCAL/run/ferretdb.pid"
 FERRET_LOG="$LOCAL/log/ferretdb.log"
 WAIT_SECONDS="${IPSFLOW_STACK_WAIT:-90}"
+AMQP_PORT="${IPSFLOW_RABBITMQ_PORT:-5672}"
+MGMT_PORT="${IPSFLOW_RABBITMQ_MANAGEMENT_PORT:-15672}"
+RABBIT_NODE="${IPSFLOW_RABBITMQ_NODENAME:-ipsflow@localhost}"
+RABBIT_BASE="${IPSFLOW_RABBITMQ_DIR:-$LOCAL/rabbitmq}"
+RABBIT_PID="$RABBIT_BASE/rabbitmq.pid"
+RABBIT_LOG="$RABBIT_BASE/log"
+# RabbitMQ's production checklist asks for at least 65,536 open files; Debian's default of 1,024 runs out once a
+# few hundred quorum queues exist (each holds segment and index files open).
+RABBIT_NOFILE="${IPSFLOW_RABBITMQ_NOFILE:-65536}"
+AMQP_CHECK_SECONDS="${IPSFLOW_AMQP_CHECK_SECONDS:-5}"
+RECOVER="ipsflow stack reset   (or: deploy/local/stack.sh reset)"
 
 say() { printf '[stack] %s\n' "$*"; }
 fail() { printf '[stack] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -39,26 +59,139 @@ install_rabbitmq() {
     || fail "could not install rabbitmq-server (apt-get install rabbitmq-server)"
 }
 
+# 0: the port answers the AMQP 0-9-1 protocol header with Connection.Start; 1: nothing listens;
+# 2: a connection is accepted but no Connection.Start comes within AMQP_CHECK_SECONDS (a stuck node).
+amqp_check() {
+  python3 - "${1:-127.0.0.1}" "${2:-$AMQP_PORT}" "$AMQP_CHECK_SECONDS" <<'PY'
+import socket, sys, time
+host, port, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+try:
+    sock = socket.create_connection((host, port), timeout=timeout)
+except OSError:
+    sys.exit(1)
+data = b""
+with sock:
+    try:
+        sock.sendall(b"AMQP\x00\x00\x09\x01")
+        deadline = time.monotonic() + timeout
+        while len(data) < 11 and time.monotonic() < deadline:
+            sock.settimeout(max(0.05, deadline - time.monotonic()))
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    except OSError:
+        pass
+# A method frame (type 1) on channel 0 whose payload starts with class 10 (connection), method 10 (start).
+sys.exit(0 if data[:3] == b"\x01\x00\x00" and data[7:11] == b"\x00\x0a\x00\x0a" else 2)
+PY
+}
+amqp_answers() { amqp_check 127.0.0.1 "$AMQP_PORT"; }
+
+rabbit_sbin() { # the real scripts, not Debian's wrappers in /usr/sbin (those switch to the rabbitmq user and node)
+  if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then echo /usr/lib/rabbitmq/bin; return; fi
+  dirname "$(PATH="$PATH:/usr/sbin" command -v rabbitmq-server)"
+}
+
+# Our node's environment: everything it reads or writes is under RABBIT_BASE (HOME holds its Erlang cookie, so
+# the CLI tools below find it); nothing from /etc/rabbitmq or /var/lib/rabbitmq applies.
+rabbit_env() {
+  env HOME="$RABBIT_BASE" RABBITMQ_NODENAME="$RABBIT_NODE" RABBITMQ_DIST_PORT="$((AMQP_PORT + 20000))" \
+    RABBITMQ_MNESIA_BASE="$RABBIT_BASE/mnesia" RABBITMQ_LOG_BASE="$RABBIT_LOG" RABBITMQ_PID_FILE="$RABBIT_PID" \
+    RABBITMQ_CONFIG_FILE="$RABBIT_BASE/rabbitmq.conf" RABBITMQ_ADVANCED_CONFIG_FILE="$RABBIT_BASE/advanced.config" \
+    RABBITMQ_CONF_ENV_FILE="$RABBIT_BASE/rabbitmq-env.conf" \
+    RABBITMQ_ENABLED_PLUGINS_FILE="$RABBIT_BASE/enabled_plugins" "$@"
+}
+our_ctl() { local tool=$1; shift; rabbit_env "$(rabbit_sbin)/$tool" -n "$RABBIT_NODE" "$@"; }
+our_rabbit_pid() { [ -s "$RABBIT_PID" ] && kill -0 "$(cat "$RABBIT_PID")" 2>/dev/null && cat "$RABBIT_PID"; }
+
+listener_pid() { # the process listening on a local TCP port (empty when unknown, e.g. another user's without root)
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
+}
+
+open_file_limit() { # the soft open-file limit of a process
+  awk '/^Max open files/ {print $4}' "/proc/$1/limits" 2>/dev/null
+}
+
+nofile_for_node() { # the limit we can give the node: the recommended one, else the hard limit of this shell
+  local hard; hard=$(ulimit -Hn)
+  if [ "$hard" = unlimited ] || (( hard >= RABBIT_NOFILE )) || (ulimit -Hn "$RABBIT_NOFILE") 2>/dev/null; then
+    echo "$RABBIT_NOFILE"
+  else
+    echo "$hard"
+  fi
+}
+
+start_our_rabbit() {
+  mkdir -p "$RABBIT_BASE/mnesia" "$RABBIT_LOG"
+  # Loopback only; queue statistics every second instead of five, so `ipsflow queues` shows what just happened.
+  cat >"$RABBIT_BASE/rabbitmq.conf" <<CONF
+listeners.tcp.default = 127.0.0.1:$AMQP_PORT
+management.tcp.ip = 127.0.0.1
+management.tcp.port = $MGMT_PORT
+collect_statistics_interval = 1000
+loopback_users.guest = true
+CONF
+  echo '[rabbitmq_management].' >"$RABBIT_BASE/enabled_plugins"
+  : >"$RABBIT_BASE/rabbitmq-env.conf"
+  local nofile; nofile=$(nofile_for_node)
+  if (( nofile < RABBIT_NOFILE )); then
+    say "WARNING: RabbitMQ gets an open-file limit of $nofile (this shell's hard limit); RabbitMQ recommends" \
+      "$RABBIT_NOFILE. Raise the hard limit (e.g. 'ulimit -Hn $RABBIT_NOFILE' as root, /etc/security/limits.conf)."
+  fi
+  say "starting RabbitMQ node $RABBIT_NODE on 127.0.0.1:$AMQP_PORT (data in $RABBIT_BASE, open files: $nofile)"
+  ( ulimit -n "$nofile" 2>/dev/null || ulimit -Sn "$nofile"
+    rabbit_env "$(rabbit_sbin)/rabbitmq-server" -detached ) \
+    || fail "rabbitmq-server -detached failed; see $RABBIT_LOG"
+}
+
+stop_our_rabbit() { # asks the node to stop; a node that does not end within 30 s is killed (seen: 'stop' hung)
+  local pid; pid=$(our_rabbit_pid) || return 0
+  say "stopping RabbitMQ node $RABBIT_NODE (pid $pid)"
+  rabbit_env timeout 30 "$(rabbit_sbin)/rabbitmqctl" -n "$RABBIT_NODE" -q stop >/dev/null 2>&1 || true
+  stop_pid "$pid"
+  rm -f "$RABBIT_PID"
+}
+
+stop_pid() { # TERM, then KILL after 15 s
+  local pid=$1 i
+  for i in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; [ "$i" = 10 ] && kill "$pid" 2>/dev/null; done
+  kill -9 "$pid" 2>/dev/null || true
+  sleep 1
+}
+
+unresponsive_message() {
+  printf '%s\n' "RabbitMQ on 127.0.0.1:$AMQP_PORT accepts connections but sent no AMQP reply within ${AMQP_CHECK_SECONDS}s:" \
+    "the node is stuck and every service would hang at start-up. Recover with:" \
+    "    $RECOVER" \
+    "It stops the node, wipes the local broker and database state ($RABBIT_BASE, $FERRET_DATA) and starts both fresh."
+}
+
 rabbit_up() {
   install_rabbitmq
   export PATH="$PATH:/usr/sbin"
-  as_root rabbitmq-plugins enable --offline rabbitmq_management >/dev/null
-  if rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
-    say "RabbitMQ already runs; reusing it"
+  local state=0
+  amqp_answers || state=$?
+  if [ "$state" = 2 ]; then
+    fail "$(unresponsive_message)"
+  elif [ "$state" = 0 ] && ! our_rabbit_pid >/dev/null; then
+    say "a broker already answers AMQP on 127.0.0.1:$AMQP_PORT (not this stack's node); reusing it"
+    if ! port_open 127.0.0.1 "$MGMT_PORT"; then
+      as_root rabbitmq-plugins enable rabbitmq_management >/dev/null 2>&1 || true
+    fi
+    # Quorum queues and their message TTL need the feature flags; enabling is idempotent.
+    as_root rabbitmqctl -q enable_feature_flag all >/dev/null 2>&1 || true
   else
-    say "starting RabbitMQ (rabbitmq-server -detached)"
-    mkdir -p "$LOCAL"
-    # Queue statistics every second instead of five, so `ipsflow queues` shows what just happened.
-    printf 'collect_statistics_interval = 1000\nloopback_users.guest = true\n' >"$LOCAL/rabbitmq.conf"
-    export RABBITMQ_CONFIG_FILE="$LOCAL/rabbitmq.conf"
-    as_root env RABBITMQ_CONFIG_FILE="$LOCAL/rabbitmq.conf" rabbitmq-server -detached || fail "rabbitmq-server -detached failed; see /var/log/rabbitmq/"
-    wait_for "RabbitMQ (AMQP 5672)" rabbitmq-diagnostics -q ping \
-      || fail "RabbitMQ did not answer within ${WAIT_SECONDS}s; see /var/log/rabbitmq/"
+    if [ "$state" = 1 ] && ! our_rabbit_pid >/dev/null; then
+      start_our_rabbit
+    fi
+    wait_for "RabbitMQ ($RABBIT_NODE, AMQP handshake on 127.0.0.1:$AMQP_PORT)" amqp_answers || {
+      tail -n 20 "$RABBIT_LOG/$RABBIT_NODE.log" >&2 2>/dev/null || true
+      fail "RabbitMQ did not answer AMQP within ${WAIT_SECONDS}s (log: $RABBIT_LOG). Recover with: $RECOVER"; }
+    our_ctl rabbitmqctl -q enable_feature_flag all >/dev/null 2>&1 || true
   fi
-  # Quorum queues and their message TTL need the feature flags; enabling is idempotent.
-  as_root rabbitmqctl -q enable_feature_flag all >/dev/null 2>&1 || true
-  wait_for "RabbitMQ management (15672)" port_open 127.0.0.1 15672 \
-    || fail "the management plugin did not open port 15672"
+  wait_for "RabbitMQ management (127.0.0.1:$MGMT_PORT)" port_open 127.0.0.1 "$MGMT_PORT" \
+    || fail "the management plugin did not open port $MGMT_PORT"
 }
 
 build_ferretdb() {
@@ -107,13 +240,30 @@ ferret_up() {
     || { tail -n 20 "$FERRET_LOG" >&2; fail "FerretDB did not listen on $FERRET_LISTEN"; }
 }
 
+rabbit_status() {
+  local state=0 pid owner limit
+  amqp_answers || state=$?
+  case $state in
+    0)
+      if pid=$(our_rabbit_pid); then owner="node $RABBIT_NODE, data in $RABBIT_BASE"
+      else pid=$(listener_pid "$AMQP_PORT"); owner="not this stack's node: reused"; fi
+      limit=$( [ -n "$pid" ] && open_file_limit "$pid" )
+      say "RabbitMQ: answers AMQP on 127.0.0.1:$AMQP_PORT ($owner), management http://127.0.0.1:$MGMT_PORT"
+      if [ -n "$limit" ]; then
+        if [ "$limit" != unlimited ] && (( limit < RABBIT_NOFILE )); then
+          say "RabbitMQ: open-file limit $limit (RabbitMQ recommends at least $RABBIT_NOFILE)"
+        else
+          say "RabbitMQ: open-file limit $limit"
+        fi
+      fi ;;
+    1) say "RabbitMQ: not running (nothing listens on 127.0.0.1:$AMQP_PORT); start it with: ipsflow stack up"; return 1 ;;
+    *) say "RabbitMQ: NOT ANSWERING"; unresponsive_message | sed 's/^/[stack]   /'; return 1 ;;
+  esac
+}
+
 status() {
   local rc=0
-  if PATH="$PATH:/usr/sbin" rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
-    say "RabbitMQ: running (amqp://127.0.0.1:5672, management http://127.0.0.1:15672)"
-  else
-    say "RabbitMQ: not running"; rc=1
-  fi
+  rabbit_status || rc=1
   if port_open "${FERRET_LISTEN%:*}" "${FERRET_LISTEN##*:}"; then
     local sync
     sync=$(grep -o 'sync [a-z]*$' "$FERRET_LOG" 2>/dev/null | tail -1 | cut -d' ' -f2)
@@ -124,18 +274,64 @@ status() {
   return $rc
 }
 
-down() {
+stop_ferretdb() {
   if [ -f "$FERRET_PID" ] && kill -0 "$(cat "$FERRET_PID")" 2>/dev/null; then
-    say "stopping FerretDB"; kill "$(cat "$FERRET_PID")"; rm -f "$FERRET_PID"
+    say "stopping FerretDB"; kill "$(cat "$FERRET_PID")"; stop_pid "$(cat "$FERRET_PID")"
   fi
-  if PATH="$PATH:/usr/sbin" rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
-    say "stopping RabbitMQ"; as_root env PATH="$PATH:/usr/sbin" rabbitmqctl -q stop >/dev/null || true
+  rm -f "$FERRET_PID"
+}
+
+down() {
+  stop_ferretdb
+  if our_rabbit_pid >/dev/null; then
+    stop_our_rabbit
+  elif amqp_answers; then
+    say "the broker on 127.0.0.1:$AMQP_PORT is not this stack's node; left running (stop it with: sudo rabbitmqctl stop)"
   fi
+}
+
+# Wipes the local broker and database state and starts both fresh. A stuck broker on the port that is not ours
+# (e.g. a system node an older version of this script started) is stopped, its data left where it is; a healthy
+# one is left alone.
+reset() {
+  if [ "${1:-}" != "--yes" ]; then
+    [ -t 0 ] || fail "reset wipes the local broker and database state; run it with --yes to confirm"
+    printf '[stack] reset stops RabbitMQ and FerretDB and deletes %s and %s (every queue, message and document).\n' \
+      "$RABBIT_BASE" "$FERRET_DATA"
+    read -r -p "[stack] continue? [y/N] " answer
+    case "$answer" in y|Y|yes|ja|j) ;; *) say "nothing changed"; exit 1 ;; esac
+  fi
+  stop_ferretdb
+  if port_open "${FERRET_LISTEN%:*}" "${FERRET_LISTEN##*:}"; then
+    fail "a MongoDB-wire server not started by this stack listens on $FERRET_LISTEN; stop it first"
+  fi
+  stop_our_rabbit
+  local state=0 pid
+  amqp_answers || state=$?
+  if [ "$state" = 0 ]; then
+    say "the broker on 127.0.0.1:$AMQP_PORT is not this stack's node and answers; reset leaves it and its data alone"
+  elif [ "$state" = 2 ]; then
+    pid=$(listener_pid "$AMQP_PORT")
+    [ -n "$pid" ] || fail "a process that does not answer AMQP holds port $AMQP_PORT and its pid is not visible;" \
+      "stop it (as root, 'ss -ltnp sport = :$AMQP_PORT' names it) and run reset again"
+    [ "$(ps -o comm= -p "$pid")" = beam.smp ] || fail "port $AMQP_PORT is held by pid $pid ($(ps -o comm= -p "$pid")," \
+      "not RabbitMQ) and does not answer AMQP; stop it or set IPSFLOW_RABBITMQ_PORT to another port"
+    say "stopping the stuck RabbitMQ node on port $AMQP_PORT (pid $pid; not this stack's, its data stays where it is)"
+    as_root kill "$pid" 2>/dev/null || true
+    as_root bash -c "$(declare -f stop_pid); stop_pid $pid"
+  fi
+  say "deleting $RABBIT_BASE and $FERRET_DATA"
+  rm -rf "$RABBIT_BASE" "$FERRET_DATA"
+  rabbit_up; ferret_up; status
 }
 
 case "${1:-}" in
   up) rabbit_up; ferret_up; status ;;
   down) down ;;
   status) status ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  reset) reset "${2:-}" ;;
+  # rabbitmqctl for the node this stack uses (ours, or the reused system node), e.g. the tests' broker restart.
+  rabbitmqctl) shift
+    if our_rabbit_pid >/dev/null; then our_ctl rabbitmqctl "$@"; else as_root env PATH="$PATH:/usr/sbin" rabbitmqctl "$@"; fi ;;
+  *) echo "usage: $0 up|down|status|reset [--yes]|rabbitmqctl ARGS..." >&2; exit 2 ;;
 esac

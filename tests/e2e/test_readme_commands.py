@@ -11,6 +11,7 @@ import time
 import httpx
 
 from tests.support.infra import ROOT
+from tests.support.namespaces import temporary_namespace
 
 
 def _readme_commands() -> dict[str, str]:
@@ -32,10 +33,17 @@ def test_ci_runs_the_readme_test_command():
     assert re.search(rf"^{re.escape(commands['test'])}$", ci, re.M), ".ci/run runs the README's test command"
 
 
-def test_readme_run_command_starts_everything_and_prints_the_api_docs():
+def test_readme_run_command_starts_everything_and_prints_the_api_docs(infra):
+    # Its own namespace, removed afterwards, so a test run leaves neither queues nor demo data behind.
+    with temporary_namespace(infra, "e2e") as namespace:
+        _run_the_run_command(namespace)
+
+
+def _run_the_run_command(namespace: str) -> None:
     command = _readme_commands()["run"]
     proc = subprocess.Popen(command, shell=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            text=True, start_new_session=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", "IPSFLOW_NAMESPACE": namespace})
     seen: list[str] = []
     docs_urls: list[str] = []
     try:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-import uuid
 
 from pymongo import AsyncMongoClient
 
+from ipsflow_cli.namespaces import new_namespace
 from process_engine import runtime as rt
 from process_engine.engine import COMMAND_COMPLETED, Engine
 from process_engine.repository import DefinitionRepository, InstanceRepository
@@ -91,11 +91,11 @@ async def main() -> None:
     files = {"bench.bpmn": twenty_task_process()}
     parsed = rt.parse_definition(files)
     client: AsyncMongoClient = AsyncMongoClient(args.mongo, maxPoolSize=4, tz_aware=True)
-    db_name = f"bench_engine_{uuid.uuid4().hex[:8]}"
+    db_name = f"{new_namespace('bench')}engine".replace(".", "_")
     db = client[db_name]
     engine = Engine(DefinitionRepository(db), InstanceRepository(db))
-    await engine.deploy(files, deployed_by="bench")
     try:
+        await engine.deploy(files, deployed_by="bench")
         bare_cycles(parsed, 1)  # warm-up: imports, caches
         results = {"bare": [], "engine": []}
         for _ in range(2):  # alternate to spread machine noise over both sides

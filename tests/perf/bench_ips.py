@@ -21,14 +21,14 @@ import statistics
 import tempfile
 import time
 import urllib.parse
-import uuid
 from datetime import date
 from pathlib import Path
 
 import httpx
 import pymongo
-from tests.support.infra import discover
+from tests.support.infra import Infra, discover
 from tests.support.ips import ROERMOND, IpsSystem, application, ggz, official
+from tests.support.namespaces import temporary_namespace
 from tests.support.processes import ServiceProcess
 
 WRITE_COMMANDS = ("insert", "update", "delete", "findAndModify")
@@ -52,18 +52,26 @@ def published(management_url: str, amqp_url: str, namespace: str) -> int:
 
 async def run(cases: int, concurrency: int) -> None:
     infra = discover()
-    namespace = f"bench{uuid.uuid4().hex[:6]}."
+    try:
+        with temporary_namespace(infra, "bench") as namespace:
+            await _run(infra, namespace, cases, concurrency)
+    finally:
+        infra.close()
+
+
+async def _run(infra: Infra, namespace: str, cases: int, concurrency: int) -> None:
     logs = Path(tempfile.mkdtemp(prefix="ipsflow-bench-"))
     processes = [ServiceProcess(p, infra, namespace, logs)
                  for p in ("grants", "intake", "process_engine", "payments", "notifications")]
-    for proc in processes:
-        # notifications mails to a port where nothing listens: its letters stay queued and are retried
-        proc.start(IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.5", IPSFLOW_SMTP_HOST="127.0.0.1", IPSFLOW_SMTP_PORT="9")
     ips = IpsSystem(grants=processes[0].url, intake=processes[1].url, engine=processes[2].url)
     roermond = official(ROERMOND)
     submitted: dict[str, float] = {}
     finished: dict[str, float] = {}
     try:
+        for proc in processes:
+            # notifications mails to a port where nothing listens: its letters stay queued and are retried
+            proc.start(IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.5", IPSFLOW_SMTP_HOST="127.0.0.1",
+                       IPSFLOW_SMTP_PORT="9")
         writes_before = server_writes(infra.mongo_url)
         gate = asyncio.Semaphore(concurrency)
         token = ggz()
@@ -123,7 +131,6 @@ async def run(cases: int, concurrency: int) -> None:
         await ips.close()
         for proc in processes:
             proc.stop()
-        infra.close()
 
 
 def main() -> None:

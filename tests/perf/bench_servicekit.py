@@ -25,7 +25,6 @@ import json
 import pstats
 import sys
 import time
-import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,11 +36,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "services"))
 
 import aio_pika  # noqa: E402
-import httpx  # noqa: E402
 import pymongo  # noqa: E402
 from pymongo import AsyncMongoClient  # noqa: E402
 from pymongo.errors import DuplicateKeyError  # noqa: E402
 
+from ipsflow_cli.namespaces import Endpoints, delete_namespace, new_namespace  # noqa: E402
 from servicekit.broker import EVENTS, Binding, Broker  # noqa: E402
 from servicekit.consumer import Consumer  # noqa: E402
 from servicekit.envelope import CloudEvent, new_event  # noqa: E402
@@ -258,25 +257,7 @@ async def run_raw(cfg: Config, ns: str) -> Result:
 
 def cleanup(cfg: Config) -> tuple[int, int]:
     """Remove every queue, exchange and database of this run (all carry ``cfg.run_ns``)."""
-    removed_amqp = 0
-    parsed = urllib.parse.urlparse(cfg.management_url)
-    auth = (parsed.username or "guest", parsed.password or "guest")
-    base = f"{parsed.scheme}://{parsed.hostname}:{parsed.port or 15672}"
-    vhost = urllib.parse.quote(urllib.parse.urlparse(cfg.amqp_url).path.lstrip("/") or "/", safe="")
-    with httpx.Client(base_url=base, auth=auth, timeout=15) as client:
-        for kind in ("queues", "exchanges"):
-            for item in client.get(f"/api/{kind}/{vhost}").json():
-                if item["name"].startswith(cfg.run_ns):
-                    client.delete(f"/api/{kind}/{vhost}/{urllib.parse.quote(item['name'], safe='')}")
-                    removed_amqp += 1
-    prefix = cfg.run_ns.replace(".", "_")
-    dropped = 0
-    with pymongo.MongoClient(cfg.mongo_url, maxPoolSize=2) as mongo:
-        for name in mongo.list_database_names():
-            if name.startswith(prefix):
-                mongo.drop_database(name)
-                dropped += 1
-    return removed_amqp, dropped
+    return delete_namespace(Endpoints(cfg.mongo_url, cfg.management_url, cfg.amqp_url), cfg.run_ns)
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Config, bool, int]:
@@ -301,7 +282,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool, int]:
         args.amqp_url,
         args.mongo_url,
         args.management_url,
-        f"bench{uuid.uuid4().hex[:8]}.",
+        new_namespace("bench"),
     )
     return cfg, args.profile, args.rounds
 
