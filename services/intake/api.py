@@ -30,6 +30,7 @@ from intake.messages import (
     VerlengingsverzoekView,
     VerlengingVragen,
 )
+from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import Principal, PrincipalDep
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.vrije_tekst import VrijeTekst
@@ -42,6 +43,15 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {400: {"description": "Ongeldige in
              401: {"description": "Geen of ongeldig token (problem+json)"},
              403: {"description": "Niet van uw organisatie (problem+json)"},
              404: {"description": "Niet gevonden (problem+json)"}}
+
+# Logboek dataverwerkingen (servicekit.audit): every route below serves or changes an application.
+_INDIENEN = verwerking("create", "aanvraag")
+_LIJST = verwerking("list", "aanvraag")
+_LEZEN = verwerking("read", "aanvraag", "aanvraag_id")
+_WIJZIGEN = verwerking("update", "aanvraag", "aanvraag_id")
+_MELDEN = verwerking("create", "aanvraag", "aanvraag_id")
+_UPLOADEN = verwerking("upload", "aanvraag", "aanvraag_id")
+_DOWNLOADEN = verwerking("download", "aanvraag", "aanvraag_id", "document_id")
 
 _PDF_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}}
@@ -70,6 +80,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
     app = create_app("ipsflow intake", "Portaal-API voor ggz-instellingen: IPS-subsidieaanvragen indienen en volgen.",
                      lifespan=lifespan, body_limits=[(UPLOAD_PATH, intake.settings.max_document_bytes)])
     app.state.intake = intake
+    install_logboek(app, Logboek(intake.runtime.db, intake.settings.service_name))
     add_health(app, intake.runtime.ready_checks)
 
     @app.exception_handler(InvalidInput)
@@ -98,26 +109,32 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
         return problem(422, "Idempotency-Key al gebruikt", "Deze Idempotency-Key hoort bij een ander verzoek.")
 
     @app.post(AANVRAGEN, status_code=201, response_model=AanvraagOntvangen, response_model_by_alias=True,
+              dependencies=[_INDIENEN],
               tags=["aanvragen"], responses={**_PROBLEMS, 422: {"description": "Idempotency-Key hergebruikt"}})
-    async def aanvraag_indienen(body: AanvraagIndienen, principal: PrincipalDep, response: Response,
-                                idempotency_key: IdempotencyKey = None) -> AanvraagOntvangen:
+    async def aanvraag_indienen(body: AanvraagIndienen, principal: PrincipalDep, request: Request,
+                                response: Response, idempotency_key: IdempotencyKey = None) -> AanvraagOntvangen:
         """Dien een aanvraag in. Met dezelfde Idempotency-Key geeft een herhaald verzoek dezelfde aanvraag (200)."""
         result = await handlers.submit(principal, body, idempotency_key)
         a = result.aanvraag
+        noteer(request, resource_id=a.id)
         response.status_code = 201 if result.created else 200
         response.headers["Location"] = f"{AANVRAGEN}/{a.id}"
         return AanvraagOntvangen(id=a.id, status=a.status, ontvangen_op=a.ontvangen_op, gemeente_code=a.gemeente_code,
                                  woongemeente_code=a.woongemeente_code, traject_type=a.traject_type)
 
     @app.get(AANVRAGEN, response_model=AanvraagLijst, response_model_by_alias=True, tags=["aanvragen"],
+             dependencies=[_LIJST],
              responses=_PROBLEMS)
-    async def aanvragen_lijst(principal: PrincipalDep, limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    async def aanvragen_lijst(principal: PrincipalDep, request: Request,
+                              limit: Annotated[int, Query(ge=1, le=200)] = 50,
                               offset: Annotated[int, Query(ge=0)] = 0) -> AanvraagLijst:
         """De aanvragen van uw organisatie, nieuwste eerst."""
         found = await handlers.list_for(principal, limit, offset)
+        noteer(request, ids=[a.id for a in found])
         return AanvraagLijst(items=[_samenvatting(a, principal) for a in found], limit=limit, offset=offset)
 
     @app.get(f"{AANVRAGEN}/{{aanvraag_id}}", response_model=AanvraagDetail, response_model_by_alias=True,
+             dependencies=[_LEZEN],
              response_model_exclude_none=True, tags=["aanvragen"], responses=_PROBLEMS)
     async def aanvraag_lezen(aanvraag_id: str, principal: PrincipalDep, response: Response) -> AanvraagDetail:
         """Status, data, herstelverzoek, besluit en documenten van een aanvraag (ETag: de versie)."""
@@ -126,6 +143,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
         return _detail(aanvraag, principal)
 
     @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/documenten", status_code=201, response_model=DocumentMetadata,
+              dependencies=[_UPLOADEN],
               response_model_by_alias=True, tags=["documenten"], responses=_PROBLEMS,
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
@@ -138,9 +156,11 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
         content = await request.body()
         info = await handlers.upload(principal, aanvraag_id, soort, bestandsnaam,
                                      request.headers.get("content-type", ""), content, idempotency_key)
+        noteer(request, onderdeel=info.id)
         return _document(info)
 
     @app.get(f"{AANVRAGEN}/{{aanvraag_id}}/documenten/{{document_id}}", tags=["documenten"],
+             dependencies=[_DOWNLOADEN],
              responses={**_PROBLEMS, 200: {"content": {"application/pdf": {}, "text/plain": {}}}})
     async def document_lezen(aanvraag_id: str, document_id: str, principal: PrincipalDep) -> Response:
         """De inhoud van een document: pdf voor uploads, tekst voor besluiten en mededelingen."""
@@ -150,6 +170,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
             "X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"})
 
     @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/aanvullingen", response_model=AanvraagDetail,
+              dependencies=[_WIJZIGEN],
               response_model_by_alias=True, response_model_exclude_none=True, tags=["aanvragen"],
               responses={**_PROBLEMS, 409: {"description": "Er is geen aanvulling gevraagd"}})
     async def aanvraag_aanvullen(aanvraag_id: str, body: AanvraagAanvullen, principal: PrincipalDep,
@@ -161,6 +182,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
         return _detail(aanvraag, principal)
 
     @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/intrekking", response_model=AanvraagDetail,
+              dependencies=[_WIJZIGEN],
               response_model_by_alias=True, response_model_exclude_none=True, tags=["aanvragen"],
               responses={**_PROBLEMS, 409: {"description": "Er is al besloten"}})
     async def aanvraag_intrekken(aanvraag_id: str, principal: PrincipalDep, response: Response,
@@ -170,7 +192,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
         response.headers["ETag"] = _etag(aanvraag)
         return _detail(aanvraag, principal)
 
-    @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/verlengingsverzoeken", status_code=202,
+    @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/verlengingsverzoeken", status_code=202, dependencies=[_MELDEN],
               response_model=VerlengingsverzoekView, response_model_by_alias=True, response_model_exclude_none=True,
               tags=["traject"], responses=_TRAJECT)
     async def verlenging_vragen(aanvraag_id: str, body: VerlengingVragen, principal: PrincipalDep,
@@ -184,6 +206,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
         return _verzoek(verzoek)
 
     @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/stopberichten", status_code=202, response_model=StopberichtView,
+              dependencies=[_MELDEN],
               response_model_by_alias=True, tags=["traject"], responses=_TRAJECT)
     async def stopbericht_melden(aanvraag_id: str, body: StopberichtMelden, principal: PrincipalDep,
                                  response: Response, idempotency_key: IdempotencyKey = None,
@@ -196,6 +219,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
         return StopberichtView(einddatum=stopbericht.einddatum, gemeld_op=stopbericht.gemeld_op)
 
     @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/eindverslag", status_code=201, response_model=DocumentMetadata,
+              dependencies=[_UPLOADEN],
               response_model_by_alias=True, tags=["traject"], responses=_TRAJECT, openapi_extra=_PDF_BODY)
     async def eindverslag_indienen(aanvraag_id: str, request: Request, principal: PrincipalDep,
                                    response: Response,
@@ -209,6 +233,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
                                                    request.headers.get("content-type", ""), content,
                                                    idempotency_key, _revision(if_match))
         response.headers["Location"] = f"{AANVRAGEN}/{aanvraag_id}/documenten/{info.id}"
+        noteer(request, onderdeel=info.id)
         return _document(info)
 
     return app

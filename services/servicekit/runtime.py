@@ -13,6 +13,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
+from servicekit.auth import install_verifier
 from servicekit.broker import Binding, Broker
 from servicekit.consumer import Consumer, Handler
 from servicekit.logging import configure_logging, get_logger
@@ -83,7 +84,11 @@ class ServiceRuntime:
         return {"mongodb": mongo_ok, "rabbitmq": self.broker.is_connected}
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, _app: Any) -> AsyncIterator[None]:
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        # Before anything connects: a service that cannot check tokens must not start at all (fails closed; the
+        # log says why and uvicorn exits non-zero). The key is read here, once, not per request.
+        configure_logging(self.settings.service_name, self.settings.log_level)
+        await asyncio.to_thread(install_verifier, app, self.settings.environment)
         await self.start()
         try:
             yield
