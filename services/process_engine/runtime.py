@@ -24,6 +24,7 @@ coroutines or threads.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import math
@@ -182,6 +183,9 @@ class Problem:
     element_id: str | None
     file: str | None
     message: str
+    #: What kind of element and code, e.g. "scriptTask/script", "sequenceFlow/conditionExpression",
+    #: "inputEntry" (a DMN cell); None for problems that are not about code.
+    kind: str | None = None
 
 
 class DefinitionError(ValueError):
@@ -527,8 +531,8 @@ def _choose_process(parser: _IpsBpmnParser, process_id: str | None) -> str:
     return executable[0]
 
 
-def _owning_element_id(node: Any) -> str | None:
-    """Id of the diagram element a piece of code belongs to.
+def _owning_element(node: Any) -> Any:
+    """The diagram element a piece of code belongs to (None if no ancestor has an id).
 
     Event definitions and loop characteristics carry ids of their own in
     bpmn-js output, but problems should point at the visible event/task.
@@ -538,28 +542,45 @@ def _owning_element_id(node: Any) -> str | None:
         qname = etree.QName(current)
         skip = qname.localname.endswith("EventDefinition") or qname.localname.endswith("LoopCharacteristics")
         if not skip and qname.namespace != SPIFF_NS and current.get("id"):
-            return cast(str, current.get("id"))
+            return current
         current = current.getparent()
     return None
 
 
+def _owning_element_id(node: Any) -> str | None:
+    """Id of the diagram element a piece of code belongs to (see :func:`_owning_element`)."""
+    owner = _owning_element(node)
+    return None if owner is None else cast(str, owner.get("id"))
+
+
+def _code_location(node: Any) -> tuple[str | None, str]:
+    """(element id, kind) of a piece of code: kind is "<element>/<code element>" such as
+    "scriptTask/script" or "userTask/postScript", or the cell's own kind ("inputEntry") in a DMN."""
+    owner = _owning_element(node)
+    code_kind = etree.QName(node).localname
+    if owner is None:
+        return None, code_kind
+    owner_kind = etree.QName(owner).localname
+    return cast(str, owner.get("id")), owner_kind if owner is node else f"{owner_kind}/{code_kind}"
+
+
 def _code_problems(root: Any, file: str) -> Iterator[Problem]:
-    """Run check_script over every piece of code embedded in one document."""
-    for element_id, code in _embedded_code(root):
+    """Run every piece of code embedded in one document through the script sandbox (check_script)."""
+    for element_id, kind, code in _embedded_code(root):
         for violation in check_script(code):
-            yield Problem(element_id, file, f"{violation} in `{code.strip()[:80]}`")
+            yield Problem(element_id, file, f"{violation} in `{code.strip()[:80]}`", kind)
 
 
-def _embedded_code(root: Any) -> Iterator[tuple[str | None, str]]:
-    """(owning element id, code) for every piece of text Spiff will eval/exec."""
+def _embedded_code(root: Any) -> Iterator[tuple[str | None, str, str]]:
+    """(owning element id, kind, code) for every piece of text Spiff will eval/exec."""
     for node in root.iter(etree.Element):
         qname = etree.QName(node)
         has_text = bool((node.text or "").strip())
         is_code = (qname.namespace, qname.localname) in _CODE_ELEMENTS or _is_correlation_expression(node)
         if has_text and is_code:
-            yield _owning_element_id(node), node.text
+            yield *_code_location(node), node.text
         elif qname.namespace == SPIFF_NS and qname.localname == "parameter" and node.get("value"):
-            yield _owning_element_id(node), node.get("value")
+            yield *_code_location(node), node.get("value")
         elif has_text and qname.localname == "text":
             yield from _dmn_code(node)
 
@@ -575,19 +596,44 @@ def _is_correlation_expression(node: Any) -> bool:
     )
 
 
-def _dmn_code(text_node: Any) -> Iterator[tuple[str | None, str]]:
+def _dmn_code(text_node: Any) -> Iterator[tuple[str | None, str, str]]:
     """DMN cells: input/output expressions are plain Python; input entries are
     unary tests ('>= 5', '"x"', '4 < ? < 6') that Spiff completes itself."""
     parent = text_node.getparent()
     kind = etree.QName(parent).localname if parent is not None else ""
-    text = cast(str, text_node.text).strip()
     if kind in _DMN_CODE_PARENTS:
-        yield _owning_element_id(text_node), text
-    elif kind == "inputEntry" and text != "-":
-        test = text.replace("?", "dmninputexpr")
-        if check_script(test) and not check_script(f"dmninputexpr {test}"):
-            test = f"dmninputexpr {test}"
-        yield _owning_element_id(text_node), test
+        yield *_code_location(parent), cast(str, text_node.text).strip()
+    elif kind == "inputEntry" and text_node.text != "-":
+        yield *_code_location(parent), _dmn_input_test(parent, cast(str, text_node.text))
+
+
+# Spiff's DMNEngine.evaluate: a '?' outside quotes stands for the input value.
+_DMN_QUESTION_MARK: Final = re.compile(r"""(\?)(?=(?:[^'"]|['"][^'"]*['"])*$)""")
+
+
+def _dmn_input_test(entry: Any, text: str) -> str:
+    """The expression Spiff 3.2 evaluates for an input entry (DMNEngine.evaluate), so that the deploy
+    check sees exactly what will run: with a '?' the test itself (the input value is a variable
+    ``dmninputexpr``); otherwise ``(input) == (test)``, or ``input`` + ``test`` when the test starts with
+    an operator ('>= 5')."""
+    test = _DMN_QUESTION_MARK.sub("dmninputexpr", text)
+    if "dmninputexpr" in test:
+        return test
+    rule = entry.getparent()
+    table = rule.getparent() if rule is not None else None
+    inputs = [] if table is None else [n for n in table if etree.QName(n).localname == "input"]
+    entries = [] if rule is None else [n for n in rule if etree.QName(n).localname == "inputEntry"]
+    column = entries.index(entry)
+    expression = "dmninputexpr"
+    if column < len(inputs):
+        texts = [n for n in inputs[column].iter(etree.Element) if etree.QName(n).localname == "text"]
+        if texts and texts[0].text:
+            expression = texts[0].text
+    try:
+        ast.parse(test)
+    except SyntaxError:
+        return f"{expression}{test}"
+    return f"({expression}) == ({test})"
 
 
 def _form_schema_problems(root: Any, file: str) -> Iterator[Problem]:
