@@ -20,13 +20,14 @@ def _engine() -> str:
     return os.environ.get("IPSFLOW_ENGINE_URL", "http://127.0.0.1:8005")
 
 
-def _user() -> dict[str, str]:
-    """IPSFLOW_TOKEN, else a development token for functioneel beheer (only a dev-key server accepts it)."""
+def _user(*roles: str) -> dict[str, str]:
+    """IPSFLOW_TOKEN, else a development token for functioneel beheer with the ``roles`` the action needs
+    (reading needs none; only a service in development, on the development key, accepts it)."""
     token = os.environ.get("IPSFLOW_TOKEN")
     if not token:
         from servicekit.auth import mint_token
 
-        token = mint_token(os.environ.get("USER", "beheerder"), "beheer", "ipsflow", ["procesbeheerder"])
+        token = mint_token(os.environ.get("USER", "beheerder"), "beheer", "ipsflow", list(roles))
     return {"Authorization": f"Bearer {token}"}
 
 
@@ -49,8 +50,8 @@ def deploy(paths: Annotated[list[Path], typer.Argument(help=".bpmn/.dmn-bestande
         console.print("[red]geen .bpmn- of .dmn-bestanden gevonden[/red]")
         raise typer.Exit(2)
     try:
-        response = httpx.post(f"{_engine()}/api/v1/procesdefinities", json={"bestanden": files}, headers=_user(),
-                              timeout=60)
+        response = httpx.post(f"{_engine()}/api/v1/procesdefinities", json={"bestanden": files},
+                              headers=_user("procesbeheerder"), timeout=60)
     except httpx.HTTPError as exc:
         console.print(f"[red]process engine onbereikbaar op {_engine()}[/red]: {exc}")
         raise typer.Exit(1) from None
@@ -126,7 +127,7 @@ def zaak_retry(case_id: str, command_id: str) -> None:
     """Re-issue the failed command of an open incident (attempt + 1)."""
     try:
         response = httpx.post(f"{_engine()}/api/v1/zaken/{case_id}/incidenten/{command_id}/opnieuw",
-                              headers=_user(), timeout=60)
+                              headers=_user("functioneel-beheerder"), timeout=60)
     except httpx.HTTPError as exc:
         console.print(f"[red]process engine onbereikbaar op {_engine()}[/red]: {exc}")
         raise typer.Exit(1) from None

@@ -165,16 +165,24 @@ def token(subject: Annotated[str, typer.Option("--sub", help="Gebruikers-id.")],
           org_type: Annotated[str, typer.Option(help="ggz, gemeente, uwv of beheer.")],
           org: Annotated[str, typer.Option(help="KvK/AGB, CBS-gemeentecode, UWV of ipsflow.")],
           role: Annotated[list[str] | None, typer.Option("--role", help="Rol; mag vaker.")] = None,
-          hours: Annotated[int, typer.Option(min=1, max=24 * 30)] = 8,
+          minutes: Annotated[int, typer.Option("--minuten", min=1, max=24 * 60,
+                                               help="Geldigheid; hoogstens IPSFLOW_JWT_MAX_LIFETIME_SECONDS.")] = 60,
           name: Annotated[str, typer.Option("--naam", help="Naam en functie onder een besluit.")] = "",
           mandaat: Annotated[list[str] | None, typer.Option(
               "--mandaat", help="Soort besluit in het ondermandaat (toekenning, afwijzing, ...); mag vaker.")] = None,
           ) -> None:
     """Mint a development bearer token (RS256, key in .local/dev-keys); never for production."""
-    from servicekit.auth import mint_token
+    from servicekit.auth import AuthSettings, mint_token
 
+    # The services refuse a token that lives longer than their maximum (default one hour): say so here, not
+    # with a 401 later.
+    maximum = AuthSettings().max_lifetime_seconds
+    if minutes * 60 > maximum:
+        console.print(f"[red]Een token mag hoogstens {maximum // 60} minuten geldig zijn "
+                      "(IPSFLOW_JWT_MAX_LIFETIME_SECONDS).[/red]")
+        raise typer.Exit(2)
     try:
-        sys.stdout.write(mint_token(subject, org_type, org, role or [], hours * 3600,
+        sys.stdout.write(mint_token(subject, org_type, org, role or [], minutes * 60,
                                     name=name, mandates=mandaat or []) + "\n")
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")

@@ -78,7 +78,9 @@ def load_demo_data() -> int:
 def run_system(root: Path, demo: bool = True) -> int:
     log_dir = root / ".local" / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": str(root / "services")}
+    # A developer's machine unless said otherwise: the services trust the development key pair that `ipsflow
+    # token` mints with (any other environment refuses to start without IPSFLOW_JWT_PUBLIC_KEY_FILE or _JWKS_URL).
+    env = {"IPSFLOW_ENVIRONMENT": "development", **os.environ, "PYTHONPATH": str(root / "services")}
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for package, _port in SERVICES:

@@ -1,7 +1,8 @@
 """HTTP edge of notifications: the delivery log, the letters, retries, and the dossier view for admins.
 
-Every endpoint needs a bearer token. The delivery log and retries are for beheer; a letter (and its log
-entry) may also be read by the ggz-instelling and the gemeente it was addressed to.
+Every endpoint needs a bearer token. The delivery log is for beheer, a retry for beheer with the role
+``functioneel-beheerder``; a letter (and its log entry) may also be read by the ggz-instelling and the gemeente
+it was addressed to.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from notifications.bootstrap import Notifications, NotificationSettings, bootstr
 from notifications.domain import STATUSSEN
 from notifications.handlers import Conflict
 from notifications.messages import Bericht
-from servicekit.auth import Principal, PrincipalDep, forbid
+from servicekit.auth import FUNCTIONEEL_BEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.store import Document
 
@@ -112,8 +113,7 @@ def create(settings: NotificationSettings | None = None) -> FastAPI:
               responses={404: {"description": "Onbekend bericht"}, 409: {"description": "Al verzonden of bezig"}})
     async def opnieuw(bericht_id: str, principal: PrincipalDep, s: NotificationsDep):  # type: ignore[no-untyped-def]
         """Try a failed (or parked, or waiting) message now, with a fresh round of attempts."""
-        if principal.org_type != "beheer":
-            raise forbid("Alleen functioneel beheer mag een bericht opnieuw versturen.")
+        require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "een bericht opnieuw versturen")
         try:
             doc = await s.handlers.opnieuw(bericht_id)
         except LookupError:

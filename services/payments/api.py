@@ -1,7 +1,7 @@
 """HTTP edge of payments: SEPA batches and orders for UWV's payment officers, the ledger per ggz.
 
 The only module that knows HTTP. Every endpoint needs a bearer token: UWV with the role ``betaalbeheerder``
-or ``beheer``; a ggz may read its own orders and ledger.
+builds and books batches; it and ``beheer`` read everything; a ggz may read its own orders and ledger.
 """
 
 from __future__ import annotations
@@ -34,9 +34,18 @@ PaymentsDep = Annotated[Payments, Depends(get_payments)]
 
 
 def _betaalbeheer(principal: Principal) -> None:
+    """Reading batches, orders and ledgers: UWV's betaalbeheerders, and beheer (org_type alone)."""
     if principal.org_type == "beheer" or (principal.org_type == "uwv" and principal.has_role("betaalbeheerder")):
         return
     raise forbid("Alleen UWV-betaalbeheerders en beheer.")
+
+
+def _betalen(principal: Principal) -> None:
+    """Building a batch and marking it sent or booked moves money: UWV's betaalbeheerders only. Functioneel
+    beheer runs the system, not the payments (four eyes between who administers and who pays)."""
+    if principal.org_type == "uwv" and principal.has_role("betaalbeheerder"):
+        return
+    raise forbid("Alleen een betaalbeheerder van UWV mag betaalbatches aanmaken, verzenden of boeken.")
 
 
 def _mag_ggz_lezen(principal: Principal, kvk: str) -> None:
@@ -95,7 +104,7 @@ def create(settings: PaymentsSettings | None = None) -> FastAPI:
     async def batch_aanmaken(principal: PrincipalDep, svc: PaymentsDep, response: Response,
                              idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
                              body: Annotated[BatchAanmaken | None, Body()] = None) -> Any:
-        _betaalbeheer(principal)
+        _betalen(principal)
         if not idempotency_key or not idempotency_key.strip():
             return problem(400, "Idempotency-Key ontbreekt", "Een batch aanmaken vraagt een Idempotency-Key.",
                            invalid_params=[{"name": "Idempotency-Key", "code": "missing", "reason": "is verplicht"}])
@@ -132,7 +141,7 @@ def create(settings: PaymentsSettings | None = None) -> FastAPI:
                         headers={"Content-Disposition": f'attachment; filename="pain001-{batch_id}.xml"'})
 
     async def _overgang(batch_id: str, principal: Principal, stap: Any) -> Any:
-        _betaalbeheer(principal)
+        _betalen(principal)
         try:
             return _batch(await stap(batch_id, datetime.now(UTC)))
         except LookupError:

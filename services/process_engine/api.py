@@ -18,7 +18,7 @@ from process_engine import runtime as rt
 from process_engine.bootstrap import EngineSettings, ProcessEngine, bootstrap, definition_files
 from process_engine.engine import Conflict, Engine, NotFound
 from process_engine.zaakvariabelen import zichtbare_variabelen
-from servicekit.auth import Principal, PrincipalDep, forbid
+from servicekit.auth import FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.logging import get_logger
 
@@ -58,6 +58,7 @@ LANE_ORGANISATIONS = {"behandelaar": "gemeente", "ggz-instelling": "ggz", "uwv":
 
 
 def _require_admin(principal: Principal) -> None:
+    """Reading admin views: org_type ``beheer`` is enough. Changing anything needs a role (require_admin_role)."""
     if principal.org_type != "beheer":
         raise forbid("Alleen functioneel beheer mag dit.")
 
@@ -175,7 +176,7 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
 def _routes(app: FastAPI, pe: ProcessEngine) -> None:
     @app.post(f"{API_PREFIX}/procesdefinities", status_code=201, tags=["procesdefinities"])
     async def deploy(body: Deployment, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
-        _require_admin(principal)
+        require_admin_role(principal, PROCESBEHEERDER, "procesdefinities uitrollen")
         files = {name: xml.encode() for name, xml in body.bestanden.items()}
         bad = [n for n in files if not n.endswith((".bpmn", ".dmn"))]
         if bad:
@@ -214,18 +215,18 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/incidenten/{{command_id}}/opnieuw", tags=["zaken"])
     async def retry(case_id: str, command_id: str, engine: EngineDep,  # type: ignore[no-untyped-def]
                     principal: PrincipalDep):
-        _require_admin(principal)
+        require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "een incident opnieuw proberen")
         return _case_view(await engine.retry_incident(case_id, command_id, principal.subject), principal)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/annuleren", tags=["zaken"])
     async def cancel(case_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
-        _require_admin(principal)
+        require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "een zaak annuleren")
         return _case_view(await engine.cancel(case_id, principal.subject), principal)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/migreren", tags=["zaken"])
     async def migrate(case_id: str, body: Migration, engine: EngineDep,  # type: ignore[no-untyped-def]
                       principal: PrincipalDep):
-        _require_admin(principal)
+        require_admin_role(principal, PROCESBEHEERDER, "een zaak naar een andere procesversie migreren")
         return _case_view(await engine.migrate(case_id, body.definitie_hash, principal.subject), principal)
 
     @app.get(f"{API_PREFIX}/taken", tags=["taken"])
@@ -237,19 +238,24 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                        if (lane is None or t["lane"] == lane) and may_see(principal, t, doc.get("variables", {})))
         return out
 
-    async def _find_task(engine: Engine, task_id: str, principal: Principal) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The open task and its case; NotFound (404) or 403 when the caller may not see it."""
+    async def _find_task(engine: Engine, task_id: str, principal: Principal,
+                         act: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The open task and its case; NotFound (404) or 403 when the caller may not see it or, with ``act``
+        (claim, release, complete), may not work on it: beheer reads every task but works on none, whatever
+        roles or mandates its token claims (a task is the organisation's own work)."""
         doc = await engine.instances.collection.find_one({"user_tasks.taskId": task_id})
         if doc is None:
             raise NotFound("Geen open taak met dit kenmerk.")
         task = next(t for t in doc["user_tasks"] if t["taskId"] == task_id)
         if not may_see(principal, task, doc.get("variables", {})):
             raise forbid("Deze taak is niet voor uw rol of organisatie.")
+        if act and principal.org_type == "beheer":
+            raise forbid("Functioneel beheer ziet taken, maar claimt of rondt ze niet af.")
         return doc, task
 
     @app.get(f"{API_PREFIX}/taken/{{task_id}}", tags=["taken"])
     async def task(task_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
-        found = await _find_task(engine, task_id, principal)
+        found = await _find_task(engine, task_id, principal, act=False)
         return _task_view(*found, with_form=True)
 
     @app.post(f"{API_PREFIX}/taken/{{task_id}}/afronden", tags=["taken"])
@@ -285,7 +291,7 @@ def _clock_routes(app: FastAPI, pe: ProcessEngine) -> None:
     @app.put(f"{API_PREFIX}/beheer/klok", tags=["beheer"])
     async def set_clock(body: ClockSetting, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         """Test and training environments only (IPSFLOW_ADJUSTABLE_CLOCK=true): timers due by the new time fire."""
-        _require_admin(principal)
+        require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "de klok verzetten")
         if body.nu.tzinfo is None:
             return problem(400, "Ongeldige invoer", "Geef de tijd met tijdzone.",
                            invalid_params=[{"name": "nu", "code": "timezone", "reason": "tijdzone ontbreekt"}])

@@ -10,10 +10,10 @@ from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import new_event
 from tests.conftest import eventually
 from tests.support.fake_services import FakeServices
-from tests.support.tokens import ADMIN
+from tests.support.tokens import ADMIN, BEHEER_ZONDER_ROL, FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER
 
 BPMN_DIR = Path(__file__).resolve().parents[1] / "bpmn"
-USER = ADMIN
+USER = PROCESBEHEERDER  # deploy and migrate are the procesbeheerder's
 
 
 async def test_v1_cases_finish_on_v1_new_cases_start_on_v2_and_migrate_moves_one(service, settings_for):
@@ -42,6 +42,12 @@ async def test_v1_cases_finish_on_v1_new_cases_start_on_v2_and_migrate_moves_one
 
     v2_bpmn = (BPMN_DIR / "test_process.bpmn").read_text().replace('name="Beoordeel op regels"',
                                                                    'name="Beoordeel op regels (versie 2)"')
+    for without_role in (BEHEER_ZONDER_ROL, FUNCTIONEEL_BEHEERDER):  # org_type beheer alone is not enough
+        refused = httpx.post(f"{engine.url}/api/v1/procesdefinities", headers=without_role, timeout=30, json={
+            "bestanden": {"test_process.bpmn": v2_bpmn,
+                          "test_decision.dmn": (BPMN_DIR / "test_decision.dmn").read_text()}})
+        assert refused.status_code == 403 and "procesbeheerder" in refused.json()["detail"], refused.text
+    assert len(httpx.get(f"{engine.url}/api/v1/procesdefinities", headers=BEHEER_ZONDER_ROL, timeout=10).json()) == 1
     deployed = httpx.post(f"{engine.url}/api/v1/procesdefinities", headers=USER, timeout=30, json={"bestanden": {
         "test_process.bpmn": v2_bpmn, "test_decision.dmn": (BPMN_DIR / "test_decision.dmn").read_text()}})
     assert deployed.status_code == 201, deployed.text
@@ -56,6 +62,11 @@ async def test_v1_cases_finish_on_v1_new_cases_start_on_v2_and_migrate_moves_one
     assert case("v2-nieuw")["definitieHash"] == v2["hash"]
     assert case("v1-blijft")["definitieHash"] == v1["hash"]
 
+    for without_role in (BEHEER_ZONDER_ROL, FUNCTIONEEL_BEHEERDER):
+        refused = httpx.post(f"{engine.url}/api/v1/zaken/v1-migreert/migreren", headers=without_role, timeout=30,
+                             json={"definitieHash": v2["hash"]})
+        assert refused.status_code == 403 and "procesbeheerder" in refused.json()["detail"], refused.text
+    assert case("v1-migreert")["definitieHash"] == v1["hash"]
     migrated = httpx.post(f"{engine.url}/api/v1/zaken/v1-migreert/migreren", headers=USER, timeout=30,
                           json={"definitieHash": v2["hash"]})
     assert migrated.status_code == 200, migrated.text

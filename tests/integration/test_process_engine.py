@@ -14,7 +14,7 @@ from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import new_event
 from tests.conftest import eventually
 from tests.support.fake_services import FakeServices, succeed
-from tests.support.tokens import ADMIN, bearer
+from tests.support.tokens import ADMIN, BEHEER_ZONDER_ROL, FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, bearer
 
 BPMN_DIR = str(Path(__file__).resolve().parents[1] / "bpmn")
 START, CONFIRMED = "ips.test.gestart.v1", "ips.test.bevestigd.v1"
@@ -131,8 +131,12 @@ async def test_failed_command_goes_to_error_boundary_or_becomes_a_retryable_inci
     await eventually(incident_open, what="the incident")
     [incident] = (await _case(engine, "zaak-incident"))["incidenten"]
     assert incident["errorCode"] == "ONVERWACHT" and incident["elementId"] == "Task_registreer"
-    assert httpx.post(f"{engine.url}/api/v1/zaken/zaak-incident/incidenten/{incident['commandId']}/opnieuw",
-                      headers=USER, timeout=10).status_code == 403, "retrying is for functioneel beheer"
+    for not_allowed in (USER, BEHEER_ZONDER_ROL, PROCESBEHEERDER):  # retrying is the functioneel-beheerder's
+        refused = httpx.post(f"{engine.url}/api/v1/zaken/zaak-incident/incidenten/{incident['commandId']}/opnieuw",
+                             headers=not_allowed, timeout=10)
+        assert refused.status_code == 403, refused.text
+    assert "functioneel-beheerder" in refused.json()["detail"]
+    assert (await _case(engine, "zaak-incident"))["incidenten"][0].get("resolved") is not True
     cli_env = {"IPSFLOW_ENGINE_URL": engine.url, "PATH": "/usr/bin:/bin", "COLUMNS": "200"}
     shown = subprocess.run([sys.executable, "-m", "ipsflow_cli.main", "zaak", "show", "zaak-incident"],
                            capture_output=True, text=True, env=cli_env, timeout=60, check=False)
@@ -154,14 +158,15 @@ def test_deploy_refuses_unsafe_scripts_with_problem_pointing_at_the_element(engi
     dmn = (Path(BPMN_DIR) / "test_decision.dmn").read_text()
     for evil in ("import os", "().__class__.__base__.__subclasses__()", "while True: pass"):
         bpmn = source.replace('besluit == "handmatig"', evil.replace('"', "&quot;"))
-        response = httpx.post(f"{engine.url}/api/v1/procesdefinities", headers=ADMIN, timeout=30,
+        response = httpx.post(f"{engine.url}/api/v1/procesdefinities", headers=PROCESBEHEERDER, timeout=30,
                               json={"bestanden": {"p.bpmn": bpmn, "d.dmn": dmn}})
         assert response.status_code == 400, evil
         assert response.headers["content-type"] == "application/problem+json"
         names = [p["name"] for p in response.json()["invalidParams"]]
         assert any(n.startswith("Flow_") for n in names), (evil, response.json())
-    assert httpx.post(f"{engine.url}/api/v1/procesdefinities", headers=USER, timeout=30,
-                      json={"bestanden": {"p.bpmn": source, "d.dmn": dmn}}).status_code == 403
+    for not_allowed in (USER, BEHEER_ZONDER_ROL, FUNCTIONEEL_BEHEERDER):  # deploying is the procesbeheerder's
+        assert httpx.post(f"{engine.url}/api/v1/procesdefinities", headers=not_allowed, timeout=30,
+                          json={"bestanden": {"p.bpmn": source, "d.dmn": dmn}}).status_code == 403
     broken = httpx.post(f"{engine.url}/api/v1/procesdefinities", headers=ADMIN, timeout=30,
                         json={"bestanden": {"p.bpmn": "<bpmn:definitions", "d.dmn": dmn}})
     assert broken.status_code == 400
@@ -184,4 +189,36 @@ async def test_a_case_of_one_gemeente_is_invisible_to_another(engine, broker):
                          json={"gegevens": {"akkoord": True, "toelichting": "x"}})
     assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
     assert httpx.get(f"{engine.url}/api/v1/zaken/zaak-roermond", headers=WEERT, timeout=10).status_code == 403
+    await fake.stop()
+
+
+async def test_beheer_reads_a_case_but_cancelling_needs_the_role_and_tasks_are_not_beheer_work(engine, broker):
+    fake = FakeServices(broker)
+    await fake.start()
+    await _publish(broker, START, "zaak-beheer", {"aanvraag_id": "B-1", "bedrag": LARGE, "gemeenteCode": "0957"})
+    await _publish(broker, CONFIRMED, "zaak-beheer", {"bevestigd": True})
+
+    async def task_ready() -> bool:
+        return bool((await _case(engine, "zaak-beheer")).get("taken"))
+    await eventually(task_ready, timeout=20, what="the assessment task")
+    [task] = (await _case(engine, "zaak-beheer"))["taken"]
+    # Reading stays org_type based: beheer without any role sees the case and the task.
+    for path in ("zaken/zaak-beheer", f"taken/{task['id']}"):
+        assert httpx.get(f"{engine.url}/api/v1/{path}", headers=BEHEER_ZONDER_ROL, timeout=10).status_code == 200
+    # Working on a task is the gemeente's, whatever roles and mandates a beheer token claims.
+    posing = bearer("beheer-als-behandelaar", "beheer", "ipsflow", "behandelaar", "functioneel-beheerder",
+                    mandates=("toekenning", "afwijzing"))
+    for action, body in (("claimen", None), ("vrijgeven", None),
+                         ("afronden", {"gegevens": {"akkoord": True, "toelichting": "x"}})):
+        refused = httpx.post(f"{engine.url}/api/v1/taken/{task['id']}/{action}", headers=posing, json=body,
+                             timeout=10)
+        assert refused.status_code == 403, (action, refused.text)
+    for not_allowed in (USER, BEHEER_ZONDER_ROL, PROCESBEHEERDER):
+        refused = httpx.post(f"{engine.url}/api/v1/zaken/zaak-beheer/annuleren", headers=not_allowed, timeout=10)
+        assert refused.status_code == 403, refused.text
+    assert (await _case(engine, "zaak-beheer"))["status"] == "running"
+    cancelled = httpx.post(f"{engine.url}/api/v1/zaken/zaak-beheer/annuleren", headers=FUNCTIONEEL_BEHEERDER,
+                           timeout=10)
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] != "running"
     await fake.stop()

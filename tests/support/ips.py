@@ -39,7 +39,7 @@ def official(gemeente: str = ROERMOND, mandates: tuple[str, ...] = MANDATES, nam
 
 
 UWV = bearer("budgetbeheer", "uwv", "UWV", "budgetbeheerder")
-ADMIN = bearer("procesbeheerder", "beheer", "ipsflow", "procesbeheerder")
+ADMIN = bearer("beheerder", "beheer", "ipsflow", "procesbeheerder", "functioneel-beheerder")  # moves the clock
 
 
 def application(**overrides: Any) -> dict[str, Any]:

@@ -44,6 +44,9 @@ class ServiceProcess:
             "IPSFLOW_NAMESPACE": self.namespace,
             "IPSFLOW_HTTP_PORT": str(self.port),
             "IPSFLOW_RETRY_DELAYS_MS": "[200, 500]",
+            # Tests trust the development key pair (tests/support/tokens.py); a test of the production refusal
+            # overrides this (the default is production, which refuses to start without a configured key).
+            "IPSFLOW_ENVIRONMENT": "development",
             **self.extra_env,
             **env,
         }

@@ -11,4 +11,9 @@ def bearer(subject: str, org_type: str, org: str, *roles: str, name: str = "",
     return {"Authorization": f"Bearer {token}"}
 
 
-ADMIN = bearer("procesbeheerder", "beheer", "ipsflow", "procesbeheerder")
+#: Functioneel beheer by role (README, "Rollen"): org_type beheer alone reads; each admin action needs its role.
+BEHEER_ZONDER_ROL = bearer("beheer-lezer", "beheer", "ipsflow")
+PROCESBEHEERDER = bearer("procesbeheerder", "beheer", "ipsflow", "procesbeheerder")
+FUNCTIONEEL_BEHEERDER = bearer("functioneel-beheerder", "beheer", "ipsflow", "functioneel-beheerder")
+#: Both admin roles, for tests that walk a whole flow (deploy, then retry or move the clock).
+ADMIN = bearer("beheerder", "beheer", "ipsflow", "procesbeheerder", "functioneel-beheerder")
