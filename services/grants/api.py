@@ -16,6 +16,7 @@ from grants.bootstrap import Grants, GrantsSettings, bootstrap
 from grants.handlers import beschikking_result
 from grants.messages import Budget, PlafondWijzigen
 from grants.repository import ledger_id
+from servicekit.audit import Logboek, install_logboek, verwerking
 from servicekit.auth import Principal, PrincipalDep, forbid
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.store import Document
@@ -89,6 +90,8 @@ def create(settings: GrantsSettings | None = None) -> FastAPI:
 
     app = create_app("ipsflow grants", "Regelingen, subsidieplafonds en budgetten, beschikkingen.", lifespan=lifespan)
     app.state.grants = grants
+    # Logboek dataverwerkingen (servicekit.audit): a beschikking is about one client's application.
+    install_logboek(app, Logboek(grants.runtime.db, grants.settings.service_name))
     add_health(app, grants.runtime.ready_checks)
 
     @app.get(f"{API_PREFIX}/regelingen", tags=["regelingen"])
@@ -159,7 +162,8 @@ def create(settings: GrantsSettings | None = None) -> FastAPI:
                         media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{naam}"'})
 
-    @app.get(f"{API_PREFIX}/beschikkingen/{{beschikking_id}}", tags=["beschikkingen"])
+    @app.get(f"{API_PREFIX}/beschikkingen/{{beschikking_id}}", tags=["beschikkingen"],
+             dependencies=[verwerking("read", "beschikking", "beschikking_id")])
     async def beschikking(beschikking_id: str, principal: PrincipalDep, svc: GrantsDep) -> Any:
         doc = await svc.repo.beschikkingen.get(beschikking_id)
         if doc is None:

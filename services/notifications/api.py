@@ -18,6 +18,7 @@ from notifications.bootstrap import Notifications, NotificationSettings, bootstr
 from notifications.domain import STATUSSEN
 from notifications.handlers import Conflict
 from notifications.messages import Bericht
+from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.store import Document
@@ -66,9 +67,12 @@ def create(settings: NotificationSettings | None = None) -> FastAPI:
     app = create_app("ipsflow notifications", "Berichten en brieven aan ggz-instellingen en gemeenten.",
                      lifespan=lifespan)
     app.state.notifications = svc
+    # Logboek dataverwerkingen (servicekit.audit): letters are about one client's application.
+    install_logboek(app, Logboek(svc.runtime.db, svc.settings.service_name))
     add_health(app, svc.runtime.ready_checks)
 
-    @app.get(f"{API_PREFIX}/dossiers/{{zaak_id}}", tags=["dossiers"])
+    @app.get(f"{API_PREFIX}/dossiers/{{zaak_id}}", tags=["dossiers"],
+             dependencies=[verwerking("read", "zaak", "zaak_id")])
     async def dossier(zaak_id: str, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         if principal.org_type != "beheer":
             raise forbid("Alleen functioneel beheer mag dossiers van notificaties inzien.")
@@ -78,7 +82,7 @@ def create(settings: NotificationSettings | None = None) -> FastAPI:
         return {"id": doc["_id"], "berichten": doc["berichten"], "gemeenteCode": doc.get("gemeente_code"),
                 "trajectType": doc.get("traject_type")}
 
-    @app.get(f"{API_PREFIX}/berichten", tags=["berichten"])
+    @app.get(f"{API_PREFIX}/berichten", tags=["berichten"], dependencies=[verwerking("list", "bericht")])
     async def berichten(  # type: ignore[no-untyped-def]
             principal: PrincipalDep, s: NotificationsDep,
             status: Annotated[str | None, Query(pattern="^(" + "|".join(STATUSSEN) + ")$")] = None,
@@ -86,9 +90,12 @@ def create(settings: NotificationSettings | None = None) -> FastAPI:
         """The delivery log (newest first, at most 500): recipients, subject, status and every attempt."""
         if principal.org_type != "beheer":
             raise forbid("Alleen functioneel beheer ziet het verzendlogboek.")
-        return [_bericht(d) for d in await s.repo.log(status, aanvraag_id)]
+        found = [_bericht(d) for d in await s.repo.log(status, aanvraag_id)]
+        noteer(ids=[b["id"] for b in found])
+        return found
 
-    @app.get(f"{API_PREFIX}/berichten/{{bericht_id}}", tags=["berichten"])
+    @app.get(f"{API_PREFIX}/berichten/{{bericht_id}}", tags=["berichten"],
+             dependencies=[verwerking("read", "bericht", "bericht_id")])
     async def bericht(bericht_id: str, principal: PrincipalDep, s: NotificationsDep):  # type: ignore[no-untyped-def]
         doc = await s.repo.get(bericht_id, licht=True)
         if doc is None:
@@ -98,6 +105,7 @@ def create(settings: NotificationSettings | None = None) -> FastAPI:
         return _bericht(doc)
 
     @app.get(f"{API_PREFIX}/berichten/{{bericht_id}}/pdf", tags=["berichten"],
+             dependencies=[verwerking("download", "bericht", "bericht_id")],
              responses={200: {"content": {"application/pdf": {}}}})
     async def bericht_pdf(bericht_id: str, principal: PrincipalDep, s: NotificationsDep) -> Response:
         doc = await s.repo.get(bericht_id)
@@ -110,6 +118,7 @@ def create(settings: NotificationSettings | None = None) -> FastAPI:
                                  "Cache-Control": "no-store"})
 
     @app.post(f"{API_PREFIX}/berichten/{{bericht_id}}/opnieuw", tags=["berichten"],
+              dependencies=[verwerking("update", "bericht", "bericht_id")],
               responses={404: {"description": "Onbekend bericht"}, 409: {"description": "Al verzonden of bezig"}})
     async def opnieuw(bericht_id: str, principal: PrincipalDep, s: NotificationsDep):  # type: ignore[no-untyped-def]
         """Try a failed (or parked, or waiting) message now, with a fresh round of attempts."""

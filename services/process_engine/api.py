@@ -18,6 +18,7 @@ from process_engine import runtime as rt
 from process_engine.bootstrap import EngineSettings, ProcessEngine, bootstrap, definition_files
 from process_engine.engine import Conflict, Engine, NotFound
 from process_engine.zaakvariabelen import zichtbare_variabelen
+from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.logging import get_logger
@@ -50,6 +51,12 @@ def get_engine(request: Request) -> Engine:
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+# Logboek dataverwerkingen (servicekit.audit): a case carries application data; a task is a part of its case.
+_ZAAK_LEZEN = verwerking("read", "zaak", "case_id")
+_ZAAK_WIJZIGEN = verwerking("update", "zaak", "case_id")
+_TAKEN = verwerking("list", "zaak")
+_TAAK_LEZEN = verwerking("read", "zaak", onderdeel_param="task_id")
+_TAAK_WIJZIGEN = verwerking("update", "zaak", onderdeel_param="task_id")
 #: Variables that tie a case to an organisation: a caller of that organisation type must match them.
 ORGANISATION_VARIABLES = {"gemeente": "gemeenteCode", "ggz": "ggzKvkNummer"}
 #: The organisation type a lane's work belongs to: a role alone is not enough (a ggz token with the role
@@ -166,6 +173,7 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
                      "Procesdefinities (BPMN/DMN), zaken, werkvoorraad (taken) en incidenten.", lifespan=lifespan,
                      max_body_bytes=2 * 1024 * 1024)
     app.state.pe = pe
+    install_logboek(app, Logboek(pe.runtime.db, pe.settings.service_name))
     add_health(app, pe.runtime.ready_checks)
     _add_error_handlers(app)
     _routes(app, pe)
@@ -203,7 +211,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
             return problem(404, "Niet gevonden", "Geen definitie met deze hash.")
         return {**_definition_view(doc), "bestanden": {f["name"]: f["xml"] for f in doc["files"]}}
 
-    @app.get(f"{API_PREFIX}/zaken/{{case_id}}", tags=["zaken"])
+    @app.get(f"{API_PREFIX}/zaken/{{case_id}}", tags=["zaken"], dependencies=[_ZAAK_LEZEN])
     async def case(case_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         doc = await engine.instances.store.get(case_id)
         if doc is None:
@@ -212,30 +220,32 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
             raise forbid("Deze zaak hoort bij een andere organisatie.")
         return _case_view(doc, principal)
 
-    @app.post(f"{API_PREFIX}/zaken/{{case_id}}/incidenten/{{command_id}}/opnieuw", tags=["zaken"])
+    @app.post(f"{API_PREFIX}/zaken/{{case_id}}/incidenten/{{command_id}}/opnieuw", tags=["zaken"],
+              dependencies=[_ZAAK_WIJZIGEN])
     async def retry(case_id: str, command_id: str, engine: EngineDep,  # type: ignore[no-untyped-def]
                     principal: PrincipalDep):
         require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "een incident opnieuw proberen")
         return _case_view(await engine.retry_incident(case_id, command_id, principal.subject), principal)
 
-    @app.post(f"{API_PREFIX}/zaken/{{case_id}}/annuleren", tags=["zaken"])
+    @app.post(f"{API_PREFIX}/zaken/{{case_id}}/annuleren", tags=["zaken"], dependencies=[_ZAAK_WIJZIGEN])
     async def cancel(case_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "een zaak annuleren")
         return _case_view(await engine.cancel(case_id, principal.subject), principal)
 
-    @app.post(f"{API_PREFIX}/zaken/{{case_id}}/migreren", tags=["zaken"])
+    @app.post(f"{API_PREFIX}/zaken/{{case_id}}/migreren", tags=["zaken"], dependencies=[_ZAAK_WIJZIGEN])
     async def migrate(case_id: str, body: Migration, engine: EngineDep,  # type: ignore[no-untyped-def]
                       principal: PrincipalDep):
         require_admin_role(principal, PROCESBEHEERDER, "een zaak naar een andere procesversie migreren")
         return _case_view(await engine.migrate(case_id, body.definitie_hash, principal.subject), principal)
 
-    @app.get(f"{API_PREFIX}/taken", tags=["taken"])
+    @app.get(f"{API_PREFIX}/taken", tags=["taken"], dependencies=[_TAKEN])
     async def tasks(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
                     lane: str | None = None):
         out: list[dict[str, Any]] = []
         for doc in await engine.instances.with_user_tasks():
             out.extend(_task_view(doc, t) for t in doc.get("user_tasks", [])
                        if (lane is None or t["lane"] == lane) and may_see(principal, t, doc.get("variables", {})))
+        noteer(ids=[t["zaakId"] for t in out])
         return out
 
     async def _find_task(engine: Engine, task_id: str, principal: Principal,
@@ -247,18 +257,19 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
         if doc is None:
             raise NotFound("Geen open taak met dit kenmerk.")
         task = next(t for t in doc["user_tasks"] if t["taskId"] == task_id)
+        noteer(resource_id=doc["_id"])
         if not may_see(principal, task, doc.get("variables", {})):
             raise forbid("Deze taak is niet voor uw rol of organisatie.")
         if act and principal.org_type == "beheer":
             raise forbid("Functioneel beheer ziet taken, maar claimt of rondt ze niet af.")
         return doc, task
 
-    @app.get(f"{API_PREFIX}/taken/{{task_id}}", tags=["taken"])
+    @app.get(f"{API_PREFIX}/taken/{{task_id}}", tags=["taken"], dependencies=[_TAAK_LEZEN])
     async def task(task_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         found = await _find_task(engine, task_id, principal, act=False)
         return _task_view(*found, with_form=True)
 
-    @app.post(f"{API_PREFIX}/taken/{{task_id}}/afronden", tags=["taken"])
+    @app.post(f"{API_PREFIX}/taken/{{task_id}}/afronden", tags=["taken"], dependencies=[_TAAK_WIJZIGEN])
     async def complete(task_id: str, body: TaskCompletion, engine: EngineDep,  # type: ignore[no-untyped-def]
                        principal: PrincipalDep):
         doc, task = await _find_task(engine, task_id, principal)
@@ -278,7 +289,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                 doc = await engine.claim(found[0]["_id"], task_id, principal.subject if claim else None)
                 return next(_task_view(doc, t) for t in doc["user_tasks"] if t["taskId"] == task_id)
             return endpoint
-        app.post(f"{API_PREFIX}/taken/{{task_id}}/{action}", tags=["taken"])(make())
+        app.post(f"{API_PREFIX}/taken/{{task_id}}/{action}", tags=["taken"], dependencies=[_TAAK_WIJZIGEN])(make())
 
 
 def _clock_routes(app: FastAPI, pe: ProcessEngine) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -53,6 +54,9 @@ MAX_IDS = 500
 Actie = Literal["read", "list", "create", "update", "upload", "download"]
 ACTIES: tuple[str, ...] = ("read", "list", "create", "update", "upload", "download")
 _NIET_IN_FILTER = frozenset({"limit", "offset"})
+# The declaration of the request being handled, for ``noteer`` deep in a route's helpers. The dependency runs in
+# the request's own task (uvicorn starts one per request), so it never leaks into another request.
+_HUIDIGE: ContextVar[Verwerking | None] = ContextVar("ipsflow_verwerking", default=None)
 
 
 @dataclass
@@ -131,6 +135,7 @@ def verwerking(actie: Actie, resource_type: str, id_param: str | None = None,
             filter={k: _filterwaarde(v) for k, v in request.query_params.items() if k not in _NIET_IN_FILTER}
             if actie == "list" else {})
         request.scope.setdefault("state", {})[STATE_KEY] = found
+        _HUIDIGE.set(found)
         return found
 
     return Depends(declare)
@@ -141,10 +146,11 @@ def _filterwaarde(value: str) -> str:
     return "[weggelaten]" if holds_bsn_like_number(value) else value[:100]
 
 
-def noteer(request: Request, *, resource_type: str | None = None, resource_id: str | None = None,
+def noteer(request: Request | None = None, *, resource_type: str | None = None, resource_id: str | None = None,
            onderdeel: str | None = None, ids: Sequence[str] | None = None, aantal: int | None = None) -> None:
-    """Complete the record of this request once the route knows more (a new id, the ids a list returned)."""
-    found = request.scope.get("state", {}).get(STATE_KEY)
+    """Complete the record of this request once the route knows more (a new id, the ids a list returned).
+    Without ``request``: the request being handled in this task."""
+    found = request.scope.get("state", {}).get(STATE_KEY) if request is not None else _HUIDIGE.get()
     if not isinstance(found, Verwerking):
         return
     if resource_type is not None:
