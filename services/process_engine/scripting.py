@@ -106,6 +106,9 @@ FORBIDDEN_NAMES: Final[frozenset[str]] = frozenset(
         "globals", "locals", "dir", "breakpoint", "input", "memoryview", "object", "super", "classmethod",
         "staticmethod", "property", "help", "exit", "quit", "print", "printed", "builtins", "iter", "next",
         "aiter", "anext", "bytearray", "bytes", "format", "reload", "callable", "issubclass", "id", "hash",
+        # modules: none is in scope, but a helper that exposed one would open everything it imports
+        "os", "sys", "operator", "importlib", "subprocess", "inspect", "gc", "ctypes", "posix", "pickle",
+        "marshal", "shutil", "socket", "io",
     }
 )  # fmt: skip
 
