@@ -197,7 +197,9 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
             return problem(400, "Procesdefinitie geweigerd", "De definitie is niet uitgerold; zie invalidParams.",
                            type_="https://ipsflow.nl/problems/procesdefinitie-ongeldig",
                            invalid_params=[{"name": p.element_id or p.file or "definitie", "file": p.file or "",
-                                            "code": "bpmn", "reason": p.message} for p in exc.problems])
+                                            # kind (e.g. scriptTask/script, inputEntry) only for refused code
+                                            "code": "script" if p.kind else "bpmn", "kind": p.kind or "",
+                                            "reason": p.message} for p in exc.problems])
         return JSONResponse(jsonable_encoder(_definition_view(doc)), status_code=201 if created else 200)
 
     @app.get(f"{API_PREFIX}/procesdefinities", tags=["procesdefinities"])
