@@ -52,6 +52,8 @@ ZICHTBAAR: Mapping[str, Mapping[str, frozenset[str]]] = {
 INTERN: Mapping[str, frozenset[str]] = {
     "ips_traject": frozenset({"vorigeGemeente"}),  # the forwarding gemeente, only for the doorzending notice
 }
+#: What the engine itself keeps in every case's data (``runtime._CASE_ID_KEY``); never shown either.
+ENGINE_INTERN = frozenset({"ips:case_id"})
 
 
 def zichtbare_variabelen(process_id: str, org_type: str, variables: Mapping[str, Any]) -> dict[str, Any]:

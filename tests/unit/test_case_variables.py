@@ -14,7 +14,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from process_engine.zaakvariabelen import INTERN, ZICHTBAAR, zichtbare_variabelen
+from process_engine import runtime
+from process_engine.zaakvariabelen import ENGINE_INTERN, INTERN, ZICHTBAAR, zichtbare_variabelen
 
 ROOT = Path(__file__).resolve().parents[2]
 BPMN = ROOT / "bpmn" / "ips_traject.bpmn"
@@ -82,6 +83,7 @@ def test_every_variable_the_diagram_sets_is_allowed_for_someone_or_internal():
     stale = sorted((allowed | internal) - set(set_by_diagram))
     assert stale == [], f"listed but never set by the diagram: {stale}"
     assert not allowed & internal
+    assert runtime._CASE_ID_KEY in ENGINE_INTERN and not allowed & ENGINE_INTERN
 
 
 def test_the_ggz_sees_no_working_data_of_the_official_and_uwv_sees_nothing():
