@@ -111,7 +111,8 @@ async def test_a_bsn_in_the_motivering_is_refused_and_reaches_no_variable_letter
         still = await ips.wait_task(case_id, decider)
         assert still["id"] == task["id"], "the task is still open: nothing was completed"
 
-        done = await ips.decide(task["id"], decider, besluit="toekennen", motivering="Akkoord; voldoet aan de regeling.")
+        done = await ips.decide(task["id"], decider, besluit="toekennen",
+                                motivering="Akkoord; voldoet aan de regeling.")
         assert done.status_code == 200, done.text
         aanvraag = await ips.wait_status(case_id, "toegekend", timeout=90)
         letter = await ips.document_text(case_id, aanvraag["besluit"]["documentId"])
