@@ -209,3 +209,26 @@ async def test_grants_and_notifications_record_reads_of_letters(service, package
     assert entry["status"] == 404 and entry["traceId"] == attempt.headers["X-Trace-Id"]
     assert logboek(svc.url, ROERMOND).status_code == 403
     assert json.dumps(logboek(svc.url).json()).count(BSN) == 0
+
+
+async def test_ipsflow_logboek_prints_the_records_of_a_service(intake, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ipsflow_cli.main import app
+
+    aanvraag_id = _submit(intake.url)
+    read = httpx.get(f"{intake.url}/api/v1/aanvragen/{aanvraag_id}", headers=GGZ_HEADERS, timeout=10)
+    monkeypatch.delenv("IPSFLOW_TOKEN", raising=False)
+    runner = CliRunner()
+    as_json = runner.invoke(app, ["logboek", "--url", intake.url, "--resource", aanvraag_id, "--actie", "read",
+                                  "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    [entry] = json.loads(as_json.output)
+    assert entry["traceId"] == read.headers["X-Trace-Id"] and entry["subject"] == "trajectbegeleider-1"
+    table = runner.invoke(app, ["logboek", "--url", intake.url, "--subject", "trajectbegeleider-1"],
+                          env={"COLUMNS": "250"})
+    assert table.exit_code == 0, table.output
+    assert aanvraag_id in table.output and "create" in table.output and "read" in table.output
+    ggz_token = GGZ_HEADERS["Authorization"].removeprefix("Bearer ")
+    refused = runner.invoke(app, ["logboek", "--url", intake.url, "--token", ggz_token])
+    assert refused.exit_code == 1 and "403" in refused.output
