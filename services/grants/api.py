@@ -18,6 +18,7 @@ from grants.messages import Budget, PlafondWijzigen
 from grants.repository import ledger_id
 from servicekit.audit import Logboek, install_logboek, verwerking
 from servicekit.auth import Principal, PrincipalDep, forbid
+from servicekit.clock_api import add_clock_route
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.store import Document
 
@@ -93,6 +94,7 @@ def create(settings: GrantsSettings | None = None) -> FastAPI:
     # Logboek dataverwerkingen (servicekit.audit): a beschikking is about one client's application.
     install_logboek(app, Logboek(grants.runtime.db, grants.settings.service_name))
     add_health(app, grants.runtime.ready_checks)
+    add_clock_route(app, grants.runtime.clock)
 
     @app.get(f"{API_PREFIX}/regelingen", tags=["regelingen"])
     async def regelingen(principal: PrincipalDep, svc: GrantsDep) -> list[dict[str, Any]]:

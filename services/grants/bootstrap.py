@@ -52,7 +52,7 @@ def bootstrap(settings: GrantsSettings | None = None) -> Grants:
     runtime = ServiceRuntime(settings)
     repo = GrantsRepository(runtime.db)
     relay = runtime.add_relay([repo.zaken.collection, repo.verzoeken.collection])
-    handlers = GrantsHandlers(repo, regelingen, load_gemeenten(), wake=relay.wake)
+    handlers = GrantsHandlers(repo, regelingen, load_gemeenten(), wake=relay.wake, clock=runtime.clock)
     routes = {TOETSEN: handlers.toetsen, RESERVEREN: handlers.reserveren, VASTLEGGEN: handlers.vastleggen,
               VRIJGEVEN: handlers.vrijgeven, BESCHIKKING_OPSTELLEN: handlers.beschikking_opstellen,
               VERLENGING_TOETSEN: handlers.verlenging_toetsen, VASTSTELLING_BEREKENEN: handlers.vaststelling_berekenen,

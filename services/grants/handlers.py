@@ -58,8 +58,11 @@ def iso(moment: datetime) -> str:
 
 class GrantsHandlers:
     def __init__(self, repo: GrantsRepository, regelingen: dict[str, Regeling], gemeenten: dict[str, str],
-                 wake: Callable[[str, Any], None] = lambda _id, _c: None) -> None:
+                 wake: Callable[[str, Any], None] = lambda _id, _c: None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.repo = repo
+        #: Business time (the rehearsal clock in test); commands carry the engine's time in ``command.time``.
+        self.clock = clock
         self.regelingen = regelingen
         self.gemeenten = gemeenten
         self.wake = wake
@@ -114,7 +117,7 @@ class GrantsHandlers:
         """
         p = command_params(Reserveren, command)
         regeling = self.regelingen.get(p.regeling)
-        now = datetime.now(UTC)
+        now = datetime.now(UTC)  # real time: the allocator's settle window compares it with real time
         peildatum = amsterdam_dag(p.volledig_ontvangen_op) if p.volledig_ontvangen_op else p.aanvraagdatum
         request: Document = {
             "_id": p.aanvraag_id, "command_id": command.id, "command": command.to_json().decode(),
@@ -140,7 +143,7 @@ class GrantsHandlers:
         events = []
         if outcome is not None:
             request.update(status=BESLOTEN, uitkomst=outcome if isinstance(outcome, dict) else
-                           {"code": outcome.code, "message": outcome.message}, besloten_op=now)
+                           {"code": outcome.code, "message": outcome.message}, besloten_op=self.clock())
             events = [(reply_to(command, SERVICE, outcome), EVENTS)]
         await self._store_request(request, events, command.id)
         self.wake(p.aanvraag_id, self.repo.verzoeken.collection)
@@ -178,7 +181,7 @@ class GrantsHandlers:
             return False
         regeling = self.regelingen[request["regeling"]]
         aanvraag_id, gemeente, bedrag = request["_id"], request["gemeente_code"], request["bedrag_cents"]
-        at = datetime.now(UTC)
+        at = self.clock()
         gronden: list[Grond] = []
         cid = cap_id(regeling.id, gemeente)
         if regeling.cap_per_gemeente is not None:
@@ -397,7 +400,7 @@ class GrantsHandlers:
                     "nieuwe_einddatum": nieuwe_einddatum.isoformat() if nieuwe_einddatum else None,
                     "maanden": maanden, "verleend_cents": bedrag if p.soort == "vaststelling" else None,
                     "vastgesteld_cents": b.bedrag_cents if p.soort == "vaststelling" else None,
-                    "tekst": b.tekst, "opgesteld_op": datetime.now(UTC)})
+                    "tekst": b.tekst, "opgesteld_op": self.clock()})
                 outcome = beschikking_result(stored)
 
         def apply(doc: Document) -> Outcome:

@@ -32,6 +32,7 @@ from intake.messages import (
 )
 from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import Principal, PrincipalDep
+from servicekit.clock_api import add_clock_route
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.vrije_tekst import VrijeTekst
 
@@ -82,6 +83,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
     app.state.intake = intake
     install_logboek(app, Logboek(intake.runtime.db, intake.settings.service_name))
     add_health(app, intake.runtime.ready_checks)
+    add_clock_route(app, intake.runtime.clock)
 
     @app.exception_handler(InvalidInput)
     async def on_invalid(_r: Request, exc: InvalidInput) -> Response:

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from intake.bsn import BsnCipher, load_key
 from intake.domain import Gemeenteregister
-from intake.handlers import IntakeHandlers
+from intake.handlers import IntakeHandlers, millis
 from intake.repository import AanvraagRepository, DocumentContents
 from servicekit.broker import COMMANDS, Binding
 from servicekit.runtime import ServiceRuntime
@@ -55,6 +55,8 @@ def bootstrap(settings: IntakeSettings | None = None) -> Intake:
         max_document_bytes=settings.max_document_bytes,
         vereiste_bijlagen=tuple(settings.intake_vereiste_bijlagen),
         wake=lambda doc_id: relay.wake(doc_id, aanvragen.collection),
+        # Receipt dates and every other date intake stamps follow the service clock (the rehearsal clock in test).
+        clock=lambda: millis(runtime.clock()),
     )
     runtime.add_consumer(QUEUE, {
         VOLLEDIGHEID_CONTROLEREN: handlers.volledigheid_controleren,

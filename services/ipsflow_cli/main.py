@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ipsflow_cli.bpmn import bpmn_app, zaak_app
+from ipsflow_cli.klok import klok_app
 from ipsflow_cli.logboek import logboek as logboek_command
 from ipsflow_cli.run import run_system
 
@@ -27,6 +28,7 @@ app.add_typer(stack_app, name="stack")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(bpmn_app, name="bpmn")
 app.add_typer(zaak_app, name="zaak")
+app.add_typer(klok_app, name="klok")
 app.command("logboek")(logboek_command)
 console = Console()
 

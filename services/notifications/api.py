@@ -20,6 +20,7 @@ from notifications.handlers import Conflict
 from notifications.messages import Bericht
 from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
+from servicekit.clock_api import add_clock_route
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.store import Document
 
@@ -70,6 +71,7 @@ def create(settings: NotificationSettings | None = None) -> FastAPI:
     # Logboek dataverwerkingen (servicekit.audit): letters are about one client's application.
     install_logboek(app, Logboek(svc.runtime.db, svc.settings.service_name))
     add_health(app, svc.runtime.ready_checks)
+    add_clock_route(app, svc.runtime.clock)
 
     @app.get(f"{API_PREFIX}/dossiers/{{zaak_id}}", tags=["dossiers"],
              dependencies=[verwerking("read", "zaak", "zaak_id")])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import Body, Depends, FastAPI, Header, Request, Response
@@ -19,6 +19,7 @@ from payments.handlers import BatchConflict, NietsTeBetalen
 from payments.messages import BatchAanmaken
 from payments.sepa import SepaError
 from servicekit.auth import Principal, PrincipalDep, forbid
+from servicekit.clock_api import add_clock_route
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.store import Document
 
@@ -98,6 +99,7 @@ def create(settings: PaymentsSettings | None = None) -> FastAPI:
                      "Betaalopdrachten, SEPA-batches (pain.001), grootboek per ggz, terugvordering.", lifespan=lifespan)
     app.state.payments = payments
     add_health(app, payments.runtime.ready_checks)
+    add_clock_route(app, payments.runtime.clock)
     h = payments.handlers
 
     @app.post(f"{API_PREFIX}/betaalbatches", status_code=201, tags=["betaalbatches"], response_model=None)
@@ -111,7 +113,7 @@ def create(settings: PaymentsSettings | None = None) -> FastAPI:
         verzoek = body or BatchAanmaken()
         try:
             doc = await h.batch_aanmaken(idempotency_key.strip(), verzoek.max_opdrachten, verzoek.uitvoerdatum,
-                                         datetime.now(UTC))
+                                         payments.runtime.clock())
         except BatchConflict as exc:
             return problem(422, "Idempotency-Key hergebruikt", str(exc))
         except NietsTeBetalen as exc:
@@ -143,7 +145,7 @@ def create(settings: PaymentsSettings | None = None) -> FastAPI:
     async def _overgang(batch_id: str, principal: Principal, stap: Any) -> Any:
         _betalen(principal)
         try:
-            return _batch(await stap(batch_id, datetime.now(UTC)))
+            return _batch(await stap(batch_id, payments.runtime.clock()))
         except LookupError:
             return problem(404, "Niet gevonden", "Deze batch bestaat niet.")
         except BatchConflict as exc:
@@ -178,7 +180,7 @@ def create(settings: PaymentsSettings | None = None) -> FastAPI:
     async def terugvorderingen(principal: PrincipalDep, svc: PaymentsDep, ggz: str) -> Any:
         """A ggz's recoveries; ``verjaard`` is decided for today (Europe/Amsterdam), past the 5-year bar."""
         _mag_ggz_lezen(principal, ggz)
-        vandaag = today_in_amsterdam(datetime.now(UTC))
+        vandaag = today_in_amsterdam(payments.runtime.clock())
         docs = await svc.repo.terugvorderingen.find({"ggz_kvk_nummer": ggz}).sort("_id", 1).to_list(None)
         result = []
         for t in docs:

@@ -74,8 +74,11 @@ def _ledger_bedragen(kolom: str, aandeel: d.Aandeel) -> dict[str, dict[str, int]
 
 
 class PaymentsHandlers:
-    def __init__(self, repo: PaymentsRepository, rekeningen: Rekeningen, wake: Wake, fault: str = "") -> None:
+    def __init__(self, repo: PaymentsRepository, rekeningen: Rekeningen, wake: Wake, fault: str = "",
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.repo = repo
+        #: Business time (the rehearsal clock in test): order and batch dates; commands carry the engine's time.
+        self.clock = clock
         self.rekeningen = rekeningen
         self._wake = wake
         self.fault = fault
@@ -187,7 +190,7 @@ class PaymentsHandlers:
                 opdrachten.append(await self._opdracht(
                     opdracht_id=d.derived_id(p.beschikking_id, moment, index), zaak=zaak, moment=moment,
                     index=index, bedrag_cents=cents, financiering=p.financiering, verrekenen=p.verrekenen,
-                    vandaag=vandaag, nu=datetime.now(UTC)))
+                    vandaag=vandaag, nu=self.clock()))
         except ValueError as exc:
             failure = Failure("IPS-BETALING-001", str(exc))
         ids = [o["_id"] for o in opdrachten]
@@ -301,7 +304,7 @@ class PaymentsHandlers:
             assert financiering is not None and isinstance(result, dict)
             o = await self._opdracht(opdracht_id=nabetaling_id, zaak=zaak, moment="vaststelling", index=0,
                                      bedrag_cents=v.saldo_cents, financiering=financiering, verrekenen=p.verrekenen,
-                                     vandaag=d.today_in_amsterdam(command.time), nu=datetime.now(UTC))
+                                     vandaag=d.today_in_amsterdam(command.time), nu=self.clock())
             nieuwe.append(o["_id"])
             result["opdrachtId"] = o["_id"]
         elif v.soort == "terugvordering":
@@ -315,7 +318,7 @@ class PaymentsHandlers:
                 "aandeel": {"rijk_cents": aandeel.rijk_cents, "gemeente_cents": aandeel.gemeente_cents},
                 "vaststellingsdatum": p.vaststellingsdatum.isoformat(),
                 "terugvorderen_uiterlijk": v.terugvorderen_uiterlijk.isoformat(),
-                "verrekenen": p.verrekenen, "status": d.OPEN, "verrekeningen": {}, "aangemaakt_op": datetime.now(UTC)})
+                "verrekenen": p.verrekenen, "status": d.OPEN, "verrekeningen": {}, "aangemaakt_op": self.clock()})
             zetten = {f"open_terugvorderingen.{t['_id']}": True} if t["verrekenen"] else {}
             await self.repo.boeken(p.ggz_kvk_nummer, f"{t['_id']}:teruggevorderd",
                                    _ledger_bedragen("teruggevorderd_cents", aandeel), zetten=zetten)
@@ -452,7 +455,7 @@ class PaymentsHandlers:
             {"_id": batch_id, "status": OPBOUW},
             {"$set": {"status": AANGEMAAKT, "opdrachten": [o["_id"] for o in geclaimd], "aantal": len(geclaimd),
                       "control_sum_cents": sum(o["netto_cents"] for o in geclaimd), "pain001": xml.decode(),
-                      "aangemaakt_klaar_op": datetime.now(UTC)}})
+                      "aangemaakt_klaar_op": self.clock()}})
         final = await self.repo.batch(batch_id)
         assert final is not None
         log.info("batch.aangemaakt", batch_id=batch_id, aantal=final["aantal"])

@@ -20,6 +20,7 @@ from process_engine.engine import Conflict, Engine, NotFound
 from process_engine.zaakvariabelen import zichtbare_variabelen
 from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
+from servicekit.clock_api import CLOCK_PATH, KlokView, add_clock_route, klok_view
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.logging import get_logger
 
@@ -295,25 +296,33 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
 
 
 def _clock_routes(app: FastAPI, pe: ProcessEngine) -> None:
-    @app.get(f"{API_PREFIX}/beheer/klok", tags=["beheer"])
-    async def clock(principal: PrincipalDep) -> dict[str, Any]:
-        _require_admin(principal)
-        return {"nu": pe.clock(), "verschuivingSeconden": pe.clock.offset.total_seconds(),
-                "verstelbaar": pe.clock.adjustable}
+    add_clock_route(app, pe.clock)
 
-    @app.put(f"{API_PREFIX}/beheer/klok", tags=["beheer"])
+    async def move(moment: datetime | None, principal: Principal) -> KlokView | JSONResponse:
+        keeper = pe.runtime.clock_keeper
+        if keeper is None:
+            return problem(409, "Klok niet verstelbaar", "Deze omgeving draait op de echte tijd.")
+        state = await keeper.set(moment)
+        log.warning("clock.moved", offset_seconds=state.offset.total_seconds(), by=principal.subject)
+        return klok_view(pe.clock)
+
+    @app.put(CLOCK_PATH, tags=["beheer"], response_model=KlokView, response_model_by_alias=True,
+             responses={409: {"description": "Deze omgeving draait op de echte tijd"}})
     async def set_clock(body: ClockSetting, principal: PrincipalDep):  # type: ignore[no-untyped-def]
-        """Test and training environments only (IPSFLOW_ADJUSTABLE_CLOCK=true): timers due by the new time fire."""
+        """Test and training environments only (IPSFLOW_ADJUSTABLE_CLOCK=true): every service follows (the
+        broadcast ``ips.klok.zetten.v1``); timers due by the new time fire."""
         require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "de klok verzetten")
         if body.nu.tzinfo is None:
             return problem(400, "Ongeldige invoer", "Geef de tijd met tijdzone.",
                            invalid_params=[{"name": "nu", "code": "timezone", "reason": "tijdzone ontbreekt"}])
-        try:
-            pe.clock.set(body.nu)
-        except PermissionError:
-            return problem(409, "Klok niet verstelbaar", "Deze engine draait op de echte tijd.")
-        log.warning("clock.moved", offset_seconds=pe.clock.offset.total_seconds(), by=principal.subject)
-        return {"nu": pe.clock(), "verschuivingSeconden": pe.clock.offset.total_seconds(), "verstelbaar": True}
+        return await move(body.nu, principal)
+
+    @app.delete(CLOCK_PATH, tags=["beheer"], response_model=KlokView, response_model_by_alias=True,
+                responses={409: {"description": "Deze omgeving draait op de echte tijd"}})
+    async def reset_clock(principal: PrincipalDep):  # type: ignore[no-untyped-def]
+        """Every service back on real time (test and training environments)."""
+        require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "de klok verzetten")
+        return await move(None, principal)
 
 
 def _definition_view(doc: dict[str, Any]) -> dict[str, Any]:

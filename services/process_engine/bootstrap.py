@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from pydantic import Field
@@ -12,10 +11,12 @@ from pydantic import Field
 from process_engine.engine import Engine
 from process_engine.repository import DefinitionRepository, InstanceRepository
 from servicekit.broker import EVENTS, Binding
+from servicekit.clock import Clock
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
 
 QUEUE = "process_engine"
+ADMIN_COMMANDS_HEADING = "\n## Beheeropdrachten"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -30,25 +31,8 @@ class EngineSettings(ServiceSettings):
     bpmn_dir: str = str(REPO_ROOT / "bpmn")
     #: The message catalogue (Markdown table with message types in backticks); empty: no catalogue check.
     catalogue_file: str = str(REPO_ROOT / "bpmn" / "README.md")
-    #: Lets functional admins move the engine's clock (PUT /api/v1/beheer/klok) to rehearse deadlines weeks
-    #: ahead in a test or training environment. Never on in production: legal deadlines run on real time.
-    adjustable_clock: bool = False
-
-
-class EngineClock:
-    """Real UTC time, plus an offset that only an adjustable (test/training) engine lets an admin set."""
-
-    def __init__(self, adjustable: bool) -> None:
-        self.adjustable = adjustable
-        self.offset = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-    def set(self, moment: datetime) -> None:
-        if not self.adjustable:
-            raise PermissionError("this engine's clock is not adjustable")
-        self.offset = moment.astimezone(UTC) - datetime.now(UTC)
+    # IPSFLOW_ADJUSTABLE_CLOCK (ServiceSettings.adjustable_clock) lets functional admins move the clock of every
+    # service from here (PUT /api/v1/beheer/klok, servicekit/clock.py) in a test or training environment.
 
 
 def load_catalogue(path: str) -> set[str] | None:
@@ -56,7 +40,10 @@ def load_catalogue(path: str) -> set[str] | None:
     file = Path(path) if path else None
     if file is None or not file.is_file():
         return None
-    return set(re.findall(r"`(ips\.[a-z0-9_.-]+\.v[0-9]+)`", file.read_text()))
+    # Admin commands (the rehearsal clock) are listed after ADMIN_COMMANDS_HEADING: never in a diagram, so a
+    # process owner cannot deploy a service task that moves every service's clock.
+    text = file.read_text().split(ADMIN_COMMANDS_HEADING)[0]
+    return set(re.findall(r"`(ips\.[a-z0-9_.-]+\.v[0-9]+)`", text))
 
 
 def definition_files(directory: str) -> dict[str, bytes]:
@@ -71,14 +58,14 @@ class ProcessEngine:
     runtime: ServiceRuntime
     engine: Engine
     settings: EngineSettings
-    clock: EngineClock
+    clock: Clock
 
 
 def bootstrap(settings: EngineSettings | None = None) -> ProcessEngine:
     settings = settings or EngineSettings()
     runtime = ServiceRuntime(settings)
     instances = InstanceRepository(runtime.db)
-    clock = EngineClock(settings.adjustable_clock)
+    clock = runtime.clock
     engine = Engine(DefinitionRepository(runtime.db), instances, load_catalogue(settings.catalogue_file),
                     clock=clock, lease_seconds=settings.timer_lease_seconds)
     runtime.add_consumer(QUEUE, {}, [Binding(EVENTS, "#")], fallback=engine.handle_event)

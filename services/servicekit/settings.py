@@ -22,6 +22,11 @@ class ServiceSettings(BaseSettings):
     # keys, an adjustable clock and other conveniences must be asked for explicitly (make run and the tests set
     # IPSFLOW_ENVIRONMENT=development; a training environment sets test).
     environment: Literal["development", "test", "production"] = "production"
+    #: The rehearsal clock (servicekit/clock.py): functional admins may move this service's "now" to rehearse
+    #: deadlines in a test or training environment. Refused in production: legal deadlines run on real time.
+    adjustable_clock: bool = False
+    #: How often a process re-reads the stored clock setting (another process of the service may have taken it).
+    clock_refresh_seconds: float = Field(default=1.0, gt=0)
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     database: str = ""

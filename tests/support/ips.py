@@ -39,6 +39,10 @@ def official(gemeente: str = ROERMOND, mandates: tuple[str, ...] = MANDATES, nam
 
 
 UWV = bearer("budgetbeheer", "uwv", "UWV", "budgetbeheerder")
+#: Functional admin of a test environment: moves the rehearsal clock (servicekit/clock.py).
+KLOKBEHEER = bearer("klokbeheer", "beheer", "ipsflow", "functioneel-beheerder")
+#: Rehearsal clock on in every service: the system under test is a test environment (the engine broadcasts it).
+ADJUSTABLE = {"IPSFLOW_ADJUSTABLE_CLOCK": "true"}
 ADMIN = bearer("beheerder", "beheer", "ipsflow", "procesbeheerder", "functioneel-beheerder")  # moves the clock
 
 
@@ -59,18 +63,18 @@ def application(**overrides: Any) -> dict[str, Any]:
 
 def start_ips(service: Any, smtp_port: int | None = None, grants_env: dict[str, str] | None = None,
               **engine_env: str) -> IpsSystem:
-    """Every service of the regulation as a real process (the `service` fixture), engine clock adjustable.
+    """Every service of the regulation as a real process (the `service` fixture), all on one adjustable clock.
 
     Without ``smtp_port`` notifications points at a port where nothing listens: its mails stay queued
     (retried), which does not hold up the process.
     """
-    grants = service("grants", IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.5", **(grants_env or {})).start()
-    intake = service("intake").start()
-    payments = service("payments").start()
+    grants = service("grants", IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.5", **ADJUSTABLE,
+                     **(grants_env or {})).start()
+    intake = service("intake", **ADJUSTABLE).start()
+    payments = service("payments", **ADJUSTABLE).start()
     notifications = service("notifications", IPSFLOW_SMTP_HOST="127.0.0.1",
-                            IPSFLOW_SMTP_PORT=str(smtp_port or 9)).start()
-    engine = service("process_engine", IPSFLOW_ADJUSTABLE_CLOCK="true", IPSFLOW_TIMER_SCAN_SECONDS="1",
-                     **engine_env).start()
+                            IPSFLOW_SMTP_PORT=str(smtp_port or 9), **ADJUSTABLE).start()
+    engine = service("process_engine", IPSFLOW_TIMER_SCAN_SECONDS="1", **{**ADJUSTABLE, **engine_env}).start()
     return IpsSystem(intake=intake.url, grants=grants.url, engine=engine.url, payments=payments.url,
                      notifications=notifications.url)
 
@@ -143,10 +147,37 @@ class IpsSystem:
         return await self.client.post(f"{self.engine}/api/v1/taken/{task_id}/afronden",
                                       json={"gegevens": form}, headers=token)
 
-    async def set_clock(self, moment: datetime) -> None:
+    async def set_clock(self, moment: datetime, timeout: float = 30) -> None:
+        """Move the rehearsal clock (through the engine, which tells every service) and wait, as
+        ``ipsflow klok set`` does, until every service reports the new time."""
         response = await self.client.put(f"{self.engine}/api/v1/beheer/klok", json={"nu": moment.isoformat()},
-                                         headers=ADMIN)
+                                         headers=KLOKBEHEER)
         assert response.status_code == 200, response.text
+        offset = response.json()["verschuivingSeconden"]
+        deadline = time.monotonic() + timeout
+        while True:
+            clocks = await self.clocks()
+            behind = {name: c.get("verschuivingSeconden") for name, c in clocks.items()
+                      if abs(float(c.get("verschuivingSeconden") or 0) - offset) > 1}
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"services not on the new clock after {timeout}s: {behind}, engine {offset}")
+            await asyncio.sleep(0.1)
+
+    async def clocks(self) -> dict[str, dict[str, Any]]:
+        """``GET /api/v1/beheer/klok`` of every service."""
+        found = {}
+        for name, url in self.urls().items():
+            response = await self.client.get(f"{url}/api/v1/beheer/klok", headers=KLOKBEHEER)
+            assert response.status_code == 200, (name, response.text)
+            found[name] = dict(response.json())
+        return found
+
+    def urls(self) -> dict[str, str]:
+        return {name: url for name, url in (("intake", self.intake), ("grants", self.grants),
+                                            ("payments", self.payments), ("notifications", self.notifications),
+                                            ("process_engine", self.engine)) if url}
 
     async def budgets(self) -> list[dict[str, Any]]:
         response = await self.client.get(f"{self.grants}/api/v1/budgetten", headers=UWV)
