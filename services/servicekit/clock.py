@@ -18,8 +18,9 @@ Ordering: a message can be redelivered or come back from a retry tier after a ne
 the real time it was made (``gezetOp``) and the later setting wins. Other processes of the same service, which do
 not get the message from the shared queue, read the stored offset every ``clock_refresh_seconds``.
 
-Only business dates follow the clock. Technical time stays real: leases, retry back-off, the relay's polls, the
-grants allocator's settle window, the mail sender's schedule, token expiry.
+Only business dates follow the clock. Technical time stays real: retry back-off, the relay's polls, the grants
+allocator's lease and settle window, the mail sender's schedule and leases, token expiry. (The engine's timer
+leases use its clock, which every engine worker shares.)
 """
 
 from __future__ import annotations
