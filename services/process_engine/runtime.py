@@ -37,7 +37,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Final, cast
+from typing import Any, ClassVar, Final, Literal, cast
 
 from lxml import etree
 from SpiffWorkflow.bpmn.parser.util import full_tag
@@ -565,10 +565,16 @@ def _code_location(node: Any) -> tuple[str | None, str]:
 
 
 def _code_problems(root: Any, file: str) -> Iterator[Problem]:
-    """Run every piece of code embedded in one document through the script sandbox (check_script)."""
+    """Run every piece of code embedded in one document through the script sandbox (check_script), compiled
+    as Spiff will run it: scripts as statements, everything else as an expression."""
     for element_id, kind, code in _embedded_code(root):
-        for violation in check_script(code):
+        mode: Literal["exec", "eval"] = "exec" if kind.endswith(_SCRIPT_KINDS) else "eval"
+        for violation in check_script(code, mode):
             yield Problem(element_id, file, f"{violation} in `{code.strip()[:80]}`", kind)
+
+
+# Code kinds Spiff executes as statements (script_engine.execute); everything else it evaluates.
+_SCRIPT_KINDS: Final = ("/script", "/preScript", "/postScript")
 
 
 def _embedded_code(root: Any) -> Iterator[tuple[str | None, str, str]]:

@@ -289,13 +289,13 @@ def compile_script(source: str, mode: Literal["exec", "eval"]) -> CodeType:
     return code
 
 
-def check_script(source: str) -> list[str]:
-    """Statically check a script or expression through the sandbox compiler (used at deploy).
+def check_script(source: str, mode: Literal["exec", "eval"] = "exec") -> list[str]:
+    """Statically check a script (``exec``) or an expression (``eval``) through the sandbox compiler, as the
+    engine will compile it (used at deploy).
 
     Returns human-readable violations (empty list = acceptable); a syntax error is a violation.
-    Compiled as statements: every expression is also a valid expression statement.
     """
-    return list(_compile(source, "exec")[1])
+    return list(_compile(source, mode)[1])
 
 
 # --------------------------------------------------------------------------- run-time guards

@@ -149,6 +149,16 @@ def test_deploy_problems_name_every_refused_element_with_its_kind_and_file() -> 
     }
 
 
+def test_a_condition_is_checked_as_the_expression_spiff_evaluates() -> None:
+    """A statement is valid in a script but not in a condition: refused at deploy, not at the first case."""
+    with pytest.raises(DefinitionError) as info:
+        parse_definition(_process(condition="x = 1"))
+    [problem] = info.value.problems
+    assert (problem.element_id, problem.kind) == ("Flow_evil", "sequenceFlow/conditionExpression")
+    assert problem.message.startswith("syntax error on line 1")
+    parse_definition(_process(script="x = 1", condition="x == 1"))
+
+
 def test_a_dmn_input_entry_is_checked_as_spiff_composes_it() -> None:
     """Spiff appends an entry that starts with an operator to the input expression ('x' + '<= 5'), puts
     others in '(x) == (entry)' and evaluates a '?' entry as it stands: the deploy check sees the same."""
