@@ -50,34 +50,37 @@ def load_before(commit: str) -> ModuleType | None:
     return module
 
 
-def per_call_us(fn: Callable[[], Any], n: int) -> float:
-    """Best of five rounds of n calls, in microseconds per call (best: least disturbed by other load)."""
-    for _ in range(min(n, 200)):
-        fn()
-    rounds = []
-    for _ in range(5):
-        started = time.perf_counter()
-        for _ in range(n):
+def best_us(calls: dict[str, Callable[[], Any]], n: int, rounds: int = 7) -> dict[str, float]:
+    """Microseconds per call for each side, best of ``rounds`` rounds of n calls. The sides take turns
+    round by round, so that a change in the machine's load (other processes) hits both alike."""
+    for fn in calls.values():
+        for _ in range(min(n, 200)):
             fn()
-        rounds.append((time.perf_counter() - started) / n * 1e6)
-    return min(rounds)
+    best = {side: float("inf") for side in calls}
+    for _ in range(rounds):
+        for side, fn in calls.items():
+            started = time.perf_counter()
+            for _ in range(n):
+                fn()
+            best[side] = min(best[side], (time.perf_counter() - started) / n * 1e6)
+    return best
 
 
-def cold_us(module: ModuleType, n: int = 200) -> float:
-    """First evaluation of a source text: a fresh source each call so the cache never serves it."""
+def fresh_sources(module: ModuleType) -> Callable[[], Any]:
+    """First evaluation of a source text (compile included): a new source each call, never served from cache."""
     env = module.RestrictedEnvironment()
-    started = time.perf_counter()
-    for i in range(n):
-        env.evaluate(f'besluit == "toekennen-{i}-{id(env)}"', dict(DATA))
-    return (time.perf_counter() - started) / n * 1e6
+    counter = iter(range(10**9))
+    return lambda: env.evaluate(f'besluit == "toekennen-{next(counter)}"', dict(DATA))
 
 
-def measure(module: ModuleType) -> dict[str, float]:
-    env = module.RestrictedEnvironment()
+def measure(modules: dict[str, ModuleType]) -> dict[str, dict[str, float]]:
+    envs = {side: module.RestrictedEnvironment() for side, module in modules.items()}
     return {
-        "condition, warm": per_call_us(lambda: env.evaluate(CONDITION, dict(DATA)), 20_000),
-        "script, warm": per_call_us(lambda: env.execute(SCRIPT, dict(DATA)), 5_000),
-        "condition, cold (compile)": cold_us(module),
+        "condition, warm": best_us({side: (lambda e=env: e.evaluate(CONDITION, dict(DATA)))
+                                    for side, env in envs.items()}, 20_000),
+        "script, warm": best_us({side: (lambda e=env: e.execute(SCRIPT, dict(DATA)))
+                                 for side, env in envs.items()}, 5_000),
+        "condition, cold (compile)": best_us({side: fresh_sources(module) for side, module in modules.items()}, 200),
     }
 
 
@@ -86,14 +89,14 @@ def main() -> None:
     parser.add_argument("--against", default="b662a1d")
     args = parser.parse_args()
     before = load_before(args.against)
-    now = measure(scripting)
-    then = measure(before) if before is not None else {}
-    print(f"script sandbox, microseconds per evaluation (best of 5); before = {args.against}")
-    for label, value in now.items():
-        if label in then:
-            print(f"  {label:<28} before {then[label]:8.1f}  now {value:8.1f}  ({value / then[label]:.2f}x)")
+    modules = {"now": scripting} if before is None else {"before": before, "now": scripting}
+    print(f"script sandbox, microseconds per evaluation (best of 7, sides alternating); before = {args.against}")
+    for label, sides in measure(modules).items():
+        if "before" in sides:
+            print(f"  {label:<28} before {sides['before']:8.1f}  now {sides['now']:8.1f}"
+                  f"  ({sides['now'] / sides['before']:.2f}x)")
         else:
-            print(f"  {label:<28} now {value:8.1f}")
+            print(f"  {label:<28} now {sides['now']:8.1f}")
 
 
 if __name__ == "__main__":
