@@ -56,6 +56,9 @@ _DOWNLOADEN = verwerking("download", "aanvraag", "aanvraag_id", "document_id")
 
 _PDF_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}}
+#: A change with If-Match and Idempotency-Key can also answer these.
+_WIJZIGING: dict[int | str, dict[str, Any]] = {412: {"description": "If-Match verouderd"},
+                                               422: {"description": "Idempotency-Key hergebruikt"}}
 _TRAJECT: dict[int | str, dict[str, Any]] = {
     **_PROBLEMS, 409: {"description": "De aanvraag is niet toegekend, of dit is al gemeld"},
     412: {"description": "If-Match verouderd"}, 422: {"description": "Idempotency-Key hergebruikt"}}
@@ -129,7 +132,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
              responses=_PROBLEMS)
     async def aanvragen_lijst(principal: PrincipalDep, request: Request,
                               limit: Annotated[int, Query(ge=1, le=200)] = 50,
-                              offset: Annotated[int, Query(ge=0)] = 0) -> AanvraagLijst:
+                              offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0) -> AanvraagLijst:
         """De aanvragen van uw organisatie, nieuwste eerst."""
         found = await handlers.list_for(principal, limit, offset)
         noteer(request, ids=[a.id for a in found])
@@ -146,7 +149,10 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
 
     @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/documenten", status_code=201, response_model=DocumentMetadata,
               dependencies=[_UPLOADEN],
-              response_model_by_alias=True, tags=["documenten"], responses=_PROBLEMS,
+              response_model_by_alias=True, tags=["documenten"],
+              responses={**_PROBLEMS, 409: {"description": "Aanvraag afgesloten, of al het maximum aantal documenten "
+                                                           "(IPSFLOW_INTAKE_MAX_DOCUMENTS)"},
+                         422: {"description": "Idempotency-Key hergebruikt"}},
               openapi_extra={"requestBody": {"required": True, "content": {
                   "application/pdf": {"schema": {"type": "string", "format": "binary"}}}}})
     async def document_uploaden(
@@ -174,7 +180,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
     @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/aanvullingen", response_model=AanvraagDetail,
               dependencies=[_WIJZIGEN],
               response_model_by_alias=True, response_model_exclude_none=True, tags=["aanvragen"],
-              responses={**_PROBLEMS, 409: {"description": "Er is geen aanvulling gevraagd"}})
+              responses={**_PROBLEMS, 409: {"description": "Er is geen aanvulling gevraagd"}, **_WIJZIGING})
     async def aanvraag_aanvullen(aanvraag_id: str, body: AanvraagAanvullen, principal: PrincipalDep,
                                  response: Response, idempotency_key: IdempotencyKey = None,
                                  if_match: IfMatch = None) -> AanvraagDetail:
@@ -186,7 +192,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
     @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/intrekking", response_model=AanvraagDetail,
               dependencies=[_WIJZIGEN],
               response_model_by_alias=True, response_model_exclude_none=True, tags=["aanvragen"],
-              responses={**_PROBLEMS, 409: {"description": "Er is al besloten"}})
+              responses={**_PROBLEMS, 409: {"description": "Er is al besloten"}, **_WIJZIGING})
     async def aanvraag_intrekken(aanvraag_id: str, principal: PrincipalDep, response: Response,
                                  idempotency_key: IdempotencyKey = None, if_match: IfMatch = None) -> AanvraagDetail:
         """Trek de aanvraag in; kan tot er een besluit is."""

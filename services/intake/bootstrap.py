@@ -31,6 +31,8 @@ class IntakeSettings(ServiceSettings):
     max_document_bytes: int = Field(default=10 * 1024 * 1024, ge=1, le=15 * 1024 * 1024)
     #: Uploads an application needs to be complete (IPSFLOW_INTAKE_VEREISTE_BIJLAGEN='["aanvraagformulier"]').
     intake_vereiste_bijlagen: list[str] = Field(default_factory=list)
+    #: Uploaded documents per application (IPSFLOW_INTAKE_MAX_DOCUMENTS); the next upload is 409.
+    intake_max_documents: int = Field(default=20, ge=1, le=1000)
 
 
 @dataclass
@@ -54,6 +56,7 @@ def bootstrap(settings: IntakeSettings | None = None) -> Intake:
         cipher=BsnCipher(load_key(settings.intake_bsn_key)),
         max_document_bytes=settings.max_document_bytes,
         vereiste_bijlagen=tuple(settings.intake_vereiste_bijlagen),
+        max_documenten=settings.intake_max_documents,
         wake=lambda doc_id: relay.wake(doc_id, aanvragen.collection),
         # Receipt dates and every other date intake stamps follow the service clock (the rehearsal clock in test).
         clock=lambda: millis(runtime.clock()),

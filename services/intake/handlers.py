@@ -101,6 +101,8 @@ class IntakeHandlers:
     cipher: BsnCipher
     max_document_bytes: int
     vereiste_bijlagen: tuple[str, ...] = ()
+    #: Uploads per application (IPSFLOW_INTAKE_MAX_DOCUMENTS); more is 409: storage per case stays bounded.
+    max_documenten: int = 20
     wake: Callable[[str], None] = lambda _id: None
     clock: Callable[[], datetime] = field(default=lambda: millis(datetime.now(UTC)))
 
@@ -208,16 +210,23 @@ class IntakeHandlers:
         if aanvraag.status in domain.FINAL:
             raise Conflict(f"De aanvraag is {aanvraag.status}; er kunnen geen documenten meer bij.")
         document_id = _id_for("document", aanvraag_id, idempotency_key)
+        self._room_for_upload(aanvraag, document_id)
         info = DocumentInfo(id=document_id, soort=soort, bestandsnaam=naam, content_type=PDF, grootte=len(content),
                             sha256=hashlib.sha256(content).hexdigest(), ontvangen_op=self.clock())
         await self.documenten.put(info, aanvraag_id, content, principal.subject)
 
         def add(a: Aanvraag) -> None:
+            self._room_for_upload(a, document_id)  # again on the stored revision: two uploads at once
             a.document_toevoegen(info)
 
         stored = await self._change(aanvraag_id, add)
         log.info("document.ontvangen", aanvraag_id=aanvraag_id, document_id=document_id, user=principal.subject)
         return next(d for d in stored.documenten if d.id == document_id)
+
+    def _room_for_upload(self, aanvraag: Aanvraag, document_id: str) -> None:
+        uploads = [d for d in aanvraag.documenten if d.soort in domain.UPLOAD_SOORTEN]
+        if len(uploads) >= self.max_documenten and all(d.id != document_id for d in uploads):
+            raise Conflict(f"Deze aanvraag heeft al {self.max_documenten} documenten; meer kunnen er niet bij.")
 
     def _pdf_invalid(self, content_type: str, content: bytes, bestandsnaam: str) -> list[dict[str, str]]:
         invalid = []

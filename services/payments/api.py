@@ -11,12 +11,19 @@ from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import Body, Depends, FastAPI, Header, Request, Response
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request, Response
 
 from payments.bootstrap import Payments, PaymentsSettings, bootstrap
-from payments.domain import OPEN, VERJAARD, today_in_amsterdam, verjaard
+from payments.domain import OPEN, VERJAARD, today_in_amsterdam, uitvoerdatum_toegestaan, verjaard
 from payments.handlers import BatchConflict, NietsTeBetalen
-from payments.messages import BatchAanmaken
+from payments.messages import (
+    KVK,
+    BatchAanmaken,
+    BatchView,
+    GrootboekView,
+    OpdrachtView,
+    TerugvorderingView,
+)
 from payments.sepa import SepaError
 from servicekit.auth import Principal, PrincipalDep, forbid
 from servicekit.clock_api import add_clock_route
@@ -32,6 +39,8 @@ def get_payments(request: Request) -> Payments:
 
 
 PaymentsDep = Annotated[Payments, Depends(get_payments)]
+BatchId = Annotated[str, Path(max_length=100)]
+KvkQuery = Annotated[str | None, Query(pattern=KVK, description="KvK-nummer van de ggz")]
 
 
 def _betaalbeheer(principal: Principal) -> None:
@@ -102,7 +111,9 @@ def create(settings: PaymentsSettings | None = None) -> FastAPI:
     add_clock_route(app, payments.runtime.clock)
     h = payments.handlers
 
-    @app.post(f"{API_PREFIX}/betaalbatches", status_code=201, tags=["betaalbatches"], response_model=None)
+    @app.post(f"{API_PREFIX}/betaalbatches", status_code=201, tags=["betaalbatches"], response_model=BatchView,
+              responses={409: {"description": "Geen betaalopdrachten gereed"},
+                         422: {"description": "Idempotency-Key hergebruikt voor een ander verzoek"}})
     async def batch_aanmaken(principal: PrincipalDep, svc: PaymentsDep, response: Response,
                              idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
                              body: Annotated[BatchAanmaken | None, Body()] = None) -> Any:
@@ -111,6 +122,12 @@ def create(settings: PaymentsSettings | None = None) -> FastAPI:
             return problem(400, "Idempotency-Key ontbreekt", "Een batch aanmaken vraagt een Idempotency-Key.",
                            invalid_params=[{"name": "Idempotency-Key", "code": "missing", "reason": "is verplicht"}])
         verzoek = body or BatchAanmaken()
+        vandaag = today_in_amsterdam(payments.runtime.clock())
+        if verzoek.uitvoerdatum is not None and not uitvoerdatum_toegestaan(verzoek.uitvoerdatum, vandaag):
+            return problem(400, "Ongeldige invoer", "De uitvoerdatum ligt tussen vandaag en een jaar vooruit.",
+                           type_="https://ipsflow.nl/problems/ongeldige-invoer",
+                           invalid_params=[{"name": "uitvoerdatum", "code": "range",
+                                            "reason": "ligt niet tussen vandaag en een jaar vooruit"}])
         try:
             doc = await h.batch_aanmaken(idempotency_key.strip(), verzoek.max_opdrachten, verzoek.uitvoerdatum,
                                          payments.runtime.clock())
@@ -123,16 +140,18 @@ def create(settings: PaymentsSettings | None = None) -> FastAPI:
         response.headers["Location"] = f"{API_PREFIX}/betaalbatches/{doc['_id']}"
         return _batch(doc)
 
-    @app.get(f"{API_PREFIX}/betaalbatches/{{batch_id}}", tags=["betaalbatches"], response_model=None)
-    async def batch_lezen(batch_id: str, principal: PrincipalDep, svc: PaymentsDep) -> Any:
+    @app.get(f"{API_PREFIX}/betaalbatches/{{batch_id}}", tags=["betaalbatches"], response_model=BatchView)
+    async def batch_lezen(batch_id: BatchId, principal: PrincipalDep, svc: PaymentsDep) -> Any:
         _betaalbeheer(principal)
         doc = await svc.repo.batch(batch_id)
         if doc is None:
             return problem(404, "Niet gevonden", "Deze batch bestaat niet.")
         return _batch(doc)
 
-    @app.get(f"{API_PREFIX}/betaalbatches/{{batch_id}}/pain001", tags=["betaalbatches"], response_model=None)
-    async def batch_xml(batch_id: str, principal: PrincipalDep, svc: PaymentsDep) -> Any:
+    @app.get(f"{API_PREFIX}/betaalbatches/{{batch_id}}/pain001", tags=["betaalbatches"], response_class=Response,
+             responses={200: {"description": "SEPA pain.001.001.03", "content": {"application/xml": {
+                 "schema": {"type": "string"}}}}, 409: {"description": "De batch wordt nog opgebouwd"}})
+    async def batch_xml(batch_id: BatchId, principal: PrincipalDep, svc: PaymentsDep) -> Any:
         _betaalbeheer(principal)
         doc = await svc.repo.batch(batch_id)
         if doc is None:
@@ -151,17 +170,19 @@ def create(settings: PaymentsSettings | None = None) -> FastAPI:
         except BatchConflict as exc:
             return problem(409, "Conflict", str(exc))
 
-    @app.post(f"{API_PREFIX}/betaalbatches/{{batch_id}}/verzonden", tags=["betaalbatches"], response_model=None)
-    async def batch_verzonden(batch_id: str, principal: PrincipalDep, svc: PaymentsDep) -> Any:
+    @app.post(f"{API_PREFIX}/betaalbatches/{{batch_id}}/verzonden", tags=["betaalbatches"], response_model=BatchView,
+              responses={409: {"description": "Past niet bij de status van de batch"}})
+    async def batch_verzonden(batch_id: BatchId, principal: PrincipalDep, svc: PaymentsDep) -> Any:
         return await _overgang(batch_id, principal, svc.handlers.batch_verzonden)
 
-    @app.post(f"{API_PREFIX}/betaalbatches/{{batch_id}}/geboekt", tags=["betaalbatches"], response_model=None)
-    async def batch_geboekt(batch_id: str, principal: PrincipalDep, svc: PaymentsDep) -> Any:
+    @app.post(f"{API_PREFIX}/betaalbatches/{{batch_id}}/geboekt", tags=["betaalbatches"], response_model=BatchView,
+              responses={409: {"description": "Past niet bij de status van de batch"}})
+    async def batch_geboekt(batch_id: BatchId, principal: PrincipalDep, svc: PaymentsDep) -> Any:
         return await _overgang(batch_id, principal, svc.handlers.batch_geboekt)
 
-    @app.get(f"{API_PREFIX}/betaalopdrachten", tags=["betaalopdrachten"], response_model=None)
-    async def opdrachten(principal: PrincipalDep, svc: PaymentsDep, ggz: str | None = None,
-                         status: str | None = None) -> Any:
+    @app.get(f"{API_PREFIX}/betaalopdrachten", tags=["betaalopdrachten"], response_model=list[OpdrachtView])
+    async def opdrachten(principal: PrincipalDep, svc: PaymentsDep, ggz: KvkQuery = None,
+                         status: Annotated[str | None, Query(max_length=50)] = None) -> Any:
         if principal.org_type == "ggz":
             ggz = ggz or principal.org
         if ggz is None:
@@ -176,8 +197,9 @@ def create(settings: PaymentsSettings | None = None) -> FastAPI:
         docs = await svc.repo.opdrachten.find(query).sort([("aangemaakt_op", 1), ("_id", 1)]).to_list(None)
         return [_opdracht(o) for o in docs]
 
-    @app.get(f"{API_PREFIX}/terugvorderingen", tags=["terugvorderingen"], response_model=None)
-    async def terugvorderingen(principal: PrincipalDep, svc: PaymentsDep, ggz: str) -> Any:
+    @app.get(f"{API_PREFIX}/terugvorderingen", tags=["terugvorderingen"], response_model=list[TerugvorderingView])
+    async def terugvorderingen(principal: PrincipalDep, svc: PaymentsDep,
+                               ggz: Annotated[str, Query(pattern=KVK, description="KvK-nummer")]) -> Any:
         """A ggz's recoveries; ``verjaard`` is decided for today (Europe/Amsterdam), past the 5-year bar."""
         _mag_ggz_lezen(principal, ggz)
         vandaag = today_in_amsterdam(payments.runtime.clock())
@@ -193,8 +215,8 @@ def create(settings: PaymentsSettings | None = None) -> FastAPI:
                            "terugvorderenUiterlijk": t["terugvorderen_uiterlijk"], "status": status})
         return result
 
-    @app.get(f"{API_PREFIX}/grootboek/{{kvk}}", tags=["grootboek"], response_model=None)
-    async def grootboek(kvk: str, principal: PrincipalDep, svc: PaymentsDep) -> Any:
+    @app.get(f"{API_PREFIX}/grootboek/{{kvk}}", tags=["grootboek"], response_model=GrootboekView)
+    async def grootboek(kvk: Annotated[str, Path(pattern=KVK)], principal: PrincipalDep, svc: PaymentsDep) -> Any:
         _mag_ggz_lezen(principal, kvk)
         return _grootboek(kvk, await svc.repo.grootboek_van(kvk))
 

@@ -32,6 +32,14 @@ VERREKEND = "verrekend"  # fully set off against a recovery: nothing to transfer
 OPEN, VOLDAAN, VERJAARD = "open", "voldaan", "verjaard"
 
 
+def uitvoerdatum_toegestaan(uitvoerdatum: date, vandaag: date) -> bool:
+    """A batch is executed from today up to one year ahead: a date in the past (0001-01-01 reached the pain.001
+    file) or far ahead is a typing error, not a payment plan."""
+    tot = vandaag.replace(year=vandaag.year + 1, day=28) if (vandaag.month, vandaag.day) == (2, 29) else \
+        vandaag.replace(year=vandaag.year + 1)
+    return vandaag <= uitvoerdatum <= tot
+
+
 def today_in_amsterdam(moment: datetime) -> date:
     return moment.astimezone(AMSTERDAM).date()
 

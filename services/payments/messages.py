@@ -90,3 +90,66 @@ class _In(BaseModel):
 class BatchAanmaken(_In):
     max_opdrachten: int = Field(default=1000, ge=1, le=5000)
     uitvoerdatum: date | None = None
+
+
+# Answers (camelCase, as the API always spoke); the OpenAPI documents them.
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class BatchView(_Out):
+    batch_id: str
+    status: str
+    aantal: int
+    control_sum_cents: int
+    opdrachten: list[str] = Field(description="De betaalopdrachten in deze batch.")
+    uitvoerdatum: date
+    aangemaakt_op: str
+    verzonden_op: str | None = None
+    geboekt_op: str | None = None
+
+
+class OpdrachtView(_Out):
+    opdracht_id: str
+    aanvraag_id: str
+    beschikking_id: str
+    ggz_kvk_nummer: str
+    gemeente_code: str
+    regeling: str
+    moment: str
+    bedrag_cents: int
+    verrekend_cents: int
+    netto_cents: int
+    rijk_cents: int
+    gemeente_cents: int
+    status: str
+    batch_id: str | None = None
+
+
+class TerugvorderingView(_Out):
+    terugvordering_id: str
+    aanvraag_id: str
+    bedrag_cents: int
+    open_cents: int
+    verrekend: dict[str, int] = Field(description="Verrekend per betaalopdracht (cents).")
+    vaststellingsdatum: date
+    terugvorderen_uiterlijk: date
+    status: str
+
+
+class Kolommen(_Out):
+    besteld_cents: int
+    geannuleerd_cents: int
+    verrekend_cents: int
+    betaald_cents: int
+    teruggevorderd_cents: int
+
+
+class GrootboekView(_Out):
+    ggz_kvk_nummer: str
+    totaal: Kolommen
+    rijk: Kolommen
+    gemeente: Kolommen
+    open_terugvorderingen: list[str]

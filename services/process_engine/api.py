@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from process_engine import runtime as rt
@@ -46,12 +46,108 @@ class TaskCompletion(ApiModel):
 class ClockSetting(ApiModel):
     nu: datetime = Field(description="De tijd die de engine vanaf nu aanhoudt (met tijdzone).")
 
+    @field_validator("nu")
+    @classmethod
+    def _binnen_oefenbereik(cls, nu: datetime) -> datetime:
+        # A rehearsal needs dates the regulations know (from 2019), and no far future that overflows timers.
+        # Measured against real time: the adjustable clock itself may already have been moved.
+        if nu.tzinfo is not None and not KLOK_VANAF <= nu <= klok_tot(datetime.now(UTC)):
+            raise ValueError(f"ligt niet tussen 2019-01-01 en {KLOK_JAREN_VOORUIT} jaar na vandaag")
+        return nu
+
+
+#: The adjustable clock's range: from the first regulation (2019) to ten years ahead of real time.
+KLOK_VANAF = datetime(2019, 1, 1, tzinfo=UTC)
+KLOK_JAREN_VOORUIT = 10
+
+
+def klok_tot(nu: datetime) -> datetime:
+    """The latest time the clock may be set to: ten years after ``nu`` (29 February → 28 February)."""
+    jaar = nu.year + KLOK_JAREN_VOORUIT
+    return nu.replace(year=jaar, day=28) if (nu.month, nu.day) == (2, 29) else nu.replace(year=jaar)
+
+
+class View(BaseModel):
+    """An answer: camelCase like the requests; FastAPI validates and documents it."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class TaskView(View):
+    id: str
+    zaak_id: str
+    element_id: str
+    naam: str | None = None
+    lane: str | None = None
+    geclaimd_door: str | None = Field(default=None, description="Wie de taak geclaimd heeft (sub).")
+    sinds: datetime | None = None
+
+
+class TaskDetail(TaskView):
+    formulier: dict[str, Any] | None = Field(default=None, description="JSON Schema van het formulier.")
+
+
+class Incident(View):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    command_id: str
+    command_type: str | None = None
+    element_id: str | None = None
+    attempt: int | None = None
+    error_code: str | None = None
+    message: str | None = None
+    at: datetime | None = None
+    resolved: bool = False
+
+
+class HistoryEntry(View):
+    element_id: str
+    name: str | None = None
+    ended_at: datetime | None = None
+
+
+class JournalEntry(View):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+    at: datetime
+    what: str
+
+
+class CaseView(View):
+    id: str
+    status: str
+    process_id: str
+    definitie_hash: str
+    actieve_elementen: list[str]
+    wacht_op_berichten: list[str]
+    volgende_timer: datetime | None = None
+    taken: list[TaskView]
+    incidenten: list[Incident]
+    variabelen: dict[str, Any] = Field(description="Alleen wat uw organisatietype mag zien.")
+    geschiedenis: list[HistoryEntry]
+    journaal: list[JournalEntry]
+    bewaarde_berichten: list[str]
+
+
+class DefinitionView(View):
+    hash: str
+    process_id: str
+    versie: int | None = None
+    uitgerold: datetime
+    uitgerolddoor: str
+    startberichten: list[str]
+    berichten: list[str]
+
+
+class DefinitionDetail(DefinitionView):
+    bestanden: dict[str, str] = Field(description="Bestandsnaam → XML.")
+
 
 def get_engine(request: Request) -> Engine:
     return request.app.state.pe.engine  # type: ignore[no-any-return]
 
 
 EngineDep = Annotated[Engine, Depends(get_engine)]
+_CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: {"description": "Past niet bij de toestand van de zaak of taak (bijv. geclaimd door een ander)"}}
 # Logboek dataverwerkingen (servicekit.audit): a case carries application data; a task is a part of its case.
 _ZAAK_LEZEN = verwerking("read", "zaak", "case_id")
 _ZAAK_WIJZIGEN = verwerking("update", "zaak", "case_id")
@@ -183,7 +279,9 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
 
 
 def _routes(app: FastAPI, pe: ProcessEngine) -> None:
-    @app.post(f"{API_PREFIX}/procesdefinities", status_code=201, tags=["procesdefinities"])
+    @app.post(f"{API_PREFIX}/procesdefinities", status_code=201, tags=["procesdefinities"],
+              response_model=DefinitionView, responses={200: {"model": DefinitionView,
+                                                               "description": "Deze definitie was al uitgerold"}})
     async def deploy(body: Deployment, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         require_admin_role(principal, PROCESBEHEERDER, "procesdefinities uitrollen")
         files = {name: xml.encode() for name, xml in body.bestanden.items()}
@@ -203,18 +301,19 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                                             "reason": p.message} for p in exc.problems])
         return JSONResponse(jsonable_encoder(_definition_view(doc)), status_code=201 if created else 200)
 
-    @app.get(f"{API_PREFIX}/procesdefinities", tags=["procesdefinities"])
+    @app.get(f"{API_PREFIX}/procesdefinities", tags=["procesdefinities"], response_model=list[DefinitionView])
     async def definitions(engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         return [_definition_view(d) for d in await engine.definitions.all()]
 
-    @app.get(f"{API_PREFIX}/procesdefinities/{{content_hash}}", tags=["procesdefinities"])
+    @app.get(f"{API_PREFIX}/procesdefinities/{{content_hash}}", tags=["procesdefinities"],
+             response_model=DefinitionDetail)
     async def definition(content_hash: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         doc = await engine.definitions.get(content_hash)
         if doc is None:
             return problem(404, "Niet gevonden", "Geen definitie met deze hash.")
         return {**_definition_view(doc), "bestanden": {f["name"]: f["xml"] for f in doc["files"]}}
 
-    @app.get(f"{API_PREFIX}/zaken/{{case_id}}", tags=["zaken"], dependencies=[_ZAAK_LEZEN])
+    @app.get(f"{API_PREFIX}/zaken/{{case_id}}", tags=["zaken"], dependencies=[_ZAAK_LEZEN], response_model=CaseView)
     async def case(case_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         doc = await engine.instances.store.get(case_id)
         if doc is None:
@@ -224,26 +323,28 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
         return _case_view(doc, principal)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/incidenten/{{command_id}}/opnieuw", tags=["zaken"],
-              dependencies=[_ZAAK_WIJZIGEN])
+              dependencies=[_ZAAK_WIJZIGEN], response_model=CaseView, responses=_CONFLICT)
     async def retry(case_id: str, command_id: str, engine: EngineDep,  # type: ignore[no-untyped-def]
                     principal: PrincipalDep):
         require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "een incident opnieuw proberen")
         return _case_view(await engine.retry_incident(case_id, command_id, principal.subject), principal)
 
-    @app.post(f"{API_PREFIX}/zaken/{{case_id}}/annuleren", tags=["zaken"], dependencies=[_ZAAK_WIJZIGEN])
+    @app.post(f"{API_PREFIX}/zaken/{{case_id}}/annuleren", tags=["zaken"], dependencies=[_ZAAK_WIJZIGEN],
+              response_model=CaseView, responses=_CONFLICT)
     async def cancel(case_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "een zaak annuleren")
         return _case_view(await engine.cancel(case_id, principal.subject), principal)
 
-    @app.post(f"{API_PREFIX}/zaken/{{case_id}}/migreren", tags=["zaken"], dependencies=[_ZAAK_WIJZIGEN])
+    @app.post(f"{API_PREFIX}/zaken/{{case_id}}/migreren", tags=["zaken"], dependencies=[_ZAAK_WIJZIGEN],
+              response_model=CaseView, responses=_CONFLICT)
     async def migrate(case_id: str, body: Migration, engine: EngineDep,  # type: ignore[no-untyped-def]
                       principal: PrincipalDep):
         require_admin_role(principal, PROCESBEHEERDER, "een zaak naar een andere procesversie migreren")
         return _case_view(await engine.migrate(case_id, body.definitie_hash, principal.subject), principal)
 
-    @app.get(f"{API_PREFIX}/taken", tags=["taken"], dependencies=[_TAKEN])
+    @app.get(f"{API_PREFIX}/taken", tags=["taken"], dependencies=[_TAKEN], response_model=list[TaskView])
     async def tasks(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
-                    lane: str | None = None):
+                    lane: Annotated[str | None, Query(max_length=100)] = None):
         out: list[dict[str, Any]] = []
         for doc in await engine.instances.with_user_tasks():
             out.extend(_task_view(doc, t) for t in doc.get("user_tasks", [])
@@ -267,12 +368,14 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
             raise forbid("Functioneel beheer ziet taken, maar claimt of rondt ze niet af.")
         return doc, task
 
-    @app.get(f"{API_PREFIX}/taken/{{task_id}}", tags=["taken"], dependencies=[_TAAK_LEZEN])
+    @app.get(f"{API_PREFIX}/taken/{{task_id}}", tags=["taken"], dependencies=[_TAAK_LEZEN],
+             response_model=TaskDetail)
     async def task(task_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         found = await _find_task(engine, task_id, principal, act=False)
         return _task_view(*found, with_form=True)
 
-    @app.post(f"{API_PREFIX}/taken/{{task_id}}/afronden", tags=["taken"], dependencies=[_TAAK_WIJZIGEN])
+    @app.post(f"{API_PREFIX}/taken/{{task_id}}/afronden", tags=["taken"], dependencies=[_TAAK_WIJZIGEN],
+              response_model=CaseView, responses=_CONFLICT)
     async def complete(task_id: str, body: TaskCompletion, engine: EngineDep,  # type: ignore[no-untyped-def]
                        principal: PrincipalDep):
         doc, task = await _find_task(engine, task_id, principal)
@@ -289,10 +392,12 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
             async def endpoint(task_id: str, engine: EngineDep,  # type: ignore[no-untyped-def]
                                principal: PrincipalDep):
                 found = await _find_task(engine, task_id, principal)
-                doc = await engine.claim(found[0]["_id"], task_id, principal.subject if claim else None)
+                doc = await engine.claim(found[0]["_id"], task_id, principal.subject if claim else None,
+                                         releaser=principal.subject)
                 return next(_task_view(doc, t) for t in doc["user_tasks"] if t["taskId"] == task_id)
             return endpoint
-        app.post(f"{API_PREFIX}/taken/{{task_id}}/{action}", tags=["taken"], dependencies=[_TAAK_WIJZIGEN])(make())
+        app.post(f"{API_PREFIX}/taken/{{task_id}}/{action}", tags=["taken"], dependencies=[_TAAK_WIJZIGEN],
+                 response_model=TaskView, responses=_CONFLICT)(make())
 
 
 def _clock_routes(app: FastAPI, pe: ProcessEngine) -> None:

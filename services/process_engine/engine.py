@@ -53,6 +53,10 @@ class Conflict(ValueError):
     """The request does not fit the instance's current state (409)."""
 
 
+#: Who claimed it stays out of the answer: the other official's id is not the caller's business.
+CLAIMED_BY_OTHER = "Deze taak is geclaimd door een andere behandelaar."
+
+
 @dataclass
 class Change:
     """What one attempt at mutating an instance produced."""
@@ -269,19 +273,23 @@ class Engine:
             if task is None:
                 raise NotFound(f"task {task_id}")
             if task.get("claimedBy") and task["claimedBy"] != by:
-                raise Conflict(f"task is claimed by {task['claimedBy']}")
+                raise Conflict(CLAIMED_BY_OTHER)
             recorded = {"ondertekenaar": signer} if signer is not None else None
             result = rt.complete_user_task(wf, task_id, data, recorded)
             self._journal(doc, "taak afgerond", element=task["elementId"], by=by)
             return self._after(wf, doc, result)
         return await self._mutate(case_id, None, apply, user_action=True)
 
-    async def claim(self, case_id: str, task_id: str, by: str | None) -> Document:
+    async def claim(self, case_id: str, task_id: str, by: str | None, *, releaser: str | None = None) -> Document:
+        """Claim the task for ``by``, or release it (``by`` None) on behalf of ``releaser``: only the official
+        who claimed a task may release it, else another could take over a colleague's work (409)."""
         def apply(_wf: Any, doc: Document) -> list[rt.PendingCommand]:
             for t in doc.get("user_tasks", []):
                 if t["taskId"] == task_id:
                     if by and t.get("claimedBy") not in (None, by):
-                        raise Conflict(f"task is claimed by {t['claimedBy']}")
+                        raise Conflict(CLAIMED_BY_OTHER)
+                    if by is None and releaser is not None and t.get("claimedBy") not in (None, releaser):
+                        raise Conflict(CLAIMED_BY_OTHER + " Alleen wie haar claimde, kan haar vrijgeven.")
                     t["claimedBy"] = by
                     self._journal(doc, "taak geclaimd" if by else "taak vrijgegeven", element=t["elementId"])
                     return []

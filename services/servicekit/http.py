@@ -22,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -381,6 +382,11 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
 DEPENDENCY_NAMES = {"rabbitmq": "RabbitMQ", "mongodb": "MongoDB"}
 
 
+class Ready(BaseModel):
+    status: str = Field(description="ready")
+    checks: dict[str, bool] = Field(description="Per afhankelijkheid: antwoordt die?")
+
+
 def add_health(app: FastAPI, ready_checks: Callable[[], Awaitable[dict[str, bool]]]) -> None:
     """``/health``: the process runs. ``/ready``: its database and broker answer (503 otherwise)."""
 
@@ -388,8 +394,9 @@ def add_health(app: FastAPI, ready_checks: Callable[[], Awaitable[dict[str, bool
     async def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["beheer"], response_model=None)
-    async def ready() -> JSONResponse | dict[str, Any]:
+    @app.get("/ready", tags=["beheer"], response_model=Ready,
+             responses={503: {"description": "Database of broker antwoordt niet"}})
+    async def ready() -> Any:
         checks = await ready_checks()
         if all(checks.values()):
             return {"status": "ready", "checks": checks}

@@ -87,6 +87,19 @@ async def test_test_process_runs_end_to_end_with_kept_message_timer_user_task_an
     other = httpx.post(f"{engine.url}/api/v1/taken/{task['id']}/afronden", timeout=10, headers=OTHER,
                        json={"gegevens": {"akkoord": True, "toelichting": "ok"}})
     assert other.status_code == 409
+    # Regression: another official of the gemeente could release a colleague's task, claim it and complete it.
+    released = httpx.post(f"{engine.url}/api/v1/taken/{task['id']}/vrijgeven", headers=OTHER, timeout=10)
+    assert released.status_code == 409, released.text
+    assert released.headers["content-type"] == "application/problem+json"
+    assert "behandelaar-1" not in released.text  # who claimed it is not the other official's business
+    assert httpx.post(f"{engine.url}/api/v1/taken/{task['id']}/claimen", headers=OTHER, timeout=10).status_code == 409
+    still = httpx.get(f"{engine.url}/api/v1/taken/{task['id']}", headers=USER, timeout=10).json()
+    assert still["geclaimdDoor"] == "behandelaar-1"
+    # the claimant may release and claim again
+    assert httpx.post(f"{engine.url}/api/v1/taken/{task['id']}/vrijgeven", headers=USER,
+                      timeout=10).json()["geclaimdDoor"] is None
+    assert httpx.post(f"{engine.url}/api/v1/taken/{task['id']}/claimen", headers=USER,
+                      timeout=10).json()["geclaimdDoor"] == "behandelaar-1"
     done = httpx.post(f"{engine.url}/api/v1/taken/{task['id']}/afronden", headers=USER, timeout=10,
                       json={"gegevens": {"akkoord": True, "toelichting": "Akkoord", "toegekend_bedrag": 650_000}})
     assert done.status_code == 200, done.text
