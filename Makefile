@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := python3 -m uv
 
-.PHONY: run test deps stack-up stack-down stack-status lint typecheck bench unit clean
+.PHONY: run test deps stack-up stack-down stack-status lint typecheck bench unit fuzz clean
 
 deps:  ## Python dependencies from uv.lock into .venv (exact versions); BPMN tools (npm ci in tools/bpmn, chromium)
 	@$(UV) --version >/dev/null 2>&1 || { echo "[deps] installing uv $(UV_VERSION) from PyPI"; \
@@ -32,6 +32,10 @@ test: deps stack-up  ## every test: unit, bpmn, integration, e2e, on the real br
 
 unit: deps
 	@$(VENV)/bin/pytest -q -m "unit"
+
+# make test runs the same fuzz tests with 50 examples per operation; each operation may take longer here.
+fuzz: deps stack-up  ## schemathesis on every service's OpenAPI, 500 examples per operation (IPSFLOW_FUZZ_EXAMPLES)
+	@IPSFLOW_FUZZ_EXAMPLES=$${IPSFLOW_FUZZ_EXAMPLES:-500} $(VENV)/bin/pytest -q -m fuzz --timeout=3600 tests/fuzz
 
 lint: deps
 	@$(VENV)/bin/ruff check services tests
