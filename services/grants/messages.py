@@ -8,12 +8,12 @@ of deciding on a default.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from servicekit.vrije_tekst import VrijeTekst
+from servicekit.vrije_tekst import VrijeTekst, geen_bsn
 
 # Used as part of a document key (``reserveringen.<id>``): FerretDB and MongoDB forbid '.' and a leading '$'.
 ID_PATTERN = r"^[A-Za-z0-9_:-]{1,100}$"
@@ -110,7 +110,7 @@ class BeschikkingOpstellen(CommandParams):
     traject_type: TRAJECT_TYPE | None = None
     bedrag_cents: int | None = Field(default=None, ge=0)
     gronden: list[GrondParam] | None = None
-    motivering: VrijeTekst | None = Field(default=None, max_length=20000)
+    motivering: Annotated[str, Field(max_length=20000), AfterValidator(geen_bsn)] | None = None
     ondertekenaar: OndertekenaarParam | None = None
     nieuwe_beslisdatum: date | None = None
     huidige_beslisdatum: date | None = None

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 from intake.domain import is_date_duration
 from servicekit.personal_data import elfproef
-from servicekit.vrije_tekst import VrijeTekst
+from servicekit.vrije_tekst import VrijeTekst, geen_bsn
 
 KVK = r"^[0-9]{8}$"
+# Free text up to 2000 characters without a BSN; the length inside the annotation, so that an optional field
+# still reports string_too_long (a Field constraint outside an Optional becomes a generic too_long).
+Toelichting = Annotated[str, Field(max_length=2000), AfterValidator(geen_bsn)]
 CBS_CODE = r"^[0-9]{4}$"
 
 
@@ -60,7 +63,7 @@ class AanvraagIndienen(PortalModel):
     ondertekening: Ondertekening
     modelgetrouwheid: Modelgetrouwheid | None = None
     doelgroep: Doelgroep
-    toelichting: VrijeTekst | None = Field(default=None, max_length=2000)
+    toelichting: Toelichting | None = None
 
     @field_validator("bsn")
     @classmethod
@@ -83,7 +86,7 @@ class VerlengingVragen(PortalModel):
     maximum and the single extension are checked there, so a refusal is a decision you can object to)."""
 
     maanden: int = Field(ge=1, le=24, strict=True, description="Gevraagde verlenging in maanden (1 t/m 24).")
-    toelichting: VrijeTekst | None = Field(default=None, max_length=2000)
+    toelichting: Toelichting | None = None
 
 
 class StopberichtMelden(PortalModel):

@@ -3,6 +3,10 @@
 Free text travels far (case variables a ggz reads, beschikking texts, documents, commands), so it is checked at
 the edge, in the normal validation path: ``invalidParams`` names the field with code ``bevat_bsn`` and never
 quotes the value. What counts as BSN-like is ``servicekit.personal_data``.
+
+For an optional field with a length limit, put the limit inside the annotation,
+``Annotated[str, Field(max_length=n), AfterValidator(geen_bsn)] | None``: a ``Field(max_length=...)`` outside the
+Optional cannot reach the str and reports a generic ``too_long`` instead of ``string_too_long``.
 """
 
 from __future__ import annotations
