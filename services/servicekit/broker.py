@@ -25,6 +25,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     ExchangeType,
 )
+from aio_pika.connection import make_url
 
 from servicekit.envelope import CONTENT_TYPE, CloudEvent
 from servicekit.logging import get_logger
@@ -68,12 +69,22 @@ class Broker:
     def is_connected(self) -> bool:
         return self._connection is not None and not self._connection.is_closed
 
-    async def connect(self) -> None:
-        self._connection = await aio_pika.connect_robust(
-            self.settings.amqp_url,
+    async def connect(self, handshake_seconds: float | None = None) -> None:
+        """Connect, open the publisher channel and declare the exchanges. ``handshake_seconds`` bounds the first
+        connection (TCP and the AMQP handshake): a broker that accepts the connection but never answers raises
+        instead of hanging; once connected, the connection reconnects by itself."""
+        # What connect_robust does, but holding the connection: a first attempt that fails or is cancelled must be
+        # closed, or its reconnect loop keeps running and ignores the cancellation when the process wants to exit.
+        connection = aio_pika.RobustConnection(
+            make_url(self.settings.amqp_url, reconnect_interval=1),
             client_properties={"connection_name": f"ipsflow-{self.settings.service_name}"},
-            reconnect_interval=1,
         )
+        try:
+            await connection.connect(timeout=handshake_seconds)
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         for base, kind in ((COMMANDS, ExchangeType.TOPIC), (EVENTS, ExchangeType.TOPIC), (DLX, ExchangeType.DIRECT)):
             self._exchanges[base] = await self._channel.declare_exchange(self.name(base), kind, durable=True)

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from aiormq.exceptions import AMQPConnectionError
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import PyMongoError
 
 from servicekit.auth import install_verifier
 from servicekit.broker import COMMANDS, Binding, Broker
@@ -23,6 +26,23 @@ from servicekit.settings import ServiceSettings
 from servicekit.store import Document, make_client
 
 log = get_logger(__name__)
+
+
+class DependencyUnavailable(RuntimeError):
+    """RabbitMQ or MongoDB did not answer within the start-up timeout; the process should exit."""
+
+    def __init__(self, dependency: str, address: str, seconds: float) -> None:
+        super().__init__(f"{dependency} at {address} did not answer within {seconds:g} s; "
+                         "is it running? (local stack: ipsflow stack status)")
+        self.dependency = dependency
+        self.address = address
+
+
+def address_of(url: str) -> str:
+    """Host, port and path of a connection URL without user and password: safe for logs and error messages."""
+    parts = urllib.parse.urlsplit(url)
+    path = parts.path if parts.path not in ("", "/") else ""
+    return f"{parts.netloc.rsplit('@', 1)[-1]}{path}"
 
 
 class ServiceRuntime:
@@ -62,18 +82,12 @@ class ServiceRuntime:
         if self.relay is not None:
             self.relay.wake(doc_id, collection)
 
-    async def start(self, connect_timeout: float = 60.0) -> None:
+    async def start(self, connect_timeout: float | None = None) -> None:
+        """Connect to RabbitMQ and MongoDB (waiting at most ``connect_timeout`` seconds, by default the setting
+        ``startup_timeout_seconds``), then start consumers and the relay. Raises DependencyUnavailable."""
         configure_logging(self.settings.service_name, self.settings.log_level)
-        deadline = asyncio.get_running_loop().time() + connect_timeout
-        while True:
-            try:
-                await self.broker.connect()
-                break
-            except (ConnectionError, OSError) as exc:
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                log.warning("broker.waiting", error=str(exc))
-                await asyncio.sleep(1)
+        await self._connect_dependencies(
+            self.settings.startup_timeout_seconds if connect_timeout is None else connect_timeout)
         if self.clock_keeper is not None:
             # The stored setting before the first message or request: a restart keeps the rehearsal time.
             await self.clock_keeper.load()
@@ -84,6 +98,43 @@ class ServiceRuntime:
         if self.relay is not None:
             self._tasks.append(asyncio.create_task(self.relay.run(), name="outbox-relay"))
         log.info("service.started", database=self.db.name, namespace=self.settings.namespace or None)
+
+    async def _connect_dependencies(self, seconds: float) -> None:
+        # Without a bound, a broker that accepts the TCP connection but never answers the AMQP handshake kept a
+        # service hanging at start-up without a single log line. Now each dependency gets the time that is left,
+        # and the one that does not answer is named in one error line, with its address and never credentials.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        steps: list[tuple[str, str, Callable[[float], Awaitable[None]]]] = [
+            ("rabbitmq", address_of(self.settings.amqp_url), self._connect_broker),
+            ("mongodb", address_of(self.settings.mongo_url), self._ping_database),
+        ]
+        for dependency, address, attempt in steps:
+            while True:
+                remaining = max(deadline - loop.time(), 0.5)
+                try:
+                    # The attempt has its own bound; this one only guards against a library that ignores it.
+                    await asyncio.wait_for(attempt(remaining), timeout=remaining + 5)
+                    break
+                except (OSError, AMQPConnectionError, PyMongoError) as exc:  # TimeoutError is an OSError
+                    if loop.time() + 1 >= deadline:
+                        failure = DependencyUnavailable(dependency, address, seconds)
+                        log.error("startup.failed", dependency=dependency, endpoint=address, waited_seconds=seconds,
+                                  error=type(exc).__name__, detail=str(failure))
+                        raise failure from None
+                    log.warning("startup.waiting", dependency=dependency, endpoint=address, error=type(exc).__name__)
+                    await asyncio.sleep(1)
+
+    async def _connect_broker(self, seconds: float) -> None:
+        try:
+            await self.broker.connect(handshake_seconds=seconds)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.broker.close()
+            raise
+
+    async def _ping_database(self, seconds: float) -> None:
+        await asyncio.wait_for(self.client.admin.command("ping"), timeout=seconds)
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -99,7 +150,8 @@ class ServiceRuntime:
 
     async def ready_checks(self) -> dict[str, bool]:
         try:
-            await self.client.admin.command("ping")
+            # Bounded: /ready must answer, also (and especially) when the database does not.
+            await asyncio.wait_for(self.client.admin.command("ping"), timeout=3)
             mongo_ok = True
         except Exception:
             mongo_ok = False

@@ -29,6 +29,9 @@ class ServiceSettings(BaseSettings):
     clock_refresh_seconds: float = Field(default=1.0, gt=0)
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     mongo_url: str = "mongodb://127.0.0.1:27017/"
+    #: How long a starting process waits for RabbitMQ and MongoDB to answer before it exits with an error naming
+    #: the one that did not (IPSFLOW_STARTUP_TIMEOUT_SECONDS).
+    startup_timeout_seconds: float = Field(default=30.0, gt=0)
     database: str = ""
     # Loopback by default so a developer machine exposes nothing; containers set 0.0.0.0 to be reachable.
     http_host: str = "127.0.0.1"

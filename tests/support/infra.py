@@ -33,10 +33,12 @@ class Infra:
             time.sleep(down_seconds)
             container.start()
             return
-        ctl = shutil.which("rabbitmqctl") or "/usr/sbin/rabbitmqctl"
-        subprocess.run([ctl, "-q", "stop_app"], check=True, capture_output=True)
+        # stack.sh knows which node answers on the port (its own, with its own node name and Erlang cookie, or a
+        # reused system node) and calls rabbitmqctl for that one.
+        ctl = ["bash", str(ROOT / "deploy" / "local" / "stack.sh"), "rabbitmqctl"]
+        subprocess.run([*ctl, "-q", "stop_app"], check=True, capture_output=True)
         time.sleep(down_seconds)
-        subprocess.run([ctl, "-q", "start_app"], check=True, capture_output=True)
+        subprocess.run([*ctl, "-q", "start_app"], check=True, capture_output=True)
 
     def close(self) -> None:
         for c in self._containers:
@@ -73,5 +75,13 @@ def discover() -> Infra:
     result = subprocess.run(["bash", str(ROOT / "deploy" / "local" / "stack.sh"), "up"], check=False)
     if result.returncode != 0:
         raise RuntimeError("the local stack did not start; run `deploy/local/stack.sh up` to see why")
-    return Infra("amqp://guest:guest@127.0.0.1:5672/", "mongodb://127.0.0.1:27017/",
-                 "http://guest:guest@127.0.0.1:15672", "local")
+    return local_infra()
+
+
+def local_infra() -> Infra:
+    """The local stack's addresses; the same variables move them as move deploy/local/stack.sh."""
+    amqp_port = os.environ.get("IPSFLOW_RABBITMQ_PORT", "5672")
+    management_port = os.environ.get("IPSFLOW_RABBITMQ_MANAGEMENT_PORT", "15672")
+    ferretdb = os.environ.get("IPSFLOW_FERRETDB_LISTEN", "127.0.0.1:27017")
+    return Infra(f"amqp://guest:guest@127.0.0.1:{amqp_port}/", f"mongodb://{ferretdb}/",
+                 f"http://guest:guest@127.0.0.1:{management_port}", "local")
