@@ -144,7 +144,13 @@ async def test_the_trajectory_from_grant_to_vaststelling(intake, engine, mongo, 
     assert_problem(verlengen(intake, aanvraag_id, {"maanden": 12, "diagnose": "F20"}), 400)
     etag = read(intake, aanvraag_id).headers["ETag"]
     assert_problem(verlengen(intake, aanvraag_id, headers={**GGZ_HEADERS, "If-Match": '"999"'}), 412)
-    body = {"maanden": 12, "toelichting": "K-7 heeft nog begeleiding nodig; BSN " + BSN}
+    # free text with a BSN is refused, naming the field and not echoing it (issue 12: free text stays free of it)
+    with_bsn = verlengen(intake, aanvraag_id, {"maanden": 12, "toelichting": "K-7 nodig; BSN " + BSN},
+                         headers={**GGZ_HEADERS, "If-Match": etag})
+    assert_problem(with_bsn, 400)
+    assert [(p["name"], p["code"]) for p in with_bsn.json()["invalidParams"]] == [("toelichting", "bevat_bsn")]
+    assert BSN not in with_bsn.text
+    body = {"maanden": 12, "toelichting": "K-7 heeft nog begeleiding nodig"}
     keyed = {**GGZ_HEADERS, "If-Match": etag, "Idempotency-Key": "verlenging-1"}
     asked = verlengen(intake, aanvraag_id, body, headers=keyed)
     assert asked.status_code == 202, asked.text
