@@ -38,7 +38,8 @@ from servicekit.vrije_tekst import VrijeTekst
 
 AANVRAGEN = f"{API_PREFIX}/aanvragen"
 UPLOAD_PATH = rf"{AANVRAGEN}/[^/]+/(?:documenten|eindverslag)/?"
-IdempotencyKey = Annotated[str | None, Header(max_length=200)]
+# A key is stored with the application (to recognise a repeat), so it may not hold a BSN either.
+IdempotencyKey = Annotated[VrijeTekst | None, Header(max_length=200)]
 IfMatch = Annotated[str | None, Header(max_length=100, description="De ETag van de gelezen aanvraag.")]
 _PROBLEMS: dict[int | str, dict[str, Any]] = {400: {"description": "Ongeldige invoer (problem+json)"},
              401: {"description": "Geen of ongeldig token (problem+json)"},

@@ -7,18 +7,21 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
 import typer
+from pymongo.errors import PyMongoError
 from rich.console import Console
 from rich.table import Table
 
 from ipsflow_cli.bpmn import bpmn_app, zaak_app
 from ipsflow_cli.klok import klok_app
 from ipsflow_cli.logboek import logboek as logboek_command
+from ipsflow_cli.namespaces import Endpoints, describe_age
 from ipsflow_cli.run import run_system
 
 app = typer.Typer(help="ipsflow: beheer van de IPS-subsidieketen (stack, wachtrijen, dlq).", no_args_is_help=True)
@@ -37,19 +40,26 @@ STACK = ROOT / "deploy" / "local" / "stack.sh"
 
 
 def _management_url() -> str:
-    return os.environ.get("IPSFLOW_RABBITMQ_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672")
+    port = os.environ.get("IPSFLOW_RABBITMQ_MANAGEMENT_PORT", "15672")  # as deploy/local/stack.sh
+    return os.environ.get("IPSFLOW_RABBITMQ_MANAGEMENT_URL", f"http://guest:guest@127.0.0.1:{port}")
 
 
 def _amqp_url() -> str:
-    return os.environ.get("IPSFLOW_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    port = os.environ.get("IPSFLOW_RABBITMQ_PORT", "5672")
+    return os.environ.get("IPSFLOW_AMQP_URL", f"amqp://guest:guest@127.0.0.1:{port}/")
+
+
+def _mongo_url() -> str:
+    listen = os.environ.get("IPSFLOW_FERRETDB_LISTEN", "127.0.0.1:27017")
+    return os.environ.get("IPSFLOW_MONGO_URL", f"mongodb://{listen}/")
 
 
 def _vhost() -> str:
     return urllib.parse.quote(urllib.parse.urlparse(_amqp_url()).path.lstrip("/") or "/", safe="")
 
 
-def _stack(action: str) -> None:
-    result = subprocess.run(["bash", str(STACK), action], check=False)  # noqa: S603,S607
+def _stack(*args: str) -> None:
+    result = subprocess.run(["bash", str(STACK), *args], check=False)  # noqa: S603,S607
     raise typer.Exit(result.returncode)
 
 
@@ -67,8 +77,71 @@ def stack_down() -> None:
 
 @stack_app.command("status")
 def stack_status() -> None:
-    """Tell whether RabbitMQ and FerretDB answer."""
-    _stack("status")
+    """Tell whether RabbitMQ (AMQP handshake) and FerretDB answer, and list namespaces test runs left behind."""
+    code = subprocess.run(["bash", str(STACK), "status"], check=False).returncode  # noqa: S603,S607
+    if code == 0:
+        _show_namespaces()
+    raise typer.Exit(code)
+
+
+@stack_app.command("reset")
+def stack_reset(yes: Annotated[bool, typer.Option("--yes", help="Niet om bevestiging vragen.")] = False) -> None:
+    """Wipe the local broker and database state (.local/rabbitmq, .local/ferretdb) and start both fresh."""
+    if not yes and not typer.confirm("RabbitMQ en FerretDB stoppen en alle lokale wachtrijen, berichten en documenten "
+                                     "verwijderen (.local/rabbitmq, .local/ferretdb)?"):
+        raise typer.Exit(1)
+    _stack("reset", "--yes")
+
+
+def _sweep_rule(older_than_hours: float) -> tuple[float, bool]:
+    return older_than_hours * 3600, True  # (max age in seconds, names without a time count at once)
+
+
+@stack_app.command("sweep")
+def stack_sweep(older_than_hours: Annotated[float, typer.Option(
+        "--older-than-hours", min=0, help="Alleen namespaces ouder dan dit (uit de naam).")] = 24.0) -> None:
+    """Remove namespaces of test, benchmark and acceptance runs that were left behind: older than 24 hours (or
+    --older-than-hours), or of an older name format without a time, and in either case without consumers."""
+    from ipsflow_cli.namespaces import sweep
+
+    max_age, legacy_now = _sweep_rule(older_than_hours)
+    now = time.time()
+    local = Path(os.environ.get("IPSFLOW_LOCAL_DIR", ROOT / ".local"))
+    removed = sweep(_endpoints(), max_age, seen_file=local / "namespaces-seen.json", legacy_now=legacy_now, now=now)
+    for ns in removed:
+        console.print(f"verwijderd: {ns.key} ({len(ns.queues)} wachtrijen, {len(ns.exchanges)} exchanges, "
+                      f"{len(ns.databases)} databases, leeftijd {describe_age(ns.age_seconds(now))})",
+                      highlight=False, soft_wrap=True)
+    console.print(f"{len(removed)} achtergebleven namespace(s) opgeruimd")
+
+
+def _endpoints() -> Endpoints:
+    return Endpoints(_mongo_url(), _management_url(), _amqp_url())
+
+
+def _show_namespaces() -> None:
+    from ipsflow_cli.namespaces import leftovers, scan
+
+    try:
+        found = scan(_endpoints())
+    except (httpx.HTTPError, OSError, PyMongoError) as exc:
+        console.print(f"[yellow]namespaces niet op te vragen:[/yellow] {type(exc).__name__}")
+        return
+    if not found:
+        console.print("Geen namespaces van test- of benchmarkruns op de broker of in de database.")
+        return
+    now = time.time()
+    max_age, legacy_now = _sweep_rule(24.0)
+    swept = {ns.key for ns in leftovers(found, now, max_age, legacy_now=legacy_now)}
+    console.print(f"Namespaces van test- en benchmarkruns: {len(found)}")
+    for ns in found:
+        verdict = ("achtergebleven" if ns.key in swept else "in gebruik (consumers)" if ns.consumers
+                   else "nog geen dag oud")
+        console.print(f"  {ns.key:<22} leeftijd {describe_age(ns.age_seconds(now)):<10} {len(ns.queues):>4} wachtrijen "
+                      f"{len(ns.exchanges):>3} exchanges {len(ns.databases):>3} databases {ns.consumers:>3} consumers"
+                      f"  {verdict}", highlight=False, soft_wrap=True)
+    if swept:
+        console.print(f"{len(swept)} achtergebleven; `ipsflow stack sweep` ruimt ze op.")
 
 
 def fetch_queues(namespace: str = "") -> list[dict[str, Any]]:

@@ -134,6 +134,7 @@ def scan(endpoints: Endpoints) -> list[Namespace]:
             ns = _namespace(found, exchange["name"])
             if ns is not None:
                 ns.exchanges.append(exchange["name"])
+    mongo: pymongo.MongoClient[dict[str, Any]]
     with pymongo.MongoClient(endpoints.mongo_url, maxPoolSize=2, serverSelectionTimeoutMS=10_000) as mongo:
         for name in mongo.list_database_names():
             ns = _namespace(found, name)
@@ -164,6 +165,7 @@ def delete_namespace(endpoints: Endpoints, namespace: str) -> tuple[int, int]:
                         removed += 1
     prefix = namespace.replace(".", "_")
     dropped = 0
+    mongo: pymongo.MongoClient[dict[str, Any]]
     with pymongo.MongoClient(endpoints.mongo_url, maxPoolSize=2, serverSelectionTimeoutMS=10_000) as mongo:
         for name in mongo.list_database_names():
             if name.startswith(prefix):
