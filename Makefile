@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := python3 -m uv
 
-.PHONY: run test deps stack-up stack-down stack-status lint typecheck bench unit fuzz clean
+.PHONY: run test deps stack-up stack-down stack-status stack-reset stack-sweep lint typecheck bench unit fuzz clean
 
 deps:  ## Python dependencies from uv.lock into .venv (exact versions); BPMN tools (npm ci in tools/bpmn, chromium)
 	@$(UV) --version >/dev/null 2>&1 || { echo "[deps] installing uv $(UV_VERSION) from PyPI"; \
@@ -21,8 +21,14 @@ stack-up:  ## RabbitMQ + FerretDB, installed and started when missing
 stack-down:
 	@bash deploy/local/stack.sh down
 
-stack-status:
-	@bash deploy/local/stack.sh status
+stack-status:  ## does RabbitMQ answer AMQP, does FerretDB answer; with .venv also the namespaces test runs left
+	@if [ -x $(VENV)/bin/ipsflow ]; then $(VENV)/bin/ipsflow stack status; else bash deploy/local/stack.sh status; fi
+
+stack-reset:  ## asks, then wipes the local broker and database state (.local/rabbitmq, .local/ferretdb), starts fresh
+	@bash deploy/local/stack.sh reset
+
+stack-sweep: deps  ## removes namespaces of test and benchmark runs that were left behind
+	@$(VENV)/bin/ipsflow stack sweep
 
 run: deps stack-up  ## the whole system with demo data
 	@$(VENV)/bin/ipsflow run --demo
