@@ -247,11 +247,14 @@ rabbit_status() {
     0)
       if pid=$(our_rabbit_pid); then owner="node $RABBIT_NODE, data in $RABBIT_BASE"
       else pid=$(listener_pid "$AMQP_PORT"); owner="not this stack's node: reused"; fi
-      limit=$( [ -n "$pid" ] && open_file_limit "$pid" )
+      limit=$( [ -n "$pid" ] && open_file_limit "$pid" || true )
       say "RabbitMQ: answers AMQP on 127.0.0.1:$AMQP_PORT ($owner), management http://127.0.0.1:$MGMT_PORT"
       if [ -n "$limit" ]; then
         if [ "$limit" != unlimited ] && (( limit < RABBIT_NOFILE )); then
           say "RabbitMQ: open-file limit $limit (RabbitMQ recommends at least $RABBIT_NOFILE)"
+          if ! our_rabbit_pid >/dev/null; then
+            say "  to run this stack's own node instead: sudo rabbitmqctl stop; ipsflow stack up"
+          fi
         else
           say "RabbitMQ: open-file limit $limit"
         fi

@@ -75,12 +75,21 @@ def load_demo_data() -> int:
     return loaded
 
 
+def _local_stack_urls() -> dict[str, str]:
+    """Where deploy/local/stack.sh put the broker and the database (its variables move them; the URLs win)."""
+    amqp_port = os.environ.get("IPSFLOW_RABBITMQ_PORT", "5672")
+    ferretdb = os.environ.get("IPSFLOW_FERRETDB_LISTEN", "127.0.0.1:27017")
+    return {"IPSFLOW_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{amqp_port}/",
+            "IPSFLOW_MONGO_URL": f"mongodb://{ferretdb}/"}
+
+
 def run_system(root: Path, demo: bool = True) -> int:
     log_dir = root / ".local" / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
     # A developer's machine unless said otherwise: the services trust the development key pair that `ipsflow
     # token` mints with (any other environment refuses to start without IPSFLOW_JWT_PUBLIC_KEY_FILE or _JWKS_URL).
-    env = {"IPSFLOW_ENVIRONMENT": "development", **os.environ, "PYTHONPATH": str(root / "services")}
+    env = {"IPSFLOW_ENVIRONMENT": "development", **_local_stack_urls(), **os.environ,
+           "PYTHONPATH": str(root / "services")}
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for package, _port in SERVICES:
@@ -97,7 +106,9 @@ def run_system(root: Path, demo: bool = True) -> int:
         print("[run] ipsflow runs:", flush=True)
         for package, port in SERVICES:
             print(f"[run]   {package:<15} API docs: http://127.0.0.1:{port}/api/v1/docs", flush=True)
-        print("[run]   RabbitMQ management: http://127.0.0.1:15672 (guest/guest); `ipsflow queues` shows the queues",
+        management_port = os.environ.get("IPSFLOW_RABBITMQ_MANAGEMENT_PORT", "15672")
+        print(f"[run]   RabbitMQ management: http://127.0.0.1:{management_port} (guest/guest); `ipsflow queues` shows"
+              " the queues",
               flush=True)
         print("[run] Tokens for the APIs (development keys): ipsflow token --sub j.jansen --org-type gemeente "
               "--org 0957 --role behandelaar --naam 'J. Jansen' --mandaat toekenning --mandaat afwijzing", flush=True)
