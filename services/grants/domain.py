@@ -1,20 +1,30 @@
-"""The rules of the IPS regulations: pure, synchronous, standard library only.
+"""The rules of the IPS regulations: pure, synchronous, standard library and the shared legal calendar only.
 
 Every number that a regulation sets (windows, ceilings, caps, tariffs, durations, co-financing, deadlines)
 comes from a ``Regeling`` built from configuration (``regelingen/*.json``); nothing here is a constant of
 a regulation. What is a constant here is the law around them: the Awb (decision deadline from the day of
-receipt, the objection period counted from the day after sending) and the Algemene termijnenwet.
+receipt, the objection period counted from the day after sending) and the Algemene termijnenwet, both counted
+by ``servicekit.kalender``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+# The calendar, the durations and the Dutch notation are the shared ones (one legal calendar for every service).
+from servicekit.kalender import (
+    amsterdam_dag,
+    bedrag,
+    begin_volgende_dag,
+    bezwaartermijn_einde,
+    datum_nl,
+    einde_periode,
+    laatste_dag,
+    plus_duur,
+    termijn_einde,
+)
 
 # --------------------------------------------------------------------------------------------------------------
 # Regulations
@@ -116,92 +126,6 @@ def kies_regeling(regelingen: Sequence[Regeling], aanvraagdatum: date) -> Regeli
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Dates and deadlines
-
-_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
-
-
-def plus_duur(dag: date, duur: str) -> date:
-    """``dag`` plus an ISO 8601 date duration (PnYnMnWnD); months clamp to the last day of the month."""
-    match = _DURATION.match(duur)
-    if not match or duur == "P":
-        raise ValueError(f"unsupported duration {duur!r}")
-    years, months, weeks, days = (int(g) if g else 0 for g in match.groups())
-    total_months = dag.month - 1 + months + 12 * years
-    year, month = dag.year + total_months // 12, total_months % 12 + 1
-    day = min(dag.day, _days_in_month(year, month))
-    return date(year, month, day) + timedelta(weeks=weeks, days=days)
-
-
-def _days_in_month(year: int, month: int) -> int:
-    nxt = date(year + month // 12, month % 12 + 1, 1)
-    return (nxt - timedelta(days=1)).day
-
-
-def amsterdam_dag(moment: datetime) -> date:
-    """The Europe/Amsterdam calendar date of a moment (naive datetimes are taken as UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(AMSTERDAM).date()
-
-
-def begin_volgende_dag(dag: date) -> datetime:
-    """The UTC moment the Amsterdam day after ``dag`` starts: from then on a deadline ending on ``dag`` passed."""
-    return datetime.combine(dag + timedelta(days=1), time(0), tzinfo=AMSTERDAM).astimezone(UTC)
-
-
-def paasdag(jaar: int) -> date:
-    """Easter Sunday (Gregorian; the anonymous algorithm)."""
-    a, b, c = jaar % 19, jaar // 100, jaar % 100
-    d, e = b // 4, b % 4
-    f = (b + 8) // 25
-    g = (b - f + 1) // 3
-    h = (19 * a + b - d - g + 15) % 30
-    i, k = c // 4, c % 4
-    ell = (32 + 2 * e + 2 * i - h - k) % 7
-    m = (a + 11 * h + 22 * ell) // 451
-    maand = (h + ell - 7 * m + 114) // 31
-    dag = (h + ell - 7 * m + 114) % 31 + 1
-    return date(jaar, maand, dag)
-
-
-def feestdagen(jaar: int) -> frozenset[date]:
-    """The public holidays of the Algemene termijnenwet (art. 3) that fall on a weekday or otherwise."""
-    pasen = paasdag(jaar)
-    koningsdag = date(jaar, 4, 27)
-    if koningsdag.weekday() == 6:
-        koningsdag = date(jaar, 4, 26)
-    return frozenset({
-        date(jaar, 1, 1),  # Nieuwjaarsdag
-        pasen + timedelta(days=1),  # tweede Paasdag
-        koningsdag,
-        date(jaar, 5, 5),  # bevrijdingsdag
-        pasen + timedelta(days=39),  # Hemelvaartsdag
-        pasen + timedelta(days=50),  # tweede Pinksterdag
-        date(jaar, 12, 25),
-        date(jaar, 12, 26),
-    })
-
-
-def is_werkdag(dag: date) -> bool:
-    return dag.weekday() < 5 and dag not in feestdagen(dag.year)
-
-
-def termijn_einde(dag: date) -> date:
-    """Algemene termijnenwet art. 1: a period that ends on a Saturday, Sunday or public holiday is extended
-    to the next day that is none of these."""
-    while not is_werkdag(dag):
-        dag += timedelta(days=1)
-    return dag
-
-
-def bezwaartermijn_einde(verzonden: date, weken: int = 6) -> date:
-    """Awb 6:7/6:8: the objection period starts the day after sending and lasts ``weken`` weeks, so it ends on
-    ``verzonden + 7 * weken`` days; moved by the Algemene termijnenwet."""
-    return termijn_einde(verzonden + timedelta(weeks=weken))
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Toetsing (competence, window, decision deadline)
 
 
@@ -211,9 +135,10 @@ class Toetsing:
     binnen_aanvraagperiode: bool
     bevoegd: bool
     bevoegde_gemeente: str
-    beslisdatum: date
+    beslisdatum: date  # the end of the beslistermijn, moved by the Atw
     beslistermijn_verstrijkt_op: datetime
     hersteltermijn: str
+    beslistermijn_einde: date  # the statutory term's own end, before the Atw: Awb 4:15 extends this one
 
 
 def toets(regelingen: Sequence[Regeling], gemeente_code: str, woongemeente_code: str, aanvraagdatum: date,
@@ -222,7 +147,8 @@ def toets(regelingen: Sequence[Regeling], gemeente_code: str, woongemeente_code:
     residence is), and when the decision is due (Awb 4:13: counted from the day of receipt; a deadline ending
     on a Saturday, Sunday or public holiday moves to the next working day, Algemene termijnenwet art. 1)."""
     regeling = kies_regeling(regelingen, aanvraagdatum)
-    beslisdatum = termijn_einde(plus_duur(amsterdam_dag(ontvangen_op), regeling.beslistermijn))
+    wettelijk_einde = plus_duur(amsterdam_dag(ontvangen_op), regeling.beslistermijn)
+    beslisdatum = termijn_einde(wettelijk_einde)
     return Toetsing(
         regeling=regeling.id,
         binnen_aanvraagperiode=regeling.aanvraagperiode.bevat(aanvraagdatum),
@@ -231,6 +157,7 @@ def toets(regelingen: Sequence[Regeling], gemeente_code: str, woongemeente_code:
         beslisdatum=beslisdatum,
         beslistermijn_verstrijkt_op=begin_volgende_dag(beslisdatum),
         hersteltermijn=regeling.hersteltermijn,
+        beslistermijn_einde=wettelijk_einde,
     )
 
 
@@ -257,12 +184,7 @@ class Criteria:
     certificaat_geldig_tot: date | None
 
 
-def _datum(dag: date) -> str:
-    return f"{dag.day} {MAANDEN[dag.month - 1]} {dag.year}"
-
-
-MAANDEN = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
-           "november", "december")
+_datum = datum_nl  # "2 april 2026" (servicekit.kalender), for letter code that still says _datum
 
 
 def weigeringsgronden(regeling: Regeling, traject_type: str, aanvraagdatum: date, gewenste_startdatum: date,
@@ -272,8 +194,8 @@ def weigeringsgronden(regeling: Regeling, traject_type: str, aanvraagdatum: date
     periode = regeling.aanvraagperiode
     if not periode.bevat(aanvraagdatum):
         gronden.append(Grond("buiten_aanvraagperiode", (
-            f"De aanvraag is gedaan op {_datum(aanvraagdatum)}. Op grond van de {regeling.citeertitel} kan een "
-            f"aanvraag alleen worden ingediend van {_datum(periode.van)} tot en met {_datum(periode.tot)}. "
+            f"De aanvraag is gedaan op {datum_nl(aanvraagdatum)}. Op grond van de {regeling.citeertitel} kan een "
+            f"aanvraag alleen worden ingediend van {datum_nl(periode.van)} tot en met {datum_nl(periode.tot)}. "
             "De aanvraag is buiten deze aanvraagperiode ingediend.")))
     if regeling.tarief(traject_type) is None:
         toegestaan = " of ".join(regeling.trajecttypen)
@@ -295,10 +217,10 @@ def weigeringsgronden(regeling: Regeling, traject_type: str, aanvraagdatum: date
     tot = criteria.certificaat_geldig_tot
     if tot is None or tot < gewenste_startdatum:
         waarom = ("Er is geen geldig certificaat van modelgetrouwheid overgelegd." if tot is None else
-                  f"Het certificaat van modelgetrouwheid is geldig tot {_datum(tot)}.")
+                  f"Het certificaat van modelgetrouwheid is geldig tot {datum_nl(tot)}.")
         gronden.append(Grond("certificaat_ongeldig_op_startdatum", (
             f"{waarom} De ggz-instelling moet op de gewenste startdatum van het traject "
-            f"({_datum(gewenste_startdatum)}) "
+            f"({datum_nl(gewenste_startdatum)}) "
             "beschikken over een geldig certificaat van modelgetrouwheid van de IPS-methodiek.")))
     return gronden
 
@@ -364,13 +286,6 @@ SYSTEEM_ONDERTEKENAAR = "de daartoe gemandateerde functionaris (besluit zonder t
 def mandaattekst(regeling: Regeling, gemeente_naam: str, ondertekenaar: Ondertekenaar | None) -> str:
     naam = ondertekenaar.naam if ondertekenaar and ondertekenaar.naam else SYSTEEM_ONDERTEKENAAR
     return regeling.mandaattekst.format(gemeente=gemeente_naam, ondertekenaar=naam)
-
-
-def bedrag(cents: int) -> str:
-    """Dutch notation: € 11.325,00."""
-    euros, rest = divmod(abs(cents), 100)
-    sign = "-" if cents < 0 else ""
-    return f"€ {sign}{euros:,}".replace(",", ".") + f",{rest:02d}"
 
 
 @dataclass(frozen=True)
@@ -566,14 +481,8 @@ def _maanden_verder(dag: date, maanden: int) -> tuple[int, int]:
     return total // 12, total % 12 + 1
 
 
-def geplande_einddatum(start: date, maanden: int) -> date:
-    """The last day of a trajectory of ``maanden`` months from ``start``: the day before the same day of the
-    month ``maanden`` months later, or that month's last day when it has no such day (2024-02-01 + 24 ->
-    2026-01-31; 2023-03-31 + 1 -> 2023-04-30; 2024-01-31 + 1 -> 2024-02-29)."""
-    year, month = _maanden_verder(start, maanden)
-    if start.day > _days_in_month(year, month):
-        return date(year, month, _days_in_month(year, month))
-    return date(year, month, start.day) - timedelta(days=1)
+#: The last day of a trajectory of ``maanden`` months from ``start`` (servicekit.kalender.einde_periode).
+geplande_einddatum = einde_periode
 
 
 def verlengde_einddatum(einde: date, maanden: int) -> date:
@@ -581,8 +490,8 @@ def verlengde_einddatum(einde: date, maanden: int) -> date:
     a month ends on the last day of the month ``maanden`` later (2026-01-31 + 12 -> 2027-01-31; 2026-04-30 + 1
     -> 2026-05-31; 2027-02-28 + 12 -> 2028-02-29); otherwise on the same day, or that month's last day."""
     year, month = _maanden_verder(einde, maanden)
-    laatste = _days_in_month(year, month)
-    if einde.day == _days_in_month(einde.year, einde.month):
+    laatste = laatste_dag(year, month)
+    if einde.day == laatste_dag(einde.year, einde.month):
         return date(year, month, laatste)
     return date(year, month, min(einde.day, laatste))
 
@@ -652,8 +561,8 @@ def stel_vast(regel: str, verleend_cents: int, startdatum: date, geplande_einde:
     einde = werkelijke_einde or geplande_einde
     maanden = min(gelopen_maanden(startdatum, einde), looptijd_maanden)
     vroeg = werkelijke_einde is not None and werkelijke_einde < geplande_einde
-    verloop = (f"Het traject is gestart op {_datum(startdatum)} en " +
-               (f"voortijdig beëindigd op {_datum(einde)}" if vroeg else f"geëindigd op {_datum(einde)}") +
+    verloop = (f"Het traject is gestart op {datum_nl(startdatum)} en " +
+               (f"voortijdig beëindigd op {datum_nl(einde)}" if vroeg else f"geëindigd op {datum_nl(einde)}") +
                f"; het liep in {gelopen_maanden(startdatum, einde)} kalendermaanden.")
     if regel == "full":
         return Vaststelling(verleend_cents, regel, maanden, (

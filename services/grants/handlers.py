@@ -18,7 +18,6 @@ from grants.domain import (
     MandaatOntbreekt,
     Ondertekenaar,
     Regeling,
-    amsterdam_dag,
     grond_gemeentelijk_maximum,
     grond_subsidieplafond,
     stel_beschikking_op,
@@ -42,6 +41,7 @@ from grants.repository import GrantsRepository, cap_id, ledger_id
 from servicekit.broker import EVENTS
 from servicekit.commands import Failure, Outcome, apply_command, command_params, reply_to
 from servicekit.envelope import CloudEvent, deterministic_id
+from servicekit.kalender import amsterdam_dag
 from servicekit.logging import get_logger
 from servicekit.store import ConcurrencyError, Document, DuplicateKeyError
 
@@ -90,6 +90,8 @@ class GrantsHandlers:
             "binnenAanvraagperiode": t.binnen_aanvraagperiode, "bevoegd": t.bevoegd,
             "bevoegdeGemeente": t.bevoegde_gemeente, "beslisdatum": t.beslisdatum.isoformat(),
             "beslistermijnVerstrijktOp": iso(t.beslistermijn_verstrijkt_op), "hersteltermijn": t.hersteltermijn,
+            # the statutory end before the Atw moved it: an Awb 4:15 suspension extends this date, not beslisdatum
+            "beslistermijnEinde": t.beslistermijn_einde.isoformat(),
             "tariefCents": regeling.tarief(p.traject_type),
             "looptijdMaanden": regeling.looptijd_maanden.get(p.traject_type),
             "betaalschema": [{"moment": b.moment, "percentage": b.percentage} for b in regeling.betaalschema],

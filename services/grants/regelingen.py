@@ -15,7 +15,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from grants.domain import Betaalmoment, Budgetperiode, Cofinanciering, Periode, Regeling, plus_duur
+from grants.domain import Betaalmoment, Budgetperiode, Cofinanciering, Periode, Regeling
+from servicekit.kalender import plus_duur
 
 HERE = Path(__file__).resolve().parent
 REGELINGEN_DIR = HERE / "regelingen"

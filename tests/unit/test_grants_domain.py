@@ -16,10 +16,7 @@ from grants.domain import (
     Grond,
     MandaatOntbreekt,
     Ondertekenaar,
-    bedrag,
-    bezwaartermijn_einde,
     controleer_mandaat,
-    feestdagen,
     kies_regeling,
     mandaattekst,
     stel_beschikking_op,
@@ -27,6 +24,7 @@ from grants.domain import (
     weigeringsgronden,
 )
 from grants.regelingen import REGELINGEN_DIR, RegelingConfig, load_gemeenten, load_regelingen
+from servicekit.kalender import bedrag, bezwaartermijn_einde, feestdagen
 
 REGELINGEN = load_regelingen()
 R2019, R2023 = REGELINGEN["ips-cmd-2019"], REGELINGEN["ips-gemeenten-2023"]
@@ -102,6 +100,7 @@ def test_toetsing_deadline_competence_and_overdue_moment():
     assert t.regeling == "ips-gemeenten-2023" and t.binnen_aanvraagperiode
     assert not t.bevoegd and t.bevoegde_gemeente == "0988"
     assert t.beslisdatum == date(2026, 4, 28)
+    assert t.beslistermijn_einde == date(2026, 4, 27)  # the statutory end itself, which Awb 4:15 extends
     # overdue from the start of 29 April in Amsterdam (summer time: 22:00 UTC the day before)
     assert t.beslistermijn_verstrijkt_op == datetime(2026, 4, 28, 22, 0, tzinfo=UTC)
     assert t.hersteltermijn == "P14D"
@@ -128,6 +127,9 @@ def test_a_decision_deadline_on_a_saturday_moves_to_the_monday():
     (date(2025, 11, 13), date(2025, 12, 29)),  # +42 days is Christmas Day (Thursday) -> Friday 26th is 2e Kerstdag
     (date(2026, 3, 16), date(2026, 4, 28)),   # +42 days is Monday 27 April 2026: Koningsdag
     (date(2025, 3, 24), date(2025, 5, 6)),    # +42 days is Monday 5 May (bevrijdingsdag)
+    # shared/domain.md: sent 2026-04-02, +42 days is Hemelvaartsdag 14 May, 15 May is gelijkgesteld, then a weekend
+    (date(2026, 4, 2), date(2026, 5, 18)),
+    (date(2027, 2, 12), date(2027, 3, 30)),   # +42 days is Goede Vrijdag 26 March 2027 -> Tuesday after Easter
 ])
 def test_objection_deadline_six_weeks_moved_past_weekends_and_holidays(verzonden, einde):
     assert bezwaartermijn_einde(verzonden) == einde
@@ -136,7 +138,8 @@ def test_objection_deadline_six_weeks_moved_past_weekends_and_holidays(verzonden
 def test_public_holidays_of_the_algemene_termijnenwet():
     f2027 = feestdagen(2027)
     assert {date(2027, 3, 29), date(2027, 5, 6), date(2027, 5, 17), date(2027, 4, 27)} <= f2027
-    assert date(2027, 3, 26) not in f2027  # Goede Vrijdag is no holiday of the Atw
+    assert date(2027, 3, 26) in f2027  # Goede Vrijdag counts for the Atw (art. 3 lid 2)
+    assert date(2027, 5, 7) in f2027  # gelijkgesteld by the Crown (art. 3 lid 3)
     assert date(2025, 4, 26) in feestdagen(2025)  # 27 April 2025 is a Sunday: Koningsdag on the 26th
     assert date(2025, 4, 27) not in feestdagen(2025)
 
