@@ -22,7 +22,7 @@ from servicekit.envelope import CloudEvent
 from tests.conftest import eventually
 from tests.support.engine_driver import CommandDriver
 from tests.support.processes import free_port
-from tests.support.tokens import ADMIN, bearer
+from tests.support.tokens import ADMIN, BEHEER_ZONDER_ROL, FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, bearer
 
 VERSTUREN = "ips.bericht.versturen.v1"
 ENGINE_NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -212,9 +212,13 @@ async def test_out_of_attempts_is_mislukt_and_beheer_retries_it(service, driver,
     smtp.start()
     await asyncio.sleep(1.0)
     assert smtp.capture.messages == []  # a failed message waits for beheer
-    assert httpx.post(f"{notifications.url}/api/v1/berichten/{entry['id']}/opnieuw", headers=GGZ_NOORD,
-                      timeout=10).status_code == 403
-    r = httpx.post(f"{notifications.url}/api/v1/berichten/{entry['id']}/opnieuw", headers=ADMIN, timeout=10)
+    for not_allowed in (GGZ_NOORD, BEHEER_ZONDER_ROL, PROCESBEHEERDER):  # a retry is the functioneel-beheerder's
+        refused = httpx.post(f"{notifications.url}/api/v1/berichten/{entry['id']}/opnieuw", headers=not_allowed,
+                             timeout=10)
+        assert refused.status_code == 403, refused.text
+    assert log_of(notifications.url, "C-1")[0]["status"] == "mislukt"
+    r = httpx.post(f"{notifications.url}/api/v1/berichten/{entry['id']}/opnieuw", headers=FUNCTIONEEL_BEHEERDER,
+                   timeout=10)
     assert r.status_code == 200, r.text
 
     async def delivered() -> bool:

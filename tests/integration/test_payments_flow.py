@@ -17,7 +17,7 @@ from payments.handlers import PaymentsHandlers, Rekeningen
 from payments.repository import PaymentsRepository
 from payments.sepa import schema_errors
 from tests.conftest import eventually
-from tests.support.tokens import bearer
+from tests.support.tokens import ADMIN, BEHEER_ZONDER_ROL, bearer
 
 BETAALBEHEER = bearer("uwv-betaal-1", "uwv", "UWV", "betaalbeheerder")
 UWV_ANDERS = bearer("uwv-budget-1", "uwv", "UWV", "budgetbeheerder")
@@ -72,8 +72,11 @@ async def test_batch_of_three_validates_against_the_xsd_and_sums_to_the_ledger(s
     assert zonder.data["opdrachten"][0]["status"] == "rekening_ontbreekt"
 
     async with httpx.AsyncClient(base_url=payments.url, timeout=30) as http:
-        verboden = await http.post("/api/v1/betaalbatches", headers={**UWV_ANDERS, "Idempotency-Key": "k"})
-        assert verboden.status_code == 403
+        # Moving money is UWV's betaalbeheerder's alone: not another UWV role, not functioneel beheer with any
+        # role (it administers the system, it does not pay).
+        for niet_betalen in (UWV_ANDERS, BEHEER_ZONDER_ROL, ADMIN, bearer("b", "beheer", "ipsflow", "betaalbeheerder")):
+            verboden = await http.post("/api/v1/betaalbatches", headers={**niet_betalen, "Idempotency-Key": "k"})
+            assert verboden.status_code == 403, verboden.text
         assert (await http.post("/api/v1/betaalbatches", headers=BETAALBEHEER)).status_code == 400
         r = await http.post("/api/v1/betaalbatches", headers={**BETAALBEHEER, "Idempotency-Key": "batch-1"})
         assert r.status_code == 201, r.text
@@ -92,6 +95,12 @@ async def test_batch_of_three_validates_against_the_xsd_and_sums_to_the_ledger(s
 
         te_vroeg = await http.post(f"/api/v1/betaalbatches/{batch['batchId']}/geboekt", headers=BETAALBEHEER)
         assert te_vroeg.status_code == 409
+        for stap in ("verzonden", "geboekt"):
+            assert (await http.post(f"/api/v1/betaalbatches/{batch['batchId']}/{stap}", headers=ADMIN)
+                    ).status_code == 403
+        # reading stays open to beheer
+        assert (await http.get(f"/api/v1/betaalbatches/{batch['batchId']}", headers=BEHEER_ZONDER_ROL)
+                ).json()["status"] == "aangemaakt"
         assert (await http.post(f"/api/v1/betaalbatches/{batch['batchId']}/verzonden",
                                 headers=BETAALBEHEER)).json()["status"] == "verzonden"
         for _ in range(2):  # booking twice books once
