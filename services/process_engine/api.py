@@ -161,12 +161,6 @@ ORGANISATION_VARIABLES = {"gemeente": "gemeenteCode", "ggz": "ggzKvkNummer"}
 LANE_ORGANISATIONS = {"behandelaar": "gemeente", "ggz-instelling": "ggz", "uwv": "uwv"}
 
 
-def _require_admin(principal: Principal) -> None:
-    """Reading admin views: org_type ``beheer`` is enough. Changing anything needs a role (require_admin_role)."""
-    if principal.org_type != "beheer":
-        raise forbid("Alleen functioneel beheer mag dit.")
-
-
 def _variable(variables: dict[str, Any], name: str) -> Any:
     if name in variables:
         return variables[name]
