@@ -4,13 +4,12 @@ error line naming the dependency and its address (never the credentials), instea
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
+from tests.support.listeners import silent_listener
 from tests.support.processes import ServiceProcess, free_port
 
 STARTUP_TIMEOUT = 4
@@ -18,30 +17,8 @@ STARTUP_TIMEOUT = 4
 
 @pytest.fixture
 def silent_broker() -> Iterator[int]:
-    """A port that accepts TCP connections and never says a word: what a stuck RabbitMQ node looked like."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(64)
-    accepted: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        server.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-                accepted.append(conn)  # held open, never answered
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield server.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in accepted:
-        conn.close()
-    server.close()
+    with silent_listener() as port:
+        yield port
 
 
 def _failure_lines(proc: ServiceProcess) -> list[dict]:
