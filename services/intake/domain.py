@@ -1,4 +1,4 @@
-"""The application (aanvraag) as intake knows it. Pure and synchronous: standard library only.
+"""The application (aanvraag) as intake knows it. Pure and synchronous: standard library and servicekit.kalender only.
 
 The aggregate changes state through its methods; methods called from the portal record domain events
 (``ips.aanvraag.*``), methods called for engine commands return the command's result instead (the reply is
@@ -8,15 +8,14 @@ place here; the BSN never enters the aggregate in clear text (the edge encrypts 
 
 from __future__ import annotations
 
-import calendar
 import csv
 import io
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
+
+from servicekit.kalender import amsterdam_dag, plus_jaren, termijn_vanaf
 
 AANVRAAG_INGEDIEND = "ips.aanvraag.ingediend.v1"
 AANVRAAG_AANGEVULD = "ips.aanvraag.aangevuld.v1"
@@ -24,8 +23,6 @@ AANVRAAG_INGETROKKEN = "ips.aanvraag.ingetrokken.v1"
 TRAJECT_VERLENGING_GEVRAAGD = "ips.traject.verlenging_gevraagd.v1"
 TRAJECT_STOPBERICHT = "ips.traject.stopbericht.v1"
 TRAJECT_EINDVERSLAG_INGEDIEND = "ips.traject.eindverslag_ingediend.v1"
-
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 INGEDIEND = "ingediend"
 IN_BEHANDELING = "in_behandeling"
@@ -109,45 +106,12 @@ class Gemeenteregister:
         return found[-1].naam if found else None
 
 
-# --- dates ----------------------------------------------------------------------------------------------
-
-_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
-
-
-def is_date_duration(text: str) -> bool:
-    return bool(_DURATION.match(text)) and text != "P"
-
-
-def add_duration(start: date, duration: str) -> date:
-    """``start`` plus an ISO 8601 date duration (``P14D``, ``P2W``, ``P1M``, ``P1Y2M3D``); month ends clamp."""
-    match = _DURATION.match(duration)
-    if not match or duration == "P":
-        raise ValueError(f"not an ISO 8601 date duration: {duration!r}")
-    years, months, weeks, days = (int(g or 0) for g in match.groups())
-    month_index = start.month - 1 + months + 12 * years
-    year, month = start.year + month_index // 12, month_index % 12 + 1
-    day = min(start.day, calendar.monthrange(year, month)[1])
-    return date(year, month, day) + timedelta(weeks=weeks, days=days)
-
-
-def local_date(moment: datetime) -> date:
-    """The Europe/Amsterdam calendar date of a (UTC) timestamp."""
-    return moment.astimezone(AMSTERDAM).date()
-
-
-def plus_years(dag: date, years: int) -> date:
-    """``dag`` plus (or minus) whole years; 29 February clamps to 28 February, out of range clamps to date.min/max."""
-    year = dag.year + years
-    if year < date.min.year:
-        return date.min
-    if year > date.max.year:
-        return date.max
-    return date(year, dag.month, min(dag.day, calendar.monthrange(year, dag.month)[1]))
+# --- dates (counted by the shared legal calendar, servicekit.kalender) ---------------------------------------
 
 
 def startdatum_bereik(aanvraagdatum: date) -> tuple[date, date]:
     """The first and last acceptable desired start date for an application dated ``aanvraagdatum``."""
-    return plus_years(aanvraagdatum, -STARTDATUM_JAREN_VOOR), plus_years(aanvraagdatum, STARTDATUM_JAREN_NA)
+    return plus_jaren(aanvraagdatum, -STARTDATUM_JAREN_VOOR), plus_jaren(aanvraagdatum, STARTDATUM_JAREN_NA)
 
 
 def startdatum_ongeldig(aanvraagdatum: date, gewenste_startdatum: date) -> InvalidValue | None:
@@ -317,7 +281,7 @@ class Aanvraag:
         """
         if self.status != AANVULLING_GEVRAAGD:
             raise DomainError(f"Er is geen aanvulling gevraagd (status {self.status}).")
-        if self.herstel is not None and local_date(nu) > self.herstel.uiterlijk:
+        if self.herstel is not None and amsterdam_dag(nu) > self.herstel.uiterlijk:
             raise DomainError(f"De hersteltermijn is verstreken (uiterlijk {self.herstel.uiterlijk.isoformat()}); "
                               "aanvullen kan niet meer.")
         if ondertekening is not None:
@@ -448,11 +412,13 @@ class Aanvraag:
 
     def herstel_vragen(self, ontbrekend: list[Any], hersteltermijn: str, nu: datetime) -> dict[str, Any]:
         """Ask for the missing items; the deadline is today (Amsterdam) plus the repair period."""
-        uiterlijk = add_duration(local_date(nu), hersteltermijn)
+        gevraagd = amsterdam_dag(nu)
+        uiterlijk = termijn_vanaf(gevraagd, hersteltermijn)  # a last day on a weekend or holiday moves (Atw)
         self.herstel = Herstel(ontbrekend=list(ontbrekend), uiterlijk=uiterlijk, gevraagd_op=nu)
         if self.status not in FINAL:
             self.status = AANVULLING_GEVRAAGD
-        return {"uiterlijk": uiterlijk.isoformat()}
+        # gevraagdOp: the day of the request (Awb 4:5); the Awb 4:15 suspension of the decision term counts from it
+        return {"uiterlijk": uiterlijk.isoformat(), "gevraagdOp": gevraagd.isoformat()}
 
     def doorzenden(self, naar_gemeente_code: str, mededeling: DocumentInfo | None) -> dict[str, Any]:
         """Forward to the competent gemeente (Awb 2:3); the original receipt date is kept."""

@@ -46,6 +46,7 @@ from servicekit.auth import Principal
 from servicekit.commands import Failure, apply_command
 from servicekit.consumer import PoisonMessage
 from servicekit.envelope import CloudEvent, deterministic_id
+from servicekit.kalender import amsterdam_dag
 from servicekit.logging import get_logger
 from servicekit.store import ConcurrencyError, Document, DuplicateKeyError
 
@@ -154,7 +155,7 @@ class IntakeHandlers:
         if cmd.ggz_kvk_nummer != principal.org:
             raise Forbidden("Het KvK-nummer in de aanvraag is niet dat van uw organisatie.")
         now = self.clock()
-        today = domain.local_date(now)
+        today = amsterdam_dag(now)
         aanvraagdatum = cmd.aanvraagdatum or today
         invalid = []
         if aanvraagdatum > today:

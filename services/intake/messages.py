@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from intake.domain import is_date_duration
+from servicekit.kalender import is_duur
 from servicekit.personal_data import elfproef
 from servicekit.vrije_tekst import VrijeTekst, geen_bsn
 
@@ -197,7 +197,7 @@ class HerstelVragenParams(CommandParams):
     @field_validator("hersteltermijn")
     @classmethod
     def _duration(cls, value: str) -> str:
-        if not is_date_duration(value):
+        if not is_duur(value):
             raise ValueError("hersteltermijn is geen ISO 8601-duur zoals P14D")
         return value
 

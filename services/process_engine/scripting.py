@@ -26,24 +26,23 @@ Known limits: the budget is checked between Python lines, so a single C-level op
 from __future__ import annotations
 
 import ast
-import calendar
 import operator
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as day_time
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from types import CodeType, FrameType
 from typing import Any, Final, Literal
-from zoneinfo import ZoneInfo
 
 from RestrictedPython.compile import compile_restricted_eval, compile_restricted_exec
 from RestrictedPython.Guards import full_write_guard, guarded_iter_unpack_sequence, guarded_unpack_sequence
 from RestrictedPython.transformer import INSPECT_ATTRIBUTES, RestrictingNodeTransformer
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
+
+from servicekit import kalender
 
 __all__ = [
     "DEFAULT_TIME_LIMIT_S",
@@ -64,7 +63,6 @@ __all__ = [
 
 DEFAULT_TIME_LIMIT_S: Final = 0.1
 MIN_STEPS_BEFORE_TIMEOUT: Final = 10_000  # see _deadline
-AMSTERDAM: Final = ZoneInfo("Europe/Amsterdam")
 MAX_POWER_EXPONENT: Final = 64
 MAX_RANGE: Final = 10_000  # list(range(10**12)) would run in C, out of the budget's reach
 COMPILE_CACHE_SIZE: Final = 4096
@@ -481,8 +479,7 @@ def einde_van_dag(datum: str) -> str:
     Awb deadlines are calendar days in the Netherlands; a timer on "the day after the deadline" needs the
     UTC instant, which moves with summer time. Pure, so scripts and timer expressions may call it.
     """
-    day = date.fromisoformat(str(datum)[:10]) + timedelta(days=1)
-    return datetime.combine(day, day_time(0), tzinfo=AMSTERDAM).astimezone(UTC).isoformat()
+    return kalender.begin_volgende_dag(date.fromisoformat(str(datum)[:10])).isoformat()
 
 
 def einde_looptijd(start: str, maanden: int) -> str:
@@ -491,41 +488,48 @@ def einde_looptijd(start: str, maanden: int) -> str:
     2024-02-01 + 24 months ends on 2026-01-31: the day before the same day number in the end month. When the
     end month is too short for that day number (31 March + 1 month), the period ends on its last day.
     """
-    begin = date.fromisoformat(str(start)[:10])
-    month_index = begin.month - 1 + int(maanden)
-    year, month = begin.year + month_index // 12, month_index % 12 + 1
-    last_day = calendar.monthrange(year, month)[1]
-    if begin.day > last_day:
-        return date(year, month, last_day).isoformat()
-    return (date(year, month, begin.day) - timedelta(days=1)).isoformat()
+    return kalender.einde_periode(date.fromisoformat(str(start)[:10]), int(maanden)).isoformat()
 
 
-def _dagen(duur: str) -> int:
-    """Days in an ISO 8601 duration of days or weeks ("P14D", "P2W")."""
-    text = str(duur).upper()
-    if text.startswith("P") and text.endswith("D") and text[1:-1].isdigit():
-        return int(text[1:-1])
-    if text.startswith("P") and text.endswith("W") and text[1:-1].isdigit():
-        return 7 * int(text[1:-1])
-    raise ValueError(f"not a duration in days or weeks: {duur!r}")
+def _dag(moment: str) -> date:
+    """The Amsterdam day of an ISO timestamp (a bare date, or a naive timestamp, is taken as it is)."""
+    value = datetime.fromisoformat(str(moment))
+    return kalender.amsterdam_dag(value) if value.tzinfo else value.date()
+
+
+def opschortingsdagen(gevraagd_op: str, aangevuld_op: str | None) -> int:
+    """Awb 4:15 lid 1 sub a: the days the decision term is suspended, from the day after the request to complete
+    (``gevraagd_op``, the day intake asked) up to, not including, the day of the supplement (``aangevuld_op``, a
+    timestamp, its Amsterdam day). No supplement: 0."""
+    if not aangevuld_op:
+        return 0
+    return kalender.opschortingsdagen(date.fromisoformat(str(gevraagd_op)[:10]), _dag(aangevuld_op))
+
+
+def beslisdatum_na_opschorting(beslistermijn_einde: str, opgeschorte_dagen: int) -> str:
+    """The decision date (ISO) when the statutory term, which ends on ``beslistermijn_einde`` (grants' toetsing:
+    receipt + beslistermijn, before the Atw), is extended by ``opgeschorte_dagen`` (Awb 4:15); the Algemene
+    termijnenwet then moves the end of the extended term past a weekend or holiday."""
+    einde = date.fromisoformat(str(beslistermijn_einde)[:10]) + timedelta(days=int(opgeschorte_dagen))
+    return kalender.termijn_einde(einde).isoformat()
 
 
 def opgeschorte_beslisdatum(beslisdatum: str, uiterlijk: str, hersteltermijn: str, aangevuld_op: str | None) -> str:
-    """Awb 4:15: the decision term is suspended from the day after the repair request until the day the
-    application was supplemented. The request day is ``uiterlijk`` minus the hersteltermijn (that is how the
-    deadline was set); the result is ``beslisdatum`` moved by the suspended days (ISO date).
-    """
+    """For diagram versions deployed before ``opschortingsdagen``/``beslisdatum_na_opschorting`` (their running
+    cases still call it): the request day is ``uiterlijk`` minus the hersteltermijn and the statutory end is not
+    known, so ``beslisdatum`` stands in for it; the days and the Atw are counted as above."""
     if not aangevuld_op:
         return str(beslisdatum)[:10]
-    gevraagd = date.fromisoformat(str(uiterlijk)[:10]) - timedelta(days=_dagen(hersteltermijn))
-    moment = datetime.fromisoformat(str(aangevuld_op))
-    aangevuld = moment.astimezone(AMSTERDAM).date() if moment.tzinfo else moment.date()
-    opgeschort = max((aangevuld - gevraagd).days, 0)
-    return (date.fromisoformat(str(beslisdatum)[:10]) + timedelta(days=opgeschort)).isoformat()
+    einde = date.fromisoformat(str(uiterlijk)[:10])
+    gevraagd = einde - (kalender.plus_duur(einde, str(hersteltermijn).upper()) - einde)
+    dagen = kalender.opschortingsdagen(gevraagd, _dag(aangevuld_op))
+    return beslisdatum_na_opschorting(beslisdatum, dagen)
 
 
 #: Functions of ours that every script and expression may call (pure, no I/O).
 PROCESS_FUNCTIONS: Final[dict[str, Any]] = {"einde_van_dag": einde_van_dag, "einde_looptijd": einde_looptijd,
+                                             "opschortingsdagen": opschortingsdagen,
+                                             "beslisdatum_na_opschorting": beslisdatum_na_opschorting,
                                              "opgeschorte_beslisdatum": opgeschorte_beslisdatum}
 
 

@@ -23,7 +23,7 @@ _GGZ = frozenset({
     # who the case belongs to
     "gemeenteCode", "ggzKvkNummer",
     # deadlines and what is missing
-    "beslisdatum", "te_laat", "volledigheid", "herstelverzoek", "doorzending",
+    "beslisdatum", "opgeschorte_dagen", "te_laat", "volledigheid", "herstelverzoek", "doorzending",
     # the trajectory (DMN) and its dates
     "tarief_cents", "looptijd_maanden", "startdatum", "einddatum", "verlengingen", "werkelijke_einddatum",
     # decisions, letters and money as sent to the ggz

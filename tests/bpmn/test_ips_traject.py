@@ -36,7 +36,7 @@ def toetsing(**overrides: Any) -> dict[str, Any]:
     return {"regeling": "ips-gemeenten-2023", "binnenAanvraagperiode": True, "bevoegd": True,
             "betaalschema": [{"moment": "toekenning", "percentage": 60}, {"moment": "vaststelling", "percentage": 40}],
             "terugvorderingstermijnJaren": 5,
-            "bevoegdeGemeente": "0957", "beslisdatum": "2026-04-27",
+            "bevoegdeGemeente": "0957", "beslisdatum": "2026-04-27", "beslistermijnEinde": "2026-04-27",
             "beslistermijnVerstrijktOp": "2026-04-27T22:00:00+00:00", "hersteltermijn": "P14D", **overrides}
 
 
@@ -112,7 +112,7 @@ def standard_replies(**overrides: Callable[[dict[str, Any]], dict[str, Any]]) ->
         "ips.beschikking.opstellen.v1": lambda p: {"beschikkingId": f"b-{p['soort']}", "soort": p["soort"],
                                                    "datum": "2026-03-02", "tekst": "..."},
         "ips.aanvraag.besluit_registreren.v1": lambda p: {},
-        "ips.aanvraag.herstel_vragen.v1": lambda p: {"uiterlijk": "2026-03-16"},
+        "ips.aanvraag.herstel_vragen.v1": lambda p: {"uiterlijk": "2026-03-16", "gevraagdOp": "2026-03-02"},
         "ips.aanvraag.doorzenden.v1": lambda p: {"gemeenteCode": p["naar_gemeente_code"]},
         "ips.bericht.versturen.v1": lambda p: {"berichtId": f"m-{p['beschikking']['beschikkingId']}"},
         "ips.betaling.opdrachten_aanmaken.v1": lambda p: {"opdrachten": [], "totaalCents": p["bedrag_cents"],
@@ -218,7 +218,9 @@ def test_incomplete_then_supplemented_in_time_continues(parsed):
     case.advance(datetime.fromisoformat("2026-03-16T22:30:00+00:00") - case.now)  # 23:30 on the last day
     assert "ips.beschikking.opstellen.v1" not in case.types()
     case.message("ips.aanvraag.aangevuld.v1", {"aanvraagId": "a-1", "aangevuldOp": "2026-03-16T22:30:00+00:00"})
-    # Awb 4:15: asked on 2 March, supplemented on 16 March (Amsterdam): the decision date moves 14 days
+    # Awb 4:15: asked on 2 March, supplemented on 16 March (Amsterdam): suspended 3..15 March, 13 days; the
+    # statutory term (27 April) + 13 days ends on Sunday 10 May, so the Atw gives Monday 11 May
+    assert case.variables["opgeschorte_dagen"] == 13
     assert case.variables["beslisdatum"] == "2026-05-11"
     assert rt.next_timer_at(case.wf) == datetime.fromisoformat("2026-05-11T22:00:00+00:00")
     assert case.types()[-2:] == ["ips.aanvraag.volledigheid_controleren.v1", "ips.budget.reserveren.v1"]
@@ -347,16 +349,76 @@ def test_einde_looptijd_is_the_day_before_the_same_day_n_months_later_or_the_mon
     assert einde_looptijd(start, months) == end
 
 
+@pytest.mark.parametrize(("gevraagd", "aangevuld", "dagen"), [
+    ("2026-03-02", "2026-03-07T10:00:00+00:00", 4),   # suspended 3, 4, 5 and 6 March: not the day of the supplement
+    ("2026-03-02", "2026-03-06T23:30:00+00:00", 4),   # 00:30 on 7 March in Amsterdam
+    ("2026-03-02", "2026-03-03T08:00:00+00:00", 0),   # supplemented the day after the request
+    ("2026-03-02", "2026-03-02T12:00:00+00:00", 0),   # supplemented the same day
+    ("2026-03-02", None, 0),
+])
+def test_opschortingsdagen_follow_awb_4_15(gevraagd, aangevuld, dagen):
+    from process_engine.scripting import opschortingsdagen
+
+    assert opschortingsdagen(gevraagd, aangevuld) == dagen
+
+
+@pytest.mark.parametrize(("einde", "dagen", "beslisdatum"), [
+    # received Monday 2 March 2026: the statutory term ends on Koningsdag 27 April; asked that day, supplemented on
+    # Friday 6 March: 3 days suspended -> Thursday 30 April (the old rule added 4 days to the moved 28 April and
+    # ended on Saturday 2 May)
+    ("2026-04-27", 3, "2026-04-30"),
+    ("2026-04-27", 0, "2026-04-28"),  # nothing suspended: the Atw moves the statutory end past Koningsdag
+    # received Thursday 12 March: term ends 7 May; asked that day, supplemented Friday 20 March: 7 days -> Hemelvaart
+    # 14 May, gelijkgesteld 15 May, weekend -> Monday 18 May (the old rule: 15 May)
+    ("2026-05-07", 7, "2026-05-18"),
+    ("2027-03-19", 7, "2027-03-30"),  # 26 March 2027 is Goede Vrijdag, then Easter -> Tuesday 30 March
+    ("2026-12-21", 11, "2027-01-04"),  # across the year end: 1 January 2027, then a weekend
+])
+def test_beslisdatum_na_opschorting_extends_the_statutory_term_then_applies_the_atw(einde, dagen, beslisdatum):
+    from process_engine.scripting import beslisdatum_na_opschorting
+
+    assert beslisdatum_na_opschorting(einde, dagen) == beslisdatum
+
+
 @pytest.mark.parametrize(("uiterlijk", "termijn", "aangevuld", "expected"), [
-    ("2026-03-16", "P14D", "2026-03-07T10:00:00+00:00", "2026-05-02"),  # 5 days suspended
-    ("2026-03-16", "P2W", "2026-03-06T23:30:00+00:00", "2026-05-02"),   # 00:30 on 7 March in Amsterdam
-    ("2026-03-16", "P14D", "2026-03-02T12:00:00+00:00", "2026-04-27"),  # supplemented the same day
+    ("2026-03-16", "P14D", "2026-03-07T10:00:00+00:00", "2026-05-01"),  # 4 days suspended
+    ("2026-03-16", "P2W", "2026-03-06T23:30:00+00:00", "2026-05-01"),   # 00:30 on 7 March in Amsterdam
+    ("2026-03-16", "P14D", "2026-03-02T12:00:00+00:00", "2026-04-28"),  # same day: 27 April is Koningsdag
     ("2026-03-16", "P14D", None, "2026-04-27"),
 ])
-def test_opgeschorte_beslisdatum_follows_awb_4_15(uiterlijk, termijn, aangevuld, expected):
+def test_the_helper_of_earlier_diagram_versions_counts_the_same_way(uiterlijk, termijn, aangevuld, expected):
     from process_engine.scripting import opgeschorte_beslisdatum
 
     assert opgeschorte_beslisdatum("2026-04-27", uiterlijk, termijn, aangevuld) == expected
+
+
+def test_a_supplement_across_a_holiday_and_a_gelijkgestelde_dag_moves_the_timer(parsed):
+    answers = iter([volledigheid(False), volledigheid(True)])
+    case = Case(parsed, standard_replies(**{
+        "ips.aanvraag.toetsen.v1": lambda p: toetsing(beslisdatum="2026-05-07", beslistermijnEinde="2026-05-07"),
+        "ips.aanvraag.volledigheid_controleren.v1": lambda p: next(answers),
+        "ips.aanvraag.herstel_vragen.v1": lambda p: {"uiterlijk": "2026-03-26", "gevraagdOp": "2026-03-12"}}))
+    case.message("ips.aanvraag.aangevuld.v1", {"aanvraagId": "a-1", "aangevuldOp": "2026-03-20T09:00:00+00:00"})
+    assert case.variables["opgeschorte_dagen"] == 7
+    assert case.variables["beslisdatum"] == "2026-05-18"  # 14 May Hemelvaart, 15 May gelijkgesteld, weekend
+    assert rt.next_timer_at(case.wf) == datetime.fromisoformat("2026-05-18T22:00:00+00:00")  # the overdue timer
+    assert case.task().element_id == "UserTask_beoordelen"
+    # a 4:14 notice is checked against the same date
+    case.complete_task({"besluit": "verdagen", "motivering": "Advies nodig.", "nieuweBeslisdatum": "2026-06-15"})
+    assert case.last("ips.beschikking.opstellen.v1").params["huidige_beslisdatum"] == "2026-05-18"
+
+
+def test_two_supplements_extend_the_term_by_both_suspensions(parsed):
+    answers = iter([volledigheid(False), volledigheid(False), volledigheid(True)])
+    asked = iter([{"uiterlijk": "2026-03-16", "gevraagdOp": "2026-03-02"},
+                  {"uiterlijk": "2026-03-24", "gevraagdOp": "2026-03-10"}])
+    case = Case(parsed, standard_replies(**{"ips.aanvraag.volledigheid_controleren.v1": lambda p: next(answers),
+                                            "ips.aanvraag.herstel_vragen.v1": lambda p: next(asked)}))
+    case.message("ips.aanvraag.aangevuld.v1", {"aanvraagId": "a-1", "aangevuldOp": "2026-03-10T09:00:00+00:00"})
+    assert case.variables["opgeschorte_dagen"] == 7  # 3..9 March
+    case.message("ips.aanvraag.aangevuld.v1", {"aanvraagId": "a-1", "aangevuldOp": "2026-03-13T09:00:00+00:00"})
+    assert case.variables["opgeschorte_dagen"] == 9  # and 11, 12 March
+    assert case.variables["beslisdatum"] == "2026-05-06"  # 27 April + 9 days, a Wednesday
 
 
 def test_a_414_notice_grants_refuses_sends_the_official_back_to_the_task(parsed):

@@ -15,6 +15,7 @@ import pytest
 
 from servicekit.broker import COMMANDS, EVENTS, Broker
 from servicekit.envelope import CloudEvent, new_event
+from servicekit.kalender import termijn_einde
 from tests.conftest import eventually
 from tests.integration.test_intake_http import BSN, GGZ_HEADERS, ROERMOND, VALID, WEERT, submit, upload
 
@@ -110,10 +111,11 @@ async def test_incomplete_application_repaired_forwarded_and_decided(service, en
 
     # asked now (the ggz supplements on the real clock, within the repair period)
     now = datetime.now(UTC)
-    uiterlijk = (now.astimezone(AMSTERDAM).date() + timedelta(days=14)).isoformat()
+    gevraagd = now.astimezone(AMSTERDAM).date()
+    uiterlijk = termijn_einde(gevraagd + timedelta(days=14)).isoformat()  # moved past a weekend or holiday (Atw)
     herstel = await engine.ask("ips.aanvraag.herstel_vragen.v1", aanvraag_id, "cmd-herstel-1", now,
                                ontbrekend=check.data["ontbrekend"], hersteltermijn="P14D")
-    assert herstel.data == {"uiterlijk": uiterlijk}
+    assert herstel.data == {"uiterlijk": uiterlijk, "gevraagdOp": gevraagd.isoformat()}
     detail = _read(intake.url, aanvraag_id).json()
     assert detail["status"] == "aanvulling_gevraagd"
     assert detail["herstel"]["uiterlijk"] == uiterlijk
@@ -183,8 +185,9 @@ async def test_supplement_after_the_repair_deadline_is_refused(service, engine, 
     asked_long_ago = datetime.now(UTC) - timedelta(days=30)
     herstel = await engine.ask("ips.aanvraag.herstel_vragen.v1", aanvraag_id, "cmd-herstel-laat", asked_long_ago,
                                ontbrekend=[{"code": "modelgetrouwheidscertificaat"}], hersteltermijn="P14D")
-    uiterlijk = (asked_long_ago.astimezone(AMSTERDAM).date() + timedelta(days=14)).isoformat()
-    assert herstel.data == {"uiterlijk": uiterlijk}
+    gevraagd = asked_long_ago.astimezone(AMSTERDAM).date()
+    uiterlijk = termijn_einde(gevraagd + timedelta(days=14)).isoformat()
+    assert herstel.data == {"uiterlijk": uiterlijk, "gevraagdOp": gevraagd.isoformat()}
     before = _read(intake.url, aanvraag_id)
 
     late = httpx.post(f"{intake.url}/api/v1/aanvragen/{aanvraag_id}/aanvullingen",

@@ -21,9 +21,9 @@ from intake.domain import (
     InvalidValue,
     Modelgetrouwheid,
     Ondertekening,
-    add_duration,
     startdatum_ongeldig,
 )
+from servicekit.kalender import plus_duur
 from servicekit.personal_data import elfproef
 
 CSV = Path(__file__).resolve().parents[2] / "services" / "intake" / "data" / "gemeenten.csv"
@@ -68,12 +68,12 @@ def test_the_register_counts_342_gemeenten_per_january_2026(register):
     (date(2026, 12, 20), "P1M14D", date(2027, 2, 3)),
 ])
 def test_add_duration(start, duration, expected):
-    assert add_duration(start, duration) == expected
+    assert plus_duur(start, duration) == expected
 
 
 def test_add_duration_refuses_time_parts():
     with pytest.raises(ValueError):
-        add_duration(date(2026, 1, 1), "PT12H")
+        plus_duur(date(2026, 1, 1), "PT12H")
 
 
 def aanvraag(*, kandidaat=True, ggz=True, geldig_tot: date | None = date(2027, 1, 1)) -> Aanvraag:
@@ -132,7 +132,8 @@ def test_supplement_that_completes_counts_from_the_supplement():
     a = aanvraag(kandidaat=False)
     a.document_toevoegen(formulier())
     assert not a.volledigheid_controleren()["volledig"]
-    assert a.herstel_vragen(["ondertekening_kandidaat"], "P14D", T0) == {"uiterlijk": "2026-03-16"}
+    assert a.herstel_vragen(["ondertekening_kandidaat"], "P14D", T0) == \
+        {"uiterlijk": "2026-03-16", "gevraagdOp": "2026-03-02"}
     assert a.status == "aanvulling_gevraagd"
     later = datetime(2026, 3, 10, 8, 0, tzinfo=UTC)
     a.events.clear()
@@ -147,7 +148,17 @@ def test_supplement_that_completes_counts_from_the_supplement():
 def test_repair_deadline_uses_the_amsterdam_date():
     a = aanvraag()
     late_evening_utc = datetime(2026, 3, 1, 23, 30, tzinfo=UTC)  # already 2 March in Amsterdam
-    assert a.herstel_vragen([], "P14D", late_evening_utc) == {"uiterlijk": "2026-03-16"}
+    assert a.herstel_vragen([], "P14D", late_evening_utc) == {"uiterlijk": "2026-03-16", "gevraagdOp": "2026-03-02"}
+
+
+def test_repair_deadline_ending_on_a_holiday_moves_to_the_next_working_day():
+    # asked Friday 20 March 2026: 14 days later is Goede Vrijdag, then Easter and Tweede Paasdag -> Tuesday 7 April
+    a = aanvraag()
+    assert a.herstel_vragen([], "P14D", datetime(2026, 3, 20, 10, 0, tzinfo=UTC)) == \
+        {"uiterlijk": "2026-04-07", "gevraagdOp": "2026-03-20"}
+    # asked Friday 18 December 2026: 1 January 2027 is Nieuwjaarsdag, then a weekend -> Monday 4 January
+    b = aanvraag()
+    assert b.herstel_vragen([], "P14D", datetime(2026, 12, 18, 10, 0, tzinfo=UTC))["uiterlijk"] == "2027-01-04"
 
 
 def test_supplement_only_when_asked():
@@ -186,7 +197,8 @@ def test_decision_after_withdrawal_is_recorded_but_status_stays():
 
 def _asked() -> Aanvraag:
     a = aanvraag(kandidaat=False)
-    assert a.herstel_vragen(["ondertekening_kandidaat"], "P14D", T0) == {"uiterlijk": "2026-03-16"}
+    assert a.herstel_vragen(["ondertekening_kandidaat"], "P14D", T0) == \
+        {"uiterlijk": "2026-03-16", "gevraagdOp": "2026-03-02"}
     return a
 
 
