@@ -317,6 +317,9 @@ class BeschikkingVerzoek:
 
 @dataclass(frozen=True)
 class Beschikking:
+    """The decision as data. The words of the letter are notifications' templates (``templates/brieven``);
+    ``brief`` is everything they need, JSON-ready (dates ISO 8601, amounts in cents)."""
+
     kenmerk: str
     soort: str
     datum: date
@@ -324,23 +327,11 @@ class Beschikking:
     bedrag_cents: int
     financiering: dict[str, object] | None
     mandaat: str
-    tekst: str
-
-
-ONDERWERPEN = {
-    "toekenning": "Besluit op uw aanvraag subsidie IPS-traject: toekenning",
-    "afwijzing": "Besluit op uw aanvraag subsidie IPS-traject: afwijzing",
-    "niet_behandelen": "Besluit op uw aanvraag subsidie IPS-traject: niet in behandeling genomen",
-    "doorzending": "Doorzending van uw aanvraag subsidie IPS-traject",
-    "verdaging": "Verdaging van de beslissing op uw aanvraag subsidie IPS-traject",
-    "vaststelling": "Vaststelling subsidie IPS-traject",
-    "verlenging": "Besluit op uw verzoek om verlenging van het IPS-traject: verlenging",
-    "afwijzing_verlenging": "Besluit op uw verzoek om verlenging van het IPS-traject: afwijzing",
-}
+    brief: dict[str, object]
 
 
 def stel_beschikking_op(v: BeschikkingVerzoek) -> Beschikking:
-    """Write the letter; raises MandaatOntbreekt when the signatory may not take this kind of decision."""
+    """Take the decision; raises MandaatOntbreekt when the signatory may not take this kind of decision."""
     controleer_mandaat(v.soort, v.ondertekenaar)
     r = v.regeling
     mandaat = mandaattekst(r, v.gemeente_naam, v.ondertekenaar)
@@ -349,121 +340,46 @@ def stel_beschikking_op(v: BeschikkingVerzoek) -> Beschikking:
     if v.soort == "vaststelling" and v.vastgesteld_cents is not None:
         bedrag_cents = v.vastgesteld_cents
     financiering = r.financiering(bedrag_cents) if v.soort in MET_BEDRAG else None
-    geadresseerde = (f"de ggz-instelling met KvK-nummer {v.ggz_kvk_nummer}" if v.ggz_kvk_nummer
-                     else "de ggz-instelling die de aanvraag heeft ingediend")
-    regels = [
-        f"Aan: {geadresseerde}",
-        f"Datum: {_datum(v.datum)}",
-        f"Ons kenmerk: {v.kenmerk}",
-        f"Uw aanvraag: {v.aanvraag_id}",
-        f"Onderwerp: {ONDERWERPEN[v.soort]}",
-        "",
-        "Geachte heer, mevrouw,",
-        "",
-    ]
-    regels += _kern(v, financiering)
-    if v.motivering:
-        regels += ["", "Motivering", v.motivering]
-    regels += ["", f"Dit besluit is genomen op grond van de {r.citeertitel} en de Algemene wet bestuursrecht.", "",
-               "Hoogachtend,", "", mandaat]
-    if einde is not None:
-        regels += ["", "Bezwaar", (
-            f"Bent u het niet eens met dit besluit? Dan kunt u binnen {r.bezwaartermijn_weken} weken na de dag "
-            f"waarop dit besluit is verzonden bezwaar maken (artikelen 6:7 en 6:8 van de Algemene wet "
-            f"bestuursrecht). Uw bezwaarschrift moet uiterlijk op {_datum(einde)} zijn ontvangen. Stuur het "
-            f"bezwaarschrift aan het college van burgemeester en wethouders van {v.gemeente_naam}, onder "
-            f"vermelding van kenmerk {v.kenmerk}. Vermeld in het bezwaarschrift uw naam en adres, de datum, een "
-            "omschrijving van het besluit waartegen u bezwaar maakt en de redenen van uw bezwaar, en onderteken "
-            "het.")]
     return Beschikking(kenmerk=v.kenmerk, soort=v.soort, datum=v.datum, bezwaartermijn_einde=einde,
                        bedrag_cents=bedrag_cents if v.soort in MET_BEDRAG else 0,
-                       financiering=financiering, mandaat=mandaat, tekst="\n".join(regels) + "\n")
+                       financiering=financiering, mandaat=mandaat,
+                       brief=briefgegevens(v, mandaat, einde, financiering))
 
 
-def _kern(v: BeschikkingVerzoek, financiering: dict[str, object] | None) -> list[str]:
+def _iso(dag: date | None) -> str | None:
+    return dag.isoformat() if dag else None
+
+
+def briefgegevens(v: BeschikkingVerzoek, mandaat: str, bezwaar_einde: date | None,
+                  financiering: dict[str, object] | None) -> dict[str, object]:
+    """What the letter states, as data: the grounds, amounts, dates, the mandate chain and the objection
+    clause's period and end. Notifications renders the words from this (and from nothing else)."""
     r = v.regeling
-    gronden = [f"- {g.tekst}" for g in v.gronden]
+    gegevens: dict[str, object] = {
+        "soort": v.soort, "kenmerk": v.kenmerk, "datum": v.datum.isoformat(), "aanvraagId": v.aanvraag_id,
+        "ggzKvkNummer": v.ggz_kvk_nummer, "gemeenteNaam": v.gemeente_naam, "citeertitel": r.citeertitel,
+        "trajectType": v.traject_type, "gronden": [g.tekst for g in v.gronden], "motivering": v.motivering,
+        "mandaat": mandaat, "bezwaar": ({"weken": r.bezwaartermijn_weken, "einde": bezwaar_einde.isoformat()}
+                                        if bezwaar_einde else None),
+    }
     if v.soort == "toekenning":
-        looptijd = r.looptijd_maanden.get(v.traject_type)
-        regels = [
-            f"U hebt subsidie aangevraagd voor een IPS-traject van het type {v.traject_type}. Wij kennen deze "
-            f"subsidie toe. Het subsidiebedrag is {bedrag(v.bedrag_cents)} (inclusief btw).",
-            "",
-            f"Het traject duurt ten hoogste {looptijd} maanden en kan eenmaal met ten hoogste "
-            f"{r.verlenging_max_maanden} maanden worden verlengd.",
-        ]
-        if financiering and financiering.get("niveau") == "traject":
-            regels.append(
-                f"Het bedrag wordt gefinancierd door het Rijk ({bedrag(int(str(financiering['rijkCents'])))}) en "
-                f"door de gemeente {v.gemeente_naam} ({bedrag(int(str(financiering['gemeenteCents'])))}).")
-        elif financiering:
-            regels.append(
-                f"De subsidie wordt voor {financiering['rijkPercentage']}% door het Rijk en voor "
-                f"{financiering['gemeentenPercentage']}% door de gemeenten gezamenlijk (via het Gemeentefonds) "
-                "gefinancierd.")
-        regels.append("UWV betaalt het subsidiebedrag aan u uit. Na afloop van het traject stellen wij de "
-                      "subsidie vast; het bedrag kan dan lager worden vastgesteld als het traject eerder eindigt.")
-        return regels
-    if v.soort == "afwijzing":
-        return [f"U hebt subsidie aangevraagd voor een IPS-traject van het type {v.traject_type}. Wij wijzen uw "
-                "aanvraag af, om de volgende redenen:", *gronden]
-    if v.soort == "niet_behandelen":
-        return ["Uw aanvraag was niet volledig. Wij hebben u gevraagd de ontbrekende gegevens binnen de "
-                "gestelde hersteltermijn aan te vullen. Dat is niet (volledig) gebeurd. Daarom nemen wij uw "
-                "aanvraag niet in behandeling (artikel 4:5 van de Algemene wet bestuursrecht).", *gronden]
-    if v.soort == "doorzending":
-        van = v.van_gemeente_naam or v.gemeente_naam
-        naar = v.naar_gemeente_naam or "de bevoegde gemeente"
-        return [f"U hebt uw aanvraag gericht aan de gemeente {van}. Die gemeente is niet bevoegd om op uw "
-                f"aanvraag te beslissen, omdat de kandidaat niet in deze gemeente woont. Wij hebben uw aanvraag "
-                f"daarom doorgezonden naar de gemeente {naar}, die wel bevoegd is (artikel 2:3 van de Algemene wet "
-                "bestuursrecht). De datum waarop wij uw aanvraag hebben ontvangen, blijft de datum van ontvangst. "
-                f"U hoort van de gemeente {naar} verder over uw aanvraag."]
-    if v.soort == "verdaging":
-        nieuw = _datum(v.nieuwe_beslisdatum) if v.nieuwe_beslisdatum else "(onbekend)"
-        return ["Wij kunnen niet binnen de wettelijke termijn op uw aanvraag beslissen. Op grond van artikel 4:14 "
-                f"van de Algemene wet bestuursrecht laten wij u weten dat wij uiterlijk op {nieuw} zullen "
-                "beslissen.", *gronden]
-    if v.soort == "verlenging":
-        nieuw = _datum(v.nieuwe_einddatum) if v.nieuwe_einddatum else "(onbekend)"
-        return [f"U hebt gevraagd het IPS-traject van het type {v.traject_type} te verlengen. Wij verlengen het "
-                f"traject met {v.maanden} maanden. De nieuwe einddatum van het traject is {nieuw}.",
-                "",
-                "Het traject kan op grond van de regeling eenmaal worden verlengd; een volgende verlenging is niet "
-                "mogelijk. De verlenging verandert het subsidiebedrag niet.", *gronden]
-    if v.soort == "afwijzing_verlenging":
-        gevraagd = f" met {v.maanden} maanden" if v.maanden else ""
-        return [f"U hebt gevraagd het IPS-traject van het type {v.traject_type}{gevraagd} te verlengen. Wij wijzen "
-                "uw verzoek af, om de volgende redenen:", *gronden,
-                "", "Het traject eindigt daarom op de einddatum die al gold."]
-    return _vaststelling(v, gronden)
-
-
-def _vaststelling(v: BeschikkingVerzoek, gronden: list[str]) -> list[str]:
-    verleend = v.bedrag_cents
-    vastgesteld = v.vastgesteld_cents if v.vastgesteld_cents is not None else verleend
-    betaald = v.betaald_cents if v.betaald_cents is not None else voorschot_cents(v.regeling, verleend)
-    regels = [f"Wij stellen de subsidie voor het IPS-traject van het type {v.traject_type} vast op "
-              f"{bedrag(vastgesteld)}.", ""]
-    if vastgesteld == verleend:
-        regels.append(f"Dit is gelijk aan het verleende bedrag van {bedrag(verleend)}.")
-    else:
-        regels.append(f"Bij de toekenning is {bedrag(verleend)} verleend. De subsidie wordt "
-                      f"{bedrag(abs(verleend - vastgesteld))} {'lager' if vastgesteld < verleend else 'hoger'} "
-                      "vastgesteld dan verleend (artikel 4:46 van de Algemene wet bestuursrecht).")
-    saldo = vastgesteld - betaald
-    regels.append(f"U hebt tot nu toe {bedrag(betaald)} ontvangen.")
-    if saldo > 0:
-        regels.append(f"UWV betaalt u het resterende bedrag van {bedrag(saldo)} uit.")
-    elif saldo < 0:
-        regels.append(
-            f"U hebt {bedrag(-saldo)} te veel ontvangen. Dit bedrag vorderen wij van u terug (artikel 4:57 van "
-            "de Algemene wet bestuursrecht). UWV stuurt u hiervoor een betaalverzoek of verrekent het bedrag met "
-            "een volgende betaling. Terugvordering is mogelijk tot "
-            f"{v.regeling.terugvorderingstermijn_jaren} jaar na de dag van deze vaststelling.")
-    else:
-        regels.append("U hoeft niets terug te betalen en u ontvangt geen betaling meer.")
-    return [*regels, *gronden]
+        gegevens.update(bedragCents=v.bedrag_cents, financiering=financiering,
+                        looptijdMaanden=r.looptijd_maanden.get(v.traject_type),
+                        verlengingMaxMaanden=r.verlenging_max_maanden)
+    elif v.soort == "doorzending":
+        gegevens.update(vanGemeenteNaam=v.van_gemeente_naam, naarGemeenteNaam=v.naar_gemeente_naam)
+    elif v.soort == "verdaging":
+        gegevens["nieuweBeslisdatum"] = _iso(v.nieuwe_beslisdatum)
+    elif v.soort in ("verlenging", "afwijzing_verlenging"):
+        gegevens.update(nieuweEinddatum=_iso(v.nieuwe_einddatum), maanden=v.maanden)
+    elif v.soort == "vaststelling":
+        verleend = v.bedrag_cents
+        gegevens.update(
+            verleendCents=verleend,
+            vastgesteldCents=v.vastgesteld_cents if v.vastgesteld_cents is not None else verleend,
+            betaaldCents=v.betaald_cents if v.betaald_cents is not None else voorschot_cents(r, verleend),
+            terugvorderingstermijnJaren=r.terugvorderingstermijn_jaren)
+    return gegevens
 
 
 def voorschot_cents(regeling: Regeling, verleend_cents: int) -> int:

@@ -337,7 +337,8 @@ class GrantsHandlers:
     # ---------------------------------------------------------------------------------------- beschikking
 
     async def beschikking_opstellen(self, command: CloudEvent) -> None:
-        """ips.beschikking.opstellen.v1: write the letter (stored once per command) and list it on the zaak.
+        """ips.beschikking.opstellen.v1: take the decision (stored once per command, as data: notifications
+        writes and keeps the letter) and list it on the zaak.
         Fails with IPS-MANDAAT-001 when the signatory's sub-mandate does not cover the kind."""
         p = command_params(BeschikkingOpstellen, command)
         regeling = self.regelingen.get(p.regeling)
@@ -402,7 +403,7 @@ class GrantsHandlers:
                     "nieuwe_einddatum": nieuwe_einddatum.isoformat() if nieuwe_einddatum else None,
                     "maanden": maanden, "verleend_cents": bedrag if p.soort == "vaststelling" else None,
                     "vastgesteld_cents": b.bedrag_cents if p.soort == "vaststelling" else None,
-                    "tekst": b.tekst, "opgesteld_op": self.clock()})
+                    "brief": b.brief, "opgesteld_op": self.clock()})
                 outcome = beschikking_result(stored)
 
         def apply(doc: Document) -> Outcome:
@@ -448,7 +449,13 @@ def beschikking_result(doc: Document) -> dict[str, Any]:
     result = {"beschikkingId": doc["_id"], "kenmerk": doc["kenmerk"], "soort": doc["soort"], "datum": doc["datum"],
               "bezwaartermijnEinde": doc.get("bezwaartermijn_einde"), "bedragCents": doc["bedrag_cents"],
               "financiering": doc.get("financiering"), "mandaat": doc.get("mandaat"),
-              "gemeenteCode": doc.get("gemeente_code"), "tekst": doc["tekst"]}
+              "gemeenteCode": doc.get("gemeente_code")}
+    # The decision as data; its words, text and PDF are notifications' (the one copy of the letter, README
+    # "Letters"). A beschikking stored by an older grants still has its text.
+    if doc.get("brief") is not None:
+        result["brief"] = doc["brief"]
+    if doc.get("tekst"):
+        result["tekst"] = doc["tekst"]
     if doc.get("nieuwe_einddatum"):
         result["nieuweEinddatum"] = doc["nieuwe_einddatum"]
     if doc.get("maanden") is not None:

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 
 from notifications.bootstrap import Notifications, NotificationSettings, bootstrap
-from notifications.domain import STATUSSEN
+from notifications.domain import STATUSSEN, bericht_id
 from notifications.handlers import Conflict
-from notifications.messages import Bericht
+from notifications.messages import ID_PATTERN, Bericht, Brief
 from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
 from servicekit.clock_api import add_clock_route
@@ -30,6 +31,7 @@ def get_notifications(request: Request) -> Notifications:
 
 
 NotificationsDep = Annotated[Notifications, Depends(get_notifications)]
+ID = re.compile(ID_PATTERN.strip("^$"))
 
 
 def _bericht(doc: Document) -> dict[str, Any]:
@@ -48,6 +50,19 @@ def _may_read(principal: Principal, doc: Document) -> bool:
     return (principal.org_type == "beheer"
             or (principal.org_type == "ggz" and bool(doc.get("aan")) and doc.get("ggz_kvk_nummer") == principal.org)
             or (principal.org_type == "gemeente" and bool(doc.get("cc")) and doc.get("gemeente_code") == principal.org))
+
+
+async def _brief(s: Notifications, beschikking_id: str, principal: Principal) -> Document:
+    """The stored letter of a beschikking (one message per beschikking: the id follows from it); 404 when there
+    is none, 403 for anyone but beheer and the ggz-instelling and gemeente it is about."""
+    doc = await s.repo.get(bericht_id(beschikking_id)) if ID.fullmatch(beschikking_id) else None
+    if doc is None:
+        raise HTTPException(404, "Geen brief bij deze beschikking.")
+    if not (principal.org_type == "beheer"
+            or (principal.org_type == "ggz" and doc.get("ggz_kvk_nummer") == principal.org)
+            or (principal.org_type == "gemeente" and doc.get("gemeente_code") == principal.org)):
+        raise forbid("Deze brief gaat niet over uw organisatie.")
+    return doc
 
 
 def create(settings: NotificationSettings | None = None) -> FastAPI:
@@ -115,6 +130,28 @@ def create(settings: NotificationSettings | None = None) -> FastAPI:
             return problem(404, "Niet gevonden", "Geen bericht met dit id.")
         if not _may_read(principal, doc):
             raise forbid("Deze brief is niet aan uw organisatie gericht.")
+        return Response(bytes(doc["pdf"]), media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{doc["bijlage"]}"',
+                                 "Cache-Control": "no-store"})
+
+    @app.get(f"{API_PREFIX}/brieven/{{beschikking_id}}", tags=["brieven"], response_model=Brief,
+             dependencies=[verwerking("read", "brief", "beschikking_id")])
+    async def brief(beschikking_id: str, principal: PrincipalDep, s: NotificationsDep) -> dict[str, Any]:
+        """The letter of a beschikking as stored (its one copy, README "Letters"): the text; the PDF at
+        ``/brieven/{beschikkingId}/pdf``. For the ggz-instelling and the gemeente of the beschikking, and beheer."""
+        doc = await _brief(s, beschikking_id, principal)
+        return Brief(beschikking_id=doc["beschikking_id"], bericht_id=doc["_id"], aanvraag_id=doc["aanvraag_id"],
+                     kenmerk=doc["kenmerk"], soort=doc["soort"], datum=(doc.get("beschikking") or {}).get("datum"),
+                     tekst=doc.get("brief_tekst") or (doc.get("beschikking") or {}).get("tekst") or "",
+                     pdf=f"{API_PREFIX}/brieven/{doc['beschikking_id']}/pdf", bestandsnaam=doc["bijlage"],
+                     pdf_bytes=doc["bijlage_bytes"], pdf_sha256=doc["bijlage_sha256"],
+                     ).model_dump(by_alias=True, mode="json")
+
+    @app.get(f"{API_PREFIX}/brieven/{{beschikking_id}}/pdf", tags=["brieven"],
+             dependencies=[verwerking("download", "brief", "beschikking_id")],
+             responses={200: {"content": {"application/pdf": {}}}})
+    async def brief_pdf(beschikking_id: str, principal: PrincipalDep, s: NotificationsDep) -> Response:
+        doc = await _brief(s, beschikking_id, principal)
         return Response(bytes(doc["pdf"]), media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{doc["bijlage"]}"',
                                  "Cache-Control": "no-store"})

@@ -8,11 +8,13 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 
-from notifications.domain import DATA_DIR, TEMPLATES_DIR, Contacten, Herhaalschema, Sjablonen
+from notifications.domain import DATA_DIR, TEMPLATES_DIR, Contacten, Herhaalschema
 from notifications.handlers import NotificationHandlers
+from notifications.letter import Lettertype
 from notifications.mailer import SmtpConfig
 from notifications.repository import BerichtenRepository
 from notifications.sender import Sender
+from notifications.sjablonen import Sjablonen
 from servicekit.broker import COMMANDS, EVENTS, Binding
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
@@ -44,6 +46,9 @@ class NotificationSettings(ServiceSettings):
     notifications_contacten: Path = DATA_DIR / "contacten.json"  # IPSFLOW_NOTIFICATIONS_CONTACTEN
     notifications_gemeenten: Path = DATA_DIR / "gemeenten.csv"
     notifications_templates: Path = TEMPLATES_DIR
+    # The letter font (a Unicode TrueType font, embedded in every PDF); the service does not start without it.
+    notifications_lettertype: Path = Lettertype.normaal
+    notifications_lettertype_vet: Path = Lettertype.vet
 
     @model_validator(mode="after")
     def _lease_outlasts_a_send(self) -> NotificationSettings:
@@ -63,6 +68,8 @@ class Notifications:
 
 def bootstrap(settings: NotificationSettings | None = None) -> Notifications:
     settings = settings or NotificationSettings()
+    # First: without its font the service could not write one letter correctly (LettertypeOntbreekt).
+    lettertype = Lettertype(settings.notifications_lettertype, settings.notifications_lettertype_vet).laad()
     runtime = ServiceRuntime(settings)
     repo = BerichtenRepository(runtime.db)
     relay = runtime.add_relay([repo.collection])
@@ -78,7 +85,8 @@ def bootstrap(settings: NotificationSettings | None = None) -> Notifications:
     handlers = NotificationHandlers(
         runtime.db, repo,
         laad_contacten=lambda: Contacten.load(settings.notifications_contacten, settings.notifications_gemeenten),
-        sjablonen=Sjablonen(settings.notifications_templates), wake_relay=relay.wake, wake_sender=sender.wake)
+        sjablonen=Sjablonen(settings.notifications_templates), wake_relay=relay.wake, wake_sender=sender.wake,
+        lettertype=lettertype)
     runtime.add_consumer(QUEUE, {AANVRAAG_INGEDIEND: handlers.aanvraag_ingediend,
                                  BERICHT_VERSTUREN: handlers.bericht_versturen},
                          [Binding(EVENTS, AANVRAAG_INGEDIEND), Binding(COMMANDS, BERICHT_VERSTUREN)])

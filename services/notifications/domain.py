@@ -1,7 +1,8 @@
 """Notifications domain: who gets a decision letter, what the e-mail and the letter say, when to try again.
 
-Pure and synchronous (standard library only). The PDF rendering and SMTP live at the edges (``letter.py``,
-``mailer.py``); this module decides the words, the addresses and the retry schedule.
+Pure and synchronous (standard library only). The words are Jinja2 templates (``sjablonen.py``,
+``templates/``); the PDF rendering and SMTP live at the edges (``letter.py``, ``mailer.py``); this module
+decides what goes into a letter, the addresses and the retry schedule.
 
 Privacy: a message carries the decision as grants wrote it, addressed to organisations. Nothing here adds
 personal data; the handler refuses to send a text that looks like it holds a BSN
@@ -10,10 +11,8 @@ personal data; the handler refuses to send a text that looks like it holds a BSN
 
 from __future__ import annotations
 
-import html
 import json
 import re
-import string
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -175,8 +174,9 @@ class Brief:
     bedrag_cents: int
     bezwaartermijn_einde: date | None
     mandaat: str
-    tekst: str
+    tekst: str  # the text of a beschikking from an older grants, which sent words instead of data
     financiering: Mapping[str, Any] | None = None
+    gegevens: Mapping[str, Any] | None = None  # grants' decision as data (grants.domain.briefgegevens)
 
     @property
     def onderwerp(self) -> str:
@@ -197,7 +197,7 @@ class Brief:
             bedrag_cents=int(beschikking.get("bedragCents") or 0),
             bezwaartermijn_einde=_as_date(beschikking.get("bezwaartermijnEinde")),
             mandaat=str(beschikking.get("mandaat") or ""), tekst=str(beschikking.get("tekst") or ""),
-            financiering=beschikking.get("financiering") or None)
+            financiering=beschikking.get("financiering") or None, gegevens=beschikking.get("brief") or None)
 
     def velden(self) -> dict[str, str]:
         """Template fields (plain text; the HTML renderer escapes them)."""
@@ -214,65 +214,12 @@ class Brief:
         return f"{re.sub(r'[^A-Za-z0-9_-]', '_', self.kenmerk)}.pdf"
 
 
-class Sjablonen:
-    """The Dutch templates (``string.Template``, ``$naam`` fields) from a folder:
-    ``mail_<soort>.txt`` per soort (``mail_algemeen.txt`` for any other), ``mail_voet.txt`` appended to every
-    mail, ``brief.html`` for the letter."""
-
-    def __init__(self, folder: Path = TEMPLATES_DIR) -> None:
-        self.folder = folder
-        self.mail = {p.stem.removeprefix("mail_"): string.Template(p.read_text(encoding="utf-8"))
-                     for p in sorted(folder.glob("mail_*.txt"))}
-        self.brief = string.Template((folder / "brief.html").read_text(encoding="utf-8"))
-
-    def mail_tekst(self, brief: Brief) -> str:
-        velden = brief.velden()
-        sjabloon = self.mail.get(brief.soort) or self.mail["algemeen"]
-        body = sjabloon.substitute(velden).strip()
-        if brief.bedrag_cents and brief.soort in ("toekenning", "vaststelling"):
-            body += f"\n\nHet bedrag in dit besluit is {velden['bedrag']}."
-        if brief.bezwaartermijn_einde:
-            body += (f"\n\nBent u het niet eens met het besluit? Uw bezwaarschrift moet uiterlijk op "
-                     f"{velden['bezwaartermijn_einde']} zijn ontvangen; de brief zegt hoe.")
-        voet = self.mail.get("voet")
-        if voet is not None:
-            body += "\n\n" + voet.substitute(velden).strip()
-        return body + "\n"
-
-    def brief_html(self, brief: Brief) -> str:
-        velden = {k: html.escape(v) for k, v in brief.velden().items()}
-        velden["gegevens"] = _gegevens_html(brief)
-        velden["inhoud"] = _inhoud_html(brief)
-        return self.brief.substitute(velden)
-
-
-def _gegevens_html(brief: Brief) -> str:
-    rijen = [("Datum", datum_nl(brief.datum)), ("Ons kenmerk", brief.kenmerk), ("Uw aanvraag", brief.aanvraag_id),
-             ("Onderwerp", brief.onderwerp)]
-    if brief.soort in ("toekenning", "vaststelling") and brief.bedrag_cents:
-        rijen.append(("Subsidiebedrag" if brief.soort == "toekenning" else "Vastgesteld bedrag",
-                      bedrag(brief.bedrag_cents)))
-    f = brief.financiering or {}
-    if f.get("niveau") == "traject" and "rijkCents" in f and "gemeenteCents" in f:
-        rijen.append(("Bijdrage Rijk", bedrag(int(f["rijkCents"]))))
-        rijen.append((f"Bijdrage gemeente {brief.gemeente_naam}", bedrag(int(f["gemeenteCents"]))))
-    if brief.bezwaartermijn_einde:
-        rijen.append(("Bezwaar uiterlijk", datum_nl(brief.bezwaartermijn_einde)))
-    # fpdf2 takes column widths from the first row only.
-    cellen = "".join(
-        (f'<tr><td width="35%"><b>{html.escape(k)}</b></td><td width="65%">{html.escape(v)}</td></tr>' if i == 0
-         else f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(v)}</td></tr>")
-        for i, (k, v) in enumerate(rijen))
-    return f'<table width="100%">{cellen}</table>'
-
-
-def brief_alineas(brief: Brief) -> list[tuple[str, str]]:
+def alineas(tekst: str) -> list[tuple[str, str]]:
     """The letter body as (kind, text): 'kop' for a heading, 'p' for a paragraph, 'li' for a list item.
 
-    Grants' text is the decision itself and is kept word for word, except the header lines that the letter
-    shows in its own table. The mandate and the objection clause are added when the text lacks them.
+    The beschikking's text is kept word for word, except the header lines that the letter shows in its own
+    table.
     """
-    regels = [r for r in brief.tekst.splitlines() if not r.startswith(_KOPREGELS)]
     blokken: list[tuple[str, str]] = []
     alinea: list[str] = []
 
@@ -281,8 +228,10 @@ def brief_alineas(brief: Brief) -> list[tuple[str, str]]:
             blokken.append(("p", " ".join(alinea)))
             alinea.clear()
 
-    for regel in regels:
+    for regel in tekst.splitlines():
         schoon = regel.strip()
+        if regel.startswith(_KOPREGELS):
+            continue
         if not schoon:
             sluit()
         elif schoon in _TUSSENKOPPEN:
@@ -294,33 +243,7 @@ def brief_alineas(brief: Brief) -> list[tuple[str, str]]:
         else:
             alinea.append(schoon)
     sluit()
-    tekst = brief.tekst
-    if brief.mandaat and brief.mandaat not in tekst:
-        blokken += [("p", "Hoogachtend,"), ("p", brief.mandaat)]
-    if brief.bezwaartermijn_einde and "Bezwaar" not in tekst:
-        blokken += [("kop", "Bezwaar"), ("p", (
-            "Bent u het niet eens met dit besluit? Dan kunt u binnen zes weken na de dag waarop dit besluit is "
-            "verzonden bezwaar maken (artikelen 6:7 en 6:8 van de Algemene wet bestuursrecht). Uw bezwaarschrift "
-            f"moet uiterlijk op {datum_nl(brief.bezwaartermijn_einde)} zijn ontvangen. Stuur het aan het college "
-            f"van burgemeester en wethouders van {brief.gemeente_naam}, onder vermelding van kenmerk "
-            f"{brief.kenmerk}."))]
     return blokken
-
-
-def _inhoud_html(brief: Brief) -> str:
-    parts: list[str] = []
-    items: list[str] = []
-    for kind, text in brief_alineas(brief):
-        if kind == "li":
-            items.append(f"<li>{html.escape(text)}</li>")
-            continue
-        if items:
-            parts.append(f"<ul>{''.join(items)}</ul>")
-            items = []
-        parts.append(f"<h3>{html.escape(text)}</h3>" if kind == "kop" else f"<p>{html.escape(text)}</p>")
-    if items:
-        parts.append(f"<ul>{''.join(items)}</ul>")
-    return "\n".join(parts)
 
 
 # ------------------------------------------------------------------------------------------------- retries

@@ -29,13 +29,13 @@ from notifications.domain import (
     Brief,
     Contacten,
     Ontvangers,
-    Sjablonen,
     bepaal_ontvangers,
     bericht_id,
 )
-from notifications.letter import render_pdf
+from notifications.letter import Lettertype, render_pdf
 from notifications.messages import BerichtVersturen
 from notifications.repository import BerichtenRepository
+from notifications.sjablonen import Sjablonen
 from servicekit.commands import Outcome, apply_command, command_params
 from servicekit.consumer import PoisonMessage
 from servicekit.envelope import CloudEvent
@@ -56,12 +56,13 @@ class NotificationHandlers:
     def __init__(self, db: AsyncDatabase[Document], repo: BerichtenRepository | None = None,
                  laad_contacten: Callable[[], Contacten] | None = None, sjablonen: Sjablonen | None = None,
                  wake_relay: Callable[[str, Any], None] = lambda _id, _c: None,
-                 wake_sender: Callable[[], None] = lambda: None) -> None:
+                 wake_sender: Callable[[], None] = lambda: None, lettertype: Lettertype | None = None) -> None:
         self.dossiers = db["dossiers"]
         self.repo = repo or BerichtenRepository(db)
         self.laad_contacten = laad_contacten or (lambda: Contacten({}, {}))
         self.contacten = self.laad_contacten()
         self.sjablonen = sjablonen or Sjablonen()
+        self.lettertype = lettertype or Lettertype()
         self.wake_relay = wake_relay
         self.wake_sender = wake_sender
 
@@ -122,10 +123,13 @@ class NotificationHandlers:
                                       doc.get("ggz_kvk_nummer"))
         ontvangers = bepaal_ontvangers(contacten, doc.get("ggz_kvk_nummer"), doc["gemeente_code"])
         tekst = self.sjablonen.mail_tekst(brief)
-        pdf = render_pdf(brief, self.sjablonen)
+        # The beschikking's text, rendered once from grants' data and kept with its PDF: this document is the
+        # one copy of the letter (README, "Letters").
+        brief_tekst = self.sjablonen.beschikking_tekst(brief)
+        pdf = render_pdf(brief, self.sjablonen, self.lettertype, brief_tekst)
         eigen = (brief.kenmerk, brief.aanvraag_id, brief.beschikking_id, str(doc["_id"]),
                  brief.bestandsnaam.removesuffix(".pdf"))
-        if holds_bsn_like_number(tekst + "\n" + brief.tekst, eigen):
+        if holds_bsn_like_number(tekst + "\n" + brief_tekst, eigen):
             status = GEBLOKKEERD
             log.warning("bericht.geblokkeerd", bericht_id=doc["_id"], reden="mogelijk BSN in de tekst")
         elif not ontvangers.compleet:
@@ -138,7 +142,8 @@ class NotificationHandlers:
             "cc": [{"naam": c.naam, "email": c.email} for c in ontvangers.cc],
             "ontvangers": _ontvangers(ontvangers, doc.get("ggz_kvk_nummer"), doc["gemeente_code"]),
             "ontbrekend": list(ontvangers.ontbrekend), "onderwerp": f"{brief.onderwerp} (kenmerk {brief.kenmerk})",
-            "tekst": tekst, "pdf": Binary(pdf), "bijlage": brief.bestandsnaam, "bijlage_bytes": len(pdf),
+            "tekst": tekst, "brief_tekst": brief_tekst, "pdf": Binary(pdf), "bijlage": brief.bestandsnaam,
+            "bijlage_bytes": len(pdf),
             "bijlage_sha256": hashlib.sha256(pdf).hexdigest(), "status": status,
             "volgende_poging": now if status == TE_VERSTUREN else None,
         }

@@ -28,7 +28,9 @@ class BeschikkingGegevens(BaseModel):
     financiering: dict[str, Any] | None = None
     mandaat: str | None = Field(default=None, max_length=2_000)
     gemeente_code: str | None = None
-    tekst: str | None = Field(default=None, max_length=100_000)
+    tekst: str | None = Field(default=None, max_length=100_000)  # from an older grants, which sent words
+    # grants' decision as data (grants.domain.briefgegevens); the templates make the letter's words from it
+    brief: dict[str, Any] | None = None
 
 
 class BerichtVersturen(BaseModel):
@@ -79,3 +81,21 @@ class Bericht(BaseModel):
     bijlage: str
     bijlage_bytes: int
     bijlage_sha256: str
+
+
+class Brief(BaseModel):
+    """A beschikking's letter as notifications keeps it: the text and where its PDF is."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+    beschikking_id: str
+    bericht_id: str
+    aanvraag_id: str
+    kenmerk: str
+    soort: str
+    datum: date | None = None
+    tekst: str = Field(description="De tekst van de beschikking, woord voor woord zoals in de PDF.")
+    pdf: str = Field(description="Pad van de PDF bij deze service.")
+    bestandsnaam: str
+    pdf_bytes: int
+    pdf_sha256: str

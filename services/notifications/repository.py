@@ -16,7 +16,7 @@ from notifications.domain import BEZIG, MISLUKT, TE_VERSTUREN, VERZONDEN
 from servicekit.store import Document, DocumentStore
 
 # What the delivery log and the sender's scan read: everything but the heavy and internal fields.
-LICHT = {"pdf": 0, "outbox": 0, "applied": 0, "tekst": 0}
+LICHT = {"pdf": 0, "outbox": 0, "applied": 0, "tekst": 0, "brief_tekst": 0}
 LOG_LIMIT = 500
 
 

@@ -6,11 +6,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Any
 
-from grants.domain import BeschikkingVerzoek, Criteria, Grond, Ondertekenaar, grond_gemeentelijk_maximum, \
-    grond_subsidieplafond, weigeringsgronden
+from grants.domain import (
+    Beschikking,
+    BeschikkingVerzoek,
+    Criteria,
+    Grond,
+    Ondertekenaar,
+    grond_gemeentelijk_maximum,
+    grond_subsidieplafond,
+    weigeringsgronden,
+)
 from grants.regelingen import load_regelingen
 
 REGELINGEN = load_regelingen()
@@ -75,3 +84,15 @@ def scenarios() -> dict[str, BeschikkingVerzoek]:
                                             bedrag_cents=800_000, vastgesteld_cents=900_000,
                                             betaald_cents=800_000, datum=date(2021, 12, 24)),
     }
+
+
+def tekst_van(beschikking: Beschikking) -> str:
+    """The words notifications' templates make of grants' decision data (as it travels: JSON)."""
+    from notifications.domain import Brief, Contacten
+    from notifications.sjablonen import Sjablonen
+
+    gegevens = json.loads(json.dumps(beschikking.brief))
+    brief = Brief.uit_beschikking({"beschikkingId": "b", "kenmerk": beschikking.kenmerk, "soort": beschikking.soort,
+                                   "datum": beschikking.datum.isoformat(), "mandaat": beschikking.mandaat,
+                                   "brief": gegevens}, "A-1", "0957", Contacten({}, {}), None)
+    return Sjablonen().beschikking_tekst(brief)

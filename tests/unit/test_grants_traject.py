@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from tests.unit.brief_scenarios import tekst_van
 
 from grants.domain import (
     BeschikkingVerzoek,
@@ -157,9 +158,10 @@ def _verzoek(**kw) -> BeschikkingVerzoek:
 
 def test_extension_letter_states_the_new_end_date_mandate_and_objection_clause():
     b = stel_beschikking_op(_verzoek())
-    assert "12 maanden" in b.tekst and "31 januari 2027" in b.tekst and "eenmaal" in b.tekst
-    assert b.mandaat in b.tekst and "J. Jansen" in b.tekst and "Roermond" in b.tekst
-    assert b.bezwaartermijn_einde == date(2026, 2, 16) and "16 februari 2026" in b.tekst and "Bezwaar" in b.tekst
+    assert "12 maanden" in tekst_van(b) and "31 januari 2027" in tekst_van(b) and "eenmaal" in tekst_van(b)
+    assert b.mandaat in tekst_van(b) and "J. Jansen" in tekst_van(b) and "Roermond" in tekst_van(b)
+    assert b.bezwaartermijn_einde == date(2026, 2, 16)
+    assert "16 februari 2026" in tekst_van(b) and "Bezwaar" in tekst_van(b)
     assert b.bedrag_cents == 0 and b.financiering is None
     with pytest.raises(MandaatOntbreekt):
         stel_beschikking_op(_verzoek(ondertekenaar=Ondertekenaar("x", "X", frozenset({"toekenning"}))))
@@ -171,8 +173,9 @@ def test_refused_extension_states_the_grounds_with_or_without_an_official():
     grond = Grond("verlenging_te_lang", "U vraagt een verlenging van 13 maanden.")
     systeem = stel_beschikking_op(_verzoek(soort="afwijzing_verlenging", gronden=(grond,), maanden=13,
                                            nieuwe_einddatum=None, ondertekenaar=None))
-    assert "U vraagt een verlenging van 13 maanden." in systeem.tekst and "wijzen uw verzoek af" in systeem.tekst
-    assert "zonder tussenkomst" in systeem.mandaat and "Bezwaar" in systeem.tekst
+    tekst = tekst_van(systeem)
+    assert "U vraagt een verlenging van 13 maanden." in tekst and "wijzen uw verzoek af" in tekst
+    assert "zonder tussenkomst" in systeem.mandaat and "Bezwaar" in tekst_van(systeem)
     assert stel_beschikking_op(_verzoek(soort="afwijzing_verlenging", gronden=(grond,), ondertekenaar=Ondertekenaar(
         "y", "Y", frozenset({"afwijzing"})))).mandaat.endswith("Y")
     with pytest.raises(MandaatOntbreekt):
@@ -184,14 +187,15 @@ def test_vaststelling_letter_with_recovery_remainder_or_nothing():
     terug = stel_beschikking_op(_verzoek(soort="vaststelling", traject_type="EPA", bedrag_cents=1_132_500,
                                          vastgesteld_cents=188_750, datum=date(2024, 9, 2)))
     assert terug.bedrag_cents == 188_750 and terug.financiering is not None
-    assert "€ 1.887,50" in terug.tekst and "€ 11.325,00" in terug.tekst and "€ 9.437,50" in terug.tekst
-    assert "terug" in terug.tekst and "4:57" in terug.tekst and "5 jaar" in terug.tekst
-    assert "Bezwaar" in terug.tekst and terug.bezwaartermijn_einde == date(2024, 10, 14)
+    assert "€ 1.887,50" in tekst_van(terug) and "€ 11.325,00" in tekst_van(terug) and "€ 9.437,50" in tekst_van(terug)
+    assert "terug" in tekst_van(terug) and "4:57" in tekst_van(terug) and "5 jaar" in tekst_van(terug)
+    assert "Bezwaar" in tekst_van(terug) and terug.bezwaartermijn_einde == date(2024, 10, 14)
     rest = stel_beschikking_op(_verzoek(soort="vaststelling", bedrag_cents=800_000, vastgesteld_cents=800_000,
                                         betaald_cents=400_000))
-    assert "resterende bedrag van € 4.000,00" in rest.tekst and "gelijk aan het verleende bedrag" in rest.tekst
+    tekst = tekst_van(rest)
+    assert "resterende bedrag van € 4.000,00" in tekst and "gelijk aan het verleende bedrag" in tekst
     gelijk = stel_beschikking_op(_verzoek(soort="vaststelling", bedrag_cents=800_000, vastgesteld_cents=None))
-    assert gelijk.bedrag_cents == 800_000 and "niets terug te betalen" in gelijk.tekst
+    assert gelijk.bedrag_cents == 800_000 and "niets terug te betalen" in tekst_van(gelijk)
     with pytest.raises(MandaatOntbreekt):
         stel_beschikking_op(_verzoek(soort="vaststelling", ondertekenaar=Ondertekenaar(
             "x", "X", frozenset({"toekenning"}))))
