@@ -254,7 +254,9 @@ def _verzoek(v: Verlengingsverzoek) -> VerlengingsverzoekView:
 
 def _besluit(b: Besluit) -> BesluitView:
     return BesluitView(soort=b.soort, datum=b.datum, bezwaartermijn_einde=b.bezwaartermijn_einde,
-                       bedrag_cents=b.bedrag_cents, document_id=b.document_id, kenmerk=b.kenmerk)
+                       bedrag_cents=b.bedrag_cents, document_id=b.document_id, kenmerk=b.kenmerk,
+                       beschikking_id=b.beschikking_id,
+                       brief=f"{API_PREFIX}/brieven/{b.beschikking_id}" if b.beschikking_id else None)
 
 
 def _etag(a: Aanvraag) -> str:

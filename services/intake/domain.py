@@ -177,9 +177,15 @@ class Besluit:
     datum: str | None
     bezwaartermijn_einde: str | None
     bedrag_cents: int | None
-    document_id: str
-    beschikking_id: str | None = None
+    # A letter registered before letters were kept once (by notifications) was stored here as a document.
+    document_id: str | None = None
+    beschikking_id: str | None = None  # the letter (text and PDF): notifications GET /api/v1/brieven/{id}
     kenmerk: str | None = None
+    registratie_id: str | None = None  # fixed by the command that registered it: the same letter is listed once
+
+    @property
+    def sleutel(self) -> str | None:
+        return self.registratie_id or self.document_id
 
 
 @dataclass
@@ -420,21 +426,32 @@ class Aanvraag:
         # gevraagdOp: the day of the request (Awb 4:5); the Awb 4:15 suspension of the decision term counts from it
         return {"uiterlijk": uiterlijk.isoformat(), "gevraagdOp": gevraagd.isoformat()}
 
-    def doorzenden(self, naar_gemeente_code: str, mededeling: DocumentInfo | None) -> dict[str, Any]:
-        """Forward to the competent gemeente (Awb 2:3); the original receipt date is kept."""
+    def doorzenden(self, naar_gemeente_code: str, mededeling: dict[str, Any] | None = None,
+                   registratie_id: str | None = None) -> dict[str, Any]:
+        """Forward to the competent gemeente (Awb 2:3); the original receipt date is kept. The forwarding
+        notice is listed with the letters, by reference."""
         van = self.gemeente_code
         if naar_gemeente_code != van:
             self.doorgezonden_van = van
             self.gemeente_code = naar_gemeente_code
-        if mededeling is not None and not any(d.id == mededeling.id for d in self.documenten):
-            self.documenten.append(mededeling)
+        if mededeling is not None:
+            self._brief_vastleggen(_besluit(mededeling, registratie_id))
         if self.status not in FINAL:
             self.status = DOORGEZONDEN
         return {"gemeenteCode": self.gemeente_code, "doorgezondenVan": self.doorgezonden_van or van}
 
-    def besluit_registreren(self, status: str | None, document: DocumentInfo,
+    def _brief_vastleggen(self, letter: Besluit) -> Besluit:
+        """List a letter once (a redelivered or repeated registration finds it); returns the listed one."""
+        found = next((b for b in self.beschikkingen if letter.sleutel and b.sleutel == letter.sleutel), None)
+        if found is None:
+            self.beschikkingen.append(letter)
+            return letter
+        return found
+
+    def besluit_registreren(self, status: str | None, registratie_id: str,
                             beschikking: dict[str, Any]) -> dict[str, Any]:
-        """Store a letter (every one is a decision document and listed in ``beschikkingen``).
+        """Record a letter (every one is listed in ``beschikkingen``) by reference: its text and PDF are kept
+        once, by notifications, under the beschikking id; intake keeps what it decides.
 
         ``status`` says what the letter decides: ``toegekend``/``afgewezen``/``niet_behandeld`` decide the
         application, ``vastgesteld`` fixes the final amount (also kept as ``vaststelling``); either becomes
@@ -444,20 +461,7 @@ class Aanvraag:
         """
         if status is not None and status not in BESLUIT_STATUSSEN:
             raise DomainError(f"onbekende besluitstatus {status!r}")
-        if not any(d.id == document.id for d in self.documenten):
-            self.documenten.append(document)
-        bedrag = beschikking.get("bedragCents")
-        letter = Besluit(
-            soort=_str_or_none(beschikking.get("soort")),
-            datum=_str_or_none(beschikking.get("datum")),
-            bezwaartermijn_einde=_str_or_none(beschikking.get("bezwaartermijnEinde")),
-            bedrag_cents=bedrag if isinstance(bedrag, int) and not isinstance(bedrag, bool) else None,
-            document_id=document.id,
-            beschikking_id=_str_or_none(beschikking.get("beschikkingId")),
-            kenmerk=_str_or_none(beschikking.get("kenmerk")),
-        )
-        if not any(b.document_id == document.id for b in self.beschikkingen):
-            self.beschikkingen.append(letter)
+        letter = self._brief_vastleggen(_besluit(beschikking, registratie_id))
         if status is None:
             return {}
         if status == TOEGEKEND and self.besluit is not None and self.status in (TOEGEKEND, VASTGESTELD):
@@ -474,9 +478,15 @@ def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
-def mededeling_tekst(mededeling: dict[str, Any]) -> str:
-    """The text of a notice or decision as the ggz reads it: its own ``tekst``, else its fields line by line."""
-    tekst = mededeling.get("tekst")
-    if isinstance(tekst, str) and tekst.strip():
-        return tekst if tekst.endswith("\n") else tekst + "\n"
-    return "".join(f"{key}: {value}\n" for key, value in sorted(mededeling.items()))
+def _besluit(beschikking: dict[str, Any], registratie_id: str | None) -> Besluit:
+    """What intake keeps of a letter: what it decides and its beschikking id (never its text)."""
+    bedrag = beschikking.get("bedragCents")
+    return Besluit(
+        soort=_str_or_none(beschikking.get("soort")),
+        datum=_str_or_none(beschikking.get("datum")),
+        bezwaartermijn_einde=_str_or_none(beschikking.get("bezwaartermijnEinde")),
+        bedrag_cents=bedrag if isinstance(bedrag, int) and not isinstance(bedrag, bool) else None,
+        beschikking_id=_str_or_none(beschikking.get("beschikkingId")),
+        kenmerk=_str_or_none(beschikking.get("kenmerk")),
+        registratie_id=registratie_id,
+    )

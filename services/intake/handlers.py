@@ -56,7 +56,6 @@ PDF = "application/pdf"
 TEXT = "text/plain; charset=utf-8"
 PDF_MAGIC = b"%PDF-"
 MAX_WRITE_RETRIES = 20
-_LETTER_SOORT = re.compile(r"^[a-z][a-z_]{0,39}$")
 _FILENAME = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,200}$")
 
 
@@ -414,45 +413,23 @@ class IntakeHandlers:
 
     async def doorzenden(self, command: CloudEvent) -> None:
         params = DoorzendenParams.model_validate(command.data)
-        mededeling = None
-        if params.mededeling:
-            mededeling = await self._decision_document(command, params.aanvraag_id, "doorzendingsmededeling",
-                                                       params.mededeling)
         gemeenten = self.gemeenten
+        registratie = deterministic_id("intake-brief", command.id)
 
         def forward(a: Aanvraag) -> dict[str, Any] | Failure:
             if not gemeenten.geldig_op(params.naar_gemeente_code, a.aanvraagdatum):
                 return Failure("IPS-INTAKE-GEMEENTE", "De gemeente bestond niet op de aanvraagdatum.")
-            return a.doorzenden(params.naar_gemeente_code, mededeling)
+            return a.doorzenden(params.naar_gemeente_code, params.mededeling, registratie)
 
         await self._apply(command, params.aanvraag_id, forward)
 
     async def besluit_registreren(self, command: CloudEvent) -> None:
+        """Record the letter by reference (its beschikking id); its text and PDF are notifications' to keep
+        (README, "Letters"): intake stores no copy."""
         params = BesluitRegistrerenParams.model_validate(command.data)
-        soort = params.beschikking.get("soort")
-        # the kind of letter (toekenning, verlenging, vaststelling, ...) is the document's kind, so the ggz can
-        # tell its letters apart; anything that is not a plain identifier is just a "beschikking"
-        document = await self._decision_document(
-            command, params.aanvraag_id,
-            soort if isinstance(soort, str) and _LETTER_SOORT.match(soort)
-            and soort not in (*domain.UPLOAD_SOORTEN, domain.SOORT_EINDVERSLAG) else "beschikking",
-            params.beschikking)
+        registratie = deterministic_id("intake-brief", command.id)
         await self._apply(command, params.aanvraag_id,
-                          lambda a: a.besluit_registreren(params.status, document, params.beschikking))
-
-    async def _decision_document(self, command: CloudEvent, aanvraag_id: str, soort: str,
-                                 body: dict[str, Any]) -> DocumentInfo:
-        """The text of a notice or decision as a document; its id is fixed by the command, so a redelivery
-        finds the one already stored."""
-        content = domain.mededeling_tekst(body).encode()
-        kenmerk = re.sub(r"[^A-Za-z0-9._-]", "-", str(body.get("kenmerk") or body.get("beschikkingId") or soort))
-        info = DocumentInfo(id=deterministic_id("intake-document", command.id), soort=soort,
-                            bestandsnaam=f"{kenmerk[:150]}.txt", content_type=TEXT, grootte=len(content),
-                            sha256=hashlib.sha256(content).hexdigest(), ontvangen_op=millis(command.time))
-        if await self.aanvragen.get_document(aanvraag_id) is None:
-            raise PoisonMessage(f"unknown aanvraag {aanvraag_id}")
-        await self.documenten.put(info, aanvraag_id, content, f"systeem:{command.source}")
-        return info
+                          lambda a: a.besluit_registreren(params.status, registratie, params.beschikking))
 
     async def _apply(self, command: CloudEvent, aanvraag_id: str,
                      action: Callable[[Aanvraag], dict[str, Any] | Failure]) -> None:

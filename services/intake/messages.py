@@ -136,8 +136,12 @@ class BesluitView(PortalModel):
     datum: str | None
     bezwaartermijn_einde: str | None
     bedrag_cents: int | None
-    document_id: str
+    document_id: str | None = Field(default=None, description=(
+        "Alleen bij brieven van vóór de eenmalige opslag: de brief als document bij deze aanvraag."))
     kenmerk: str | None = None
+    beschikking_id: str | None = None
+    brief: str | None = Field(default=None, description=(
+        "Pad van de brief (tekst, en PDF onder …/pdf) bij de notificatieservice: de enige opgeslagen versie."))
 
 
 class AanvraagDetail(PortalModel):

@@ -156,7 +156,7 @@ def _besluit_doc(b: Besluit | None) -> Document | None:
         return None
     return {"soort": b.soort, "datum": b.datum, "bezwaartermijn_einde": b.bezwaartermijn_einde,
             "bedrag_cents": b.bedrag_cents, "document_id": b.document_id, "beschikking_id": b.beschikking_id,
-            "kenmerk": b.kenmerk}
+            "kenmerk": b.kenmerk, "registratie_id": b.registratie_id}
 
 
 def from_doc(doc: Document) -> Aanvraag:

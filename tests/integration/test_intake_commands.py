@@ -148,11 +148,10 @@ async def test_incomplete_application_repaired_forwarded_and_decided(service, en
     assert detail["ontvangenOp"].replace("Z", "+00:00") == ontvangen_op, "the original receipt is kept"
     assert _read(intake.url, aanvraag_id, ROERMOND).status_code == 403
     assert _read(intake.url, aanvraag_id, WEERT).status_code == 200
-    notice = next(d for d in detail["documenten"] if d["soort"] == "doorzendingsmededeling")
-    text = httpx.get(f"{intake.url}/api/v1/aanvragen/{aanvraag_id}/documenten/{notice['id']}",
-                     headers=GGZ_HEADERS, timeout=10)
-    assert text.status_code == 200 and text.text == mededeling["tekst"]
-    assert text.headers["content-type"] == "text/plain; charset=utf-8"
+    # the notice is listed by reference: notifications keeps the one copy of its text and PDF
+    (notice,) = detail["beschikkingen"]
+    assert (notice["soort"], notice["beschikkingId"], notice["brief"]) == ("doorzending", "B-1", "/api/v1/brieven/B-1")
+    assert notice.get("documentId") is None and [d["soort"] for d in detail["documenten"]] == ["aanvraagformulier"]
 
     beschikking = {"beschikkingId": "B-2", "kenmerk": "IPS/2026/2", "soort": "toekenning", "datum": "2026-03-20",
                    "bezwaartermijnEinde": "2026-05-01", "bedragCents": 1_132_500,
@@ -165,16 +164,17 @@ async def test_incomplete_application_repaired_forwarded_and_decided(service, en
     besluit = detail["besluit"]
     assert {k: besluit[k] for k in ("soort", "datum", "bezwaartermijnEinde", "bedragCents")} == {
         "soort": "toekenning", "datum": "2026-03-20", "bezwaartermijnEinde": "2026-05-01", "bedragCents": 1_132_500}
-    letter = httpx.get(f"{intake.url}/api/v1/aanvragen/{aanvraag_id}/documenten/{besluit['documentId']}",
-                       headers=GGZ_HEADERS, timeout=10)
-    assert letter.status_code == 200 and letter.text == beschikking["tekst"]
-    assert len([d for d in detail["documenten"] if d["soort"] == "toekenning"]) == 1, "the letter's kind"
+    assert (besluit["beschikkingId"], besluit["brief"], besluit["kenmerk"]) == (
+        "B-2", "/api/v1/brieven/B-2", "IPS/2026/2")
+    assert besluit.get("documentId") is None and [b["soort"] for b in detail["beschikkingen"]] == [
+        "doorzending", "toekenning"]
     withdraw = httpx.post(f"{intake.url}/api/v1/aanvragen/{aanvraag_id}/intrekking", headers=GGZ_HEADERS, timeout=10)
     assert withdraw.status_code == 409
 
     db = mongo[f"{namespace}ipsflow_intake".replace(".", "_")]
-    assert await db.documenten.count_documents({}) == 3, "upload, notice, decision: no duplicates"
+    assert await db.documenten.count_documents({}) == 1, "the upload only: intake keeps no copy of a letter"
     stored = await db.aanvragen.find_one({"_id": aanvraag_id})
+    assert "Besluit: wij verlenen" not in repr(stored) and "doorgezonden naar" not in repr(stored)
     assert stored["outbox"] == [] and BSN not in repr(stored)
     assert BSN not in "".join(e.model_dump_json() for e in engine.events)
 

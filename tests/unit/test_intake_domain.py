@@ -173,7 +173,7 @@ def test_withdraw_until_decided():
     assert a.intrekken(T0) is False
     assert [e.type for e in a.events] == [AANVRAAG_INGETROKKEN]
     decided = aanvraag()
-    decided.besluit_registreren("toegekend", formulier("b-1", "beschikking"), {"soort": "toekenning"})
+    decided.besluit_registreren("toegekend", "b-1", {"soort": "toekenning"})
     with pytest.raises(DomainError):
         decided.intrekken(T0)
 
@@ -187,10 +187,10 @@ def test_forwarding_keeps_the_receipt_and_records_the_origin():
 def test_decision_after_withdrawal_is_recorded_but_status_stays():
     a = aanvraag()
     a.intrekken(T0)
-    a.besluit_registreren("niet_behandeld", formulier("b-1", "beschikking"),
+    a.besluit_registreren("niet_behandeld", "b-1",
                           {"soort": "niet_behandelen", "bedragCents": 0, "kenmerk": "K"})
     assert a.status == "ingetrokken"
-    assert a.besluit is not None and a.besluit.document_id == "b-1" and a.besluit.bedrag_cents == 0
+    assert a.besluit is not None and a.besluit.registratie_id == "b-1" and a.besluit.bedrag_cents == 0
 
 
 # --- the repair deadline: the ggz may supplement through the end of herstel.uiterlijk (Amsterdam) ---------

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 
 import pydantic
 import pytest
-from tests.unit.test_intake_domain import aanvraag, formulier
+from tests.unit.test_intake_domain import aanvraag
 
 from intake.domain import (
     TRAJECT_EINDVERSLAG_INGEDIEND,
@@ -27,7 +27,7 @@ LATER = datetime(2026, 9, 1, 10, 0, tzinfo=UTC)
 
 def granted() -> Aanvraag:
     a = aanvraag()
-    a.besluit_registreren("toegekend", formulier("b-1", "beschikking"),
+    a.besluit_registreren("toegekend", "b-1",
                           {"soort": "toekenning", "kenmerk": "IPS/1", "bedragCents": 1_132_500})
     a.events.clear()
     return a
@@ -111,7 +111,7 @@ def test_final_report_once_as_a_document_with_its_event():
     assert event.data == {"aanvraagId": "a-1", "documentId": "v-1", "ingediendOp": LATER.isoformat()}
     with pytest.raises(DomainError):
         a.eindverslag_indienen(verslag("v-2"))
-    assert len(a.events) == 1 and len(a.documenten) == 2
+    assert len(a.events) == 1 and len(a.documenten) == 1  # the report; the letter is listed by reference
 
 
 def test_final_report_only_while_granted():
@@ -121,25 +121,25 @@ def test_final_report_only_while_granted():
 
 def test_extension_letters_keep_the_grant_and_vaststelling_sets_the_status():
     a = granted()
-    a.besluit_registreren(None, formulier("b-2", "beschikking"), {"soort": "verlenging", "kenmerk": "IPS/2"})
-    a.besluit_registreren("toegekend", formulier("b-3", "beschikking"), {"soort": "verlenging", "kenmerk": "IPS/3"})
+    a.besluit_registreren(None, "b-2", {"soort": "verlenging", "kenmerk": "IPS/2"})
+    a.besluit_registreren("toegekend", "b-3", {"soort": "verlenging", "kenmerk": "IPS/3"})
     assert a.status == "toegekend"
-    assert a.besluit is not None and a.besluit.document_id == "b-1" and a.besluit.soort == "toekenning"
-    a.besluit_registreren("vastgesteld", formulier("b-4", "beschikking"),
+    assert a.besluit is not None and a.besluit.registratie_id == "b-1" and a.besluit.soort == "toekenning"
+    a.besluit_registreren("vastgesteld", "b-4",
                           {"soort": "vaststelling", "kenmerk": "IPS/4", "bedragCents": 188_750})
     assert a.status == "vastgesteld"
     assert a.vaststelling is not None and a.vaststelling.bedrag_cents == 188_750
     assert a.besluit == a.vaststelling, "the decision the status stands on"
-    assert [b.document_id for b in a.beschikkingen] == ["b-1", "b-2", "b-3", "b-4"]
-    assert [d.id for d in a.documenten if d.soort == "beschikking"] == ["b-1", "b-2", "b-3", "b-4"]
-    a.besluit_registreren("vastgesteld", formulier("b-4", "beschikking"), {"soort": "vaststelling"})
+    assert [b.registratie_id for b in a.beschikkingen] == ["b-1", "b-2", "b-3", "b-4"]
+    assert a.documenten == [], "letters are listed by reference; notifications keeps them"
+    a.besluit_registreren("vastgesteld", "b-4", {"soort": "vaststelling"})
     assert len(a.beschikkingen) == 4, "the same letter twice is listed once"
     assert a.events == [], "letters come from the process: no portal events"
 
 
 def test_unknown_status_is_refused():
     with pytest.raises(DomainError):
-        granted().besluit_registreren("beeindigd", formulier("b-2", "beschikking"), {})
+        granted().besluit_registreren("beeindigd", "b-2", {})
 
 
 @pytest.mark.parametrize("status", ["toegekend", "afgewezen", "niet_behandeld", "vastgesteld", None, "None"])
@@ -153,7 +153,7 @@ def test_the_trajectory_survives_the_round_trip_through_the_document():
     a.verlenging_vragen(Verlengingsverzoek("r-1", 12, LATER, toelichting="x"))
     a.stopbericht_melden(date(2026, 8, 31), LATER)
     a.eindverslag_indienen(verslag())
-    a.besluit_registreren("vastgesteld", formulier("b-4", "beschikking"), {"soort": "vaststelling"})
+    a.besluit_registreren("vastgesteld", "b-4", {"soort": "vaststelling"})
     a.events.clear()
     back = from_doc(to_doc(a))
     assert back == a
