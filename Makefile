@@ -7,13 +7,15 @@ UV := python3 -m uv
 
 .PHONY: run test deps stack-up stack-down stack-status stack-reset stack-sweep lint typecheck bench unit fuzz clean
 
-deps:  ## Python dependencies from uv.lock into .venv (exact versions); BPMN tools (npm ci in tools/bpmn, chromium)
+deps:  ## Python dependencies from uv.lock into .venv (exact versions); BPMN tools (npm ci in tools/bpmn, chromium); the letter font
 	@$(UV) --version >/dev/null 2>&1 || { echo "[deps] installing uv $(UV_VERSION) from PyPI"; \
 	  python3 -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; }
 	@$(UV) sync --frozen --quiet
 	@echo "[deps] .venv synced from uv.lock"
 	@bash tools/bpmn/install.sh
 	@echo "[deps] bpmnlint, bpmn-js (tools/bpmn/node_modules) and chromium present"
+	@bash tools/fonts/install.sh
+	@echo "[deps] the letter font (fonts-dejavu-core) present"
 
 stack-up:  ## RabbitMQ + FerretDB, installed and started when missing
 	@bash deploy/local/stack.sh up
