@@ -103,7 +103,9 @@ rabbit_env() {
     RABBITMQ_ENABLED_PLUGINS_FILE="$RABBIT_BASE/enabled_plugins" "$@"
 }
 our_ctl() { local tool=$1; shift; rabbit_env "$(rabbit_sbin)/$tool" -n "$RABBIT_NODE" "$@"; }
-our_rabbit_pid() { [ -s "$RABBIT_PID" ] && kill -0 "$(cat "$RABBIT_PID")" 2>/dev/null && cat "$RABBIT_PID"; }
+our_rabbit_pid() { # the pid of our node's Erlang VM, if it runs (a stale pid file whose pid was reused is not it)
+  [ -s "$RABBIT_PID" ] && [ "$(cat "/proc/$(cat "$RABBIT_PID")/comm" 2>/dev/null)" = beam.smp ] && cat "$RABBIT_PID"
+}
 
 listener_pid() { # the process listening on a local TCP port (empty when unknown, e.g. another user's without root)
   ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2
