@@ -6,8 +6,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from payments.domain import Rekening
 from payments.handlers import PaymentsHandlers, Rekeningen
+from payments.rekening import Rekening
 from payments.repository import PaymentsRepository
 from servicekit.broker import COMMANDS, Binding
 from servicekit.runtime import ServiceRuntime

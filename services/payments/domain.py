@@ -1,20 +1,20 @@
-"""The pure rules of payments: schedule and funding splits, bank accounts, settlement, recovery and set-off.
+"""The pure rules of payments: schedule and funding splits, settlement, recovery and set-off.
 
-Standard library only, synchronous, no I/O. Money is integer euro cents; every split is exact (the parts
-add up to the whole) because one part is always "the rest".
+Standard library and the shared legal calendar only, synchronous, no I/O (bank accounts: ``payments.rekening``).
+Money is integer euro cents; every split is exact (the parts add up to the whole) because one part is always
+"the rest".
 """
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
 
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+from servicekit.kalender import amsterdam_dag, terugvordering_uiterlijk
+
 # A fixed namespace: order and recovery ids are derived from business keys, so a retry computes the same id.
 NAMESPACE = uuid.UUID("7b0f3f0e-2c55-4f6b-9d0c-6a1d2b3c4e5f")
 DEFAULT_SCHEMA: tuple[tuple[str, int], ...] = (("toekenning", 100),)
@@ -40,55 +40,13 @@ def uitvoerdatum_toegestaan(uitvoerdatum: date, vandaag: date) -> bool:
     return vandaag <= uitvoerdatum <= tot
 
 
-def today_in_amsterdam(moment: datetime) -> date:
-    return moment.astimezone(AMSTERDAM).date()
+#: The Europe/Amsterdam calendar date of a moment (servicekit.kalender).
+today_in_amsterdam = amsterdam_dag
 
 
 def derived_id(*parts: object) -> str:
     """A deterministic id for a business key (same key, same id), usable as a document key (no '.')."""
     return uuid.uuid5(NAMESPACE, ":".join(str(p) for p in parts)).hex
-
-
-# ------------------------------------------------------------------------------------------ bank accounts
-
-_IBAN_LENGTHS = {"NL": 18, "BE": 16, "DE": 22, "FR": 27, "LU": 20, "ES": 24, "IT": 27, "AT": 20}
-_IBAN_SHAPE = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{10,30}$")
-_NL_BBAN = re.compile(r"^[A-Z]{4}\d{10}$")
-_BIC = re.compile(r"^[A-Z]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?$")  # ISO 9362: bank, country, location, branch
-
-
-def normalise_iban(iban: str) -> str:
-    return iban.replace(" ", "").upper()
-
-
-def iban_valid(iban: str) -> bool:
-    """ISO 13616: shape, the country's length (NL: 18, four-letter bank code and ten digits), mod-97 == 1."""
-    value = normalise_iban(iban)
-    if not _IBAN_SHAPE.match(value):
-        return False
-    length = _IBAN_LENGTHS.get(value[:2])
-    if length is not None and len(value) != length:
-        return False
-    if value[:2] == "NL" and not _NL_BBAN.match(value[4:]):
-        return False
-    rearranged = value[4:] + value[:4]
-    digits = "".join(str(int(ch, 36)) for ch in rearranged)
-    return int(digits) % 97 == 1
-
-
-def bic_valid(bic: str) -> bool:
-    return bool(_BIC.match(bic.strip().upper()))
-
-
-@dataclass(frozen=True)
-class Rekening:
-    naam: str
-    iban: str
-    bic: str
-
-    @property
-    def geldig(self) -> bool:
-        return bool(self.naam.strip()) and iban_valid(self.iban) and bic_valid(self.bic)
 
 
 # -------------------------------------------------------------------------------------------- splitting
@@ -152,13 +110,6 @@ def financieringsaandeel(bedrag_cents: int, financiering: Mapping[str, Any] | No
 # ------------------------------------------------------------------------------------ settlement, recovery
 
 
-def plus_jaren(dag: date, jaren: int) -> date:
-    try:
-        return dag.replace(year=dag.year + jaren)
-    except ValueError:  # 29 February into a year without it
-        return dag.replace(year=dag.year + jaren, day=28)
-
-
 @dataclass(frozen=True)
 class Verrekening:
     """The outcome of the vaststelling against what was ordered for the case."""
@@ -172,14 +123,16 @@ class Verrekening:
 def verreken_vaststelling(vastgesteld_cents: int, betaald_cents: int, vaststellingsdatum: date,
                           termijn_jaren: int = DEFAULT_TERUGVORDERINGSTERMIJN_JAREN) -> Verrekening:
     """More than paid: pay the rest (Awb 4:52 nets the advance); less: recover the difference, at the latest
-    ``termijn_jaren`` after the vaststelling (Awb 4:57); equal: nothing."""
+    ``termijn_jaren`` after the vaststelling (Awb 4:57), a last day on a weekend or holiday moved by the Atw;
+    equal: nothing."""
     if vastgesteld_cents < 0 or betaald_cents < 0:
         raise ValueError("bedragen kunnen niet negatief zijn")
     saldo = vastgesteld_cents - betaald_cents
     if saldo > 0:
         return Verrekening("nabetaling", betaald_cents, saldo, None)
     if saldo < 0:
-        return Verrekening("terugvordering", betaald_cents, saldo, plus_jaren(vaststellingsdatum, termijn_jaren))
+        return Verrekening("terugvordering", betaald_cents, saldo,
+                           terugvordering_uiterlijk(vaststellingsdatum, termijn_jaren))
     return Verrekening("geen", betaald_cents, 0, None)
 
 

@@ -20,6 +20,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from payments import domain as d
 from payments.messages import OpdrachtenAanmaken, StopberichtDoorgeven, Verrekenen
+from payments.rekening import Rekening
 from payments.repository import PaymentsRepository
 from payments.sepa import Overboeking, build_pain001, validate
 from servicekit.commands import Failure, apply_command, command_params
@@ -37,10 +38,10 @@ OPBOUW, AANGEMAAKT, VERZONDEN, GEBOEKT = "opbouw", "aangemaakt", "verzonden", "g
 
 @dataclass(frozen=True)
 class Rekeningen:
-    debiteur: d.Rekening
-    ggz: dict[str, d.Rekening]
+    debiteur: Rekening
+    ggz: dict[str, Rekening]
 
-    def voor(self, kvk: str) -> d.Rekening | None:
+    def voor(self, kvk: str) -> Rekening | None:
         rekening = self.ggz.get(kvk)
         return rekening if rekening is not None and rekening.geldig else None
 

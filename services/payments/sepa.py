@@ -16,7 +16,8 @@ from pathlib import Path
 
 from lxml import etree
 
-from payments.domain import Rekening, bic_valid, cents_als_euro, iban_valid, normalise_iban
+from payments.domain import cents_als_euro
+from payments.rekening import Rekening, bic_valid, epc_tekst, iban_valid, normalise_iban
 
 NS = "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"
 XSD = Path(__file__).resolve().parent / "schemas" / "pain.001.001.03.xsd"
@@ -58,7 +59,7 @@ def build_pain001(message_id: str, created_at: datetime, uitvoerdatum: date, deb
     if not debiteur.geldig:
         raise SepaError("de rekening van de betaler (UWV) is ongeldig")
     for o in overboekingen:
-        if not (iban_valid(o.crediteur.iban) and bic_valid(o.crediteur.bic)):
+        if not (iban_valid(o.crediteur.iban) and bic_valid(o.crediteur.bic) and epc_tekst(o.crediteur.naam)):
             raise SepaError(f"ongeldige rekening voor betaling {o.end_to_end_id}")
         if o.bedrag_cents <= 0:
             raise SepaError(f"betaling {o.end_to_end_id} heeft geen positief bedrag")
@@ -72,7 +73,8 @@ def build_pain001(message_id: str, created_at: datetime, uitvoerdatum: date, deb
     _sub(header, "CreDtTm", created_at.replace(microsecond=0, tzinfo=None).isoformat())
     _sub(header, "NbOfTxs", aantal)
     _sub(header, "CtrlSum", totaal)
-    _sub(_sub(header, "InitgPty"), "Nm", debiteur.naam[:140])
+    # names and remittance information in the EPC character set ("Çelik" -> "Celik"), then cut to the field
+    _sub(_sub(header, "InitgPty"), "Nm", epc_tekst(debiteur.naam, 140))
     info = _sub(root, "PmtInf")
     _sub(info, "PmtInfId", f"{message_id[:31]}-001")
     _sub(info, "PmtMtd", "TRF")
@@ -81,7 +83,7 @@ def build_pain001(message_id: str, created_at: datetime, uitvoerdatum: date, deb
     _sub(info, "CtrlSum", totaal)
     _sub(_sub(_sub(info, "PmtTpInf"), "SvcLvl"), "Cd", "SEPA")
     _sub(info, "ReqdExctnDt", uitvoerdatum.isoformat())
-    _sub(_sub(info, "Dbtr"), "Nm", debiteur.naam[:70])
+    _sub(_sub(info, "Dbtr"), "Nm", epc_tekst(debiteur.naam, 70))
     _account(info, "DbtrAcct", debiteur.iban)
     _agent(info, "DbtrAgt", debiteur.bic)
     _sub(info, "ChrgBr", "SLEV")
@@ -90,9 +92,9 @@ def build_pain001(message_id: str, created_at: datetime, uitvoerdatum: date, deb
         _sub(_sub(tx, "PmtId"), "EndToEndId", o.end_to_end_id[:35])
         _sub(_sub(tx, "Amt"), "InstdAmt", cents_als_euro(o.bedrag_cents), Ccy="EUR")
         _agent(tx, "CdtrAgt", o.crediteur.bic)
-        _sub(_sub(tx, "Cdtr"), "Nm", o.crediteur.naam[:70])
+        _sub(_sub(tx, "Cdtr"), "Nm", epc_tekst(o.crediteur.naam, 70))
         _account(tx, "CdtrAcct", o.crediteur.iban)
-        _sub(_sub(tx, "RmtInf"), "Ustrd", o.omschrijving[:140])
+        _sub(_sub(tx, "RmtInf"), "Ustrd", epc_tekst(o.omschrijving, 140))
     xml: bytes = ET.tostring(document, encoding="UTF-8", xml_declaration=True)
     return xml
 
