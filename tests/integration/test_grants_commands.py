@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from grants.regelingen import REGELINGEN_DIR
+from tests.support.brieven import tekst
 from tests.support.tokens import ADMIN, bearer
 
 UWV_BEHEER = bearer("uwv-budget-1", "uwv", "UWV", "budgetbeheerder")
@@ -126,7 +127,7 @@ async def test_2019_cap_of_five_per_gemeente_and_the_4000_4000_split(service, dr
         "ondertekenaar": {"subject": "uwv-1", "naam": "P. de Vries", "mandaten": ["toekenning"]},
         "nieuwe_beslisdatum": None})
     assert letter.data["financiering"] == {"niveau": "traject", "rijkCents": 400_000, "gemeenteCents": 400_000}
-    assert "€ 4.000,00" in letter.data["tekst"] and "Roermond" in letter.data["tekst"]
+    assert "€ 4.000,00" in tekst(letter.data) and "Roermond" in tekst(letter.data)
 
 
 async def test_with_8000_left_the_earlier_received_application_gets_it(service, driver):
@@ -196,11 +197,15 @@ async def test_beschikking_needs_the_mandate_and_is_readable_by_its_parties_only
     b = reply.data
     assert b["soort"] == "toekenning" and b["datum"] == "2026-11-23" and b["bezwaartermijnEinde"] == "2027-01-04"
     assert b["bedragCents"] == 1_132_500 and b["kenmerk"].startswith("IPS-0957-2026-")
-    assert "€ 11.325,00" in b["tekst"] and "Roermond" in b["tekst"] and "J. Jansen" in b["tekst"]
-    assert "namens deze het college van burgemeester en wethouders van Roermond" in b["tekst"]
+    assert "€ 11.325,00" in tekst(b) and "Roermond" in tekst(b) and "J. Jansen" in tekst(b)
+    assert "namens deze het college van burgemeester en wethouders van Roermond" in tekst(b)
 
     url = f"{grants.url}/api/v1/beschikkingen/{b['beschikkingId']}"
-    assert httpx.get(url, headers=ROERMOND, timeout=10).json()["kenmerk"] == b["kenmerk"]
+    shown = httpx.get(url, headers=ROERMOND, timeout=10).json()
+    assert shown["kenmerk"] == b["kenmerk"]
+    # the decision as data: its words, text and PDF are kept once, by notifications (GET /brieven/{id})
+    assert "tekst" not in shown and shown["brief"]["mandaat"] == b["mandaat"] and shown["brief"]["bezwaar"] == {
+        "weken": 6, "einde": "2027-01-04"}
     assert httpx.get(url, headers=GGZ, timeout=10).status_code == 200  # the ggz it is addressed to
     assert httpx.get(url, headers=ADMIN, timeout=10).status_code == 200
     assert httpx.get(url, headers=WEERT, timeout=10).status_code == 403
@@ -212,7 +217,7 @@ async def test_beschikking_needs_the_mandate_and_is_readable_by_its_parties_only
         "aanvraag_id": "B-2", "soort": "doorzending", "gemeente_code": "0957", "regeling": "ips-gemeenten-2023",
         "traject_type": "CMD", "bedrag_cents": None, "gronden": [], "motivering": None, "ondertekenaar": None,
         "nieuwe_beslisdatum": None, "van_gemeente_code": "0957", "naar_gemeente_code": "0988"})
-    assert forwarded.data["bezwaartermijnEinde"] is None and "Weert" in forwarded.data["tekst"]
+    assert forwarded.data["bezwaartermijnEinde"] is None and "Weert" in tekst(forwarded.data)
 
     regelingen = httpx.get(f"{grants.url}/api/v1/regelingen", headers=GGZ, timeout=10).json()
     assert {r["id"] for r in regelingen} == {"ips-cmd-2019", "ips-gemeenten-2023"}

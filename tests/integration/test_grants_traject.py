@@ -15,6 +15,7 @@ import httpx
 
 from grants.regelingen import REGELINGEN_DIR
 from tests.integration.test_grants_commands import GGZ, ROERMOND, UWV_BEHEER, WEERT, _reserveren
+from tests.support.brieven import tekst
 from tests.support.engine_driver import CommandDriver as Driver
 from tests.support.tokens import ADMIN, bearer
 
@@ -74,7 +75,7 @@ async def test_one_extension_of_at_most_12_months(service, driver):
     assert besluit.type == "ips.opdracht.voltooid.v1"
     b = besluit.data
     assert b["soort"] == "verlenging" and b["nieuweEinddatum"] == "2027-01-31" and b["maanden"] == 12
-    assert "31 januari 2027" in b["tekst"] and "J. Jansen" in b["tekst"] and "Bezwaar" in b["tekst"]
+    assert "31 januari 2027" in tekst(b) and "J. Jansen" in tekst(b) and "Bezwaar" in tekst(b)
     assert b["bezwaartermijnEinde"] is not None
 
     # a second request is refused even when the engine's count says there was none
@@ -88,7 +89,7 @@ async def test_one_extension_of_at_most_12_months(service, driver):
     afwijzing = await driver.call(OPSTELLEN, "V-1", _beschikking(
         "V-1", "afwijzing_verlenging", ondertekenaar=None, maanden=6, gronden=tweede.data["weigeringsgronden"]))
     assert afwijzing.type == "ips.opdracht.voltooid.v1" and afwijzing.data["soort"] == "afwijzing_verlenging"
-    assert "eenmaal" in afwijzing.data["tekst"] and "Bezwaar" in afwijzing.data["tekst"]
+    assert "eenmaal" in tekst(afwijzing.data) and "Bezwaar" in tekst(afwijzing.data)
 
 
 async def test_a_redelivered_extension_decision_counts_once(service, driver):
@@ -127,7 +128,7 @@ async def test_epa_stopped_after_six_months_pro_rata_and_its_decision(service, d
     b = besluit.data
     assert b["soort"] == "vaststelling" and b["bedragCents"] == 188_750 and b["vastgesteldCents"] == 188_750
     assert b["verleendCents"] == 1_132_500 and b["verschilCents"] == 943_750
-    assert "€ 9.437,50" in b["tekst"] and "terug" in b["tekst"] and "Bezwaar" in b["tekst"]
+    assert "€ 9.437,50" in tekst(b) and "terug" in tekst(b) and "Bezwaar" in tekst(b)
     stored = httpx.get(f"{grants.url}/api/v1/beschikkingen/{b['beschikkingId']}", headers=ROERMOND, timeout=10)
     assert stored.status_code == 200 and stored.json()["vastgesteldCents"] == 188_750
 

@@ -129,7 +129,7 @@ async def test_only_the_owning_ggz_reports(intake, engine):
         assert_problem(httpx.post(_url(intake, aanvraag_id, path), json={}, timeout=10), 401)
     detail = read(intake, aanvraag_id).json()
     assert detail["verlengingsverzoeken"] == [] and "stopbericht" not in detail
-    assert [d["soort"] for d in detail["documenten"]] == ["toekenning"]
+    assert detail["documenten"] == [] and [b["soort"] for b in detail["beschikkingen"]] == ["toekenning"]
     await asyncio.sleep(0.5)
     assert not [e for e in engine.events if e.type.startswith("ips.traject.")]
 
@@ -220,22 +220,21 @@ async def test_the_trajectory_from_grant_to_vaststelling(intake, engine, mongo, 
     detail = read(intake, aanvraag_id).json()
     assert detail["vaststelling"]["bedragCents"] == 188_750 and detail["vaststelling"]["kenmerk"] == "IPS/2026/4"
     assert detail["besluit"] == detail["vaststelling"], "the decision the status stands on"
-    assert [d["soort"] for d in detail["documenten"]] == ["toekenning", "beeindigingsverslag", "verlenging",
-                                                         "verlenging", "vaststelling"]
+    # the letters are listed by reference (notifications keeps their one copy); the report is a document
+    assert [d["soort"] for d in detail["documenten"]] == ["beeindigingsverslag"]
     assert [b["kenmerk"] for b in detail["beschikkingen"]] == ["IPS/2026/1", "IPS/2026/2", "IPS/2026/3",
                                                               "IPS/2026/4"]
-    texts = [TOEKENNING["tekst"]] + [letter["tekst"] for _, letter in letters]
-    for b, text in zip(detail["beschikkingen"], texts, strict=True):
-        document = httpx.get(_url(intake, aanvraag_id, f"/documenten/{b['documentId']}"), headers=GGZ_HEADERS,
-                             timeout=10)
-        assert document.status_code == 200 and document.text == text
+    ids = [TOEKENNING["beschikkingId"]] + [letter["beschikkingId"] for _, letter in letters]
+    assert [(b["beschikkingId"], b["brief"]) for b in detail["beschikkingen"]] == [
+        (i, f"/api/v1/brieven/{i}") for i in ids]
+    assert all(b.get("documentId") is None for b in detail["beschikkingen"])
     assert_problem(eindverslag(intake, aanvraag_id), 409)
 
     # no personal data in any event; nothing left in the outbox; no duplicate documents
     published = "".join(e.model_dump_json() for e in engine.events)
     assert BSN not in published and "K-7" not in published and "begeleiding" not in published
     db = mongo[f"{namespace}ipsflow_intake".replace(".", "_")]
-    assert await db.documenten.count_documents({"aanvraag_id": aanvraag_id}) == 5, "4 letters, 1 report"
+    assert await db.documenten.count_documents({"aanvraag_id": aanvraag_id}) == 1, "the report; no letter copies"
     stored = await db.aanvragen.find_one({"_id": aanvraag_id})
     assert stored["outbox"] == []
     for type_ in (VERLENGING, STOPBERICHT, EINDVERSLAG):
