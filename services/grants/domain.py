@@ -184,9 +184,6 @@ class Criteria:
     certificaat_geldig_tot: date | None
 
 
-_datum = datum_nl  # "2 april 2026" (servicekit.kalender), for letter code that still says _datum
-
-
 def weigeringsgronden(regeling: Regeling, traject_type: str, aanvraagdatum: date, gewenste_startdatum: date,
                       criteria: Criteria) -> list[Grond]:
     """Every ground of refusal that does not depend on the budget, in the order a letter states them."""

@@ -25,6 +25,7 @@ from datetime import date
 from typing import Any
 
 from grants.domain import Regeling
+from servicekit.kalender import euro_decimaal
 
 BEDRAGEN = ("gereserveerd_cents", "vastgelegd_cents", "betaald_cents", "teruggevorderd_cents", "vastgesteld_cents")
 
@@ -162,11 +163,8 @@ def totalen(rijen: Sequence[Rij]) -> list[dict[str, Any]]:
     return [sums[k] for k in sorted(sums)]
 
 
-def euro(cents: int) -> str:
-    """Euros with a decimal comma and no thousands separator (Excel nl reads it as a number): 1887,50."""
-    sign = "-" if cents < 0 else ""
-    euros, rest = divmod(abs(cents), 100)
-    return f"{sign}{euros},{rest:02d}"
+#: Euros with a decimal comma and no thousands separator (Excel nl reads it as a number): 1887,50.
+euro = euro_decimaal
 
 
 KOLOMMEN = ("Gemeentecode", "Gemeente", "Regeling", "Budgetperiode", "Aanvragen", "Toekenningen", "Afwijzingen",

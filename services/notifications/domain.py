@@ -20,6 +20,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from servicekit.kalender import bedrag, datum_nl  # the one Dutch notation of amounts and dates
+
 TEMPLATES_DIR = Path(__file__).with_name("templates")
 DATA_DIR = Path(__file__).with_name("data")
 
@@ -45,27 +47,12 @@ ONDERWERPEN = {
 }
 ALGEMEEN_ONDERWERP = "Besluit over uw IPS-traject"
 
-MAANDEN = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
-           "november", "december")
-
 # Lines of grants' letter text that the letter template shows in its own header.
 _KOPREGELS = ("Aan:", "Datum:", "Ons kenmerk:", "Uw aanvraag:", "Onderwerp:")
 _TUSSENKOPPEN = ("Motivering", "Bezwaar")
 
 
 # --------------------------------------------------------------------------------------------- formatting
-
-
-def bedrag(cents: int) -> str:
-    """Dutch notation of integer euro cents: 1132500 -> '€ 11.325,00'."""
-    euros, rest = divmod(abs(cents), 100)
-    sign = "-" if cents < 0 else ""
-    return f"€ {sign}{euros:,}".replace(",", ".") + f",{rest:02d}"
-
-
-def datum_nl(dag: date) -> str:
-    """'12 februari 2025'."""
-    return f"{dag.day} {MAANDEN[dag.month - 1]} {dag.year}"
 
 
 def _as_date(value: Any) -> date | None:
