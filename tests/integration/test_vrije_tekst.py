@@ -115,7 +115,7 @@ async def test_a_bsn_in_the_motivering_is_refused_and_reaches_no_variable_letter
                                 motivering="Akkoord; voldoet aan de regeling.")
         assert done.status_code == 200, done.text
         aanvraag = await ips.wait_status(case_id, "toegekend", timeout=90)
-        letter = await ips.document_text(case_id, aanvraag["besluit"]["documentId"])
+        letter = await ips.letter_text(aanvraag["besluit"]["beschikkingId"])
         assert "Akkoord; voldoet aan de regeling." in letter
         await asyncio.sleep(1)  # let the last commands and replies pass the tap
 
@@ -150,6 +150,10 @@ async def test_a_bsn_as_client_referentie_is_refused_and_nothing_is_stored_or_pu
         response = httpx.post(f"{intake.url}/api/v1/aanvragen", json=application(clientReferentie=written),
                               headers=headers, timeout=10)
         _refused(response, "clientReferentie")
+    # an Idempotency-Key is stored with the application too
+    keyed = httpx.post(f"{intake.url}/api/v1/aanvragen", json=application(clientReferentie="KND-122"),
+                       headers={**headers, "Idempotency-Key": "aanvraag-123456782"}, timeout=10)
+    _refused(keyed, "idempotency-key")
     fine = httpx.post(f"{intake.url}/api/v1/aanvragen", json=application(clientReferentie="KND-123"),
                       headers=headers, timeout=10)
     assert fine.status_code == 201, fine.text
