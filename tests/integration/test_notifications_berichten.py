@@ -5,6 +5,7 @@ out once the server is back."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import uuid
 from collections.abc import Iterator
@@ -286,3 +287,64 @@ async def test_ids_in_the_letter_do_not_block_it_but_a_bsn_does(service, driver,
     assert blocked.data["status"] == "geblokkeerd"
     await asyncio.sleep(1.0)
     assert len(smtp.capture.messages) == 1
+
+
+def grants_command(aanvraag_id: str) -> tuple[dict[str, Any], str]:
+    """ips.bericht.versturen.v1 as the engine sends it today: grants' decision as data (no words), taken by an
+    official whose name is outside Latin-1; and the text the templates make of it."""
+    from grants.domain import stel_beschikking_op
+    from tests.support.brieven import tekst
+    from tests.unit.brief_scenarios import scenarios
+
+    b = stel_beschikking_op(scenarios()["toekenning_unicode"])
+    beschikking = {"beschikkingId": str(uuid.uuid4()), "kenmerk": b.kenmerk, "soort": b.soort,
+                   "datum": b.datum.isoformat(), "bezwaartermijnEinde": b.bezwaartermijn_einde.isoformat()
+                   if b.bezwaartermijn_einde else None, "bedragCents": b.bedrag_cents, "financiering": b.financiering,
+                   "mandaat": b.mandaat, "gemeenteCode": "0957", "brief": {**b.brief, "aanvraagId": aanvraag_id}}
+    data = {"aanvraag_id": aanvraag_id, "gemeente_code": "0957", "ggz_kvk_nummer": "12345678",
+            "beschikking": beschikking}
+    return data, tekst(beschikking)
+
+
+async def test_the_letter_is_written_from_grants_data_kept_once_and_names_print_exactly(
+        service, driver, smtp, mongo, namespace):
+    """Regression (issue 13.4): with the PDF core fonts these names printed as "?"."""
+    smtp.start()
+    notifications = service("notifications", IPSFLOW_SMTP_HOST="127.0.0.1", IPSFLOW_SMTP_PORT=str(smtp.port),
+                            **FAST).start()
+    data, verwacht = grants_command("U-1")
+    bid = data["beschikking"]["beschikkingId"]
+    assert "Łukasz Nguyễn-Çelik, Øyvind" in verwacht and "Súdwest-Fryslân" in verwacht
+    reply = await driver.reply(await driver.send("U-1", data))
+    assert reply.data["status"] == "te_versturen"
+
+    async def sent() -> bool:
+        return [b["status"] for b in log_of(notifications.url, "U-1")] == ["verzonden"]
+
+    await eventually(sent, timeout=30, what="the message to be sent")
+    (attachment,) = list(smtp.capture.messages[0].iter_attachments())
+    text = pdf_text(attachment.get_content())
+    for naam in ("Çelik", "Nguyễn", "Øyvind", "Łukasz", "Łukasz Nguyễn-Çelik, Øyvind", "Súdwest-Fryslân",
+                 "Besproken met mevrouw Çelik en de heer Nguyễn."):
+        assert naam in text, naam
+    assert text.count("?") == verwacht.count("?"), "no name turned into question marks"
+
+    # the one copy: text and PDF, served by the letter's beschikking id to the ggz and the gemeente it is about
+    url = f"{notifications.url}/api/v1/brieven/{bid}"
+    brief = httpx.get(url, headers=GGZ_NOORD, timeout=10)
+    assert brief.status_code == 200, brief.text
+    assert brief.json()["tekst"] == verwacht and brief.json()["pdf"] == f"/api/v1/brieven/{bid}/pdf"
+    assert brief.json()["berichtId"] == reply.data["berichtId"] and brief.json()["kenmerk"] in text
+    pdf = httpx.get(f"{url}/pdf", headers=ROERMOND, timeout=10)
+    assert pdf.status_code == 200 and pdf.content == attachment.get_content()
+    assert brief.json()["pdfSha256"] == hashlib.sha256(pdf.content).hexdigest()
+    assert httpx.get(url, headers=ADMIN, timeout=10).status_code == 200
+    assert httpx.get(url, headers=GGZ_ZUID, timeout=10).status_code == 403
+    assert httpx.get(f"{url}/pdf", headers=bearer("x", "gemeente", "0988", "behandelaar"), timeout=10
+                     ).status_code == 403
+    assert httpx.get(url, timeout=10).status_code == 401
+    assert httpx.get(f"{notifications.url}/api/v1/brieven/{uuid.uuid4()}", headers=ADMIN, timeout=10
+                     ).status_code == 404
+    db = mongo[f"{namespace}ipsflow_notifications".replace(".", "_")]
+    stored = await db.berichten.find({"beschikking_id": bid}).to_list(None)
+    assert len(stored) == 1 and stored[0]["brief_tekst"] == verwacht and bytes(stored[0]["pdf"]) == pdf.content
