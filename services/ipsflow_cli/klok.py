@@ -11,17 +11,17 @@ import time
 from datetime import date, datetime
 from datetime import time as day_time
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from servicekit.kalender import AMSTERDAM
+
 klok_app = typer.Typer(help="De oefenklok van een test- of opleidingsomgeving: tonen, zetten, terugzetten.",
                        no_args_is_help=True)
 console = Console()
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 #: (service, environment variable with its base URL, default URL): every service that follows the clock.
 SERVICES = [("intake", "IPSFLOW_INTAKE_URL", "http://127.0.0.1:8001"),
             ("grants", "IPSFLOW_GRANTS_URL", "http://127.0.0.1:8002"),

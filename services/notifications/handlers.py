@@ -15,7 +15,6 @@ import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from bson import Binary
 from pymongo.asynchronous.database import AsyncDatabase
@@ -39,13 +38,13 @@ from notifications.sjablonen import Sjablonen
 from servicekit.commands import Outcome, apply_command, command_params
 from servicekit.consumer import PoisonMessage
 from servicekit.envelope import CloudEvent
+from servicekit.kalender import amsterdam_dag
 from servicekit.logging import get_logger
 from servicekit.personal_data import holds_bsn_like_number
 from servicekit.store import Document, DuplicateKeyError
 
 log = get_logger(__name__)
 SERVICE = "notifications"
-AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
 class Conflict(Exception):
@@ -105,7 +104,7 @@ class NotificationHandlers:
 
     def _nieuw_bericht(self, p: BerichtVersturen, bid: str, command: CloudEvent) -> Document:
         beschikking = p.beschikking.model_dump(by_alias=True, mode="json", exclude_none=True)
-        beschikking.setdefault("datum", command.time.astimezone(AMSTERDAM).date().isoformat())
+        beschikking.setdefault("datum", amsterdam_dag(command.time).isoformat())
         now = datetime.now(UTC)
         doc: Document = {
             "_id": bid, "aanvraag_id": p.aanvraag_id, "beschikking_id": p.beschikking.beschikking_id,

@@ -237,3 +237,13 @@ def test_relative_imports_resolve_to_the_importing_package(tree: Path) -> None:
     _write(tree, {"intake/api.py": "from . import domain\nfrom .domain import Aanvraag\nfrom .. import x\n"})
     mods = [i.module for i in imports_of(tree, tree / "intake/api.py")]
     assert mods == ["intake.domain", "intake.domain", "x"]
+
+
+def test_domain_may_use_the_pure_shared_calendar_which_must_stay_standard_library_only(tree: Path) -> None:
+    _write(tree, {"servicekit/kalender.py": "import json\nfrom datetime import date\n",
+                  "intake/domain.py": "from servicekit.kalender import plus_duur\nimport servicekit.kalender\n"})
+    assert layering_violations(tree) == []
+    _write(tree, {"servicekit/kalender.py": "import json\nfrom pydantic import B\nfrom servicekit.store import s\n",
+                  "intake/domain.py": "from servicekit.kalender import plus_duur\nfrom servicekit.store import x\n"})
+    assert sorted(p.split(": ")[0] for p in layering_violations(tree)) == [
+        "services/intake/domain.py:2", "services/servicekit/kalender.py:2", "services/servicekit/kalender.py:3"]
