@@ -43,7 +43,8 @@ unit: deps
 
 # make test runs the same fuzz tests with 50 examples per operation; each operation may take longer here.
 fuzz: deps stack-up  ## schemathesis on every service's OpenAPI, 500 examples per operation (IPSFLOW_FUZZ_EXAMPLES)
-	@IPSFLOW_FUZZ_EXAMPLES=$${IPSFLOW_FUZZ_EXAMPLES:-500} $(VENV)/bin/pytest -q -m fuzz --timeout=3600 tests/fuzz
+	@IPSFLOW_FUZZ_EXAMPLES=$${IPSFLOW_FUZZ_EXAMPLES:-500} IPSFLOW_FUZZ_SEED=$${IPSFLOW_FUZZ_SEED:-random} \
+	  $(VENV)/bin/pytest -q -m fuzz --timeout=3600 tests/fuzz
 
 lint: deps
 	@$(VENV)/bin/ruff check services tests
