@@ -168,8 +168,17 @@ async def _not_utf8(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
+def _has_body(scope: Scope) -> bool:
+    """A method that carries a body, or any request that announces one (a GET with a body is still a body)."""
+    if scope.get("method") in BODY_METHODS:
+        return True
+    headers = dict(scope.get("headers") or [])
+    return b"transfer-encoding" in headers or headers.get(b"content-length", b"0").strip() not in (b"", b"0")
+
+
 class AuthBeforeBodyMiddleware:
-    """Authenticates a request with a body (POST, PUT, PATCH, DELETE under ``/api/v1``) before reading any of it.
+    """Authenticates a request with a body (POST, PUT, PATCH, DELETE, or any that announces a body, under
+    ``/api/v1``) before reading any of it.
 
     Without a valid bearer token the answer is 401 problem+json and the body is never read: uvicorn holds at most
     its flow-control buffer (64 KB) of it, instead of the whole upload that BodyLimitMiddleware would otherwise
@@ -192,7 +201,7 @@ class AuthBeforeBodyMiddleware:
         return False
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or scope.get("method") not in BODY_METHODS
+        if (scope["type"] != "http" or not _has_body(scope)
                 or not scope.get("path", "").startswith(API_PREFIX) or self._is_public(scope)):
             await self.app(scope, receive, send)
             return

@@ -56,10 +56,10 @@ def _token() -> str:
     return mint_token("tester", "ggz", "12345678", ["aanvrager"])
 
 
-async def _send(app: Any, headers: list[tuple[bytes, bytes]], size: int, chunk: int = 64 * 1024
-                ) -> tuple[int, dict[bytes, bytes], bytes, int]:
-    """One POST of ``size`` bytes straight to the ASGI app; returns status, headers, body and the bytes the app
-    asked for (what a server would have had to buffer)."""
+async def _send(app: Any, headers: list[tuple[bytes, bytes]], size: int, chunk: int = 64 * 1024,
+                method: str = "POST") -> tuple[int, dict[bytes, bytes], bytes, int]:
+    """One request with a body of ``size`` bytes straight to the ASGI app; returns status, headers, body and the
+    bytes the app asked for (what a server would have had to buffer)."""
     read = 0
     sent_chunks = 0
     total_chunks = -(-size // chunk)
@@ -82,7 +82,7 @@ async def _send(app: Any, headers: list[tuple[bytes, bytes]], size: int, chunk: 
         elif message["type"] == "http.response.body":
             body += message.get("body", b"")
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
              "path": UPLOAD, "raw_path": UPLOAD.encode(), "query_string": b"", "root_path": "",
              "headers": [(b"host", b"test"), (b"content-type", b"application/pdf"),
                          (b"content-length", str(size).encode()), *headers],
@@ -101,6 +101,14 @@ async def test_an_unauthenticated_upload_is_refused_before_its_body_is_read() ->
         assert response_headers[b"x-trace-id"]
         assert json.loads(body)["status"] == 401
         assert read == 0, f"{read} bytes of an unauthenticated body were read"
+
+
+async def test_a_body_on_another_method_is_not_read_without_a_token_either() -> None:
+    """A GET (or any method) that announces a body on the upload path would otherwise be buffered up to the
+    upload limit before its 405."""
+    status, _headers, _body, read = await _send(_app(), [], 10 * 1024 * 1024, method="GET")
+    assert status == 401
+    assert read == 0
 
 
 async def test_an_authenticated_upload_is_read_as_before() -> None:
