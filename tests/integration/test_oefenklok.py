@@ -179,3 +179,28 @@ async def test_a_late_older_setting_never_overrides_a_newer_one(mongo, namespace
     other_process = AdjustableClock()
     await ClockKeeper(database, other_process, "intake").load()
     assert other_process.state.offset == timedelta(days=20), "the stored setting is the newer one"
+
+
+def test_ipsflow_klok_set_moves_every_service_and_reset_brings_them_back(service, monkeypatch):
+    from typer.testing import CliRunner
+
+    from ipsflow_cli.main import app
+
+    ips = start_ips(service)
+    try:
+        for name, url in ips.urls().items():
+            var = "IPSFLOW_ENGINE_URL" if name == "process_engine" else f"IPSFLOW_{name.upper()}_URL"
+            monkeypatch.setenv(var, url)
+        monkeypatch.setenv("IPSFLOW_TOKEN", KLOKBEHEER["Authorization"].removeprefix("Bearer "))
+        runner = CliRunner()
+        moved = runner.invoke(app, ["klok", "set", "2026-03-03"])
+        assert moved.exit_code == 0, moved.output
+        assert "alle services werken met dezelfde tijd" in moved.output
+        clocks = [httpx.get(f"{url}/api/v1/beheer/klok", headers=KLOKBEHEER).json() for url in ips.urls().values()]
+        assert {amsterdam(c["nu"]) for c in clocks} == {date(2026, 3, 3)}, clocks
+        back = runner.invoke(app, ["klok", "reset"])
+        assert back.exit_code == 0, back.output
+        assert {httpx.get(f"{url}/api/v1/beheer/klok", headers=KLOKBEHEER).json()["verschuivingSeconden"]
+                for url in ips.urls().values()} == {0.0}
+    finally:
+        asyncio.run(ips.close())
