@@ -285,8 +285,8 @@ PLAUSIBLE: dict[str, Any] = {
     },
     "toetsing": {
         "regeling": "ips-gemeenten-2023", "bevoegd": True, "bevoegdeGemeente": "0957", "beslisdatum": "2026-04-28",
-        "beslistermijnEinde": "2026-04-27", "hersteltermijn": "P14D", "betaalschema": [{"moment": "toekenning", "percentage": 100}],
-        "terugvorderingstermijnJaren": 5,
+        "beslistermijnEinde": "2026-04-27", "hersteltermijn": "P14D",
+        "betaalschema": [{"moment": "toekenning", "percentage": 100}], "terugvorderingstermijnJaren": 5,
     },
     "volledigheid": {"volledig": True, "ontbrekend": [{"omschrijving": "cv"}, "diploma"],
                      "volledigOntvangenOp": "2026-03-03", "criteria": []},
@@ -300,7 +300,8 @@ PLAUSIBLE: dict[str, Any] = {
     "stopbericht": {"einddatum": "2027-06-30"}, "vaststelling": {"vastgesteldCents": 800_000},
     "verrekening": {"betaaldCents": 800_000, "saldoCents": -5_000}, "betaling": {"totaalCents": 800_000},
     "tarief_cents": 800_000, "looptijd_maanden": 24, "gemeenteCode": "0957", "ggzKvkNummer": "12345678",
-    "vorigeGemeente": "0957", "beslisdatum": "2026-04-28", "opgeschorte_dagen": 0, "startdatum": "2026-04-01", "einddatum": "2028-03-31",
+    "vorigeGemeente": "0957", "beslisdatum": "2026-04-28", "opgeschorte_dagen": 0, "startdatum": "2026-04-01",
+    "einddatum": "2028-03-31",
     "verlengingen": 0, "werkelijke_einddatum": None, "afwijzingsgronden": [], "verlengingsgronden": [],
     "dossier_nummer": "D-1",
 }  # fmt: skip
