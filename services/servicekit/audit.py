@@ -129,9 +129,9 @@ def verwerking(actie: Actie, resource_type: str, id_param: str | None = None,
         route = getattr(request.scope.get("route"), "path", request.url.path)
         found = Verwerking(
             logboek=request.app.state.logboek, principal=principal, actie=actie, resource_type=resource_type,
-            resource_id=str(params[id_param]) if id_param and id_param in params else None,
-            onderdeel=str(params[onderdeel_param]) if onderdeel_param and onderdeel_param in params else None,
-            trace_id=request_trace_id(request), methode=request.method, route=str(route),
+            resource_id=_id(params[id_param]) if id_param and id_param in params else None,
+            onderdeel=_id(params[onderdeel_param]) if onderdeel_param and onderdeel_param in params else None,
+            trace_id=request_trace_id(request), methode=request.method, route=_id(route),
             filter={k: _filterwaarde(v) for k, v in request.query_params.items() if k not in _NIET_IN_FILTER}
             if actie == "list" else {})
         request.scope.setdefault("state", {})[STATE_KEY] = found
@@ -146,6 +146,12 @@ def _filterwaarde(value: str) -> str:
     return "[weggelaten]" if holds_bsn_like_number(value) else value[:100]
 
 
+def _id(value: Any) -> str:
+    # Ids come from the URL: a BSN typed into one (GET /aanvragen/<bsn>) is left out of the log as well.
+    text = str(value)
+    return "[weggelaten]" if holds_bsn_like_number(text) else text[:200]
+
+
 def noteer(request: Request | None = None, *, resource_type: str | None = None, resource_id: str | None = None,
            onderdeel: str | None = None, ids: Sequence[str] | None = None, aantal: int | None = None) -> None:
     """Complete the record of this request once the route knows more (a new id, the ids a list returned).
@@ -156,11 +162,11 @@ def noteer(request: Request | None = None, *, resource_type: str | None = None, 
     if resource_type is not None:
         found.resource_type = resource_type
     if resource_id is not None:
-        found.resource_id = resource_id
+        found.resource_id = _id(resource_id)
     if onderdeel is not None:
-        found.onderdeel = onderdeel
+        found.onderdeel = _id(onderdeel)
     if ids is not None:
-        found.ids = list(dict.fromkeys(ids))
+        found.ids = list(dict.fromkeys(_id(i) for i in ids))
         found.aantal = len(found.ids)
     if aantal is not None:
         found.aantal = aantal

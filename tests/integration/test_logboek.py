@@ -145,12 +145,16 @@ async def test_the_logboek_never_holds_a_bsn(intake, mongo, namespace):
     # a BSN typed into a list filter: the filter is recorded, the number is not
     httpx.get(f"{intake.url}/api/v1/aanvragen", params={"zoek": BSN}, headers=GGZ_HEADERS, timeout=10)
     httpx.get(f"{intake.url}/api/v1/aanvragen", params={"zoek": "1234.56.782"}, headers=GGZ_HEADERS, timeout=10)
+    # and one typed into a URL: the attempt is recorded, the number is not
+    typed = httpx.get(f"{intake.url}/api/v1/aanvragen/{BSN}", headers=GGZ_HEADERS, timeout=10)
+    assert typed.status_code == 404
     docs = await _db(mongo, namespace, "intake").logboek.find({}).to_list(None)
     assert len(docs) >= 4
     for doc in docs:
         raw = bson.encode(doc)
         assert BSN.encode() not in raw and b"1234.56.782" not in raw, doc
     assert [d["filter"] for d in docs if d["actie"] == "list" and d["filter"]] == [{"zoek": "[weggelaten]"}] * 2
+    assert [d["resource_id"] for d in docs if d["trace_id"] == typed.headers["X-Trace-Id"]] == ["[weggelaten]"]
 
 
 async def test_unauthenticated_requests_and_service_traffic_are_no_processing_by_a_person(intake, mongo, namespace):
