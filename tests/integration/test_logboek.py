@@ -178,8 +178,10 @@ async def test_the_engine_records_who_read_a_case(service, settings_for, mongo, 
     await fake.start()
     try:
         await broker.publish(new_event("ips.test.gestart.v1", service="test", subject="zaak-logboek",
-                                       data={"aanvraag_id": "L-1", "bedrag": 120_000, "gemeenteCode": "0957"}),
+                                       data={"aanvraag_id": "L-1", "bedrag": 700_000, "gemeenteCode": "0957"}),
                              EVENTS)
+        await broker.publish(new_event("ips.test.bevestigd.v1", service="test", subject="zaak-logboek",
+                                       data={"bevestigd": True}), EVENTS)
         user = bearer("behandelaar-1", "gemeente", "0957", "behandelaar")
 
         async def readable() -> bool:
@@ -195,6 +197,21 @@ async def test_the_engine_records_who_read_a_case(service, settings_for, mongo, 
         assert by_trace[read.headers["X-Trace-Id"]]["resourceType"] == "zaak"
         assert by_trace[weert.headers["X-Trace-Id"]]["status"] == 403
         assert logboek(engine.url, user).status_code == 403
+
+        # a work list names the cases it showed; a task is recorded as a part of its case
+        async def task_listed() -> bool:
+            return bool(httpx.get(f"{engine.url}/api/v1/taken", headers=user, timeout=10).json())
+        await eventually(task_listed, timeout=30, what="the user task")
+        listed = httpx.get(f"{engine.url}/api/v1/taken", headers=user, timeout=10)
+        [task] = listed.json()
+        shown = httpx.get(f"{engine.url}/api/v1/taken/{task['id']}", headers=user, timeout=10)
+        assert shown.status_code == 200
+        by_trace = {e["traceId"]: e for e in logboek(engine.url, resourceId="zaak-logboek").json()["items"]}
+        assert by_trace[listed.headers["X-Trace-Id"]]["actie"] == "list"
+        assert by_trace[listed.headers["X-Trace-Id"]]["resourceIds"] == ["zaak-logboek"]
+        task_read = by_trace[shown.headers["X-Trace-Id"]]
+        assert (task_read["actie"], task_read["resourceId"], task_read["onderdeel"]) == ("read", "zaak-logboek",
+                                                                                         task["id"])
     finally:
         await fake.stop()
         await broker.close()
