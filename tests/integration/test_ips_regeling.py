@@ -10,6 +10,7 @@ import pytest
 from tests.support.ips import (
     GGZ_A,
     GGZ_B,
+    MANDATES,
     PDF,
     PERIODE,
     ROERMOND,
@@ -20,6 +21,7 @@ from tests.support.ips import (
     official,
     start_ips,
 )
+from tests.support.tokens import bearer
 
 
 @pytest.fixture
@@ -56,7 +58,7 @@ async def test_happy_path_cmd_and_epa_under_ips_gemeenten_2023(ips: IpsSystem):
         deadline = date.fromisoformat(besluit["bezwaartermijnEinde"])
         assert timedelta(days=42) <= deadline - sent <= timedelta(days=46)  # 6 weeks, moved past weekend/holiday
         assert deadline.weekday() < 5
-        letter = await ips.document_text(case_id, besluit["documentId"])
+        letter = await ips.letter_text(besluit["beschikkingId"])
         assert _euro(cents) in letter
         assert "namens deze het college van burgemeester en wethouders van Roermond" in letter
         assert "A. de Vries" in letter
@@ -90,18 +92,24 @@ async def test_ips_cmd_2019_cap_window_and_co_financing(ips: IpsSystem):
         await ips.wait_task(case_id, official(ROERMOND))
     await ips.wait_task(weert, official(WEERT))
     sixth = await ips.wait_status(roermond[5], "afgewezen")
-    letter = await ips.document_text(roermond[5], sixth["besluit"]["documentId"])
+    letter = await ips.letter_text(sixth["besluit"]["beschikkingId"])
     assert "maximum" in letter.lower()
     outside = await ips.wait_status(late, "afgewezen")
-    assert "aanvraagperiode" in (await ips.document_text(late, outside["besluit"]["documentId"])).lower()
-    # the first granted one records the Rijk/gemeente split of EUR 4,000 each
+    assert "aanvraagperiode" in (await ips.letter_text(outside["besluit"]["beschikkingId"])).lower()
+    # the first granted one records the Rijk/gemeente split of EUR 4,000 each; UWV decides, after the gemeente
+    # recorded its consent statement (tests/integration/test_ips_cmd_2019.py)
     task = await ips.wait_task(roermond[0], official(ROERMOND))
-    assert (await ips.decide(task["id"], official(ROERMOND), besluit="toekennen", motivering="ok")).status_code == 200
+    assert task["elementId"] == "UserTask_instemming"
+    assert (await ips.decide(task["id"], official(ROERMOND), instemming="verleend", instemmingKenmerk="TV-1",
+                             instemmingDatum="2019-05-20")).status_code == 200
+    uwv = bearer("uwv-1", "uwv", "UWV", "uwv-behandelaar", name="P. Bakker, UWV", mandates=MANDATES)
+    task = await ips.wait_task(roermond[0], uwv)
+    assert (await ips.decide(task["id"], uwv, besluit="toekennen", motivering="ok")).status_code == 200
     granted = await ips.wait_status(roermond[0], "toegekend")
     case = await ips.case(roermond[0])
     split = case["variabelen"]["reservering"]["financiering"]
     assert (split["rijkCents"], split["gemeenteCents"]) == (400000, 400000)
-    letter = await ips.document_text(roermond[0], granted["besluit"]["documentId"])
+    letter = await ips.letter_text(granted["besluit"]["beschikkingId"])
     assert "€ 4.000,00" in letter and "€ 8.000,00" in letter
 
 
@@ -112,7 +120,7 @@ async def test_ceiling_grants_in_order_of_receipt(ips: IpsSystem):
     second = await ips.submit(application())
     await ips.wait_task(first, official(ROERMOND))
     refused = await ips.wait_status(second, "afgewezen")
-    assert "plafond" in (await ips.document_text(second, refused["besluit"]["documentId"])).lower()
+    assert "plafond" in (await ips.letter_text(refused["besluit"]["beschikkingId"])).lower()
     ledger = next(b for b in await ips.budgets() if b["regeling"] == "ips-gemeenten-2023" and b["periode"] == year)
     assert ledger["beschikbaarCents"] == 0 and ledger["gereserveerdCents"] == 800000
 
@@ -131,7 +139,7 @@ async def test_incomplete_application_hersteltermijn_expiry_and_supplement(ips: 
     await ips.wait_task(in_time, official(ROERMOND))
     await ips.set_clock(datetime.now(UTC) + timedelta(days=15))
     niet = await ips.wait_status(late, "niet_behandeld")
-    letter = await ips.document_text(late, niet["besluit"]["documentId"])
+    letter = await ips.letter_text(niet["besluit"]["beschikkingId"])
     assert "4:5" in letter
     assert (await ips.aanvraag(in_time))["status"] != "niet_behandeld"
 
@@ -145,9 +153,9 @@ async def test_wrong_gemeente_is_forwarded_and_keeps_the_receipt_date(ips: IpsSy
     aanvraag = await ips.aanvraag(case_id)
     assert aanvraag["gemeenteCode"] == WEERT and aanvraag["doorgezondenVan"] == ROERMOND
     assert aanvraag["ontvangenOp"] == received
-    notices = [d for d in aanvraag["documenten"] if d["soort"] != "aanvraagformulier"]
-    assert notices, "the sender is told: the doorzending notice is among the documents"
-    text = await ips.document_text(case_id, notices[0]["id"])
+    notices = [b for b in aanvraag["beschikkingen"] if b["soort"] == "doorzending"]
+    assert notices, "the sender is told: the doorzending notice is among the letters"
+    text = await ips.letter_text(notices[0]["beschikkingId"])
     assert "Weert" in text and "Roermond" in text
 
 
@@ -165,8 +173,8 @@ async def test_overdue_after_8_weeks_and_a_414_notice_moves_the_deadline(ips: Ip
     await ips.set_clock(datetime.now(UTC) + timedelta(weeks=8, days=2))
     await ips.wait_case(overdue, lambda c: c["variabelen"].get("te_laat") is True, "overdue flag")
     assert (await ips.case(postponed))["variabelen"].get("te_laat") is False
-    notice = [d for d in (await ips.aanvraag(postponed))["documenten"] if d["soort"] != "aanvraagformulier"]
-    assert notice and "4:14" in await ips.document_text(postponed, notice[-1]["id"])
+    notice = await ips.letters(postponed, "verdaging")
+    assert notice and "4:14" in await ips.letter_text(notice[-1]["beschikkingId"])
     await ips.set_clock(datetime.now(UTC) + timedelta(weeks=12, days=2))
     await ips.wait_case(postponed, lambda c: c["variabelen"].get("te_laat") is True, "overdue after the new date")
 

@@ -116,7 +116,7 @@ async def test_early_termination_vaststelling_and_recovery(service, smtp, tmp_pa
         assert case["variabelen"]["vaststelling"]["vastgesteldCents"] == expected
         assert case["variabelen"]["verrekening"]["saldoCents"] == expected - 1132500
         aanvraag = await ips.wait_status(case_id, "vastgesteld")
-        letter = await ips.document_text(case_id, aanvraag["besluit"]["documentId"])
+        letter = await ips.letter_text(aanvraag["besluit"]["beschikkingId"])
         assert ("€ 1.887,50" if rule == "pro_rata_months" else "€ 11.325,00") in letter
         recoveries = (await ips.client.get(f"{ips.payments}/api/v1/terugvorderingen", params={"ggz": GGZ_A},
                                            headers=ggz())).json()
@@ -193,8 +193,8 @@ async def test_extension_at_most_12_months_and_only_once(service):
             assert response.status_code == 202, response.text
 
         await ask(13)
-        refusal = await ips.wait_document(case_id, "afwijzing_verlenging")
-        assert "12" in await ips.document_text(case_id, refusal["id"])
+        refusal = await ips.wait_letter(case_id, "afwijzing_verlenging")
+        assert "12" in await ips.letter_text(refusal["beschikkingId"])
         await ips.wait_case(case_id, lambda c: c["actieveElementen"] == ["ReceiveTask_traject"], "running again")
         assert (await ips.case(case_id))["variabelen"]["einddatum"] == "2026-01-31"
 
@@ -204,14 +204,13 @@ async def test_extension_at_most_12_months_and_only_once(service):
         response = await ips.decide(task["id"], official(ROERMOND, DECIDER), besluit="toekennen",
                                     motivering="Goede voortgang, plaatsing in zicht.")
         assert response.status_code == 200, response.text
-        granted = await ips.wait_document(case_id, "verlenging")
-        assert "31 januari 2027" in await ips.document_text(case_id, granted["id"]) or \
-            "2027-01-31" in await ips.document_text(case_id, granted["id"])
+        granted = await ips.wait_letter(case_id, "verlenging")
+        assert "31 januari 2027" in await ips.letter_text(granted["beschikkingId"])
         await ips.wait_case(case_id, lambda c: c["variabelen"].get("einddatum") == "2027-01-31"
                             and c["actieveElementen"] == ["ReceiveTask_traject"], "the new end date")
 
         await ask(3)
-        await ips.wait_document(case_id, "afwijzing_verlenging", count=2)
+        await ips.wait_letter(case_id, "afwijzing_verlenging", count=2)
         case = await ips.wait_case(case_id, lambda c: c["actieveElementen"] == ["ReceiveTask_traject"], "running")
         assert case["variabelen"]["einddatum"] == "2027-01-31" and case["variabelen"]["verlengingen"] == 1
     finally:

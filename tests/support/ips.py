@@ -196,20 +196,36 @@ class IpsSystem:
         assert response.status_code == 200, response.text
         return response.text
 
-    async def documents(self, aanvraag_id: str, soort: str) -> list[dict[str, Any]]:
-        return [d for d in (await self.aanvraag(aanvraag_id))["documenten"] if d["soort"] == soort]
+    async def letters(self, aanvraag_id: str, soort: str) -> list[dict[str, Any]]:
+        """The letters of kind ``soort`` that intake lists for the application (by reference, oldest first)."""
+        return [b for b in (await self.aanvraag(aanvraag_id))["beschikkingen"] if b["soort"] == soort]
 
-    async def wait_document(self, aanvraag_id: str, soort: str, count: int = 1, timeout: float = 90) -> dict[str, Any]:
-        """The ``count``-th decision document of kind ``soort`` the ggz can read (waits for it)."""
+    async def wait_letter(self, aanvraag_id: str, soort: str, count: int = 1, timeout: float = 90) -> dict[str, Any]:
+        """The ``count``-th letter of kind ``soort`` listed for the ggz (waits for it)."""
         deadline = time.monotonic() + timeout
         while True:
-            found = await self.documents(aanvraag_id, soort)
+            found = await self.letters(aanvraag_id, soort)
             if len(found) >= count:
                 return found[count - 1]
             if time.monotonic() > deadline:
                 case = await self.case(aanvraag_id)
-                raise AssertionError(f"{aanvraag_id}: {len(found)} '{soort}' documents, wanted {count}; "
+                raise AssertionError(f"{aanvraag_id}: {len(found)} '{soort}' letters, wanted {count}; "
                                      f"active {case['actieveElementen']}, incidents {case['incidenten']}")
+            await asyncio.sleep(0.25)
+
+    async def letter_text(self, beschikking_id: str, token: dict[str, str] | None = None,
+                          timeout: float = 60) -> str:
+        """The text of a beschikking's letter from its one copy at notifications (``GET /brieven/{id}``); waits
+        for notifications to have written it (intake may list the letter a moment earlier)."""
+        assert beschikking_id, "a letter is referred to by its beschikking id"
+        deadline = time.monotonic() + timeout
+        while True:
+            response = await self.client.get(f"{self.notifications}/api/v1/brieven/{beschikking_id}",
+                                             headers=token or ggz())
+            if response.status_code == 200:
+                return str(response.json()["tekst"])
+            assert response.status_code == 404 and time.monotonic() < deadline, (response.status_code,
+                                                                                   response.text)
             await asyncio.sleep(0.25)
 
     async def close(self) -> None:
