@@ -314,7 +314,7 @@ class BeschikkingVerzoek:
 
 @dataclass(frozen=True)
 class Beschikking:
-    """The decision as data. The words of the letter are notifications' templates (``templates/brieven``);
+    """The decision as data. The words of the letter are notifications' templates (``beschikking/``);
     ``brief`` is everything they need, JSON-ready (dates ISO 8601, amounts in cents)."""
 
     kenmerk: str
