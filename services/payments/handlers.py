@@ -113,7 +113,7 @@ class PaymentsHandlers:
                 "aandeel": {"rijk_cents": aandeel.rijk_cents, "gemeente_cents": aandeel.gemeente_cents},
                 "netto_aandeel": {"rijk_cents": netto_aandeel.rijk_cents,
                                   "gemeente_cents": netto_aandeel.gemeente_cents},
-                "status": status, "batch_id": None, "aangemaakt_op": nu})
+                "status": status, "batch_id": None, "aangemaakt_op": nu, "revision": 0})
             if status == d.REKENING_ONTBREEKT:
                 log.warning("opdracht.rekening_ontbreekt", opdracht_id=opdracht_id, ggz=kvk)
         await self._boek_opdracht(existing)
@@ -401,11 +401,11 @@ class PaymentsHandlers:
     async def batch_aanmaken(self, sleutel: str, max_opdrachten: int, uitvoerdatum: date | None,
                              nu: datetime) -> Document:
         """Create (or finish) the batch of ``sleutel`` (the Idempotency-Key): claim up to ``max_opdrachten``
-        ready orders with a guarded update each, then freeze the list, control sum and pain.001 XML.
+        ready orders with revision-checked updates in bulk, then freeze the list, control sum and pain.001 XML.
 
         Restartable: orders carry the batch id once claimed, so a retry after a crash finds them, claims
-        the rest and finishes the same batch. Two batches never take the same order (the claim filters on
-        ``status: gereed``).
+        the rest and finishes the same batch. Two batches never take the same order (each claim is checked
+        against the revision of the order as read with ``status: gereed``, and every write raises it).
         """
         batch_id = d.derived_id("batch", sleutel)
         verzoek = {"maxOpdrachten": max_opdrachten, "uitvoerdatum": uitvoerdatum.isoformat() if uitvoerdatum else None}
@@ -428,15 +428,20 @@ class PaymentsHandlers:
                 [("aangemaakt_op", 1), ("_id", 1)]).limit(nodig).to_list(None)
             if not kandidaten:
                 break
-            for i, o in enumerate(kandidaten):
-                if eerste_ronde and i == len(kandidaten) // 2 and i > 0:
-                    await self._fault_mid_batch(batch_id)
+            klaar: list[Document] = []
+            for o in kandidaten:
                 if self.rekeningen.voor(o["ggz_kvk_nummer"]) is None:  # the account was removed or made invalid
                     if await self.repo.status_zetten(o["_id"], (d.GEREED,), d.REKENING_ONTBREEKT):
                         log.warning("opdracht.rekening_ontbreekt", opdracht_id=o["_id"], ggz=o["ggz_kvk_nummer"])
                     continue
-                if await self.repo.status_zetten(o["_id"], (d.GEREED,), d.IN_BATCH, batch_id=batch_id):
-                    geclaimd.append({**o, "status": d.IN_BATCH, "batch_id": batch_id})
+                klaar.append(o)
+            # the first round claims in two parts, so the fault injection can stop the process in between
+            helft = len(klaar) // 2 if eerste_ronde else 0
+            for n, deel in enumerate([klaar[:helft], klaar[helft:]] if helft else [klaar]):
+                if n == 1:
+                    await self._fault_mid_batch(batch_id)
+                geclaimd.extend(await self.repo.in_bulk_zetten(deel, d.GEREED,
+                                                               {"status": d.IN_BATCH, "batch_id": batch_id}))
             eerste_ronde = False  # another batch took some of these: look for the next ready ones
         geclaimd = await self._zonder_rekening_terugzetten(batch_id, geclaimd)
         if not geclaimd:
@@ -506,10 +511,16 @@ class PaymentsHandlers:
             return batch
         if batch["status"] != VERZONDEN:
             raise BatchConflict(f"batch heeft status {batch['status']}; eerst verzonden melden")
-        for o in await self.repo.opdrachten_van(batch["opdrachten"]):
-            await self.repo.status_zetten(o["_id"], (d.IN_BATCH,), d.BETAALD, betaald_op=nu)
+        opdrachten = await self.repo.opdrachten_van(batch["opdrachten"])
+        await self.repo.in_bulk_zetten([o for o in opdrachten if o["status"] == d.IN_BATCH], d.IN_BATCH,
+                                       {"status": d.BETAALD, "betaald_op": nu})
+        per_ggz: dict[str, list[tuple[str, dict[str, dict[str, int]]]]] = {}
+        for o in opdrachten:  # every order, also those marked paid before a crash: each key is booked once
             netto = d.Aandeel(o["netto_aandeel"]["rijk_cents"], o["netto_aandeel"]["gemeente_cents"])
-            await self.repo.boeken(o["ggz_kvk_nummer"], f"{o['_id']}:betaald", _ledger_bedragen("betaald_cents", netto))
+            per_ggz.setdefault(o["ggz_kvk_nummer"], []).append(
+                (f"{o['_id']}:betaald", _ledger_bedragen("betaald_cents", netto)))
+        for kvk, boekingen in per_ggz.items():
+            await self.repo.boeken_samen(kvk, boekingen)
         await self.repo.batches.update_one({"_id": batch_id, "status": VERZONDEN},
                                            {"$set": {"status": GEBOEKT, "geboekt_op": nu}})
         return await self._batch(batch_id)

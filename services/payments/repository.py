@@ -5,8 +5,9 @@ Collections (read by ``_id`` wherever it matters; FerretDB v1 scans for any othe
 * ``zaken``: one per aanvraag: its order ids, financing, the vaststelling outcome; the command replies
   (outbox + ``applied``, see servicekit.commands).
 * ``opdrachten``: one per payment order, ``_id`` derived from beschikking + moment + installment, so a
-  repeated command finds it (DuplicateKeyError = already done). Claimed into a batch by a guarded update
-  on ``status``.
+  repeated command finds it (DuplicateKeyError = already done). Every write raises its ``revision``, so a
+  batch claims and books its orders with revision-checked updates in bulk (``in_bulk_zetten``); the other
+  writes are guarded on ``status``.
 * ``terugvorderingen``: one per recovery (``_id`` derived from the aanvraag); ``open_cents`` decreases by
   guarded set-offs keyed by the order id.
 * ``grootboek``: one ledger per ggz (``_id`` = KvK): totals per funding share; every booking is keyed
@@ -19,14 +20,21 @@ its effect already there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.store import Document, DocumentStore, DuplicateKeyError
 
 AANDELEN = ("totaal", "rijk", "gemeente")
+#: Statements per bulk command. The local FerretDB front sends up to 64 revision-checked statements that raise
+#: the revision as one command (deploy/ferretdb/update.go); any other bulk goes there one statement at a time.
+BULK = 64
+#: An order's fields that tell whether a bulk statement for it went in (see ``in_bulk_zetten``).
+_KENMERK = ("status", "batch_id")
 
 
 class PaymentsRepository:
@@ -56,32 +64,79 @@ class PaymentsRepository:
             return existing
 
     async def opdrachten_van(self, ids: list[str]) -> list[Document]:
-        docs = [await self.opdracht(i) for i in ids]
+        """The orders by ``_id`` (FerretDB indexes only ``_id`` lookups), BULK at a time in parallel."""
+        docs: list[Document | None] = []
+        for start in range(0, len(ids), BULK):
+            docs.extend(await asyncio.gather(*(self.opdracht(i) for i in ids[start:start + BULK])))
         return [d for d in docs if d is not None]
 
     async def status_zetten(self, opdracht_id: str, van: tuple[str, ...], naar: str, **velden: Any) -> bool:
         result = await self.opdrachten.update_one({"_id": opdracht_id, "status": {"$in": list(van)}},
-                                                  {"$set": {"status": naar, **velden}})
+                                                  {"$set": {"status": naar, **velden}, "$inc": {"revision": 1}})
         return result.matched_count == 1
+
+    async def in_bulk_zetten(self, opdrachten: Sequence[Document], van: str, velden: Mapping[str, Any],
+                             pogingen: int = 5) -> list[Document]:
+        """Set ``velden`` (with ``status``) on each order, read while it had status ``van``, with revision-checked
+        updates in bulk commands of BULK; returns the orders updated now, as stored.
+
+        An order changed since it was read is read again: one still in ``van`` is tried again at its new
+        revision, one that left it (another batch claimed it, a vaststelling cancelled it) is left alone. Each
+        statement is one atomic single-document update, so a crash between commands leaves every order either
+        updated or not, and the caller's retry finds which. Orders stored before they had a revision are
+        updated one by one, guarded on their status."""
+        gedaan: list[Document] = []
+        for start in range(0, len(opdrachten), BULK):
+            open_ = list(opdrachten[start:start + BULK])
+            for _ in range(pogingen):
+                zonder = [o for o in open_ if not isinstance(o.get("revision"), int)]
+                met = [o for o in open_ if isinstance(o.get("revision"), int)]
+                for o in zonder:
+                    if await self.status_zetten(o["_id"], (van,), velden["status"],
+                                                **{k: v for k, v in velden.items() if k != "status"}):
+                        gedaan.append({**o, **velden, "revision": 1})
+                if not met:
+                    break
+                result = await self.opdrachten.bulk_write(
+                    [UpdateOne({"_id": o["_id"], "revision": o["revision"]},
+                               {"$set": dict(velden), "$inc": {"revision": 1}}) for o in met], ordered=False)
+                if result.matched_count == len(met):
+                    gedaan.extend({**o, **velden, "revision": o["revision"] + 1} for o in met)
+                    break
+                open_ = []
+                for o, vers in zip(met, await self.opdrachten_van_of_none([o["_id"] for o in met]), strict=True):
+                    if vers is None:
+                        continue
+                    verwacht = {**{k: o.get(k) for k in _KENMERK}, **{k: velden[k] for k in _KENMERK if k in velden}}
+                    if all(vers.get(k) == v for k, v in verwacht.items()):
+                        gedaan.append(vers)  # this statement went in (maybe written again since)
+                    elif vers["status"] == van:
+                        open_.append(vers)  # changed, still waiting: again at its new revision
+                if not open_:
+                    break
+        return gedaan
+
+    async def opdrachten_van_of_none(self, ids: Sequence[str]) -> list[Document | None]:
+        return list(await asyncio.gather(*(self.opdracht(i) for i in ids)))
 
     async def verlagen(self, opdracht_id: str, van: tuple[str, ...], velden: Mapping[str, Any],
                        verlaging: Mapping[str, Any]) -> bool:
         """Reduce an order still outside a batch (guarded on its status), once: ``verlaging`` records it."""
         result = await self.opdrachten.update_one(
             {"_id": opdracht_id, "status": {"$in": list(van)}, "verlaging": {"$exists": False}},
-            {"$set": {**velden, "verlaging": dict(verlaging)}})
+            {"$set": {**velden, "verlaging": dict(verlaging)}, "$inc": {"revision": 1}})
         return result.matched_count == 1
 
     async def verlaging_vastleggen(self, opdracht_id: str, verlaging: Mapping[str, Any]) -> bool:
         """Record that the order was not reduced (it was already in a batch), once."""
         result = await self.opdrachten.update_one({"_id": opdracht_id, "verlaging": {"$exists": False}},
-                                                  {"$set": {"verlaging": dict(verlaging)}})
+                                                  {"$set": {"verlaging": dict(verlaging)}, "$inc": {"revision": 1}})
         return result.matched_count == 1
 
     async def uit_batch_halen(self, opdracht_id: str, batch_id: str, naar: str) -> bool:
         """Put an order claimed by a batch still being built back out of it."""
         result = await self.opdrachten.update_one({"_id": opdracht_id, "status": "in_batch", "batch_id": batch_id},
-                                                  {"$set": {"status": naar, "batch_id": None}})
+                                                  {"$set": {"status": naar, "batch_id": None}, "$inc": {"revision": 1}})
         return result.matched_count == 1
 
     # --------------------------------------------------------------------------------------- recoveries
@@ -143,6 +198,27 @@ class PaymentsRepository:
                 continue  # the ledger exists (maybe just created by a concurrent booking): try without upsert
             return result.matched_count == 1 or result.upserted_id is not None
         return False
+
+    async def boeken_samen(self, kvk: str, boekingen: Sequence[tuple[str, Mapping[str, Mapping[str, int]]]]) -> None:
+        """Book several keyed bookings of one ledger in one update when none of them is there yet (the usual
+        case), BULK per update; otherwise (a retry after a crash, a ledger not created yet) one by one through
+        ``boeken``, which books each key once."""
+        for start in range(0, len(boekingen), BULK):
+            deel = boekingen[start:start + BULK]
+            inc: dict[str, int] = {"revision": 1}
+            zetten: dict[str, Any] = {}
+            for sleutel, bedragen in deel:
+                for aandeel, kolommen in bedragen.items():
+                    for kolom, cents in kolommen.items():
+                        inc[f"{aandeel}.{kolom}"] = inc.get(f"{aandeel}.{kolom}", 0) + cents
+                zetten[f"boekingen.{sleutel}"] = {aandeel: dict(kolommen) for aandeel, kolommen in bedragen.items()}
+            filter_: dict[str, Any] = {"_id": kvk, **{key: {"$exists": False} for key in zetten}}
+            if len(zetten) == len(deel):  # one key twice in a call: book one by one, each once
+                result = await self.grootboek.update_one(filter_, {"$inc": inc, "$set": zetten})
+                if result.matched_count == 1:
+                    continue
+            for sleutel, bedragen in deel:
+                await self.boeken(kvk, sleutel, bedragen)
 
     async def grootboek_zetten(self, kvk: str, zetten: Mapping[str, Any] | None = None,
                                wissen: tuple[str, ...] = ()) -> None:
