@@ -89,17 +89,37 @@ def dev_key_dir() -> Path:
 
 
 def ensure_dev_keys() -> tuple[Path, Path]:
-    """The development key pair, created on first use (never for production)."""
+    """The development key pair, created on first use (never for production).
+
+    Safe when several processes start at once on a fresh checkout (``ipsflow run`` starts five): one of them
+    creates the pair, the others wait for it. A service reads the public key once, so a pair overwritten by a
+    second creator would leave it trusting a key nobody mints with.
+    """
     folder = dev_key_dir()
     private, public = folder / "jwt-private.pem", folder / "jwt-public.pem"
     if not private.exists():
         folder.mkdir(parents=True, exist_ok=True)
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()))
-        private.chmod(0o600)
-        public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                         serialization.PublicFormat.SubjectPublicKeyInfo))
+        tmp_private, tmp_public = folder / f".jwt-private.{os.getpid()}.tmp", folder / f".jwt-public.{os.getpid()}.tmp"
+        tmp_private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+        tmp_private.chmod(0o600)
+        tmp_public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+        try:
+            os.link(tmp_private, private)  # atomic: exactly one process wins
+        except FileExistsError:
+            tmp_public.unlink()
+        except OSError:  # a file system without hard links: last writer wins, as before
+            os.replace(tmp_private, private)
+            os.replace(tmp_public, public)
+        else:
+            os.replace(tmp_public, public)
+        finally:
+            tmp_private.unlink(missing_ok=True)
+    deadline = time.monotonic() + 10
+    while not public.exists() and time.monotonic() < deadline:  # the winner is about to write it
+        time.sleep(0.05)
     return private, public
 
 

@@ -266,3 +266,30 @@ def test_a_static_key_must_be_rsa():
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     with pytest.raises(AuthConfigurationError, match="no RSA public key"):
         StaticKey(pem, "test")
+
+
+def _public_key_seen(folder: str) -> bytes:
+    import os
+
+    os.environ["IPSFLOW_DEV_KEY_DIR"] = folder
+    from servicekit.auth import ensure_dev_keys
+
+    return ensure_dev_keys()[1].read_bytes()
+
+
+def test_processes_starting_at_once_share_one_development_key_pair(tmp_path):
+    """``ipsflow run`` starts five services on a fresh checkout and each reads the public key once: they must all
+    get the key that matches the private key ``ipsflow token`` mints with (before: in 5 of 6 runs of six forked
+    processes they saw several pairs; with spawned processes one crashed on a missing public key)."""
+    import multiprocessing
+
+    for attempt in range(3):
+        folder = tmp_path / f"keys-{attempt}"
+        with multiprocessing.get_context("fork").Pool(6) as pool:  # fork: no re-import, the race stays tight
+            seen = pool.map(_public_key_seen, [str(folder)] * 6)
+        private = serialization.load_pem_private_key((folder / "jwt-private.pem").read_bytes(), None)
+        assert isinstance(private, rsa.RSAPrivateKey)
+        expected = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                     serialization.PublicFormat.SubjectPublicKeyInfo)
+        assert set(seen) == {expected}
+        assert sorted(p.name for p in folder.iterdir()) == ["jwt-private.pem", "jwt-public.pem"]
