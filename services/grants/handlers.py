@@ -87,6 +87,8 @@ class GrantsHandlers:
         regeling = self.regelingen[t.regeling]
         result = {
             "regeling": t.regeling, "regelingVersie": regeling.versie,
+            # who decides: "uwv" (ips-cmd-2019, with the gemeente's consent statement) or "gemeente"
+            "besluitvormer": regeling.besluitvormer,
             "binnenAanvraagperiode": t.binnen_aanvraagperiode, "bevoegd": t.bevoegd,
             "bevoegdeGemeente": t.bevoegde_gemeente, "beslisdatum": t.beslisdatum.isoformat(),
             "beslistermijnVerstrijktOp": iso(t.beslistermijn_verstrijkt_op), "hersteltermijn": t.hersteltermijn,
@@ -352,6 +354,11 @@ class GrantsHandlers:
         elif p.soort == "verdaging" and (
                 fout := verdaging_ongeldig(p.nieuwe_beslisdatum, p.huidige_beslisdatum, datum)) is not None:
             outcome = Failure("IPS-VERDAGING-001", fout)
+        elif p.soort == "toekenning" and regeling.besluitvormer == "uwv" and not (
+                p.instemming and p.instemming.verleend and p.instemming.gemeente_code == p.gemeente_code):
+            # ips-cmd-2019: UWV grants only with the consent statement of the gemeente of the application
+            outcome = Failure("IPS-INSTEMMING-001",
+                              "Toekenning vraagt de instemming (toestemmingsverklaring) van de gemeente.")
         else:
             traject_type = p.traject_type or zaak.get("traject_type") or regeling.trajecttypen[0]
             verleend = (zaak.get("vergoeding") or {}).get("bedragCents") or regeling.tarief(traject_type) or 0
@@ -403,6 +410,9 @@ class GrantsHandlers:
                     "nieuwe_einddatum": nieuwe_einddatum.isoformat() if nieuwe_einddatum else None,
                     "maanden": maanden, "verleend_cents": bedrag if p.soort == "vaststelling" else None,
                     "vastgesteld_cents": b.bedrag_cents if p.soort == "vaststelling" else None,
+                    "instemming": ({"kenmerk": p.instemming.kenmerk, "datum": p.instemming.datum.isoformat(),
+                                    "gemeenteCode": p.instemming.gemeente_code,
+                                    "verleend": p.instemming.verleend} if p.instemming else None),
                     "brief": b.brief, "opgesteld_op": self.clock()})
                 outcome = beschikking_result(stored)
 
@@ -458,6 +468,12 @@ def beschikking_result(doc: Document) -> dict[str, Any]:
         result["tekst"] = doc["tekst"]
     if doc.get("nieuwe_einddatum"):
         result["nieuweEinddatum"] = doc["nieuwe_einddatum"]
+    if doc.get("gronden"):  # the grounds of a refusal, as codes and texts (the portal shows them)
+        result["gronden"] = doc["gronden"]
+    if doc.get("nieuwe_beslisdatum"):  # a 4:14 notice: the new decision date
+        result["nieuweBeslisdatum"] = doc["nieuwe_beslisdatum"]
+    if doc.get("instemming"):  # ips-cmd-2019: the gemeente's consent statement the grant was taken with
+        result["instemming"] = doc["instemming"]
     if doc.get("maanden") is not None:
         result["maanden"] = doc["maanden"]
     if doc.get("vastgesteld_cents") is not None:

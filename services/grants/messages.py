@@ -102,6 +102,19 @@ class OndertekenaarParam(BaseModel):
     mandaten: list[str] = Field(default_factory=list)
 
 
+class InstemmingParam(BaseModel):
+    """The gemeente's consent statement (toestemmingsverklaring) an ips-cmd-2019 grant needs; the gemeente's
+    official records it in the diagram (UserTask_instemming)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    verleend: bool
+    kenmerk: str = Field(min_length=1, max_length=100)
+    datum: date
+    gemeente_code: str = Field(alias="gemeenteCode", pattern=r"^\d{4}$")
+    vastgelegd_door: str | None = Field(default=None, alias="vastgelegdDoor", max_length=200)
+
+
 class BeschikkingOpstellen(CommandParams):
     aanvraag_id: str = Field(pattern=ID_PATTERN)
     soort: SOORT
@@ -120,6 +133,7 @@ class BeschikkingOpstellen(CommandParams):
     nieuwe_einddatum: date | None = None
     maanden: int | None = Field(default=None, ge=0, le=1200)
     vastgesteld_cents: int | None = Field(default=None, ge=0)
+    instemming: InstemmingParam | None = None
 
     _d = field_validator("nieuwe_beslisdatum", "huidige_beslisdatum", "nieuwe_einddatum",
                          mode="before")(_optionele_datum)

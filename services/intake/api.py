@@ -8,13 +8,24 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
 
 from intake.bootstrap import Intake, IntakeSettings, bootstrap
-from intake.domain import Aanvraag, Besluit, DocumentInfo, Verlengingsverzoek
-from intake.handlers import Conflict, Forbidden, IdempotencyConflict, InvalidInput, NotFound, PreconditionFailed
+from intake.domain import DOORGEZONDEN, INGETROKKEN, Aanvraag, Besluit, DocumentInfo, Verlengingsverzoek
+from intake.handlers import (
+    Conflict,
+    Forbidden,
+    IdempotencyConflict,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+    doorgezonden_door,
+    may_read,
+    stand,
+)
 from intake.messages import (
     AanvraagAanvullen,
     AanvraagDetail,
@@ -22,11 +33,14 @@ from intake.messages import (
     AanvraagLijst,
     AanvraagOntvangen,
     AanvraagSamenvatting,
+    BeslistermijnView,
     BesluitView,
     DocumentMetadata,
+    GrondView,
     HerstelView,
     StopberichtMelden,
     StopberichtView,
+    TrajectView,
     VerlengingsverzoekView,
     VerlengingVragen,
 )
@@ -34,6 +48,7 @@ from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import Principal, PrincipalDep
 from servicekit.clock_api import add_clock_route
 from servicekit.http import API_PREFIX, add_health, create_app, problem
+from servicekit.kalender import amsterdam_dag
 from servicekit.vrije_tekst import VrijeTekst
 
 AANVRAGEN = f"{API_PREFIX}/aanvragen"
@@ -119,14 +134,17 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
               tags=["aanvragen"], responses={**_PROBLEMS, 422: {"description": "Idempotency-Key hergebruikt"}})
     async def aanvraag_indienen(body: AanvraagIndienen, principal: PrincipalDep, request: Request,
                                 response: Response, idempotency_key: IdempotencyKey = None) -> AanvraagOntvangen:
-        """Dien een aanvraag in. Met dezelfde Idempotency-Key geeft een herhaald verzoek dezelfde aanvraag (200)."""
+        """Dien een aanvraag in. Een herhaald verzoek met dezelfde Idempotency-Key en dezelfde inhoud krijgt het
+        oorspronkelijke antwoord terug (201, dezelfde body; header ``Idempotency-Replayed: true``), ook als de
+        aanvraag sindsdien verder is; de actuele stand staat op ``GET /aanvragen/{id}``."""
         result = await handlers.submit(principal, body, idempotency_key)
         a = result.aanvraag
         noteer(request, resource_id=a.id)
-        response.status_code = 201 if result.created else 200
+        response.status_code = 201
+        if not result.created:
+            response.headers["Idempotency-Replayed"] = "true"
         response.headers["Location"] = f"{AANVRAGEN}/{a.id}"
-        return AanvraagOntvangen(id=a.id, status=a.status, ontvangen_op=a.ontvangen_op, gemeente_code=a.gemeente_code,
-                                 woongemeente_code=a.woongemeente_code, traject_type=a.traject_type)
+        return AanvraagOntvangen.model_validate(result.bevestiging)
 
     @app.get(AANVRAGEN, response_model=AanvraagLijst, response_model_by_alias=True, tags=["aanvragen"],
              dependencies=[_LIJST],
@@ -137,7 +155,8 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
         """De aanvragen van uw organisatie, nieuwste eerst."""
         found = await handlers.list_for(principal, limit, offset)
         noteer(request, ids=[a.id for a in found])
-        return AanvraagLijst(items=[_samenvatting(a, principal) for a in found], limit=limit, offset=offset)
+        nu = handlers.clock()
+        return AanvraagLijst(items=[_samenvatting(a, principal, nu) for a in found], limit=limit, offset=offset)
 
     @app.get(f"{AANVRAGEN}/{{aanvraag_id}}", response_model=AanvraagDetail, response_model_by_alias=True,
              dependencies=[_LEZEN],
@@ -146,7 +165,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
         """Status, data, herstelverzoek, besluit en documenten van een aanvraag (ETag: de versie)."""
         aanvraag = await handlers.read(principal, aanvraag_id)
         response.headers["ETag"] = _etag(aanvraag)
-        return _detail(aanvraag, principal)
+        return _detail(aanvraag, principal, handlers.clock())
 
     @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/documenten", status_code=201, response_model=DocumentMetadata,
               dependencies=[_UPLOADEN],
@@ -188,7 +207,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
         """Vul een onvolledige aanvraag aan (alleen na een herstelverzoek). Upload documenten vooraf."""
         aanvraag = await handlers.aanvullen(principal, aanvraag_id, body, idempotency_key, _revision(if_match))
         response.headers["ETag"] = _etag(aanvraag)
-        return _detail(aanvraag, principal)
+        return _detail(aanvraag, principal, handlers.clock())
 
     @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/intrekking", response_model=AanvraagDetail,
               dependencies=[_WIJZIGEN],
@@ -199,7 +218,7 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
         """Trek de aanvraag in; kan tot er een besluit is."""
         aanvraag = await handlers.intrekken(principal, aanvraag_id, idempotency_key, _revision(if_match))
         response.headers["ETag"] = _etag(aanvraag)
-        return _detail(aanvraag, principal)
+        return _detail(aanvraag, principal, handlers.clock())
 
     @app.post(f"{AANVRAGEN}/{{aanvraag_id}}/verlengingsverzoeken", status_code=202, dependencies=[_MELDEN],
               response_model=VerlengingsverzoekView, response_model_by_alias=True, response_model_exclude_none=True,
@@ -256,7 +275,8 @@ def _besluit(b: Besluit) -> BesluitView:
     return BesluitView(soort=b.soort, datum=b.datum, bezwaartermijn_einde=b.bezwaartermijn_einde,
                        bedrag_cents=b.bedrag_cents, document_id=b.document_id, kenmerk=b.kenmerk,
                        beschikking_id=b.beschikking_id,
-                       brief=f"{API_PREFIX}/brieven/{b.beschikking_id}" if b.beschikking_id else None)
+                       brief=f"{API_PREFIX}/brieven/{b.beschikking_id}" if b.beschikking_id else None,
+                       gronden=[GrondView.model_validate(g) for g in b.gronden])
 
 
 def _etag(a: Aanvraag) -> str:
@@ -280,15 +300,63 @@ def _document(d: DocumentInfo) -> DocumentMetadata:
                             grootte=d.grootte, sha256=d.sha256, ontvangen_op=d.ontvangen_op)
 
 
-def _samenvatting(a: Aanvraag, principal: Principal) -> AanvraagSamenvatting:
+def _besloten_op(a: Aanvraag) -> date | None:
+    """The day of the decision on the application (the letter's date), if there is one."""
+    datum = a.besluit.datum if a.besluit and a.besluit.soort in ("toekenning", "afwijzing", "niet_behandelen") \
+        else None
+    return date.fromisoformat(datum[:10]) if datum else None
+
+
+def _beslistermijn(a: Aanvraag, nu: datetime) -> BeslistermijnView | None:
+    st = stand(a)
+    if st.beslisdatum is None or st.beslisdatum_reden is None:
+        return None
+    return BeslistermijnView.model_validate({
+        "beslisdatum": st.beslisdatum, "reden": st.beslisdatum_reden,
+        "oorspronkelijkeBeslisdatum": st.oorspronkelijke_beslisdatum, "opgeschorteDagen": st.opgeschorte_dagen,
+        "teLaat": a.status != INGETROKKEN and st.te_laat(amsterdam_dag(nu), _besloten_op(a))})
+
+
+def _traject(a: Aanvraag) -> TrajectView | None:
+    st = stand(a)
+    if st.startdatum is None and st.einddatum is None:
+        return None
+    return TrajectView(startdatum=st.startdatum, einddatum=st.einddatum, verlenging_maanden=st.verlenging_maanden,
+                       verlenging_beschikking_id=st.verlenging_beschikking_id)
+
+
+def _samenvatting(a: Aanvraag, principal: Principal, nu: datetime) -> AanvraagSamenvatting:
+    if doorgezonden_door(principal, a) and not may_read(principal, a):  # its record of the forwarding
+        return AanvraagSamenvatting(id=a.id, status=DOORGEZONDEN, aanvraagdatum=a.aanvraagdatum,
+                                    ontvangen_op=a.ontvangen_op, gemeente_code=a.gemeente_code,
+                                    woongemeente_code=a.woongemeente_code, traject_type=a.traject_type,
+                                    doorgezonden_naar=a.gemeente_code)
+    termijn = _beslistermijn(a, nu)
     return AanvraagSamenvatting(id=a.id, status=a.status,
+                                beslisdatum=termijn.beslisdatum if termijn else None,
+                                te_laat=termijn.te_laat if termijn else None,
+                                beschikking_id=a.besluit.beschikking_id if a.besluit else None,
+                                einddatum=stand(a).einddatum,
                                 client_referentie=a.client_referentie if _owner(a, principal) else None,
                                 aanvraagdatum=a.aanvraagdatum, ontvangen_op=a.ontvangen_op,
                                 gemeente_code=a.gemeente_code, woongemeente_code=a.woongemeente_code,
                                 traject_type=a.traject_type)
 
 
-def _detail(a: Aanvraag, principal: Principal) -> AanvraagDetail:
+def _doorzendingsrecord(a: Aanvraag) -> AanvraagDetail:
+    """What the gemeente that forwarded an application (Awb 2:3) keeps seeing: that it forwarded it, to whom,
+    and the forwarding notice; what it had when it received it, and nothing the competent gemeente added later."""
+    return AanvraagDetail(
+        id=a.id, status=DOORGEZONDEN, aanvraagdatum=a.aanvraagdatum, gewenste_startdatum=a.gewenste_startdatum,
+        ontvangen_op=a.ontvangen_op, gemeente_code=a.gemeente_code, woongemeente_code=a.woongemeente_code,
+        doorgezonden_van=a.doorgezonden_van, doorgezonden_naar=a.gemeente_code, traject_type=a.traject_type,
+        ggz_kvk_nummer=a.ggz_kvk_nummer,
+        beschikkingen=[_besluit(x) for x in a.beschikkingen if x.soort == "doorzending"])
+
+
+def _detail(a: Aanvraag, principal: Principal, nu: datetime) -> AanvraagDetail:
+    if doorgezonden_door(principal, a) and not may_read(principal, a):
+        return _doorzendingsrecord(a)
     b = a.besluit
     return AanvraagDetail(
         id=a.id, status=a.status, client_referentie=a.client_referentie if _owner(a, principal) else None,
@@ -297,6 +365,7 @@ def _detail(a: Aanvraag, principal: Principal) -> AanvraagDetail:
         gemeente_code=a.gemeente_code, woongemeente_code=a.woongemeente_code, doorgezonden_van=a.doorgezonden_van,
         traject_type=a.traject_type, ggz_kvk_nummer=a.ggz_kvk_nummer,
         herstel=HerstelView(ontbrekend=a.herstel.ontbrekend, uiterlijk=a.herstel.uiterlijk) if a.herstel else None,
+        beslistermijn=_beslistermijn(a, nu), traject=_traject(a),
         besluit=_besluit(b) if b else None,
         vaststelling=_besluit(a.vaststelling) if a.vaststelling else None,
         beschikkingen=[_besluit(x) for x in a.beschikkingen],

@@ -182,6 +182,7 @@ class Besluit:
     beschikking_id: str | None = None  # the letter (text and PDF): notifications GET /api/v1/brieven/{id}
     kenmerk: str | None = None
     registratie_id: str | None = None  # fixed by the command that registered it: the same letter is listed once
+    gronden: list[dict[str, str]] = field(default_factory=list)  # grounds of a refusal: code and text
 
     @property
     def sleutel(self) -> str | None:
@@ -236,6 +237,9 @@ class Aanvraag:
     stopbericht: Stopbericht | None = None
     eindverslag_document_id: str | None = None
     eindverslag_ingediend_op: datetime | None = None
+    #: intake.stand.Stand, the portal's read model (decision date, trajectory dates), kept beside the aggregate:
+    #: the repository reads it, the command handlers change it
+    stand: Any = None
     revision: int = 0  # the stored version (optimistic concurrency, the ETag of the portal)
     events: list[DomainEvent] = field(default_factory=list)
 
@@ -489,4 +493,6 @@ def _besluit(beschikking: dict[str, Any], registratie_id: str | None) -> Besluit
         beschikking_id=_str_or_none(beschikking.get("beschikkingId")),
         kenmerk=_str_or_none(beschikking.get("kenmerk")),
         registratie_id=registratie_id,
+        gronden=[{"code": str(g.get("code", "")), "tekst": str(g.get("tekst", ""))}
+                 for g in beschikking.get("gronden") or [] if isinstance(g, dict)],
     )

@@ -32,16 +32,17 @@ from intake.messages import (
     AanvraagAanvullen,
     AanvraagIndienen,
     BesluitRegistrerenParams,
-    CommandParams,
     DoorzendenParams,
     HerstelVragenParams,
     StopberichtMelden,
     VerlengingVragen,
+    VolledigheidParams,
 )
 from intake.messages import Doelgroep as DoelgroepIn
 from intake.messages import Modelgetrouwheid as ModelgetrouwheidIn
 from intake.messages import Ondertekening as OndertekeningIn
 from intake.repository import SERVICE, AanvraagRepository, DocumentContents, from_doc, to_doc
+from intake.stand import Stand
 from servicekit.auth import Principal
 from servicekit.commands import Failure, apply_command
 from servicekit.consumer import PoisonMessage
@@ -91,6 +92,9 @@ class IdempotencyConflict(Exception):
 class Submitted:
     aanvraag: Aanvraag
     created: bool
+    #: The answer to the first submission (id, status, ontvangenOp, gemeenteCode, woongemeenteCode, trajectType):
+    #: a replay with the same Idempotency-Key and body gets exactly this again, whatever happened since.
+    bevestiging: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,7 +118,7 @@ class IntakeHandlers:
         if doc is None:
             raise NotFound(aanvraag_id)
         aanvraag = from_doc(doc)
-        if not may_read(principal, aanvraag):
+        if not may_read(principal, aanvraag) and not doorgezonden_door(principal, aanvraag):
             log.warning("aanvraag.toegang_geweigerd", aanvraag_id=aanvraag_id, user=principal.subject)
             raise Forbidden("Deze aanvraag hoort niet bij uw organisatie.")
         log.info("aanvraag.gelezen", aanvraag_id=aanvraag_id, user=principal.subject, org=principal.org)
@@ -124,7 +128,8 @@ class IntakeHandlers:
         if principal.org_type == "ggz":
             filter_: Document = {"ggz_kvk_nummer": principal.org}
         elif principal.org_type == "gemeente":
-            filter_ = {"gemeente_code": principal.org}
+            # those addressed to it now, and those it forwarded (its own record of the forwarding, Awb 2:3)
+            filter_ = {"$or": [{"gemeente_code": principal.org}, {"doorgezonden_van": principal.org}]}
         elif principal.org_type == "beheer":
             filter_ = {}
         else:
@@ -134,6 +139,8 @@ class IntakeHandlers:
     async def document_content(self, principal: Principal, aanvraag_id: str,
                                document_id: str) -> tuple[DocumentInfo, bytes]:
         aanvraag = await self.read(principal, aanvraag_id)
+        if not may_read(principal, aanvraag):
+            raise Forbidden("Deze aanvraag is doorgezonden; de documenten zijn bij de bevoegde gemeente.")
         info = next((d for d in aanvraag.documenten if d.id == document_id), None)
         content = await self.documenten.get(document_id) if info else None
         if info is None or content is None:
@@ -183,18 +190,25 @@ class IntakeHandlers:
             modelgetrouwheid=_modelgetrouwheid(cmd.modelgetrouwheid), ggz_agb_code=cmd.ggz_agb_code,
             toelichting=cmd.toelichting,
         )
+        bevestiging = ontvangstbevestiging(aanvraag)
         try:
             await self.aanvragen.add(aanvraag, {"request_hash": request_hash,
                                                 "bsn_versleuteld": self.cipher.encrypt(cmd.bsn, aanvraag_id),
-                                                "ingediend_door": principal.subject})
+                                                "ingediend_door": principal.subject,
+                                                "ontvangstbevestiging": bevestiging})
         except DuplicateKeyError:
             existing = await self.aanvragen.get_document(aanvraag_id)
             if existing is None or existing.get("request_hash") != request_hash:
                 raise IdempotencyConflict(aanvraag_id) from None
-            return Submitted(from_doc(existing), created=False)
+            earlier = from_doc(existing)
+            # stored before the answer was kept: the first answer follows from what never changes
+            first = existing.get("ontvangstbevestiging") or {
+                **ontvangstbevestiging(earlier), "status": domain.INGEDIEND,
+                "gemeenteCode": earlier.doorgezonden_van or earlier.gemeente_code}
+            return Submitted(earlier, created=False, bevestiging=first)
         log.info("aanvraag.ingediend", aanvraag_id=aanvraag_id, user=principal.subject)
         self.wake(aanvraag_id)
-        return Submitted(aanvraag, created=True)
+        return Submitted(aanvraag, created=True, bevestiging=bevestiging)
 
     async def upload(self, principal: Principal, aanvraag_id: str, soort: str, bestandsnaam: str | None,
                      content_type: str, content: bytes, idempotency_key: str | None) -> DocumentInfo:
@@ -403,8 +417,13 @@ class IntakeHandlers:
     # --- engine commands ---
 
     async def volledigheid_controleren(self, command: CloudEvent) -> None:
-        params = CommandParams.model_validate(command.data)
-        await self._apply(command, params.aanvraag_id, lambda a: a.volledigheid_controleren(self.vereiste_bijlagen))
+        params = VolledigheidParams.model_validate(command.data)
+
+        def check(a: Aanvraag) -> dict[str, Any]:
+            stand(a).beslistermijn(params.beslisdatum, params.opgeschorte_dagen)  # the portal's decision date
+            return a.volledigheid_controleren(self.vereiste_bijlagen)
+
+        await self._apply(command, params.aanvraag_id, check)
 
     async def herstel_vragen(self, command: CloudEvent) -> None:
         params = HerstelVragenParams.model_validate(command.data)
@@ -428,8 +447,11 @@ class IntakeHandlers:
         (README, "Letters"): intake stores no copy."""
         params = BesluitRegistrerenParams.model_validate(command.data)
         registratie = deterministic_id("intake-brief", command.id)
-        await self._apply(command, params.aanvraag_id,
-                          lambda a: a.besluit_registreren(params.status, registratie, params.beschikking))
+        def register(a: Aanvraag) -> dict[str, Any]:
+            stand(a).brief(params.beschikking, params.startdatum, params.einddatum)  # 4:14, extension, trajectory
+            return a.besluit_registreren(params.status, registratie, params.beschikking)
+
+        await self._apply(command, params.aanvraag_id, register)
 
     async def _apply(self, command: CloudEvent, aanvraag_id: str,
                      action: Callable[[Aanvraag], dict[str, Any] | Failure]) -> None:
@@ -447,6 +469,13 @@ class IntakeHandlers:
         self.wake(aanvraag_id)
 
 
+def stand(a: Aanvraag) -> Stand:
+    """The portal's read model of the application (intake.stand), kept beside it."""
+    if not isinstance(a.stand, Stand):
+        a.stand = Stand()
+    return a.stand
+
+
 def _id_for(kind: str, aanvraag_id: str, idempotency_key: str | None) -> str:
     """A new id, fixed by the Idempotency-Key when there is one (so a retried request finds what it made)."""
     if idempotency_key:
@@ -457,6 +486,17 @@ def _id_for(kind: str, aanvraag_id: str, idempotency_key: str | None) -> str:
 def millis(moment: datetime) -> datetime:
     """BSON keeps milliseconds: cut there, so what an event or a response says equals what is stored."""
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def ontvangstbevestiging(a: Aanvraag) -> dict[str, Any]:
+    """The answer to a submission (``AanvraagOntvangen``, camelCase, JSON types)."""
+    return {"id": a.id, "status": a.status, "ontvangenOp": a.ontvangen_op.isoformat(),
+            "gemeenteCode": a.gemeente_code, "woongemeenteCode": a.woongemeente_code, "trajectType": a.traject_type}
+
+
+def doorgezonden_door(principal: Principal, aanvraag: Aanvraag) -> bool:
+    """The gemeente that forwarded the application (Awb 2:3) keeps a record of it: that and to whom, no more."""
+    return principal.org_type == "gemeente" and principal.org == aanvraag.doorgezonden_van
 
 
 def may_read(principal: Principal, aanvraag: Aanvraag) -> bool:

@@ -131,6 +131,11 @@ class HerstelView(PortalModel):
     uiterlijk: date
 
 
+class GrondView(PortalModel):
+    code: str = Field(description="Bijv. subsidieplafond_bereikt, inhoudelijke_beoordeling.")
+    tekst: str
+
+
 class BesluitView(PortalModel):
     soort: str | None
     datum: str | None
@@ -142,6 +147,26 @@ class BesluitView(PortalModel):
     beschikking_id: str | None = None
     brief: str | None = Field(default=None, description=(
         "Pad van de brief (tekst, en PDF onder …/pdf) bij de notificatieservice: de enige opgeslagen versie."))
+    gronden: list[GrondView] = Field(default_factory=list, description="De weigeringsgronden van een afwijzing.")
+
+
+class BeslistermijnView(PortalModel):
+    beslisdatum: date = Field(description=(
+        "Uiterste beslisdatum: ontvangst plus beslistermijn (Awb 4:13), na de Algemene termijnenwet."))
+    reden: Literal["beslistermijn_awb_4_13", "opschorting_awb_4_15", "verdaging_awb_4_14"] = Field(description=(
+        "Waarom het deze datum is: de wettelijke termijn, verlengd met een opschorting na een herstelverzoek "
+        "(Awb 4:15), of verdaagd met een mededeling (Awb 4:14)."))
+    oorspronkelijke_beslisdatum: date | None = Field(default=None, description="De eerste beslisdatum.")
+    opgeschorte_dagen: int = Field(default=0, description="Dagen opschorting (Awb 4:15).")
+    te_laat: bool = Field(description=(
+        "De beslisdatum is verstreken zonder besluit, of het besluit kwam daarna (Awb 4:13)."))
+
+
+class TrajectView(PortalModel):
+    startdatum: date | None = Field(default=None, description="Geplande startdatum van het traject.")
+    einddatum: date | None = Field(default=None, description="Geplande einddatum (na een verlenging: de nieuwe).")
+    verlenging_maanden: int | None = Field(default=None, description="De verleende verlenging, in maanden.")
+    verlenging_beschikking_id: str | None = None
 
 
 class AanvraagDetail(PortalModel):
@@ -157,10 +182,18 @@ class AanvraagDetail(PortalModel):
     gemeente_code: str
     woongemeente_code: str
     doorgezonden_van: str | None = None
+    doorgezonden_naar: str | None = Field(default=None, description=(
+        "Alleen voor de gemeente die de aanvraag heeft doorgezonden (Awb 2:3): aan welke gemeente. Zij ziet "
+        "dan alleen haar eigen dossier van de doorzending (status doorgezonden, de mededeling), niet wat daarna "
+        "gebeurde."))
     traject_type: str
     ggz_kvk_nummer: str
     herstel: HerstelView | None = None
-    besluit: BesluitView | None = None
+    beslistermijn: BeslistermijnView | None = None
+    traject: TrajectView | None = None
+    besluit: BesluitView | None = Field(default=None, description=(
+        "Het besluit op de aanvraag: soort, beschikkingId (GET grants /beschikkingen/{id}), de gronden van een "
+        "afwijzing en de brief (notificaties /brieven/{beschikkingId})."))
     vaststelling: BesluitView | None = None
     beschikkingen: list[BesluitView] = Field(default_factory=list, description="Alle brieven, oudste eerst.")
     verlengingsverzoeken: list[VerlengingsverzoekView] = Field(default_factory=list)
@@ -178,6 +211,11 @@ class AanvraagSamenvatting(PortalModel):
     gemeente_code: str
     woongemeente_code: str
     traject_type: str
+    doorgezonden_naar: str | None = Field(default=None, description="Zie AanvraagDetail.doorgezondenNaar.")
+    beslisdatum: date | None = None
+    te_laat: bool | None = None
+    beschikking_id: str | None = Field(default=None, description="Het besluit op de aanvraag.")
+    einddatum: date | None = Field(default=None, description="Geplande einddatum van het traject.")
 
 
 class AanvraagLijst(PortalModel):
@@ -211,9 +249,18 @@ class DoorzendenParams(CommandParams):
     mededeling: dict[str, Any] | None = None
 
 
+class VolledigheidParams(CommandParams):
+    #: The decision date the engine has now (grants' beslisdatum, Awb 4:15 applied) and the suspended days.
+    beslisdatum: date | None = None
+    opgeschorte_dagen: int | None = Field(default=None, ge=0, le=10_000)
+
+
 class BesluitRegistrerenParams(CommandParams):
     status: Literal["toegekend", "afgewezen", "niet_behandeld", "vastgesteld"] | None = None
     beschikking: dict[str, Any]
+    #: With the grant: the trajectory's planned start and end (start + looptijd)
+    startdatum: date | None = None
+    einddatum: date | None = None
 
     @field_validator("status", mode="before")
     @classmethod

@@ -26,6 +26,7 @@ from intake.domain import (
     Stopbericht,
     Verlengingsverzoek,
 )
+from intake.stand import Stand
 from servicekit.broker import EVENTS
 from servicekit.envelope import new_event
 from servicekit.store import Document, DocumentStore, DuplicateKeyError
@@ -148,6 +149,7 @@ def to_doc(a: Aanvraag) -> Document:
             "einddatum": a.stopbericht.einddatum.isoformat(), "gemeld_op": a.stopbericht.gemeld_op},
         "eindverslag_document_id": a.eindverslag_document_id,
         "eindverslag_ingediend_op": a.eindverslag_ingediend_op,
+        "stand": a.stand.to_doc() if isinstance(a.stand, Stand) else None,
     }
 
 
@@ -156,7 +158,7 @@ def _besluit_doc(b: Besluit | None) -> Document | None:
         return None
     return {"soort": b.soort, "datum": b.datum, "bezwaartermijn_einde": b.bezwaartermijn_einde,
             "bedrag_cents": b.bedrag_cents, "document_id": b.document_id, "beschikking_id": b.beschikking_id,
-            "kenmerk": b.kenmerk, "registratie_id": b.registratie_id}
+            "kenmerk": b.kenmerk, "registratie_id": b.registratie_id, "gronden": b.gronden}
 
 
 def from_doc(doc: Document) -> Aanvraag:
@@ -196,5 +198,6 @@ def from_doc(doc: Document) -> Aanvraag:
                                                                  stopbericht["gemeld_op"]),
         eindverslag_document_id=doc.get("eindverslag_document_id"),
         eindverslag_ingediend_op=doc.get("eindverslag_ingediend_op"),
+        stand=Stand.from_doc(doc["stand"]) if doc.get("stand") else None,
         revision=doc.get("revision", 0),
     )

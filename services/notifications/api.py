@@ -49,7 +49,8 @@ def _bericht(doc: Document) -> dict[str, Any]:
 def _may_read(principal: Principal, doc: Document) -> bool:
     return (principal.org_type == "beheer"
             or (principal.org_type == "ggz" and bool(doc.get("aan")) and doc.get("ggz_kvk_nummer") == principal.org)
-            or (principal.org_type == "gemeente" and bool(doc.get("cc")) and doc.get("gemeente_code") == principal.org))
+            or (principal.org_type == "gemeente" and bool(doc.get("cc"))
+                and principal.org in (doc.get("cc_gemeenten") or [doc.get("gemeente_code")])))
 
 
 async def _brief(s: Notifications, beschikking_id: str, principal: Principal) -> Document:
@@ -60,7 +61,8 @@ async def _brief(s: Notifications, beschikking_id: str, principal: Principal) ->
         raise HTTPException(404, "Geen brief bij deze beschikking.")
     if not (principal.org_type == "beheer"
             or (principal.org_type == "ggz" and doc.get("ggz_kvk_nummer") == principal.org)
-            or (principal.org_type == "gemeente" and doc.get("gemeente_code") == principal.org)):
+            or (principal.org_type == "gemeente"
+                and principal.org in (doc.get("cc_gemeenten") or [doc.get("gemeente_code")]))):
         raise forbid("Deze brief gaat niet over uw organisatie.")
     return doc
 
@@ -99,15 +101,24 @@ def create(settings: NotificationSettings | None = None) -> FastAPI:
         return {"id": doc["_id"], "berichten": doc["berichten"], "gemeenteCode": doc.get("gemeente_code"),
                 "trajectType": doc.get("traject_type")}
 
-    @app.get(f"{API_PREFIX}/berichten", tags=["berichten"], dependencies=[verwerking("list", "bericht")])
+    @app.get(f"{API_PREFIX}/berichten", tags=["berichten"], dependencies=[verwerking("list", "bericht")],
+             response_model=list[Bericht], responses={403: {"description": "Niet voor uw organisatietype"}})
     async def berichten(  # type: ignore[no-untyped-def]
             principal: PrincipalDep, s: NotificationsDep,
             status: Annotated[str | None, Query(pattern="^(" + "|".join(STATUSSEN) + ")$")] = None,
             aanvraag_id: Annotated[str | None, Query(alias="aanvraagId", max_length=100)] = None):
-        """The delivery log (newest first, at most 500): recipients, subject, status and every attempt."""
-        if principal.org_type != "beheer":
-            raise forbid("Alleen functioneel beheer ziet het verzendlogboek.")
-        found = [_bericht(d) for d in await s.repo.log(status, aanvraag_id)]
+        """The delivery log (newest first, at most 500): recipients, subject, status and every attempt. Beheer
+        sees all; a ggz-instelling only the messages and letters addressed to it, a gemeente those it was
+        copied on (each with its letter at ``/brieven/{beschikkingId}``)."""
+        if principal.org_type == "ggz":
+            eigen: dict[str, Any] | None = {"ggz_kvk_nummer": principal.org}
+        elif principal.org_type == "gemeente":
+            eigen = {"$or": [{"gemeente_code": principal.org}, {"cc_gemeenten": principal.org}]}
+        elif principal.org_type == "beheer":
+            eigen = None
+        else:
+            raise forbid("Alleen functioneel beheer, ggz-instellingen en gemeenten zien berichten.")
+        found = [_bericht(d) for d in await s.repo.log(status, aanvraag_id, eigen) if _may_read(principal, d)]
         noteer(ids=[b["id"] for b in found])
         return found
 

@@ -121,16 +121,22 @@ class Ontvangers:
         return not self.ontbrekend and bool(self.aan)
 
 
-def bepaal_ontvangers(contacten: Contacten, ggz_kvk_nummer: str | None, gemeente_code: str) -> Ontvangers:
-    """To the ggz-instelling that applied, CC the gemeente. Anyone missing is named in ``ontbrekend``."""
+def bepaal_ontvangers(contacten: Contacten, ggz_kvk_nummer: str | None, gemeente_code: str,
+                      meer_cc: Sequence[str] = ()) -> Ontvangers:
+    """To the ggz-instelling that applied, CC the gemeente (and ``meer_cc``: the other gemeente of a forwarding
+    notice). Anyone missing is named in ``ontbrekend``."""
     ontbrekend: list[str] = []
     ggz = contacten.ggz.get(ggz_kvk_nummer or "")
     if ggz is None:
         ontbrekend.append(f"ggz:{ggz_kvk_nummer or 'onbekend'}")
-    gemeente = contacten.gemeenten.get(gemeente_code)
-    if gemeente is None:
-        ontbrekend.append(f"gemeente:{gemeente_code}")
-    return Ontvangers(aan=(ggz,) if ggz else (), cc=(gemeente,) if gemeente else (), ontbrekend=tuple(ontbrekend))
+    cc: list[Contact] = []
+    for code in dict.fromkeys([gemeente_code, *meer_cc]):
+        gemeente = contacten.gemeenten.get(code)
+        if gemeente is None:
+            ontbrekend.append(f"gemeente:{code}")
+        else:
+            cc.append(gemeente)
+    return Ontvangers(aan=(ggz,) if ggz else (), cc=tuple(cc), ontbrekend=tuple(ontbrekend))
 
 
 # ---------------------------------------------------------------------------------------------- templates

@@ -110,6 +110,8 @@ class NotificationHandlers:
             "_id": bid, "aanvraag_id": p.aanvraag_id, "beschikking_id": p.beschikking.beschikking_id,
             "kenmerk": p.beschikking.kenmerk, "soort": p.beschikking.soort, "gemeente_code": p.gemeente_code,
             "ggz_kvk_nummer": p.ggz_kvk_nummer, "beschikking": beschikking, "command_id": command.id,
+            # every gemeente copied on it (and so allowed to read it): the letter's own and e.g. the competent one
+            "cc_gemeenten": list(dict.fromkeys([p.gemeente_code, *p.cc_gemeente_codes])),
             "pogingen": [], "teller": 0, "aangemaakt_op": now, "verzonden_op": None, "smtp_antwoord": None,
             "claim": None, "lease_tot": None,
         }
@@ -120,7 +122,8 @@ class NotificationHandlers:
         """Recipients, e-mail text and letter for the message; the status follows from them."""
         brief = Brief.uit_beschikking(doc["beschikking"], doc["aanvraag_id"], doc["gemeente_code"], contacten,
                                       doc.get("ggz_kvk_nummer"))
-        ontvangers = bepaal_ontvangers(contacten, doc.get("ggz_kvk_nummer"), doc["gemeente_code"])
+        cc_gemeenten = doc.get("cc_gemeenten") or [doc["gemeente_code"]]
+        ontvangers = bepaal_ontvangers(contacten, doc.get("ggz_kvk_nummer"), doc["gemeente_code"], cc_gemeenten[1:])
         tekst = self.sjablonen.mail_tekst(brief)
         # The beschikking's text, rendered once from grants' data and kept with its PDF: this document is the
         # one copy of the letter (README, "Letters").
@@ -139,7 +142,7 @@ class NotificationHandlers:
         return {
             "aan": [{"naam": c.naam, "email": c.email} for c in ontvangers.aan],
             "cc": [{"naam": c.naam, "email": c.email} for c in ontvangers.cc],
-            "ontvangers": _ontvangers(ontvangers, doc.get("ggz_kvk_nummer"), doc["gemeente_code"]),
+            "ontvangers": _ontvangers(ontvangers, doc.get("ggz_kvk_nummer"), cc_gemeenten),
             "ontbrekend": list(ontvangers.ontbrekend), "onderwerp": f"{brief.onderwerp} (kenmerk {brief.kenmerk})",
             "tekst": tekst, "brief_tekst": brief_tekst, "pdf": Binary(pdf), "bijlage": brief.bestandsnaam,
             "bijlage_bytes": len(pdf),
@@ -176,11 +179,11 @@ class NotificationHandlers:
         raise Conflict("Het bericht verandert te vaak; probeer het opnieuw.")
 
 
-def _ontvangers(o: Ontvangers, kvk: str | None, gemeente_code: str) -> list[dict[str, str]]:
+def _ontvangers(o: Ontvangers, kvk: str | None, gemeenten: list[str]) -> list[dict[str, str]]:
     """Who the message goes to, as organisation ids only (the reply is an event: no names, no addresses)."""
     found = []
     if o.aan and kvk:
         found.append({"rol": "aan", "organisatie": "ggz", "id": kvk})
     if o.cc:
-        found.append({"rol": "cc", "organisatie": "gemeente", "id": gemeente_code})
+        found.extend({"rol": "cc", "organisatie": "gemeente", "id": code} for code in gemeenten)
     return found

@@ -8,7 +8,7 @@ loudly. The nested ``beschikking`` is grants' result, which may grow new fields;
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
@@ -42,6 +42,8 @@ class BerichtVersturen(BaseModel):
     gemeente_code: str = Field(pattern=r"^\d{4}$")
     ggz_kvk_nummer: str | None = Field(default=None, pattern=r"^\d{8}$")
     beschikking: BeschikkingGegevens
+    #: More gemeenten in CC besides ``gemeente_code``: the competent gemeente on a forwarding notice (Awb 2:3)
+    cc_gemeente_codes: list[Annotated[str, Field(pattern=r"^\d{4}$")]] = Field(default_factory=list, max_length=5)
 
     @field_validator("ggz_kvk_nummer", mode="before")
     @classmethod

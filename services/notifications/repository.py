@@ -87,8 +87,10 @@ class BerichtenRepository:
              "$inc": {"revision": 1}})
         return result.modified_count == 1
 
-    async def log(self, status: str | None, aanvraag_id: str | None) -> list[Document]:
-        query: Document = {}
+    async def log(self, status: str | None, aanvraag_id: str | None,
+                  eigen: Document | None = None) -> list[Document]:
+        """The delivery log, newest first; ``eigen`` narrows it to one organisation's messages."""
+        query: Document = dict(eigen or {})
         if status:
             query["status"] = status
         if aanvraag_id:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -81,6 +81,11 @@ class TaskView(View):
     lane: str | None = None
     geclaimd_door: str | None = Field(default=None, description="Wie de taak geclaimd heeft (sub).")
     sinds: datetime | None = None
+    ontvangen_op: datetime | None = Field(default=None, description="Ontvangstdatum van de aanvraag (Awb 4:13).")
+    beslisdatum: date | None = Field(default=None, description=(
+        "Uiterste beslisdatum van de aanvraag: ontvangst plus beslistermijn, verschoven door een opschorting "
+        "(Awb 4:15) of verdaging (Awb 4:14) en de Algemene termijnenwet."))
+    te_laat: bool | None = Field(default=None, description="De beslistermijn is verstreken (Awb 4:13).")
 
 
 class TaskDetail(TaskView):
@@ -158,7 +163,10 @@ _TAAK_WIJZIGEN = verwerking("update", "zaak", onderdeel_param="task_id")
 ORGANISATION_VARIABLES = {"gemeente": "gemeenteCode", "ggz": "ggzKvkNummer"}
 #: The organisation type a lane's work belongs to: a role alone is not enough (a ggz token with the role
 #: "behandelaar" must never decide its own application).
-LANE_ORGANISATIONS = {"behandelaar": "gemeente", "ggz-instelling": "ggz", "uwv": "uwv"}
+LANE_ORGANISATIONS = {"behandelaar": "gemeente", "ggz-instelling": "ggz", "uwv": "uwv", "uwv-behandelaar": "uwv"}
+#: The case variable the diagram sets to "uwv" when UWV decides the case (ips-cmd-2019, from grants' toetsing):
+#: only then may a UWV official see it and work on its tasks in a UWV lane.
+BESLUITVORMER = "besluitvormer"
 
 
 def _variable(variables: dict[str, Any], name: str) -> Any:
@@ -185,10 +193,13 @@ def may_see(principal: Principal, task: dict[str, Any], variables: dict[str, Any
 
 def belongs_to_caller(principal: Principal, variables: dict[str, Any]) -> bool:
     """Whether the caller may see this case at all. Deny by default: beheer sees every case; a gemeente or a
-    ggz only a case that names it (``gemeenteCode`` / ``ggzKvkNummer``); anyone else (UWV included) none, since
-    a case's variables say more than UWV needs (its budget and payment views are in grants and payments)."""
+    ggz only a case that names it (``gemeenteCode`` / ``ggzKvkNummer``); UWV only a case it decides itself
+    (``besluitvormer`` "uwv": ips-cmd-2019); anyone else none, since a case's variables say more than UWV needs
+    otherwise (its budget and payment views are in grants and payments)."""
     if principal.org_type == "beheer":
         return True
+    if principal.org_type == "uwv":  # set by the diagram's own script, never taken from a message
+        return variables.get(BESLUITVORMER) == "uwv"
     scope = ORGANISATION_VARIABLES.get(principal.org_type)
     owner = _variable(variables, scope) if scope else None
     return owner is not None and str(owner) == principal.org
@@ -210,8 +221,13 @@ def _case_view(doc: dict[str, Any], principal: Principal) -> dict[str, Any]:
 
 
 def _task_view(doc: dict[str, Any], t: dict[str, Any], with_form: bool = False) -> dict[str, Any]:
+    variables = doc.get("variables", {})
+    aanvraag = variables.get("aanvraag") if isinstance(variables.get("aanvraag"), dict) else {}
     view = {"id": t["taskId"], "zaakId": doc["_id"], "elementId": t["elementId"], "naam": t["name"],
-            "lane": t["lane"], "geclaimdDoor": t.get("claimedBy"), "sinds": t.get("since")}
+            "lane": t["lane"], "geclaimdDoor": t.get("claimedBy"), "sinds": t.get("since"),
+            # what a work list sorts on: the receipt and the decision deadline (dates, no personal data)
+            "ontvangenOp": aanvraag.get("ontvangenOp"), "beslisdatum": variables.get("beslisdatum"),
+            "teLaat": variables.get("te_laat")}
     if with_form:
         view["formulier"] = t.get("formSchema")
     return view
@@ -338,9 +354,13 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
 
     @app.get(f"{API_PREFIX}/taken", tags=["taken"], dependencies=[_TAKEN], response_model=list[TaskView])
     async def tasks(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
-                    lane: Annotated[str | None, Query(max_length=100)] = None):
+                    lane: Annotated[str | None, Query(max_length=100)] = None,
+                    zaak: Annotated[str | None, Query(max_length=200, description="Alleen de taken van deze zaak.")]
+                    = None):
         out: list[dict[str, Any]] = []
         for doc in await engine.instances.with_user_tasks():
+            if zaak is not None and doc["_id"] != zaak:
+                continue
             out.extend(_task_view(doc, t) for t in doc.get("user_tasks", [])
                        if (lane is None or t["lane"] == lane) and may_see(principal, t, doc.get("variables", {})))
         noteer(ids=[t["zaakId"] for t in out])

@@ -24,6 +24,8 @@ _GGZ = frozenset({
     "gemeenteCode", "ggzKvkNummer",
     # deadlines and what is missing
     "beslisdatum", "opgeschorte_dagen", "te_laat", "volledigheid", "herstelverzoek", "doorzending",
+    # who decides (ips-cmd-2019: UWV) and the gemeente's consent statement it decides with
+    "besluitvormer", "instemmingGemeente",
     # the trajectory (DMN) and its dates
     "tarief_cents", "looptijd_maanden", "startdatum", "einddatum", "verlengingen", "werkelijke_einddatum",
     # decisions, letters and money as sent to the ggz
@@ -35,14 +37,24 @@ _GGZ = frozenset({
 _GEMEENTE = _GGZ | frozenset({
     "toetsing", "reservering", "vergoeding", "afwijzingsgronden", "besluit", "motivering", "nieuweBeslisdatum",
     "ondertekenaar", "verlengingstoets", "verlengingsgronden", "stopmelding",
+    # the form of the consent statement (UserTask_instemming), kept in instemmingGemeente
+    "instemming", "instemmingKenmerk", "instemmingDatum",
+})
+
+#: UWV decides an ips-cmd-2019 case (the engine lets it see only those: ``besluitvormer`` "uwv") and sees what
+#: that decision needs: the application's facts, the deadlines, the consent, the reservation and its own decision.
+_UWV_BESLISSER = _GGZ | frozenset({
+    "toetsing", "reservering", "vergoeding", "afwijzingsgronden", "besluit", "motivering", "nieuweBeslisdatum",
+    "ondertekenaar", "instemming", "instemmingKenmerk", "instemmingDatum",
 })
 
 ZICHTBAAR: Mapping[str, Mapping[str, frozenset[str]]] = {
     "ips_traject": {
         "ggz": _GGZ,
         "gemeente": _GEMEENTE,
-        # UWV never sees a case (its views are the budgets in grants and the payments in payments).
-        "uwv": frozenset(),
+        # UWV sees only a case it decides (ips-cmd-2019); else its views are the budgets in grants and the
+        # payments in payments.
+        "uwv": _UWV_BESLISSER,
         # Functioneel beheer resolves incidents and needs the whole process state the gemeente sees.
         "beheer": _GEMEENTE,
     },
@@ -59,4 +71,6 @@ ENGINE_INTERN = frozenset({"ips:case_id"})
 def zichtbare_variabelen(process_id: str, org_type: str, variables: Mapping[str, Any]) -> dict[str, Any]:
     """The case variables a caller of ``org_type`` may read, for a case of ``process_id``."""
     allowed = ZICHTBAAR.get(process_id, {}).get(org_type, frozenset())
+    if org_type == "uwv" and variables.get("besluitvormer") != "uwv":
+        return {}  # a case the gemeente decides shows UWV nothing
     return {name: value for name, value in variables.items() if name in allowed}

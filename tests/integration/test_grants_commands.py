@@ -125,7 +125,18 @@ async def test_2019_cap_of_five_per_gemeente_and_the_4000_4000_split(service, dr
         "aanvraag_id": "R19-1", "soort": "toekenning", "gemeente_code": "0957", "regeling": "ips-cmd-2019",
         "traject_type": "CMD", "bedrag_cents": 800_000, "gronden": [], "motivering": "",
         "ondertekenaar": {"subject": "uwv-1", "naam": "P. de Vries", "mandaten": ["toekenning"]},
-        "nieuwe_beslisdatum": None})
+        "nieuwe_beslisdatum": None, "instemming": {"verleend": True, "kenmerk": "TV-1", "datum": "2019-05-20",
+                                                   "gemeenteCode": "0957"}})
+    assert letter.data["instemming"]["kenmerk"] == "TV-1"
+    # UWV grants an ips-cmd-2019 case only with the gemeente's consent statement (issue 13.2)
+    for instemming in (None, {"verleend": False, "kenmerk": "TV-2", "datum": "2019-05-20", "gemeenteCode": "0957"},
+                       {"verleend": True, "kenmerk": "TV-3", "datum": "2019-05-20", "gemeenteCode": "0988"}):
+        refused = await driver.call("ips.beschikking.opstellen.v1", "R19-2", {
+            "aanvraag_id": "R19-2", "soort": "toekenning", "gemeente_code": "0957", "regeling": "ips-cmd-2019",
+            "traject_type": "CMD", "bedrag_cents": 800_000, "gronden": [], "motivering": "",
+            "ondertekenaar": {"subject": "uwv-1", "naam": "P. de Vries", "mandaten": ["toekenning"]},
+            "instemming": instemming})
+        assert refused.type == "ips.opdracht.mislukt.v1" and refused.data["code"] == "IPS-INSTEMMING-001", instemming
     assert letter.data["financiering"] == {"niveau": "traject", "rijkCents": 400_000, "gemeenteCents": 400_000}
     assert "€ 4.000,00" in tekst(letter.data) and "Roermond" in tekst(letter.data)
 

@@ -95,4 +95,7 @@ def test_the_ggz_sees_no_working_data_of_the_official_and_uwv_sees_nothing():
     assert set(zichtbare_variabelen("ips_traject", "gemeente", variables)) == set(variables) - {"spiff_internal",
                                                                                                 "onbekend"}
     assert zichtbare_variabelen("ips_traject", "uwv", variables) == {}
+    # UWV sees the working data only of a case it decides itself (ips-cmd-2019)
+    uwv = zichtbare_variabelen("ips_traject", "uwv", {**variables, "besluitvormer": "uwv"})
+    assert {"besluit", "motivering", "reservering", "besluitvormer"} <= set(uwv) and "onbekend" not in uwv
     assert zichtbare_variabelen("een_ander_proces", "beheer", variables) == {}, "no allow-list: nothing shown"

@@ -33,3 +33,20 @@ def test_case_visibility_is_denied_by_default():
     assert not belongs_to_caller(principal("ggz", "87654321"), CASE)
     assert not belongs_to_caller(principal("uwv", "UWV", "budgetbeheerder"), CASE)
     assert not belongs_to_caller(principal("gemeente", "0957"), {"iets": 1})  # a case naming no gemeente
+
+
+UWV_CASE = {**CASE, "besluitvormer": "uwv"}  # ips-cmd-2019: the diagram sets it from grants' toetsing
+UWV_TASK = {"lane": "UWV-behandelaar"}
+
+
+def test_uwv_sees_and_works_on_only_the_cases_it_decides():
+    uwv = principal("uwv", "UWV", "uwv-behandelaar")
+    assert belongs_to_caller(uwv, UWV_CASE) and may_see(uwv, UWV_TASK, UWV_CASE)
+    assert not belongs_to_caller(uwv, CASE)  # a case the gemeente decides
+    assert not belongs_to_caller(uwv, {**CASE, "toetsing": {"besluitvormer": "uwv"}})  # only the diagram's own
+    assert not may_see(principal("uwv", "UWV", "budgetbeheerder"), UWV_TASK, UWV_CASE)  # the lane's role
+
+
+def test_a_gemeente_official_cannot_work_on_the_uwv_decision_even_with_the_role():
+    assert not may_see(principal("gemeente", "0957", "behandelaar", "uwv-behandelaar"), UWV_TASK, UWV_CASE)
+    assert may_see(principal("gemeente", "0957", "behandelaar"), TASK, UWV_CASE)  # its consent task

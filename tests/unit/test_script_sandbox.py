@@ -304,6 +304,8 @@ PLAUSIBLE: dict[str, Any] = {
     "einddatum": "2028-03-31",
     "verlengingen": 0, "werkelijke_einddatum": None, "afwijzingsgronden": [], "verlengingsgronden": [],
     "dossier_nummer": "D-1",
+    "besluitvormer": "uwv", "instemming": "verleend", "instemmingKenmerk": "TV-1", "instemmingDatum": "2019-05-20",
+    "instemmingGemeente": {"verleend": True, "kenmerk": "TV-1", "datum": "2019-05-20", "gemeenteCode": "0957"},
 }  # fmt: skip
 _SCRIPT_KINDS = ("/script", "/preScript", "/postScript")
 
