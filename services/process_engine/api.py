@@ -330,27 +330,29 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
             return problem(404, "Niet gevonden", "Geen zaak met dit kenmerk.")
         if not belongs_to_caller(principal, doc.get("variables", {})):
             raise forbid("Deze zaak hoort bij een andere organisatie.")
-        return _case_view(doc, principal)
+        return _case_view(await engine.with_log(doc), principal)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/incidenten/{{command_id}}/opnieuw", tags=["zaken"],
               dependencies=[_ZAAK_WIJZIGEN], response_model=CaseView, responses=_CONFLICT)
     async def retry(case_id: str, command_id: str, engine: EngineDep,  # type: ignore[no-untyped-def]
                     principal: PrincipalDep):
         require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "een incident opnieuw proberen")
-        return _case_view(await engine.retry_incident(case_id, command_id, principal.subject), principal)
+        return _case_view(await engine.with_log(await engine.retry_incident(case_id, command_id, principal.subject)),
+                          principal)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/annuleren", tags=["zaken"], dependencies=[_ZAAK_WIJZIGEN],
               response_model=CaseView, responses=_CONFLICT)
     async def cancel(case_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "een zaak annuleren")
-        return _case_view(await engine.cancel(case_id, principal.subject), principal)
+        return _case_view(await engine.with_log(await engine.cancel(case_id, principal.subject)), principal)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/migreren", tags=["zaken"], dependencies=[_ZAAK_WIJZIGEN],
               response_model=CaseView, responses=_CONFLICT)
     async def migrate(case_id: str, body: Migration, engine: EngineDep,  # type: ignore[no-untyped-def]
                       principal: PrincipalDep):
         require_admin_role(principal, PROCESBEHEERDER, "een zaak naar een andere procesversie migreren")
-        return _case_view(await engine.migrate(case_id, body.definitie_hash, principal.subject), principal)
+        return _case_view(await engine.with_log(await engine.migrate(case_id, body.definitie_hash, principal.subject)),
+                          principal)
 
     @app.get(f"{API_PREFIX}/taken", tags=["taken"], dependencies=[_TAKEN], response_model=list[TaskView])
     async def tasks(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
@@ -398,8 +400,8 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
             raise forbid(f"Uw ondermandaat omvat geen besluiten van de soort '{kind}'.")
         signer = {"subject": principal.subject, "naam": principal.name or principal.subject,
                   "mandaten": sorted(principal.mandates)}
-        return _case_view(await engine.complete_user_task(doc["_id"], task_id, body.gegevens,
-                                                          principal.subject, signer), principal)
+        done = await engine.complete_user_task(doc["_id"], task_id, body.gegevens, principal.subject, signer)
+        return _case_view(await engine.with_log(done), principal)
 
     for action, claim in (("claimen", True), ("vrijgeven", False)):
         def make(claim: bool = claim):  # type: ignore[no-untyped-def]

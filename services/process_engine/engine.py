@@ -38,6 +38,8 @@ SERVICE = "process_engine"
 COMMAND_COMPLETED = "ips.opdracht.voltooid.v1"
 COMMAND_FAILED = "ips.opdracht.mislukt.v1"
 MAX_CONFLICT_RETRIES = 50
+#: Log entries (journal and history) an instance document keeps before they move to the case log.
+LOG_TAIL_MAX = 64
 
 
 class NotFound(LookupError):
@@ -63,6 +65,8 @@ class Change:
 
     doc: Document
     commands: list[rt.PendingCommand]
+    #: Stored log entries that leave the instance document with this write (a case log bucket), if any.
+    archive: Document | None = None
 
 
 Clock = Callable[[], datetime]
@@ -149,8 +153,9 @@ class Engine:
             workflow, result = rt.start_instance(parsed, event.type, event.data, case_id=case_id)
             doc: Document = {"_id": case_id, "process_id": parsed.process_id, "definition_hash": parsed.content_hash,
                              "status": "running", "started_at": self.clock(), "kept": [], "incidents": [],
-                             "journal": [{"at": self.clock(), "what": "gestart", "message": event.type}],
+                             "journal": [], "history": [], "log_seq": 0,
                              "applied": [event.id], "correlation_id": event.correlationid or event.id}
+            self._journal(doc, "gestart", message=event.type)
             return Change(self._snapshot(workflow, doc, result), result.commands)
 
         change = await asyncio.to_thread(run)
@@ -346,8 +351,10 @@ class Engine:
                     raise Conflict(f"case is {doc['status']}")
                 return doc
             parsed = await self.parsed(doc["definition_hash"])
+            committed = doc.get("log_seq", 0)  # log entries up to here are stored: they may move to the case log
 
-            def attempt(doc: Document = doc, parsed: rt.ParsedDefinition = parsed) -> Change | None:
+            def attempt(doc: Document = doc, parsed: rt.ParsedDefinition = parsed,
+                        committed: int = committed) -> Change | None:
                 wf = rt.deserialize(parsed, bytes(doc["state"]))
                 with rt.use_clock(self.clock):
                     commands = apply(wf, doc)
@@ -357,7 +364,7 @@ class Engine:
                     remember_applied(doc, message_id)
                 result = rt.StepResult(commands, rt.is_completed(wf), rt.next_timer_at(wf),
                                        rt.waiting_message_names(wf), rt.ready_user_tasks(wf))
-                return Change(self._snapshot(wf, doc, result), commands)
+                return Change(self._snapshot(wf, doc, result), commands, self._take_archive(doc, committed))
 
             change = await asyncio.to_thread(attempt)
             if change is None:
@@ -366,6 +373,8 @@ class Engine:
                         remember_applied(doc, message_id)
                         await self.instances.store.replace(doc)
                 return doc
+            if change.archive is not None:  # first: a crash before the replace leaves the entries in both
+                await self.instances.append_log(change.archive)
             try:
                 stored = await self.instances.store.replace(change.doc, self._command_events(change))
             except ConcurrencyError:
@@ -378,6 +387,12 @@ class Engine:
 
     def _snapshot(self, wf: Any, doc: Document, result: rt.StepResult) -> Document:
         previous = {t["taskId"]: t for t in doc.get("user_tasks", [])}
+        if any("seq" not in h for h in doc.get("history", [])):
+            doc["history"] = []  # the whole list, as stored before issue 14: taken anew from the state below
+        # before serialising: the state records which elements the history has reported
+        doc["history"] = [*doc.get("history", []), *({"seq": self._next_seq(doc), "elementId": h.element_id,
+                                                      "name": h.name, "endedAt": h.ended_at}
+                                                     for h in rt.take_new_history(wf))]
         doc["state"] = Binary(rt.serialize(wf))
         doc["active_elements"] = rt.active_element_ids(wf)
         doc["waiting_messages"] = result.waiting_messages
@@ -391,8 +406,6 @@ class Engine:
         } for t in result.user_tasks]
         doc["has_user_tasks"] = bool(doc["user_tasks"])
         doc["variables"] = public_variables(rt.case_variables(wf))
-        doc["history"] = [{"elementId": h.element_id, "name": h.name, "endedAt": h.ended_at}
-                          for h in rt.history(wf)]
         doc["updated_at"] = self.clock()
         if result.completed and doc.get("status") == "running":
             doc["status"] = "completed"
@@ -411,4 +424,50 @@ class Engine:
                 for c in change.commands]
 
     def _journal(self, doc: Document, what: str, **details: Any) -> None:
-        doc["journal"] = [*doc.get("journal", []), {"at": self.clock(), "what": what, **details}][-200:]
+        doc["journal"] = [*doc.get("journal", []), {"seq": self._next_seq(doc), "at": self.clock(), "what": what,
+                                                    **details}]
+
+    @staticmethod
+    def _next_seq(doc: Document) -> int:
+        """The next number of a log entry (journal or history) of this case; one sequence for both."""
+        if "log_seq" not in doc:  # a document from before issue 14: number its journal once
+            doc["journal"] = [{"seq": i, **e} for i, e in enumerate(doc.get("journal", []), 1)]
+            doc["log_seq"] = len(doc["journal"])
+        doc["log_seq"] += 1
+        return int(doc["log_seq"])
+
+    @staticmethod
+    def _take_archive(doc: Document, committed: int) -> Document | None:
+        """Move the log entries already stored in the instance (seq <= ``committed``) into a case log bucket,
+        once there are LOG_TAIL_MAX of them. Only stored entries move: an attempt that loses the race
+        (ConcurrencyError) wrote a bucket of entries that exist anyway, and a bucket written twice is the
+        same bucket. Readers merge buckets and the document's tail by seq (``with_log``)."""
+        old = [e for key in ("journal", "history") for e in doc.get(key, []) if e.get("seq", 0) <= committed]
+        if len(old) < LOG_TAIL_MAX:
+            return None
+        first, last = min(e.get("seq", 0) for e in old), max(e.get("seq", 0) for e in old)
+        bucket: Document = {"_id": f"{doc['_id']}/{first:09d}-{last:09d}", "case_id": doc["_id"]}
+        for key in ("journal", "history"):
+            bucket[key] = [e for e in doc.get(key, []) if e.get("seq", 0) <= committed]
+            doc[key] = [e for e in doc.get(key, []) if e.get("seq", 0) > committed]
+        doc["log_archived_to"] = last
+        return bucket
+
+    async def with_log(self, doc: Document) -> Document:
+        """The instance with its whole journal and history (the case log's buckets and the document's tail),
+        each in order, without the entries' numbers."""
+        buckets = await self.instances.log_of(doc["_id"]) if doc.get("log_archived_to") else []
+        merged: Document = {"journal": [], "history": []}
+        seen: set[int] = set()
+        for source in [*buckets, doc]:
+            for key in ("journal", "history"):
+                for entry in source.get(key, []):
+                    seq = entry.get("seq")
+                    if seq is not None and seq in seen:
+                        continue
+                    if seq is not None:
+                        seen.add(seq)
+                    merged[key].append(entry)
+        return {**doc, **{key: [{k: v for k, v in e.items() if k != "seq"}
+                                for e in sorted(entries, key=lambda e: e.get("seq", 0))]
+                          for key, entries in merged.items()}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.logging import PERSONAL_DATA_KEYS
-from servicekit.store import Document, DocumentStore
+from servicekit.store import Document, DocumentStore, DuplicateKeyError
 
 #: How many applied message ids an instance remembers for de-duplication (older ones cannot come back:
 #: the broker redelivers recent messages, and replies to closed commands are dropped anyway).
@@ -44,11 +45,24 @@ class InstanceRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
         self.store = DocumentStore(db, "instances")
         self.collection = self.store.collection
+        #: The journal and history of each case, append-only, in buckets (see ``Engine._take_archive``):
+        #: the instance document keeps only the latest entries, so it stays small however long the case runs.
+        self.log = db["case_log"]
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index("has_outbox")
         await self.collection.create_index("next_timer_at")
         await self.collection.create_index("has_user_tasks")
+        await self.log.create_index("case_id")
+
+    async def append_log(self, bucket: Document) -> None:
+        """Store a bucket of log entries once. Its id names its case and its first and last entry, and its
+        entries were committed in the instance before, so a bucket written twice holds the same entries."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.log.insert_one(bucket)
+
+    async def log_of(self, case_id: str) -> list[Document]:
+        return await self.log.find({"case_id": case_id}).sort("_id", 1).to_list(None)
 
     async def due_timers(self, now: datetime, limit: int = 100) -> list[Document]:
         return await self.collection.find(

@@ -25,12 +25,14 @@ coroutines or threads.
 from __future__ import annotations
 
 import ast
+import gzip
 import hashlib
 import json
 import math
 import re
 import threading
 import uuid
+import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,6 +45,7 @@ from lxml import etree
 from SpiffWorkflow.bpmn.parser.util import full_tag
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
@@ -101,6 +104,7 @@ __all__ = [
     "serialize",
     "start_instance",
     "step",
+    "take_new_history",
     "use_clock",
     "validate_form",
     "waiting_message_names",
@@ -116,6 +120,8 @@ MANDATE_PROPERTY: Final = "mandaat"
 _CASE_ID_KEY: Final = "ips:case_id"
 # Per service-task bookkeeping, kept in Spiff's task.internal_data.
 _COMMAND_KEY: Final = "ips_command"
+# Marks a completed task as reported in the case's history (take_new_history).
+_HISTORY_KEY: Final = "ips_h"
 _COMMAND_NAMESPACE: Final = uuid.UUID("5b0f3c1e-9a57-4d1e-8a43-3c2f7f0e6a10")
 _TIMER_EVENT_TYPES: Final = frozenset(
     {"DurationTimerEventDefinition", "TimeDateEventDefinition", "CycleTimerEventDefinition"}
@@ -375,8 +381,57 @@ class _IpsBpmnParser(SpiffBpmnParser):  # type: ignore[misc]
 
 
 _SCRIPT_ENGINE: Final = RestrictedScriptEngine()
+
+# The stored state names its process instead of holding its spec: the spec is ~80 % of the JSON and most of
+# the (de)serialisation time (issue 14), and the instance document already records the definition's content
+# hash, whose parsed spec is cached (parse_definition). Spiff's own converter embeds the spec; this one leaves
+# it out and takes it from the ParsedDefinition handed to ``restore``.
+_SPEC_NAME_KEY: Final = "ips_spec"
+
+
+class _SpecLessWorkflowConverter(BpmnWorkflowConverter):  # type: ignore[misc]
+    """BpmnWorkflowConverter without ``spec``/``subprocess_specs`` (unless the spec is per instance, see
+    :func:`_spec_is_per_instance`); restores with the parsed spec, or with an embedded one (older states)."""
+
+    def to_dict(self, workflow: BpmnWorkflow) -> dict[str, Any]:
+        if _spec_is_per_instance(workflow.spec):
+            return cast(dict[str, Any], super().to_dict(workflow))
+        dct: dict[str, Any] = WorkflowConverter.to_dict(self, workflow)
+        dct[_SPEC_NAME_KEY] = workflow.spec.name
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any], parsed: ParsedDefinition | None = None) -> BpmnWorkflow:
+        if parsed is None or _spec_is_per_instance(parsed.spec):
+            if "spec" not in dct:
+                raise ValueError("this state holds no spec of its own; restore it with its ParsedDefinition")
+            return cast(BpmnWorkflow, super().from_dict(dct))
+        # A state written with its spec (before issue 14) is upgraded here: its spec is the parsed one of
+        # the same content hash, so the copy is dropped unread and the next save leaves it out.
+        for key in ("spec", "subprocess_specs", _SPEC_NAME_KEY):
+            dct.pop(key, None)
+        workflow = self.target_class(parsed.spec, dict(parsed.subprocess_specs), script_engine=_SCRIPT_ENGINE,
+                                     deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], uuid.UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(uuid.UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return cast(BpmnWorkflow, workflow)
+
+
+def _spec_is_per_instance(spec: Any) -> bool:
+    """Whether a running instance changes its spec. Spiff connects an event subprocess (or a collaboration
+    participant) started by a message, signal, ... to the spec's start when it is first triggered
+    (``BpmnStartTask.trigger_wf``); such a spec is not the parsed one any more, and sharing it would leak one
+    instance's trigger into the others. Those instances keep their own copy, embedded in their state."""
+    return bool(getattr(spec.start, "trigger_specs", None))
+
+
 _SERIALIZER: Final = BpmnWorkflowSerializer(
-    BpmnWorkflowSerializer.configure({**SPIFF_CONFIG, CommandServiceTask: ServiceTaskConverter})
+    BpmnWorkflowSerializer.configure({**SPIFF_CONFIG, CommandServiceTask: ServiceTaskConverter,
+                                      BpmnWorkflow: _SpecLessWorkflowConverter})
 )
 
 
@@ -749,11 +804,13 @@ def _engine_error(exc: WorkflowException) -> EngineError:
 
 
 def _tasks(workflow: BpmnWorkflow, state: int) -> list[Task]:
-    """Tasks in ``state`` in the top workflow and all its subprocesses."""
-    tasks: list[Task] = list(workflow.get_tasks(state=state))
+    """Tasks in ``state`` in the top workflow and all its subprocesses, each once (Spiff 3.2's
+    ``get_tasks`` of the top workflow already descends into subprocesses)."""
+    tasks: dict[uuid.UUID, Task] = {t.id: t for t in workflow.get_tasks(state=state)}
     for sub in workflow.subprocesses.values():
-        tasks.extend(sub.get_tasks(state=state))
-    return tasks
+        for task in sub.get_tasks(state=state):
+            tasks.setdefault(task.id, task)
+    return list(tasks.values())
 
 
 def is_completed(workflow: BpmnWorkflow) -> bool:
@@ -777,6 +834,23 @@ def active_element_ids(workflow: BpmnWorkflow) -> list[str]:
 def history(workflow: BpmnWorkflow) -> list[HistoryEntry]:
     """Completed diagram elements in completion order."""
     done = [t for t in _tasks(workflow, TaskState.COMPLETED) if getattr(t.task_spec, "bpmn_id", None)]
+    return _history_entries(done)
+
+
+def take_new_history(workflow: BpmnWorkflow) -> list[HistoryEntry]:
+    """Completed diagram elements not reported by an earlier call, in completion order; marks them reported.
+
+    The mark is kept in the task's ``internal_data``, so it is saved atomically with the state that completed
+    the task: the caller appends these entries to the case's history and never stores the whole list again.
+    """
+    done = [t for t in _tasks(workflow, TaskState.COMPLETED)
+            if getattr(t.task_spec, "bpmn_id", None) and not t.internal_data.get(_HISTORY_KEY)]
+    for task in done:
+        task.internal_data[_HISTORY_KEY] = 1
+    return _history_entries(done)
+
+
+def _history_entries(done: list[Task]) -> list[HistoryEntry]:
     done.sort(key=lambda t: t.last_state_change)
     return [
         HistoryEntry(
@@ -1173,21 +1247,43 @@ def _object_problems(schema: Mapping[str, Any], data: dict[str, Any], path: str)
 # --------------------------------------------------------------------------- persistence
 
 
+#: How a state blob starts: this prefix, then zlib (level 1) of Spiff's JSON without the spec. Blobs
+#: written before issue 14 are gzip (``\x1f\x8b``) of the JSON with the spec, and still load.
+STATE_FORMAT: Final = b"IPS2"
+_GZIP_MAGIC: Final = b"\x1f\x8b"
+#: zlib level 1: the spec-less JSON of an IPS case is 15-25 KB and compresses about 5x at level 1 in
+#: ~0.1 ms; higher levels save a few hundred bytes for several times the time (measured for issue 14).
+_ZLIB_LEVEL: Final = 1
+
+
 def serialize(workflow: BpmnWorkflow) -> bytes:
-    """Gzipped Spiff JSON of the whole instance (spec included). Store as opaque bytes:
-    restoring depends on the exact JSON (key order), so never re-encode it."""
-    return cast(bytes, _SERIALIZER.serialize_json(workflow, use_gzip=True))
+    """The instance's state without its spec (see :data:`STATE_FORMAT`). Store as opaque bytes: restoring
+    depends on the exact JSON (key order), so never re-encode it."""
+    text = cast(str, _SERIALIZER.serialize_json(workflow))
+    return STATE_FORMAT + zlib.compress(text.encode("utf-8"), _ZLIB_LEVEL)
 
 
 def deserialize(parsed: ParsedDefinition, blob: bytes) -> BpmnWorkflow:
-    """Restore an instance saved with :func:`serialize` and re-attach the restricted
-    script engine (Spiff would otherwise restore it with its unrestricted default).
+    """Restore an instance saved with :func:`serialize` (or, before issue 14, with the spec embedded and
+    gzipped) onto ``parsed``, with the restricted script engine (Spiff would otherwise restore it with its
+    unrestricted default).
 
-    Raises ValueError if the blob belongs to another process.
+    Raises ValueError if the blob belongs to another process or is no state at all.
     """
-    workflow = _SERIALIZER.deserialize_json(blob, use_gzip=True)
-    if workflow.spec.name != parsed.process_id:
-        raise ValueError(f"instance is of process {workflow.spec.name}, not {parsed.process_id}")
+    if blob.startswith(STATE_FORMAT):
+        text = zlib.decompress(blob[len(STATE_FORMAT):])
+    elif blob.startswith(_GZIP_MAGIC):
+        text = gzip.decompress(blob)
+    else:
+        raise ValueError("not an instance state")
+    dct = json.loads(text)
+    current = dct.get(_SERIALIZER.VERSION_KEY) == _SERIALIZER.VERSION
+    name = dct.get(_SPEC_NAME_KEY) or (dct.get("spec") or {}).get("name")
+    if name != parsed.process_id:
+        raise ValueError(f"instance is of process {name}, not {parsed.process_id}")
+    _SERIALIZER.migrate(dct)
+    # An older serializer version may rewrite the embedded spec in its migration: restore that one as it is.
+    workflow = _SERIALIZER.from_dict(dct, parsed=parsed if current else None)
     workflow.script_engine = _SCRIPT_ENGINE
     return cast(BpmnWorkflow, workflow)
 

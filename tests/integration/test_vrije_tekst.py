@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import bson
 import httpx
 import pytest
 
+from process_engine.runtime import STATE_FORMAT
 from process_engine.zaakvariabelen import ENGINE_INTERN, INTERN, ZICHTBAAR
 from servicekit.broker import COMMANDS, EVENTS, Broker
 from tests.support.ips import ROERMOND, application, ggz, official, start_ips
@@ -73,6 +75,8 @@ def _holds(value: Any, needles: tuple[str, ...]) -> bool:
         raw = bytes(value)
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
+        elif raw.startswith(STATE_FORMAT):  # the engine's state since issue 14
+            raw = zlib.decompress(raw[len(STATE_FORMAT):])
         return any(n.encode() in raw for n in needles)
     return isinstance(value, str) and any(n in value for n in needles)
 
@@ -175,5 +179,7 @@ async def test_a_bsn_as_client_referentie_is_refused_and_nothing_is_stored_or_pu
 def test_the_tap_and_scan_helpers_see_a_bsn(tmp_path: Path) -> None:
     blob = bson.Binary(gzip.compress(json.dumps({"motivering": "BSN 1234.56.782"}).encode()))
     assert _holds({"state": blob}, WRITTEN)
+    state = bson.Binary(STATE_FORMAT + zlib.compress(json.dumps({"motivering": "BSN 1234.56.782"}).encode(), 1))
+    assert _holds({"state": state}, WRITTEN)
     assert _holds({"a": [{"b": "x 123456782"}]}, WRITTEN)
     assert not _holds({"a": "111222333", "b": 123456782}, WRITTEN)
