@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from pydantic import Field
 
 from intake.bsn import BsnCipher, load_key
@@ -12,6 +13,8 @@ from intake.domain import Gemeenteregister
 from intake.handlers import IntakeHandlers, millis
 from intake.repository import AanvraagRepository, DocumentContents
 from servicekit.broker import COMMANDS, Binding
+from servicekit.clock import EX_CONFIG
+from servicekit.logging import configure_logging
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
 
@@ -35,6 +38,19 @@ class IntakeSettings(ServiceSettings):
     intake_max_documents: int = Field(default=20, ge=1, le=1000)
 
 
+def bsn_key(settings: IntakeSettings) -> bytes:
+    """The key that encrypts BSNs at rest. Outside development a missing key stops the start (exit 78, one log
+    line) instead of falling back to a development key that would sit next to the data it protects."""
+    if not settings.intake_bsn_key and settings.environment != "development":
+        reason = ("IPSFLOW_INTAKE_BSN_KEY is not set; outside IPSFLOW_ENVIRONMENT=development intake needs a real "
+                  "key (base64 of 32 bytes, from a secret store)")
+        configure_logging(settings.service_name, settings.log_level)
+        structlog.get_logger("intake").error("service.refused", reason=reason, setting="intake_bsn_key",
+                                             environment=settings.environment)
+        raise SystemExit(EX_CONFIG)
+    return load_key(settings.intake_bsn_key)
+
+
 @dataclass
 class Intake:
     runtime: ServiceRuntime
@@ -53,7 +69,7 @@ def bootstrap(settings: IntakeSettings | None = None) -> Intake:
     handlers = IntakeHandlers(
         aanvragen=aanvragen, documenten=documenten,
         gemeenten=Gemeenteregister.from_csv(GEMEENTEN_CSV.read_text(encoding="utf-8")),
-        cipher=BsnCipher(load_key(settings.intake_bsn_key)),
+        cipher=BsnCipher(bsn_key(settings)),
         max_document_bytes=settings.max_document_bytes,
         vereiste_bijlagen=tuple(settings.intake_vereiste_bijlagen),
         max_documenten=settings.intake_max_documents,

@@ -106,3 +106,15 @@ def test_a_budget_ceiling_stays_with_uwv_budgetbeheerder(service):
     url = f"{grants.url}/api/v1/budgetten/ips-gemeenten-2023/2026"
     for not_allowed in (BEHEER_ZONDER_ROL, ADMIN, bearer("b", "beheer", "ipsflow", "budgetbeheerder")):
         assert httpx.put(url, headers=not_allowed, json={"plafondCents": 10}, timeout=10).status_code == 403
+
+
+def test_intake_outside_development_refuses_to_start_without_a_bsn_key(service, tmp_path):
+    """Regression (issue 12, fail closed): intake fell back to the development BSN key in .local/dev-keys, so a
+    production intake without IPSFLOW_INTAKE_BSN_KEY encrypted BSNs with a key lying next to the data."""
+    key_file = tmp_path / "idp-public.pem"
+    key_file.write_bytes(_public_pem(_key()))
+    intake = service("intake").start(wait=False, IPSFLOW_ENVIRONMENT="production", IPSFLOW_INTAKE_BSN_KEY="",
+                                     IPSFLOW_JWT_PUBLIC_KEY_FILE=str(key_file), IPSFLOW_JWT_JWKS_URL="")
+    assert intake.wait_exit(timeout=60) == 78
+    log = _log(intake)
+    assert '"event": "service.refused"' in log and "IPSFLOW_INTAKE_BSN_KEY is not set" in log
