@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
-from servicekit.settings import ServiceSettings
+from servicekit.settings import FERRETDB_POOL_SIZE, ServiceSettings
 from tests.support.infra import Infra, discover
 from tests.support.namespaces import sweep_leftovers, temporary_namespace
 from tests.support.processes import ServiceProcess
@@ -48,7 +48,7 @@ def namespace(infra: Infra) -> Iterator[str]:
 def settings_for(infra: Infra, namespace: str) -> Callable[..., ServiceSettings]:
     def make(service: str, cls: type[ServiceSettings] = ServiceSettings, **overrides: Any) -> ServiceSettings:
         return cls(service_name=service, amqp_url=infra.amqp_url, mongo_url=infra.mongo_url, namespace=namespace,
-                   retry_delays_ms=[200, 500], **overrides)
+                   retry_delays_ms=[200, 500], **{"mongo_pool_size": FERRETDB_POOL_SIZE, **overrides})
 
     return make
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import httpx
 
+from servicekit.settings import FERRETDB_POOL_SIZE
+
 # (package, port): the processes that make up ipsflow; each serves /ready and its API docs.
 SERVICES: list[tuple[str, int]] = [("intake", 8001), ("grants", 8002), ("payments", 8003),
                                    ("notifications", 8004), ("process_engine", 8005)]
@@ -76,11 +78,12 @@ def load_demo_data() -> int:
 
 
 def _local_stack_urls() -> dict[str, str]:
-    """Where deploy/local/stack.sh put the broker and the database (its variables move them; the URLs win)."""
+    """Where deploy/local/stack.sh put the broker and the database (its variables move them; the URLs win), and
+    the small Mongo pool FerretDB needs (the code's default is the driver's, meant for MongoDB)."""
     amqp_port = os.environ.get("IPSFLOW_RABBITMQ_PORT", "5672")
     ferretdb = os.environ.get("IPSFLOW_FERRETDB_LISTEN", "127.0.0.1:27017")
     return {"IPSFLOW_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{amqp_port}/",
-            "IPSFLOW_MONGO_URL": f"mongodb://{ferretdb}/"}
+            "IPSFLOW_MONGO_URL": f"mongodb://{ferretdb}/", "IPSFLOW_MONGO_POOL_SIZE": str(FERRETDB_POOL_SIZE)}
 
 
 def run_system(root: Path, demo: bool = True) -> int:

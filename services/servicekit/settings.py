@@ -7,6 +7,9 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: The Mongo pool per process on the local FerretDB (IPSFLOW_MONGO_POOL_SIZE in the local stack's environment).
+FERRETDB_POOL_SIZE = 8
+
 
 class ServiceSettings(BaseSettings):
     """Connection and behaviour settings common to all services.
@@ -36,9 +39,11 @@ class ServiceSettings(BaseSettings):
     # Loopback by default so a developer machine exposes nothing; containers set 0.0.0.0 to be reachable.
     http_host: str = "127.0.0.1"
     namespace: str = ""
-    # FerretDB v1 (SQLite) deadlocks when more than ~100 operations wait for its connection pool at once
-    # (seen here: every connection held, 500 operations queued, none running). Keep each service's share small.
-    mongo_pool_size: int = Field(default=8, ge=1, le=100)
+    # None: the driver's own default (PyMongo: 100), which is what MongoDB (compose) is meant to get. FerretDB v1
+    # (SQLite) deadlocks when more than ~100 operations wait for its connection pool at once (seen here: every
+    # connection held, 500 operations queued, none running), so the local stack's environment sets a small share
+    # per service (FERRETDB_POOL_SIZE: ipsflow run, tests/support/processes.py, tests/conftest.py).
+    mongo_pool_size: int | None = Field(default=None, ge=1, le=1000)
     prefetch: int = Field(default=32, ge=1, le=1000)
     # At least one tier: the consumer re-publishes a failed message to a wait queue before it parks it.
     retry_delays_ms: list[int] = Field(default_factory=lambda: [1_000, 5_000, 30_000], min_length=1)

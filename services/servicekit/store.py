@@ -29,9 +29,9 @@ class ConcurrencyError(Exception):
 
 def make_client(settings: ServiceSettings) -> AsyncMongoClient[Document]:
     """A client per process; nothing connects until the first operation."""
+    pool: dict[str, Any] = {} if settings.mongo_pool_size is None else {"maxPoolSize": settings.mongo_pool_size}
     return AsyncMongoClient(settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5_000,
-                            maxPoolSize=settings.mongo_pool_size,
-                            appname=f"ipsflow-{settings.service_name}")
+                            appname=f"ipsflow-{settings.service_name}", **pool)
 
 
 def outbox_entry(event: CloudEvent, exchange: str) -> Document:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from servicekit.settings import FERRETDB_POOL_SIZE
 from tests.support.infra import ROOT, Infra
 
 
@@ -41,6 +42,7 @@ class ServiceProcess:
             "PYTHONPATH": f"{ROOT / 'services'}{os.pathsep}{ROOT}",
             "IPSFLOW_AMQP_URL": self.infra.amqp_url,
             "IPSFLOW_MONGO_URL": self.infra.mongo_url,
+            "IPSFLOW_MONGO_POOL_SIZE": str(FERRETDB_POOL_SIZE),  # the local FerretDB's share per process
             "IPSFLOW_NAMESPACE": self.namespace,
             "IPSFLOW_HTTP_PORT": str(self.port),
             "IPSFLOW_RETRY_DELAYS_MS": "[200, 500]",
