@@ -273,6 +273,8 @@ status() {
     local sync
     sync=$(grep -o 'sync [a-z]*$' "$FERRET_LOG" 2>/dev/null | tail -1 | cut -d' ' -f2)
     say "FerretDB: running (mongodb://$FERRET_LISTEN${sync:+, SQLite synchronous=$sync})"
+    # the code's pool default is PyMongo's (for MongoDB); FerretDB deadlocks above ~100 waiting operations
+    say "  a service started by hand against it needs IPSFLOW_MONGO_POOL_SIZE=8 (ipsflow run and the tests set it)"
   else
     say "FerretDB: not running"; rc=1
   fi
