@@ -124,9 +124,11 @@ async def test_submission_is_stored_with_encrypted_bsn_and_idempotent_with_key(i
     headers = {**GGZ_HEADERS, "Idempotency-Key": "portal-42"}
     first = submit(intake.url, headers=headers)
     again = submit(intake.url, headers=headers)
-    assert (first.status_code, again.status_code) == (201, 200), first.text
+    # a replay gets the original response: 201 and the same body (issue 13.3), marked as a replay
+    assert (first.status_code, again.status_code) == (201, 201), first.text
     body = first.json()
-    assert body["id"] == again.json()["id"]
+    assert again.json() == body and again.headers["Idempotency-Replayed"] == "true"
+    assert "Idempotency-Replayed" not in first.headers
     assert {k: body[k] for k in ("status", "gemeenteCode", "woongemeenteCode", "trajectType")} == {
         "status": "ingediend", "gemeenteCode": "0957", "woongemeenteCode": "0957", "trajectType": "EPA"}
     assert "ontvangenOp" in body and "bsn" not in body
