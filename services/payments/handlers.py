@@ -512,8 +512,12 @@ class PaymentsHandlers:
         if batch["status"] != VERZONDEN:
             raise BatchConflict(f"batch heeft status {batch['status']}; eerst verzonden melden")
         opdrachten = await self.repo.opdrachten_van(batch["opdrachten"])
-        await self.repo.in_bulk_zetten([o for o in opdrachten if o["status"] == d.IN_BATCH], d.IN_BATCH,
-                                       {"status": d.BETAALD, "betaald_op": nu})
+        te_betalen = [o for o in opdrachten if o["status"] == d.IN_BATCH]
+        betaald = {o["_id"] for o in await self.repo.in_bulk_zetten(te_betalen, d.IN_BATCH,
+                                                                     {"status": d.BETAALD, "betaald_op": nu})}
+        for o in te_betalen:  # kept changing under the bulk updates (never seen): by status, as before
+            if o["_id"] not in betaald:
+                await self.repo.status_zetten(o["_id"], (d.IN_BATCH,), d.BETAALD, betaald_op=nu)
         per_ggz: dict[str, list[tuple[str, dict[str, dict[str, int]]]]] = {}
         for o in opdrachten:  # every order, also those marked paid before a crash: each key is booked once
             netto = d.Aandeel(o["netto_aandeel"]["rijk_cents"], o["netto_aandeel"]["gemeente_cents"])
