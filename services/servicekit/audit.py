@@ -25,6 +25,7 @@ the record once the status is known, and ``GET /api/v1/logboek`` for functioneel
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
@@ -34,7 +35,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
@@ -255,6 +256,17 @@ _PROBLEMS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Ongeldige filter (problem+json)"}, 401: {"description": "Geen of ongeldig token"},
     403: {"description": "Alleen functioneel beheer"}, 503: {"description": "Logboek niet beschikbaar"}}
 Tekst = Annotated[str | None, Query(max_length=200)]
+_ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}")
+
+
+def _iso_moment(value: object) -> object:
+    # Pydantic also reads a number as a Unix timestamp ("0.0" -> 1970); the schema promises an ISO 8601 date-time.
+    if isinstance(value, str) and not _ISO_MOMENT.match(value):
+        raise ValueError("geen ISO 8601-tijdstip (bijvoorbeeld 2026-03-03T09:00:00+01:00)")
+    return value
+
+
+Moment = Annotated[datetime | None, BeforeValidator(_iso_moment)]
 
 
 def install_logboek(app: FastAPI, logboek: Logboek) -> None:
@@ -269,8 +281,8 @@ def install_logboek(app: FastAPI, logboek: Logboek) -> None:
             subject: Tekst = None, organisatie: Tekst = None,
             resource_id: Annotated[str | None, Query(alias="resourceId", max_length=200)] = None,
             actie: Annotated[Actie | None, Query()] = None,
-            van: Annotated[datetime | None, Query(description="Vanaf dit tijdstip (met tijdzone).")] = None,
-            tot: Annotated[datetime | None, Query(description="Tot dit tijdstip (met tijdzone).")] = None,
+            van: Annotated[Moment, Query(description="Vanaf dit tijdstip (ISO 8601, met tijdzone).")] = None,
+            tot: Annotated[Moment, Query(description="Tot dit tijdstip (ISO 8601, met tijdzone).")] = None,
             limit: Annotated[int, Query(ge=1, le=200)] = 50,
             offset: Annotated[int, Query(ge=0, le=100_000)] = 0) -> LogboekPagina | JSONResponse:
         """Logboek dataverwerkingen van deze service: wie welke gegevens las of wijzigde, nieuwste eerst."""

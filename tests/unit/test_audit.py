@@ -89,3 +89,16 @@ def test_when_the_record_cannot_be_written_the_data_is_not_handed_out(path: str)
     assert response.headers["content-type"] == "application/problem+json"
     assert "geheim" not in response.text and "A-1" not in response.text
     assert response.json()["traceId"] == response.headers["X-Trace-Id"]
+
+
+@pytest.mark.parametrize("value", ["0.0", "1700000000", "0"])
+def test_logboek_filters_take_iso_moments_only(value: str) -> None:
+    """Regression (fuzzing found it): a number was read as a Unix timestamp and answered 200, while the OpenAPI
+    document promises an ISO 8601 date-time."""
+    client, _ = _app(fail=False)
+    beheer = bearer("beheerder-1", "beheer", "ipsflow", "functioneel-beheerder")
+    response = client.get("/api/v1/logboek", params={"van": value}, headers=beheer)
+    assert response.status_code == 400
+    assert [p["name"] for p in response.json()["invalidParams"]] == ["van"]
+    ok = client.get("/api/v1/logboek", params={"van": "2026-03-03T09:00:00+01:00"}, headers=beheer)
+    assert ok.status_code != 400
