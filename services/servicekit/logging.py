@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 
-#: Keys that can carry personal or health data (domain.md). Logs blank them; APIs leave them out.
+#: Keys that can carry personal or health data (docs/domain.md). Logs blank them; APIs leave them out.
 PERSONAL_DATA_KEYS = frozenset({"bsn", "burgerservicenummer", "naam", "name", "adres", "address", "geboortedatum",
                                 "diagnose", "diagnosis", "nationaliteit", "nationality", "geslacht", "gender"})
 # Logs also blank whole payloads: a message body or event data may hold any of the above.

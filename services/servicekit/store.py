@@ -1,7 +1,8 @@
 """MongoDB through PyMongo's AsyncMongoClient: revision-checked documents with an embedded outbox.
 
-Rules (design.md): no multi-document transactions. A state change and the events it causes are one
-single-document write: the events sit in the document's ``outbox`` array until the relay has published them.
+Rules (docs/adr/0002-embedded-outbox-and-idempotent-consumers.md): no multi-document transactions. A state
+change and the events it causes are one single-document write: the events sit in the document's ``outbox`` array
+until the relay has published them.
 Every document carries ``revision``; writes filter on it, and a miss means someone else wrote first.
 """
 

@@ -1,6 +1,6 @@
 """Where the tests find RabbitMQ and the MongoDB-wire server.
 
-Order (design.md): URLs from the environment, else testcontainers when a Docker engine answers, else the
+Order (README.md): URLs from the environment, else testcontainers when a Docker engine answers, else the
 local stack (deploy/local/stack.sh up, idempotent: starts what is not running).
 """
 

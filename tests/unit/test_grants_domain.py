@@ -128,7 +128,7 @@ def test_a_decision_deadline_on_a_saturday_moves_to_the_monday():
     (date(2025, 11, 13), date(2025, 12, 29)),  # +42 days is Christmas Day (Thursday) -> Friday 26th is 2e Kerstdag
     (date(2026, 3, 16), date(2026, 4, 28)),   # +42 days is Monday 27 April 2026: Koningsdag
     (date(2025, 3, 24), date(2025, 5, 6)),    # +42 days is Monday 5 May (bevrijdingsdag)
-    # shared/domain.md: sent 2026-04-02, +42 days is Hemelvaartsdag 14 May, 15 May is gelijkgesteld, then a weekend
+    # docs/domain.md: sent 2026-04-02, +42 days is Hemelvaartsdag 14 May, 15 May is gelijkgesteld, then a weekend
     (date(2026, 4, 2), date(2026, 5, 18)),
     (date(2027, 2, 12), date(2027, 3, 30)),   # +42 days is Goede Vrijdag 26 March 2027 -> Tuesday after Easter
 ])

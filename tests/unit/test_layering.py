@@ -1,4 +1,4 @@
-"""The layering rules of design.md, checked by parsing every import under services/ with ``ast``.
+"""The layering rules of docs/architecture.md, checked by parsing every import under services/ with ``ast``.
 
 * a service's ``domain.py`` (or ``domain/`` package) imports only the standard library, its own domain and the
   pure shared modules (``PURE_SHARED``: the legal calendar and the elfproef), which import only the standard library;
