@@ -146,7 +146,11 @@ async def test_incomplete_application_repaired_forwarded_and_decided(service, en
     detail = _read(intake.url, aanvraag_id).json()
     assert (detail["status"], detail["gemeenteCode"], detail["doorgezondenVan"]) == ("doorgezonden", "0988", "0957")
     assert detail["ontvangenOp"].replace("Z", "+00:00") == ontvangen_op, "the original receipt is kept"
-    assert _read(intake.url, aanvraag_id, ROERMOND).status_code == 403
+    # the forwarding gemeente keeps its own record (issue 13.3): that it forwarded, to whom, and the notice only
+    record = _read(intake.url, aanvraag_id, ROERMOND)
+    assert record.status_code == 200
+    assert (record.json()["status"], record.json()["doorgezondenNaar"]) == ("doorgezonden", "0988")
+    assert record.json()["documenten"] == [] and "clientReferentie" not in record.json()
     assert _read(intake.url, aanvraag_id, WEERT).status_code == 200
     # the notice is listed by reference: notifications keeps the one copy of its text and PDF
     (notice,) = detail["beschikkingen"]

@@ -161,7 +161,11 @@ async def test_every_beschikking_gives_exactly_one_mail_with_the_letter(service,
     assert pdf.content == attachment.get_content()
     assert httpx.get(f"{notifications.url}/api/v1/berichten/{bid}/pdf", headers=ROERMOND, timeout=10).status_code == 200
     assert httpx.get(f"{notifications.url}/api/v1/berichten/{bid}/pdf", headers=GGZ_ZUID, timeout=10).status_code == 403
-    assert httpx.get(f"{notifications.url}/api/v1/berichten", headers=GGZ_NOORD, timeout=10).status_code == 403
+    # a ggz lists its own messages and letters (issue 13.3), another ggz none of them
+    own = httpx.get(f"{notifications.url}/api/v1/berichten", headers=GGZ_NOORD, timeout=10)
+    assert own.status_code == 200 and bid in [b["id"] for b in own.json()]
+    assert all(b["aan"] == ["ips@ggz-noord.example"] for b in own.json())
+    assert httpx.get(f"{notifications.url}/api/v1/berichten", headers=GGZ_ZUID, timeout=10).json() == []
     assert httpx.get(f"{notifications.url}/api/v1/berichten", timeout=10).status_code == 401
     again = httpx.post(f"{notifications.url}/api/v1/berichten/{bid}/opnieuw", headers=ADMIN, timeout=10)
     assert again.status_code == 409
