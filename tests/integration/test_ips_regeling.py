@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from servicekit.kalender import begin_volgende_dag
 from tests.support.ips import (
     GGZ_A,
     GGZ_B,
@@ -137,7 +138,10 @@ async def test_incomplete_application_hersteltermijn_expiry_and_supplement(ips: 
                                        json={"modelgetrouwheid": certificate})
     assert supplement.status_code == 200, supplement.text
     await ips.wait_task(in_time, official(ROERMOND))
-    await ips.set_clock(datetime.now(UTC) + timedelta(days=15))
+    # the hersteltermijn ends with its last day, which the Atw moves past a weekend or holiday (14 days from a
+    # Sunday end on a Monday): an hour into the next day it has passed
+    einde = date.fromisoformat(asked["herstel"]["uiterlijk"])
+    await ips.set_clock(begin_volgende_dag(einde) + timedelta(hours=1))
     niet = await ips.wait_status(late, "niet_behandeld")
     letter = await ips.letter_text(niet["besluit"]["beschikkingId"])
     assert "4:5" in letter
