@@ -14,6 +14,12 @@ Exactly-once as far as SMTP allows:
 
 A failed attempt goes into ``pogingen`` (time, error, SMTP code) and the next attempt is scheduled from the
 ``Herhaalschema``; a permanent refusal (5xx) or running out of attempts makes the message ``mislukt``.
+
+A server that cannot be reached (no connection, a timeout, 421) backs off as a whole: one state per sender,
+not per message. While it backs off the sender neither reads nor writes; when the wait is over, one message
+(the one due longest) probes the server, and only when that goes through do the others follow. Per message
+every attempt costs two writes (claim and outcome), so while SMTP is down the writes are two per wait of the
+server, however many messages wait (they were two per message per wait). Each process keeps its own state.
 """
 
 from __future__ import annotations
@@ -30,11 +36,13 @@ from servicekit.logging import get_logger
 from servicekit.store import Document
 
 log = get_logger(__name__)
+SERVICE_NIET_BESCHIKBAAR = 421  # the server's own "try later", for every message alike
 
 
 class Sender:
     def __init__(self, repo: BerichtenRepository, smtp: SmtpConfig, schema: Herhaalschema, *,
-                 lease_seconds: float, poll_seconds: float, parallel: int = 4, message_id_domain: str) -> None:
+                 lease_seconds: float, poll_seconds: float, parallel: int = 4, message_id_domain: str,
+                 server_max_wacht_seconds: float = 60.0) -> None:
         self.repo = repo
         self.smtp = smtp
         self.schema = schema
@@ -43,6 +51,28 @@ class Sender:
         self.parallel = asyncio.Semaphore(parallel)
         self.message_id_domain = message_id_domain
         self._wake = asyncio.Event()
+        #: The server's backoff: consecutive failures to reach it, and no attempt before ``_server_tot``.
+        self.server_fouten = 0
+        self._server_tot: datetime | None = None
+        self.server_max_wacht = timedelta(seconds=server_max_wacht_seconds)
+
+    def _server_wacht(self, now: datetime) -> bool:
+        return self._server_tot is not None and now < self._server_tot
+
+    def _server_bereikt(self) -> None:
+        if self.server_fouten:
+            log.info("smtp.bereikbaar", na_fouten=self.server_fouten)
+        self.server_fouten, self._server_tot = 0, None
+
+    def _server_onbereikbaar(self, now: datetime) -> None:
+        if self._server_wacht(now):
+            return  # an attempt that was under way when another one found the server away: one failure
+        self.server_fouten += 1
+        wachttijden = self.schema.wachttijden or [5.0]
+        wacht = min(timedelta(seconds=wachttijden[min(self.server_fouten, len(wachttijden)) - 1]),
+                    self.server_max_wacht)
+        self._server_tot = max(self._server_tot or now, now + wacht)
+        log.warning("smtp.onbereikbaar", fouten=self.server_fouten, volgende_poging=self._server_tot.isoformat())
 
     def wake(self) -> None:
         self._wake.set()
@@ -65,26 +95,44 @@ class Sender:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
 
     async def run_once(self) -> int:
-        """One round: try every due message once; returns how many were sent."""
-        due = await self.repo.due(datetime.now(UTC))
+        """One round: try every due message once; returns how many were sent. While the server backs off,
+        nothing; after a failure to reach it, one message first, the others only when it went through."""
+        now = datetime.now(UTC)
+        if self._server_wacht(now):
+            return 0
+        due = await self.repo.due(now)
+        sent = 0
+        if due and self.server_fouten:
+            sent = int(await self._attempt(due[0]["_id"]))
+            if self.server_fouten:
+                return sent
+            due = due[1:]
         results = await asyncio.gather(*(self._attempt(d["_id"]) for d in due))
-        return sum(results)
+        return sent + sum(results)
 
     async def _attempt(self, bericht_id: str) -> bool:
         async with self.parallel:
             token = uuid.uuid4().hex
             now = datetime.now(UTC)
+            if self._server_wacht(now):
+                return False  # another attempt found the server unreachable meanwhile: no claim, no write
             doc = await self.repo.claim(bericht_id, token, now, now + self.lease)
             if doc is None:
                 return False  # someone else has it, or it is no longer due
             try:
                 antwoord = await verstuur(self.smtp, self._mail(doc))
             except SmtpFout as exc:
+                # no reply at all (refused, timed out, cut off) or 421: the server, not this message
+                if exc.code is None or exc.code == SERVICE_NIET_BESCHIKBAAR:
+                    self._server_onbereikbaar(datetime.now(UTC))
+                else:
+                    self._server_bereikt()
                 await self._failed(doc, token, str(exc), exc.code)
                 return False
             except Exception as exc:  # a bug or bad data must not leave the claim hanging until the lease ends
                 await self._failed(doc, token, f"{type(exc).__name__}", None)
                 raise
+            self._server_bereikt()
             if not await self.repo.mark_sent(bericht_id, token, datetime.now(UTC), antwoord):
                 log.warning("bericht.claim_verloren", bericht_id=bericht_id)
                 return False
