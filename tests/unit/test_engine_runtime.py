@@ -18,12 +18,12 @@ import pytest
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
 from process_engine.runtime import (
+    STATE_FORMAT,
     DefinitionError,
     EngineError,
     FormValidationError,
     Incident,
     KeptMessage,
-    STATE_FORMAT,
     ParsedDefinition,
     StepResult,
     UnknownCommandError,
