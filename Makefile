@@ -14,6 +14,8 @@ deps:  ## Python dependencies from uv.lock into .venv (exact versions); BPMN too
 	@echo "[deps] .venv synced from uv.lock"
 	@bash tools/bpmn/install.sh
 	@echo "[deps] bpmnlint, bpmn-js (tools/bpmn/node_modules) and chromium present"
+	@bash tools/console/install.sh
+	@echo "[deps] the console's diagram bundle (tools/console/dist) and axe-core present"
 	@bash tools/fonts/install.sh
 	@echo "[deps] the letter font (fonts-dejavu-core) present"
 

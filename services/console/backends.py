@@ -1,0 +1,113 @@
+"""What the console reads: the engine's HTTP API (with the signed-in user's own token) and RabbitMQ's
+management API (with the console's credentials, which stay on the server)."""
+
+from __future__ import annotations
+
+import urllib.parse
+from typing import Any
+
+import httpx
+
+from console.settings import ConsoleSettings
+from servicekit.http import API_PREFIX
+
+#: One page of the engine's case list; the console asks page after page until it has every match.
+ENGINE_PAGE = 1000
+
+
+class BackendError(RuntimeError):
+    """A service did not answer as documented; the page says which one, never the raw answer."""
+
+    def __init__(self, service: str, status: int | None) -> None:
+        super().__init__(f"{service} antwoordde niet zoals verwacht ({status or 'geen verbinding'})")
+        self.service = service
+        self.status = status
+
+
+class Backends:
+    def __init__(self, settings: ConsoleSettings) -> None:
+        self.settings = settings
+        self.http = httpx.AsyncClient(timeout=15)
+
+    async def close(self) -> None:
+        await self.http.aclose()
+
+    async def _engine(self, method: str, path: str, token: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self.http.request(method, f"{self.settings.console_engine_url}{API_PREFIX}{path}",
+                                           headers={"Authorization": f"Bearer {token}"}, **kwargs)
+        except httpx.HTTPError as exc:
+            raise BackendError("de procesengine", None) from exc
+
+    async def _engine_json(self, path: str, token: str, **params: Any) -> Any:
+        response = await self._engine("GET", path, token, params={k: v for k, v in params.items() if v is not None})
+        if response.status_code != 200:
+            raise BackendError("de procesengine", response.status_code)
+        return response.json()
+
+    async def zaken(self, token: str, **filters: Any) -> list[dict[str, Any]]:
+        """Every case that matches the engine-side filters (processId, definitieHash, status, element,
+        incident), page after page."""
+        out: list[dict[str, Any]] = []
+        while True:
+            page = await self._engine_json("/zaken", token, limit=ENGINE_PAGE, offset=len(out), **filters)
+            out.extend(page["zaken"])
+            if not page["zaken"] or len(out) >= page["totaal"]:
+                return out
+
+    async def zaak(self, token: str, case_id: str) -> dict[str, Any] | None:
+        response = await self._engine("GET", f"/zaken/{urllib.parse.quote(case_id, safe='')}", token)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise BackendError("de procesengine", response.status_code)
+        return response.json()  # type: ignore[no-any-return]
+
+    async def definities(self, token: str) -> list[dict[str, Any]]:
+        return await self._engine_json("/procesdefinities", token)  # type: ignore[no-any-return]
+
+    async def definitie(self, token: str, content_hash: str) -> dict[str, Any]:
+        path = f"/procesdefinities/{urllib.parse.quote(content_hash, safe='')}"
+        return await self._engine_json(path, token)  # type: ignore[no-any-return]
+
+    async def actie(self, token: str, path: str) -> tuple[int, dict[str, Any]]:
+        """A retry or cancel through the engine, with the engine's own answer (the outcome the user sees)."""
+        response = await self._engine("POST", path, token)
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        return response.status_code, body if isinstance(body, dict) else {}
+
+    async def wachtrijen(self) -> list[dict[str, Any]]:
+        """Per queue of this namespace: ready, unacked, consumers, retrying and parked (dead letters)."""
+        s = self.settings
+        vhost = urllib.parse.quote(urllib.parse.urlparse(s.amqp_url).path.lstrip("/") or "/", safe="")
+        try:
+            response = await self.http.get(
+                f"{s.rabbitmq_management_url}/api/queues/{vhost}",
+                auth=(s.rabbitmq_management_user, s.rabbitmq_management_password.get_secret_value()))
+        except httpx.HTTPError as exc:
+            raise BackendError("RabbitMQ (beheer-API)", None) from exc
+        if response.status_code != 200:
+            raise BackendError("RabbitMQ (beheer-API)", response.status_code)
+        return queue_rows(response.json(), s.namespace)
+
+
+def queue_rows(raw: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
+    by_name = {q["name"]: q for q in raw}
+    rows = []
+    for q in raw:
+        name: str = q["name"]
+        if not name.startswith(namespace) or name.endswith(".dlq") or ".retry." in name:
+            continue
+        dlq = by_name.get(f"{name}.dlq")
+        rows.append({
+            "naam": name[len(namespace):] or name,
+            "klaar": q.get("messages_ready", 0),
+            "onbevestigd": q.get("messages_unacknowledged", 0),
+            "consumers": q.get("consumers", 0),
+            "opnieuw": sum(v.get("messages", 0) for k, v in by_name.items() if k.startswith(f"{name}.retry.")),
+            "geparkeerd": dlq.get("messages", 0) if dlq else 0,
+        })
+    return sorted(rows, key=lambda r: r["naam"])

@@ -1,0 +1,30 @@
+"""Settings of the console (prefix ``IPSFLOW_``): where the services and the broker's management API answer."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from servicekit.settings import ServiceSettings
+
+#: The console's roles (README, "Rollen"): a beheer token without one of these does not get in.
+VIEWER = "viewer"
+ROLLEN = ("viewer", "functioneel-beheerder", "procesbeheerder")
+
+
+class ConsoleSettings(ServiceSettings):
+    service_name: str = "console"
+    http_port: int = 8006
+    # The services the console reads through (their own HTTP APIs; it never opens their databases).
+    console_engine_url: str = "http://127.0.0.1:8005"
+    console_intake_url: str = "http://127.0.0.1:8001"
+    # RabbitMQ's management API (queue depths, dead letters); the credentials stay on the server.
+    rabbitmq_management_url: str = "http://127.0.0.1:15672"
+    rabbitmq_management_user: str = "guest"
+    rabbitmq_management_password: SecretStr = SecretStr("guest")
+    #: How long a sign-in lasts (the session is also ended when its token expires).
+    console_session_minutes: int = Field(default=60, ge=5, le=12 * 60)
+    #: How often the overview refreshes its figures in the browser.
+    console_refresh_seconds: int = Field(default=10, ge=2, le=600)
+    console_page_size: int = Field(default=50, ge=10, le=500)
+    # OpenID Connect (production sign-in): not built yet; without it only development sign-in exists.
+    console_oidc_discovery_url: str = ""

@@ -1,0 +1,28 @@
+// The case page's diagram: bpmn-js NavigatedViewer (bundled by esbuild, served by the console itself, no CDN).
+// Marks completed, active and incident elements. The bpmn.io watermark (its licence requires it) stays as
+// bpmn-js draws it: nothing here hides or covers it.
+import NavigatedViewer from "bpmn-js/lib/NavigatedViewer";
+
+function start() {
+  var vak = document.getElementById("diagram");
+  if (!vak) { return; }
+  var fout = document.getElementById("diagram-fout");
+  var markeringen = JSON.parse(document.getElementById("markeringen").textContent || "{}");
+  var viewer = new NavigatedViewer({ container: vak });
+  function toon(tekst) { fout.textContent = tekst; fout.hidden = false; }
+  fetch(vak.getAttribute("data-bpmn-url"), { credentials: "same-origin" })
+    .then(function (r) { if (!r.ok) { throw new Error("diagram niet geladen (" + r.status + ")"); } return r.text(); })
+    .then(function (xml) { return viewer.importXML(xml); })
+    .then(function () {
+      var canvas = viewer.get("canvas");
+      var register = viewer.get("elementRegistry");
+      canvas.zoom("fit-viewport");
+      [["klaar", "ipsflow-klaar"], ["actief", "ipsflow-actief"], ["incident", "ipsflow-incident"]].forEach(function (p) {
+        (markeringen[p[0]] || []).forEach(function (id) { if (register.get(id)) { canvas.addMarker(id, p[1]); } });
+      });
+      vak.setAttribute("data-geladen", "ja");
+    })
+    .catch(function (e) { toon("Het diagram kon niet worden getoond: " + e.message); vak.setAttribute("data-geladen", "fout"); });
+}
+
+if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", start); } else { start(); }
