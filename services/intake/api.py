@@ -24,7 +24,6 @@ from intake.handlers import (
     PreconditionFailed,
     doorgezonden_door,
     may_read,
-    stand,
 )
 from intake.messages import (
     AanvraagAanvullen,
@@ -44,6 +43,7 @@ from intake.messages import (
     VerlengingsverzoekView,
     VerlengingVragen,
 )
+from intake.stand import stand
 from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import Principal, PrincipalDep
 from servicekit.clock_api import add_clock_route

@@ -42,7 +42,7 @@ from intake.messages import Doelgroep as DoelgroepIn
 from intake.messages import Modelgetrouwheid as ModelgetrouwheidIn
 from intake.messages import Ondertekening as OndertekeningIn
 from intake.repository import SERVICE, AanvraagRepository, DocumentContents, from_doc, to_doc
-from intake.stand import Stand
+from intake.stand import ontvangstbevestiging, stand
 from servicekit.auth import Principal
 from servicekit.commands import Failure, apply_command
 from servicekit.consumer import PoisonMessage
@@ -469,13 +469,6 @@ class IntakeHandlers:
         self.wake(aanvraag_id)
 
 
-def stand(a: Aanvraag) -> Stand:
-    """The portal's read model of the application (intake.stand), kept beside it."""
-    if not isinstance(a.stand, Stand):
-        a.stand = Stand()
-    return a.stand
-
-
 def _id_for(kind: str, aanvraag_id: str, idempotency_key: str | None) -> str:
     """A new id, fixed by the Idempotency-Key when there is one (so a retried request finds what it made)."""
     if idempotency_key:
@@ -486,12 +479,6 @@ def _id_for(kind: str, aanvraag_id: str, idempotency_key: str | None) -> str:
 def millis(moment: datetime) -> datetime:
     """BSON keeps milliseconds: cut there, so what an event or a response says equals what is stored."""
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
-def ontvangstbevestiging(a: Aanvraag) -> dict[str, Any]:
-    """The answer to a submission (``AanvraagOntvangen``, camelCase, JSON types)."""
-    return {"id": a.id, "status": a.status, "ontvangenOp": a.ontvangen_op.isoformat(),
-            "gemeenteCode": a.gemeente_code, "woongemeenteCode": a.woongemeente_code, "trajectType": a.traject_type}
 
 
 def doorgezonden_door(principal: Principal, aanvraag: Aanvraag) -> bool:

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
+from intake.domain import Aanvraag
+
 #: Why the decision date is what it is: the statutory term from receipt (Awb 4:13), extended by a suspension
 #: after a request to complete (Awb 4:15), or moved by a notice of a new date (Awb 4:14).
 BESLISTERMIJN, OPSCHORTING, VERDAGING = "beslistermijn_awb_4_13", "opschorting_awb_4_15", "verdaging_awb_4_14"
@@ -83,3 +85,17 @@ class Stand:
         velden: dict[str, Any] = {k: (_datum(v) if k in datums else v) for k, v in doc.items()
                                   if k in cls.__dataclass_fields__}
         return cls(**velden)
+
+
+def stand(a: Aanvraag) -> Stand:
+    """The portal's read model of the application, kept beside it (``Aanvraag.stand``)."""
+    if not isinstance(a.stand, Stand):
+        a.stand = Stand()
+    return a.stand
+
+
+def ontvangstbevestiging(a: Aanvraag) -> dict[str, Any]:
+    """The answer to a submission (``AanvraagOntvangen``, camelCase, JSON types): kept with the application, so
+    that a replay of the same POST gets exactly this answer again."""
+    return {"id": a.id, "status": a.status, "ontvangenOp": a.ontvangen_op.isoformat(),
+            "gemeenteCode": a.gemeente_code, "woongemeenteCode": a.woongemeente_code, "trajectType": a.traject_type}
