@@ -379,6 +379,10 @@ def _pages(app: FastAPI, console: Console) -> None:
 
     @app.post("/zaken/{case_id}/annuleren", include_in_schema=False)
     async def cancel(request: Request, case_id: str, session: SessionDep) -> Response:
+        form = await form_of(request)
+        check_csrf(form, session.csrf)
+        if form.get("bevestig") != "ja":
+            raise Refused(400, "Bevestig het annuleren: vink het vakje aan.")
         return await _actie(request, session, case_id, "annuleren",
                             f"/zaken/{urllib.parse.quote(case_id, safe='')}/annuleren", {})
 

@@ -194,4 +194,16 @@ async def test_retry_of_an_incident_from_the_console_reports_it_resolved(service
     assert attempts["zaak-console-incident"] >= 2
     audit = admin.get("/audit").text
     assert "opnieuw proberen" in audit and "dev-functioneel-beheerder" in audit and "opgelost" in audit
+
+    # cancel: only with the confirmation box ticked, and never by a viewer
+    page = admin.get("/zaken/zaak-console-incident")
+    assert 'name="bevestig"' in page.text and 'name="bevestig"' not in viewer.get("/zaken/zaak-console-incident").text
+    assert admin.post("/zaken/zaak-console-incident/annuleren", data={"csrf": csrf_of(page.text)}).status_code == 400
+    assert viewer.post("/zaken/zaak-console-incident/annuleren",
+                       data={"csrf": csrf_of(shown.text), "bevestig": "ja"}).status_code == 403
+    cancelled = admin.post("/zaken/zaak-console-incident/annuleren",
+                           data={"csrf": csrf_of(page.text), "bevestig": "ja"})
+    assert cancelled.status_code == 200 and "geannuleerd" in cancelled.text
+    assert httpx.get(f"{engine.url}/api/v1/zaken/zaak-console-incident", headers=ADMIN,
+                     timeout=10).json()["status"] == "cancelled"
     await fake.stop()

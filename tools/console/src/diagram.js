@@ -20,6 +20,14 @@ function start() {
       [["klaar", "ipsflow-klaar"], ["actief", "ipsflow-actief"], ["incident", "ipsflow-incident"]].forEach(function (p) {
         (markeringen[p[0]] || []).forEach(function (id) { if (register.get(id)) { canvas.addMarker(id, p[1]); } });
       });
+      // A large diagram fitted whole is unreadable: show the first active (or incident) element at a readable scale.
+      var focus = (markeringen.incident || []).concat(markeringen.actief || []).map(function (id) {
+        return register.get(id);
+      }).filter(Boolean)[0];
+      if (focus && canvas.zoom() < 0.8) {
+        canvas.zoom(0.8);
+        canvas.scrollToElement(focus, { top: 150, bottom: 150, left: 300, right: 300 });
+      }
       vak.setAttribute("data-geladen", "ja");
     })
     .catch(function (e) { toon("Het diagram kon niet worden getoond: " + e.message); vak.setAttribute("data-geladen", "fout"); });
