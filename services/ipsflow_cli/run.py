@@ -18,7 +18,7 @@ from servicekit.settings import FERRETDB_POOL_SIZE
 
 # (package, port): the processes that make up ipsflow; each serves /ready and its API docs.
 SERVICES: list[tuple[str, int]] = [("intake", 8001), ("grants", 8002), ("payments", 8003),
-                                   ("notifications", 8004), ("process_engine", 8005)]
+                                   ("notifications", 8004), ("process_engine", 8005), ("console", 8006)]
 DEMO_GGZ = "41178211"
 _COMPLETE = {"ondertekening": {"kandidaat": True, "ggzInstelling": True},
              "modelgetrouwheid": {"certificaatnummer": "PHR-DEMO-1", "geldigTot": "2028-06-30"},
@@ -82,7 +82,10 @@ def _local_stack_urls() -> dict[str, str]:
     the small Mongo pool FerretDB needs (the code's default is the driver's, meant for MongoDB)."""
     amqp_port = os.environ.get("IPSFLOW_RABBITMQ_PORT", "5672")
     ferretdb = os.environ.get("IPSFLOW_FERRETDB_LISTEN", "127.0.0.1:27017")
+    management_port = os.environ.get("IPSFLOW_RABBITMQ_MANAGEMENT_PORT", "15672")
     return {"IPSFLOW_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{amqp_port}/",
+            # the console's queue depths (the same variable `ipsflow queues` reads)
+            "IPSFLOW_RABBITMQ_MANAGEMENT_URL": f"http://127.0.0.1:{management_port}",
             "IPSFLOW_MONGO_URL": f"mongodb://{ferretdb}/", "IPSFLOW_MONGO_POOL_SIZE": str(FERRETDB_POOL_SIZE)}
 
 
@@ -113,6 +116,8 @@ def run_system(root: Path, demo: bool = True) -> int:
         print(f"[run]   RabbitMQ management: http://127.0.0.1:{management_port} (guest/guest); `ipsflow queues` shows"
               " the queues",
               flush=True)
+        print("[run]   console (beheer) http://127.0.0.1:8006/ ; development sign-in (viewer, functioneel-beheerder, "
+              "procesbeheerder): http://127.0.0.1:8006/aanmelden", flush=True)
         print("[run] Tokens for the APIs (development keys): ipsflow token --sub j.jansen --org-type gemeente "
               "--org 0957 --role behandelaar --naam 'J. Jansen' --mandaat toekenning --mandaat afwijzing", flush=True)
         print("[run] Ctrl-C stops everything.", flush=True)
