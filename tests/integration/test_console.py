@@ -207,3 +207,18 @@ async def test_retry_of_an_incident_from_the_console_reports_it_resolved(service
     assert httpx.get(f"{engine.url}/api/v1/zaken/zaak-console-incident", headers=ADMIN,
                      timeout=10).json()["status"] == "cancelled"
     await fake.stop()
+
+
+async def test_development_sign_in_does_not_exist_outside_development(service):
+    from servicekit.auth import ensure_dev_keys
+
+    console = service("console").start(IPSFLOW_ENVIRONMENT="production",
+                                       IPSFLOW_JWT_PUBLIC_KEY_FILE=str(ensure_dev_keys()[1]))
+    client = httpx.Client(base_url=console.url, timeout=10)
+    page = client.get("/aanmelden")
+    assert page.status_code == 200 and "OpenID Connect is nog niet gebouwd" in page.text
+    assert 'name="rol"' not in page.text
+    csrf = page.headers["set-cookie"].split("ipsflow_console_aanmelden=")[1].split(";")[0]
+    refused = client.post("/aanmelden", data={"rol": "functioneel-beheerder", "csrf": csrf})
+    assert refused.status_code == 404 and "ipsflow_console=" not in refused.headers.get("set-cookie", "")
+    assert client.get("/").status_code == 303
