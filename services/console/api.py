@@ -24,7 +24,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from console.backends import BackendError
+from console.backends import BackendError, dead_letters_of
 from console.bootstrap import Console, Session, bootstrap
 from console.explorer import OPERATOREN, Filters, csv_regels, zoek
 from console.settings import ROLLEN, ConsoleSettings
@@ -326,11 +326,18 @@ def _pages(app: FastAPI, console: Console) -> None:
             raise Refused(404, "Geen zaak met dit kenmerk.")
         versies = _versies(await console.backends.definities(session.token))
         incidenten = [i for i in zaak["incidenten"] if not i.get("resolved")]
+        try:
+            parked = [w["dlq"] for w in await console.backends.wachtrijen() if w["geparkeerd"] and w["dlq"]]
+            dode_brieven = await dead_letters_of(console.settings.amqp_url, parked, case_id) if parked else []
+            dlq_fout = ""
+        except Exception as exc:  # the broker is down: the page still shows the case
+            log.warning("console.dead_letters_unavailable", error=type(exc).__name__)
+            dode_brieven, dlq_fout = [], "De geparkeerde berichten konden niet worden gelezen (RabbitMQ)."
         markeringen = {"actief": zaak["actieveElementen"],
                        "incident": sorted({i["elementId"] for i in incidenten if i.get("elementId")}),
                        "klaar": sorted({h["elementId"] for h in zaak["geschiedenis"]})}
         return render(request, "zaak.html", sessie=session, zaak=zaak, versie=versies.get(zaak["definitieHash"]),
-                      incidenten=incidenten, markeringen=markeringen,
+                      incidenten=incidenten, markeringen=markeringen, dode_brieven=dode_brieven, dlq_fout=dlq_fout,
                       mag_ingrijpen=session.mag(FUNCTIONEEL_BEHEERDER))
 
     @app.get("/definities/{content_hash}/diagram.bpmn", include_in_schema=False)

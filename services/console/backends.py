@@ -3,16 +3,21 @@ management API (with the console's credentials, which stay on the server)."""
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from typing import Any
 
+import aio_pika
 import httpx
 
 from console.settings import ConsoleSettings
+from servicekit.broker import ATTEMPT_HEADER, ERROR_HEADER
 from servicekit.http import API_PREFIX
 
 #: One page of the engine's case list; the console asks page after page until it has every match.
 ENGINE_PAGE = 1000
+#: How many parked messages per dead-letter queue the case page looks through for the case's own.
+DLQ_PEEK = 500
 
 
 class BackendError(RuntimeError):
@@ -94,6 +99,39 @@ class Backends:
         return queue_rows(response.json(), s.namespace)
 
 
+async def dead_letters_of(amqp_url: str, queues: list[str], case_id: str) -> list[dict[str, Any]]:
+    """The parked messages of one case in these dead-letter queues: type, id, attempts and why it was parked;
+    never the body (it can hold personal data). Read over AMQP and all put back (requeued), as ``ipsflow dlq show``
+    does; at most DLQ_PEEK messages per queue are looked at."""
+    found: list[dict[str, Any]] = []
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        for name in queues:
+            dlq = await channel.get_queue(name, ensure=True)
+            held = []
+            try:
+                for _ in range(DLQ_PEEK):
+                    message = await dlq.get(no_ack=False, fail=False)
+                    if message is None:
+                        break
+                    held.append(message)
+                    try:
+                        envelope = json.loads(message.body)
+                    except ValueError:
+                        continue
+                    if not isinstance(envelope, dict) or envelope.get("subject") != case_id:
+                        continue
+                    headers = message.headers or {}
+                    found.append({"wachtrij": name, "type": envelope.get("type"), "id": message.message_id,
+                                  "pogingen": headers.get(ATTEMPT_HEADER, 0),
+                                  "reden": str(headers.get(ERROR_HEADER, ""))[:300]})
+            finally:
+                for message in held:
+                    await message.nack(requeue=True)
+    return found
+
+
 def queue_rows(raw: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
     by_name = {q["name"]: q for q in raw}
     rows = []
@@ -104,6 +142,7 @@ def queue_rows(raw: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]
         dlq = by_name.get(f"{name}.dlq")
         rows.append({
             "naam": name[len(namespace):] or name,
+            "dlq": f"{name}.dlq" if dlq else None,
             "klaar": q.get("messages_ready", 0),
             "onbevestigd": q.get("messages_unacknowledged", 0),
             "consumers": q.get("consumers", 0),

@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import httpx
 import pytest
 
-from servicekit.broker import EVENTS, Broker
+from servicekit.broker import ATTEMPT_HEADER, ERROR_HEADER, EVENTS, Broker
 from servicekit.envelope import new_event
 from tests.conftest import eventually
 from tests.support.console import csrf_of, sign_in
@@ -95,7 +97,7 @@ async def test_cookie_is_secure_behind_a_non_loopback_host(stack):
     assert "Secure" in csrf_cookie and "HttpOnly" in csrf_cookie
 
 
-async def test_overview_explorer_filters_and_csv(stack):
+async def test_overview_explorer_filters_and_csv(stack, broker, namespace):
     engine, console = stack
     client, _ = sign_in(console.url, "viewer")
     overview = client.get("/")
@@ -140,6 +142,25 @@ async def test_overview_explorer_filters_and_csv(stack):
 
     page = client.get(f"/zaken/{CASES[0][0]}")
     assert page.status_code == 200 and 'id="diagram"' in page.text and "gemeenteCode" in page.text
+
+    # A parked message of this case (and one of another case) in the engine's dead-letter queue: the case page
+    # shows its own, without the body, and leaves both parked.
+    channel = await broker.new_channel(prefetch=1)
+    for subject, message_id in ((CASES[0][0], "geparkeerd-1"), (CASES[1][0], "geparkeerd-2")):
+        body = json.dumps({"specversion": "1.0", "id": message_id, "type": "ips.toets.uitgevoerd.v1",
+                           "subject": subject, "source": "test", "data": {"geheim": "niet tonen"}}).encode()
+        await channel.default_exchange.publish(
+            aio_pika.Message(body, message_id=message_id, headers={ATTEMPT_HEADER: 4, ERROR_HEADER: "ValueError"}),
+            routing_key=f"{namespace}process_engine.dlq")
+
+    async def dead_letter_shown() -> bool:  # the management API's counts are sampled every few seconds
+        return "geparkeerd-1" in await asyncio.to_thread(lambda: client.get(f"/zaken/{CASES[0][0]}").text)
+    await eventually(dead_letter_shown, timeout=30, what="the parked message on the case page")
+    shown = client.get(f"/zaken/{CASES[0][0]}").text
+    assert "ValueError" in shown and "geparkeerd-2" not in shown and "niet tonen" not in shown
+    dlq = await channel.declare_queue(f"{namespace}process_engine.dlq", passive=True)
+    assert dlq.declaration_result.message_count == 2
+    await channel.close()
     assert client.get("/zaken/bestaat-niet").status_code == 404
     bpmn_url = page.text.split('data-bpmn-url="')[1].split('"')[0].replace("&amp;", "&")
     diagram = client.get(bpmn_url)
