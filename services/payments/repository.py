@@ -33,6 +33,8 @@ AANDELEN = ("totaal", "rijk", "gemeente")
 #: Statements per bulk command. The local FerretDB front sends up to 64 revision-checked statements that raise
 #: the revision as one command (deploy/ferretdb/update.go); any other bulk goes there one statement at a time.
 BULK = 64
+#: Bookings per ledger update: one statement (no FerretDB limit applies), bounded to keep the filter small.
+LEDGER_BULK = 512
 #: An order's fields that tell whether a bulk statement for it went in (see ``in_bulk_zetten``).
 _KENMERK = ("status", "batch_id")
 
@@ -201,10 +203,10 @@ class PaymentsRepository:
 
     async def boeken_samen(self, kvk: str, boekingen: Sequence[tuple[str, Mapping[str, Mapping[str, int]]]]) -> None:
         """Book several keyed bookings of one ledger in one update when none of them is there yet (the usual
-        case), BULK per update; otherwise (a retry after a crash, a ledger not created yet) one by one through
-        ``boeken``, which books each key once."""
-        for start in range(0, len(boekingen), BULK):
-            deel = boekingen[start:start + BULK]
+        case), LEDGER_BULK per update (each update rewrites the whole ledger document); otherwise (a retry after a
+        crash, a ledger not created yet) one by one through ``boeken``, which books each key once."""
+        for start in range(0, len(boekingen), LEDGER_BULK):
+            deel = boekingen[start:start + LEDGER_BULK]
             inc: dict[str, int] = {"revision": 1}
             zetten: dict[str, Any] = {}
             for sleutel, bedragen in deel:
