@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import jwt
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -27,6 +27,7 @@ from fastapi.templating import Jinja2Templates
 from console.backends import BackendError, dead_letters_of
 from console.bootstrap import Console, Session, bootstrap
 from console.explorer import OPERATOREN, Filters, csv_regels, zoek
+from console.oidc import OidcError
 from console.settings import ROLLEN, ConsoleSettings
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, Principal, mint_token
 from servicekit.http import add_health, create_app
@@ -39,6 +40,7 @@ ROOT = HERE.parents[1]
 BUNDLE_DIR = ROOT / "tools" / "console" / "dist"
 COOKIE = "ipsflow_console"
 SIGNIN_CSRF_COOKIE = "ipsflow_console_aanmelden"
+OIDC_COOKIE = "ipsflow_console_oidc"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 #: Development sign-in identities: the three console roles of functioneel beheer, and a gemeente official and a
 #: ggz user (who are refused: the console is for beheer only).
@@ -186,7 +188,7 @@ def _signin_routes(app: FastAPI, console: Console) -> None:
     async def signin_page(request: Request) -> Response:
         csrf = secrets.token_urlsafe(32)
         response = render(request, "aanmelden.html", ontwikkeling=development, rollen=list(DEV_IDENTITEITEN),
-                          csrf=csrf, sessie=None)
+                          csrf=csrf, sessie=None, oidc=console.oidc.configured)
         response.set_cookie(SIGNIN_CSRF_COOKIE, csrf, httponly=True, samesite="lax", path="/aanmelden",
                             secure=cookie_secure(request, console.settings), max_age=1800)
         return response
@@ -202,18 +204,52 @@ def _signin_routes(app: FastAPI, console: Console) -> None:
             raise Refused(400, "Kies een rol.")
         org_type, org, roles = DEV_IDENTITEITEN[form["rol"]]
         token = mint_token(f"dev-{form['rol']}", org_type, org, roles, name=f"Ontwikkelaar ({form['rol']})")
-        principal = console.verifier.verify(token)  # the same check a provider's token will get
+        response = await _open_session(request, token, "ontwikkeling")
+        response.delete_cookie(SIGNIN_CSRF_COOKIE, path="/aanmelden")
+        return response
+
+    async def _open_session(request: Request, token: str, how: str) -> Response:
+        try:
+            principal = console.verifier.verify(token)  # the services' own check, for both ways in
+        except HTTPException as exc:
+            raise Refused(403, "Het token is niet geldig voor ipsflow.") from exc
         admitted(principal)
         expires = datetime.fromtimestamp(jwt.decode(token, options={"verify_signature": False})["exp"], UTC)
         session_id, _ = await console.sessions.create(principal, token, console.settings.console_session_minutes,
                                                       expires)
-        await console.audit.record(principal.subject, "aanmelden", "", "gelukt", {"rollen": sorted(principal.roles)})
-        log.info("console.signed_in", subject=principal.subject, roles=sorted(principal.roles))
+        await console.audit.record(principal.subject, "aanmelden", "", "gelukt",
+                                   {"rollen": sorted(principal.roles), "via": how})
+        log.info("console.signed_in", subject=principal.subject, roles=sorted(principal.roles), via=how)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(COOKIE, session_id, httponly=True, samesite="lax", path="/",
                             secure=cookie_secure(request, console.settings),
                             max_age=console.settings.console_session_minutes * 60)
-        response.delete_cookie(SIGNIN_CSRF_COOKIE, path="/aanmelden")
+        return response
+
+    @app.get("/oidc/start", include_in_schema=False)
+    async def oidc_start(request: Request) -> Response:
+        if not console.oidc.configured:
+            raise Refused(404, "Aanmelden via OpenID Connect is niet ingesteld.")
+        try:
+            url, state = await console.oidc.start()
+        except OidcError as exc:
+            raise Refused(502, str(exc)) from exc
+        response = RedirectResponse(url, status_code=303)
+        # Lax: the provider's redirect back is a top-level GET, so the browser sends it along.
+        response.set_cookie(OIDC_COOKIE, state, httponly=True, samesite="lax", path="/oidc",
+                            secure=cookie_secure(request, console.settings), max_age=600)
+        return response
+
+    @app.get("/oidc/terug", include_in_schema=False)
+    async def oidc_back(request: Request, code: str = "", state: str = "") -> Response:
+        if not console.oidc.configured:
+            raise Refused(404, "Aanmelden via OpenID Connect is niet ingesteld.")
+        try:
+            token = await console.oidc.finish(code[:2000], state[:200], request.cookies.get(OIDC_COOKIE, ""))
+        except OidcError as exc:
+            raise Refused(403, str(exc)) from exc
+        response = await _open_session(request, token, "openid-connect")
+        response.delete_cookie(OIDC_COOKIE, path="/oidc")
         return response
 
     @app.post("/afmelden", include_in_schema=False)

@@ -11,6 +11,7 @@ from typing import Any
 from pymongo.asynchronous.database import AsyncDatabase
 
 from console.backends import Backends
+from console.oidc import Oidc
 from console.settings import ConsoleSettings
 from servicekit.auth import Principal, TokenVerifier, token_verifier
 from servicekit.store import Document, make_client
@@ -91,11 +92,14 @@ class Console:
     audit: AuditLog
     verifier: TokenVerifier
     backends: Backends
+    oidc: Oidc
 
 
 def bootstrap(settings: ConsoleSettings | None = None) -> Console:
     settings = settings or ConsoleSettings()
     client = make_client(settings)
     db = client[settings.database_name()]
+    backends = Backends(settings)
     return Console(settings=settings, client=client, db=db, sessions=Sessions(db), audit=AuditLog(db),
-                   verifier=token_verifier(settings.environment), backends=Backends(settings))
+                   verifier=token_verifier(settings.environment), backends=backends,
+                   oidc=Oidc(settings, db, backends.http))

@@ -26,5 +26,10 @@ class ConsoleSettings(ServiceSettings):
     #: How often the overview refreshes its figures in the browser.
     console_refresh_seconds: int = Field(default=10, ge=2, le=600)
     console_page_size: int = Field(default=50, ge=10, le=500)
-    # OpenID Connect (production sign-in): not built yet; without it only development sign-in exists.
+    # OpenID Connect (production sign-in, console/oidc.py): the provider's discovery document, this client, and the
+    # URL the provider sends the user back to (https://<console>/oidc/terug). Unset: only development sign-in.
     console_oidc_discovery_url: str = ""
+    console_oidc_client_id: str = ""
+    console_oidc_client_secret: SecretStr = SecretStr("")
+    console_oidc_redirect_url: str = ""
+    console_oidc_scope: str = "openid"

@@ -237,7 +237,7 @@ async def test_development_sign_in_does_not_exist_outside_development(service):
                                        IPSFLOW_JWT_PUBLIC_KEY_FILE=str(ensure_dev_keys()[1]))
     client = httpx.Client(base_url=console.url, timeout=10)
     page = client.get("/aanmelden")
-    assert page.status_code == 200 and "OpenID Connect is nog niet gebouwd" in page.text
+    assert page.status_code == 200 and "OpenID Connect is niet ingesteld" in page.text
     assert 'name="rol"' not in page.text
     csrf = page.headers["set-cookie"].split("ipsflow_console_aanmelden=")[1].split(";")[0]
     refused = client.post("/aanmelden", data={"rol": "functioneel-beheerder", "csrf": csrf})
