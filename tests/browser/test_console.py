@@ -55,7 +55,7 @@ async def _publish_applications(settings: Any) -> None:
 @pytest.fixture
 def console(service: Any, settings_for: Any) -> Any:
     engine = service("process_engine").start()
-    console = service("console").start(IPSFLOW_CONSOLE_ENGINE_URL=engine.url)
+    console = service("console").start(IPSFLOW_CONSOLE_ENGINE_URL=engine.url, IPSFLOW_CONSOLE_REFRESH_SECONDS="2")
     # In its own thread and loop: Playwright's sync API runs an event loop on this one.
     with ThreadPoolExecutor(1) as pool:
         pool.submit(asyncio.run, _publish_applications(settings_for("test-driver"))).result()
@@ -107,6 +107,12 @@ def test_console_pages_in_the_browser(browser: Browser, console: Any, tmp_path: 
     page.get_by_role("button", name="Aanmelden").click()
     page.wait_for_url(f"{base}/")
     assert page.get_by_role("heading", name="Overzicht").is_visible()
+    assert page.locator(".tegel .getal").first.inner_text() == "3"
+    # Live: the figures are rendered again by the server every 2 s (IPSFLOW_CONSOLE_REFRESH_SECONDS) in place.
+    first = page.locator(".bijgewerkt").inner_text()
+    with page.expect_response(f"{base}/overzicht/deel", timeout=10_000):
+        pass
+    page.wait_for_function("t => document.querySelector('.bijgewerkt').innerText !== t", arg=first, timeout=10_000)
     assert page.locator(".tegel .getal").first.inner_text() == "3"
     accessibility["overzicht"] = _axe(page, base)
     page.screenshot(path=shots / "2-overzicht.png", full_page=True)

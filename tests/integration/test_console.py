@@ -215,6 +215,7 @@ async def test_retry_of_an_incident_from_the_console_reports_it_resolved(service
     assert attempts["zaak-console-incident"] >= 2
     audit = admin.get("/audit").text
     assert "opnieuw proberen" in audit and "dev-functioneel-beheerder" in audit and "opgelost" in audit
+    assert f"commando: <code>{command_id}</code>" in audit and "status_voor: <code>running</code>" in audit
 
     # cancel: only with the confirmation box ticked, and never by a viewer
     page = admin.get("/zaken/zaak-console-incident")
