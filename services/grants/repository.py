@@ -211,6 +211,10 @@ class GrantsRepository:
             {"status": "wacht"},
             {"_id": 1, "volledig_ontvangen_op": 1, "ontvangen_door_grants": 1}).to_list(None)
 
+    async def has_pending_requests(self) -> bool:
+        """Whether a reservation request waits (a read: the allocator takes its lease only then)."""
+        return await self.verzoeken.collection.find_one({"status": "wacht"}, {"_id": 1}) is not None
+
     async def take_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
         """Hold the named lease until ``until`` if it is free, expired or already ours (revision-checked)."""
         doc = await self.leases.find_one({"_id": name})
