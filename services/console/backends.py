@@ -13,6 +13,7 @@ import httpx
 from console.settings import ConsoleSettings
 from servicekit.broker import ATTEMPT_HEADER, ERROR_HEADER
 from servicekit.http import API_PREFIX
+from servicekit.queue_stats import queue_depths
 
 #: One page of the engine's case list; the console asks page after page until it has every match.
 ENGINE_PAGE = 1000
@@ -133,20 +134,16 @@ async def dead_letters_of(amqp_url: str, queues: list[str], case_id: str) -> lis
 
 
 def queue_rows(raw: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]]:
-    by_name = {q["name"]: q for q in raw}
     rows = []
-    for q in raw:
-        name: str = q["name"]
-        if not name.startswith(namespace) or name.endswith(".dlq") or ".retry." in name:
-            continue
-        dlq = by_name.get(f"{name}.dlq")
+    for depth in queue_depths(raw, namespace):
+        name: str = depth.queue["name"]
         rows.append({
             "naam": name[len(namespace):] or name,
-            "dlq": f"{name}.dlq" if dlq else None,
-            "klaar": q.get("messages_ready", 0),
-            "onbevestigd": q.get("messages_unacknowledged", 0),
-            "consumers": q.get("consumers", 0),
-            "opnieuw": sum(v.get("messages", 0) for k, v in by_name.items() if k.startswith(f"{name}.retry.")),
-            "geparkeerd": dlq.get("messages", 0) if dlq else 0,
+            "dlq": f"{name}.dlq" if depth.dlq else None,
+            "klaar": depth.queue.get("messages_ready", 0),
+            "onbevestigd": depth.queue.get("messages_unacknowledged", 0),
+            "consumers": depth.queue.get("consumers", 0),
+            "opnieuw": depth.retrying,
+            "geparkeerd": depth.dlq.get("messages", 0) if depth.dlq else 0,
         })
     return sorted(rows, key=lambda r: r["naam"])

@@ -23,6 +23,7 @@ from ipsflow_cli.klok import klok_app
 from ipsflow_cli.logboek import logboek as logboek_command
 from ipsflow_cli.namespaces import Endpoints, describe_age
 from ipsflow_cli.run import run_system
+from servicekit.queue_stats import queue_depths
 
 app = typer.Typer(help="ipsflow: beheer van de IPS-subsidieketen (stack, wachtrijen, dlq).", no_args_is_help=True)
 stack_app = typer.Typer(help="De lokale stack zonder Docker: RabbitMQ en FerretDB.", no_args_is_help=True)
@@ -150,24 +151,18 @@ def fetch_queues(namespace: str = "") -> list[dict[str, Any]]:
         response = client.get(f"{_management_url()}/api/queues/{_vhost()}")
         response.raise_for_status()
         raw = response.json()
-    by_name = {q["name"]: q for q in raw}
     rows = []
-    for q in raw:
-        name: str = q["name"]
-        if not name.startswith(namespace) or name.endswith(".dlq") or ".retry." in name:
-            continue
-        stats = q.get("message_stats") or {}
-        dlq = by_name.get(f"{name}.dlq")
-        retrying = sum(v.get("messages", 0) for k, v in by_name.items() if k.startswith(f"{name}.retry."))
+    for depth in queue_depths(raw, namespace):
+        q, stats = depth.queue, depth.queue.get("message_stats") or {}
         rows.append({
-            "queue": name,
+            "queue": q["name"],
             "ready": q.get("messages_ready", 0),
             "unacked": q.get("messages_unacknowledged", 0),
             "consumers": q.get("consumers", 0),
             "publish_rate": round((stats.get("publish_details") or {}).get("rate", 0.0), 1),
             "deliver_rate": round((stats.get("deliver_get_details") or {}).get("rate", 0.0), 1),
-            "retrying": retrying,
-            "dlq": dlq.get("messages", 0) if dlq else None,
+            "retrying": depth.retrying,
+            "dlq": depth.dlq.get("messages", 0) if depth.dlq else None,
         })
     return sorted(rows, key=lambda r: r["queue"])
 
