@@ -8,7 +8,7 @@ engine. Budget and caps are changed with guarded updates keyed by the aanvraag i
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from grants.domain import (
@@ -27,6 +27,7 @@ from grants.domain import (
     verdaging_ongeldig,
     weigeringsgronden,
 )
+from grants.domain.zaak import Weigering, Zaak
 from grants.messages import (
     BeschikkingOpstellen,
     FinancieelRegistreren,
@@ -278,13 +279,9 @@ class GrantsHandlers:
         def apply(zaak: Document) -> Outcome:
             if regeling is None:
                 return Failure("IPS-REGELING-001", f"Onbekende regeling {p.regeling}.")
-            eerdere = max(p.eerdere_verlengingen, int(zaak.get("verlengingen") or 0))
-            t = toets_verlenging(regeling, p.maanden, p.einddatum, eerdere)
-            result = {"toegestaan": t.toegestaan, "weigeringsgronden": [g.as_dict() for g in t.weigeringsgronden],
-                      "nieuweEinddatum": t.nieuwe_einddatum.isoformat() if t.nieuwe_einddatum else None,
-                      "maanden": p.maanden, "einddatum": p.einddatum.isoformat()}
-            zaak["verlengingstoets"] = {**result, "op": iso(command.time)}
-            return result
+            z = Zaak(zaak)
+            t = toets_verlenging(regeling, p.maanden, p.einddatum, max(p.eerdere_verlengingen, z.verlengingen))
+            return z.leg_verlengingstoets_vast(t, p.maanden, p.einddatum, iso(command.time))
 
         await self._answer(command, p.aanvraag_id, apply)
 
@@ -298,12 +295,8 @@ class GrantsHandlers:
                 return Failure("IPS-REGELING-001", f"Onbekende regeling {p.regeling}.")
             v = stel_vast(regeling.vaststellingsregel, p.bedrag_cents, p.startdatum, p.geplande_einddatum,
                           p.werkelijke_einddatum, p.looptijd_maanden)
-            result = {"vastgesteldCents": v.vastgesteld_cents, "regel": v.regel, "maanden": v.maanden,
-                      "toelichting": v.toelichting, "verleendCents": p.bedrag_cents}
-            zaak["vaststelling"] = {**result, "startdatum": p.startdatum.isoformat(),
-                                    "werkelijkeEinddatum": (p.werkelijke_einddatum or p.geplande_einddatum).isoformat(),
-                                    "op": iso(command.time)}
-            return result
+            return Zaak(zaak).leg_vaststelling_vast(v, p.bedrag_cents, p.startdatum,
+                                                    p.werkelijke_einddatum or p.geplande_einddatum, iso(command.time))
 
         await self._answer(command, p.aanvraag_id, apply)
 
@@ -360,19 +353,12 @@ class GrantsHandlers:
             outcome = Failure("IPS-INSTEMMING-001",
                               "Toekenning vraagt de instemming (toestemmingsverklaring) van de gemeente.")
         else:
-            traject_type = p.traject_type or zaak.get("traject_type") or regeling.trajecttypen[0]
-            verleend = (zaak.get("vergoeding") or {}).get("bedragCents") or regeling.tarief(traject_type) or 0
-            bedrag = p.bedrag_cents if p.bedrag_cents is not None else verleend
-            toets_ = zaak.get("verlengingstoets") or {}
-            nieuwe_einddatum = p.nieuwe_einddatum or (
-                date.fromisoformat(toets_["nieuweEinddatum"]) if p.soort == "verlenging" and
-                toets_.get("nieuweEinddatum") else None)
-            maanden = p.maanden if p.maanden is not None else (
-                toets_.get("maanden") if p.soort in ("verlenging", "afwijzing_verlenging") else None)
-            vastgesteld = p.vastgesteld_cents
-            if vastgesteld is None and p.soort == "vaststelling":
-                vastgesteld = (zaak.get("vaststelling") or {}).get("vastgesteldCents")
-            betaald = (zaak.get("financieel") or {}).get("betaald_cents")
+            uit_zaak = Zaak(zaak).beschikkingsgegevens(
+                p.soort, regeling, traject_type=p.traject_type, bedrag_cents=p.bedrag_cents,
+                nieuwe_einddatum=p.nieuwe_einddatum, maanden=p.maanden, vastgesteld_cents=p.vastgesteld_cents,
+                ggz_kvk_nummer=p.ggz_kvk_nummer)
+            traject_type, bedrag = uit_zaak.traject_type, uit_zaak.bedrag_cents
+            nieuwe_einddatum, maanden = uit_zaak.nieuwe_einddatum, uit_zaak.maanden
             ondertekenaar = (Ondertekenaar(p.ondertekenaar.subject, p.ondertekenaar.naam,
                                            frozenset(p.ondertekenaar.mandaten)) if p.ondertekenaar else None)
             kenmerk = f"IPS-{p.gemeente_code}-{datum.year}-{beschikking_id[:8].upper()}"
@@ -381,19 +367,20 @@ class GrantsHandlers:
                 gemeente_naam=self.gemeente_naam(p.gemeente_code), regeling=regeling, traject_type=traject_type,
                 bedrag_cents=bedrag, gronden=tuple(Grond(g.code, g.tekst) for g in p.gronden or []),
                 motivering=p.motivering or "", ondertekenaar=ondertekenaar, datum=datum, kenmerk=kenmerk,
-                ggz_kvk_nummer=p.ggz_kvk_nummer or zaak.get("ggz_kvk_nummer"),
+                ggz_kvk_nummer=uit_zaak.ggz_kvk_nummer,
                 nieuwe_beslisdatum=p.nieuwe_beslisdatum,
                 van_gemeente_naam=self.gemeente_naam(p.van_gemeente_code) if p.van_gemeente_code else None,
                 naar_gemeente_naam=self.gemeente_naam(p.naar_gemeente_code) if p.naar_gemeente_code else None,
-                nieuwe_einddatum=nieuwe_einddatum, maanden=maanden, vastgesteld_cents=vastgesteld,
-                betaald_cents=betaald)
+                nieuwe_einddatum=nieuwe_einddatum, maanden=maanden, vastgesteld_cents=uit_zaak.vastgesteld_cents,
+                betaald_cents=uit_zaak.betaald_cents)
             b = None
             try:
                 b = stel_beschikking_op(verzoek)
             except MandaatOntbreekt as exc:
                 outcome = Failure("IPS-MANDAAT-001", str(exc))
             else:
-                outcome = _verlenging_mag(zaak, beschikking_id, nieuwe_einddatum) if p.soort == "verlenging" else {}
+                outcome = _als_failure(Zaak(zaak).verlenging_weigering(beschikking_id, nieuwe_einddatum)
+                                       if p.soort == "verlenging" else None)
             if b is not None and isinstance(outcome, dict):
                 stored = await self._store_beschikking({
                     "_id": beschikking_id, "aanvraag_id": p.aanvraag_id, "command_id": command.id,
@@ -419,18 +406,8 @@ class GrantsHandlers:
         def apply(doc: Document) -> Outcome:
             if stored is None:
                 return outcome
-            if stored["soort"] == "verlenging":
-                check = _verlenging_mag(doc, stored["_id"], stored.get("nieuwe_einddatum"))
-                if isinstance(check, Failure):
-                    return check
-                doc["verlengingen"] = int(doc.get("verlengingen") or 0) + 1
-                doc["verlenging"] = {"beschikkingId": stored["_id"], "maanden": stored["maanden"],
-                                     "nieuweEinddatum": stored["nieuwe_einddatum"], "datum": stored["datum"]}
-            doc["beschikkingen"] = [*(doc.get("beschikkingen") or []),
-                                    {"id": stored["_id"], "kenmerk": stored["kenmerk"], "soort": stored["soort"],
-                                     "datum": stored["datum"], "bedrag_cents": stored["bedrag_cents"],
-                                     "gronden": [g["code"] for g in stored.get("gronden") or []]}]
-            return outcome
+            weigering = Zaak(doc).registreer_beschikking(stored)
+            return outcome if weigering is None else _als_failure(weigering)
 
         await self._answer(command, p.aanvraag_id, apply)
 
@@ -443,16 +420,9 @@ class GrantsHandlers:
             return existing  # written by an earlier attempt of the same command: keep that one
 
 
-def _verlenging_mag(zaak: Document, beschikking_id: str, nieuwe_einddatum: object) -> Outcome:
-    """An extension is granted once: a second verlenging beschikking (another command) is refused, even when
-    the engine's count says otherwise."""
-    eerdere = zaak.get("verlenging") or {}
-    if eerdere and eerdere.get("beschikkingId") != beschikking_id:
-        return Failure("IPS-VERLENGING-001", "Het traject is al eerder verlengd; het kan maar eenmaal worden "
-                                             "verlengd.")
-    if nieuwe_einddatum is None:
-        return Failure("IPS-VERLENGING-002", "Een verlenging vraagt de nieuwe einddatum.")
-    return {}
+def _als_failure(weigering: Weigering | None) -> Outcome:
+    """A rule of the zaak (domain.zaak) broken: the engine's failure; otherwise an empty outcome."""
+    return {} if weigering is None else Failure(weigering.code, weigering.melding)
 
 
 def beschikking_result(doc: Document) -> dict[str, Any]:
