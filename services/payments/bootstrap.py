@@ -52,7 +52,7 @@ def bootstrap(settings: PaymentsSettings | None = None) -> Payments:
     repo = PaymentsRepository(runtime.db)
     relay = runtime.add_relay([repo.zaken.collection])
     handlers = PaymentsHandlers(repo, load_rekeningen(settings.rekeningen_file), wake=relay.wake,
-                                fault=settings.fault, clock=runtime.clock)
+                                clock=runtime.clock)
     types = (OPDRACHTEN_AANMAKEN, STOPBERICHT_DOORGEVEN, VERREKENEN)
     runtime.add_consumer(
         QUEUE,

@@ -8,9 +8,7 @@ anywhere means a redelivery that repeats the steps without a second effect and t
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -75,14 +73,13 @@ def _ledger_bedragen(kolom: str, aandeel: d.Aandeel) -> dict[str, dict[str, int]
 
 
 class PaymentsHandlers:
-    def __init__(self, repo: PaymentsRepository, rekeningen: Rekeningen, wake: Wake, fault: str = "",
+    def __init__(self, repo: PaymentsRepository, rekeningen: Rekeningen, wake: Wake,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.repo = repo
         #: Business time (the rehearsal clock in test): order and batch dates; commands carry the engine's time.
         self.clock = clock
         self.rekeningen = rekeningen
         self._wake = wake
-        self.fault = fault
 
     def wake(self, doc: Document) -> None:
         collection: AsyncCollection[Document] = self.repo.zaken.collection
@@ -422,7 +419,6 @@ class PaymentsHandlers:
             return batch
         await self._rekeningen_herstellen()
         geclaimd = await self.repo.opdrachten.find({"batch_id": batch_id}).to_list(None)
-        eerste_ronde = True
         while (nodig := max_opdrachten - len(geclaimd)) > 0:
             kandidaten = await self.repo.opdrachten.find({"status": d.GEREED}).sort(
                 [("aangemaakt_op", 1), ("_id", 1)]).limit(nodig).to_list(None)
@@ -435,14 +431,9 @@ class PaymentsHandlers:
                         log.warning("opdracht.rekening_ontbreekt", opdracht_id=o["_id"], ggz=o["ggz_kvk_nummer"])
                     continue
                 klaar.append(o)
-            # the first round claims in two parts, so the fault injection can stop the process in between
-            helft = len(klaar) // 2 if eerste_ronde else 0
-            for n, deel in enumerate([klaar[:helft], klaar[helft:]] if helft else [klaar]):
-                if n == 1:
-                    await self._fault_mid_batch(batch_id)
-                geclaimd.extend(await self.repo.in_bulk_zetten(deel, d.GEREED,
-                                                               {"status": d.IN_BATCH, "batch_id": batch_id}))
-            eerste_ronde = False  # another batch took some of these: look for the next ready ones
+            geclaimd.extend(await self.repo.in_bulk_zetten(klaar, d.GEREED,
+                                                           {"status": d.IN_BATCH, "batch_id": batch_id}))
+            # another batch took some of these: look for the next ready ones
         geclaimd = await self._zonder_rekening_terugzetten(batch_id, geclaimd)
         if not geclaimd:
             await self.repo.batches.delete_one({"_id": batch_id, "status": OPBOUW})
@@ -478,14 +469,6 @@ class PaymentsHandlers:
                 log.warning("opdracht.uit_batch.rekening_ontbreekt", opdracht_id=o["_id"], batch_id=batch_id,
                             ggz=o["ggz_kvk_nummer"])
         return houden
-
-    async def _fault_mid_batch(self, batch_id: str) -> None:
-        if self.fault == "payments-exit-mid-batch":
-            log.warning("fault.injected", fault=self.fault, batch_id=batch_id)
-            os._exit(70)
-        if self.fault == "payments-hang-mid-batch":  # the test kills the process (SIGKILL) while it waits here
-            log.warning("fault.injected", fault=self.fault, batch_id=batch_id)
-            await asyncio.sleep(3600)
 
     async def _rekeningen_herstellen(self) -> None:
         """Orders that waited for a bank account become ready once the configuration holds a valid one."""

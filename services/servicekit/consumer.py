@@ -11,7 +11,6 @@ redelivery, which the handler's idempotence turns into a no-op.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -75,9 +74,6 @@ class Consumer:
             except Exception as exc:  # transient until proven otherwise: retry with delay
                 await self._retry_or_park(message, headers, attempt + 1, exc)
                 return
-            if self.settings.fault == "consumer-exit-before-ack":
-                log.warning("fault.injected", fault=self.settings.fault)
-                os._exit(70)
             await message.ack()
             self.handled += 1
 

@@ -2,12 +2,17 @@
 
 At-least-once: an event is removed only after the broker confirmed it. A crash after publishing and before
 the removal publishes it again later with the same message id; consumers drop the duplicate.
+
+Removing published entries leaves ``revision`` alone: the revision is the aggregate's version (an HTTP ETag), and
+a clear that raised it made the ETag a POST had just returned stale (a spurious 412 on the next If-Match), and
+made a writer that read before the clear lose its revision check and redo its work. The clear is still checked
+on the revision it read, so it never touches a document written since; a writer that read before the clear and
+writes after it puts the published entries back, and they go out once more (a duplicate consumers drop).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -203,9 +208,6 @@ class OutboxRelay:
                 if not isinstance(result, DeliveryError):
                     outage = outage or result
         self.published += len(published)
-        if self.settings.fault == "relay-exit-after-publish":
-            log.warning("fault.injected", fault=self.settings.fault)
-            os._exit(71)
         failed_ids = {doc["_id"] for _, doc in failed}
         by_collection: dict[str, tuple[AsyncCollection[Document], list[Document]]] = {}
         for collection, doc in docs:
@@ -266,12 +268,12 @@ async def _remove_published(collection: AsyncCollection[Document], docs: list[Do
     Returns (documents cleared, ids of documents that still have unpublished entries). A document written
     since it was read misses its revision check; it is read again and cleared on its own.
     """
-    # FerretDB v1 has no conditional $pull, so the remaining outbox is written back under a revision check.
+    # FerretDB v1 has no conditional $pull, so the remaining outbox is written back under a revision check (that
+    # leaves the revision as it is: see the module docstring).
     remaining = {doc["_id"]: [e for e in doc.get("outbox") or [] if e["id"] not in published] for doc in docs}
     result = await collection.bulk_write([
         UpdateOne({"_id": doc["_id"], "revision": doc["revision"]},
-                  {"$set": {"outbox": remaining[doc["_id"]], "has_outbox": bool(remaining[doc["_id"]])},
-                   "$inc": {"revision": 1}})
+                  {"$set": {"outbox": remaining[doc["_id"]], "has_outbox": bool(remaining[doc["_id"]])}})
         for doc in docs
     ], ordered=False)
     if result.matched_count == len(docs):
@@ -282,9 +284,9 @@ async def _remove_published(collection: AsyncCollection[Document], docs: list[Do
         fresh = await collection.find_one({"_id": doc["_id"]})
         if fresh is None:
             continue
-        if fresh["revision"] == doc["revision"] + 1 and not any(
+        if fresh["revision"] == doc["revision"] and not any(
                 e["id"] in published for e in fresh.get("outbox") or []):
-            cleared += 1  # this one was written by the batch
+            cleared += 1  # this one was written by the batch (or cleared by another relay meanwhile)
             if fresh.get("has_outbox"):
                 left.append(doc["_id"])
             continue
@@ -304,7 +306,7 @@ async def _remove_one(collection: AsyncCollection[Document], doc: Document,
             return 0, len(remaining)  # nothing of ours in it (any more)
         result = await collection.update_one(
             {"_id": doc["_id"], "revision": doc["revision"]},
-            {"$set": {"outbox": remaining, "has_outbox": bool(remaining)}, "$inc": {"revision": 1}},
+            {"$set": {"outbox": remaining, "has_outbox": bool(remaining)}},
         )
         if result.matched_count == 1:
             return 1, len(remaining)

@@ -50,7 +50,6 @@ class ServiceSettings(BaseSettings):
     max_attempts: int = Field(default=4, ge=1)
     relay_poll_seconds: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
-    fault: str = ""
 
     def database_name(self) -> str:
         """The service's own database: each service owns one and never reads another's."""

@@ -25,7 +25,7 @@ async def _dossier(mongo: Any, namespace: str, case_id: str) -> dict[str, Any] |
 
 
 async def test_consumer_killed_after_store_before_ack_has_no_second_effect(service, settings_for, mongo, namespace):
-    notifications = service("notifications").start(IPSFLOW_FAULT="consumer-exit-before-ack")
+    notifications = service("notifications").start(IPSFLOW_TEST_FAULT="consumer-exit-before-ack")
     broker = Broker(settings_for("test-publisher"))
     await broker.connect()
     event = new_event("ips.aanvraag.ingediend.v1", service="test", subject="zaak-crash-1",
@@ -56,7 +56,7 @@ async def test_consumer_killed_after_store_before_ack_has_no_second_effect(servi
 
 async def test_relay_killed_after_publish_before_clear_has_no_second_effect(service, mongo, namespace):
     notifications = service("notifications").start()
-    intake = service("intake").start(IPSFLOW_FAULT="relay-exit-after-publish")
+    intake = service("intake").start(IPSFLOW_TEST_FAULT="relay-exit-after-publish")
     response = httpx.post(f"{intake.url}/api/v1/aanvragen", json=AANVRAAG, headers=ggz(), timeout=10)
     assert response.status_code == 201
     case_id = response.json()["id"]

@@ -14,9 +14,9 @@ import pytest
 
 from payments.bootstrap import REKENINGEN_FILE, load_rekeningen
 from payments.handlers import PaymentsHandlers, Rekeningen
-from payments.repository import PaymentsRepository
 from payments.sepa import schema_errors
 from tests.conftest import eventually
+from tests.support.faults import FaultyPaymentsRepository
 from tests.support.tokens import ADMIN, BEHEER_ZONDER_ROL, bearer
 
 BETAALBEHEER = bearer("uwv-betaal-1", "uwv", "UWV", "betaalbeheerder")
@@ -270,7 +270,7 @@ async def test_stopbericht_cancels_orders_after_the_end_date_only(service, drive
 async def test_killing_payments_in_the_middle_of_a_batch_loses_and_duplicates_nothing(service, driver, mongo,
                                                                                        namespace, fault):
     """hang: the process stops after claiming half and the test SIGKILLs it; exit: it exits there itself."""
-    payments = service("payments", IPSFLOW_FAULT=fault).start()
+    payments = service("payments", IPSFLOW_TEST_FAULT=fault).start()
     n = 300
     commands = [await driver.send(AANMAKEN, f"K{i}", aanmaken(f"K{i}", kvk=("12345678", "87654321")[i % 2],
                                                                bedrag=100_000 + i)) for i in range(n)]
@@ -299,7 +299,7 @@ async def test_killing_payments_in_the_middle_of_a_batch_loses_and_duplicates_no
     batch_doc = await database["batches"].find_one({})
     assert batch_doc["status"] == "opbouw"  # the crash left a half-built batch
 
-    payments.start(IPSFLOW_FAULT="")
+    payments.start(IPSFLOW_TEST_FAULT="")
     r = await request_batch(payments.url, 120)
     assert r.status_code == 201, r.text
     batch = r.json()
@@ -330,9 +330,9 @@ async def test_a_batch_goes_on_without_orders_whose_account_disappeared_after_th
         await driver.call(AANMAKEN, case, aanmaken(case, kvk=kvk, bedrag=100_000))
         await asyncio.sleep(0.02)  # distinct aangemaakt_op: X1 and X2 are claimed first
     database = db(mongo, namespace)
-    repo = PaymentsRepository(database)
+    repo = FaultyPaymentsRepository(database, "payments-hang-mid-batch")
     rekeningen = load_rekeningen(REKENINGEN_FILE)
-    handlers = PaymentsHandlers(repo, rekeningen, wake=lambda *a, **k: None, fault="payments-hang-mid-batch")
+    handlers = PaymentsHandlers(repo, rekeningen, wake=lambda *a, **k: None)
     nu = datetime.now(UTC)
     hanging = asyncio.create_task(handlers.batch_aanmaken("wissel-1", 1000, None, nu))
 
@@ -348,7 +348,7 @@ async def test_a_batch_goes_on_without_orders_whose_account_disappeared_after_th
     # restarted with a configuration in which 12345678 no longer has a (valid) account
     handlers.rekeningen = Rekeningen(rekeningen.debiteur, {k: v for k, v in rekeningen.ggz.items()
                                                            if k != "12345678"})
-    handlers.fault = ""
+    repo.fault = ""
     batch = await handlers.batch_aanmaken("wissel-1", 1000, None, nu)
     assert batch["status"] == "aangemaakt"
     assert (batch["aantal"], batch["control_sum_cents"]) == (1, 100_000)

@@ -15,6 +15,9 @@ import httpx
 from servicekit.settings import FERRETDB_POOL_SIZE
 from tests.support.infra import ROOT, Infra
 
+#: The fault a crash test injects (tests/support/faults.py); the services never read it.
+FAULT_ENV = "IPSFLOW_TEST_FAULT"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -53,7 +56,9 @@ class ServiceProcess:
             **env,
         }
         log = (self.log_dir / f"{self.package}-{self.port}.log").open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", self.package], env=full_env,
+        # A crash test's fault is installed from outside the service (tests/support/faults.py).
+        entry = ["tests.support.faults", self.package] if full_env.get(FAULT_ENV) else [self.package]
+        self.proc = subprocess.Popen([sys.executable, "-m", *entry], env=full_env,
                                      stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         if wait:
             self.wait_ready()
