@@ -7,7 +7,8 @@ with a deploy button), not trusted code, so every piece of it goes through this 
 * **Compilation** with RestrictedPython (:func:`compile_script`), whose transformer refuses names and
   attributes starting with ``_``, frame/generator/coroutine/traceback/code attributes, ``exec``/``eval``
   and rewrites every attribute read, item read, iteration, unpacking and write into a call of a guard.
-  :class:`_SandboxPolicy` adds our own rules on top (see there): no generator expressions, ``yield``,
+  :class:`~process_engine.script_policy.SandboxPolicy` (module ``script_policy``, the static half) adds our own
+  rules on top (see there): no generator expressions, ``yield``,
   function/class definitions (so no decorators), lambda defaults, walrus, ``while``, ``try``/``raise``,
   ``with``, ``global``, imports, ``.format``, dangerous builtin names, and ``**`` only with a small literal
   exponent. The same compilation serves the deploy check (:func:`check_script`) and every evaluation, and
@@ -15,7 +16,8 @@ with a deploy button), not trusted code, so every piece of it goes through this 
 * **Guards** at run time: attribute reads only on plain data (str, numbers, list, dict, ...) and never of
   a denied name, item reads and iteration only on plain data, writes only into lists and dicts.
 * **Builtins**: a short whitelist (:data:`SAFE_BUILTIN_NAMES`) plus our pure date helpers
-  (:data:`PROCESS_FUNCTIONS`); no ``type``, ``getattr``, ``open``, ``eval``, ``__import__`` ...
+  (:data:`PROCESS_FUNCTIONS`, module ``procesfuncties``); no ``type``, ``getattr``, ``open``, ``eval``,
+  ``__import__`` ...
 * **A time budget** enforced with ``sys.settrace`` against runaway loops and comprehensions.
 
 Known limits: the budget is checked between Python lines, so a single C-level operation
@@ -25,24 +27,22 @@ Known limits: the budget is checked between Python lines, so a single C-level op
 
 from __future__ import annotations
 
-import ast
 import operator
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta
 from functools import lru_cache
 from types import CodeType, FrameType
 from typing import Any, Final, Literal
 
 from RestrictedPython.compile import compile_restricted_eval, compile_restricted_exec
 from RestrictedPython.Guards import full_write_guard, guarded_iter_unpack_sequence, guarded_unpack_sequence
-from RestrictedPython.transformer import INSPECT_ATTRIBUTES, RestrictingNodeTransformer
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
-from servicekit import kalender
+from process_engine.procesfuncties import PROCESS_FUNCTIONS
+from process_engine.script_policy import FORBIDDEN_NAMES, SandboxPolicy, attribute_refusal
 
 __all__ = [
     "DEFAULT_TIME_LIMIT_S",
@@ -63,7 +63,6 @@ __all__ = [
 
 DEFAULT_TIME_LIMIT_S: Final = 0.1
 MIN_STEPS_BEFORE_TIMEOUT: Final = 10_000  # see _deadline
-MAX_POWER_EXPONENT: Final = 64
 MAX_RANGE: Final = 10_000  # list(range(10**12)) would run in C, out of the budget's reach
 COMPILE_CACHE_SIZE: Final = 4096
 
@@ -93,168 +92,7 @@ class ServiceCallNotAllowed(RuntimeError):
     """
 
 
-# --------------------------------------------------------------------------- names and attributes
-
-#: Builtin names a script may never use, not even as a variable: they reach the interpreter's internals,
-#: namespaces or I/O. Most are not provided anyway; naming them here refuses them at deploy, with a reason,
-#: instead of a NameError when a case reaches the element.
-FORBIDDEN_NAMES: Final[frozenset[str]] = frozenset(
-    {
-        "type", "vars", "getattr", "setattr", "delattr", "hasattr", "eval", "exec", "compile", "open",
-        "globals", "locals", "dir", "breakpoint", "input", "memoryview", "object", "super", "classmethod",
-        "staticmethod", "property", "help", "exit", "quit", "print", "printed", "builtins", "iter", "next",
-        "aiter", "anext", "bytearray", "bytes", "format", "reload", "callable", "issubclass", "id", "hash",
-        # modules: none is in scope, but a helper that exposed one would open everything it imports
-        "os", "sys", "operator", "importlib", "subprocess", "inspect", "gc", "ctypes", "posix", "pickle",
-        "marshal", "shutil", "socket", "io",
-    }
-)  # fmt: skip
-
-# Attributes of frames (f_), generators (gi_), coroutines (cr_), async generators (ag_), tracebacks (tb_),
-# code objects (co_) and old-style function internals (func_): each leads back to frames and globals.
-_DENIED_ATTRIBUTE_PREFIXES: Final = ("f_", "gi_", "cr_", "ag_", "tb_", "co_", "func_", "im_")
-# format/format_map walk attributes from inside a string ("{0.__class__}"); mro lists classes.
-_DENIED_ATTRIBUTES: Final[frozenset[str]] = frozenset({"format", "format_map", "mro"}) | INSPECT_ATTRIBUTES
-
-
-def attribute_refusal(name: str) -> str | None:
-    """Why a script may not read or write attribute ``name`` (None: it may, on plain data)."""
-    if name.startswith("_"):
-        return f"attribute '{name}' starts with '_'"
-    if name in _DENIED_ATTRIBUTES or name.startswith(_DENIED_ATTRIBUTE_PREFIXES):
-        if name in ("format", "format_map"):
-            return f"'.{name}()' is not allowed (use f-strings)"
-        return f"attribute '{name}' is not allowed (frames, generators, tracebacks and code stay out of reach)"
-    return None
-
-
-# --------------------------------------------------------------------------- static policy
-
-
-class _SandboxPolicy(RestrictingNodeTransformer):
-    """RestrictedPython's transformer plus our own rules.
-
-    RestrictedPython allows some constructs for which its guards are the only defence; here nothing
-    needs them, so they are refused at compile time (that is: at deploy, naming the element):
-
-    * generator expressions, ``yield``: a generator object carries a frame (``gi_frame``) whose
-      ``f_back``/``f_globals`` reach the engine's modules; list comprehensions give the same without
-      a generator object;
-    * function and class definitions, and with them decorators; lambdas may stay (a sort key) but
-      without defaults, which are evaluated once and kept on the function object;
-    * ``while`` (use a bounded ``for``), ``try``/``raise`` (exception objects carry tracebacks),
-      ``with``, ``global``, imports;
-    * ``**`` only with a small literal exponent: a huge power runs in C where the budget cannot stop it;
-    * ``.format``/``.format_map`` and the names in :data:`FORBIDDEN_NAMES`.
-
-    * ``:=`` (walrus), which RestrictedPython allows, and ``async for`` inside comprehensions.
-
-    ``match``, ``await``, ``async with``/``for`` and ``nonlocal`` are refused by RestrictedPython itself.
-    Messages are ``line N: reason``.
-    """
-
-    def error(self, node: ast.AST, info: str) -> None:
-        line = getattr(node, "lineno", None)
-        message = f"line {line}: {info}" if line is not None else info
-        if message not in self.errors:
-            self.errors.append(message)
-
-    def _refuse(self, node: ast.AST, reason: str) -> ast.AST:
-        self.error(node, reason)
-        return node
-
-    def visit_GeneratorExp(self, node: ast.GeneratorExp) -> Any:
-        self.error(node, "generator expressions are not allowed (use a list comprehension: [x for x in ...])")
-        return self.node_contents_visit(node)
-
-    def visit_Yield(self, node: ast.Yield) -> Any:
-        return self._refuse(node, "generators are not allowed")
-
-    def visit_YieldFrom(self, node: ast.YieldFrom) -> Any:
-        return self._refuse(node, "generators are not allowed")
-
-    def visit_FunctionDef(self, node: ast.FunctionDef) -> Any:
-        return self._refuse(node, "function definitions (and decorators) are not allowed")
-
-    def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> Any:
-        return self._refuse(node, "async code is not allowed")
-
-    def visit_ClassDef(self, node: ast.ClassDef) -> Any:
-        return self._refuse(node, "class definitions are not allowed")
-
-    def visit_Lambda(self, node: ast.Lambda) -> Any:
-        if node.args.defaults or any(d is not None for d in node.args.kw_defaults):
-            self.error(node, "lambda defaults are not allowed")
-        return super().visit_Lambda(node)
-
-    def visit_NamedExpr(self, node: ast.NamedExpr) -> Any:
-        # RestrictedPython allows ':=' (it checks the target name); in a condition it would set task
-        # data as a side effect, and nothing here needs it.
-        return self._refuse(node, "':=' (walrus) is not allowed")
-
-    def visit_comprehension(self, node: ast.comprehension) -> Any:
-        if node.is_async:
-            self.error(node.target, "async code is not allowed")
-        return super().visit_comprehension(node)
-
-    def visit_While(self, node: ast.While) -> Any:
-        self.error(node, "'while' loops are not allowed (use a bounded 'for' loop)")
-        return self.node_contents_visit(node)
-
-    def visit_Try(self, node: ast.Try) -> Any:
-        return self._refuse(node, "'try' is not allowed")
-
-    def visit_TryStar(self, node: ast.AST) -> Any:
-        return self._refuse(node, "'try' is not allowed")
-
-    def visit_Raise(self, node: ast.Raise) -> Any:
-        return self._refuse(node, "'raise' is not allowed")
-
-    def visit_With(self, node: ast.With) -> Any:
-        return self._refuse(node, "'with' is not allowed")
-
-    def visit_Global(self, node: ast.Global) -> Any:
-        return self._refuse(node, "'global' is not allowed")
-
-    def visit_Import(self, node: ast.Import) -> Any:
-        return self._refuse(node, "imports are not allowed")
-
-    def visit_ImportFrom(self, node: ast.ImportFrom) -> Any:
-        return self._refuse(node, "imports are not allowed")
-
-    def visit_Name(self, node: ast.Name) -> Any:
-        if node.id.startswith("_") and node.id != "_":
-            return self._refuse(node, f"name '{node.id}' starts with '_'")
-        if node.id in FORBIDDEN_NAMES:
-            return self._refuse(node, f"'{node.id}' is not available in scripts")
-        return super().visit_Name(node)
-
-    def visit_Attribute(self, node: ast.Attribute) -> Any:
-        reason = attribute_refusal(node.attr)
-        if reason is not None:
-            self.error(node, reason)
-            return self.node_contents_visit(node)
-        return super().visit_Attribute(node)
-
-    def visit_BinOp(self, node: ast.BinOp) -> Any:
-        if isinstance(node.op, ast.Pow):
-            self._check_power(node, node.right)
-        return super().visit_BinOp(node)
-
-    def visit_AugAssign(self, node: ast.AugAssign) -> Any:
-        if isinstance(node.op, ast.Pow):
-            self._check_power(node, node.value)
-        return super().visit_AugAssign(node)
-
-    def _check_power(self, node: ast.AST, exponent: ast.expr) -> None:
-        ok = (
-            isinstance(exponent, ast.Constant)
-            and isinstance(exponent.value, int)
-            and not isinstance(exponent.value, bool)
-            and abs(exponent.value) <= MAX_POWER_EXPONENT
-        )
-        if not ok:
-            self.error(node, f"'**' needs a literal integer exponent of at most {MAX_POWER_EXPONENT}")
+# --------------------------------------------------------------------------- compilation
 
 
 @lru_cache(maxsize=COMPILE_CACHE_SIZE)
@@ -262,7 +100,7 @@ def _compile(source: str, mode: Literal["exec", "eval"]) -> tuple[CodeType | Non
     """Compile once per distinct source text and mode; refusals are cached too (as violations)."""
     compiler = compile_restricted_eval if mode == "eval" else compile_restricted_exec
     try:
-        result = compiler(source, filename=_SCRIPT_FILENAME, policy=_SandboxPolicy)
+        result = compiler(source, filename=_SCRIPT_FILENAME, policy=SandboxPolicy)
     except (SyntaxError, ValueError) as exc:  # found by compile() after the transformer (e.g. 'await' outside async)
         return None, (f"syntax error: {exc}",)
     errors = tuple(_lower_syntax_error(e) for e in result.errors)
@@ -472,65 +310,6 @@ def _deadline(seconds: float) -> Iterator[None]:
     finally:
         sys.settrace(previous)
 
-
-def einde_van_dag(datum: str) -> str:
-    """The moment (UTC, ISO 8601) a legal day ends: midnight after ``datum`` (an ISO date) in Europe/Amsterdam.
-
-    Awb deadlines are calendar days in the Netherlands; a timer on "the day after the deadline" needs the
-    UTC instant, which moves with summer time. Pure, so scripts and timer expressions may call it.
-    """
-    return kalender.begin_volgende_dag(date.fromisoformat(str(datum)[:10])).isoformat()
-
-
-def einde_looptijd(start: str, maanden: int) -> str:
-    """The last day (ISO date) of a period of ``maanden`` calendar months that starts on ``start``.
-
-    2024-02-01 + 24 months ends on 2026-01-31: the day before the same day number in the end month. When the
-    end month is too short for that day number (31 March + 1 month), the period ends on its last day.
-    """
-    return kalender.einde_periode(date.fromisoformat(str(start)[:10]), int(maanden)).isoformat()
-
-
-def _dag(moment: str) -> date:
-    """The Amsterdam day of an ISO timestamp (a bare date, or a naive timestamp, is taken as it is)."""
-    value = datetime.fromisoformat(str(moment))
-    return kalender.amsterdam_dag(value) if value.tzinfo else value.date()
-
-
-def opschortingsdagen(gevraagd_op: str, aangevuld_op: str | None) -> int:
-    """Awb 4:15 lid 1 sub a: the days the decision term is suspended, from the day after the request to complete
-    (``gevraagd_op``, the day intake asked) up to, not including, the day of the supplement (``aangevuld_op``, a
-    timestamp, its Amsterdam day). No supplement: 0."""
-    if not aangevuld_op:
-        return 0
-    return kalender.opschortingsdagen(date.fromisoformat(str(gevraagd_op)[:10]), _dag(aangevuld_op))
-
-
-def beslisdatum_na_opschorting(beslistermijn_einde: str, opgeschorte_dagen: int) -> str:
-    """The decision date (ISO) when the statutory term, which ends on ``beslistermijn_einde`` (grants' toetsing:
-    receipt + beslistermijn, before the Atw), is extended by ``opgeschorte_dagen`` (Awb 4:15); the Algemene
-    termijnenwet then moves the end of the extended term past a weekend or holiday."""
-    einde = date.fromisoformat(str(beslistermijn_einde)[:10]) + timedelta(days=int(opgeschorte_dagen))
-    return kalender.termijn_einde(einde).isoformat()
-
-
-def opgeschorte_beslisdatum(beslisdatum: str, uiterlijk: str, hersteltermijn: str, aangevuld_op: str | None) -> str:
-    """For diagram versions deployed before ``opschortingsdagen``/``beslisdatum_na_opschorting`` (their running
-    cases still call it): the request day is ``uiterlijk`` minus the hersteltermijn and the statutory end is not
-    known, so ``beslisdatum`` stands in for it; the days and the Atw are counted as above."""
-    if not aangevuld_op:
-        return str(beslisdatum)[:10]
-    einde = date.fromisoformat(str(uiterlijk)[:10])
-    gevraagd = einde - (kalender.plus_duur(einde, str(hersteltermijn).upper()) - einde)
-    dagen = kalender.opschortingsdagen(gevraagd, _dag(aangevuld_op))
-    return beslisdatum_na_opschorting(beslisdatum, dagen)
-
-
-#: Functions of ours that every script and expression may call (pure, no I/O).
-PROCESS_FUNCTIONS: Final[dict[str, Any]] = {"einde_van_dag": einde_van_dag, "einde_looptijd": einde_looptijd,
-                                             "opschortingsdagen": opschortingsdagen,
-                                             "beslisdatum_na_opschorting": beslisdatum_na_opschorting,
-                                             "opgeschorte_beslisdatum": opgeschorte_beslisdatum}
 
 
 def _script_globals(context: Mapping[str, Any], external_context: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -344,7 +344,7 @@ def test_the_planned_end_date_ends_the_trajectory_without_a_stopbericht(parsed):
     ("2023-03-31", 1, "2023-04-30"), ("2024-02-29", 12, "2025-02-28"), ("2024-01-31", 1, "2024-02-29"),
 ])
 def test_einde_looptijd_is_the_day_before_the_same_day_n_months_later_or_the_month_end(start, months, end):
-    from process_engine.scripting import einde_looptijd
+    from process_engine.procesfuncties import einde_looptijd
 
     assert einde_looptijd(start, months) == end
 
@@ -357,7 +357,7 @@ def test_einde_looptijd_is_the_day_before_the_same_day_n_months_later_or_the_mon
     ("2026-03-02", None, 0),
 ])
 def test_opschortingsdagen_follow_awb_4_15(gevraagd, aangevuld, dagen):
-    from process_engine.scripting import opschortingsdagen
+    from process_engine.procesfuncties import opschortingsdagen
 
     assert opschortingsdagen(gevraagd, aangevuld) == dagen
 
@@ -375,7 +375,7 @@ def test_opschortingsdagen_follow_awb_4_15(gevraagd, aangevuld, dagen):
     ("2026-12-21", 11, "2027-01-04"),  # across the year end: 1 January 2027, then a weekend
 ])
 def test_beslisdatum_na_opschorting_extends_the_statutory_term_then_applies_the_atw(einde, dagen, beslisdatum):
-    from process_engine.scripting import beslisdatum_na_opschorting
+    from process_engine.procesfuncties import beslisdatum_na_opschorting
 
     assert beslisdatum_na_opschorting(einde, dagen) == beslisdatum
 
@@ -387,7 +387,7 @@ def test_beslisdatum_na_opschorting_extends_the_statutory_term_then_applies_the_
     ("2026-03-16", "P14D", None, "2026-04-27"),
 ])
 def test_the_helper_of_earlier_diagram_versions_counts_the_same_way(uiterlijk, termijn, aangevuld, expected):
-    from process_engine.scripting import opgeschorte_beslisdatum
+    from process_engine.procesfuncties import opgeschorte_beslisdatum
 
     assert opgeschorte_beslisdatum("2026-04-27", uiterlijk, termijn, aangevuld) == expected
 
