@@ -17,12 +17,11 @@ from pydantic import BaseModel, ValidationError
 from servicekit.broker import EVENTS
 from servicekit.consumer import PoisonMessage
 from servicekit.envelope import CloudEvent, new_event
-from servicekit.store import ConcurrencyError, Document, DocumentStore, DuplicateKeyError
+from servicekit.store import Document
+from servicekit.unit_of_work import DOCUMENT, Events, Store, UnitOfWork
 
 COMMAND_COMPLETED = "ips.opdracht.voltooid.v1"
 COMMAND_FAILED = "ips.opdracht.mislukt.v1"
-APPLIED_MEMORY = 100
-MAX_CONFLICT_RETRIES = 50
 
 
 @dataclass(frozen=True)
@@ -59,42 +58,24 @@ def reply_to(command: CloudEvent, service: str, outcome: Outcome) -> CloudEvent:
                      event_id=f"{command.id}:antwoord")
 
 
-def remember_applied(doc: Document, message_id: str) -> None:
-    applied = list(doc.get("applied") or [])
-    applied.append(message_id)
-    doc["applied"] = applied[-APPLIED_MEMORY:]
-
-
-async def apply_command(store: DocumentStore, doc_id: str, command: CloudEvent, service: str,
+async def apply_command(store: Store, doc_id: str, command: CloudEvent, service: str,
                         apply: Callable[[Document], Outcome | None],
                         create: Callable[[], Document] | None = None) -> Document:
-    """Load ``doc_id`` (or insert ``create()``), let ``apply`` change it in place and return the outcome,
-    then write the change, the command id and the reply in one revision-checked update.
+    """The unit of work (servicekit.unit_of_work) with the document itself as the aggregate: load ``doc_id`` (or
+    insert ``create()``), let ``apply`` change it in place and return the outcome, then write the change, the
+    command id and the reply in one revision-checked update.
 
     ``apply`` returning None means: no reply now (someone else answers later, e.g. a batch job). A document
     that already holds the command id is returned unchanged. Raises LookupError when the document does not
     exist and there is no ``create``.
     """
-    for _ in range(MAX_CONFLICT_RETRIES):
-        doc = await store.get(doc_id)
-        if doc is None:
-            if create is None:
-                raise LookupError(f"{store.collection.name}/{doc_id} does not exist")
-            fresh = create()
-            outcome = apply(fresh)
-            remember_applied(fresh, command.id)
-            events = [] if outcome is None else [(reply_to(command, service, outcome), EVENTS)]
-            try:
-                return await store.insert(fresh, events)
-            except DuplicateKeyError:
-                continue
-        if command.id in (doc.get("applied") or []):
-            return doc
-        outcome = apply(doc)
-        remember_applied(doc, command.id)
-        events = [] if outcome is None else [(reply_to(command, service, outcome), EVENTS)]
-        try:
-            return await store.replace(doc, events)
-        except ConcurrencyError:
-            continue
-    raise ConcurrencyError(f"{store.collection.name}/{doc_id}: too many concurrent changes")
+    done = await UnitOfWork(store, DOCUMENT).run(doc_id, apply, message_id=command.id, create=create,
+                                                 reply=replying(command, service))
+    return done.doc
+
+
+def replying(command: CloudEvent, service: str) -> Callable[[Outcome | None], Events]:
+    """The ``reply`` of a unit of work that answers ``command``: its reply event, none for a None outcome."""
+    def reply(outcome: Outcome | None) -> Events:
+        return [] if outcome is None else [(reply_to(command, service, outcome), EVENTS)]
+    return reply
