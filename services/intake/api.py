@@ -141,7 +141,10 @@ def create(settings: IntakeSettings | None = None) -> FastAPI:
         a = result.aanvraag
         noteer(request, resource_id=a.id)
         response.status_code = 201
-        if not result.created:
+        if result.created:
+            # the version just stored (revision 1): a change sent back with it as If-Match is accepted
+            response.headers["ETag"] = _etag(a)
+        else:
             response.headers["Idempotency-Replayed"] = "true"
         response.headers["Location"] = f"{AANVRAGEN}/{a.id}"
         return AanvraagOntvangen.model_validate(result.bevestiging)
