@@ -17,6 +17,7 @@ from pydantic.alias_generators import to_camel
 from process_engine import runtime as rt
 from process_engine.bootstrap import EngineSettings, ProcessEngine, bootstrap, definition_files
 from process_engine.engine import Conflict, Engine, NotFound
+from process_engine.studio import studio_routes
 from process_engine.zaakvariabelen import zichtbare_variabelen
 from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
@@ -33,6 +34,8 @@ class ApiModel(BaseModel):
 
 class Deployment(ApiModel):
     bestanden: dict[str, str] = Field(description="Bestandsnaam (.bpmn/.dmn) → XML.", min_length=1)
+    toelichting: str | None = Field(default=None, max_length=1000,
+                                    description="Waarom deze versie (de studio vraagt erom); bij de versie bewaard.")
 
 
 class Migration(ApiModel):
@@ -154,6 +157,7 @@ class DefinitionView(View):
     versie: int | None = None
     uitgerold: datetime
     uitgerolddoor: str
+    toelichting: str | None = None
     startberichten: list[str]
     berichten: list[str]
 
@@ -299,6 +303,7 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
     install_logboek(app, Logboek(pe.runtime.db, pe.settings.service_name))
     add_health(app, pe.runtime.ready_checks)
     _add_error_handlers(app)
+    studio_routes(app, pe.settings.catalogue_file, LANE_ORGANISATIONS)  # before /procesdefinities/{hash}
     _routes(app, pe)
     _clock_routes(app, pe)
     return app
@@ -317,7 +322,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                            invalid_params=[{"name": f"bestanden.{n}", "code": "extension", "reason": "geen .bpmn/.dmn"}
                                            for n in bad])
         try:
-            doc, created = await engine.deploy(files, deployed_by=principal.subject)
+            doc, created = await engine.deploy(files, deployed_by=principal.subject, comment=body.toelichting)
         except rt.DefinitionError as exc:
             return problem(400, "Procesdefinitie geweigerd", "De definitie is niet uitgerold; zie invalidParams.",
                            type_="https://ipsflow.nl/problems/procesdefinitie-ongeldig",
@@ -501,5 +506,5 @@ def _clock_routes(app: FastAPI, pe: ProcessEngine) -> None:
 
 def _definition_view(doc: dict[str, Any]) -> dict[str, Any]:
     return {"hash": doc["_id"], "processId": doc["process_id"], "versie": doc.get("version"),
-            "uitgerold": doc["deployed_at"], "uitgerolddoor": doc["deployed_by"],
+            "uitgerold": doc["deployed_at"], "uitgerolddoor": doc["deployed_by"], "toelichting": doc.get("comment"),
             "startberichten": doc.get("start_messages", []), "berichten": doc.get("messages", [])}

@@ -92,7 +92,8 @@ class Engine:
         self._start_index: dict[str, str] = {}  # start message → process id (latest deployment)
 
     # ------------------------------------------------------------------ definitions
-    async def deploy(self, files: dict[str, bytes], deployed_by: str) -> tuple[Document, bool]:
+    async def deploy(self, files: dict[str, bytes], deployed_by: str,
+                     comment: str | None = None) -> tuple[Document, bool]:
         """Validate and store a definition once by content hash. Raises rt.DefinitionError with problems."""
         parsed = await asyncio.to_thread(rt.parse_definition, files, self.catalogue)
         doc = {
@@ -104,6 +105,7 @@ class Engine:
             "messages": sorted(parsed.message_names),
             "deployed_at": self.clock(),
             "deployed_by": deployed_by,
+            "comment": comment,
         }
         created = await self.definitions.add(doc)
         self._parsed[parsed.content_hash] = parsed

@@ -29,3 +29,15 @@ if [ ! -f "$OUT/diagram.js" ] || [ -n "$(find "$HERE/src" "$HERE/package-lock.js
   mv "$OUT/diagram.js.tmp" "$OUT/diagram.js"
   say "bundled the console's diagram viewer into tools/console/dist"
 fi
+
+# The studio (issue 16): bpmn-js Modeler, properties panel and bpmnlint; esbuild writes studio.js, studio.css and
+# the bpmn font files it refers to.
+if [ ! -f "$OUT/studio.js" ] || [ -n "$(find "$HERE/src" "$HERE/package-lock.json" -newer "$OUT/studio.js" -print -quit)" ]; then
+  mkdir -p "$OUT/studio.tmp"
+  (cd "$HERE" && node_modules/.bin/esbuild src/studio.js --bundle --minify --format=iife --target=es2020 \
+     --jsx=automatic --jsx-import-source=@bpmn-io/properties-panel/preact --loader:.woff=file \
+     --loader:.woff2=file --loader:.ttf=file --loader:.eot=file --loader:.svg=file --asset-names=[name]-[hash] \
+     --log-level=warning --outdir="$OUT/studio.tmp") || fail "esbuild could not bundle tools/console/src/studio.js"
+  mv "$OUT"/studio.tmp/* "$OUT"/ && rmdir "$OUT/studio.tmp"
+  say "bundled the studio into tools/console/dist"
+fi
