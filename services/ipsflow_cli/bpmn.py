@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -43,14 +44,18 @@ def _get(path: str) -> httpx.Response:
 def deploy(paths: Annotated[list[Path], typer.Argument(help=".bpmn/.dmn-bestanden of een map.")]) -> None:
     """Validate and deploy a new version; problems are shown per BPMN element."""
     files: dict[str, str] = {}
+    testbank: dict[str, Any] = {}  # a table's test cases next to it (<tabel>.testbank.json): the engine runs them
     for path in paths:
         candidates = sorted(path.iterdir()) if path.is_dir() else [path]
         files.update({p.name: p.read_text() for p in candidates if p.suffix in (".bpmn", ".dmn")})
+        testbank.update({p.name.removesuffix(".testbank.json") + ".dmn": json.loads(p.read_text())["testgevallen"]
+                         for p in candidates if p.name.endswith(".testbank.json")})
     if not files:
         console.print("[red]geen .bpmn- of .dmn-bestanden gevonden[/red]")
         raise typer.Exit(2)
     try:
-        response = httpx.post(f"{_engine()}/api/v1/procesdefinities", json={"bestanden": files},
+        response = httpx.post(f"{_engine()}/api/v1/procesdefinities",
+                              json={"bestanden": files, **({"testgevallen": testbank} if testbank else {})},
                               headers=_user("procesbeheerder"), timeout=60)
     except httpx.HTTPError as exc:
         console.print(f"[red]process engine onbereikbaar op {_engine()}[/red]: {exc}")
