@@ -14,9 +14,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
+from process_engine import dmn_testbank
 from process_engine import runtime as rt
 from process_engine.bootstrap import EngineSettings, ProcessEngine, bootstrap, definition_files
 from process_engine.engine import Conflict, Engine, NotFound
+from process_engine.migratie import migratie_routes
 from process_engine.studio import studio_routes
 from process_engine.zaakvariabelen import zichtbare_variabelen
 from servicekit.audit import Logboek, install_logboek, noteer, verwerking
@@ -34,6 +36,9 @@ class ApiModel(BaseModel):
 
 class Deployment(ApiModel):
     bestanden: dict[str, str] = Field(description="Bestandsnaam (.bpmn/.dmn) → XML.", min_length=1)
+    testgevallen: dict[str, list[dmn_testbank.Testgeval]] | None = Field(default=None, description=(
+        "DMN-bestandsnaam → testgevallen (de testbank); zonder: die van de nieuwste versie van dat bestand. "
+        "Eén falend testgeval en er wordt niets uitgerold."))
     toelichting: str | None = Field(default=None, max_length=1000,
                                     description="Waarom deze versie (de studio vraagt erom); bij de versie bewaard.")
 
@@ -284,7 +289,10 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
             files = definition_files(pe.settings.bpmn_dir)
             if files:
                 try:
-                    await pe.engine.deploy(files, deployed_by="startup")
+                    gebruikt = await dmn_testbank.poort(pe.engine.definitions, files,
+                                                        dmn_testbank.uit_map(pe.settings.bpmn_dir, files))
+                    startup, _ = await pe.engine.deploy(files, deployed_by="startup")
+                    await dmn_testbank.bewaar(pe.engine.definitions, startup["_id"], gebruikt)
                 except rt.DefinitionError as exc:
                     log.error("definition.refused", problems=[p.message for p in exc.problems][:10])
             poller = asyncio.create_task(pe.engine.run_timer_poller(pe.settings.timer_poll_seconds,
@@ -304,6 +312,8 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
     add_health(app, pe.runtime.ready_checks)
     _add_error_handlers(app)
     studio_routes(app, pe.settings.catalogue_file, LANE_ORGANISATIONS)  # before /procesdefinities/{hash}
+    dmn_testbank.dmn_testbank_routes(app)
+    migratie_routes(app)
     _routes(app, pe)
     _clock_routes(app, pe)
     return app
@@ -322,7 +332,14 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                            invalid_params=[{"name": f"bestanden.{n}", "code": "extension", "reason": "geen .bpmn/.dmn"}
                                            for n in bad])
         try:
+            gebruikt = await dmn_testbank.poort(engine.definitions, files, body.testgevallen)
             doc, created = await engine.deploy(files, deployed_by=principal.subject, comment=body.toelichting)
+            await dmn_testbank.bewaar(engine.definitions, doc["_id"], gebruikt)
+        except dmn_testbank.TestbankGefaald as exc:
+            return problem(400, "DMN-testbank faalt", "Niet uitgerold: een testgeval van de DMN-tabel faalt; zie "
+                           "invalidParams.", type_="https://ipsflow.nl/problems/dmn-testbank-faalt",
+                           invalid_params=[{"name": p.element_id or "", "file": p.file or "", "code": "dmn_test",
+                                            "reason": p.message} for p in exc.problems])
         except rt.DefinitionError as exc:
             return problem(400, "Procesdefinitie geweigerd", "De definitie is niet uitgerold; zie invalidParams.",
                            type_="https://ipsflow.nl/problems/procesdefinitie-ongeldig",
