@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -149,11 +150,13 @@ def _port_pair() -> int:
 
 def ferretdb_binary(code: Path) -> Path:
     """The FerretDB front of ``code`` (deploy/ferretdb): this checkout's build when the sources are the same."""
-    ours = ROOT / ".local" / "bin" / "ipsflow-ferretdb"
-    same = all((code / "deploy" / "ferretdb" / f.name).exists()
-               and (code / "deploy" / "ferretdb" / f.name).read_bytes() == f.read_bytes()
-               for f in (ROOT / "deploy" / "ferretdb").iterdir() if f.is_file())
-    if same and ours.exists():
+    ours = Path(os.environ.get("IPSFLOW_FERRETDB_BIN", ROOT / ".local" / "bin" / "ipsflow-ferretdb"))
+
+    def sources(tree: Path) -> dict[str, bytes]:
+        folder = tree / "deploy" / "ferretdb"
+        return {f.name: f.read_bytes() for f in folder.iterdir() if f.is_file() and not f.name.endswith("_test.go")}
+
+    if sources(code) == sources(ROOT) and ours.exists():
         return ours
     built = code / ".local" / "bin" / "ipsflow-ferretdb"
     if not built.exists():
@@ -229,8 +232,16 @@ class Service:
 
 
 def start_services(code: Path, infra: Infra, namespace: str, logs: Path, smtp_port: int) -> dict[str, Service]:
+    return start_services_only(code, infra, namespace, logs, SERVICES,
+                               {"IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS": "0.5",
+                                "IPSFLOW_SMTP_HOST": "127.0.0.1", "IPSFLOW_SMTP_PORT": str(smtp_port)})
+
+
+def start_services_only(code: Path, infra: Infra, namespace: str, logs: Path, packages: tuple[str, ...],
+                        extra: dict[str, str]) -> dict[str, Service]:
+    """``packages`` of checkout ``code`` as processes (``python -m``), ready when this returns."""
     started: dict[str, Service] = {}
-    for package in SERVICES:
+    for package in packages:
         port = free_port()
         env = {**os.environ,
                "PYTHONPATH": f"{code / 'services'}{os.pathsep}{code}", "PYTHONDONTWRITEBYTECODE": "1",
@@ -239,8 +250,7 @@ def start_services(code: Path, infra: Infra, namespace: str, logs: Path, smtp_po
                "IPSFLOW_ENVIRONMENT": "development", "IPSFLOW_LOG_LEVEL": "WARNING",
                # both checkouts trust the tokens this harness mints
                "IPSFLOW_DEV_KEY_DIR": os.environ.get("IPSFLOW_DEV_KEY_DIR", str(ROOT / ".local" / "dev-keys")),
-               "IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS": "0.5",
-               "IPSFLOW_SMTP_HOST": "127.0.0.1", "IPSFLOW_SMTP_PORT": str(smtp_port)}
+               **extra}
         log = (logs / f"{package}.log").open("ab")
         proc = subprocess.Popen([sys.executable, "-m", package], env=env, cwd=code, stdout=log,
                                 stderr=subprocess.STDOUT)
@@ -689,7 +699,8 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
                 rate = args.rate or (maximum / 2 if maximum else None)
                 if rate is None:
                     raise SystemExit("--modes half needs a max run first or --rate")
-            result = await measured_run(stack, code, mode, opts, rate)
+            cases = {"half": args.half_cases, "history": args.history_cases}.get(mode) or args.cases
+            result = await measured_run(stack, code, mode, dataclasses.replace(opts, cases=cases), rate)
             result["code"] = str(code)
             if mode == "max":
                 maximum = result["cases_per_s"]
@@ -707,6 +718,8 @@ def main() -> None:
     parser.add_argument("--modes", default="max", help="comma-separated: max, half, history (in that order)")
     parser.add_argument("--half-load", action="store_true", help="same as --modes max,half")
     parser.add_argument("--cases", type=int, default=100)
+    parser.add_argument("--half-cases", type=int, help="cases of the half-load run (default: --cases)")
+    parser.add_argument("--history-cases", type=int, help="cases of the history run (default: --cases)")
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--officials", type=int, default=4)
     parser.add_argument("--warmup", type=int, default=3, help="cases run before the measurement starts")
