@@ -21,10 +21,11 @@ from payments.messages import OpdrachtenAanmaken, StopberichtDoorgeven, Verreken
 from payments.rekening import Rekening
 from payments.repository import PaymentsRepository
 from payments.sepa import Overboeking, build_pain001, validate
-from servicekit.commands import Failure, apply_command, command_params
+from servicekit.commands import Failure, command_params, replying
 from servicekit.envelope import CloudEvent
 from servicekit.logging import get_logger
 from servicekit.store import Document, DuplicateKeyError
+from servicekit.unit_of_work import Mapper, UnitOfWork
 
 log = get_logger(__name__)
 SERVICE = "payments"
@@ -44,15 +45,6 @@ class Rekeningen:
         return rekening if rekening is not None and rekening.geldig else None
 
 
-VASTSTELLING = "vaststelling"  # geannuleerd_door of an order cancelled by the vaststelling's reduction
-
-
-def _oorspronkelijk_bedrag(o: Document) -> int:
-    """What was ordered before a vaststelling reduced the order."""
-    verlaging = o.get("verlaging")
-    return int(verlaging["van_bedrag_cents"]) if verlaging else int(o["bedrag_cents"])
-
-
 class BatchConflict(Exception):
     """The request cannot be carried out in the batch's current state (HTTP 409)."""
 
@@ -61,15 +53,10 @@ class NietsTeBetalen(Exception):
     """No order is ready for payment."""
 
 
-def _opdracht_samenvatting(o: Document) -> dict[str, Any]:
-    return {"opdrachtId": o["_id"], "moment": o["moment"], "bedragCents": o["bedrag_cents"],
-            "verrekendCents": o["verrekend_cents"], "nettoCents": o["netto_cents"], "status": o["status"],
-            "rijkCents": o["aandeel"]["rijk_cents"], "gemeenteCents": o["aandeel"]["gemeente_cents"]}
-
-
-def _ledger_bedragen(kolom: str, aandeel: d.Aandeel) -> dict[str, dict[str, int]]:
-    return {"totaal": {kolom: aandeel.rijk_cents + aandeel.gemeente_cents},
-            "rijk": {kolom: aandeel.rijk_cents}, "gemeente": {kolom: aandeel.gemeente_cents}}
+#: The case aggregate through servicekit's unit of work (its document holds the replies and applied command ids).
+ZAAK = Mapper(d.Betaalzaak.from_doc, d.Betaalzaak.as_doc)
+#: Orders a stop notice still cancels: not (yet) in a batch.
+NIET_IN_BATCH = (d.GEREED, d.REKENING_ONTBREEKT, d.VERREKEND)
 
 
 class PaymentsHandlers:
@@ -80,41 +67,48 @@ class PaymentsHandlers:
         self.clock = clock
         self.rekeningen = rekeningen
         self._wake = wake
+        self.zaken = UnitOfWork(repo.zaken, ZAAK, name="zaken")
 
     def wake(self, doc: Document) -> None:
         collection: AsyncCollection[Document] = self.repo.zaken.collection
         self._wake(doc["_id"], collection, doc)
 
+    async def _zaak(self, aanvraag_id: str, command: CloudEvent) -> d.Betaalzaak | None:
+        """The case as it is now, or None when it has applied ``command`` already (a redelivery)."""
+        doc = await self.repo.zaken.get(aanvraag_id)
+        if self.zaken.applied(doc, command.id):
+            return None
+        return d.Betaalzaak.from_doc(doc) if doc is not None else d.Betaalzaak(aanvraag_id)
+
+    async def _vastleggen(self, aanvraag_id: str, command: CloudEvent,
+                          change: Callable[[d.Betaalzaak], dict[str, Any] | Failure]) -> None:
+        """The case's change with the command id and the reply, in one write (servicekit.unit_of_work)."""
+        done = await self.zaken.run(aanvraag_id, change, message_id=command.id, reply=replying(command, SERVICE),
+                                    create=lambda: d.Betaalzaak(aanvraag_id))
+        self.wake(done.doc)
+
+    async def _opdrachten(self, ids: list[str]) -> list[d.Betaalopdracht]:
+        return [d.Betaalopdracht.from_doc(o) for o in await self.repo.opdrachten_van(ids)]
+
     # ------------------------------------------------------------------------------------ orders (shared)
 
-    async def _opdracht(self, *, opdracht_id: str, zaak: dict[str, Any], moment: str, index: int, bedrag_cents: int,
-                        financiering: dict[str, Any], verrekenen: bool, vandaag: date, nu: datetime) -> Document:
+    async def _opdracht(self, *, opdracht_id: str, zaak: d.Zaakgegevens, moment: str, index: int, bedrag_cents: int,
+                        financiering: dict[str, Any], verrekenen: bool, vandaag: date,
+                        nu: datetime) -> d.Betaalopdracht:
         """Create the order once (set off against open recoveries of the ggz when allowed) and book it."""
-        existing = await self.repo.opdracht(opdracht_id)
-        if existing is None:
-            kvk = zaak["ggz_kvk_nummer"]
+        doc = await self.repo.opdracht(opdracht_id)
+        if doc is None:
+            kvk = zaak.ggz_kvk_nummer
             delen = await self._verrekenen(kvk, opdracht_id, bedrag_cents, vandaag) if verrekenen else []
-            verrekend = sum(c for _, c in delen)
-            netto = bedrag_cents - verrekend
-            aandeel = d.financieringsaandeel(bedrag_cents, financiering)
-            netto_aandeel = d.financieringsaandeel(netto, financiering)
-            if netto == 0:
-                status = d.VERREKEND
-            else:
-                status = d.GEREED if self.rekeningen.voor(kvk) is not None else d.REKENING_ONTBREEKT
-            existing = await self.repo.opdracht_invoegen({
-                "_id": opdracht_id, "aanvraag_id": zaak["aanvraag_id"], "beschikking_id": zaak["beschikking_id"],
-                "ggz_kvk_nummer": kvk, "gemeente_code": zaak["gemeente_code"], "regeling": zaak["regeling"],
-                "moment": moment, "termijn": index, "bedrag_cents": bedrag_cents, "verrekend_cents": verrekend,
-                "netto_cents": netto, "verrekeningen": {rid: c for rid, c in delen},
-                "aandeel": {"rijk_cents": aandeel.rijk_cents, "gemeente_cents": aandeel.gemeente_cents},
-                "netto_aandeel": {"rijk_cents": netto_aandeel.rijk_cents,
-                                  "gemeente_cents": netto_aandeel.gemeente_cents},
-                "status": status, "batch_id": None, "aangemaakt_op": nu, "revision": 0})
-            if status == d.REKENING_ONTBREEKT:
+            nieuw = d.Betaalopdracht.nieuw(opdracht_id, zaak, moment, index, bedrag_cents, delen, financiering,
+                                           rekening_geldig=self.rekeningen.voor(kvk) is not None)
+            doc = await self.repo.opdracht_invoegen({**nieuw.nieuw_doc(), "aangemaakt_op": nu, "revision": 0})
+            if nieuw.status == d.REKENING_ONTBREEKT:
                 log.warning("opdracht.rekening_ontbreekt", opdracht_id=opdracht_id, ggz=kvk)
-        await self._boek_opdracht(existing)
-        return existing
+        opdracht = d.Betaalopdracht.from_doc(doc)
+        for sleutel, bedragen in opdracht.boekingen_besteld():
+            await self.repo.boeken(opdracht.ggz, sleutel, bedragen)
+        return opdracht
 
     async def _verrekenen(self, kvk: str, opdracht_id: str, bedrag_cents: int, vandaag: date) -> list[tuple[str, int]]:
         """Set the payment off against the ggz's open recoveries (oldest bar first); repeatable: a set-off
@@ -124,44 +118,33 @@ class PaymentsHandlers:
         delen: list[tuple[str, int]] = []
         kandidaten: list[d.OpenTerugvordering] = []
         for tid in open_ids:
-            t = await self.repo.terugvordering(tid)
-            if t is None:
+            doc = await self.repo.terugvordering(tid)
+            if doc is None:
                 continue
-            gedaan = (t.get("verrekeningen") or {}).get(opdracht_id)
-            if gedaan:
+            if gedaan := (doc.get("verrekeningen") or {}).get(opdracht_id):
                 delen.append((tid, int(gedaan)))
                 continue
-            uiterlijk = date.fromisoformat(t["terugvorderen_uiterlijk"])
-            if t["status"] == d.OPEN and d.verjaard(uiterlijk, vandaag):
+            t = d.Terugvordering.from_doc(doc)
+            if t.verjaard_op(vandaag):
                 await self._verjaren(t)
-                continue
-            if t["status"] == d.OPEN:
-                kandidaten.append(d.OpenTerugvordering(tid, int(t["open_cents"]), uiterlijk))
+            elif (open_ := t.als_open()) is not None:
+                kandidaten.append(open_)
         plan, _ = d.verrekening_verdelen(bedrag_cents - sum(c for _, c in delen),
                                          [(t.id, t.open_cents) for t in d.verrekenbaar(kandidaten, vandaag)])
         for tid, cents in plan:
             if await self.repo.verrekenen(tid, opdracht_id, cents):
                 delen.append((tid, cents))
-                t = await self.repo.terugvordering(tid)
-                if t is not None and t["open_cents"] == 0 and await self.repo.terugvordering_status(tid, d.OPEN,
-                                                                                                    d.VOLDAAN):
+                doc = await self.repo.terugvordering(tid)
+                if doc is not None and doc["open_cents"] == 0 and await self.repo.terugvordering_status(
+                        tid, d.OPEN, d.VOLDAAN):
                     await self.repo.grootboek_zetten(kvk, wissen=(f"open_terugvorderingen.{tid}",))
         return delen
 
-    async def _verjaren(self, t: Document) -> None:
+    async def _verjaren(self, t: d.Terugvordering) -> None:
         """Past the 5-year bar: no longer set off nor collected (Awb 4:57)."""
-        if await self.repo.terugvordering_status(t["_id"], d.OPEN, d.VERJAARD):
-            log.info("terugvordering.verjaard", terugvordering_id=t["_id"])
-        await self.repo.grootboek_zetten(t["ggz_kvk_nummer"], wissen=(f"open_terugvorderingen.{t['_id']}",))
-
-    async def _boek_opdracht(self, o: Document) -> None:
-        kvk = o["ggz_kvk_nummer"]
-        bruto = d.Aandeel(o["aandeel"]["rijk_cents"], o["aandeel"]["gemeente_cents"])
-        await self.repo.boeken(kvk, f"{o['_id']}:besteld", _ledger_bedragen("besteld_cents", bruto))
-        if o["verrekend_cents"]:
-            netto = d.Aandeel(o["netto_aandeel"]["rijk_cents"], o["netto_aandeel"]["gemeente_cents"])
-            verrekend = d.Aandeel(bruto.rijk_cents - netto.rijk_cents, bruto.gemeente_cents - netto.gemeente_cents)
-            await self.repo.boeken(kvk, f"{o['_id']}:verrekend", _ledger_bedragen("verrekend_cents", verrekend))
+        if await self.repo.terugvordering_status(t.id, d.OPEN, d.VERJAARD):
+            log.info("terugvordering.verjaard", terugvordering_id=t.id)
+        await self.repo.grootboek_zetten(t.zaak.ggz_kvk_nummer, wissen=(f"open_terugvorderingen.{t.id}",))
 
     # --------------------------------------------------------------------------------- engine commands
 
@@ -172,15 +155,13 @@ class PaymentsHandlers:
         command for the same beschikking and moment, finds them and creates nothing new.
         """
         p: OpdrachtenAanmaken = command_params(OpdrachtenAanmaken, command)
-        zaak_doc = await self.repo.zaken.get(p.aanvraag_id)
-        if zaak_doc is not None and command.id in (zaak_doc.get("applied") or []):
+        if (zaak_nu := await self._zaak(p.aanvraag_id, command)) is None:
             return
         vandaag = d.today_in_amsterdam(command.time)
         schema = [(b.moment, b.percentage) for b in p.betaalschema or []] or list(d.DEFAULT_SCHEMA)
-        zaak = {"aanvraag_id": p.aanvraag_id, "beschikking_id": p.beschikking_id, "ggz_kvk_nummer": p.ggz_kvk_nummer,
-                "gemeente_code": p.gemeente_code, "regeling": p.regeling}
+        zaak = d.Zaakgegevens(p.aanvraag_id, p.beschikking_id, p.ggz_kvk_nummer, p.gemeente_code, p.regeling)
         failure: Failure | None = None
-        opdrachten: list[Document] = []
+        opdrachten: list[d.Betaalopdracht] = []
         try:
             d.financieringsaandeel(p.bedrag_cents, p.financiering)  # refuse unusable financing before any write
             termijnen = [t for t in d.schema_bedragen(p.bedrag_cents, schema) if t[1] == p.moment]
@@ -191,68 +172,37 @@ class PaymentsHandlers:
                     vandaag=vandaag, nu=self.clock()))
         except ValueError as exc:
             failure = Failure("IPS-BETALING-001", str(exc))
-        ids = [o["_id"] for o in opdrachten]
-        eerdere = await self.repo.opdrachten_van([i for i in (zaak_doc or {}).get("opdrachten", []) if i not in ids])
-
-        def apply(doc: Document) -> dict[str, Any] | Failure:
-            if failure is not None:
-                return failure
-            doc.update({k: v for k, v in zaak.items() if k != "beschikking_id"})
-            doc["financiering"] = p.financiering
-            doc["bedrag_cents"] = p.bedrag_cents
-            doc["opdrachten"] = list(dict.fromkeys([*(doc.get("opdrachten") or []), *ids]))
-            betaald = sum(o["netto_cents"] for o in [*eerdere, *opdrachten] if o["status"] == d.BETAALD)
-            return {"opdrachten": [_opdracht_samenvatting(o) for o in opdrachten],
-                    "totaalCents": sum(o["bedrag_cents"] for o in opdrachten), "betaaldCents": betaald}
-
-        doc = await apply_command(self.repo.zaken, p.aanvraag_id, command, SERVICE, apply,
-                                  create=lambda: {"_id": p.aanvraag_id, "opdrachten": []})
-        self.wake(doc)
+        ids = [o.id for o in opdrachten]
+        eerdere = await self._opdrachten([i for i in zaak_nu.opdrachten if i not in ids])
+        await self._vastleggen(p.aanvraag_id, command, lambda z: failure or z.opdrachten_vastleggen(
+            zaak, p.financiering, p.bedrag_cents, opdrachten, eerdere))
         log.info("betaling.opdrachten", aanvraag_id=p.aanvraag_id, aantal=len(ids))
 
     async def stopbericht_doorgeven(self, command: CloudEvent) -> None:
         """``ips.traject.stopbericht_doorgeven.v1``: cancel the case's orders not yet in a batch for moments
         after the end date (every moment but the grant). With a 100% advance there is nothing to cancel."""
         p: StopberichtDoorgeven = command_params(StopberichtDoorgeven, command)
-        zaak_doc = await self.repo.zaken.get(p.aanvraag_id)
-        if zaak_doc is not None and command.id in (zaak_doc.get("applied") or []):
+        if (zaak_nu := await self._zaak(p.aanvraag_id, command)) is None:
             return
-        opdrachten = await self.repo.opdrachten_van(list((zaak_doc or {}).get("opdrachten") or []))
         geannuleerd: list[str] = []
-        for o in opdrachten:
-            if o["moment"] == "toekenning":
+        for o in await self._opdrachten(zaak_nu.opdrachten):
+            if o.moment == "toekenning":
                 continue
-            if o["status"] == d.GEANNULEERD and o.get("geannuleerd_door") == "stopbericht":
-                geannuleerd.append(o["_id"])
+            if (o.status == d.GEANNULEERD and o.geannuleerd_door == d.STOPBERICHT) or await self.repo.status_zetten(
+                    o.id, NIET_IN_BATCH, d.GEANNULEERD, geannuleerd_door=d.STOPBERICHT,
+                    einddatum=p.einddatum.isoformat()):
+                geannuleerd.append(o.id)
                 await self._boek_annulering(o)
-                continue
-            if await self.repo.status_zetten(o["_id"], (d.GEREED, d.REKENING_ONTBREEKT, d.VERREKEND),
-                                             d.GEANNULEERD, geannuleerd_door="stopbericht",
-                                             einddatum=p.einddatum.isoformat()):
-                geannuleerd.append(o["_id"])
-                await self._boek_annulering(o)
+        await self._vastleggen(p.aanvraag_id, command, lambda z: z.stopbericht(p.einddatum, geannuleerd))
 
-        def apply(doc: Document) -> dict[str, Any]:
-            doc["einddatum"] = p.einddatum.isoformat()
-            return {"geannuleerdeOpdrachten": geannuleerd}
-
-        doc = await apply_command(self.repo.zaken, p.aanvraag_id, command, SERVICE, apply,
-                                  create=lambda: {"_id": p.aanvraag_id, "opdrachten": []})
-        self.wake(doc)
-
-    async def _boek_annulering(self, o: Document) -> None:
-        kvk = o["ggz_kvk_nummer"]
-        bruto = d.Aandeel(o["aandeel"]["rijk_cents"], o["aandeel"]["gemeente_cents"])
-        await self.repo.boeken(kvk, f"{o['_id']}:geannuleerd", _ledger_bedragen("geannuleerd_cents", bruto))
-        verrekeningen = o.get("verrekeningen") or {}
-        if not verrekeningen:
+    async def _boek_annulering(self, o: d.Betaalopdracht) -> None:
+        await self.repo.boeken(o.ggz, *o.boeking_geannuleerd())
+        if (herstel := o.boeking_verrekening_hersteld()) is None:
             return
-        for tid, cents in verrekeningen.items():  # the set-off is undone: the recovery is open again
-            await self.repo.verrekening_herstellen(tid, o["_id"], int(cents))
-        netto = d.Aandeel(o["netto_aandeel"]["rijk_cents"], o["netto_aandeel"]["gemeente_cents"])
-        terug = d.Aandeel(netto.rijk_cents - bruto.rijk_cents, netto.gemeente_cents - bruto.gemeente_cents)
-        await self.repo.boeken(kvk, f"{o['_id']}:verrekend-hersteld", _ledger_bedragen("verrekend_cents", terug),
-                               zetten={f"open_terugvorderingen.{tid}": True for tid in verrekeningen})
+        for tid, cents in o.verrekeningen.items():  # the set-off is undone: the recovery is open again
+            await self.repo.verrekening_herstellen(tid, o.id, cents)
+        await self.repo.boeken(o.ggz, *herstel,
+                               zetten={f"open_terugvorderingen.{tid}": True for tid in o.verrekeningen})
 
     async def verrekenen(self, command: CloudEvent) -> None:
         """``ips.vaststelling.verrekenen.v1``: the vastgesteld amount against what was ordered for the case.
@@ -263,135 +213,92 @@ class PaymentsHandlers:
         on the order once, so a redelivered command reduces nothing twice and gives the same answer.
         """
         p: Verrekenen = command_params(Verrekenen, command)
-        zaak_doc = await self.repo.zaken.get(p.aanvraag_id)
-        if zaak_doc is not None and command.id in (zaak_doc.get("applied") or []):
+        if (zaak_nu := await self._zaak(p.aanvraag_id, command)) is None:
             return
-        zaak_doc = zaak_doc or {}
-        financiering = zaak_doc.get("financiering") or p.financiering
+        financiering = zaak_nu.financiering or p.financiering
         nabetaling_id = d.derived_id(p.beschikking_id, "vaststelling", "nabetaling")
-        terugvordering_id = d.derived_id(p.aanvraag_id, "terugvordering")
-        eerder = zaak_doc.get("verrekening")
-        opdrachten = [o for o in await self.repo.opdrachten_van([i for i in zaak_doc.get("opdrachten") or []
-                                                                  if i != nabetaling_id])
-                      if not (o["status"] == d.GEANNULEERD and o.get("geannuleerd_door") != VASTSTELLING)]
-        besteld = sum(_oorspronkelijk_bedrag(o) for o in opdrachten)
+        opdrachten = [o for o in await self._opdrachten([i for i in zaak_nu.opdrachten if i != nabetaling_id])
+                      if o.telt_voor_vaststelling]
+        besteld = sum(o.oorspronkelijk_bedrag for o in opdrachten)
         failure: Failure | None = None
         verlaagd = 0
-        if eerder is not None and eerder.get("beschikkingId") != p.beschikking_id:
-            failure = Failure("IPS-BETALING-003", "deze aanvraag is al verrekend op een andere vaststelling")
-        elif besteld != p.vastgesteld_cents and financiering is None:
-            failure = Failure("IPS-BETALING-002", "financiering van de zaak onbekend")
-        elif besteld > p.vastgesteld_cents:
-            try:
+        try:
+            zaak_nu.vaststelling_toetsen(p.beschikking_id, p.vastgesteld_cents, besteld, financiering)
+            if besteld > p.vastgesteld_cents:
                 verlaagd = await self._open_opdrachten_verlagen(opdrachten, besteld - p.vastgesteld_cents,
                                                                 p.beschikking_id, financiering)
-            except ValueError as exc:
-                failure = Failure("IPS-BETALING-001", str(exc))
+        except d.BetalingGeweigerd as exc:
+            failure = Failure(exc.code, exc.message)
+        except ValueError as exc:
+            failure = Failure("IPS-BETALING-001", str(exc))
         v = d.verreken_vaststelling(p.vastgesteld_cents, besteld - verlaagd, p.vaststellingsdatum,
                                     p.terugvorderingstermijn_jaren)
-        zaak = {"aanvraag_id": p.aanvraag_id, "beschikking_id": p.beschikking_id, "ggz_kvk_nummer": p.ggz_kvk_nummer,
-                "gemeente_code": p.gemeente_code, "regeling": p.regeling}
-        result: dict[str, Any] | Failure = {"betaaldCents": v.betaald_cents, "saldoCents": v.saldo_cents,
-                                            "soort": v.soort, "terugvorderingId": None,
-                                            "terugvorderenUiterlijk": None, "opdrachtId": None,
-                                            "verlaagdCents": verlaagd}
+        zaak = d.Zaakgegevens(p.aanvraag_id, p.beschikking_id, p.ggz_kvk_nummer, p.gemeente_code, p.regeling)
+        result: dict[str, Any] = {"betaaldCents": v.betaald_cents, "saldoCents": v.saldo_cents, "soort": v.soort,
+                                  "terugvorderingId": None, "terugvorderenUiterlijk": None, "opdrachtId": None,
+                                  "verlaagdCents": verlaagd}
         nieuwe: list[str] = []
-        if failure is not None:
-            result = failure
-        elif v.soort == "nabetaling":
-            assert financiering is not None and isinstance(result, dict)
+        if failure is None and v.soort == "nabetaling":
+            assert financiering is not None
             o = await self._opdracht(opdracht_id=nabetaling_id, zaak=zaak, moment="vaststelling", index=0,
                                      bedrag_cents=v.saldo_cents, financiering=financiering, verrekenen=p.verrekenen,
                                      vandaag=d.today_in_amsterdam(command.time), nu=self.clock())
-            nieuwe.append(o["_id"])
-            result["opdrachtId"] = o["_id"]
-        elif v.soort == "terugvordering":
-            assert financiering is not None and v.terugvorderen_uiterlijk is not None and isinstance(result, dict)
-            bedrag = -v.saldo_cents
-            aandeel = d.financieringsaandeel(bedrag, financiering)
-            t = await self.repo.terugvordering_invoegen({
-                "_id": terugvordering_id, "aanvraag_id": p.aanvraag_id, "beschikking_id": p.beschikking_id,
-                "ggz_kvk_nummer": p.ggz_kvk_nummer, "gemeente_code": p.gemeente_code, "regeling": p.regeling,
-                "bedrag_cents": bedrag, "open_cents": bedrag,
-                "aandeel": {"rijk_cents": aandeel.rijk_cents, "gemeente_cents": aandeel.gemeente_cents},
-                "vaststellingsdatum": p.vaststellingsdatum.isoformat(),
-                "terugvorderen_uiterlijk": v.terugvorderen_uiterlijk.isoformat(),
-                "verrekenen": p.verrekenen, "status": d.OPEN, "verrekeningen": {}, "aangemaakt_op": self.clock()})
-            zetten = {f"open_terugvorderingen.{t['_id']}": True} if t["verrekenen"] else {}
-            await self.repo.boeken(p.ggz_kvk_nummer, f"{t['_id']}:teruggevorderd",
-                                   _ledger_bedragen("teruggevorderd_cents", aandeel), zetten=zetten)
-            result["terugvorderingId"] = t["_id"]
-            result["terugvorderenUiterlijk"] = t["terugvorderen_uiterlijk"]
-
-        def apply(doc: Document) -> dict[str, Any] | Failure:
-            if isinstance(result, Failure):
-                return result
-            doc.update({k: v for k, v in zaak.items() if k != "beschikking_id"})
-            doc["opdrachten"] = list(dict.fromkeys([*(doc.get("opdrachten") or []), *nieuwe]))
-            doc["verrekening"] = {"beschikkingId": p.beschikking_id, **result}
-            return result
-
-        doc = await apply_command(self.repo.zaken, p.aanvraag_id, command, SERVICE, apply,
-                                  create=lambda: {"_id": p.aanvraag_id, "opdrachten": []})
-        self.wake(doc)
+            nieuwe.append(o.id)
+            result["opdrachtId"] = o.id
+        elif failure is None and v.soort == "terugvordering":
+            nieuw = d.Terugvordering.nieuw(d.derived_id(p.aanvraag_id, "terugvordering"), zaak, v,
+                                           p.vaststellingsdatum, financiering, p.verrekenen)
+            t = d.Terugvordering.from_doc(await self.repo.terugvordering_invoegen(
+                {**nieuw.nieuw_doc(), "aangemaakt_op": self.clock()}))
+            zetten = {f"open_terugvorderingen.{t.id}": True} if t.verrekenen else {}
+            await self.repo.boeken(p.ggz_kvk_nummer, *t.boeking(), zetten=zetten)
+            result["terugvorderingId"] = t.id
+            result["terugvorderenUiterlijk"] = t.terugvorderen_uiterlijk.isoformat()
+        await self._vastleggen(p.aanvraag_id, command, lambda z: failure or z.verrekening_vastleggen(
+            zaak, p.beschikking_id, nieuwe, result))
         log.info("vaststelling.verrekend", aanvraag_id=p.aanvraag_id, soort=v.soort, verlaagd_cents=verlaagd)
 
-    async def _open_opdrachten_verlagen(self, opdrachten: list[Document], verschil_cents: int, beschikking_id: str,
-                                        financiering: dict[str, Any] | None) -> int:
+    async def _open_opdrachten_verlagen(self, opdrachten: list[d.Betaalopdracht], verschil_cents: int,
+                                        beschikking_id: str, financiering: dict[str, Any] | None) -> int:
         """Reduce the case's orders not yet in a batch by up to ``verschil_cents`` in total (the latest
         installment first) and return the total reduced. Repeatable: a reduction already recorded on an order
         is counted as it is; an order found in a batch is recorded as not reduced, so the outcome of each
         order is fixed the first time it is looked at."""
         totaal = 0
-        for o in sorted(opdrachten, key=lambda o: (-int(o.get("termijn") or 0), o["_id"])):
-            verlaging = o.get("verlaging")
-            if verlaging is None:
+        for o in sorted(opdrachten, key=lambda o: (-o.termijn, o.id)):
+            if o.verlaging is None:
                 if totaal >= verschil_cents:
                     continue
                 o = await self._verlagen(o, verschil_cents - totaal, beschikking_id, financiering)
-                verlaging = o["verlaging"]
-            if verlaging["cents"]:
-                await self.repo.boeken(o["ggz_kvk_nummer"], f"{o['_id']}:verlaagd", _ledger_bedragen(
-                    "geannuleerd_cents", d.Aandeel(verlaging["rijk_cents"], verlaging["gemeente_cents"])))
-            totaal += int(verlaging["cents"])
+            assert o.verlaging is not None
+            if (boeking := o.boeking_verlaagd()) is not None:
+                await self.repo.boeken(o.ggz, *boeking)
+            totaal += o.verlaging.cents
         return totaal
 
-    async def _verlagen(self, o: Document, max_cents: int, beschikking_id: str,
-                        financiering: dict[str, Any] | None) -> Document:
-        """Take up to ``max_cents`` off one order if it is still outside a batch (never more than its net
-        amount: what was set off against a recovery is settled already). Returns the order as stored."""
+    async def _verlagen(self, o: d.Betaalopdracht, max_cents: int, beschikking_id: str,
+                        financiering: dict[str, Any] | None) -> d.Betaalopdracht:
+        """Take up to ``max_cents`` off one order if it is still outside a batch. Returns the order as stored."""
         for _ in range(10):  # the order may change status under us (account restored, claimed by a batch)
-            if o.get("verlaging") is not None:
+            if o.verlaging is not None:
                 return o
-            if o["status"] in (d.GEREED, d.REKENING_ONTBREEKT):
-                cents = min(max_cents, int(o["netto_cents"]))
-                netto = d.Aandeel(o["netto_aandeel"]["rijk_cents"], o["netto_aandeel"]["gemeente_cents"])
-                minder = d.verlaging_aandeel(netto, cents, financiering)
-                bedrag, netto_cents = o["bedrag_cents"] - cents, o["netto_cents"] - cents
-                status = d.GEANNULEERD if bedrag == 0 else d.VERREKEND if netto_cents == 0 else o["status"]
-                verlaging = {"beschikking_id": beschikking_id, "cents": cents, "van_bedrag_cents": o["bedrag_cents"],
-                             "van_netto_cents": o["netto_cents"], "rijk_cents": minder.rijk_cents,
-                             "gemeente_cents": minder.gemeente_cents}
-                velden: dict[str, Any] = {
-                    "bedrag_cents": bedrag, "netto_cents": netto_cents, "status": status,
-                    "aandeel": {"rijk_cents": o["aandeel"]["rijk_cents"] - minder.rijk_cents,
-                                "gemeente_cents": o["aandeel"]["gemeente_cents"] - minder.gemeente_cents},
-                    "netto_aandeel": {"rijk_cents": netto.rijk_cents - minder.rijk_cents,
-                                      "gemeente_cents": netto.gemeente_cents - minder.gemeente_cents}}
-                if status == d.GEANNULEERD:
-                    velden["geannuleerd_door"] = VASTSTELLING
-                if await self.repo.verlagen(o["_id"], (o["status"],), velden, verlaging):
-                    log.info("opdracht.verlaagd", opdracht_id=o["_id"], cents=cents, status=status)
-                    return {**o, **velden, "verlaging": verlaging}
+            if o.verlaagbaar:
+                verlaagd = o.verlagen(max_cents, beschikking_id, financiering)
+                assert verlaagd.verlaging is not None
+                if await self.repo.verlagen(o.id, (o.status,), verlaagd.verlaging_velden(),
+                                            verlaagd.verlaging.as_doc()):
+                    log.info("opdracht.verlaagd", opdracht_id=o.id, cents=verlaagd.verlaging.cents,
+                             status=verlaagd.status)
+                    return verlaagd
             else:
-                niet = {"beschikking_id": beschikking_id, "cents": 0, "van_bedrag_cents": o["bedrag_cents"],
-                        "van_netto_cents": o["netto_cents"], "rijk_cents": 0, "gemeente_cents": 0}
-                if await self.repo.verlaging_vastleggen(o["_id"], niet):
-                    return {**o, "verlaging": niet}
-            fresh = await self.repo.opdracht(o["_id"])
+                niet = o.niet_verlaagd(beschikking_id)
+                assert niet.verlaging is not None
+                if await self.repo.verlaging_vastleggen(o.id, niet.verlaging.as_doc()):
+                    return niet
+            fresh = await self.repo.opdracht(o.id)
             assert fresh is not None
-            o = fresh
-        raise RuntimeError(f"opdracht {o['_id']} bleef veranderen tijdens de verrekening")
+            o = d.Betaalopdracht.from_doc(fresh)
+        raise RuntimeError(f"opdracht {o.id} bleef veranderen tijdens de verrekening")
 
     # ------------------------------------------------------------------------------------------ batches
 
@@ -440,11 +347,10 @@ class PaymentsHandlers:
             raise NietsTeBetalen("geen betaalopdrachten gereed voor betaling")
         geclaimd.sort(key=lambda o: o["_id"])
         overboekingen = []
-        for o in geclaimd:
-            rekening = self.rekeningen.voor(o["ggz_kvk_nummer"])
+        for opdracht in map(d.Betaalopdracht.from_doc, geclaimd):
+            rekening = self.rekeningen.voor(opdracht.ggz)
             assert rekening is not None  # _zonder_rekening_terugzetten kept only orders with a valid account
-            overboekingen.append(Overboeking(o["_id"], o["netto_cents"], rekening,
-                                             f"IPS-subsidie aanvraag {o['aanvraag_id']} {o['moment']}"))
+            overboekingen.append(Overboeking(opdracht.id, opdracht.netto_cents, rekening, opdracht.omschrijving))
         xml = build_pain001(batch_id, batch["aangemaakt_op"], date.fromisoformat(batch["uitvoerdatum"]),
                             self.rekeningen.debiteur, overboekingen)
         validate(xml)
@@ -501,11 +407,9 @@ class PaymentsHandlers:
         for o in te_betalen:  # kept changing under the bulk updates (never seen): by status, as before
             if o["_id"] not in betaald:
                 await self.repo.status_zetten(o["_id"], (d.IN_BATCH,), d.BETAALD, betaald_op=nu)
-        per_ggz: dict[str, list[tuple[str, dict[str, dict[str, int]]]]] = {}
-        for o in opdrachten:  # every order, also those marked paid before a crash: each key is booked once
-            netto = d.Aandeel(o["netto_aandeel"]["rijk_cents"], o["netto_aandeel"]["gemeente_cents"])
-            per_ggz.setdefault(o["ggz_kvk_nummer"], []).append(
-                (f"{o['_id']}:betaald", _ledger_bedragen("betaald_cents", netto)))
+        per_ggz: dict[str, list[tuple[str, d.Bedragen]]] = {}
+        for opdracht in map(d.Betaalopdracht.from_doc, opdrachten):  # also those paid before a crash: once per key
+            per_ggz.setdefault(opdracht.ggz, []).append(opdracht.boeking_betaald())
         for kvk, boekingen in per_ggz.items():
             await self.repo.boeken_samen(kvk, boekingen)
         await self.repo.batches.update_one({"_id": batch_id, "status": VERZONDEN},
