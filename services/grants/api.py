@@ -3,7 +3,6 @@ knows HTTP; every endpoint needs a bearer token."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
@@ -20,6 +19,7 @@ from servicekit.audit import Logboek, install_logboek, verwerking
 from servicekit.auth import Principal, PrincipalDep, forbid
 from servicekit.clock_api import add_clock_route
 from servicekit.http import API_PREFIX, add_health, create_app, problem
+from servicekit.runtime import in_background
 from servicekit.store import Document
 
 
@@ -81,13 +81,8 @@ def create(settings: GrantsSettings | None = None) -> FastAPI:
             for regeling in grants.regelingen.values():
                 for periode in regeling.budgetperioden:
                     await grants.repo.ensure_ledger(regeling, periode.id)
-            task = asyncio.create_task(grants.allocator.run(), name="allocator")
-            try:
+            async with in_background(grants.allocator.run(), "allocator"):
                 yield
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
     app = create_app("ipsflow grants", "Regelingen, subsidieplafonds en budgetten, beschikkingen.", lifespan=lifespan)
     app.state.grants = grants

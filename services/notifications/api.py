@@ -7,7 +7,6 @@ it was addressed to.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
@@ -23,6 +22,7 @@ from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
 from servicekit.clock_api import add_clock_route
 from servicekit.http import API_PREFIX, add_health, create_app, problem
+from servicekit.runtime import in_background
 from servicekit.store import Document
 
 
@@ -74,13 +74,8 @@ def create(settings: NotificationSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with svc.runtime.lifespan(app):
             await svc.repo.ensure_indexes()
-            task = asyncio.create_task(svc.sender.run(), name="smtp-sender")
-            try:
+            async with in_background(svc.sender.run(), "smtp-sender"):
                 yield
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
     app = create_app("ipsflow notifications", "Berichten en brieven aan ggz-instellingen en gemeenten.",
                      lifespan=lifespan)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any
 
 from aiormq.exceptions import AMQPConnectionError
@@ -43,6 +43,19 @@ def address_of(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     path = parts.path if parts.path not in ("", "/") else ""
     return f"{parts.netloc.rsplit('@', 1)[-1]}{path}"
+
+
+@contextlib.asynccontextmanager
+async def in_background(run: Coroutine[Any, Any, None], name: str) -> AsyncIterator[asyncio.Task[None]]:
+    """Run a loop of the service's own (grants' allocator, notifications' SMTP sender, the engine's timer poller)
+    while the block runs; cancelled and awaited when it ends, so a stopping service leaves no task behind."""
+    task = asyncio.create_task(run, name=name)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 class ServiceRuntime:
