@@ -8,7 +8,7 @@ document's ``outbox``. Documents are copied in and out, as a database would, so 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,3 +72,120 @@ def _with_outbox(doc: Document, events: Events) -> Document:
     doc["outbox"] = outbox
     doc["has_outbox"] = bool(outbox)
     return doc
+
+
+def _set_path(doc: Document, path: str, value: Any) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        doc = doc.setdefault(part, {})
+    doc[last] = value
+
+
+def _unset_path(doc: Document, path: str) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        doc = doc.get(part) or {}
+    doc.pop(last, None)
+
+
+class MemoryPaymentsRepository:
+    """payments.repository.PaymentsRepository's guarded steps for the engine commands, on dicts: each method keeps
+    the guard of its MongoDB filter (status, ``$exists: false`` keys, ``open_cents`` never below zero)."""
+
+    def __init__(self) -> None:
+        self.zaken = MemoryStore("zaken")
+        self.opdrachten: dict[str, Document] = {}
+        self.terugvorderingen: dict[str, Document] = {}
+        self.grootboek: dict[str, Document] = {}
+
+    # orders
+    async def opdracht(self, opdracht_id: str) -> Document | None:
+        return copy.deepcopy(self.opdrachten.get(opdracht_id))
+
+    async def opdracht_invoegen(self, doc: Document) -> Document:
+        self.opdrachten.setdefault(doc["_id"], copy.deepcopy(doc))
+        return copy.deepcopy(self.opdrachten[doc["_id"]])
+
+    async def opdrachten_van(self, ids: list[str]) -> list[Document]:
+        return [copy.deepcopy(self.opdrachten[i]) for i in ids if i in self.opdrachten]
+
+    def _zetten(self, opdracht_id: str, velden: Mapping[str, Any]) -> bool:
+        self.opdrachten[opdracht_id].update(copy.deepcopy(dict(velden)))
+        self.opdrachten[opdracht_id]["revision"] = self.opdrachten[opdracht_id].get("revision", 0) + 1
+        return True
+
+    async def status_zetten(self, opdracht_id: str, van: tuple[str, ...], naar: str, **velden: Any) -> bool:
+        o = self.opdrachten.get(opdracht_id)
+        return o is not None and o["status"] in van and self._zetten(opdracht_id, {"status": naar, **velden})
+
+    async def verlagen(self, opdracht_id: str, van: tuple[str, ...], velden: Mapping[str, Any],
+                       verlaging: Mapping[str, Any]) -> bool:
+        o = self.opdrachten.get(opdracht_id)
+        return (o is not None and o["status"] in van and "verlaging" not in o
+                and self._zetten(opdracht_id, {**velden, "verlaging": verlaging}))
+
+    async def verlaging_vastleggen(self, opdracht_id: str, verlaging: Mapping[str, Any]) -> bool:
+        o = self.opdrachten.get(opdracht_id)
+        return o is not None and "verlaging" not in o and self._zetten(opdracht_id, {"verlaging": verlaging})
+
+    # recoveries
+    async def terugvordering(self, tid: str) -> Document | None:
+        return copy.deepcopy(self.terugvorderingen.get(tid))
+
+    async def terugvordering_invoegen(self, doc: Document) -> Document:
+        self.terugvorderingen.setdefault(doc["_id"], copy.deepcopy(doc))
+        return copy.deepcopy(self.terugvorderingen[doc["_id"]])
+
+    async def verrekenen(self, tid: str, opdracht_id: str, cents: int) -> bool:
+        t = self.terugvorderingen.get(tid)
+        if t is None or t["status"] != "open" or t["open_cents"] < cents or opdracht_id in t["verrekeningen"]:
+            return False
+        t["open_cents"] -= cents
+        t["verrekeningen"][opdracht_id] = cents
+        return True
+
+    async def verrekening_herstellen(self, tid: str, opdracht_id: str, cents: int) -> bool:
+        t = self.terugvorderingen.get(tid)
+        if t is None or opdracht_id in t.setdefault("hersteld", {}):
+            return False
+        t["open_cents"] += cents
+        t["hersteld"][opdracht_id] = cents
+        t["status"] = "open"
+        return True
+
+    async def terugvordering_status(self, tid: str, van: str, naar: str) -> bool:
+        t = self.terugvorderingen.get(tid)
+        if t is None or t["status"] != van:
+            return False
+        t["status"] = naar
+        return True
+
+    # ledger
+    async def grootboek_van(self, kvk: str) -> Document | None:
+        return copy.deepcopy(self.grootboek.get(kvk))
+
+    async def boeken(self, kvk: str, sleutel: str, bedragen: Mapping[str, Mapping[str, int]],
+                     zetten: Mapping[str, Any] | None = None, wissen: tuple[str, ...] = ()) -> bool:
+        ledger = self.grootboek.setdefault(kvk, {"_id": kvk, "boekingen": {}})
+        if sleutel in ledger["boekingen"]:
+            return False
+        for aandeel, kolommen in bedragen.items():
+            for kolom, cents in kolommen.items():
+                ledger.setdefault(aandeel, {})[kolom] = ledger.get(aandeel, {}).get(kolom, 0) + cents
+        ledger["boekingen"][sleutel] = {aandeel: dict(kolommen) for aandeel, kolommen in bedragen.items()}
+        await self.grootboek_zetten(kvk, zetten, wissen)
+        return True
+
+    async def boeken_samen(self, kvk: str, boekingen: Sequence[tuple[str, Mapping[str, Mapping[str, int]]]]) -> None:
+        for sleutel, bedragen in boekingen:
+            await self.boeken(kvk, sleutel, bedragen)
+
+    async def grootboek_zetten(self, kvk: str, zetten: Mapping[str, Any] | None = None,
+                               wissen: tuple[str, ...] = ()) -> None:
+        ledger = self.grootboek.get(kvk)
+        if ledger is None:
+            return
+        for path, value in (zetten or {}).items():
+            _set_path(ledger, path, value)
+        for path in wissen:
+            _unset_path(ledger, path)
