@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
-from process_engine import dmn_testbank
+from process_engine import dmn_testbank, readmodels
 from process_engine import runtime as rt
 from process_engine.bootstrap import EngineSettings, ProcessEngine, bootstrap, definition_files
 from process_engine.engine import Conflict, Engine, NotFound
 from process_engine.migratie import migratie_routes
+from process_engine.readmodels import BESLUITVORMER, LANE_ORGANISATIONS, ORGANISATION_VARIABLES
 from process_engine.studio import studio_routes
 from process_engine.zaakvariabelen import zichtbare_variabelen
 from servicekit.audit import Logboek, install_logboek, noteer, verwerking
@@ -184,23 +188,12 @@ _ZAAK_WIJZIGEN = verwerking("update", "zaak", "case_id")
 _TAKEN = verwerking("list", "zaak")
 _TAAK_LEZEN = verwerking("read", "zaak", onderdeel_param="task_id")
 _TAAK_WIJZIGEN = verwerking("update", "zaak", onderdeel_param="task_id")
-#: Variables that tie a case to an organisation: a caller of that organisation type must match them.
-ORGANISATION_VARIABLES = {"gemeente": "gemeenteCode", "ggz": "ggzKvkNummer"}
-#: The organisation type a lane's work belongs to: a role alone is not enough (a ggz token with the role
-#: "behandelaar" must never decide its own application).
-LANE_ORGANISATIONS = {"behandelaar": "gemeente", "ggz-instelling": "ggz", "uwv": "uwv", "uwv-behandelaar": "uwv"}
-#: The case variable the diagram sets to "uwv" when UWV decides the case (ips-cmd-2019, from grants' toetsing):
-#: only then may a UWV official see it and work on its tasks in a UWV lane.
-BESLUITVORMER = "besluitvormer"
-
-
-def _variable(variables: dict[str, Any], name: str) -> Any:
-    if name in variables:
-        return variables[name]
-    for value in variables.values():  # one level down: message variables hold the event data
-        if isinstance(value, dict) and name in value:
-            return value[name]
-    return None
+# Who a case and its tasks belong to (readmodels: the work lists are built by the same rules): the organisation
+# variables, the organisation type of a lane, and the case variable the diagram sets to "uwv" when UWV decides
+# the case (ips-cmd-2019, from grants' toetsing): only then may a UWV official see it.
+_variable = readmodels.variable
+#: A work list page: at most this many tasks (``pageSize``), the next page behind ``Link: <…>; rel="next"``.
+TASK_PAGE_DEFAULT, TASK_PAGE_MAX = 100, 500
 
 
 def may_see(principal: Principal, task: dict[str, Any], variables: dict[str, Any]) -> bool:
@@ -246,13 +239,8 @@ def _case_view(doc: dict[str, Any], principal: Principal) -> dict[str, Any]:
 
 
 def _task_view(doc: dict[str, Any], t: dict[str, Any], with_form: bool = False) -> dict[str, Any]:
-    variables = doc.get("variables", {})
-    aanvraag = variables.get("aanvraag") if isinstance(variables.get("aanvraag"), dict) else {}
-    view = {"id": t["taskId"], "zaakId": doc["_id"], "elementId": t["elementId"], "naam": t["name"],
-            "lane": t["lane"], "geclaimdDoor": t.get("claimedBy"), "sinds": t.get("since"),
-            # what a work list sorts on: the receipt and the decision deadline (dates, no personal data)
-            "ontvangenOp": aanvraag.get("ontvangenOp"), "beslisdatum": variables.get("beslisdatum"),
-            "teLaat": variables.get("te_laat")}
+    # what a work list sorts on: the receipt and the decision deadline (dates, no personal data)
+    view = readmodels.task_entry(doc, t)
     if with_form:
         view["formulier"] = t.get("formSchema")
     return view
@@ -320,6 +308,27 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
 
 
 def _routes(app: FastAPI, pe: ProcessEngine) -> None:
+def _task_order(task: dict[str, Any]) -> tuple[str, str]:
+    """Oldest task first; the task id makes the order total, so a cursor never skips or repeats one."""
+    since = task.get("sinds")
+    return (since.isoformat() if isinstance(since, datetime) else str(since or ""), task["id"])
+
+
+def _cursor_of(task: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(_task_order(task)).encode()).decode()
+
+
+def _task_cursor(cursor: str | None) -> tuple[str, str] | None:
+    if cursor is None:
+        return None
+    try:
+        since, task_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return str(since), str(task_id)
+    except (ValueError, TypeError) as exc:
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", "cursor"), "input": cursor,
+                                       "msg": "Geen cursor van deze werkvoorraad."}]) from exc
+
+
     @app.post(f"{API_PREFIX}/procesdefinities", status_code=201, tags=["procesdefinities"],
               response_model=DefinitionView, responses={200: {"model": DefinitionView,
                                                                "description": "Deze definitie was al uitgerold"}})
@@ -347,6 +356,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                                             # kind (e.g. scriptTask/script, inputEntry) only for refused code
                                             "code": "script" if p.kind else "bpmn", "kind": p.kind or "",
                                             "reason": p.message} for p in exc.problems])
+            await pe.engine.instances.views.repair()  # read models a crash left behind (issue 14)
         return JSONResponse(jsonable_encoder(_definition_view(doc)), status_code=201 if created else 200)
 
     @app.get(f"{API_PREFIX}/procesdefinities", tags=["procesdefinities"], response_model=list[DefinitionView])
@@ -430,28 +440,51 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                           principal)
 
     @app.get(f"{API_PREFIX}/taken", tags=["taken"], dependencies=[_TAKEN], response_model=list[TaskView])
-    async def tasks(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
+    async def tasks(engine: EngineDep, principal: PrincipalDep, request: Request,  # type: ignore[no-untyped-def]
+                    response: Response,
                     lane: Annotated[str | None, Query(max_length=100)] = None,
                     zaak: Annotated[str | None, Query(max_length=200, description="Alleen de taken van deze zaak.")]
-                    = None):
-        out: list[dict[str, Any]] = []
-        for doc in await engine.instances.with_user_tasks():
-            if zaak is not None and doc["_id"] != zaak:
-                continue
-            out.extend(_task_view(doc, t) for t in doc.get("user_tasks", [])
-                       if (lane is None or t["lane"] == lane) and may_see(principal, t, doc.get("variables", {})))
-        noteer(ids=[t["zaakId"] for t in out])
-        return out
+                    = None,
+                    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=TASK_PAGE_MAX)] = TASK_PAGE_DEFAULT,
+                    cursor: Annotated[str | None, Query(max_length=400, description=(
+                        "Waar de pagina begint: uit de Link-header (rel=next) van de vorige pagina."))] = None):
+        """The caller's work list, oldest task first, a page at a time (``pageSize``; the next page is in the
+        ``Link`` header, rel="next"). Read from the work list of the caller's organisation per lane (and, for
+        beheer, from the open tasks): never a search through the cases (issue 14)."""
+        views = engine.instances.views
+        if zaak is not None:
+            doc = await engine.instances.store.get(zaak)
+            found = [_task_view(doc, t) for t in doc.get("user_tasks", [])
+                     if may_see(principal, t, doc.get("variables", {}))] if doc and doc["status"] == "running" else []
+        elif principal.org_type == "beheer":
+            found = await views.open_tasks(None, 10_000)
+        else:
+            lanes = [lane.lower()] if lane is not None else [*sorted(principal.roles), ""]
+            org = readmodels.UWV if principal.org_type == "uwv" else principal.org  # UWV sees what UWV decides
+            found = await views.worklist(readmodels.worklist_id(principal.org_type, org, name)
+                                         for name in lanes if not name or principal.has_role(name))
+        found = [t for t in found if lane is None or t["lane"] == lane]
+        found.sort(key=_task_order)
+        after = _task_cursor(cursor)
+        page = [t for t in found if after is None or _task_order(t) > after][:page_size + 1]
+        if len(page) > page_size:
+            page = page[:page_size]
+            next_url = request.url.include_query_params(pageSize=page_size, cursor=_cursor_of(page[-1]))
+            response.headers["Link"] = f'<{next_url}>; rel="next"'
+        noteer(ids=[t["zaakId"] for t in page])
+        return page
 
     async def _find_task(engine: Engine, task_id: str, principal: Principal,
                          act: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:
         """The open task and its case; NotFound (404) or 403 when the caller may not see it or, with ``act``
         (claim, release, complete), may not work on it: beheer reads every task but works on none, whatever
         roles or mandates its token claims (a task is the organisation's own work)."""
-        doc = await engine.instances.collection.find_one({"user_tasks.taskId": task_id})
-        if doc is None:
+        # by _id: the task's document names its case, and the case (the truth) must still hold the task
+        found = await engine.instances.views.task(task_id)
+        doc = await engine.instances.store.get(found["case_id"]) if found else None
+        task = next((t for t in (doc or {}).get("user_tasks", []) if t["taskId"] == task_id), None)
+        if doc is None or task is None or doc["status"] != "running":
             raise NotFound("Geen open taak met dit kenmerk.")
-        task = next(t for t in doc["user_tasks"] if t["taskId"] == task_id)
         noteer(resource_id=doc["_id"])
         if not may_see(principal, task, doc.get("variables", {})):
             raise forbid("Deze taak is niet voor uw rol of organisatie.")

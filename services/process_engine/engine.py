@@ -25,6 +25,7 @@ from typing import Any
 
 from bson.binary import Binary
 
+from process_engine import readmodels
 from process_engine import runtime as rt
 from process_engine.repository import DefinitionRepository, InstanceRepository, public_variables, remember_applied
 from servicekit.broker import COMMANDS
@@ -168,6 +169,7 @@ class Engine:
         self.on_outbox(case_id, stored)
         self._remember_timer(change.doc)
         log.info("instance.started", case_id=case_id, process=parsed.process_id)
+        await self.instances.views.sync(stored)
         return True
 
     def _apply_reply(self, wf: Any, doc: Document, event: CloudEvent) -> list[rt.PendingCommand] | None:
@@ -232,14 +234,14 @@ class Engine:
         now = self.clock()
         fired = 0
         if scan:
-            candidates = await self.instances.due_timers(now)
+            due_ids = await self._due_from_buckets(now)
         else:
             due_ids = [case_id for case_id, due in self._due.items() if due <= now]
-            candidates = [d for d in [await self.instances.store.get(i) for i in due_ids] if d is not None]
-            for doc in candidates:
-                self._remember_timer(doc)
-            candidates = [d for d in candidates if d.get("next_timer_at") is not None and d["next_timer_at"] <= now
-                          and d.get("status") == "running"]
+        candidates = [d for d in [await self.instances.store.get(i) for i in due_ids] if d is not None]
+        for doc in candidates:
+            self._remember_timer(doc)
+        candidates = [d for d in candidates if d.get("next_timer_at") is not None and d["next_timer_at"] <= now
+                      and d.get("status") == "running"]
         for doc in candidates:
             if not await self.instances.take_timer_lease(doc, self.worker_id, now + self.lease, now):
                 continue
@@ -254,6 +256,18 @@ class Engine:
         result = rt.fire_due_timers(wf, now)
         self._journal(doc, "timer afgegaan", due=due)
         return self._after(wf, doc, result)
+
+    async def _due_from_buckets(self, now: datetime) -> list[str]:
+        """The cases with a timer due by ``now``, from the day buckets (``readmodels``) since the cursor; moves
+        the cursor past the days that hold no timer any more."""
+        views = self.instances.views
+        first = await views.timer_cursor()
+        if first is None:
+            return []  # no timer was ever set
+        due, cursor = await views.due_cases(first, now)
+        if cursor > first:
+            await views.save_timer_cursor(cursor)
+        return due
 
     async def run_timer_poller(self, interval: float, scan_every: float = 5.0) -> None:
         last_scan = -scan_every
@@ -361,8 +375,10 @@ class Engine:
                 with rt.use_clock(self.clock):
                     commands = apply(wf, doc)
                 if commands is None:
+                await self.instances.views.sync(doc)  # a redelivery after a sync that failed: finish it
                     return None
                 if message_id:
+                await self.instances.views.sync(doc)
                     remember_applied(doc, message_id)
                 result = rt.StepResult(commands, rt.is_completed(wf), rt.next_timer_at(wf),
                                        rt.waiting_message_names(wf), rt.ready_user_tasks(wf))
@@ -398,6 +414,7 @@ class Engine:
         doc["state"] = Binary(rt.serialize(wf))
         doc["active_elements"] = rt.active_element_ids(wf)
         doc["waiting_messages"] = result.waiting_messages
+            await self.instances.views.sync(stored)
         doc["next_timer_at"] = result.next_timer_at
         doc["timer_lease_until"] = None
         doc["user_tasks"] = [{
@@ -428,6 +445,7 @@ class Engine:
     def _journal(self, doc: Document, what: str, **details: Any) -> None:
         doc["journal"] = [*doc.get("journal", []), {"seq": self._next_seq(doc), "at": self.clock(), "what": what,
                                                     **details}]
+        readmodels.plan(doc)
 
     @staticmethod
     def _next_seq(doc: Document) -> int:

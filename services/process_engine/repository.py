@@ -9,6 +9,7 @@ from typing import Any
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from process_engine.readmodels import ReadModels
 from servicekit.logging import PERSONAL_DATA_KEYS
 from servicekit.store import Document, DocumentStore, DuplicateKeyError
 
@@ -48,12 +49,18 @@ class InstanceRepository:
         #: The journal and history of each case, append-only, in buckets (see ``Engine._take_archive``):
         #: the instance document keeps only the latest entries, so it stays small however long the case runs.
         self.log = db["case_log"]
+        #: Open tasks, work lists and due timers, each read by _id (``readmodels``).
+        self.views = ReadModels(db)
 
     async def ensure_indexes(self) -> None:
+        """The indexes MongoDB (compose) uses for the filters that remain: the relay's scan at start and when
+        idle, the case explorer (beheer), the case log and the read models' repair. FerretDB v1 accepts them
+        and still scans; no hot path filters on anything but _id (issue 14)."""
         await self.collection.create_index("has_outbox")
-        await self.collection.create_index("next_timer_at")
-        await self.collection.create_index("has_user_tasks")
+        await self.collection.create_index([("started_at", DESCENDING), ("_id", 1)])
+        await self.collection.create_index([("status", 1), ("started_at", DESCENDING)])
         await self.log.create_index("case_id")
+        await self.views.ensure_indexes()
 
     async def append_log(self, bucket: Document) -> None:
         """Store a bucket of log entries once. Its id names its case and its first and last entry, and its
@@ -63,12 +70,6 @@ class InstanceRepository:
 
     async def log_of(self, case_id: str) -> list[Document]:
         return await self.log.find({"case_id": case_id}).sort("_id", 1).to_list(None)
-
-    async def due_timers(self, now: datetime, limit: int = 100) -> list[Document]:
-        return await self.collection.find(
-            {"next_timer_at": {"$lte": now}, "status": "running"},
-            {"_id": 1, "revision": 1, "next_timer_at": 1, "timer_lease_until": 1},
-        ).limit(limit).to_list(None)
 
     async def take_timer_lease(self, doc: Document, owner: str, until: datetime, now: datetime) -> bool:
         """Claim the right to fire this instance's due timers. One worker wins; others skip it.
@@ -84,12 +85,6 @@ class InstanceRepository:
             {"$set": {"timer_lease_until": until, "timer_lease_owner": owner}, "$inc": {"revision": 1}},
         )
         return result.matched_count == 1
-
-    async def with_user_tasks(self) -> list[Document]:
-        return await self.collection.find(
-            {"has_user_tasks": True, "status": "running"},
-            {"_id": 1, "user_tasks": 1, "process_id": 1, "variables": 1},
-        ).to_list(None)
 
 
 def remember_applied(doc: Document, message_id: str) -> None:

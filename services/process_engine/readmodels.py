@@ -1,0 +1,290 @@
+"""Read models of the engine, each read by ``_id``: FerretDB v1 turns only an ``{_id: …}`` filter into SQL and
+decodes every document of the collection for any other filter, so a hot path that filtered the instances (the
+task lookup, the work list, the due timers) got slower with every case ever handled (issue 14).
+
+- ``tasks``: one document per open user task, ``_id`` the task id: the case it belongs to and its work-list entry.
+- ``worklists``: one document per organisation and lane (``gemeente:0957:behandelaar``), the entries of its open
+  tasks by task id. A work list is one read, whatever the history.
+- ``timers``: one document per UTC day, the cases with a timer due that day (case → due time). The poller reads
+  the days from its cursor up to today: a day, not a minute, so that moving the rehearsal clock years ahead
+  costs a read per day rather than per minute.
+
+The instance document stays the truth. Every instance write records in the same write what its read models must
+become (``views_behind``, ``view_tasks``: every task id the read models may still list, with its work lists,
+``timer_days``); :meth:`ReadModels.sync` applies that after the write (set and unset by key: idempotent, so
+doing it twice is harmless) and then clears the mark with a revision-checked write that leaves the revision
+alone. A crash between the two writes leaves the mark: the next write of the case carries it forward and
+syncs again, and the engine's start repairs every marked case (:meth:`ReadModels.repair`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from servicekit.store import Document
+
+#: The organisation type a lane's work belongs to: a role alone is not enough (a ggz token with the role
+#: "behandelaar" must never decide its own application).
+LANE_ORGANISATIONS: Final = {"behandelaar": "gemeente", "ggz-instelling": "ggz", "uwv": "uwv",
+                             "uwv-behandelaar": "uwv"}
+#: Variables that tie a case to an organisation: a caller of that organisation type must match them.
+ORGANISATION_VARIABLES: Final = {"gemeente": "gemeenteCode", "ggz": "ggzKvkNummer"}
+#: The case variable the diagram sets to "uwv" when UWV decides the case (ips-cmd-2019, from grants' toetsing).
+BESLUITVORMER: Final = "besluitvormer"
+#: The organisation of UWV's work lists: UWV is one organisation, whatever a token's ``org`` says.
+UWV: Final = "UWV"
+#: The document in ``timers`` that holds the poller's cursor (the first day that may still hold due timers).
+TIMER_CURSOR: Final = "cursor"
+_VIEW_FIELDS: Final = ("views_behind", "view_tasks", "timer_days", "view_hash", "timer_at")
+#: How many cases a process remembers the last synced revision of.
+_SYNCED_MEMORY: Final = 10_000
+
+
+def variable(variables: Mapping[str, Any], name: str) -> Any:
+    """A case variable, or one level down (message variables hold the event data)."""
+    if name in variables:
+        return variables[name]
+    for value in variables.values():
+        if isinstance(value, dict) and name in value:
+            return value[name]
+    return None
+
+
+def worklist_ids(lane: str | None, variables: Mapping[str, Any]) -> list[str]:
+    """The work lists a task is on: one per organisation that may work on it (``org_type:org:lane``). A lane
+    with an organisation type (``LANE_ORGANISATIONS``) is on that organisation's list only; a lane without one
+    on the list of every organisation the case names."""
+    lane_key = (lane or "").lower()
+    owners: list[tuple[str, str]] = []
+    for org_type, name in ORGANISATION_VARIABLES.items():
+        value = variable(variables, name)
+        if value is not None:
+            owners.append((org_type, str(value)))
+    if variables.get(BESLUITVORMER) == "uwv":
+        owners.append(("uwv", UWV))
+    wanted = LANE_ORGANISATIONS.get(lane_key)
+    return [worklist_id(org_type, org, lane_key) for org_type, org in owners if wanted in (None, org_type)]
+
+
+def worklist_id(org_type: str, org: str, lane: str) -> str:
+    return f"{org_type}:{org}:{lane.lower()}"
+
+
+def task_entry(doc: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
+    """A task as a work list shows it (the API's TaskView): dates to sort on, no personal data."""
+    variables = doc.get("variables") or {}
+    raw = variables.get("aanvraag")
+    aanvraag: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
+    return {"id": task["taskId"], "zaakId": doc["_id"], "elementId": task["elementId"], "naam": task.get("name"),
+            "lane": task.get("lane"), "geclaimdDoor": task.get("claimedBy"), "sinds": task.get("since"),
+            "ontvangenOp": aanvraag.get("ontvangenOp"), "beslisdatum": variables.get("beslisdatum"),
+            "teLaat": variables.get("te_laat")}
+
+
+def day_id(moment: datetime | date) -> str:
+    return (moment.astimezone(UTC).date() if isinstance(moment, datetime) else moment).isoformat()
+
+
+def field_key(value: str) -> str:
+    """A task or case id as a field name: no dots (a path) and no leading $ (an operator)."""
+    return value.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def unfield_key(value: str) -> str:
+    return value.replace("%24", "$").replace("%2E", ".").replace("%25", "%")
+
+
+def plan(doc: Document) -> None:
+    """Record in ``doc`` (about to be written) what its read models must become; call after every change.
+
+    Marks the document behind when what the read models would show differs from what the last write recorded
+    (a hash), or when the last write's sync never finished. ``view_tasks`` keeps every task id the read models
+    may still hold, with its work lists and the hash of the entry last synced (None: never), and ``timer_days``
+    every day bucket that may still name the case, so that the sync removes what is gone even after a crash and
+    writes only what changed.
+    """
+    running = doc.get("status") == "running"
+    variables = doc.get("variables") or {}
+    tasks = {t["taskId"]: (task_entry(doc, t), worklist_ids(t.get("lane"), variables))
+             for t in (doc.get("user_tasks") or [])} if running else {}
+    due = doc.get("next_timer_at") if running else None
+    digest = _digest([tasks, due])
+    if not doc.get("views_behind") and doc.get("view_hash") == digest:
+        return
+    listed: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (doc.get("view_tasks") or {}).items()}
+    for task_id, (_entry, lists) in tasks.items():
+        known = listed.setdefault(task_id, {"lists": [], "h": None})
+        known["lists"] = sorted(set(known["lists"]) | set(lists))
+    days = set(doc.get("timer_days") or [])
+    if due is not None:
+        days.add(day_id(due))
+    doc.update(views_behind=True, view_tasks=listed, timer_days=sorted(days), view_hash=digest)
+
+
+def _digest(value: Any) -> str:
+    shown = json.dumps(value, sort_keys=True, default=_stored_form)
+    return hashlib.sha1(shown.encode(), usedforsecurity=False).hexdigest()
+
+
+def _stored_form(value: Any) -> str:
+    """A time as MongoDB keeps it (milliseconds, UTC), so a value read back hashes like the one written."""
+    if isinstance(value, datetime):
+        value = value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+        return str(value.replace(microsecond=value.microsecond // 1000 * 1000).isoformat())
+    return str(value)
+
+
+class ReadModels:
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.tasks = db["tasks"]
+        self.worklists = db["worklists"]
+        self.timers = db["timers"]
+        self.instances = db["instances"]
+        # Two writes of one case in this process may finish their syncs out of order: the older one must not
+        # overwrite the newer one's entries (another process's sync is ordered by the next write or the repair).
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._synced: dict[str, int] = {}
+        self._cursor_set = False
+
+    async def ensure_indexes(self) -> None:
+        # Read by _id only; this index is for the start-up repair on MongoDB (FerretDB ignores it).
+        await self.instances.create_index("views_behind", sparse=True)
+
+    async def sync(self, doc: Document) -> None:
+        """Bring the read models in line with ``doc`` as stored (see the module docstring), then clear its mark.
+
+        Idempotent: every write sets or unsets a key to what ``doc`` says. A newer write of the case makes the
+        clear miss; that write carries the mark and syncs itself.
+        """
+        if not doc.get("views_behind"):
+            return
+        case_id = doc["_id"]
+        lock = self._locks.setdefault(case_id, asyncio.Lock())
+        async with lock:
+            if self._synced.get(case_id, 0) >= doc["revision"]:
+                return  # a newer write of the case was synced already: this one would undo it
+            await self._apply(doc)
+            self._synced[case_id] = doc["revision"]
+        if len(self._locks) > _SYNCED_MEMORY:
+            for key in [k for k, v in self._locks.items() if not v.locked()][:len(self._locks) // 2]:
+                self._locks.pop(key, None)
+                self._synced.pop(key, None)
+
+    async def _apply(self, doc: Document) -> None:
+        case_id = doc["_id"]
+        running = doc.get("status") == "running"
+        current = {t["taskId"]: t for t in (doc.get("user_tasks") or [])} if running else {}
+        listed: dict[str, dict[str, Any]] = doc.get("view_tasks") or {}
+        variables = doc.get("variables") or {}
+        kept: dict[str, dict[str, Any]] = {}
+        for task_id, known in listed.items():
+            task = current.get(task_id)
+            key = f"e.{field_key(task_id)}"
+            lists: list[str] = known.get("lists") or []
+            if task is None:
+                for list_id in lists:
+                    await self.worklists.update_one({"_id": list_id}, {"$unset": {key: ""}})
+                await self.tasks.delete_one({"_id": task_id})
+                continue
+            entry = task_entry(doc, task)
+            now_on = worklist_ids(task.get("lane"), variables)
+            digest = _digest([entry, now_on])
+            kept[task_id] = {"lists": now_on, "h": digest}
+            if known.get("h") == digest and lists == now_on:
+                continue  # synced as it is
+            await self.tasks.replace_one({"_id": task_id}, {"case_id": case_id, "lists": now_on, "entry": entry},
+                                         upsert=True)
+            for list_id in lists:
+                if list_id in now_on:
+                    await self.worklists.update_one({"_id": list_id}, {"$set": {key: entry}}, upsert=True)
+                else:
+                    await self.worklists.update_one({"_id": list_id}, {"$unset": {key: ""}})
+        due = doc.get("next_timer_at") if running else None
+        due_day = day_id(due) if due is not None else None
+        case_key = f"c.{field_key(case_id)}"
+        for day in doc.get("timer_days") or []:
+            if day != due_day:
+                await self.timers.update_one({"_id": day}, {"$unset": {case_key: ""}})
+        if due_day is not None and (_stored_form(doc.get("timer_at")) != _stored_form(due)
+                                    or doc.get("timer_days") != [due_day]):
+            await self.timers.update_one({"_id": due_day}, {"$set": {case_key: due}}, upsert=True)
+            if not self._cursor_set:  # the poller reads from the cursor: it must exist, at or before this day
+                cursor = await self.timer_cursor()
+                if cursor is None or cursor.isoformat() > due_day:
+                    await self.save_timer_cursor(date.fromisoformat(due_day))
+                self._cursor_set = True
+        await self.instances.update_one(  # like the relay's clear: checked on the revision, leaves it alone
+            {"_id": case_id, "revision": doc["revision"]},
+            {"$set": {"views_behind": False, "view_tasks": kept, "timer_days": [due_day] if due_day else [],
+                      "timer_at": due}})
+
+    async def repair(self) -> int:
+        """At start: sync every case whose read models a crash left behind; and, once, build them for cases
+        stored before they existed (``view_hash`` missing). Both filters scan the instances on FerretDB; this
+        runs once per start, never on a hot path."""
+        done = 0
+        for query in ({"views_behind": True}, {"view_hash": {"$exists": False}, "status": "running"}):
+            async for doc in self.instances.find(query):
+                plan(doc)
+                if not doc.get("views_behind"):
+                    continue
+                marked = await self.instances.update_one(  # the plan, stored first: a crash now is repaired again
+                    {"_id": doc["_id"], "revision": doc["revision"]},
+                    {"$set": {k: doc[k] for k in _VIEW_FIELDS if k in doc}})
+                if marked.matched_count == 1:  # else written meanwhile: that write syncs itself
+                    await self.sync(doc)
+                    done += 1
+        return done
+
+    # ------------------------------------------------------------------ reads
+    async def task(self, task_id: str) -> Document | None:
+        return await self.tasks.find_one({"_id": task_id})
+
+    async def worklist(self, list_ids: Iterable[str]) -> list[dict[str, Any]]:
+        """The entries of these work lists (each read by ``_id``), each task once."""
+        entries: dict[str, dict[str, Any]] = {}
+        for list_id in dict.fromkeys(list_ids):
+            doc = await self.worklists.find_one({"_id": list_id})
+            for entry in ((doc or {}).get("e") or {}).values():
+                entries[entry["id"]] = entry
+        return list(entries.values())
+
+    async def open_tasks(self, after: str | None, limit: int) -> list[dict[str, Any]]:
+        """Every open task (functioneel beheer), by task id. A filter on the ``tasks`` collection: it holds open
+        tasks only, so it grows with the work in progress, never with the history."""
+        query: dict[str, Any] = {"_id": {"$gt": after}} if after else {}
+        docs = await self.tasks.find(query).sort("_id", 1).limit(limit).to_list(limit)
+        return [d["entry"] for d in docs]
+
+    async def due_cases(self, first_day: date, now: datetime) -> tuple[list[str], date]:
+        """Cases with a timer due at ``now`` from the day buckets ``first_day`` … today, and the first day that
+        still holds a timer (the cursor to start from next time)."""
+        today = now.astimezone(UTC).date()
+        due: list[str] = []
+        cursor: date | None = None
+        day = min(first_day, today)
+        while day <= today:
+            doc = await self.timers.find_one({"_id": day.isoformat()})
+            for key, at in ((doc or {}).get("c") or {}).items():
+                if at.tzinfo is None:
+                    at = at.replace(tzinfo=UTC)
+                if at <= now:
+                    due.append(unfield_key(key))
+                if cursor is None:
+                    cursor = day
+            day += timedelta(days=1)
+        return due, cursor or today
+
+    async def timer_cursor(self) -> date | None:
+        doc = await self.timers.find_one({"_id": TIMER_CURSOR})
+        return date.fromisoformat(doc["day"]) if doc else None
+
+    async def save_timer_cursor(self, day: date) -> None:
+        await self.timers.replace_one({"_id": TIMER_CURSOR}, {"day": day.isoformat()}, upsert=True)
