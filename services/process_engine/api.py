@@ -246,6 +246,27 @@ def _task_view(doc: dict[str, Any], t: dict[str, Any], with_form: bool = False) 
     return view
 
 
+def _task_order(task: dict[str, Any]) -> tuple[str, str]:
+    """Oldest task first; the task id makes the order total, so a cursor never skips or repeats one."""
+    since = task.get("sinds")
+    return (since.isoformat() if isinstance(since, datetime) else str(since or ""), task["id"])
+
+
+def _cursor_of(task: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(_task_order(task)).encode()).decode()
+
+
+def _task_cursor(cursor: str | None) -> tuple[str, str] | None:
+    if cursor is None:
+        return None
+    try:
+        since, task_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return str(since), str(task_id)
+    except (ValueError, TypeError) as exc:
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", "cursor"), "input": cursor,
+                                       "msg": "Geen cursor van deze werkvoorraad."}]) from exc
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     """Domain errors of the engine as problem+json; nothing was stored when one is raised."""
 
@@ -273,6 +294,7 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with pe.runtime.lifespan(app):
             await pe.engine.instances.ensure_indexes()
+            await pe.engine.instances.views.repair()  # read models a crash left behind (issue 14)
             await pe.engine.load_index()
             files = definition_files(pe.settings.bpmn_dir)
             if files:
@@ -308,27 +330,6 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
 
 
 def _routes(app: FastAPI, pe: ProcessEngine) -> None:
-def _task_order(task: dict[str, Any]) -> tuple[str, str]:
-    """Oldest task first; the task id makes the order total, so a cursor never skips or repeats one."""
-    since = task.get("sinds")
-    return (since.isoformat() if isinstance(since, datetime) else str(since or ""), task["id"])
-
-
-def _cursor_of(task: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(_task_order(task)).encode()).decode()
-
-
-def _task_cursor(cursor: str | None) -> tuple[str, str] | None:
-    if cursor is None:
-        return None
-    try:
-        since, task_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return str(since), str(task_id)
-    except (ValueError, TypeError) as exc:
-        raise RequestValidationError([{"type": "value_error", "loc": ("query", "cursor"), "input": cursor,
-                                       "msg": "Geen cursor van deze werkvoorraad."}]) from exc
-
-
     @app.post(f"{API_PREFIX}/procesdefinities", status_code=201, tags=["procesdefinities"],
               response_model=DefinitionView, responses={200: {"model": DefinitionView,
                                                                "description": "Deze definitie was al uitgerold"}})
@@ -356,7 +357,6 @@ def _task_cursor(cursor: str | None) -> tuple[str, str] | None:
                                             # kind (e.g. scriptTask/script, inputEntry) only for refused code
                                             "code": "script" if p.kind else "bpmn", "kind": p.kind or "",
                                             "reason": p.message} for p in exc.problems])
-            await pe.engine.instances.views.repair()  # read models a crash left behind (issue 14)
         return JSONResponse(jsonable_encoder(_definition_view(doc)), status_code=201 if created else 200)
 
     @app.get(f"{API_PREFIX}/procesdefinities", tags=["procesdefinities"], response_model=list[DefinitionView])

@@ -168,8 +168,8 @@ class Engine:
             return False  # another worker started it; deliver to the existing instance instead
         self.on_outbox(case_id, stored)
         self._remember_timer(change.doc)
-        log.info("instance.started", case_id=case_id, process=parsed.process_id)
         await self.instances.views.sync(stored)
+        log.info("instance.started", case_id=case_id, process=parsed.process_id)
         return True
 
     def _apply_reply(self, wf: Any, doc: Document, event: CloudEvent) -> list[rt.PendingCommand] | None:
@@ -249,14 +249,6 @@ class Engine:
             fired += 1
         return fired
 
-    def _fire(self, wf: Any, doc: Document, now: datetime) -> list[rt.PendingCommand] | None:
-        due = rt.next_timer_at(wf)
-        if due is None or due > now:
-            return None
-        result = rt.fire_due_timers(wf, now)
-        self._journal(doc, "timer afgegaan", due=due)
-        return self._after(wf, doc, result)
-
     async def _due_from_buckets(self, now: datetime) -> list[str]:
         """The cases with a timer due by ``now``, from the day buckets (``readmodels``) since the cursor; moves
         the cursor past the days that hold no timer any more."""
@@ -268,6 +260,14 @@ class Engine:
         if cursor > first:
             await views.save_timer_cursor(cursor)
         return due
+
+    def _fire(self, wf: Any, doc: Document, now: datetime) -> list[rt.PendingCommand] | None:
+        due = rt.next_timer_at(wf)
+        if due is None or due > now:
+            return None
+        result = rt.fire_due_timers(wf, now)
+        self._journal(doc, "timer afgegaan", due=due)
+        return self._after(wf, doc, result)
 
     async def run_timer_poller(self, interval: float, scan_every: float = 5.0) -> None:
         last_scan = -scan_every
@@ -361,8 +361,10 @@ class Engine:
                     raise CaseNotYetKnown(f"no case {case_id} (yet) for this message")
                 raise NotFound(f"case {case_id}")
             if message_id and message_id in doc.get("applied", []):
+                await self.instances.views.sync(doc)  # a redelivery after a sync that failed: finish it
                 return doc
             if doc["status"] != "running":
+                await self.instances.views.sync(doc)
                 if user_action:
                     raise Conflict(f"case is {doc['status']}")
                 return doc
@@ -375,10 +377,8 @@ class Engine:
                 with rt.use_clock(self.clock):
                     commands = apply(wf, doc)
                 if commands is None:
-                await self.instances.views.sync(doc)  # a redelivery after a sync that failed: finish it
                     return None
                 if message_id:
-                await self.instances.views.sync(doc)
                     remember_applied(doc, message_id)
                 result = rt.StepResult(commands, rt.is_completed(wf), rt.next_timer_at(wf),
                                        rt.waiting_message_names(wf), rt.ready_user_tasks(wf))
@@ -400,6 +400,7 @@ class Engine:
             if change.commands:
                 self.on_outbox(case_id, stored)
             self._remember_timer(stored)
+            await self.instances.views.sync(stored)
             return stored
         raise ConcurrencyError(f"case {case_id}: too many concurrent changes")
 
@@ -414,7 +415,6 @@ class Engine:
         doc["state"] = Binary(rt.serialize(wf))
         doc["active_elements"] = rt.active_element_ids(wf)
         doc["waiting_messages"] = result.waiting_messages
-            await self.instances.views.sync(stored)
         doc["next_timer_at"] = result.next_timer_at
         doc["timer_lease_until"] = None
         doc["user_tasks"] = [{
@@ -431,6 +431,7 @@ class Engine:
             doc["completed_at"] = self.clock()
             doc["next_timer_at"] = None
             self._journal(doc, "afgerond")
+        readmodels.plan(doc)
         return doc
 
     def _command_events(self, change: Change) -> list[tuple[CloudEvent, str]]:
@@ -445,7 +446,6 @@ class Engine:
     def _journal(self, doc: Document, what: str, **details: Any) -> None:
         doc["journal"] = [*doc.get("journal", []), {"seq": self._next_seq(doc), "at": self.clock(), "what": what,
                                                     **details}]
-        readmodels.plan(doc)
 
     @staticmethod
     def _next_seq(doc: Document) -> int:
