@@ -9,26 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import secrets
 import urllib.parse
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import jwt
-from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
+from console import incidenten
 from console.backends import BackendError, dead_letters_of
 from console.bootstrap import Console, Session, bootstrap
 from console.explorer import OPERATOREN, Filters, csv_regels, zoek
 from console.oidc import OidcError
 from console.settings import ROLLEN, ConsoleSettings
+from console.web import COOKIE, STATUSSEN, NotSignedIn, Refused, SessionDep, check_csrf, form_of, render
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, Principal, mint_token
 from servicekit.http import add_health, create_app
 from servicekit.logging import get_logger
@@ -38,7 +38,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 #: The diagram viewer, bundled by tools/console/install.sh (make deps) from tools/console/package-lock.json.
 BUNDLE_DIR = ROOT / "tools" / "console" / "dist"
-COOKIE = "ipsflow_console"
 SIGNIN_CSRF_COOKIE = "ipsflow_console_aanmelden"
 OIDC_COOKIE = "ipsflow_console_oidc"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -51,53 +50,6 @@ DEV_IDENTITEITEN: dict[str, tuple[str, str, list[str]]] = {
     "gemeente": ("gemeente", "0957", ["behandelaar"]),
     "ggz": ("ggz", "41178211", ["aanvrager"]),
 }
-STATUSSEN = {"running": "loopt", "completed": "afgerond", "cancelled": "geannuleerd"}
-
-templates = Jinja2Templates(directory=HERE / "templates")
-templates.env.globals["STATUSSEN"] = STATUSSEN
-
-
-class NotSignedIn(Exception):
-    pass
-
-
-class Refused(Exception):
-    def __init__(self, status: int, reden: str) -> None:
-        super().__init__(reden)
-        self.status = status
-        self.reden = reden
-
-
-def get_console(request: Request) -> Console:
-    return request.app.state.console  # type: ignore[no-any-return]
-
-
-ConsoleDep = Annotated[Console, Depends(get_console)]
-
-
-async def current_session(request: Request, console: ConsoleDep) -> Session:
-    session_id = request.cookies.get(COOKIE)
-    session = await console.sessions.get(session_id) if session_id else None
-    if session is None:
-        raise NotSignedIn()
-    return session
-
-
-SessionDep = Annotated[Session, Depends(current_session)]
-
-
-async def form_of(request: Request) -> dict[str, str]:
-    """An application/x-www-form-urlencoded body (the console's forms send nothing else)."""
-    body = await request.body()
-    if body and not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-        raise Refused(415, "Dit formulier is niet als formulier verstuurd.")
-    return {k: v[0] for k, v in urllib.parse.parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
-
-
-def check_csrf(form: dict[str, str], expected: str) -> None:
-    if not expected or not hmac.compare_digest(form.get("csrf", "").encode(), expected.encode()):
-        raise Refused(403, "Het formulier is verlopen of niet van deze console (CSRF-controle). Laad de pagina "
-                           "opnieuw en probeer het nog eens.")
 
 
 def admitted(principal: Principal) -> list[str]:
@@ -116,10 +68,6 @@ def cookie_secure(request: Request, settings: ConsoleSettings) -> bool:
     # Plain http only on loopback in development (make run); everywhere else the cookie needs https.
     return not (settings.environment == "development" and request.url.scheme == "http"
                 and (request.url.hostname or "") in LOOPBACK)
-
-
-def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(request, name, context, status_code=status)
 
 
 def create(settings: ConsoleSettings | None = None) -> FastAPI:
@@ -178,6 +126,7 @@ def create(settings: ConsoleSettings | None = None) -> FastAPI:
 
     _signin_routes(app, console)
     _pages(app, console)
+    incidenten.routes(app, console)
     return app
 
 

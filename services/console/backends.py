@@ -76,9 +76,18 @@ class Backends:
         path = f"/procesdefinities/{urllib.parse.quote(content_hash, safe='')}"
         return await self._engine_json(path, token)  # type: ignore[no-any-return]
 
-    async def actie(self, token: str, path: str) -> tuple[int, dict[str, Any]]:
+    async def incidenten(self, token: str) -> list[dict[str, Any]]:
+        """Every open incident of every running case, one row per incident."""
+        return await self._engine_json("/incidenten", token)  # type: ignore[no-any-return]
+
+    async def statistiek(self, token: str, content_hash: str) -> dict[str, Any]:
+        """Per element of one process version: cases active there, with an open incident, completed."""
+        path = f"/procesdefinities/{urllib.parse.quote(content_hash, safe='')}/statistiek"
+        return await self._engine_json(path, token)  # type: ignore[no-any-return]
+
+    async def actie(self, token: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
         """A retry or cancel through the engine, with the engine's own answer (the outcome the user sees)."""
-        response = await self._engine("POST", path, token)
+        response = await self._engine("POST", path, token, **({"json": body} if body is not None else {}))
         try:
             body = response.json()
         except ValueError:

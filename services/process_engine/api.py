@@ -24,12 +24,12 @@ from process_engine.engine import Conflict, Engine, NotFound
 from process_engine.migratie import migratie_routes
 from process_engine.readmodels import BESLUITVORMER, LANE_ORGANISATIONS, ORGANISATION_VARIABLES
 from process_engine.studio import studio_routes
-from process_engine.zaakvariabelen import zichtbare_variabelen
+from process_engine.zaakvariabelen import bewerkbare_variabelen, zichtbare_variabelen
 from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
 from servicekit.clock_api import CLOCK_PATH, KlokView, add_clock_route, klok_view
 from servicekit.http import API_PREFIX, add_health, create_app, problem
-from servicekit.logging import get_logger
+from servicekit.logging import PERSONAL_DATA_KEYS, get_logger
 
 log = get_logger(__name__)
 
@@ -53,6 +53,12 @@ class Migration(ApiModel):
 
 class TaskCompletion(ApiModel):
     gegevens: dict[str, Any]
+
+
+class IncidentRetry(ApiModel):
+    variabelen: dict[str, Any] = Field(default_factory=dict, description=(
+        "Zaakvariabelen die vóór het opnieuw proberen worden gezet; alleen de variabelen die functioneel beheer "
+        "mag wijzigen (zaakvariabelen.BEWERKBAAR), zonder persoonsgegevens."))
 
 
 class ClockSetting(ApiModel):
@@ -155,6 +161,31 @@ class CaseSummary(View):
     variabelen: dict[str, Any] = Field(description="Wat functioneel beheer mag zien (zaakvariabelen.py).")
 
 
+class OpenIncident(View):
+    zaak_id: str
+    process_id: str
+    definitie_hash: str
+    command_id: str
+    command_type: str | None = None
+    element_id: str | None = None
+    attempt: int | None = None
+    error_code: str | None = None
+    message: str | None = None
+    at: datetime | None = None
+
+
+class ElementCount(View):
+    actief: int = Field(description="Zaken die nu op dit element staan.")
+    incident: int = Field(description="Zaken met een open incident op dit element.")
+    afgerond: int = Field(description="Zaken die dit element hebben afgerond.")
+
+
+class DefinitionStatistics(View):
+    hash: str
+    zaken: int
+    elementen: dict[str, ElementCount]
+
+
 class CasePage(View):
     totaal: int = Field(description="Aantal zaken dat aan de filters voldoet (alle pagina's).")
     zaken: list[CaseSummary]
@@ -221,6 +252,37 @@ def belongs_to_caller(principal: Principal, variables: dict[str, Any]) -> bool:
     scope = ORGANISATION_VARIABLES.get(principal.org_type)
     owner = _variable(variables, scope) if scope else None
     return owner is not None and str(owner) == principal.org
+
+
+#: At most this much JSON per variable edit: a correction of a few facts, not a new case.
+MAX_VARIABELEN_BYTES = 20_000
+
+
+def variable_problems(process_id: str, variables: dict[str, Any]) -> list[dict[str, str]]:
+    """Why these variables may not be set before a retry (empty: they may): only the allow-listed names
+    (``bewerkbare_variabelen``), no key that names personal data at any depth, no text with a BSN-like number,
+    and small. The values are never quoted back."""
+    allowed = bewerkbare_variabelen(process_id)
+    out = [{"name": name, "code": "not_allowed", "reason": "deze variabele mag functioneel beheer niet wijzigen"}
+           for name in variables if name not in allowed]
+
+    def walk(value: Any, path: str) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if str(key).lower() in PERSONAL_DATA_KEYS:
+                    out.append({"name": f"{path}.{key}", "code": "personal_data", "reason": "persoonsgegevens"})
+                else:
+                    walk(inner, f"{path}.{key}")
+        elif isinstance(value, list):
+            for i, inner in enumerate(value):
+                walk(inner, f"{path}[{i}]")
+
+    for name, value in variables.items():
+        walk(value, name)
+    out += [{"name": p.field, "code": p.code, "reason": p.message} for p in rt.free_text_problems(variables)]
+    if len(json.dumps(variables, default=str)) > MAX_VARIABELEN_BYTES:
+        out.append({"name": "variabelen", "code": "too_large", "reason": f"meer dan {MAX_VARIABELEN_BYTES} tekens"})
+    return out
 
 
 def _case_view(doc: dict[str, Any], principal: Principal) -> dict[str, Any]:
@@ -371,6 +433,36 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
             return problem(404, "Niet gevonden", "Geen definitie met deze hash.")
         return {**_definition_view(doc), "bestanden": {f["name"]: f["xml"] for f in doc["files"]}}
 
+    @app.get(f"{API_PREFIX}/procesdefinities/{{content_hash}}/statistiek", tags=["procesdefinities"],
+             response_model=DefinitionStatistics)
+    async def definition_statistics(content_hash: str, engine: EngineDep,  # type: ignore[no-untyped-def]
+                                    principal: PrincipalDep):
+        """Per element of this version: how many cases are there now, have an open incident there, and have
+        completed it (the console's definition view). Functioneel beheer only."""
+        if principal.org_type != "beheer":
+            raise forbid("Alleen functioneel beheer ziet de tellingen van alle zaken.")
+        docs = await engine.instances.collection.find(
+            {"definition_hash": content_hash},
+            {"active_elements": 1, "incidents": 1, "history": 1, "log_archived_to": 1}).to_list(None)
+        counts: dict[str, dict[str, int]] = {}
+
+        def add(element: str | None, kind: str) -> None:
+            if element:
+                counts.setdefault(element, {"actief": 0, "incident": 0, "afgerond": 0})[kind] += 1
+
+        for d in docs:
+            completed = {h.get("elementId") for h in d.get("history", [])}
+            if d.get("log_archived_to"):
+                completed |= {h.get("elementId") for b in await engine.instances.log_of(d["_id"])
+                              for h in b.get("history", [])}
+            for element in completed:
+                add(element, "afgerond")
+            for element in set(d.get("active_elements", [])):
+                add(element, "actief")
+            for element in {i.get("elementId") for i in d.get("incidents", []) if not i.get("resolved")}:
+                add(element, "incident")
+        return {"hash": content_hash, "zaken": len(docs), "elementen": counts}
+
     @app.get(f"{API_PREFIX}/zaken", tags=["zaken"], dependencies=[_TAKEN], response_model=CasePage,
              responses={403: {"description": "Alleen functioneel beheer (de console) ziet alle zaken"}})
     async def cases(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
@@ -420,10 +512,41 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/incidenten/{{command_id}}/opnieuw", tags=["zaken"],
               dependencies=[_ZAAK_WIJZIGEN], response_model=CaseView, responses=_CONFLICT)
     async def retry(case_id: str, command_id: str, engine: EngineDep,  # type: ignore[no-untyped-def]
-                    principal: PrincipalDep):
+                    principal: PrincipalDep, body: IncidentRetry | None = None):
+        """Re-issue the command behind an open incident; optionally with corrected case variables first (only
+        those in ``zaakvariabelen.BEWERKBAAR``, no personal data; refused as a whole otherwise)."""
         require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "een incident opnieuw proberen")
-        return _case_view(await engine.with_log(await engine.retry_incident(case_id, command_id, principal.subject)),
-                          principal)
+        variables = body.variabelen if body else {}
+        if variables:
+            doc = await engine.instances.store.get(case_id)
+            if doc is None:
+                return problem(404, "Niet gevonden", "Geen zaak met dit kenmerk.")
+            refused = variable_problems(doc["process_id"], variables)
+            if refused:
+                return problem(400, "Ongeldige variabelen", "Er is niets gewijzigd en niets opnieuw geprobeerd.",
+                               type_="https://ipsflow.nl/problems/ongeldige-invoer", invalid_params=refused)
+        done = await engine.retry_incident(case_id, command_id, principal.subject, variables or None)
+        return _case_view(await engine.with_log(done), principal)
+
+    @app.get(f"{API_PREFIX}/incidenten", tags=["zaken"], dependencies=[_TAKEN], response_model=list[OpenIncident],
+             responses={403: {"description": "Alleen functioneel beheer (de console)"}})
+    async def open_incidents(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
+                             element: Annotated[str | None, Query(max_length=200)] = None):
+        """Every open incident of every running case (the console groups them by element, error and message)."""
+        if principal.org_type != "beheer":
+            raise forbid("Alleen functioneel beheer ziet alle incidenten.")
+        query: dict[str, Any] = {"incidents.resolved": False, "status": "running"}
+        if element is not None:
+            query["incidents.elementId"] = element
+        docs = await engine.instances.collection.find(query, {"process_id": 1, "definition_hash": 1,
+                                                              "incidents": 1}).to_list(None)
+        out = [{"zaakId": d["_id"], "processId": d["process_id"], "definitieHash": d["definition_hash"],
+                **{k: i.get(k) for k in ("commandId", "commandType", "elementId", "attempt", "errorCode", "message",
+                                         "at")}}
+               for d in docs for i in d.get("incidents", [])
+               if not i.get("resolved") and (element is None or i.get("elementId") == element)]
+        noteer(ids=sorted({o["zaakId"] for o in out}))
+        return out
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/annuleren", tags=["zaken"], dependencies=[_ZAAK_WIJZIGEN],
               response_model=CaseView, responses=_CONFLICT)

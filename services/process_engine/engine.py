@@ -159,6 +159,7 @@ class Engine:
                              "journal": [], "history": [], "log_seq": 0,
                              "applied": [event.id], "correlation_id": event.correlationid or event.id}
             self._journal(doc, "gestart", message=event.type)
+            self._journal_sent(doc, result.commands)
             return Change(self._snapshot(workflow, doc, result), result.commands)
 
         change = await asyncio.to_thread(run)
@@ -189,7 +190,7 @@ class Engine:
                 "commandId": outcome.command_id, "commandType": outcome.command_type,
                 "elementId": outcome.element_id, "attempt": outcome.attempt, "errorCode": outcome.error_code,
                 "message": outcome.message, "at": self.clock(), "resolved": False}]
-            self._journal(doc, "incident", element=outcome.element_id, code=outcome.error_code)
+            self._journal(doc, "incident", element=outcome.element_id, code=outcome.error_code, command=command_id)
             log.warning("instance.incident", element=outcome.element_id, code=outcome.error_code)
             return self._after(wf, doc, rt.step(wf))
         self._journal(doc, "fout afgehandeld door error boundary", command=command_id)
@@ -215,7 +216,14 @@ class Engine:
                 self._journal(doc, "bewaard bericht afgeleverd")
             names = [(m.name, m.payload) for m in remaining]
             doc["kept"] = [k for k in doc.get("kept", []) if (k["name"], k["payload"]) in names]
+        self._journal_sent(doc, commands)
         return commands
+
+    def _journal_sent(self, doc: Document, commands: list[rt.PendingCommand]) -> None:
+        # The console's case page lists every command a case sent next to its reply (issue 15).
+        for c in commands:
+            self._journal(doc, "opdracht verstuurd", command=c.command_id, type=c.command_type,
+                          element=c.element_id, attempt=c.attempt)
 
     # ------------------------------------------------------------------ timers
     def _remember_timer(self, doc: Document) -> None:
@@ -317,11 +325,17 @@ class Engine:
             raise NotFound(f"task {task_id}")
         return await self._mutate(case_id, None, apply)
 
-    async def retry_incident(self, case_id: str, command_id: str, by: str) -> Document:
+    async def retry_incident(self, case_id: str, command_id: str, by: str,
+                             variables: dict[str, Any] | None = None) -> Document:
+        """Re-issue the command behind an open incident; with ``variables`` (checked by the caller against
+        ``zaakvariabelen.bewerkbare_variabelen``) set on its task first, so the new command carries them."""
         def apply(wf: Any, doc: Document) -> list[rt.PendingCommand]:
             open_ = [i for i in doc.get("incidents", []) if i["commandId"] == command_id and not i["resolved"]]
             if not open_:
                 raise NotFound(f"open incident for command {command_id}")
+            if variables:
+                rt.set_incident_variables(wf, command_id, variables)
+                self._journal(doc, "variabelen gewijzigd", command=command_id, names=sorted(variables), by=by)
             result = rt.retry_incident(wf, command_id)
             for incident in open_:
                 incident["resolved"] = True

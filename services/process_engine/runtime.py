@@ -997,6 +997,19 @@ def retry_incident(workflow: BpmnWorkflow, command_id: str) -> StepResult:
     raise UnknownCommandError(f"no incident for command {command_id}")
 
 
+def set_incident_variables(workflow: BpmnWorkflow, command_id: str, values: Mapping[str, Any]) -> None:
+    """Set case variables on the task behind an incident (and on the workflow where the case keeps them), so
+    that :func:`retry_incident` evaluates the command's parameters against the corrected data."""
+    for task, record in _command_tasks(workflow):
+        if record["id"] == command_id and record["status"] == "incident":
+            task.data.update(values)
+            for name, value in values.items():
+                if name in workflow.data:
+                    workflow.data[name] = value
+            return
+    raise UnknownCommandError(f"no incident for command {command_id}")
+
+
 # --------------------------------------------------------------------------- messages
 
 

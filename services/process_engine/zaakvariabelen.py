@@ -74,3 +74,20 @@ def zichtbare_variabelen(process_id: str, org_type: str, variables: Mapping[str,
     if org_type == "uwv" and variables.get("besluitvormer") != "uwv":
         return {}  # a case the gemeente decides shows UWV nothing
     return {name: value for name, value in variables.items() if name in allowed}
+
+
+#: What functioneel beheer may change in a case before it retries an incident (console, issue 15): the facts a
+#: command's parameters are built from and that a wrong upstream value can break (a gemeente code, a KvK number,
+#: the application's own ids and dates, the trajectory's figures and dates). Never the decision, its grounds or
+#: who signed it: those are the official's, and a correction there is a new decision, not a retry.
+BEWERKBAAR: Mapping[str, frozenset[str]] = {
+    "ips_traject": frozenset({
+        "aanvraag", "gemeenteCode", "ggzKvkNummer", "beslisdatum", "opgeschorte_dagen", "tarief_cents",
+        "looptijd_maanden", "startdatum", "einddatum",
+    }),
+}
+
+
+def bewerkbare_variabelen(process_id: str) -> frozenset[str]:
+    """The case variables functioneel beheer may set before a retry, for a case of ``process_id``."""
+    return BEWERKBAAR.get(process_id, frozenset()) & ZICHTBAAR.get(process_id, {}).get("beheer", frozenset())

@@ -18,12 +18,11 @@ import pytest
 from servicekit.broker import ATTEMPT_HEADER, ERROR_HEADER, EVENTS, Broker
 from servicekit.envelope import new_event
 from tests.conftest import eventually
-from tests.support.console import csrf_of, sign_in
+from tests.support.console import bpmn_dir_with_test_process, csrf_of, sign_in
 from tests.support.fake_services import FakeServices, succeed
 from tests.support.tokens import ADMIN, bearer
 
 ROOT = Path(__file__).resolve().parents[2]
-TEST_BPMN_DIR = str(ROOT / "tests" / "bpmn")
 GEMEENTE = bearer("behandelaar-1", "gemeente", "0957", "behandelaar")
 # (case, gemeente, ggz, received on): applications as intake announces them (no BSN: intake never sends one).
 CASES = [(f"zaak-c{i:02d}", "0957" if i % 3 else "0988", "41178211" if i % 2 else "12345678",
@@ -170,9 +169,10 @@ async def test_overview_explorer_filters_and_csv(stack, broker, namespace):
     assert httpx.get(f"{engine.url}/api/v1/zaken", timeout=10).status_code == 401
 
 
-async def test_retry_of_an_incident_from_the_console_reports_it_resolved(service, broker):
+async def test_retry_of_an_incident_from_the_console_reports_it_resolved(service, broker, tmp_path):
     # The test diagram (tests/bpmn): its service task fails once with an unexpected error, an incident.
-    engine = service("process_engine").start(IPSFLOW_BPMN_DIR=TEST_BPMN_DIR, IPSFLOW_CATALOGUE_FILE="")
+    engine = service("process_engine").start(IPSFLOW_BPMN_DIR=bpmn_dir_with_test_process(tmp_path),
+                                             IPSFLOW_CATALOGUE_FILE="")
     console = service("console").start(IPSFLOW_CONSOLE_ENGINE_URL=engine.url)
     attempts: dict[str, int] = {}
 

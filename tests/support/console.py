@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 import httpx
 
@@ -22,3 +24,14 @@ def sign_in(url: str, rol: str) -> tuple[httpx.Client, httpx.Response]:
     assert page.status_code == 200, page.text
     answer = client.post("/aanmelden", data={"rol": rol, "csrf": csrf_of(page.text)})
     return client, answer
+
+
+def bpmn_dir_with_test_process(tmp_path: Path) -> str:
+    """A BPMN directory with only tests/bpmn/test_process.bpmn and its decision table: the console's tests need
+    that one process, whatever else tests/bpmn holds."""
+    folder = tmp_path / "bpmn-test-process"
+    folder.mkdir(exist_ok=True)
+    source = Path(__file__).resolve().parents[1] / "bpmn"
+    for name in ("test_process.bpmn", "test_decision.dmn"):
+        shutil.copy(source / name, folder / name)
+    return str(folder)
