@@ -41,3 +41,14 @@ if [ ! -f "$OUT/studio.js" ] || [ -n "$(find "$HERE/src" "$HERE/package-lock.jso
   mv "$OUT"/studio.tmp/* "$OUT"/ && rmdir "$OUT/studio.tmp"
   say "bundled the studio into tools/console/dist"
 fi
+
+# The studio's DMN editor (issue 16): dmn-js with the test bench; esbuild writes dmn.js, dmn.css and the dmn font.
+if [ ! -f "$OUT/dmn.js" ] || [ -n "$(find "$HERE/src" "$HERE/package-lock.json" -newer "$OUT/dmn.js" -print -quit)" ]; then
+  mkdir -p "$OUT/dmn.tmp"
+  (cd "$HERE" && node_modules/.bin/esbuild src/dmn.js --bundle --minify --format=iife --target=es2020 \
+     --loader:.woff=file --loader:.woff2=file --loader:.ttf=file --loader:.eot=file --loader:.svg=file \
+     --asset-names=[name]-[hash] --log-level=warning --outdir="$OUT/dmn.tmp") \
+     || fail "esbuild could not bundle tools/console/src/dmn.js"
+  mv "$OUT"/dmn.tmp/* "$OUT"/ && rmdir "$OUT/dmn.tmp"
+  say "bundled the DMN editor into tools/console/dist"
+fi
