@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := python3 -m uv
 
-.PHONY: run test deps stack-up stack-down stack-status stack-reset stack-sweep lint typecheck bench unit fuzz clean
+.PHONY: run test deps stack-up stack-down stack-status stack-reset stack-sweep lint typecheck bench bench-table unit fuzz clean
 
 deps:  ## Python dependencies from uv.lock into .venv (exact versions); BPMN tools (npm ci in tools/bpmn, chromium); the letter font
 	@$(UV) --version >/dev/null 2>&1 || { echo "[deps] installing uv $(UV_VERSION) from PyPI"; \
@@ -53,7 +53,11 @@ lint: deps
 	@$(VENV)/bin/mypy
 
 bench: deps stack-up  ## benchmarks in tests/perf (print figures; not tests)
-	@for b in tests/perf/bench_*.py; do echo "== $$b"; PYTHONPATH=. $(PY) $$b || exit 1; done
+	@for b in tests/perf/bench_*.py; do [ "$$b" = tests/perf/bench_table.py ] && continue; \
+	  echo "== $$b"; PYTHONPATH=. $(PY) $$b || exit 1; done
+
+bench-table: deps stack-up  ## issue 14's table in one run; OLD=<checkout> adds the old code's column (see README, Performance)
+	@PYTHONPATH=.:services $(PY) tests/perf/bench_table.py $(if $(OLD),--old $(OLD)) $(BENCH_TABLE_ARGS)
 
 clean:
 	rm -rf $(VENV) .local/bin
