@@ -489,7 +489,7 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
     templates = set(completed) | set(open_)
     copies = [(completed[k % len(completed)], f"c{k}") for k in range(n_completed)]
     copies += [(open_[k % len(open_)], f"o{k}") for k in range(n_open)]
-    written: dict[str, Any] = {"documents": 0, "shared": 0, "duplicates": 0}
+    written: dict[str, Any] = {"documents": 0, "shared": 0, "duplicates": 0, "shared_docs": [], "per_case": {}}
     try:
         for name in await client.list_database_names():
             if not name.startswith(prefix):
@@ -506,6 +506,10 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
                         grown = _grow(doc, templates, copies)
                         await db[coll].replace_one({"_id": doc["_id"]}, grown)
                         written["shared"] += 1
+                        written["shared_docs"].append(f"{name[len(prefix):]}.{coll}/{doc['_id']}")
+                if per_case:
+                    written["per_case"][f"{name[len(prefix):]}.{coll}"] = round(
+                        sum(len(d) for d in per_case.values()) / len(per_case), 1)
                 batch: list[dict[str, Any]] = []
                 for i, (template, salt) in enumerate(copies):
                     mapping: dict[str, str] = {}
@@ -585,7 +589,8 @@ async def measured_run(stack: Stack, code: Path, mode: str, opts: Options, rate:
             after = run.counters()
             done = [c for c in cases if c in run.finished]
             latencies = sorted(run.finished[c] - run.submitted[c] for c in done)
-            elapsed = (max(run.finished[c] for c in done) if done else time.monotonic()) - started
+            # incomplete: the cases done within the timeout, over the whole time waited
+            elapsed = (max(run.finished[c] for c in done) if done and complete else after["t"]) - started
             n = len(done) or 1
             result = {
                 "mode": mode, "cases": opts.cases, "done": len(done), "complete": complete,
@@ -643,6 +648,8 @@ async def seed(run: Run, opts: Options, token: dict[str, str], warm: list[str]) 
           f"templates ({written['documents']} documents, {written['shared']} shared ones grown, "
           f"{written['duplicates']} not copied: same id, in {written['duplicate_in']}) in "
           f"{time.monotonic() - t0:.0f} s", flush=True)
+    print(f"  documents per template case: {written['per_case']}; shared documents grown: {written['shared_docs']}",
+          flush=True)
     return {"completed": opts.history, "open": opts.open, "how": "clone", "seconds": time.monotonic() - t0,
             **written}
 
