@@ -22,7 +22,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from console import incidenten
+from console import incidenten, wachtrijen
 from console.backends import BackendError, dead_letters_of
 from console.bootstrap import Console, Session, bootstrap
 from console.explorer import OPERATOREN, Filters, csv_regels, zoek
@@ -127,6 +127,7 @@ def create(settings: ConsoleSettings | None = None) -> FastAPI:
     _signin_routes(app, console)
     _pages(app, console)
     incidenten.routes(app, console)
+    wachtrijen.routes(app, console)
     return app
 
 

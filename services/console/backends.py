@@ -154,5 +154,13 @@ def queue_rows(raw: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]
             "consumers": depth.queue.get("consumers", 0),
             "opnieuw": depth.retrying,
             "geparkeerd": depth.dlq.get("messages", 0) if depth.dlq else 0,
+            "volledig": name,
+            # the management API's rates (messages a second, sampled): published in, delivered, acknowledged
+            "in_per_s": _rate(depth.queue, "publish"), "uit_per_s": _rate(depth.queue, "deliver_get"),
+            "ack_per_s": _rate(depth.queue, "ack"),
         })
     return sorted(rows, key=lambda r: r["naam"])
+
+
+def _rate(queue: dict[str, Any], what: str) -> float:
+    return round(float(((queue.get("message_stats") or {}).get(f"{what}_details") or {}).get("rate", 0.0)), 1)

@@ -26,6 +26,9 @@ class ConsoleSettings(ServiceSettings):
     #: How often the overview refreshes its figures in the browser.
     console_refresh_seconds: int = Field(default=10, ge=2, le=600)
     console_page_size: int = Field(default=50, ge=10, le=500)
+    #: Replaying parked messages in bulk: at most this many a second, and this many per action.
+    console_replay_per_second: float = Field(default=20.0, gt=0, le=1000)
+    console_replay_max: int = Field(default=10_000, ge=1, le=1_000_000)
     # OpenID Connect (production sign-in, console/oidc.py): the provider's discovery document, this client, and the
     # URL the provider sends the user back to (https://<console>/oidc/terug). Unset: only development sign-in.
     console_oidc_discovery_url: str = ""
