@@ -10,8 +10,9 @@ from pydantic import Field
 
 from intake.bsn import BsnCipher, load_key
 from intake.domain import Gemeenteregister
-from intake.handlers import IntakeHandlers, millis
-from intake.repository import AanvraagRepository, DocumentContents
+from intake.handlers import IntakeHandlers
+from intake.opdrachten import IntakeCommands
+from intake.repository import AanvraagRepository, DocumentContents, millis
 from servicekit.broker import COMMANDS, Binding
 from servicekit.clock import EX_CONFIG
 from servicekit.logging import configure_logging
@@ -58,6 +59,7 @@ class Intake:
     documenten: DocumentContents
     handlers: IntakeHandlers
     settings: IntakeSettings
+    commands: IntakeCommands
 
 
 def bootstrap(settings: IntakeSettings | None = None) -> Intake:
@@ -66,21 +68,24 @@ def bootstrap(settings: IntakeSettings | None = None) -> Intake:
     aanvragen = AanvraagRepository(runtime.db)
     documenten = DocumentContents(runtime.db)
     relay = runtime.add_relay([aanvragen.collection])
+    gemeenten = Gemeenteregister.from_csv(GEMEENTEN_CSV.read_text(encoding="utf-8"))
+
+    def wake(doc_id: str) -> None:
+        relay.wake(doc_id, aanvragen.collection)
+
     handlers = IntakeHandlers(
-        aanvragen=aanvragen, documenten=documenten,
-        gemeenten=Gemeenteregister.from_csv(GEMEENTEN_CSV.read_text(encoding="utf-8")),
-        cipher=BsnCipher(bsn_key(settings)),
-        max_document_bytes=settings.max_document_bytes,
-        vereiste_bijlagen=tuple(settings.intake_vereiste_bijlagen),
-        max_documenten=settings.intake_max_documents,
-        wake=lambda doc_id: relay.wake(doc_id, aanvragen.collection),
+        aanvragen=aanvragen, documenten=documenten, gemeenten=gemeenten, cipher=BsnCipher(bsn_key(settings)),
+        max_document_bytes=settings.max_document_bytes, max_documenten=settings.intake_max_documents, wake=wake,
         # Receipt dates and every other date intake stamps follow the service clock (the rehearsal clock in test).
         clock=lambda: millis(runtime.clock()),
     )
+    commands = IntakeCommands(aanvragen=aanvragen, gemeenten=gemeenten,
+                              vereiste_bijlagen=tuple(settings.intake_vereiste_bijlagen), wake=wake)
     runtime.add_consumer(QUEUE, {
-        VOLLEDIGHEID_CONTROLEREN: handlers.volledigheid_controleren,
-        HERSTEL_VRAGEN: handlers.herstel_vragen,
-        DOORZENDEN: handlers.doorzenden,
-        BESLUIT_REGISTREREN: handlers.besluit_registreren,
+        VOLLEDIGHEID_CONTROLEREN: commands.volledigheid_controleren,
+        HERSTEL_VRAGEN: commands.herstel_vragen,
+        DOORZENDEN: commands.doorzenden,
+        BESLUIT_REGISTREREN: commands.besluit_registreren,
     }, [Binding(COMMANDS, t) for t in (VOLLEDIGHEID_CONTROLEREN, HERSTEL_VRAGEN, DOORZENDEN, BESLUIT_REGISTREREN)])
-    return Intake(runtime=runtime, aanvragen=aanvragen, documenten=documenten, handlers=handlers, settings=settings)
+    return Intake(runtime=runtime, aanvragen=aanvragen, documenten=documenten, handlers=handlers, settings=settings,
+                  commands=commands)

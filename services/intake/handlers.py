@@ -1,4 +1,4 @@
-"""Use cases of intake: the portal's actions and the engine's commands, shared by every entry point.
+"""Use cases of intake: the portal's actions, shared by every entry point (the engine's commands: ``opdrachten``).
 
 Every change is one revision-checked write of the application document together with the events it causes
 (portal) or the command's reply (engine, through ``servicekit.commands.apply_command``, which also records
@@ -31,22 +31,15 @@ from intake.domain import (
 from intake.messages import (
     AanvraagAanvullen,
     AanvraagIndienen,
-    BesluitRegistrerenParams,
-    DoorzendenParams,
-    HerstelVragenParams,
     StopberichtMelden,
     VerlengingVragen,
-    VolledigheidParams,
 )
 from intake.messages import Doelgroep as DoelgroepIn
 from intake.messages import Modelgetrouwheid as ModelgetrouwheidIn
 from intake.messages import Ondertekening as OndertekeningIn
-from intake.repository import SERVICE, AanvraagRepository, DocumentContents, from_doc, to_doc
-from intake.stand import ontvangstbevestiging, stand
+from intake.repository import AanvraagRepository, DocumentContents, from_doc, millis
+from intake.stand import ontvangstbevestiging
 from servicekit.auth import Principal
-from servicekit.commands import Failure, apply_command
-from servicekit.consumer import PoisonMessage
-from servicekit.envelope import CloudEvent, deterministic_id
 from servicekit.kalender import amsterdam_dag
 from servicekit.logging import get_logger
 from servicekit.store import ConcurrencyError, Document, DuplicateKeyError
@@ -104,7 +97,6 @@ class IntakeHandlers:
     gemeenten: Gemeenteregister
     cipher: BsnCipher
     max_document_bytes: int
-    vereiste_bijlagen: tuple[str, ...] = ()
     #: Uploads per application (IPSFLOW_INTAKE_MAX_DOCUMENTS); more is 409: storage per case stays bounded.
     max_documenten: int = 20
     wake: Callable[[str], None] = lambda _id: None
@@ -414,71 +406,12 @@ class IntakeHandlers:
             return aanvraag
         raise ConcurrencyError(f"aanvragen/{aanvraag_id}: too many concurrent changes")
 
-    # --- engine commands ---
-
-    async def volledigheid_controleren(self, command: CloudEvent) -> None:
-        params = VolledigheidParams.model_validate(command.data)
-
-        def check(a: Aanvraag) -> dict[str, Any]:
-            stand(a).beslistermijn(params.beslisdatum, params.opgeschorte_dagen)  # the portal's decision date
-            return a.volledigheid_controleren(self.vereiste_bijlagen)
-
-        await self._apply(command, params.aanvraag_id, check)
-
-    async def herstel_vragen(self, command: CloudEvent) -> None:
-        params = HerstelVragenParams.model_validate(command.data)
-        await self._apply(command, params.aanvraag_id,
-                          lambda a: a.herstel_vragen(params.ontbrekend, params.hersteltermijn, millis(command.time)))
-
-    async def doorzenden(self, command: CloudEvent) -> None:
-        params = DoorzendenParams.model_validate(command.data)
-        gemeenten = self.gemeenten
-        registratie = deterministic_id("intake-brief", command.id)
-
-        def forward(a: Aanvraag) -> dict[str, Any] | Failure:
-            if not gemeenten.geldig_op(params.naar_gemeente_code, a.aanvraagdatum):
-                return Failure("IPS-INTAKE-GEMEENTE", "De gemeente bestond niet op de aanvraagdatum.")
-            return a.doorzenden(params.naar_gemeente_code, params.mededeling, registratie)
-
-        await self._apply(command, params.aanvraag_id, forward)
-
-    async def besluit_registreren(self, command: CloudEvent) -> None:
-        """Record the letter by reference (its beschikking id); its text and PDF are notifications' to keep
-        (README, "Letters"): intake stores no copy."""
-        params = BesluitRegistrerenParams.model_validate(command.data)
-        registratie = deterministic_id("intake-brief", command.id)
-        def register(a: Aanvraag) -> dict[str, Any]:
-            stand(a).brief(params.beschikking, params.startdatum, params.einddatum)  # 4:14, extension, trajectory
-            return a.besluit_registreren(params.status, registratie, params.beschikking)
-
-        await self._apply(command, params.aanvraag_id, register)
-
-    async def _apply(self, command: CloudEvent, aanvraag_id: str,
-                     action: Callable[[Aanvraag], dict[str, Any] | Failure]) -> None:
-        def apply(doc: Document) -> dict[str, Any] | Failure:
-            aanvraag = from_doc(doc)
-            outcome = action(aanvraag)
-            doc.update(to_doc(aanvraag))
-            return outcome
-
-        try:
-            await apply_command(self.aanvragen.store, aanvraag_id, command, SERVICE, apply)
-        except LookupError:
-            raise PoisonMessage(f"unknown aanvraag {aanvraag_id}") from None
-        log.info("opdracht.verwerkt", aanvraag_id=aanvraag_id, command=command.type)
-        self.wake(aanvraag_id)
-
 
 def _id_for(kind: str, aanvraag_id: str, idempotency_key: str | None) -> str:
     """A new id, fixed by the Idempotency-Key when there is one (so a retried request finds what it made)."""
     if idempotency_key:
         return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ipsflow:{kind}:{aanvraag_id}:{idempotency_key}"))
     return str(uuid.uuid4())
-
-
-def millis(moment: datetime) -> datetime:
-    """BSON keeps milliseconds: cut there, so what an event or a response says equals what is stored."""
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def doorgezonden_door(principal: Principal, aanvraag: Aanvraag) -> bool:

@@ -1,0 +1,81 @@
+"""The engine's commands to intake (bpmn/README.md): each a revision-checked change of the application through
+``servicekit.commands.apply_command``, which records the command id, so a redelivered command changes nothing
+and is answered with the same reply id. The portal's own actions are ``handlers``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from intake.domain import Aanvraag, Gemeenteregister
+from intake.messages import BesluitRegistrerenParams, DoorzendenParams, HerstelVragenParams, VolledigheidParams
+from intake.repository import SERVICE, AanvraagRepository, from_doc, millis, to_doc
+from intake.stand import stand
+from servicekit.commands import Failure, apply_command
+from servicekit.consumer import PoisonMessage
+from servicekit.envelope import CloudEvent, deterministic_id
+from servicekit.logging import get_logger
+from servicekit.store import Document
+
+log = get_logger(__name__)
+
+
+@dataclass
+class IntakeCommands:
+    aanvragen: AanvraagRepository
+    gemeenten: Gemeenteregister
+    vereiste_bijlagen: tuple[str, ...] = ()
+    wake: Callable[[str], None] = lambda _id: None
+
+    async def volledigheid_controleren(self, command: CloudEvent) -> None:
+        params = VolledigheidParams.model_validate(command.data)
+
+        def check(a: Aanvraag) -> dict[str, Any]:
+            stand(a).beslistermijn(params.beslisdatum, params.opgeschorte_dagen)  # the portal's decision date
+            return a.volledigheid_controleren(self.vereiste_bijlagen)
+
+        await self._apply(command, params.aanvraag_id, check)
+
+    async def herstel_vragen(self, command: CloudEvent) -> None:
+        params = HerstelVragenParams.model_validate(command.data)
+        await self._apply(command, params.aanvraag_id,
+                          lambda a: a.herstel_vragen(params.ontbrekend, params.hersteltermijn, millis(command.time)))
+
+    async def doorzenden(self, command: CloudEvent) -> None:
+        params = DoorzendenParams.model_validate(command.data)
+        gemeenten = self.gemeenten
+        registratie = deterministic_id("intake-brief", command.id)
+
+        def forward(a: Aanvraag) -> dict[str, Any] | Failure:
+            if not gemeenten.geldig_op(params.naar_gemeente_code, a.aanvraagdatum):
+                return Failure("IPS-INTAKE-GEMEENTE", "De gemeente bestond niet op de aanvraagdatum.")
+            return a.doorzenden(params.naar_gemeente_code, params.mededeling, registratie)
+
+        await self._apply(command, params.aanvraag_id, forward)
+
+    async def besluit_registreren(self, command: CloudEvent) -> None:
+        """Record the letter by reference (its beschikking id); its text and PDF are notifications' to keep
+        (README, "Letters"): intake stores no copy."""
+        params = BesluitRegistrerenParams.model_validate(command.data)
+        registratie = deterministic_id("intake-brief", command.id)
+        def register(a: Aanvraag) -> dict[str, Any]:
+            stand(a).brief(params.beschikking, params.startdatum, params.einddatum)  # 4:14, extension, trajectory
+            return a.besluit_registreren(params.status, registratie, params.beschikking)
+
+        await self._apply(command, params.aanvraag_id, register)
+
+    async def _apply(self, command: CloudEvent, aanvraag_id: str,
+                     action: Callable[[Aanvraag], dict[str, Any] | Failure]) -> None:
+        def apply(doc: Document) -> dict[str, Any] | Failure:
+            aanvraag = from_doc(doc)
+            outcome = action(aanvraag)
+            doc.update(to_doc(aanvraag))
+            return outcome
+
+        try:
+            await apply_command(self.aanvragen.store, aanvraag_id, command, SERVICE, apply)
+        except LookupError:
+            raise PoisonMessage(f"unknown aanvraag {aanvraag_id}") from None
+        log.info("opdracht.verwerkt", aanvraag_id=aanvraag_id, command=command.type)
+        self.wake(aanvraag_id)
