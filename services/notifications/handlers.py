@@ -41,7 +41,8 @@ from servicekit.envelope import CloudEvent
 from servicekit.kalender import amsterdam_dag
 from servicekit.logging import get_logger
 from servicekit.personal_data import holds_bsn_like_number
-from servicekit.store import Document, DuplicateKeyError
+from servicekit.store import ConcurrencyError, Document, DuplicateKeyError
+from servicekit.unit_of_work import DOCUMENT, UnitOfWork
 
 log = get_logger(__name__)
 SERVICE = "notifications"
@@ -154,29 +155,31 @@ class NotificationHandlers:
         """Beheer: try a failed, parked or waiting message now, with a fresh round of attempts. A message
         without an address is first addressed again from the (re-read) contact configuration.
         Raises LookupError (unknown) or Conflict (sent, being sent, blocked, still no address)."""
-        for _ in range(10):
-            doc = await self.repo.get(bid)
-            if doc is None:
-                raise LookupError(bid)
+
+        def again(doc: Document) -> None:
             status = doc.get("status")
             if status in (VERZONDEN, BEZIG):
                 raise Conflict(f"Het bericht heeft de status {status}.")
             if status == GEBLOKKEERD:
                 raise Conflict("Dit bericht wordt nooit verzonden: de tekst lijkt een BSN te bevatten.")
             now = datetime.now(UTC)
-            extra: Document = {}
             if status == GEEN_ADRES:
                 self.contacten = self.laad_contacten()
-                extra = self._inhoud(doc, self.contacten, now)
-                if extra["status"] != TE_VERSTUREN:
-                    raise Conflict("Er ontbreekt nog een contactadres: " + ", ".join(extra["ontbrekend"]))
-            if await self.repo.opnieuw(bid, now, doc["revision"], extra):
-                self.wake_sender()
-                log.info("bericht.opnieuw", bericht_id=bid)
-                found = await self.repo.get(bid, licht=True)
-                assert found is not None
-                return found
-        raise Conflict("Het bericht verandert te vaak; probeer het opnieuw.")
+                inhoud = self._inhoud(doc, self.contacten, now)
+                if inhoud["status"] != TE_VERSTUREN:
+                    raise Conflict("Er ontbreekt nog een contactadres: " + ", ".join(inhoud["ontbrekend"]))
+                doc.update(inhoud)
+            doc.update(status=TE_VERSTUREN, volgende_poging=now, teller=0)
+
+        try:
+            await UnitOfWork(self.repo.berichten, DOCUMENT, retries=10).run(bid, again)
+        except ConcurrencyError:
+            raise Conflict("Het bericht verandert te vaak; probeer het opnieuw.") from None
+        self.wake_sender()
+        log.info("bericht.opnieuw", bericht_id=bid)
+        found = await self.repo.get(bid, licht=True)
+        assert found is not None
+        return found
 
 
 def _ontvangers(o: Ontvangers, kvk: str | None, gemeenten: list[str]) -> list[dict[str, str]]:

@@ -78,15 +78,6 @@ class BerichtenRepository:
              "$inc": {"revision": 1, "teller": 1}})
         return result.modified_count == 1
 
-    async def opnieuw(self, bericht_id: str, now: datetime, expected_revision: int,
-                      extra: Document | None = None) -> bool:
-        """Make a failed (or parked, or waiting) message due now, with a fresh round of attempts."""
-        result = await self.collection.update_one(
-            {"_id": bericht_id, "revision": expected_revision},
-            {"$set": {"status": TE_VERSTUREN, "volgende_poging": now, "teller": 0, **(extra or {})},
-             "$inc": {"revision": 1}})
-        return result.modified_count == 1
-
     async def log(self, status: str | None, aanvraag_id: str | None,
                   eigen: Document | None = None) -> list[Document]:
         """The delivery log, newest first; ``eigen`` narrows it to one organisation's messages."""
