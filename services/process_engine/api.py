@@ -356,7 +356,8 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with pe.runtime.lifespan(app):
             await pe.engine.instances.ensure_indexes()
-            await pe.engine.instances.views.repair()  # read models a crash left behind (issue 14)
+            # read models a crash left behind (issue 14): a scan, so beside the start, not before it
+            repair = asyncio.create_task(pe.engine.instances.views.repair_in_background())
             await pe.engine.load_index()
             files = definition_files(pe.settings.bpmn_dir)
             if files:
@@ -372,9 +373,10 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
             try:
                 yield
             finally:
-                poller.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await poller
+                for task in (poller, repair):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     app = create_app("ipsflow process engine",
                      "Procesdefinities (BPMN/DMN), zaken, werkvoorraad (taken) en incidenten.", lifespan=lifespan,

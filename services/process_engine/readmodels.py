@@ -28,7 +28,10 @@ from typing import Any, Final
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from servicekit.logging import get_logger
 from servicekit.store import Document
+
+log = get_logger(__name__)
 
 #: The organisation type a lane's work belongs to: a role alone is not enough (a ggz token with the role
 #: "behandelaar" must never decide its own application).
@@ -43,6 +46,11 @@ UWV: Final = "UWV"
 #: The document in ``timers`` that holds the poller's cursor (the first day that may still hold due timers).
 TIMER_CURSOR: Final = "cursor"
 _VIEW_FIELDS: Final = ("views_behind", "view_tasks", "timer_days", "view_hash", "timer_at")
+#: What the repair reads of an instance (not its state, journal or history).
+_REPAIR_FIELDS: Final = {k: 1 for k in ("revision", "status", "user_tasks", "variables", "next_timer_at",
+                                        *_VIEW_FIELDS)}
+#: The note in ``readmodel_state`` that the read models were built for the cases stored before them.
+BUILT: Final = "built"
 #: How many cases a process remembers the last synced revision of.
 _SYNCED_MEMORY: Final = 10_000
 
@@ -147,6 +155,7 @@ class ReadModels:
         self.worklists = db["worklists"]
         self.timers = db["timers"]
         self.instances = db["instances"]
+        self.state = db["readmodel_state"]
         # Two writes of one case in this process may finish their syncs out of order: the older one must not
         # overwrite the newer one's entries (another process's sync is ordered by the next write or the repair).
         self._locks: dict[str, asyncio.Lock] = {}
@@ -168,7 +177,7 @@ class ReadModels:
         case_id = doc["_id"]
         lock = self._locks.setdefault(case_id, asyncio.Lock())
         async with lock:
-            if self._synced.get(case_id, 0) >= doc["revision"]:
+            if self._synced.get(case_id, 0) > doc["revision"]:
                 return  # a newer write of the case was synced already: this one would undo it
             await self._apply(doc)
             self._synced[case_id] = doc["revision"]
@@ -226,12 +235,16 @@ class ReadModels:
                       "timer_at": due}})
 
     async def repair(self) -> int:
-        """At start: sync every case whose read models a crash left behind; and, once, build them for cases
-        stored before they existed (``view_hash`` missing). Both filters scan the instances on FerretDB; this
-        runs once per start, never on a hot path."""
+        """Sync every case whose read models a crash left behind (``views_behind``) and, the first time, build
+        them for the running cases stored before they existed (``view_hash`` missing; then ``built`` is noted
+        so later starts skip that). The filters scan the instances on FerretDB: the engine runs this once per
+        start, in the background (:meth:`repair_in_background`), never on a hot path."""
         done = 0
-        for query in ({"views_behind": True}, {"view_hash": {"$exists": False}, "status": "running"}):
-            async for doc in self.instances.find(query):
+        queries: list[dict[str, Any]] = [{"views_behind": True}]
+        if await self.state.find_one({"_id": BUILT}) is None:
+            queries.append({"view_hash": {"$exists": False}, "status": "running"})
+        for query in queries:
+            async for doc in self.instances.find(query, _REPAIR_FIELDS):
                 plan(doc)
                 if not doc.get("views_behind"):
                     continue
@@ -241,7 +254,19 @@ class ReadModels:
                 if marked.matched_count == 1:  # else written meanwhile: that write syncs itself
                     await self.sync(doc)
                     done += 1
+        await self.state.replace_one({"_id": BUILT}, {"at": datetime.now(UTC)}, upsert=True)
         return done
+
+    async def repair_in_background(self) -> None:
+        try:
+            repaired = await self.repair()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the next start tries again; the cases' own next writes sync them meanwhile
+            log.error("readmodels.repair_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        if repaired:
+            log.warning("readmodels.repaired", cases=repaired)
 
     # ------------------------------------------------------------------ reads
     async def task(self, task_id: str) -> Document | None:

@@ -127,9 +127,15 @@ class IpsSystem:
             await asyncio.sleep(0.2)
 
     async def tasks(self, token: dict[str, str]) -> list[dict[str, Any]]:
-        response = await self.client.get(f"{self.engine}/api/v1/taken", headers=token)
-        assert response.status_code == 200, response.text
-        return list(response.json())
+        """The whole work list, page after page (the engine pages it: Link rel="next")."""
+        found: list[dict[str, Any]] = []
+        url: str | None = f"{self.engine}/api/v1/taken"
+        while url is not None:
+            response = await self.client.get(url, headers=token)
+            assert response.status_code == 200, response.text
+            found.extend(response.json())
+            url = response.links.get("next", {}).get("url")
+        return found
 
     async def wait_task(self, case_id: str, token: dict[str, str], timeout: float = 60) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
