@@ -7,203 +7,45 @@ import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
 
 from process_engine import dmn_testbank, readmodels
 from process_engine import runtime as rt
 from process_engine.bootstrap import EngineSettings, ProcessEngine, bootstrap, definition_files
 from process_engine.engine import Conflict, Engine, NotFound
 from process_engine.migratie import migratie_routes
-from process_engine.readmodels import BESLUITVORMER, LANE_ORGANISATIONS, ORGANISATION_VARIABLES
+from process_engine.readmodels import LANE_ORGANISATIONS
+from process_engine.schemas import (
+    CasePage,
+    CaseView,
+    ClockSetting,
+    DefinitionDetail,
+    DefinitionStatistics,
+    DefinitionView,
+    Deployment,
+    IncidentRetry,
+    Migration,
+    OpenIncident,
+    TaskCompletion,
+    TaskDetail,
+    TaskView,
+)
 from process_engine.studio import studio_routes
-from process_engine.zaakvariabelen import bewerkbare_variabelen, zichtbare_variabelen
+from process_engine.toegang import belongs_to_caller, case_view, may_see, task_view, variable_problems
+from process_engine.zaakvariabelen import zichtbare_variabelen
 from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
 from servicekit.clock_api import CLOCK_PATH, KlokView, add_clock_route, klok_view
 from servicekit.http import API_PREFIX, add_health, create_app, problem
-from servicekit.logging import PERSONAL_DATA_KEYS, get_logger
+from servicekit.logging import get_logger
 
 log = get_logger(__name__)
-
-
-class ApiModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-
-class Deployment(ApiModel):
-    bestanden: dict[str, str] = Field(description="Bestandsnaam (.bpmn/.dmn) → XML.", min_length=1)
-    testgevallen: dict[str, list[dmn_testbank.Testgeval]] | None = Field(default=None, description=(
-        "DMN-bestandsnaam → testgevallen (de testbank); zonder: die van de nieuwste versie van dat bestand. "
-        "Eén falend testgeval en er wordt niets uitgerold."))
-    toelichting: str | None = Field(default=None, max_length=1000,
-                                    description="Waarom deze versie (de studio vraagt erom); bij de versie bewaard.")
-
-
-class Migration(ApiModel):
-    definitie_hash: str = Field(min_length=64, max_length=64)
-
-
-class TaskCompletion(ApiModel):
-    gegevens: dict[str, Any]
-
-
-class IncidentRetry(ApiModel):
-    variabelen: dict[str, Any] = Field(default_factory=dict, description=(
-        "Zaakvariabelen die vóór het opnieuw proberen worden gezet; alleen de variabelen die functioneel beheer "
-        "mag wijzigen (zaakvariabelen.BEWERKBAAR), zonder persoonsgegevens."))
-
-
-class ClockSetting(ApiModel):
-    nu: datetime = Field(description="De tijd die de engine vanaf nu aanhoudt (met tijdzone).")
-
-    @field_validator("nu")
-    @classmethod
-    def _binnen_oefenbereik(cls, nu: datetime) -> datetime:
-        # A rehearsal needs dates the regulations know (from 2019), and no far future that overflows timers.
-        # Measured against real time: the adjustable clock itself may already have been moved.
-        if nu.tzinfo is not None and not KLOK_VANAF <= nu <= klok_tot(datetime.now(UTC)):
-            raise ValueError(f"ligt niet tussen 2019-01-01 en {KLOK_JAREN_VOORUIT} jaar na vandaag")
-        return nu
-
-
-#: The adjustable clock's range: from the first regulation (2019) to ten years ahead of real time.
-KLOK_VANAF = datetime(2019, 1, 1, tzinfo=UTC)
-KLOK_JAREN_VOORUIT = 10
-
-
-def klok_tot(nu: datetime) -> datetime:
-    """The latest time the clock may be set to: ten years after ``nu`` (29 February → 28 February)."""
-    jaar = nu.year + KLOK_JAREN_VOORUIT
-    return nu.replace(year=jaar, day=28) if (nu.month, nu.day) == (2, 29) else nu.replace(year=jaar)
-
-
-class View(BaseModel):
-    """An answer: camelCase like the requests; FastAPI validates and documents it."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-
-
-class TaskView(View):
-    id: str
-    zaak_id: str
-    element_id: str
-    naam: str | None = None
-    lane: str | None = None
-    geclaimd_door: str | None = Field(default=None, description="Wie de taak geclaimd heeft (sub).")
-    sinds: datetime | None = None
-    ontvangen_op: datetime | None = Field(default=None, description="Ontvangstdatum van de aanvraag (Awb 4:13).")
-    beslisdatum: date | None = Field(default=None, description=(
-        "Uiterste beslisdatum van de aanvraag: ontvangst plus beslistermijn, verschoven door een opschorting "
-        "(Awb 4:15) of verdaging (Awb 4:14) en de Algemene termijnenwet."))
-    te_laat: bool | None = Field(default=None, description="De beslistermijn is verstreken (Awb 4:13).")
-
-
-class TaskDetail(TaskView):
-    formulier: dict[str, Any] | None = Field(default=None, description="JSON Schema van het formulier.")
-
-
-class Incident(View):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
-    command_id: str
-    command_type: str | None = None
-    element_id: str | None = None
-    attempt: int | None = None
-    error_code: str | None = None
-    message: str | None = None
-    at: datetime | None = None
-    resolved: bool = False
-
-
-class HistoryEntry(View):
-    element_id: str
-    name: str | None = None
-    ended_at: datetime | None = None
-
-
-class JournalEntry(View):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
-    at: datetime
-    what: str
-
-
-class CaseView(View):
-    id: str
-    status: str
-    process_id: str
-    definitie_hash: str
-    actieve_elementen: list[str]
-    wacht_op_berichten: list[str]
-    volgende_timer: datetime | None = None
-    taken: list[TaskView]
-    incidenten: list[Incident]
-    variabelen: dict[str, Any] = Field(description="Alleen wat uw organisatietype mag zien.")
-    geschiedenis: list[HistoryEntry]
-    journaal: list[JournalEntry]
-    bewaarde_berichten: list[str]
-
-
-class CaseSummary(View):
-    id: str
-    status: str
-    process_id: str
-    definitie_hash: str
-    actieve_elementen: list[str]
-    open_incidenten: int = Field(description="Aantal onopgeloste incidenten.")
-    gestart_op: datetime | None = None
-    variabelen: dict[str, Any] = Field(description="Wat functioneel beheer mag zien (zaakvariabelen.py).")
-
-
-class OpenIncident(View):
-    zaak_id: str
-    process_id: str
-    definitie_hash: str
-    command_id: str
-    command_type: str | None = None
-    element_id: str | None = None
-    attempt: int | None = None
-    error_code: str | None = None
-    message: str | None = None
-    at: datetime | None = None
-
-
-class ElementCount(View):
-    actief: int = Field(description="Zaken die nu op dit element staan.")
-    incident: int = Field(description="Zaken met een open incident op dit element.")
-    afgerond: int = Field(description="Zaken die dit element hebben afgerond.")
-
-
-class DefinitionStatistics(View):
-    hash: str
-    zaken: int
-    elementen: dict[str, ElementCount]
-
-
-class CasePage(View):
-    totaal: int = Field(description="Aantal zaken dat aan de filters voldoet (alle pagina's).")
-    zaken: list[CaseSummary]
-
-
-class DefinitionView(View):
-    hash: str
-    process_id: str
-    versie: int | None = None
-    uitgerold: datetime
-    uitgerolddoor: str
-    toelichting: str | None = None
-    startberichten: list[str]
-    berichten: list[str]
-
-
-class DefinitionDetail(DefinitionView):
-    bestanden: dict[str, str] = Field(description="Bestandsnaam → XML.")
 
 
 def get_engine(request: Request) -> Engine:
@@ -219,93 +61,8 @@ _ZAAK_WIJZIGEN = verwerking("update", "zaak", "case_id")
 _TAKEN = verwerking("list", "zaak")
 _TAAK_LEZEN = verwerking("read", "zaak", onderdeel_param="task_id")
 _TAAK_WIJZIGEN = verwerking("update", "zaak", onderdeel_param="task_id")
-# Who a case and its tasks belong to (readmodels: the work lists are built by the same rules): the organisation
-# variables, the organisation type of a lane, and the case variable the diagram sets to "uwv" when UWV decides
-# the case (ips-cmd-2019, from grants' toetsing): only then may a UWV official see it.
-_variable = readmodels.variable
 #: A work list page: at most this many tasks (``pageSize``), the next page behind ``Link: <…>; rel="next"``.
 TASK_PAGE_DEFAULT, TASK_PAGE_MAX = 100, 500
-
-
-def may_see(principal: Principal, task: dict[str, Any], variables: dict[str, Any]) -> bool:
-    """A user task is for callers with the role named by its lane, of the lane's organisation type, of the
-    organisation the case belongs to."""
-    if principal.org_type == "beheer":
-        return True
-    lane = (task.get("lane") or "").lower()
-    if lane and not principal.has_role(lane):
-        return False
-    if lane in LANE_ORGANISATIONS and principal.org_type != LANE_ORGANISATIONS[lane]:
-        return False
-    return belongs_to_caller(principal, variables)
-
-
-def belongs_to_caller(principal: Principal, variables: dict[str, Any]) -> bool:
-    """Whether the caller may see this case at all. Deny by default: beheer sees every case; a gemeente or a
-    ggz only a case that names it (``gemeenteCode`` / ``ggzKvkNummer``); UWV only a case it decides itself
-    (``besluitvormer`` "uwv": ips-cmd-2019); anyone else none, since a case's variables say more than UWV needs
-    otherwise (its budget and payment views are in grants and payments)."""
-    if principal.org_type == "beheer":
-        return True
-    if principal.org_type == "uwv":  # set by the diagram's own script, never taken from a message
-        return variables.get(BESLUITVORMER) == "uwv"
-    scope = ORGANISATION_VARIABLES.get(principal.org_type)
-    owner = _variable(variables, scope) if scope else None
-    return owner is not None and str(owner) == principal.org
-
-
-#: At most this much JSON per variable edit: a correction of a few facts, not a new case.
-MAX_VARIABELEN_BYTES = 20_000
-
-
-def variable_problems(process_id: str, variables: dict[str, Any]) -> list[dict[str, str]]:
-    """Why these variables may not be set before a retry (empty: they may): only the allow-listed names
-    (``bewerkbare_variabelen``), no key that names personal data at any depth, no text with a BSN-like number,
-    and small. The values are never quoted back."""
-    allowed = bewerkbare_variabelen(process_id)
-    out = [{"name": name, "code": "not_allowed", "reason": "deze variabele mag functioneel beheer niet wijzigen"}
-           for name in variables if name not in allowed]
-
-    def walk(value: Any, path: str) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                if str(key).lower() in PERSONAL_DATA_KEYS:
-                    out.append({"name": f"{path}.{key}", "code": "personal_data", "reason": "persoonsgegevens"})
-                else:
-                    walk(inner, f"{path}.{key}")
-        elif isinstance(value, list):
-            for i, inner in enumerate(value):
-                walk(inner, f"{path}[{i}]")
-
-    for name, value in variables.items():
-        walk(value, name)
-    out += [{"name": p.field, "code": p.code, "reason": p.message} for p in rt.free_text_problems(variables)]
-    if len(json.dumps(variables, default=str)) > MAX_VARIABELEN_BYTES:
-        out.append({"name": "variabelen", "code": "too_large", "reason": f"meer dan {MAX_VARIABELEN_BYTES} tekens"})
-    return out
-
-
-def _case_view(doc: dict[str, Any], principal: Principal) -> dict[str, Any]:
-    """A case as its caller may see it: the variables are an explicit allow-list per organisation type
-    (``process_engine.zaakvariabelen``), never "everything but the known personal keys"."""
-    return {
-        "id": doc["_id"], "status": doc["status"], "processId": doc["process_id"],
-        "definitieHash": doc["definition_hash"], "actieveElementen": doc.get("active_elements", []),
-        "wachtOpBerichten": doc.get("waiting_messages", []), "volgendeTimer": doc.get("next_timer_at"),
-        "taken": [_task_view(doc, t) for t in doc.get("user_tasks", [])],
-        "incidenten": doc.get("incidents", []),
-        "variabelen": zichtbare_variabelen(doc["process_id"], principal.org_type, doc.get("variables", {})),
-        "geschiedenis": doc.get("history", []), "journaal": doc.get("journal", []),
-        "bewaardeBerichten": [k["name"] for k in doc.get("kept", [])],
-    }
-
-
-def _task_view(doc: dict[str, Any], t: dict[str, Any], with_form: bool = False) -> dict[str, Any]:
-    # what a work list sorts on: the receipt and the decision deadline (dates, no personal data)
-    view = readmodels.task_entry(doc, t)
-    if with_form:
-        view["formulier"] = t.get("formSchema")
-    return view
 
 
 def _task_order(task: dict[str, Any]) -> tuple[str, str]:
@@ -509,7 +266,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
             return problem(404, "Niet gevonden", "Geen zaak met dit kenmerk.")
         if not belongs_to_caller(principal, doc.get("variables", {})):
             raise forbid("Deze zaak hoort bij een andere organisatie.")
-        return _case_view(await engine.with_log(doc), principal)
+        return case_view(await engine.with_log(doc), principal)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/incidenten/{{command_id}}/opnieuw", tags=["zaken"],
               dependencies=[_ZAAK_WIJZIGEN], response_model=CaseView, responses=_CONFLICT)
@@ -528,7 +285,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                 return problem(400, "Ongeldige variabelen", "Er is niets gewijzigd en niets opnieuw geprobeerd.",
                                type_="https://ipsflow.nl/problems/ongeldige-invoer", invalid_params=refused)
         done = await engine.retry_incident(case_id, command_id, principal.subject, variables or None)
-        return _case_view(await engine.with_log(done), principal)
+        return case_view(await engine.with_log(done), principal)
 
     @app.get(f"{API_PREFIX}/incidenten", tags=["zaken"], dependencies=[_TAKEN], response_model=list[OpenIncident],
              responses={403: {"description": "Alleen functioneel beheer (de console)"}})
@@ -554,14 +311,14 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
               response_model=CaseView, responses=_CONFLICT)
     async def cancel(case_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "een zaak annuleren")
-        return _case_view(await engine.with_log(await engine.cancel(case_id, principal.subject)), principal)
+        return case_view(await engine.with_log(await engine.cancel(case_id, principal.subject)), principal)
 
     @app.post(f"{API_PREFIX}/zaken/{{case_id}}/migreren", tags=["zaken"], dependencies=[_ZAAK_WIJZIGEN],
               response_model=CaseView, responses=_CONFLICT)
     async def migrate(case_id: str, body: Migration, engine: EngineDep,  # type: ignore[no-untyped-def]
                       principal: PrincipalDep):
         require_admin_role(principal, PROCESBEHEERDER, "een zaak naar een andere procesversie migreren")
-        return _case_view(await engine.with_log(await engine.migrate(case_id, body.definitie_hash, principal.subject)),
+        return case_view(await engine.with_log(await engine.migrate(case_id, body.definitie_hash, principal.subject)),
                           principal)
 
     @app.get(f"{API_PREFIX}/taken", tags=["taken"], dependencies=[_TAKEN], response_model=list[TaskView])
@@ -579,7 +336,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
         views = engine.instances.views
         if zaak is not None:
             doc = await engine.instances.store.get(zaak)
-            found = [_task_view(doc, t) for t in doc.get("user_tasks", [])
+            found = [task_view(doc, t) for t in doc.get("user_tasks", [])
                      if may_see(principal, t, doc.get("variables", {}))] if doc and doc["status"] == "running" else []
         elif principal.org_type == "beheer":
             found = await views.open_tasks(None, 10_000)
@@ -621,7 +378,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
              response_model=TaskDetail)
     async def task(task_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         found = await _find_task(engine, task_id, principal, act=False)
-        return _task_view(*found, with_form=True)
+        return task_view(*found, with_form=True)
 
     @app.post(f"{API_PREFIX}/taken/{{task_id}}/afronden", tags=["taken"], dependencies=[_TAAK_WIJZIGEN],
               response_model=CaseView, responses=_CONFLICT)
@@ -634,7 +391,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
         signer = {"subject": principal.subject, "naam": principal.name or principal.subject,
                   "mandaten": sorted(principal.mandates)}
         done = await engine.complete_user_task(doc["_id"], task_id, body.gegevens, principal.subject, signer)
-        return _case_view(await engine.with_log(done), principal)
+        return case_view(await engine.with_log(done), principal)
 
     for action, claim in (("claimen", True), ("vrijgeven", False)):
         def make(claim: bool = claim):  # type: ignore[no-untyped-def]
@@ -643,7 +400,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                 found = await _find_task(engine, task_id, principal)
                 doc = await engine.claim(found[0]["_id"], task_id, principal.subject if claim else None,
                                          releaser=principal.subject)
-                return next(_task_view(doc, t) for t in doc["user_tasks"] if t["taskId"] == task_id)
+                return next(task_view(doc, t) for t in doc["user_tasks"] if t["taskId"] == task_id)
             return endpoint
         app.post(f"{API_PREFIX}/taken/{{task_id}}/{action}", tags=["taken"], dependencies=[_TAAK_WIJZIGEN],
                  response_model=TaskView, responses=_CONFLICT)(make())
