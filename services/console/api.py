@@ -22,7 +22,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from console import incidenten, wachtrijen
+from console import incidenten, wachtrijen, zaakdetail
 from console.backends import BackendError, dead_letters_of
 from console.bootstrap import Console, Session, bootstrap
 from console.explorer import OPERATOREN, Filters, csv_regels, zoek
@@ -319,12 +319,16 @@ def _pages(app: FastAPI, console: Console) -> None:
         except Exception as exc:  # the broker is down: the page still shows the case
             log.warning("console.dead_letters_unavailable", error=type(exc).__name__)
             dode_brieven, dlq_fout = [], "De geparkeerde berichten konden niet worden gelezen (RabbitMQ)."
+        (brieven, beschikkingen, documenten_fout), opdrachten = (await zaakdetail.documenten(
+            console, session.token, zaak)), zaakdetail.opdrachten(zaak, dode_brieven, console.settings.namespace)
         markeringen = {"actief": zaak["actieveElementen"],
                        "incident": sorted({i["elementId"] for i in incidenten if i.get("elementId")}),
                        "klaar": sorted({h["elementId"] for h in zaak["geschiedenis"]})}
         return render(request, "zaak.html", sessie=session, zaak=zaak, versie=versies.get(zaak["definitieHash"]),
                       incidenten=incidenten, markeringen=markeringen, dode_brieven=dode_brieven, dlq_fout=dlq_fout,
-                      mag_ingrijpen=session.mag(FUNCTIONEEL_BEHEERDER))
+                      opdrachten=opdrachten, brieven=brieven, beschikkingen=beschikkingen,
+                      documenten_fout=documenten_fout, mag_ingrijpen=session.mag(FUNCTIONEEL_BEHEERDER),
+                      parkeerplaats_link=lambda d: zaakdetail.parkeerplaats_link(d, console.settings.namespace))
 
     @app.get("/definities/{content_hash}/diagram.bpmn", include_in_schema=False)
     async def diagram(content_hash: str, session: SessionDep, proces: str = "") -> Response:

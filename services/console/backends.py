@@ -76,6 +76,19 @@ class Backends:
         path = f"/procesdefinities/{urllib.parse.quote(content_hash, safe='')}"
         return await self._engine_json(path, token)  # type: ignore[no-any-return]
 
+    async def dienst(self, naam: str, base: str, path: str, token: str, **params: Any) -> Any:
+        """GET from another service's API with the user's token; None when it has nothing (404)."""
+        try:
+            response = await self.http.get(f"{base}{API_PREFIX}{path}", params=params,
+                                           headers={"Authorization": f"Bearer {token}"})
+        except httpx.HTTPError as exc:
+            raise BackendError(naam, None) from exc
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise BackendError(naam, response.status_code)
+        return response.json()
+
     async def incidenten(self, token: str) -> list[dict[str, Any]]:
         """Every open incident of every running case, one row per incident."""
         return await self._engine_json("/incidenten", token)  # type: ignore[no-any-return]
@@ -134,6 +147,7 @@ async def dead_letters_of(amqp_url: str, queues: list[str], case_id: str) -> lis
                         continue
                     headers = message.headers or {}
                     found.append({"wachtrij": name, "type": envelope.get("type"), "id": message.message_id,
+                                  "causatie": envelope.get("causationid"),
                                   "pogingen": headers.get(ATTEMPT_HEADER, 0),
                                   "reden": str(headers.get(ERROR_HEADER, ""))[:300]})
             finally:

@@ -17,6 +17,9 @@ class ConsoleSettings(ServiceSettings):
     # The services the console reads through (their own HTTP APIs; it never opens their databases).
     console_engine_url: str = "http://127.0.0.1:8005"
     console_intake_url: str = "http://127.0.0.1:8001"
+    # A case page shows the case's beschikkingen (grants) and letters (notifications) from their own APIs.
+    console_grants_url: str = "http://127.0.0.1:8002"
+    console_notifications_url: str = "http://127.0.0.1:8004"
     # RabbitMQ's management API (queue depths, dead letters); the credentials stay on the server.
     rabbitmq_management_url: str = "http://127.0.0.1:15672"
     rabbitmq_management_user: str = "guest"

@@ -112,6 +112,14 @@ async def test_a_group_is_retried_whole_after_the_fix_and_each_case_reported(ser
         assert "Task_registreer" not in case["actieveElementen"]
         assert not [i for i in case["incidenten"] if not i["resolved"]]
     assert [i["zaakId"] for i in _incidents(engine.url)] == ["zaak-anders"]  # the other group: untouched
+    # the case page: every command the case sent with its reply (the failed one, its retry, what came after)
+    commands = admin.get(f"/zaken/{cases[0]}").text.split('id="h-opdrachten"')[1].split("</table>")[0]
+    rows = commands.split("<tbody>")[1].split("</tr>")[:-1]
+    registreer = [r for r in rows if "ips.test.registreer.v1" in r]
+    assert len(registreer) == 2, commands
+    assert "mislukt: ONVERWACHT register niet bereikbaar (incident)" in registreer[0] and "voltooid" in registreer[1]
+    sent = {c.id for c in fake.commands if c.subject == cases[0]}
+    assert sent and all(command_id in commands for command_id in sent)
     assert admin.get(f"/incidenten/{sig}").status_code == 404
 
     audit = admin.get("/audit").text

@@ -50,7 +50,10 @@ async def test_a_parked_message_is_shown_without_personal_data_and_replayed_exac
                                                                                         tmp_path, namespace):
     engine = service("process_engine").start(IPSFLOW_BPMN_DIR=bpmn_dir_with_test_process(tmp_path),
                                              IPSFLOW_CATALOGUE_FILE="")
-    console = service("console").start(IPSFLOW_CONSOLE_ENGINE_URL=engine.url)
+    notifications = service("notifications").start()
+    console = service("console").start(IPSFLOW_CONSOLE_ENGINE_URL=engine.url,
+                                       IPSFLOW_CONSOLE_NOTIFICATIONS_URL=notifications.url,
+                                       IPSFLOW_CONSOLE_GRANTS_URL="http://127.0.0.1:9")  # nothing listens there
     fake = FakeServices(broker)
     await fake.start()
     # The confirmation arrives before its case exists: the engine retries it and then parks it.
@@ -127,6 +130,11 @@ async def test_a_parked_message_is_shown_without_personal_data_and_replayed_exac
     assert purged.status_code == 200 and "1 geparkeerde berichten" in purged.text
     assert await parked(broker, "process_engine") == 0
     assert admin.get("/wachtrijen/bestaat-niet/geparkeerd").status_code == 404
+    # the case page: its letters from notifications' own API (none yet) and its commands with their replies;
+    # grants is asked only for the beschikkingen a letter or the case names (none here)
+    page = admin.get(f"/zaken/{CASE}").text
+    assert "Geen brieven." in page and "notifications antwoordde" not in page
+    assert "Geen beschikkingen." in page and "ips.test.registreer.v1" in page and "voltooid" in page
     audit = admin.get("/audit").text
     assert ">terugzetten<" in audit and ">parkeerplaats legen<" in audit and BSN not in audit
     assert re.search(rf"bericht: <code>{confirmation.id}</code>", audit)
