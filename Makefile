@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := python3 -m uv
 
-.PHONY: run test deps stack-up stack-down stack-status stack-reset stack-sweep lint typecheck bench bench-table unit fuzz clean
+.PHONY: go-test run test deps stack-up stack-down stack-status stack-reset stack-sweep lint typecheck bench bench-table unit fuzz clean
 
 deps:  ## Python dependencies from uv.lock into .venv (exact versions); BPMN tools (npm ci in tools/bpmn, chromium); the letter font
 	@$(UV) --version >/dev/null 2>&1 || { echo "[deps] installing uv $(UV_VERSION) from PyPI"; \
@@ -37,14 +37,24 @@ stack-sweep: deps  ## removes namespaces of test and benchmark runs that were le
 run: deps stack-up  ## the whole system with demo data
 	@$(VENV)/bin/ipsflow run --demo
 
-test: deps stack-up  ## every test: unit, bpmn, integration, e2e, on the real broker and database
+test: deps stack-up go-test  ## every test: unit, bpmn, integration, e2e, on the real broker and database; the FerretDB front's Go tests
 	@$(VENV)/bin/pytest -q
+
+# The FerretDB front (deploy/ferretdb): unit tests, tests against an embedded FerretDB, and a bounded fuzz run of
+# the wire-message parser (make fuzz explores longer: GO_FUZZTIME).
+GO_FUZZTIME ?= 15s
+go-test:
+	@cd deploy/ferretdb && go test -count=1 ./... && \
+	  go test -run '^$$' -fuzz '^FuzzParseOpMsg$$' -fuzztime $(GO_FUZZTIME) . && \
+	  go test -run '^$$' -fuzz '^FuzzReadMessage$$' -fuzztime $(GO_FUZZTIME) .
+	@echo "[go-test] deploy/ferretdb: tests and $(GO_FUZZTIME) of fuzzing per target passed"
 
 unit: deps
 	@$(VENV)/bin/pytest -q -m "unit"
 
 # make test runs the same fuzz tests with 50 examples per operation; each operation may take longer here.
-fuzz: deps stack-up  ## schemathesis on every service's OpenAPI, 500 examples per operation (IPSFLOW_FUZZ_EXAMPLES)
+fuzz: deps stack-up  ## schemathesis on every service's OpenAPI, 500 examples per operation (IPSFLOW_FUZZ_EXAMPLES); the front's parser 5 min per target
+	@$(MAKE) --no-print-directory go-test GO_FUZZTIME=$${GO_FUZZTIME:-5m}
 	@IPSFLOW_FUZZ_EXAMPLES=$${IPSFLOW_FUZZ_EXAMPLES:-500} IPSFLOW_FUZZ_SEED=$${IPSFLOW_FUZZ_SEED:-random} \
 	  $(VENV)/bin/pytest -q -m fuzz --timeout=3600 tests/fuzz
 
