@@ -151,10 +151,10 @@ func TestOnlyPlainRevisionFiltersAreCheckedByTheProxy(t *testing.T) {
 		{Key: "u", Value: bson.D{}}})
 	for name, raws := range map[string][]bson.Raw{
 		"double revision (MongoDB's matching decides)": {revisionUpdate(t, "a", 2.0)},
-		"string revision":         {revisionUpdate(t, "a", "2")},
-		"multi":                   {multi},
-		"upsert":                  {upsert},
-		"another field":           {extra},
+		"string revision":          {revisionUpdate(t, "a", "2")},
+		"multi":                    {multi},
+		"upsert":                   {upsert},
+		"another field":            {extra},
 		"one document named twice": {revisionUpdate(t, "a", int32(1)), revisionUpdate(t, "a", int32(2))},
 	} {
 		if checked(raws...) {
