@@ -22,7 +22,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from console import incidenten, wachtrijen, zaakdetail
+from console import definities, incidenten, wachtrijen, zaakdetail
 from console.backends import BackendError, dead_letters_of
 from console.bootstrap import Console, Session, bootstrap
 from console.explorer import OPERATOREN, Filters, csv_regels, zoek
@@ -128,6 +128,7 @@ def create(settings: ConsoleSettings | None = None) -> FastAPI:
     _pages(app, console)
     incidenten.routes(app, console)
     wachtrijen.routes(app, console)
+    definities.routes(app, console)
     return app
 
 

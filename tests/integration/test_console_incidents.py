@@ -18,8 +18,9 @@ from servicekit.envelope import new_event
 from tests.conftest import eventually
 from tests.support.console import bpmn_dir_with_test_process, csrf_of, sign_in
 from tests.support.fake_services import FakeServices, succeed
-from tests.support.tokens import ADMIN
+from tests.support.tokens import ADMIN, bearer
 
+GEMEENTE = bearer("behandelaar-1", "gemeente", "0957", "behandelaar")
 GROUP_LINK = re.compile(r'href="/incidenten/([0-9a-f]{16})">([^<]*)</a>')
 
 
@@ -68,6 +69,12 @@ async def test_a_group_is_retried_whole_after_the_fix_and_each_case_reported(ser
     await eventually(four_incidents, timeout=60, what="four incidents")
     # the engine's list of incidents is functioneel beheer's only
     assert httpx.get(f"{engine.url}/api/v1/incidenten", timeout=10).status_code == 401
+    definition = _incidents(engine.url)[0]["definitieHash"]
+    stats_url = f"{engine.url}/api/v1/procesdefinities/{definition}/statistiek"
+    assert httpx.get(stats_url, headers=GEMEENTE, timeout=10).status_code == 403
+    stats = httpx.get(stats_url, headers=ADMIN, timeout=10).json()
+    assert stats["zaken"] == 4 and stats["elementen"]["Task_registreer"] == {"actief": 4, "incident": 4,
+                                                                            "afgerond": 0}
 
     viewer, _ = sign_in(console.url, "viewer")
     page = viewer.get("/incidenten").text
@@ -121,6 +128,14 @@ async def test_a_group_is_retried_whole_after_the_fix_and_each_case_reported(ser
     sent = {c.id for c in fake.commands if c.subject == cases[0]}
     assert sent and all(command_id in commands for command_id in sent)
     assert admin.get(f"/incidenten/{sig}").status_code == 404
+    # the definition view: per element active, with an incident, completed
+    assert httpx.get(stats_url, headers=ADMIN, timeout=10).json()["elementen"]["Task_registreer"] == {
+        "actief": 1, "incident": 1, "afgerond": 3}
+    view = admin.get(f"/definities/{definition}").text
+    row = next(r for r in view.split("</tr>") if "<code>Task_registreer</code>" in r)
+    assert re.findall(r'<td class="getal">(\d+)</td>', row) == ["1", "1", "3"], row
+    assert '"Task_registreer": {"actief": 1, "afgerond": 3, "incident": 1}' in view  # the badges' figures
+    assert f'href="/definities/{definition}"' in admin.get("/definities").text
 
     audit = admin.get("/audit").text
     assert audit.count(">opnieuw proberen<") == 3 and f"groep: <code>{sig}</code>" in audit

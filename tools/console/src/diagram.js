@@ -28,6 +28,30 @@ function start() {
         canvas.zoom(0.8);
         canvas.scrollToElement(focus, { top: 150, bottom: 150, left: 300, right: 300 });
       }
+      // The definition view: per element the cases there now, with an open incident, and done, as badges.
+      var tellingen = document.getElementById("tellingen");
+      if (tellingen) {
+        var overlays = viewer.get("overlays");
+        var perElement = JSON.parse(tellingen.textContent || "{}");
+        Object.keys(perElement).forEach(function (id) {
+          if (!register.get(id)) { return; }
+          var t = perElement[id];
+          var badge = document.createElement("div");
+          badge.className = "ipsflow-badges";
+          badge.setAttribute("aria-hidden", "true"); // the table under the diagram says the same in words
+          [["actief", t.actief], ["incident", t.incident], ["afgerond", t.afgerond]].forEach(function (p) {
+            if (!p[1]) { return; }
+            var span = document.createElement("span");
+            span.className = "ipsflow-badge ipsflow-badge-" + p[0];
+            span.textContent = String(p[1]);
+            span.title = p[1] + " " + p[0];
+            badge.appendChild(span);
+          });
+          if (badge.childNodes.length) {
+            overlays.add(id, "ipsflow-telling", { position: { top: -14, left: 0 }, html: badge });
+          }
+        });
+      }
       vak.setAttribute("data-geladen", "ja");
     })
     .catch(function (e) { toon("Het diagram kon niet worden getoond: " + e.message); vak.setAttribute("data-geladen", "fout"); });
