@@ -78,6 +78,7 @@ import httpx
 import pymongo
 from aiosmtpd.controller import Controller
 from bson import json_util
+from bson.raw_bson import RawBSONDocument
 from pymongo import AsyncMongoClient
 from pymongo.errors import BulkWriteError
 from tests.support.infra import ROOT, Infra, discover
@@ -91,8 +92,10 @@ WRITE_COMMANDS = ("insert", "update", "delete", "findAndModify")
 RESERVEREN, REGISTREREN = "ips.budget.reserveren.v1", "ips.aanvraag.besluit_registreren.v1"
 VOLTOOID, MISLUKT = "ips.opdracht.voltooid.v1", "ips.opdracht.mislukt.v1"
 TICKS = os.sysconf("SC_CLK_TCK")
+RAW = bson.CodecOptions(document_class=RawBSONDocument)
 # ids as the services make them: UUIDs, with or without dashes (uuid4().hex for event, trace and log ids)
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
+UUID_BYTES = re.compile(UUID.pattern.encode())
 
 
 # --------------------------------------------------------------------------- what a process costs
@@ -438,8 +441,27 @@ def _remap(text: str, mapping: dict[str, str], salt: str) -> str:
     text = UUID.sub(new, text)
     for old, fresh in list(mapping.items()):  # a beschikking's kenmerk carries its id's first 8 characters
         if "-" in old:
-            text = text.replace(f"-{old[:8].upper()}\"", f"-{fresh[:8].upper()}\"")
+            text = text.replace(f"-{old[:8].upper()}", f"-{fresh[:8].upper()}")
     return text
+
+
+def _copy_raw(raw: bytes, salt: str) -> bytes:
+    """``_remap`` on a document's BSON: every id is replaced by one of the same length, so the BSON stays valid
+    and nothing is decoded (the ids in a zlib-compressed state are left alone: Spiff's own, per workflow)."""
+    mapping: dict[bytes, bytes] = {}
+
+    def new(match: re.Match[bytes]) -> bytes:
+        old = match.group(0)
+        if old not in mapping:
+            fresh = uuid.uuid5(uuid.NAMESPACE_URL, f"bench:{salt}:{old.decode()}")
+            mapping[old] = (str(fresh) if b"-" in old else fresh.hex).encode()
+        return mapping[old]
+
+    out = UUID_BYTES.sub(new, raw)
+    for old, fresh in mapping.items():
+        if b"-" in old:
+            out = out.replace(b"-" + old[:8].upper(), b"-" + fresh[:8].upper())
+    return out
 
 
 def _names(doc: dict[str, Any], cases: set[str]) -> set[str]:
@@ -449,10 +471,6 @@ def _names(doc: dict[str, Any], cases: set[str]) -> set[str]:
 
 def _copy(doc: dict[str, Any], salt: str, mapping: dict[str, str]) -> dict[str, Any]:
     clone: dict[str, Any] = json_util.loads(_remap(json_util.dumps(doc), mapping, salt))
-    if isinstance(doc.get("_id"), bson.ObjectId):
-        clone["_id"] = bson.ObjectId()
-    if "outbox" in clone:
-        clone["outbox"] = []
     return clone
 
 
@@ -490,18 +508,21 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
     copies = [(completed[k % len(completed)], f"c{k}") for k in range(n_completed)]
     copies += [(open_[k % len(open_)], f"o{k}") for k in range(n_open)]
     written: dict[str, Any] = {"documents": 0, "shared": 0, "duplicates": 0, "shared_docs": [], "per_case": {}}
+    shown = time.monotonic()
     try:
         for name in await client.list_database_names():
             if not name.startswith(prefix):
                 continue
             db = client[name]
             for coll in await db.list_collection_names():
-                docs = await db[coll].find({}).to_list(None)
-                per_case: dict[str, list[dict[str, Any]]] = {}
-                for doc in docs:
-                    named = _names(doc, templates)
+                raws = await db.get_collection(coll, codec_options=RAW).find({}).to_list(None)
+                per_case: dict[str, list[tuple[bytes, bool]]] = {}  # template -> (BSON, needs decoding)
+                for raw in raws:
+                    named = {c for c in templates if c.encode() in raw.raw}
+                    doc = bson.decode(raw.raw, codec_options=bson.CodecOptions(tz_aware=True))
+                    fix = isinstance(doc.get("_id"), bson.ObjectId) or bool(doc.get("outbox"))
                     if len(named) == 1:
-                        per_case.setdefault(next(iter(named)), []).append(doc)
+                        per_case.setdefault(next(iter(named)), []).append((raw.raw, fix))
                     elif len(named) > 1:
                         grown = _grow(doc, templates, copies)
                         await db[coll].replace_one({"_id": doc["_id"]}, grown)
@@ -510,11 +531,24 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
                 if per_case:
                     written["per_case"][f"{name[len(prefix):]}.{coll}"] = round(
                         sum(len(d) for d in per_case.values()) / len(per_case), 1)
-                batch: list[dict[str, Any]] = []
+                batch: list[Any] = []
                 for i, (template, salt) in enumerate(copies):
-                    mapping: dict[str, str] = {}
-                    batch.extend(_copy(doc, salt, mapping) for doc in per_case.get(template, []))
+                    for raw_bytes, fix in per_case.get(template, []):
+                        copied = _copy_raw(raw_bytes, salt)
+                        if fix:  # a new ObjectId; the outbox empty, as the relay leaves it
+                            fixed = bson.decode(copied, codec_options=bson.CodecOptions(tz_aware=True))
+                            if isinstance(fixed.get("_id"), bson.ObjectId):
+                                fixed["_id"] = bson.ObjectId()
+                            if fixed.get("outbox"):
+                                fixed["outbox"] = []
+                            batch.append(fixed)
+                        else:
+                            batch.append(RawBSONDocument(copied))
                     if len(batch) >= 200 or (batch and i == len(copies) - 1):
+                        if time.monotonic() - shown > 15:
+                            print(f"    ... {written['documents']} documents copied ({name[len(prefix):]}.{coll})",
+                                  flush=True)
+                            shown = time.monotonic()
                         try:
                             await db[coll].insert_many(batch, ordered=False)
                             written["documents"] += len(batch)

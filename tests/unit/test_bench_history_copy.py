@@ -1,0 +1,53 @@
+"""The benchmark's fast path for history (tests/perf/bench_ips.py): copies of a case's documents get fresh ids,
+the same fresh id for the same old id in every document of one copy, and stay valid BSON."""
+
+from __future__ import annotations
+
+import uuid
+import zlib
+from datetime import UTC, datetime
+
+import bson
+from tests.perf.bench_ips import _copy_raw, _grow, _remap
+
+CASE = "3f1c2a9e-8b7d-4c6e-9a1b-2c3d4e5f6a7b"
+BESCHIKKING = "a45ed7b5-6db2-4b5a-b348-33c70fd5c7e4"
+EVENT = "525f582c6bcf40b7be623cc04d9177a3"
+
+
+def instance() -> dict:
+    return {"_id": CASE, "revision": 7, "at": datetime(2026, 6, 1, tzinfo=UTC),
+            "beschikking": {"id": BESCHIKKING, "kenmerk": f"IPS-0957-2026-{BESCHIKKING[:8].upper()}"},
+            "applied": [EVENT], "state": bson.Binary(zlib.compress(CASE.encode() * 3, 1))}
+
+
+def test_a_copy_has_new_ids_mapped_the_same_way_in_every_document_and_stays_valid_bson() -> None:
+    copied = bson.decode(_copy_raw(bson.encode(instance()), "c1"))
+    other_doc = bson.decode(_copy_raw(bson.encode({"_id": f"{CASE}/000000001-000000064", "case_id": CASE}), "c1"))
+    new_case = copied["_id"]
+    assert new_case != CASE and uuid.UUID(new_case)
+    assert other_doc == {"_id": f"{new_case}/000000001-000000064", "case_id": new_case}
+    new_b = copied["beschikking"]["id"]
+    assert new_b != BESCHIKKING and copied["beschikking"]["kenmerk"] == f"IPS-0957-2026-{new_b[:8].upper()}"
+    assert len(copied["applied"][0]) == 32 and copied["applied"][0] != EVENT
+    assert copied["revision"] == 7 and copied["at"] == datetime(2026, 6, 1)
+    # the compressed workflow state is Spiff's own and is left as it was
+    assert bytes(copied["state"]) == bytes(instance()["state"])
+
+
+def test_copies_differ_from_each_other_and_the_text_form_maps_like_the_bson_form() -> None:
+    first = bson.decode(_copy_raw(bson.encode(instance()), "c1"))["_id"]
+    second = bson.decode(_copy_raw(bson.encode(instance()), "c2"))["_id"]
+    assert first != second
+    assert _remap(CASE, {}, "c1") == first
+
+
+def test_a_shared_document_gets_the_entries_of_every_copy_next_to_the_templates() -> None:
+    other = "0b9e3d44-1c2f-4a8b-9e7d-6f5a4b3c2d1e"
+    ledger = {"_id": "ips-gemeenten-2023:2026", "beschikbaar_cents": 100,
+              "reserveringen": {CASE: {"bedrag": 5}, other: {"bedrag": 6}}, "log": [{"zaak": CASE}, {"zaak": other}]}
+    grown = _grow(ledger, {CASE, other}, [(CASE, "c1"), (CASE, "c2"), (other, "c3")])
+    assert grown["beschikbaar_cents"] == 100
+    assert len(grown["reserveringen"]) == 5 and len(grown["log"]) == 5
+    assert grown["reserveringen"][_remap(CASE, {}, "c2")] == {"bedrag": 5}
+    assert {"zaak": _remap(other, {}, "c3")} in grown["log"]
