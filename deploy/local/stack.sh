@@ -271,8 +271,16 @@ status() {
   rabbit_status || rc=1
   if port_open "${FERRET_LISTEN%:*}" "${FERRET_LISTEN##*:}"; then
     local sync
-    sync=$(grep -o 'sync [a-z]*$' "$FERRET_LOG" 2>/dev/null | tail -1 | cut -d' ' -f2)
-    say "FerretDB: running (mongodb://$FERRET_LISTEN${sync:+, SQLite synchronous=$sync})"
+    # No log here means another checkout's FerretDB answers on the port (two clones on one machine): grep's
+    # exit 2 for the missing file used to end `up` (set -e, pipefail) after everything had started.
+    sync=$(grep -o 'sync [a-z]*$' "$FERRET_LOG" 2>/dev/null | tail -1 | cut -d' ' -f2 || true)
+    if [ -f "$FERRET_PID" ] && kill -0 "$(cat "$FERRET_PID")" 2>/dev/null; then
+      say "FerretDB: running (mongodb://$FERRET_LISTEN${sync:+, SQLite synchronous=$sync}, data in $FERRET_DATA)"
+    else
+      say "FerretDB: a MongoDB-wire server answers on mongodb://$FERRET_LISTEN (not this checkout's: reused, with its data)"
+      say "  to run this checkout's own instead: stop it in the checkout that started it (make stack-down), or move"
+      say "  this one: IPSFLOW_FERRETDB_LISTEN=127.0.0.1:27018 make test"
+    fi
     # the code's pool default is PyMongo's (for MongoDB); FerretDB deadlocks above ~100 waiting operations
     say "  a service started by hand against it needs IPSFLOW_MONGO_POOL_SIZE=8 (ipsflow run and the tests set it)"
   else
