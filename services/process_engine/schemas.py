@@ -88,8 +88,9 @@ class TaskDetail(TaskView):
     formulier: dict[str, Any] | None = Field(default=None, description="JSON Schema van het formulier.")
 
 
-class Incident(View):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
+class IncidentBasis(View):
+    """What an incident says: on its case (``Incident``) and in the engine-wide list (``OpenIncident``)."""
+
     command_id: str
     command_type: str | None = None
     element_id: str | None = None
@@ -97,6 +98,10 @@ class Incident(View):
     error_code: str | None = None
     message: str | None = None
     at: datetime | None = None
+
+
+class Incident(IncidentBasis):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="allow")
     resolved: bool = False
 
 
@@ -139,17 +144,10 @@ class CaseSummary(View):
     variabelen: dict[str, Any] = Field(description="Wat functioneel beheer mag zien (zaakvariabelen.py).")
 
 
-class OpenIncident(View):
+class OpenIncident(IncidentBasis):
     zaak_id: str
     process_id: str
     definitie_hash: str
-    command_id: str
-    command_type: str | None = None
-    element_id: str | None = None
-    attempt: int | None = None
-    error_code: str | None = None
-    message: str | None = None
-    at: datetime | None = None
 
 
 class ElementCount(View):
