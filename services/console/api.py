@@ -28,6 +28,8 @@ from console.bootstrap import Console, Session, bootstrap
 from console.explorer import OPERATOREN, Filters, csv_regels, zoek
 from console.oidc import OidcError
 from console.settings import ROLLEN, ConsoleSettings
+from console.studio import BODY_LIMIT as STUDIO_BODY_LIMIT
+from console.studio import studio_pages
 from console.web import COOKIE, STATUSSEN, NotSignedIn, Refused, SessionDep, check_csrf, form_of, render
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, Principal, mint_token
 from servicekit.http import add_health, create_app
@@ -83,7 +85,7 @@ def create(settings: ConsoleSettings | None = None) -> FastAPI:
             await console.client.close()
 
     app = create_app("ipsflow beheerconsole", "Beheerconsole: zaken, incidenten, wachtrijen (HTML; geen eigen API).",
-                     lifespan=lifespan)
+                     lifespan=lifespan, body_limits=[STUDIO_BODY_LIMIT])
     app.state.console = console
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     BUNDLE_DIR.mkdir(parents=True, exist_ok=True)
@@ -126,6 +128,7 @@ def create(settings: ConsoleSettings | None = None) -> FastAPI:
 
     _signin_routes(app, console)
     _pages(app, console)
+    studio_pages(app, console)
     incidenten.routes(app, console)
     wachtrijen.routes(app, console)
     definities.routes(app, console)

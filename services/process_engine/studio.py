@@ -30,6 +30,11 @@ SPIFF = rt.SPIFF_NS
 _GEVOLGD = re.compile(r"(Task|Event|Gateway|subProcess|transaction|callActivity|sequenceFlow|messageFlow|lane|"
                       r"participant|dataObjectReference|dataStoreReference|textAnnotation|association|message|"
                       r"error|signal|escalation)$")
+#: BPMN's default attribute values: a modeler leaves them out, a hand-written file may spell them; same meaning.
+_STANDAARD = {("cancelActivity", "true"), ("isInterrupting", "true"), ("isForCompensation", "false"),
+              ("startQuantity", "1"), ("completionQuantity", "1"), ("parallelMultiple", "false"),
+              ("isClosed", "false"), ("gatewayDirection", "Unspecified"), ("instantiate", "false"),
+              ("triggeredByEvent", "false"), ("isImmediate", "true"), ("implementation", "##unspecified")}
 #: How many affected cases an answer lists (the total is always given).
 MAX_ZAKEN = 500
 
@@ -184,15 +189,19 @@ def _gevolgd(node: Any) -> bool:
     return qname.namespace == BPMN and bool(node.get("id")) and bool(_GEVOLGD.search(qname.localname))
 
 
-def _vorm(node: Any, verbindingen: bool) -> Any:
+def _vorm(node: Any, verbindingen: bool, lane: str | None = None) -> Any:
     """What an element means, without its layout and without the followed elements inside it (each compared on
-    its own); with ``verbindingen`` only its incoming and outgoing flows, else everything but those."""
-    kopie = etree.Element(node.tag, {} if verbindingen else dict(sorted(node.attrib.items())))
+    its own); with ``verbindingen`` only its incoming and outgoing flows, else everything but those. A lane's
+    members belong to the member (``lane``: the name of the lane it lies in), not to the lane."""
+    attrs = {k: v for k, v in sorted(node.attrib.items()) if (k, v) not in _STANDAARD}
+    kopie = etree.Element(node.tag, {} if verbindingen else attrs)
     kopie.text = "" if verbindingen else (node.text or "").strip()
+    if lane is not None and not verbindingen:
+        kopie.set("lane", lane)
     for kind in node:
-        if not isinstance(kind.tag, str) or _gevolgd(kind):
+        if not isinstance(kind.tag, str) or _gevolgd(kind) or etree.QName(kind).localname == "flowNodeRef":
             continue
-        is_verbinding = etree.QName(kind).localname in ("incoming", "outgoing", "flowNodeRef")
+        is_verbinding = etree.QName(kind).localname in ("incoming", "outgoing")
         if is_verbinding == verbindingen:
             kopie.append(_vorm(kind, False) if not verbindingen else _kale_kopie(kind))
     return kopie
@@ -210,9 +219,13 @@ def elementen(bestanden: Mapping[str, bytes]) -> dict[str, tuple[str, bytes, byt
     for naam, data in sorted(bestanden.items()):
         if not naam.endswith(".bpmn"):
             continue
-        for node in _xml(data).iter(etree.Element):
+        root = _xml(data)
+        lanes = {(ref.text or "").strip(): lane.get("name") or lane.get("id") or ""
+                 for lane in root.iter(f"{{{BPMN}}}lane") for ref in lane.findall(f"{{{BPMN}}}flowNodeRef")}
+        for node in root.iter(etree.Element):
             if _gevolgd(node):
-                uit[node.get("id")] = (etree.QName(node).localname, etree.tostring(_vorm(node, False), method="c14n"),
+                betekenis = _vorm(node, False, lanes.get(node.get("id") or ""))
+                uit[node.get("id")] = (etree.QName(node).localname, etree.tostring(betekenis, method="c14n"),
                                        etree.tostring(_vorm(node, True), method="c14n"))
     return uit
 

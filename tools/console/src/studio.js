@@ -37,7 +37,10 @@ function start() {
   zetCatalogus(gegevens.catalogus);
   const modeler = new Modeler({
     container: vak,
-    propertiesPanel: { parent: "#eigenschappen" },
+    // "Algemeen" (name, id) and our groups open: what a process owner edits most, without hunting for it.
+    propertiesPanel: { parent: "#eigenschappen", layout: { groups: Object.fromEntries(["general",
+      "ips-opdracht-groep", "ips-script-groep", "ips-dmn-groep", "ips-formulier-groep", "ips-bericht-groep",
+      "ips-lane-groep"].map((g) => [g, { open: true }])) } },
     additionalModules: [BpmnPropertiesPanelModule, BpmnPropertiesProviderModule,
       { __init__: ["ipsEigenschappen"], ipsEigenschappen: ["type", IpsEigenschappen] }],
     moddleExtensions: { spiffworkflow },
@@ -45,6 +48,7 @@ function start() {
   window.ipsStudio = modeler; // for the browser test and the curious: the page's own modeler
   const status = $("studio-status");
   let lintProblemen = [];
+  let importProblemen = [];
   let serverProblemen = [];
   let serverTimer = null;
   let lintTimer = null;
@@ -61,7 +65,9 @@ function start() {
     const el = modeler.get("elementRegistry").get(id);
     if (!el) { return; }
     modeler.get("selection").select(el);
-    if (el.waypoints || el.x !== undefined) { modeler.get("canvas").scrollToElement(el, { top: 120, bottom: 120, left: 200, right: 200 }); }
+    const canvas = modeler.get("canvas");
+    if (canvas.zoom() < 0.8) { canvas.zoom(1); }
+    if (el.waypoints || el.x !== undefined) { canvas.scrollToElement(el, { top: 120, bottom: 120, left: 200, right: 200 }); }
     vak.focus();
   }
 
@@ -72,7 +78,7 @@ function start() {
     const register = modeler.get("elementRegistry");
     gemarkeerd.forEach(([id, cls]) => { if (register.get(id)) { canvas.removeMarker(id, cls); } });
     gemarkeerd = [];
-    const alle = serverProblemen.concat(lintProblemen);
+    const alle = importProblemen.concat(serverProblemen, lintProblemen);
     alle.forEach((p) => {
       const li = maak("li", `probleem ${p.categorie}`);
       const knop = maak("button", "probleem-knop");
@@ -126,7 +132,24 @@ function start() {
 
   function markeer(viewer, ids, cls) {
     const register = viewer.get("elementRegistry");
-    ids.forEach((id) => { if (register.get(id)) { viewer.get("canvas").addMarker(id, cls); } });
+    ids.forEach((id) => {
+      const el = register.get(id);
+      if (!el) { return; }
+      // A lane or pool is marked by its border only: filled, it would colour everything in it.
+      const rand = el.type === "bpmn:Lane" || el.type === "bpmn:Participant";
+      viewer.get("canvas").addMarker(id, rand ? `${cls}-rand` : cls);
+    });
+  }
+
+  function toonEerste(viewer, ids) {
+    // The whole diagram fitted is unreadable: show the first marked task, event or flow at a readable scale.
+    const register = viewer.get("elementRegistry");
+    const eerste = ids.map((id) => register.get(id)).find((el) => el && el.type !== "bpmn:Lane" && el.type !== "bpmn:Participant");
+    const canvas = viewer.get("canvas");
+    if (eerste && canvas.zoom() < 0.8) {
+      canvas.zoom(0.8);
+      canvas.scrollToElement(eerste, { top: 150, bottom: 150, left: 250, right: 250 });
+    }
   }
 
   function viewerMet(container, bron, markeringen) {
@@ -135,6 +158,7 @@ function start() {
     return viewer.importXML(bron).then(() => {
       viewer.get("canvas").zoom("fit-viewport");
       markeringen.forEach(([ids, cls]) => markeer(viewer, ids, cls));
+      toonEerste(viewer, [].concat(...markeringen.map(([ids]) => ids)));
       return viewer;
     });
   }
@@ -212,7 +236,10 @@ function start() {
   fetch(gegevens.urls.bron, { credentials: "same-origin" })
     .then((r) => { if (!r.ok) { throw new Error(`diagram niet geladen (${r.status})`); } return r.text(); })
     .then((bron) => modeler.importXML(bron))
-    .then(() => {
+    .then((uitslag) => {
+      // What the modeler did not understand it leaves out when it saves: that version must not be deployed.
+      importProblemen = (uitslag.warnings || []).map((w) => ({ element: w.element && w.element.id, regel: "import",
+        categorie: "error", melding: `niet begrepen, zou bij uitrollen verloren gaan: ${w.message.split("\n")[0]}` }));
       modeler.get("canvas").zoom("fit-viewport");
       return lintNu();
     })

@@ -66,12 +66,11 @@ function TekstExtensie(props) {
     setValue={setValue} debounce={debounce} monospace={meerregelig} rows={meerregelig ? 6 : undefined} />;
 }
 
+// The panel hands an entry's own fields to its component: one stable component per kind of entry (a new function
+// per render would remount the field and lose what is being typed).
 function tekstEntry(element, id, type, label, meerregelig, omschrijving) {
-  return {
-    id, element, isEdited: meerregelig ? isTextAreaEntryEdited : isTextFieldEntryEdited,
-    component: (p) => <TekstExtensie {...p} element={element} id={id} type={type} label={label}
-      meerregelig={meerregelig} omschrijving={omschrijving} />,
-  };
+  return { id, element, type, label, meerregelig, omschrijving, component: TekstExtensie,
+    isEdited: meerregelig ? isTextAreaEntryEdited : isTextFieldEntryEdited };
 }
 
 function OpdrachtKeuze({ element, id }) {
@@ -140,8 +139,7 @@ function opdrachtEntries(element) {
   ];
   ((lijst && lijst.get("parameter")) || []).forEach((p, i) => {
     const id = `ips-parameter-${i}`;
-    entries.push({ id, element, isEdited: isTextFieldEntryEdited,
-      component: (props) => <ParameterWaarde {...props} element={element} id={id} parameter={p} /> });
+    entries.push({ id, element, parameter: p, isEdited: isTextFieldEntryEdited, component: ParameterWaarde });
   });
   return entries;
 }

@@ -130,14 +130,37 @@ Object.keys(EIGEN).forEach((n) => { cache[`rule:bpmnlint-plugin-ipsflow/${n}`] =
 const CONFIG = { extends: "bpmnlint:recommended", rules: {} };
 Object.keys(EIGEN).forEach((n) => { CONFIG.rules[`ipsflow/${n}`] = "error"; });
 
-const linter = new Linter({ config: CONFIG, resolver: new StaticResolver(cache) });
+
+// The recommended rules report in English; the process owners read Dutch (the rule's name stays in the list).
+const NEDERLANDS = {
+  "label-required": "naam ontbreekt",
+  "no-disconnected": "niet verbonden met de rest van het proces",
+  "no-implicit-split": "splitst zonder gateway (meer uitgaande stromen zonder voorwaarde)",
+  "no-implicit-start": "begint impliciet: verbind het met een begingebeurtenis",
+  "no-implicit-end": "eindigt impliciet: verbind het met een eindgebeurtenis",
+  "no-overlapping-elements": "overlapt een ander element",
+  "conditional-flows": "uitgaande stroom zonder voorwaarde (of maak er de standaardstroom van)",
+  "superfluous-gateway": "overbodige gateway (één ingaande en één uitgaande stroom)",
+  "fake-join": "voegt samen zonder gateway",
+  "start-event-required": "begingebeurtenis ontbreekt",
+  "end-event-required": "eindgebeurtenis ontbreekt",
+  "no-duplicate-sequence-flows": "dubbele stroom",
+  "no-gateway-join-fork": "gateway voegt samen én splitst",
+  "no-bpmndi": "staat niet in het diagram (geen BPMNDI)",
+  "single-blank-start-event": "meer dan één lege begingebeurtenis",
+  "superfluous-label": "overbodig label",
+};
 
 /** Every problem in the diagram: [{element, regel, categorie ("error"/"warn"), melding}]. */
 export async function lint(definitions) {
-  const uitslag = await linter.lint(definitions);
+  // A fresh linter each time: rules keep what they saw in their closure (no-duplicate-sequence-flows would report
+  // every flow of the previous run as a duplicate).
+  const uitslag = await new Linter({ config: CONFIG, resolver: new StaticResolver(cache) }).lint(definitions);
   const uit = [];
   Object.keys(uitslag).forEach((regel) => {
-    uitslag[regel].forEach((r) => uit.push({ element: r.id, regel, categorie: r.category, melding: r.message }));
+    const kort = regel.replace(/^bpmnlint\//, "");
+    uitslag[regel].forEach((r) => uit.push({ element: r.id, regel: kort, categorie: r.category,
+      melding: NEDERLANDS[kort] || r.message }));
   });
   return uit;
 }
