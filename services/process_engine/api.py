@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import json
@@ -44,6 +43,7 @@ from servicekit.auth import FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, Principal, P
 from servicekit.clock_api import CLOCK_PATH, KlokView, add_clock_route, klok_view
 from servicekit.http import API_PREFIX, add_health, create_app, problem
 from servicekit.logging import get_logger
+from servicekit.runtime import in_background
 
 log = get_logger(__name__)
 
@@ -114,26 +114,20 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
         async with pe.runtime.lifespan(app):
             await pe.engine.instances.ensure_indexes()
             # read models a crash left behind (issue 14): a scan, so beside the start, not before it
-            repair = asyncio.create_task(pe.engine.instances.views.repair_in_background())
-            await pe.engine.load_index()
-            files = definition_files(pe.settings.bpmn_dir)
-            if files:
-                try:
-                    gebruikt = await dmn_testbank.poort(pe.engine.definitions, files,
-                                                        dmn_testbank.uit_map(pe.settings.bpmn_dir, files))
-                    startup, _ = await pe.engine.deploy(files, deployed_by="startup")
-                    await dmn_testbank.bewaar(pe.engine.definitions, startup["_id"], gebruikt)
-                except rt.DefinitionError as exc:
-                    log.error("definition.refused", problems=[p.message for p in exc.problems][:10])
-            poller = asyncio.create_task(pe.engine.run_timer_poller(pe.settings.timer_poll_seconds,
-                                                                    pe.settings.timer_scan_seconds))
-            try:
-                yield
-            finally:
-                for task in (poller, repair):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            async with in_background(pe.engine.instances.views.repair_in_background(), "read-model-repair"):
+                await pe.engine.load_index()
+                files = definition_files(pe.settings.bpmn_dir)
+                if files:
+                    try:
+                        gebruikt = await dmn_testbank.poort(pe.engine.definitions, files,
+                                                            dmn_testbank.uit_map(pe.settings.bpmn_dir, files))
+                        startup, _ = await pe.engine.deploy(files, deployed_by="startup")
+                        await dmn_testbank.bewaar(pe.engine.definitions, startup["_id"], gebruikt)
+                    except rt.DefinitionError as exc:
+                        log.error("definition.refused", problems=[p.message for p in exc.problems][:10])
+                async with in_background(pe.engine.run_timer_poller(pe.settings.timer_poll_seconds,
+                                                                    pe.settings.timer_scan_seconds), "timer-poller"):
+                    yield
 
     app = create_app("ipsflow process engine",
                      "Procesdefinities (BPMN/DMN), zaken, werkvoorraad (taken) en incidenten.", lifespan=lifespan,
