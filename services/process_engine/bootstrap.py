@@ -27,6 +27,10 @@ class EngineSettings(ServiceSettings):
     timer_lease_seconds: float = Field(default=30.0, gt=0)
     #: How often the database is asked for due timers (timers this worker set are fired from memory).
     timer_scan_seconds: float = Field(default=5.0, gt=0)
+    #: The outbox relay's safety scan when idle (servicekit: 5 s). Every engine write that puts commands in an
+    #: outbox wakes the relay for that case, and the relay scans at start for what a crash left; the idle scan
+    #: filters on has_outbox, which FerretDB v1 answers by decoding every instance, closed ones included (issue 14).
+    relay_poll_seconds: float = Field(default=300.0, gt=0)
     #: BPMN/DMN files deployed at start-up (a directory); empty: deploy nothing.
     bpmn_dir: str = str(REPO_ROOT / "bpmn")
     #: The message catalogue (Markdown table with message types in backticks); empty: no catalogue check.
