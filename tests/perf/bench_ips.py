@@ -32,7 +32,8 @@ Modes (one invocation can run several, each in a fresh namespace with fresh serv
 
 Seeding history (``--seed clone``, the default) is a documented fast path: a few template cases are run through the
 services (completed ones, and open ones whose task the officials leave alone), and every document in the
-namespace's databases that names exactly one template case is copied N times with every UUID in it (the case id,
+namespace's databases that names exactly one template case (its id; or, naming no case, ids that only one case's
+documents hold, such as a letter that names the beschikking) is copied N times with every UUID in it (the case id,
 beschikking, task, event and command ids; the 8-character prefix of a beschikking id in its kenmerk) mapped to a
 fresh one per copy; ObjectId keys are new; outboxes are left empty, as the relay leaves them. Documents that name
 several template cases (a budget ledger with its reservations, a gemeente's cap) get the copies' entries (map keys
@@ -507,57 +508,72 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
     templates = set(completed) | set(open_)
     copies = [(completed[k % len(completed)], f"c{k}") for k in range(n_completed)]
     copies += [(open_[k % len(open_)], f"o{k}") for k in range(n_open)]
-    written: dict[str, Any] = {"documents": 0, "shared": 0, "duplicates": 0, "shared_docs": [], "per_case": {}}
+    written: dict[str, Any] = {"documents": 0, "shared": 0, "duplicates": 0, "shared_docs": [], "per_case": {},
+                               "not_copied": {}}
     shown = time.monotonic()
     try:
+        # pass 1: every document of the namespace, and the ids each template case's own documents hold
+        found: list[tuple[str, str, RawBSONDocument]] = []
         for name in await client.list_database_names():
-            if not name.startswith(prefix):
-                continue
-            db = client[name]
-            for coll in await db.list_collection_names():
-                raws = await db.get_collection(coll, codec_options=RAW).find({}).to_list(None)
-                per_case: dict[str, list[tuple[bytes, bool]]] = {}  # template -> (BSON, needs decoding)
-                for raw in raws:
-                    named = {c for c in templates if c.encode() in raw.raw}
-                    doc = bson.decode(raw.raw, codec_options=bson.CodecOptions(tz_aware=True))
-                    fix = isinstance(doc.get("_id"), bson.ObjectId) or bool(doc.get("outbox"))
-                    if len(named) == 1:
-                        per_case.setdefault(next(iter(named)), []).append((raw.raw, fix))
-                    elif len(named) > 1:
-                        grown = _grow(doc, templates, copies)
-                        await db[coll].replace_one({"_id": doc["_id"]}, grown)
-                        written["shared"] += 1
-                        written["shared_docs"].append(f"{name[len(prefix):]}.{coll}/{doc['_id']}")
-                if per_case:
-                    written["per_case"][f"{name[len(prefix):]}.{coll}"] = round(
-                        sum(len(d) for d in per_case.values()) / len(per_case), 1)
-                batch: list[Any] = []
-                for i, (template, salt) in enumerate(copies):
-                    for raw_bytes, fix in per_case.get(template, []):
-                        copied = _copy_raw(raw_bytes, salt)
-                        if fix:  # a new ObjectId; the outbox empty, as the relay leaves it
-                            fixed = bson.decode(copied, codec_options=bson.CodecOptions(tz_aware=True))
-                            if isinstance(fixed.get("_id"), bson.ObjectId):
-                                fixed["_id"] = bson.ObjectId()
-                            if fixed.get("outbox"):
-                                fixed["outbox"] = []
-                            batch.append(fixed)
-                        else:
-                            batch.append(RawBSONDocument(copied))
-                    if len(batch) >= 200 or (batch and i == len(copies) - 1):
-                        if time.monotonic() - shown > 15:
-                            print(f"    ... {written['documents']} documents copied ({name[len(prefix):]}.{coll})",
-                                  flush=True)
-                            shown = time.monotonic()
-                        try:
-                            await db[coll].insert_many(batch, ordered=False)
-                            written["documents"] += len(batch)
-                        except BulkWriteError as exc:  # an id that is no UUID: the copy would be the same doc
-                            errors = exc.details.get("writeErrors", [])
-                            written["documents"] += len(batch) - len(errors)
-                            written["duplicates"] += len(errors)
-                            written.setdefault("duplicate_in", set()).add(f"{name}.{coll}")
-                        batch = []
+            if name.startswith(prefix):
+                for coll in await client[name].list_collection_names():
+                    raws = await client[name].get_collection(coll, codec_options=RAW).find({}).to_list(None)
+                    found.extend((name, coll, raw) for raw in raws)
+        owned: dict[str, set[bytes]] = {t: set() for t in templates}
+        for _, _, raw in found:
+            named = {c for c in templates if c.encode() in raw.raw}
+            if len(named) == 1:
+                owned[next(iter(named))].update(UUID_BYTES.findall(raw.raw))
+        common = {i for t in owned for i in owned[t] if sum(i in ids for ids in owned.values()) > 1}
+        # pass 2: a document that names one template case (or, naming none, holds ids of one case only, e.g. a
+        # letter that names the beschikking) is that case's; one that names several is shared
+        per_case: dict[tuple[str, str], dict[str, list[tuple[bytes, bool]]]] = {}
+        for name, coll, raw in found:
+            named = {c for c in templates if c.encode() in raw.raw}
+            if not named:
+                ids = set(UUID_BYTES.findall(raw.raw)) - common
+                named = {t for t, mine in owned.items() if ids & mine}
+            where = f"{name[len(prefix):]}.{coll}"
+            doc = bson.decode(raw.raw, codec_options=bson.CodecOptions(tz_aware=True))
+            if len(named) == 1:
+                fix = isinstance(doc.get("_id"), bson.ObjectId) or bool(doc.get("outbox"))
+                per_case.setdefault((name, coll), {}).setdefault(next(iter(named)), []).append((raw.raw, fix))
+            elif len(named) > 1:
+                await client[name][coll].replace_one({"_id": doc["_id"]}, _grow(doc, templates, copies))
+                written["shared"] += 1
+                written["shared_docs"].append(f"{where}/{doc['_id']}")
+            else:
+                written["not_copied"][where] = written["not_copied"].get(where, 0) + 1
+        for (name, coll), cases in per_case.items():
+            written["per_case"][f"{name[len(prefix):]}.{coll}"] = round(
+                sum(len(d) for d in cases.values()) / len(templates), 2)
+            batch: list[Any] = []
+            for i, (template, salt) in enumerate(copies):
+                for raw_bytes, fix in cases.get(template, []):
+                    copied = _copy_raw(raw_bytes, salt)
+                    if fix:  # a new ObjectId; the outbox empty, as the relay leaves it
+                        fixed = bson.decode(copied, codec_options=bson.CodecOptions(tz_aware=True))
+                        if isinstance(fixed.get("_id"), bson.ObjectId):
+                            fixed["_id"] = bson.ObjectId()
+                        if fixed.get("outbox"):
+                            fixed["outbox"] = []
+                        batch.append(fixed)
+                    else:
+                        batch.append(RawBSONDocument(copied))
+                if len(batch) >= 200 or (batch and i == len(copies) - 1):
+                    if time.monotonic() - shown > 15:
+                        print(f"    ... {written['documents']} documents copied ({name[len(prefix):]}.{coll})",
+                              flush=True)
+                        shown = time.monotonic()
+                    try:
+                        await client[name][coll].insert_many(batch, ordered=False)
+                        written["documents"] += len(batch)
+                    except BulkWriteError as exc:  # an id that is no UUID: the copy would be the same doc
+                        errors = exc.details.get("writeErrors", [])
+                        written["documents"] += len(batch) - len(errors)
+                        written["duplicates"] += len(errors)
+                        written.setdefault("duplicate_in", set()).add(f"{name}.{coll}")
+                    batch = []
     finally:
         await client.close()
     written["duplicate_in"] = sorted(written.get("duplicate_in", ()))
@@ -682,8 +698,8 @@ async def seed(run: Run, opts: Options, token: dict[str, str], warm: list[str]) 
           f"templates ({written['documents']} documents, {written['shared']} shared ones grown, "
           f"{written['duplicates']} not copied: same id, in {written['duplicate_in']}) in "
           f"{time.monotonic() - t0:.0f} s", flush=True)
-    print(f"  documents per template case: {written['per_case']}; shared documents grown: {written['shared_docs']}",
-          flush=True)
+    print(f"  documents per template case: {written['per_case']}; shared documents grown: {written['shared_docs']}; "
+          f"documents of no case (not copied): {written['not_copied']}", flush=True)
     return {"completed": opts.history, "open": opts.open, "how": "clone", "seconds": time.monotonic() - t0,
             **written}
 
