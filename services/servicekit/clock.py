@@ -39,7 +39,8 @@ from servicekit.consumer import PoisonMessage
 from servicekit.envelope import CloudEvent, new_event
 from servicekit.logging import configure_logging, get_logger
 from servicekit.settings import ServiceSettings
-from servicekit.store import ConcurrencyError, Document, DocumentStore, DuplicateKeyError
+from servicekit.store import Document, DocumentStore
+from servicekit.unit_of_work import DOCUMENT, Unchanged, UnitOfWork
 
 log = get_logger(__name__)
 
@@ -215,21 +216,17 @@ class ClockKeeper:
 
     async def _store(self, state: ClockState, events: list[tuple[CloudEvent, str]], force: bool) -> None:
         fields = {"verschuiving_seconden": state.offset.total_seconds(), "gezet_op": state.set_at}
-        for _ in range(50):
-            doc = await self.store.get(DOC_ID)
-            try:
-                if doc is None:
-                    await self.store.insert({"_id": DOC_ID, **fields}, events)
-                    return
-                stored = _state_of(doc)
-                if not force and stored.set_at is not None and state.set_at is not None \
-                        and stored.set_at >= state.set_at:
-                    return  # a later (or the same) setting is stored already
-                await self.store.replace({**doc, **fields}, events)
-                return
-            except (ConcurrencyError, DuplicateKeyError):
-                continue
-        raise ConcurrencyError(f"{COLLECTION}/{DOC_ID}: too many concurrent changes")
+
+        def zetten(doc: Document) -> list[tuple[CloudEvent, str]]:
+            stored = _state_of(doc) if "revision" in doc else None
+            if not force and stored is not None and stored.set_at is not None and state.set_at is not None \
+                    and stored.set_at >= state.set_at:
+                raise Unchanged  # a later (or the same) setting is stored already
+            doc.update(fields)
+            return events
+
+        await UnitOfWork(self.store, DOCUMENT, name=COLLECTION).run(DOC_ID, zetten, create=lambda: {"_id": DOC_ID},
+                                                                    reply=lambda written: written)
 
     async def follow(self, interval: float) -> None:
         """Re-read the stored setting every ``interval`` seconds: another process of this service may have

@@ -42,6 +42,14 @@ class Store(Protocol):
     async def replace(self, doc: Document, events: Events = ()) -> Document: ...
 
 
+class Missing(LookupError):
+    """There is no document with this id and the caller gave no ``create``."""
+
+
+class Unchanged(Exception):
+    """Raised by a change that finds nothing to do (e.g. a newer state is stored already): nothing is written."""
+
+
 class RevisionMismatch(ConcurrencyError):
     """The document is not at the revision the caller expected (``expected_revision``): not retried."""
 
@@ -76,8 +84,8 @@ DOCUMENT: Mapper[Document] = Mapper(_same, _same)
 class Done(Generic[A, R]):
     """What a unit of work did: the aggregate after the change, what the change returned, the document as stored.
 
-    ``repeated``: the message had been applied before; nothing was changed, ``result`` is None and ``doc`` is the
-    document as found.
+    ``repeated``: the message had been applied before (or the change raised Unchanged); nothing was written,
+    ``result`` is None and ``doc`` is the document as found.
     """
 
     aggregate: A
@@ -118,14 +126,14 @@ class UnitOfWork(Generic[A]):
         """Call ``change`` on the aggregate ``doc_id`` (or on ``create()`` when there is none) and save it.
 
         ``reply`` turns what ``change`` returned into events written with it (a command's reply). An exception
-        from ``change`` writes nothing and propagates. Raises LookupError when the document does not exist and
-        there is no ``create``; ConcurrencyError after ``retries`` conflicts.
+        from ``change`` writes nothing and propagates. Raises Missing (a LookupError) when the document does not
+        exist and there is no ``create``; ConcurrencyError after ``retries`` conflicts.
         """
         for _ in range(self.retries):
             loaded = await self.store.get(doc_id)
             if loaded is None:
                 if create is None:
-                    raise LookupError(f"{self.name}/{doc_id} does not exist")
+                    raise Missing(f"{self.name}/{doc_id} does not exist")
                 aggregate, base = create(), {}
             else:
                 if message_id is not None and self.applied(loaded, message_id):
@@ -133,7 +141,10 @@ class UnitOfWork(Generic[A]):
                 if expected_revision is not None and loaded.get("revision") != expected_revision:
                     raise RevisionMismatch(f"{self.name}/{doc_id} is not at revision {expected_revision}")
                 aggregate, base = self.mapper.load(loaded), loaded
-            result = change(aggregate)
+            try:
+                result = change(aggregate)
+            except Unchanged:
+                return Done(aggregate, None, loaded or {}, repeated=True)
             doc = {**base, **self.mapper.dump(aggregate)}
             if message_id is not None:
                 remember(doc, message_id, self.applied_field, self.memory)

@@ -12,7 +12,7 @@ from servicekit.broker import EVENTS
 from servicekit.commands import COMMAND_COMPLETED, COMMAND_FAILED, Failure, apply_command
 from servicekit.envelope import CloudEvent, new_event
 from servicekit.store import ConcurrencyError, Document
-from servicekit.unit_of_work import DOCUMENT, Events, Mapper, RevisionMismatch, UnitOfWork
+from servicekit.unit_of_work import DOCUMENT, Events, Mapper, RevisionMismatch, Unchanged, UnitOfWork
 
 
 @dataclass
@@ -128,3 +128,15 @@ async def test_applied_ids_are_bounded() -> None:
     for i in range(3):
         await uow.run("t1", lambda t: t.stand, message_id=f"m{i}")
     assert store.docs["t1"]["applied"] == ["m1", "m2"]
+
+
+async def test_a_change_that_finds_nothing_to_do_writes_nothing() -> None:
+    store = MemoryStore(docs={"t1": {"_id": "t1", "stand": 2, "revision": 1}})
+
+    def alleen_hoger(t: Teller) -> int:
+        if t.stand >= 2:
+            raise Unchanged
+        return t.verhogen(1)
+
+    done = await UnitOfWork(store, TELLER).run("t1", alleen_hoger, message_id="m1")
+    assert done.repeated and done.result is None and store.writes == 0 and "applied" not in store.docs["t1"]
