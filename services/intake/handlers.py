@@ -37,12 +37,13 @@ from intake.messages import (
 from intake.messages import Doelgroep as DoelgroepIn
 from intake.messages import Modelgetrouwheid as ModelgetrouwheidIn
 from intake.messages import Ondertekening as OndertekeningIn
-from intake.repository import AanvraagRepository, DocumentContents, from_doc, millis
+from intake.repository import AanvraagRepository, DocumentContents, from_doc, millis, take_events, to_doc
 from intake.stand import ontvangstbevestiging
 from servicekit.auth import Principal
 from servicekit.kalender import amsterdam_dag
 from servicekit.logging import get_logger
-from servicekit.store import ConcurrencyError, Document, DuplicateKeyError
+from servicekit.store import Document, DuplicateKeyError
+from servicekit.unit_of_work import Mapper, Missing, RevisionMismatch, UnitOfWork
 
 log = get_logger(__name__)
 
@@ -50,6 +51,9 @@ PDF = "application/pdf"
 TEXT = "text/plain; charset=utf-8"
 PDF_MAGIC = b"%PDF-"
 MAX_WRITE_RETRIES = 20
+IDEMPOTENCY_MEMORY = 50  # Idempotency-Keys an application remembers
+#: The application aggregate through servicekit's unit of work: its fields, and the events it recorded.
+AANVRAAG = Mapper(from_doc, to_doc, take_events)
 _FILENAME = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,200}$")
 
 
@@ -374,37 +378,32 @@ class IntakeHandlers:
 
     async def _change(self, aanvraag_id: str, change: Callable[[Aanvraag], None],
                       idempotency_key: str | None = None, if_match: int | None = None) -> Aanvraag:
-        """Load, change and write back with the events, retried on a concurrent write.
+        """Load, change and write back with the events through servicekit's unit of work, retried on a
+        concurrent write.
 
         A request whose Idempotency-Key was applied before returns the current state without a change.
         With ``if_match`` (the ETag the portal read) a changed application is PreconditionFailed, not retried.
         """
-        for _ in range(MAX_WRITE_RETRIES):
-            doc = await self.aanvragen.get_document(aanvraag_id)
-            if doc is None:
-                raise NotFound(aanvraag_id)
-            aanvraag = from_doc(doc)
-            keys = list(doc.get("idempotency_keys") or [])
-            if idempotency_key and idempotency_key in keys:
-                return aanvraag
-            if if_match is not None and if_match != aanvraag.revision:
-                raise PreconditionFailed(aanvraag_id)
+        def apply(aanvraag: Aanvraag) -> None:
             try:
                 change(aanvraag)
             except DomainError as exc:
                 raise Conflict(str(exc)) from None
             except InvalidValue as exc:
                 raise InvalidInput([{"name": exc.name, "code": exc.code, "reason": exc.reason}]) from None
-            extra = {"idempotency_keys": [*keys, idempotency_key][-50:]} if idempotency_key else None
-            try:
-                await self.aanvragen.save(aanvraag, doc, extra)
-            except ConcurrencyError:
-                if if_match is not None:
-                    raise PreconditionFailed(aanvraag_id) from None
-                continue
+
+        uow = UnitOfWork(self.aanvragen.store, AANVRAAG, name="aanvragen", applied_field="idempotency_keys",
+                         memory=IDEMPOTENCY_MEMORY, retries=MAX_WRITE_RETRIES)
+        try:
+            done = await uow.run(aanvraag_id, apply, message_id=idempotency_key, expected_revision=if_match)
+        except Missing:
+            raise NotFound(aanvraag_id) from None
+        except RevisionMismatch:
+            raise PreconditionFailed(aanvraag_id) from None
+        done.aggregate.revision = done.doc["revision"]
+        if not done.repeated:
             self.wake(aanvraag_id)
-            return aanvraag
-        raise ConcurrencyError(f"aanvragen/{aanvraag_id}: too many concurrent changes")
+        return done.aggregate
 
 
 def _id_for(kind: str, aanvraag_id: str, idempotency_key: str | None) -> str:
