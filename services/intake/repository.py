@@ -56,13 +56,6 @@ class AanvraagRepository:
         aanvraag.revision = stored["revision"]
         return stored
 
-    async def save(self, aanvraag: Aanvraag, loaded: Document, extra: Document | None = None) -> Document:
-        """Write the changed aggregate over ``loaded`` (revision-checked) with its new events."""
-        doc = {**loaded, **to_doc(aanvraag), **(extra or {})}
-        stored = await self.store.replace(doc, take_events(aanvraag))
-        aanvraag.revision = stored["revision"]
-        return stored
-
     async def get_document(self, aanvraag_id: str) -> Document | None:
         return await self.store.get(aanvraag_id)
 
