@@ -30,6 +30,8 @@ from console.oidc import OidcError
 from console.settings import ROLLEN, ConsoleSettings
 from console.studio import BODY_LIMIT as STUDIO_BODY_LIMIT
 from console.studio import studio_pages
+from console.studio_dmn import studio_dmn_pages
+from console.studio_migratie import studio_migratie_pages
 from console.web import COOKIE, STATUSSEN, NotSignedIn, Refused, SessionDep, check_csrf, form_of, render
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, Principal, mint_token
 from servicekit.http import add_health, create_app
@@ -128,6 +130,8 @@ def create(settings: ConsoleSettings | None = None) -> FastAPI:
 
     _signin_routes(app, console)
     _pages(app, console)
+    studio_dmn_pages(app, console)  # before studio_pages: /studio/{proces} would match /studio/dmn
+    studio_migratie_pages(app, console)
     studio_pages(app, console)
     incidenten.routes(app, console)
     wachtrijen.routes(app, console)

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
-from console.backends import BackendError
+from console.backends import BackendError, Backends
 from console.bootstrap import Console, Session
 from console.web import Refused, SessionDep, check_csrf, form_of, render
 from servicekit.auth import PROCESBEHEERDER
@@ -24,9 +24,39 @@ from servicekit.logging import get_logger
 log = get_logger(__name__)
 
 
-def _mag(session: Session) -> None:
+def mag(session: Session) -> None:
     if not session.mag(PROCESBEHEERDER):
         raise Refused(403, "De studio is voor procesbeheerders (rol procesbeheerder).")
+
+
+async def formulier(request: Request, session: Session) -> dict[str, str]:
+    """A studio form: only a procesbeheerder's, with the session's CSRF token."""
+    mag(session)
+    form = await form_of(request)
+    check_csrf(form, session.csrf)
+    return form
+
+
+async def engine_antwoord(backends: Backends, method: str, path: str, session: Session,
+                          body: dict[str, Any] | None = None, wacht: float | None = None) -> tuple[int, Any]:
+    """The engine's status and JSON answer (``{}`` when it is not JSON), with the user's own token."""
+    extra: dict[str, Any] = {"json": body} if body is not None else {}
+    if wacht is not None:  # httpx's own timeout for this request (a large migration takes minutes)
+        extra["timeout"] = wacht
+    response = await backends._engine(method, path, session.token, **extra)
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, {}
+
+
+def nieuwste(definities: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The latest version of each process, by process id."""
+    per_proces: dict[str, dict[str, Any]] = {}
+    for d in definities:
+        if (d.get("versie") or 0) >= (per_proces.get(d["processId"], {}).get("versie") or 0):
+            per_proces[d["processId"]] = d
+    return sorted(per_proces.values(), key=lambda d: d["processId"])
 
 
 def _json(form: dict[str, str], veld: str, standaard: Any) -> Any:
@@ -41,11 +71,7 @@ def studio_dmn_pages(app: FastAPI, console: Console) -> None:
     backends = console.backends
 
     async def engine(method: str, path: str, session: Session, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        response = await backends._engine(method, path, session.token, **({"json": body} if body is not None else {}))
-        try:
-            return response.status_code, response.json()
-        except ValueError:
-            return response.status_code, {}
+        return await engine_antwoord(backends, method, path, session, body)
 
     async def laatste(session: Session, proces: str) -> dict[str, Any]:
         versies = sorted((d for d in await backends.definities(session.token) if d["processId"] == proces),
@@ -54,21 +80,11 @@ def studio_dmn_pages(app: FastAPI, console: Console) -> None:
             raise Refused(404, "Van dit proces is geen versie uitgerold.")
         return await backends.definitie(session.token, versies[0]["hash"])
 
-    async def verzoek(request: Request, session: Session) -> dict[str, str]:
-        _mag(session)
-        form = await form_of(request)
-        check_csrf(form, session.csrf)
-        return form
-
     @app.get("/studio/dmn", include_in_schema=False)
     async def tabellen(request: Request, session: SessionDep) -> Response:
-        _mag(session)
-        nieuwste: dict[str, dict[str, Any]] = {}
-        for d in await backends.definities(session.token):
-            if (d.get("versie") or 0) >= (nieuwste.get(d["processId"], {}).get("versie") or 0):
-                nieuwste[d["processId"]] = d
+        mag(session)
         rijen = []
-        for d in sorted(nieuwste.values(), key=lambda d: d["processId"]):
+        for d in nieuwste(await backends.definities(session.token)):
             detail = await backends.definitie(session.token, d["hash"])
             rijen += [{"proces": d["processId"], "versie": d.get("versie"), "bestand": naam}
                       for naam in sorted(detail["bestanden"]) if naam.endswith(".dmn")]
@@ -76,7 +92,7 @@ def studio_dmn_pages(app: FastAPI, console: Console) -> None:
 
     @app.get("/studio/dmn/{proces}/{bestand}", include_in_schema=False)
     async def editor(request: Request, proces: str, bestand: str, session: SessionDep) -> Response:
-        _mag(session)
+        mag(session)
         versie = await laatste(session, proces)
         if bestand not in versie["bestanden"] or not bestand.endswith(".dmn"):
             raise Refused(404, "Deze versie heeft deze DMN-tabel niet.")
@@ -95,7 +111,7 @@ def studio_dmn_pages(app: FastAPI, console: Console) -> None:
     @app.get("/studio/dmn/{proces}/{bestand}/testbank.json", include_in_schema=False)
     async def download(proces: str, bestand: str, session: SessionDep, versie: str = "") -> Response:
         """The cases of the table as the file kept next to it in git (``bpmn/<tabel>.testbank.json``)."""
-        _mag(session)
+        mag(session)
         gekozen = versie or (await laatste(session, proces))["hash"]
         status, testbank = await engine("GET", f"/dmn/testbank/{urllib.parse.quote(gekozen, safe='')}/"
                                                f"{urllib.parse.quote(bestand, safe='')}", session)
@@ -106,32 +122,34 @@ def studio_dmn_pages(app: FastAPI, console: Console) -> None:
         return Response(tekst, media_type="application/json", headers={
             "Content-Disposition": f'attachment; filename="{urllib.parse.quote(testbank["bestand"])}"'})
 
-    @app.post("/studio/dmn/{proces}/{bestand}/evaluatie", include_in_schema=False)
-    async def evaluatie(request: Request, proces: str, bestand: str, session: SessionDep) -> Response:
-        form = await verzoek(request, session)
-        status, body = await engine("POST", "/dmn/evaluatie", session, {
-            "dmn": form.get("dmn", ""), "bestand": bestand, "beslissing": form.get("beslissing", ""),
-            "invoer": _json(form, "invoer", {})})
+    async def testbank_vraag(request: Request, session: Session, pad: str, bestand: str, melding: str,
+                             velden: dict[str, Any]) -> Response:
+        """The engine's test bench (evaluate, run the cases) for the table as the browser has it now."""
+        form = await formulier(request, session)
+        gevraagd = {k: _json(form, k, standaard) if isinstance(standaard, (dict, list)) else form.get(k, standaard)
+                    for k, standaard in velden.items()}
+        status, body = await engine("POST", pad, session, {"dmn": form.get("dmn", ""), "bestand": bestand,
+                                                           **gevraagd})
         if status != 200:
-            return JSONResponse({"melding": body.get("detail") or "Evalueren is mislukt.",
+            return JSONResponse({"melding": body.get("detail") or melding,
                                  "problemen": body.get("invalidParams", [])}, status_code=400)
         return JSONResponse(body)
 
+    @app.post("/studio/dmn/{proces}/{bestand}/evaluatie", include_in_schema=False)
+    async def evaluatie(request: Request, proces: str, bestand: str, session: SessionDep) -> Response:
+        return await testbank_vraag(request, session, "/dmn/evaluatie", bestand, "Evalueren is mislukt.",
+                                    {"beslissing": "", "invoer": {}})
+
     @app.post("/studio/dmn/{proces}/{bestand}/testbank", include_in_schema=False)
     async def testbank(request: Request, proces: str, bestand: str, session: SessionDep) -> Response:
-        form = await verzoek(request, session)
-        status, body = await engine("POST", "/dmn/testbank", session, {
-            "dmn": form.get("dmn", ""), "bestand": bestand, "testgevallen": _json(form, "testgevallen", [])})
-        if status != 200:
-            return JSONResponse({"melding": body.get("detail") or "De testbank kon niet draaien.",
-                                 "problemen": body.get("invalidParams", [])}, status_code=400)
-        return JSONResponse(body)
+        return await testbank_vraag(request, session, "/dmn/testbank", bestand, "De testbank kon niet draaien.",
+                                    {"testgevallen": []})
 
     @app.post("/studio/dmn/{proces}/{bestand}/uitrollen", include_in_schema=False)
     async def uitrollen(request: Request, proces: str, bestand: str, session: SessionDep) -> Response:
         """A new version: the latest version's files with this table replaced, and its test cases; the engine runs
         them first (409 with the failing cases, nothing deployed)."""
-        form = await verzoek(request, session)
+        form = await formulier(request, session)
         toelichting = form.get("toelichting", "").strip()
         if not toelichting:
             return JSONResponse({"melding": "Geef een toelichting: waarom deze versie?"}, status_code=400)

@@ -18,18 +18,13 @@ from fastapi.responses import Response
 
 from console.backends import BackendError
 from console.bootstrap import Console, Session
-from console.web import Refused, SessionDep, check_csrf, form_of, render
-from servicekit.auth import PROCESBEHEERDER
+from console.studio_dmn import engine_antwoord, formulier, mag
+from console.web import Refused, SessionDep, render
 from servicekit.logging import get_logger
 
 log = get_logger(__name__)
 #: How long the console waits for the engine to move a large selection (each case is its own write).
 MIGRATIE_TIMEOUT = 600.0
-
-
-def _mag(session: Session) -> None:
-    if not session.mag(PROCESBEHEERDER):
-        raise Refused(403, "Migreren is voor procesbeheerders (rol procesbeheerder).")
 
 
 def selectie_uit(form: dict[str, str]) -> dict[str, Any]:
@@ -55,12 +50,7 @@ def studio_migratie_pages(app: FastAPI, console: Console) -> None:
     backends = console.backends
 
     async def engine(method: str, path: str, session: Session, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        response = await backends._engine(method, path, session.token, timeout=MIGRATIE_TIMEOUT,
-                                          **({"json": body} if body is not None else {}))
-        try:
-            return response.status_code, response.json()
-        except ValueError:
-            return response.status_code, {}
+        return await engine_antwoord(backends, method, path, session, body, wacht=MIGRATIE_TIMEOUT)
 
     async def context(session: Session) -> dict[str, Any]:
         definities = sorted(await backends.definities(session.token),
@@ -72,16 +62,14 @@ def studio_migratie_pages(app: FastAPI, console: Console) -> None:
                 "versies": {d["hash"]: f"{d['processId']} v{d.get('versie') or '?'}" for d in definities}}
 
     async def verzoek(request: Request, session: Session) -> dict[str, str]:
-        _mag(session)
-        form = await form_of(request)
-        check_csrf(form, session.csrf)
+        form = await formulier(request, session)
         if not form.get("doel"):
             raise Refused(400, "Kies de doelversie.")
         return form
 
     @app.get("/studio/migraties", include_in_schema=False)
     async def page(request: Request, session: SessionDep) -> Response:
-        _mag(session)
+        mag(session)
         return render(request, "studio_migratie.html", sessie=session, form=dict(request.query_params),
                       **await context(session))
 
@@ -125,7 +113,7 @@ def studio_migratie_pages(app: FastAPI, console: Console) -> None:
 
     @app.get("/studio/migraties/{migratie_id}", include_in_schema=False)
     async def detail(request: Request, migratie_id: str, session: SessionDep) -> Response:
-        _mag(session)
+        mag(session)
         status, body = await engine("GET", f"/migraties/{urllib.parse.quote(migratie_id, safe='')}", session)
         if status != 200:
             raise Refused(404, "Geen migratie met dit kenmerk.")
@@ -134,9 +122,7 @@ def studio_migratie_pages(app: FastAPI, console: Console) -> None:
 
     @app.post("/studio/migraties/{migratie_id}/terugdraaien", include_in_schema=False)
     async def reverse(request: Request, migratie_id: str, session: SessionDep) -> Response:
-        _mag(session)
-        form = await form_of(request)
-        check_csrf(form, session.csrf)
+        form = await formulier(request, session)
         if form.get("bevestig") != "ja":
             raise Refused(400, "Bevestig het terugdraaien: vink het vakje aan.")
         pad = f"/migraties/{urllib.parse.quote(migratie_id, safe='')}"
