@@ -20,6 +20,8 @@ from servicekit.kalender import amsterdam_dag, plus_jaren, termijn_vanaf
 AANVRAAG_INGEDIEND = "ips.aanvraag.ingediend.v1"
 AANVRAAG_AANGEVULD = "ips.aanvraag.aangevuld.v1"
 AANVRAAG_INGETROKKEN = "ips.aanvraag.ingetrokken.v1"
+#: The application's place in the order of receipt (grants' allocator); for grants, not a message for the case.
+AANVRAAG_VOLGNUMMER_TOEGEKEND = "ips.aanvraag.volgnummer_toegekend.v1"
 TRAJECT_VERLENGING_GEVRAAGD = "ips.traject.verlenging_gevraagd.v1"
 TRAJECT_STOPBERICHT = "ips.traject.stopbericht.v1"
 TRAJECT_EINDVERSLAG_INGEDIEND = "ips.traject.eindverslag_ingediend.v1"
@@ -228,6 +230,8 @@ class Aanvraag:
     herstel: Herstel | None = None
     aangevuld_op: datetime | None = None
     volledig_ontvangen_op: datetime | None = None
+    #: The place in the order of receipt of complete applications (Awb 4:25), given once when it became complete.
+    volgnummer: int | None = None
     doorgezonden_van: str | None = None
     ingetrokken_op: datetime | None = None
     besluit: Besluit | None = None
@@ -315,9 +319,25 @@ class Aanvraag:
             raise DomainError("Over de aanvraag is al besloten; intrekken kan niet meer.")
         self.status = INGETROKKEN
         self.ingetrokken_op = nu
-        self.events.append(DomainEvent(AANVRAAG_INGETROKKEN,
-                                       {"aanvraagId": self.id, "ingetrokkenOp": nu.isoformat()}))
+        data: dict[str, Any] = {"aanvraagId": self.id, "ingetrokkenOp": nu.isoformat()}
+        if self.volgnummer is not None:  # grants gives the place back if the reservation was not asked yet
+            data["volgnummer"] = self.volgnummer
+        self.events.append(DomainEvent(AANVRAAG_INGETROKKEN, data))
         return True
+
+    def mist_volgnummer(self, vereiste_bijlagen: Sequence[str] = ()) -> bool:
+        """Whether the application is complete now but has no place in the order of receipt yet: at the
+        complete submission, the aanvulling that completes it, or (an upload completed it) the check."""
+        return (self.volgnummer is None and self.status in (INGEDIEND, AANGEVULD, DOORGEZONDEN, AANVULLING_GEVRAAGD)
+                and not self.ontbrekende_stukken(vereiste_bijlagen))
+
+    def volgnummer_toekennen(self, volgnummer: int) -> None:
+        """Fix the place in the order of receipt (once); emits ``ips.aanvraag.volgnummer_toegekend.v1``."""
+        if self.volgnummer is not None:
+            return
+        self.volgnummer = volgnummer
+        self.events.append(DomainEvent(AANVRAAG_VOLGNUMMER_TOEGEKEND,
+                                       {"aanvraagId": self.id, "volgnummer": volgnummer}))
 
     # --- the running trajectory (portal actions of the ggz after the grant) ---
 
@@ -412,6 +432,7 @@ class Aanvraag:
                            for code in missing],
             "volledigOntvangenOp": self.volledig_ontvangen_op.isoformat()
             if volledig and self.volledig_ontvangen_op else None,
+            "volgnummer": self.volgnummer if volledig else None,
             "criteria": {
                 "doelgroep": self.doelgroep.uitkering in DOELGROEP_UITKERINGEN,
                 "wilBetaaldWerk": self.doelgroep.wil_betaald_werk,
