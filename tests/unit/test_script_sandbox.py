@@ -16,6 +16,7 @@ from lxml import etree
 from tests.support.sandbox import ESCAPES, ISSUE_12_ESCAPE, START
 from tests.support.sandbox import process as _process
 
+from process_engine import definitions
 from process_engine import runtime as rt
 from process_engine.runtime import DefinitionError, EngineError, parse_definition, start_instance
 from process_engine.scripting import RestrictedEnvironment, ScriptRejected, check_script
@@ -90,8 +91,8 @@ def test_runtime_refuses_again_when_the_deploy_check_was_bypassed(
         monkeypatch: pytest.MonkeyPatch, place: str, source: str, element_id: str) -> None:
     """Defence in depth: a definition that never went through the deploy check (say, written into the
     database by hand) still cannot run the code: every evaluation compiles through the sandbox."""
-    monkeypatch.setattr(rt, "_code_problems", lambda root, file: iter(()))
-    monkeypatch.setattr(rt, "_DEFINITION_CACHE", OrderedDict())  # keep the unchecked parse out of the real cache
+    monkeypatch.setattr(definitions, "_code_problems", lambda root, file: iter(()))
+    monkeypatch.setattr(definitions, "_DEFINITION_CACHE", OrderedDict())  # keep the unchecked parse out of the cache
     parsed = parse_definition(_process(**{place: source}))
     with pytest.raises(EngineError) as info:
         start_instance(parsed, START, {"aanvraag": {"aanvraagId": "A-1"}}, case_id=f"bypass-{place}")
