@@ -66,6 +66,14 @@ def x_death(headers: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def herkomst(headers: Mapping[str, Any], queue: str) -> str:
+    """The consumer queue a parked message came from: the one the consumer named when it parked it, else the one
+    RabbitMQ dead-lettered it from (not a retry tier whose delay merely expired), else the parking lot's own."""
+    if headers.get(QUEUE_HEADER):
+        return _tekst(headers[QUEUE_HEADER])
+    return next((d["wachtrij"] for d in x_death(headers) if d["reden"] != "expired"), queue)
+
+
 def beschrijf(message: AbstractIncomingMessage, queue: str) -> dict[str, Any]:
     """One parked message as the page shows it (no personal data)."""
     headers = dict(message.headers or {})
@@ -79,7 +87,7 @@ def beschrijf(message: AbstractIncomingMessage, queue: str) -> dict[str, Any]:
                else VERBORGEN) for k, v in headers.items() if k != "x-death"}
     return {
         "id": message.message_id, "type": envelope.get("type") or message.type, "zaak": envelope.get("subject"),
-        "herkomst": (x_death(headers)[:1] or [{}])[0].get("wachtrij") or headers.get(QUEUE_HEADER) or queue,
+        "herkomst": herkomst(headers, queue),
         "reden": _tekst(headers.get(ERROR_HEADER, "")), "pogingen": headers.get(ATTEMPT_HEADER, 0),
         "teruggezet": headers.get(REPLAYED_HEADER, 0), "x_death": x_death(headers), "kop": kop,
         "envelop": {k: envelope.get(k) for k in _ENVELOPE if envelope.get(k) is not None},
