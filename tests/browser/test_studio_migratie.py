@@ -1,9 +1,10 @@
-"""Bulk migration in the studio, in headless Chromium against a real engine and console on the real broker and
-database (issue 16, item 6): 200 cases of version 1 of tests/bpmn/migratie_v1.bpmn wait, two thirds in Wacht_a and
-one third in Wacht_b, which version 2 no longer has. The dry run lists every case, the blocked ones with their
-reason; the real run moves exactly the movable ones; then every case gets its confirmation and runs to its end,
-the moved ones through version 2's script task and the others on version 1. axe-core finds no serious or critical
-violation; no console errors. Screenshots (docs/studio-migratie-proefrun.png is one) go to the tmp dir."""
+"""Migration in the studio, in headless Chromium against a real engine and console on the real broker and
+database (issue 16, item 6): one case named by its id is moved and the move reversed; then in bulk, 200 cases of
+version 1 of tests/bpmn/migratie_v1.bpmn wait, two thirds in Wacht_a and one third in Wacht_b, which version 2 no
+longer has. The dry run lists every case, the blocked ones with their reason; the real run moves exactly the
+movable ones; then every case gets its confirmation and runs to its end, the moved ones through version 2's
+script task and the others on version 1. axe-core finds no serious or critical violation; no console errors.
+Screenshots (docs/studio-migratie-proefrun.png is one) go to the tmp dir."""
 
 from __future__ import annotations
 
@@ -87,6 +88,23 @@ def test_bulk_migration_dry_run_real_run_and_the_cases_finish(browser: Browser, 
     page.goto(f"{base}/studio")
     page.get_by_role("link", name="Zaken migreren naar een andere versie").click()
     accessibility["migraties"] = _axe(page, base)
+
+    # One case first, by its id, and back: the reversal puts it on version 1 where it was.
+    page.get_by_label("Of precies deze zaken (kenmerken, één per regel)").fill("mig-001")
+    page.get_by_label("Doelversie").select_option(v2)
+    page.get_by_role("button", name="Proefrun").click()
+    assert page.inner_text("#aantal-kan") == "1"
+    page.get_by_label("Ik wil de 1 zaken die mee kunnen nu verplaatsen").check()
+    page.get_by_role("button", name="Migreren").click()
+    assert page.inner_text("#aantal-verplaatst") == "1"
+    assert httpx.get(f"{engine.url}/api/v1/zaken/mig-001", headers=ADMIN, timeout=30).json()["definitieHash"] == v2
+    page.get_by_label("Zet de verplaatste zaken die nog niet verder zijn gegaan terug op hun oude versie").check()
+    page.get_by_role("button", name="Terugdraaien").click()
+    assert page.inner_text("#terug-uitkomst").startswith("Teruggedraaid: 1 van 1")
+    back = httpx.get(f"{engine.url}/api/v1/zaken/mig-001", headers=ADMIN, timeout=30).json()
+    assert back["definitieHash"] == v1["hash"] and back["actieveElementen"] == ["Wacht_a"]
+
+    page.goto(f"{base}/studio/migraties")
     page.get_by_label("Bronversie (alle lopende zaken van deze versie)").select_option(v1["hash"])
     page.get_by_label("Doelversie").select_option(v2)
     t = time.monotonic()
@@ -134,7 +152,8 @@ def test_bulk_migration_dry_run_real_run_and_the_cases_finish(browser: Browser, 
         assert zaak["status"] == "completed" and ("Stap_v2" in steps) == (case_id in MOVABLE), (case_id, steps)
         assert zaak["definitieHash"] == (v2 if case_id in MOVABLE else v1["hash"])
     page.goto(f"{base}/audit")
-    assert "migreren" in page.inner_text("main") and "migratie proefrun" in page.inner_text("main")
+    audit = page.inner_text("main")
+    assert "migreren" in audit and "migratie proefrun" in audit and "migratie terugdraaien" in audit
     context.close()
     print(f"seed {seeded:.1f} s, dry run {dry_run:.1f} s, real run {real_run:.1f} s, to the end {finished:.1f} s")
 
