@@ -32,6 +32,7 @@ from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from process_engine import readmodels
 from process_engine import runtime as rt
 from process_engine.engine import Conflict, Engine, NotFound
 from servicekit.audit import noteer, verwerking
@@ -265,11 +266,16 @@ async def _zet_terug(engine: Engine, zaak: dict[str, Any], migratie: Document, b
                     "reden": "de zaak is na de migratie verder gegaan"}
         terug = {**doc, **bewaard["voor"]}
         engine._journal(terug, "migratie teruggedraaid", migratie=migratie["_id"], by=by)
+        # What every engine write does after the state (Engine._snapshot, _mutate): the read models (work lists,
+        # timers) follow the restored tasks and timer, and so does whatever else watches the engine's writes.
+        readmodels.plan(terug)
         try:
             stored = await engine.instances.store.replace(terug)
         except ConcurrencyError:
             continue
         engine._remember_timer(stored)
+        getattr(engine, "on_write", lambda _doc: None)(stored)
+        await engine.instances.views.sync(stored)
         return {"zaakId": zaak_id, "uitkomst": "teruggedraaid", "reden": None}
     return {"zaakId": zaak_id, "uitkomst": "niet teruggedraaid", "reden": "de zaak veranderde steeds; probeer opnieuw"}
 
