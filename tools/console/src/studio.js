@@ -16,6 +16,7 @@ import IpsEigenschappen from "./studio/eigenschappen.jsx";
 import spiffworkflow from "./studio/spiffworkflow.json";
 import { zetCatalogus } from "./studio/catalogus";
 import { lint } from "./studio/regels";
+import vertaling from "./studio/vertaling";
 
 const $ = (id) => document.getElementById(id);
 
@@ -41,7 +42,7 @@ function start() {
     propertiesPanel: { parent: "#eigenschappen", layout: { groups: Object.fromEntries(["general",
       "ips-opdracht-groep", "ips-script-groep", "ips-dmn-groep", "ips-formulier-groep", "ips-bericht-groep",
       "ips-lane-groep"].map((g) => [g, { open: true }])) } },
-    additionalModules: [BpmnPropertiesPanelModule, BpmnPropertiesProviderModule,
+    additionalModules: [vertaling, BpmnPropertiesPanelModule, BpmnPropertiesProviderModule,
       { __init__: ["ipsEigenschappen"], ipsEigenschappen: ["type", IpsEigenschappen] }],
     moddleExtensions: { spiffworkflow },
   });
