@@ -43,7 +43,7 @@ def toetsing(**overrides: Any) -> dict[str, Any]:
 def volledigheid(volledig: bool = True) -> dict[str, Any]:
     missing = [] if volledig else [{"code": "handtekening", "omschrijving": "Handtekening"}]
     return {"volledig": volledig, "ontbrekend": missing,
-            "volledigOntvangenOp": T0.isoformat(), "criteria": CRITERIA}
+            "volledigOntvangenOp": T0.isoformat(), "volgnummer": 7 if volledig else None, "criteria": CRITERIA}
 
 
 class Case:
@@ -147,6 +147,7 @@ def test_happy_path_epa_goes_from_submission_to_a_granted_beschikking(parsed):
     reserve = case.last("ips.budget.reserveren.v1").params
     assert reserve["bedrag_cents"] == 1132500  # the DMN tariff for EPA under ips-gemeenten-2023
     assert reserve["volledig_ontvangen_op"] == T0.isoformat() and reserve["criteria"] == CRITERIA
+    assert reserve["volgnummer"] == 7  # intake's place in the order of receipt, on to grants' allocator
     task = case.task()
     assert task.element_id == "UserTask_beoordelen" and task.lane == "Behandelaar"
     assert rt.required_mandate(task.mandate, {"besluit": "toekennen"}) == "toekenning"
