@@ -37,13 +37,13 @@ from intake.messages import (
 from intake.messages import Doelgroep as DoelgroepIn
 from intake.messages import Modelgetrouwheid as ModelgetrouwheidIn
 from intake.messages import Ondertekening as OndertekeningIn
-from intake.repository import AanvraagRepository, DocumentContents, from_doc, millis, take_events, to_doc
+from intake.repository import AANVRAAG, AanvraagRepository, DocumentContents, from_doc, millis
 from intake.stand import ontvangstbevestiging
 from servicekit.auth import Principal
 from servicekit.kalender import amsterdam_dag
 from servicekit.logging import get_logger
 from servicekit.store import Document, DuplicateKeyError
-from servicekit.unit_of_work import Mapper, Missing, RevisionMismatch, UnitOfWork
+from servicekit.unit_of_work import Missing, RevisionMismatch, UnitOfWork
 
 log = get_logger(__name__)
 
@@ -52,8 +52,6 @@ TEXT = "text/plain; charset=utf-8"
 PDF_MAGIC = b"%PDF-"
 MAX_WRITE_RETRIES = 20
 IDEMPOTENCY_MEMORY = 50  # Idempotency-Keys an application remembers
-#: The application aggregate through servicekit's unit of work: its fields, and the events it recorded.
-AANVRAAG = Mapper(from_doc, to_doc, take_events)
 _FILENAME = re.compile(r"^[^/\\\x00-\x1f\x7f]{1,200}$")
 
 

@@ -1,6 +1,6 @@
 """The engine's commands to intake (bpmn/README.md): each a revision-checked change of the application through
-``servicekit.commands.apply_command``, which records the command id, so a redelivered command changes nothing
-and is answered with the same reply id. The portal's own actions are ``handlers``."""
+servicekit's unit of work (the ``Aanvraag`` aggregate), which records the command id, so a redelivered command
+changes nothing and is answered with the same reply id. The portal's own actions are ``handlers``."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ from typing import Any
 
 from intake.domain import Aanvraag, Gemeenteregister
 from intake.messages import BesluitRegistrerenParams, DoorzendenParams, HerstelVragenParams, VolledigheidParams
-from intake.repository import SERVICE, AanvraagRepository, from_doc, millis, to_doc
+from intake.repository import AANVRAAG, SERVICE, AanvraagRepository, millis
 from intake.stand import stand
-from servicekit.commands import Failure, apply_command
+from servicekit.commands import Failure, replying
 from servicekit.consumer import PoisonMessage
 from servicekit.envelope import CloudEvent, deterministic_id
 from servicekit.logging import get_logger
-from servicekit.store import Document
+from servicekit.unit_of_work import Missing, UnitOfWork
 
 log = get_logger(__name__)
 
@@ -67,15 +67,10 @@ class IntakeCommands:
 
     async def _apply(self, command: CloudEvent, aanvraag_id: str,
                      action: Callable[[Aanvraag], dict[str, Any] | Failure]) -> None:
-        def apply(doc: Document) -> dict[str, Any] | Failure:
-            aanvraag = from_doc(doc)
-            outcome = action(aanvraag)
-            doc.update(to_doc(aanvraag))
-            return outcome
-
         try:
-            await apply_command(self.aanvragen.store, aanvraag_id, command, SERVICE, apply)
-        except LookupError:
+            await UnitOfWork(self.aanvragen.store, AANVRAAG, name="aanvragen").run(
+                aanvraag_id, action, message_id=command.id, reply=replying(command, SERVICE))
+        except Missing:
             raise PoisonMessage(f"unknown aanvraag {aanvraag_id}") from None
         log.info("opdracht.verwerkt", aanvraag_id=aanvraag_id, command=command.type)
         self.wake(aanvraag_id)

@@ -30,6 +30,7 @@ from intake.stand import Stand
 from servicekit.broker import EVENTS
 from servicekit.envelope import new_event
 from servicekit.store import Document, DocumentStore, DuplicateKeyError
+from servicekit.unit_of_work import Mapper
 
 SERVICE = "intake"
 VERTROUWELIJK = "vertrouwelijk"
@@ -199,3 +200,7 @@ def from_doc(doc: Document) -> Aanvraag:
         stand=Stand.from_doc(doc["stand"]) if doc.get("stand") else None,
         revision=doc.get("revision", 0),
     )
+
+
+#: The application aggregate through servicekit's unit of work: its fields, and the events it recorded.
+AANVRAAG = Mapper(from_doc, to_doc, take_events)
