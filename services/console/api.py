@@ -277,12 +277,6 @@ def _pages(app: FastAPI, console: Console) -> None:
     async def overview_part(request: Request, session: SessionDep) -> Response:
         return render(request, "_overzicht.html", sessie=session, **await _overzicht(console, session))
 
-    async def _matches(session: Session, filters: Filters) -> tuple[list[dict[str, Any]], dict[str, str]]:
-        zaken, definities = await asyncio.gather(
-            console.backends.zaken(session.token, **filters.engine_filters()),
-            console.backends.definities(session.token))
-        return [z for z in zaken if filters.past(z)], _versies(definities)
-
     @app.get("/zaken", include_in_schema=False)
     async def explorer(request: Request, session: SessionDep) -> Response:
         filters = Filters.uit_query(request.query_params, {k: request.query_params.getlist(k)
@@ -291,23 +285,30 @@ def _pages(app: FastAPI, console: Console) -> None:
             pagina = max(1, min(int(request.query_params.get("pagina", "1")), 1_000_000))
         except ValueError:
             pagina = 1
-        zaken, versies = await _matches(session, filters)
         grootte = console.settings.console_page_size
-        paginas = max(1, -(-len(zaken) // grootte))
-        pagina = min(pagina, paginas)
+        # the engine filters and pages (process_engine.zaakindex): one page travels, not every case
+        (totaal, zaken), definities = await asyncio.gather(
+            console.backends.zaken_pagina(session.token, (pagina - 1) * grootte, grootte, **filters.engine_filters()),
+            console.backends.definities(session.token))
+        paginas = max(1, -(-totaal // grootte))
+        if pagina > paginas:  # past the end (a bookmark of a list that shrank): the last page
+            pagina = paginas
+            totaal, zaken = await console.backends.zaken_pagina(session.token, (pagina - 1) * grootte, grootte,
+                                                                **filters.engine_filters())
         rijen = [dict(z, gemeente=zoek(z.get("variabelen") or {}, "gemeenteCode", None),
-                      ontvangen=zoek(z.get("variabelen") or {}, "ontvangenOp", None))
-                 for z in zaken[(pagina - 1) * grootte: pagina * grootte]]
+                      ontvangen=zoek(z.get("variabelen") or {}, "ontvangenOp", None)) for z in zaken]
         voorwaarden = filters.voorwaarden + [None] * (3 - len(filters.voorwaarden))
-        return render(request, "zaken.html", sessie=session, f=filters, zaken=rijen, totaal=len(zaken),
-                      pagina=pagina, paginas=paginas, versies=versies, voorwaarden=voorwaarden,
+        return render(request, "zaken.html", sessie=session, f=filters, zaken=rijen, totaal=totaal,
+                      pagina=pagina, paginas=paginas, versies=_versies(definities), voorwaarden=voorwaarden,
                       operatoren=OPERATOREN, statussen=STATUSSEN)
 
     @app.get("/zaken.csv", include_in_schema=False)
     async def export(request: Request, session: SessionDep) -> Response:
         filters = Filters.uit_query(request.query_params, {k: request.query_params.getlist(k)
                                                            for k in ("vnaam", "vop", "vwaarde")})
-        zaken, versies = await _matches(session, filters)
+        zaken, definities = await asyncio.gather(console.backends.zaken(session.token, **filters.engine_filters()),
+                                                 console.backends.definities(session.token))
+        versies = _versies(definities)
         await console.audit.record(session.subject, "csv-export", "", "gelukt", {"aantal": len(zaken),
                                                                                  "filters": filters.query()})
         return Response(csv_regels(zaken, versies), media_type="text/csv; charset=utf-8",

@@ -52,14 +52,19 @@ class Backends:
         return response.json()
 
     async def zaken(self, token: str, **filters: Any) -> list[dict[str, Any]]:
-        """Every case that matches the engine-side filters (processId, definitieHash, status, element,
-        incident), page after page."""
+        """Every case that matches the filters (``Filters.engine_filters``), page after page."""
         out: list[dict[str, Any]] = []
         while True:
             page = await self._engine_json("/zaken", token, limit=ENGINE_PAGE, offset=len(out), **filters)
             out.extend(page["zaken"])
             if not page["zaken"] or len(out) >= page["totaal"]:
                 return out
+
+    async def zaken_pagina(self, token: str, offset: int, limit: int,
+                           **filters: Any) -> tuple[int, list[dict[str, Any]]]:
+        """One page of the cases that match every filter (the engine filters and pages), and how many match."""
+        page = await self._engine_json("/zaken", token, limit=limit, offset=offset, **filters)
+        return page["totaal"], page["zaken"]
 
     async def zaak(self, token: str, case_id: str) -> dict[str, Any] | None:
         response = await self._engine("GET", f"/zaken/{urllib.parse.quote(case_id, safe='')}", token)

@@ -1,8 +1,7 @@
-"""The case explorer's filters: read from the query string (bookmarkable), applied to the engine's case summaries.
-
-The engine filters what it indexes itself (process, version, state, active element, incident); the rest is
-matched here on the variables functioneel beheer may see (``process_engine.zaakvariabelen``): those hold no BSN
-and no health data, so a filter in a URL cannot carry them either.
+"""The case explorer's filters: read from the query string (bookmarkable) and handed to the engine's GET /zaken,
+which filters and pages them (``process_engine.zaakindex``, the same matching rules) on the variables functioneel
+beheer may see (``process_engine.zaakvariabelen``): those hold no BSN and no health data, so a filter in a URL
+cannot carry them either.
 """
 
 from __future__ import annotations
@@ -17,7 +16,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-MISSING = object()
+from process_engine import zaakindex
+from process_engine.zaakindex import MISSING, Criteria
+from process_engine.zaakindex import zoek as zoek
+
 OPERATOREN = {"gelijk": "is gelijk aan", "bevat": "bevat", "bestaat": "bestaat"}
 _NAAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,4}")
 MAX_VOORWAARDEN = 3
@@ -82,9 +84,14 @@ class Filters:
         return f
 
     def engine_filters(self) -> dict[str, Any]:
+        """Every filter as the engine's GET /zaken takes it: the engine filters and pages (zaakindex.py)."""
         return {"processId": self.proces or None, "definitieHash": self.versie or None, "status": self.status or None,
                 "element": self.element or None,
-                "incident": {"ja": "true", "nee": "false"}.get(self.incident)}
+                "incident": {"ja": "true", "nee": "false"}.get(self.incident),
+                "gemeente": self.gemeente or None, "ggz": self.ggz or None, "regeling": self.regeling or None,
+                "ontvangenVan": self.ontvangen_van or None, "ontvangenTot": self.ontvangen_tot or None,
+                "teLaat": {"ja": "true", "nee": "false"}.get(self.te_laat),
+                "voorwaarde": [json.dumps([v.naam, v.op, v.waarde]) for v in self.voorwaarden] or None}
 
     def query(self, **extra: Any) -> str:
         """The filters as a query string (bookmarkable); without empty values."""
@@ -94,54 +101,18 @@ class Filters:
         pairs += [(k, str(v)) for k, v in extra.items() if v not in (None, "")]
         return urllib.parse.urlencode(pairs)
 
+    def criteria(self) -> Criteria:
+        return Criteria(self.gemeente, self.ggz, self.regeling, self.ontvangen_van, self.ontvangen_tot,
+                        {"ja": True, "nee": False}.get(self.te_laat),
+                        tuple((v.naam, v.op, v.waarde) for v in self.voorwaarden))
+
     def past(self, zaak: Mapping[str, Any]) -> bool:
-        """Whether a case summary matches the filters the engine did not apply (all combined with AND)."""
-        variabelen = zaak.get("variabelen") or {}
-        for filter_, naam in ((self.gemeente, "gemeenteCode"), (self.ggz, "ggzKvkNummer"),
-                              (self.regeling, "regeling")):
-            if filter_ and str(zoek(variabelen, naam, None)) != filter_:
-                return False
-        if self.ontvangen_van or self.ontvangen_tot:
-            ontvangen = zoek(variabelen, "ontvangenOp", None)
-            dag = str(ontvangen)[:10] if ontvangen else ""
-            if not dag or (self.ontvangen_van and dag < self.ontvangen_van) or (
-                    self.ontvangen_tot and dag > self.ontvangen_tot):
-                return False
-        if self.te_laat and (variabelen.get("te_laat") is True) != (self.te_laat == "ja"):
-            return False
-        return all(voldoet(variabelen, v) for v in self.voorwaarden)
-
-
-def zoek(variabelen: Mapping[str, Any], pad: str, default: Any = MISSING) -> Any:
-    """A variable by dotted path; a first name that is not on top is looked for one level down (message
-    variables hold the event data, as the engine's own organisation check does)."""
-    eerste, *rest = pad.split(".")
-    if eerste in variabelen:
-        waarde: Any = variabelen[eerste]
-    else:
-        waarde = next((v[eerste] for v in variabelen.values() if isinstance(v, dict) and eerste in v), MISSING)
-    for deel in rest:
-        if not isinstance(waarde, dict) or deel not in waarde:
-            return default
-        waarde = waarde[deel]
-    return default if waarde is MISSING else waarde
-
-
-def _als_tekst(waarde: Any) -> str:
-    return waarde if isinstance(waarde, str) else json.dumps(waarde, ensure_ascii=False)
+        """Whether a case summary matches the filters on its variables (the engine applies the same rules)."""
+        return self.criteria().past(zaak.get("variabelen") or {})
 
 
 def voldoet(variabelen: Mapping[str, Any], v: Voorwaarde) -> bool:
-    waarde = zoek(variabelen, v.naam)
-    if waarde is MISSING:
-        return False
-    if v.op == "bestaat":
-        return True
-    if v.op == "gelijk":
-        return _als_tekst(waarde) == v.waarde
-    if isinstance(waarde, list):
-        return any(v.waarde in _als_tekst(w) for w in waarde)
-    return v.waarde in _als_tekst(waarde)
+    return zaakindex.voldoet(variabelen, v.naam, v.op, v.waarde)
 
 
 CSV_KOLOMMEN = ["zaak", "status", "proces", "versie", "actieve elementen", "open incidenten", "gestart op",

@@ -6,7 +6,7 @@ import base64
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
@@ -14,7 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from process_engine import dmn_testbank, readmodels
+from process_engine import dmn_testbank, readmodels, zaakindex
 from process_engine import runtime as rt
 from process_engine.bootstrap import EngineSettings, ProcessEngine, bootstrap, definition_files
 from process_engine.engine import Conflict, Engine, NotFound
@@ -37,7 +37,6 @@ from process_engine.schemas import (
 )
 from process_engine.studio import studio_routes
 from process_engine.toegang import belongs_to_caller, case_view, may_see, task_view, variable_problems
-from process_engine.zaakvariabelen import zichtbare_variabelen
 from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
 from servicekit.clock_api import CLOCK_PATH, KlokView, add_clock_route, klok_view
@@ -108,6 +107,10 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def create(settings: EngineSettings | None = None) -> FastAPI:
     pe = bootstrap(settings)
+    # the case explorer's filters, answered from memory (zaakindex.py); every write of this engine keeps it current
+    index = zaakindex.ZaakIndex()
+    pe.zaakindex = index  # type: ignore[attr-defined]
+    pe.engine.on_write = index.bij
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -126,7 +129,8 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
                     except rt.DefinitionError as exc:
                         log.error("definition.refused", problems=[p.message for p in exc.problems][:10])
                 async with in_background(pe.engine.run_timer_poller(pe.settings.timer_poll_seconds,
-                                                                    pe.settings.timer_scan_seconds), "timer-poller"):
+                                                                    pe.settings.timer_scan_seconds), "timer-poller"), \
+                        in_background(index.bijhouden(pe.engine.instances.collection), "zaakindex"):
                     yield
 
     app = create_app("ipsflow process engine",
@@ -218,19 +222,46 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
 
     @app.get(f"{API_PREFIX}/zaken", tags=["zaken"], dependencies=[_TAKEN], response_model=CasePage,
              responses={403: {"description": "Alleen functioneel beheer (de console) ziet alle zaken"}})
-    async def cases(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
+    async def cases(engine: EngineDep, principal: PrincipalDep, response: Response,  # type: ignore[no-untyped-def]
                     process_id: Annotated[str | None, Query(alias="processId", max_length=200)] = None,
                     definitie_hash: Annotated[str | None, Query(alias="definitieHash", max_length=64)] = None,
                     status: Annotated[str | None, Query(max_length=40)] = None,
                     element: Annotated[str | None, Query(max_length=200, description="Actief element.")] = None,
                     incident: Annotated[bool | None, Query(description="Met (true) of zonder (false) "
                                                                         "open incident.")] = None,
+                    gemeente: Annotated[str | None, Query(max_length=20)] = None,
+                    ggz: Annotated[str | None, Query(max_length=20, description="KvK-nummer.")] = None,
+                    regeling: Annotated[str | None, Query(max_length=100)] = None,
+                    ontvangen_van: Annotated[date | None, Query(alias="ontvangenVan")] = None,
+                    ontvangen_tot: Annotated[date | None, Query(alias="ontvangenTot")] = None,
+                    te_laat: Annotated[bool | None, Query(alias="teLaat")] = None,
+                    voorwaarde: Annotated[list[str] | None, Query(max_length=3, description=(
+                        "Voorwaarde op een variabele als JSON [naam, operator, waarde]; operator gelijk, bevat of "
+                        "bestaat; alle moeten gelden."))] = None,
                     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0):
-        """Every case for functioneel beheer (the console's explorer), newest first; filters on what the engine
-        indexes itself. Gemeente, ggz and UWV read their cases one by one (GET /zaken/{id}) and their tasks."""
+        """Every case for functioneel beheer (the console's explorer), newest first, filtered and paged here: on
+        the engine's own fields, and on the variables functioneel beheer may see (gemeente, ggz, regulation,
+        received between, overdue, conditions). Answered from the in-memory case index (zaakindex.py) once it
+        is read; before that from the database. Gemeente, ggz and UWV read their cases one by one."""
         if principal.org_type != "beheer":
             raise forbid("Alleen functioneel beheer ziet de lijst van alle zaken.")
+        try:
+            condities = zaakindex.voorwaarden(voorwaarde or [])
+        except ValueError as exc:
+            raise RequestValidationError([{"type": "value_error", "loc": ("query", "voorwaarde"),
+                                           "input": voorwaarde, "msg": str(exc)}]) from exc
+        criteria = zaakindex.Criteria(
+            gemeente or "", ggz or "", regeling or "", ontvangen_van.isoformat() if ontvangen_van else "",
+            ontvangen_tot.isoformat() if ontvangen_tot else "", te_laat, condities)
+        velden = {"processId": process_id, "definitieHash": definitie_hash, "status": status, "element": element,
+                  "incident": incident}
+        index: zaakindex.ZaakIndex = pe.zaakindex  # type: ignore[attr-defined]
+        response.headers["X-Zaakindex"] = "gereed" if index.gereed else "wordt gelezen"
+        if index.gereed:
+            total, zaken = index.zoek(velden, criteria, offset, limit)
+            noteer(ids=[z["id"] for z in zaken])
+            return {"totaal": total, "zaken": zaken}
         query: dict[str, Any] = {}
         for field, value in (("process_id", process_id), ("definition_hash", definitie_hash), ("status", status),
                              ("active_elements", element)):
@@ -240,18 +271,16 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
             # Every incident carries resolved true/false; FerretDB gets $elemMatch/$ne on arrays wrong, this right.
             open_incident = {"incidents.resolved": False}
             query.update(open_incident if incident else {"$nor": [open_incident]})
-        total = await engine.instances.collection.count_documents(query)
-        docs = await (engine.instances.collection.find(query, {"status": 1, "process_id": 1, "definition_hash": 1,
-                                                               "active_elements": 1, "incidents": 1,
-                                                               "started_at": 1, "variables": 1})
-                      .sort([("started_at", -1), ("_id", 1)]).skip(offset).limit(limit).to_list(limit))
-        noteer(ids=[d["_id"] for d in docs])
-        return {"totaal": total, "zaken": [
-            {"id": d["_id"], "status": d["status"], "processId": d["process_id"],
-             "definitieHash": d["definition_hash"], "actieveElementen": d.get("active_elements", []),
-             "openIncidenten": sum(1 for i in d.get("incidents", []) if not i.get("resolved")),
-             "gestartOp": d.get("started_at"),
-             "variabelen": zichtbare_variabelen(d["process_id"], "beheer", d.get("variables", {}))} for d in docs]}
+        cursor = engine.instances.collection.find(query, zaakindex.PROJECTIE).sort([("started_at", -1), ("_id", 1)])
+        if criteria.leeg():
+            total = await engine.instances.collection.count_documents(query)
+            zaken = [zaakindex.samenvatting(d) for d in await cursor.skip(offset).limit(limit).to_list(limit)]
+        else:  # the variables are filtered in Python, as the index does
+            gelezen = map(zaakindex.samenvatting, await cursor.to_list(None))
+            alle = [z for z in gelezen if criteria.past(z["variabelen"])]
+            total, zaken = len(alle), alle[offset:offset + limit]
+        noteer(ids=[z["id"] for z in zaken])
+        return {"totaal": total, "zaken": zaken}
 
     @app.get(f"{API_PREFIX}/zaken/{{case_id}}", tags=["zaken"], dependencies=[_ZAAK_LEZEN], response_model=CaseView)
     async def case(case_id: str, engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]

@@ -85,6 +85,8 @@ class Engine:
         self.lease = timedelta(seconds=lease_seconds)
         #: Called with the case id and the document as written whenever a write put commands in its outbox.
         self.on_outbox: Callable[[str, Document], None] = lambda _case_id, _doc: None
+        #: Called with every instance document this engine wrote (the case explorer's index, zaakindex.py).
+        self.on_write: Callable[[Document], None] = lambda _doc: None
         # Timers this worker set itself, fired from memory; a slower scan of the database finds the rest
         # (other workers', and this worker's after a restart). FerretDB v1 scans every document for a
         # non-_id filter, so a 250 ms scan of a large collection would cost more than it is worth.
@@ -169,6 +171,7 @@ class Engine:
             return False  # another worker started it; deliver to the existing instance instead
         self.on_outbox(case_id, stored)
         self._remember_timer(change.doc)
+        self.on_write(stored)
         await self.instances.views.sync(stored)
         log.info("instance.started", case_id=case_id, process=parsed.process_id)
         return True
@@ -414,6 +417,7 @@ class Engine:
             if change.commands:
                 self.on_outbox(case_id, stored)
             self._remember_timer(stored)
+            self.on_write(stored)
             await self.instances.views.sync(stored)
             return stored
         raise ConcurrencyError(f"case {case_id}: too many concurrent changes")

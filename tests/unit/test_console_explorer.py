@@ -63,7 +63,9 @@ def test_query_string_round_trips_and_engine_filters() -> None:
     f = _filters("proces=ips_traject&incident=ja&vnaam=aanvraag.trajectType&vop=gelijk&vwaarde=CMD")
     assert _filters(f.query()).voorwaarden == [Voorwaarde("aanvraag.trajectType", "gelijk", "CMD")]
     assert f.engine_filters() == {"processId": "ips_traject", "definitieHash": None, "status": None,
-                                  "element": None, "incident": "true"}
+                                  "element": None, "incident": "true", "gemeente": None, "ggz": None,
+                                  "regeling": None, "ontvangenVan": None, "ontvangenTot": None, "teLaat": None,
+                                  "voorwaarde": ['["aanvraag.trajectType", "gelijk", "CMD"]']}
     assert "pagina=2" in f.query(pagina=2)
 
 

@@ -1,0 +1,201 @@
+"""The case explorer's filters and an in-memory index of case summaries that answers them (issue 15).
+
+FerretDB v1 decodes every instance document (with its workflow state) for any filter but ``_id``: with 2,000
+cases a filtered list already took longer than the console's 15 s (tests/perf/bench_console.py, before this
+module). The engine therefore keeps, in each engine process, a summary of every case in memory
+(state, process, version, active elements, open incidents, start, and the variables functioneel beheer may see)
+and filters and pages that. It is filled once at start (in the background; until then the list reads the
+database as before) and kept current by every write of this engine process; a full re-read every hour
+(``rescan_seconds``) picks up what other engine processes wrote (with several engine processes the list can lag
+that long behind their writes).
+
+The matching rules are the console's: a variable by dotted path, a first name not on top looked for one level
+down (message variables hold the event data), conditions equals/contains/exists, all combined with AND. Only the
+variables functioneel beheer may see (``zaakvariabelen``) are summarised, so no filter can match on a BSN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from process_engine.zaakvariabelen import zichtbare_variabelen
+from servicekit.logging import get_logger
+
+log = get_logger(__name__)
+MISSING = object()
+OPERATOREN = ("gelijk", "bevat", "bestaat")
+NAAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,4}")
+#: What the summary keeps of an instance document (never its state, journal or history).
+PROJECTIE = {"status": 1, "process_id": 1, "definition_hash": 1, "active_elements": 1, "incidents": 1,
+             "started_at": 1, "variables": 1}
+
+
+def zoek(variabelen: Mapping[str, Any], pad: str, default: Any = MISSING) -> Any:
+    """A variable by dotted path; a first name that is not on top is looked for one level down."""
+    eerste, *rest = pad.split(".")
+    if eerste in variabelen:
+        waarde: Any = variabelen[eerste]
+    else:
+        waarde = next((v[eerste] for v in variabelen.values() if isinstance(v, dict) and eerste in v), MISSING)
+    for deel in rest:
+        if not isinstance(waarde, dict) or deel not in waarde:
+            return default
+        waarde = waarde[deel]
+    return default if waarde is MISSING else waarde
+
+
+def _als_tekst(waarde: Any) -> str:
+    return waarde if isinstance(waarde, str) else json.dumps(waarde, ensure_ascii=False)
+
+
+def voldoet(variabelen: Mapping[str, Any], naam: str, op: str, gezocht: str) -> bool:
+    waarde = zoek(variabelen, naam)
+    if waarde is MISSING:
+        return False
+    if op == "bestaat":
+        return True
+    if op == "gelijk":
+        return _als_tekst(waarde) == gezocht
+    if isinstance(waarde, list):
+        return any(gezocht in _als_tekst(w) for w in waarde)
+    return gezocht in _als_tekst(waarde)
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """Filters on a case's variables (the engine's own fields are filtered by ``Samenvatting.past``)."""
+
+    gemeente: str = ""
+    ggz: str = ""
+    regeling: str = ""
+    ontvangen_van: str = ""
+    ontvangen_tot: str = ""
+    te_laat: bool | None = None
+    voorwaarden: tuple[tuple[str, str, str], ...] = field(default_factory=tuple)
+
+    def leeg(self) -> bool:
+        return self == Criteria()
+
+    def past(self, variabelen: Mapping[str, Any]) -> bool:
+        for gezocht, naam in ((self.gemeente, "gemeenteCode"), (self.ggz, "ggzKvkNummer"),
+                              (self.regeling, "regeling")):
+            if gezocht and str(zoek(variabelen, naam, None)) != gezocht:
+                return False
+        if self.ontvangen_van or self.ontvangen_tot:
+            ontvangen = zoek(variabelen, "ontvangenOp", None)
+            dag = str(ontvangen)[:10] if ontvangen else ""
+            if not dag or (self.ontvangen_van and dag < self.ontvangen_van) or (
+                    self.ontvangen_tot and dag > self.ontvangen_tot):
+                return False
+        if self.te_laat is not None and (variabelen.get("te_laat") is True) != self.te_laat:
+            return False
+        return all(voldoet(variabelen, naam, op, waarde) for naam, op, waarde in self.voorwaarden)
+
+
+def samenvatting(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """A case as the list shows it (GET /zaken)."""
+    return {"id": doc["_id"], "status": doc["status"], "processId": doc["process_id"],
+            "definitieHash": doc["definition_hash"], "actieveElementen": doc.get("active_elements", []),
+            "openIncidenten": sum(1 for i in doc.get("incidents", []) if not i.get("resolved")),
+            "gestartOp": doc.get("started_at"),
+            "variabelen": zichtbare_variabelen(doc["process_id"], "beheer", doc.get("variables", {}))}
+
+
+def past(zaak: Mapping[str, Any], velden: Mapping[str, Any], criteria: Criteria) -> bool:
+    """Whether a summary matches the engine fields (processId, definitieHash, status, element, incident) and the
+    criteria on its variables."""
+    for sleutel in ("processId", "definitieHash", "status"):
+        if velden.get(sleutel) is not None and zaak[sleutel] != velden[sleutel]:
+            return False
+    if velden.get("element") is not None and velden["element"] not in zaak["actieveElementen"]:
+        return False
+    if velden.get("incident") is not None and (zaak["openIncidenten"] > 0) != velden["incident"]:
+        return False
+    return criteria.past(zaak["variabelen"])
+
+
+def _volgorde(zaak: Mapping[str, Any]) -> tuple[float, str]:
+    gestart = zaak.get("gestartOp")
+    return (-gestart.timestamp() if isinstance(gestart, datetime) else 0.0, zaak["id"])
+
+
+class ZaakIndex:
+    """Every case's summary in memory, newest first on demand; see the module docstring."""
+
+    def __init__(self, rescan_seconds: float = 3600.0) -> None:
+        self.zaken: dict[str, dict[str, Any]] = {}
+        self.gereed = False
+        self.rescan_seconds = rescan_seconds
+        self._gesorteerd: list[dict[str, Any]] | None = None
+        self._tijdens_lezen: dict[str, dict[str, Any]] | None = None
+
+    def bij(self, doc: Mapping[str, Any]) -> None:
+        """A case as this engine process just wrote it."""
+        zaak = samenvatting(doc)
+        self.zaken[zaak["id"]] = zaak
+        if self._tijdens_lezen is not None:
+            self._tijdens_lezen[zaak["id"]] = zaak
+        self._gesorteerd = None
+
+    async def lees(self, collection: Any, batch: int = 500) -> None:
+        """Read every case's summary from the database (a full scan: slow on FerretDB, hence in the background);
+        writes made meanwhile win over what the scan read."""
+        self._tijdens_lezen = {}
+        gelezen: dict[str, dict[str, Any]] = {}
+        async for doc in collection.find({}, PROJECTIE, batch_size=batch):
+            gelezen[doc["_id"]] = samenvatting(doc)
+        gelezen.update(self._tijdens_lezen)
+        self._tijdens_lezen = None
+        self.zaken, self._gesorteerd, self.gereed = gelezen, None, True
+
+    async def bijhouden(self, collection: Any) -> None:
+        """Read at start, then again every ``rescan_seconds`` (what other engine processes wrote)."""
+        while True:
+            try:
+                await self.lees(collection)
+                log.info("zaakindex.gelezen", zaken=len(self.zaken))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the list falls back to the database until the next round
+                log.warning("zaakindex.niet_gelezen", error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(self.rescan_seconds)
+
+    def zoek(self, velden: Mapping[str, Any], criteria: Criteria, offset: int,
+             limit: int) -> tuple[int, list[dict[str, Any]]]:
+        if self._gesorteerd is None:
+            self._gesorteerd = sorted(self.zaken.values(), key=_volgorde)
+        gevonden = [z for z in self._gesorteerd if past(z, velden, criteria)]
+        return len(gevonden), gevonden[offset:offset + limit]
+
+
+@contextlib.asynccontextmanager
+async def bijgehouden(index: ZaakIndex, collection: Any) -> Any:
+    task = asyncio.create_task(index.bijhouden(collection))
+    try:
+        yield index
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def voorwaarden(raw: list[str]) -> tuple[tuple[str, str, str], ...]:
+    """The explorer's conditions on variables, each JSON [naam, operator, waarde]; ValueError for anything else."""
+    out = []
+    for item in raw:
+        try:
+            naam, op, waarde = json.loads(item)
+        except (ValueError, TypeError) as exc:
+            raise ValueError("Geen [naam, operator, waarde].") from exc
+        if not (isinstance(naam, str) and NAAM.fullmatch(naam) and op in OPERATOREN
+                and isinstance(waarde, str) and len(waarde) <= 200):
+            raise ValueError("Een variabelenaam, gelijk/bevat/bestaat en een waarde.")
+        out.append((naam, op, waarde))
+    return tuple(out)
