@@ -14,6 +14,7 @@ from console.settings import ConsoleSettings
 from servicekit.broker import ATTEMPT_HEADER, ERROR_HEADER
 from servicekit.http import API_PREFIX
 from servicekit.queue_stats import queue_depths
+from servicekit.tracing import httpx_request_hook
 
 #: One page of the engine's case list; the console asks page after page until it has every match.
 ENGINE_PAGE = 1000
@@ -33,7 +34,8 @@ class BackendError(RuntimeError):
 class Backends:
     def __init__(self, settings: ConsoleSettings) -> None:
         self.settings = settings
-        self.http = httpx.AsyncClient(timeout=15)
+        # The page's trace goes on into the services it calls (servicekit.tracing).
+        self.http = httpx.AsyncClient(timeout=15, event_hooks={"request": [_traced]})
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -183,3 +185,7 @@ def queue_rows(raw: list[dict[str, Any]], namespace: str) -> list[dict[str, Any]
 
 def _rate(queue: dict[str, Any], what: str) -> float:
     return round(float(((queue.get("message_stats") or {}).get(f"{what}_details") or {}).get("rate", 0.0)), 1)
+
+
+async def _traced(request: httpx.Request) -> None:
+    httpx_request_hook(request)

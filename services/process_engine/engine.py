@@ -28,6 +28,7 @@ from bson.binary import Binary
 from process_engine import readmodels
 from process_engine import runtime as rt
 from process_engine.repository import DefinitionRepository, InstanceRepository, public_variables, remember_applied
+from servicekit import metrics, tracing
 from servicekit.broker import COMMANDS
 from servicekit.envelope import CloudEvent, source_for
 from servicekit.logging import get_logger
@@ -58,6 +59,14 @@ class Conflict(ValueError):
 
 #: Who claimed it stays out of the answer: the other official's id is not the caller's business.
 CLAIMED_BY_OTHER = "Deze taak is geclaimd door een andere behandelaar."
+
+
+def _case_trace(doc: Document) -> str | None:
+    """A command's ``traceparent``: the case's own trace, so one trace follows the case (a task completed over
+    HTTP has a trace of its own, its response's X-Trace-Id); else the trace being handled now (a case started
+    before traces were kept)."""
+    case = tracing.trace_id_of(doc.get("traceparent"))
+    return tracing.new_traceparent(case) if case else tracing.outgoing()
 
 
 @dataclass
@@ -159,7 +168,9 @@ class Engine:
             doc: Document = {"_id": case_id, "process_id": parsed.process_id, "definition_hash": parsed.content_hash,
                              "status": "running", "started_at": self.clock(), "kept": [], "incidents": [],
                              "journal": [], "history": [], "log_seq": 0,
-                             "applied": [event.id], "correlation_id": event.correlationid or event.id}
+                             "applied": [event.id], "correlation_id": event.correlationid or event.id,
+                             # the case's trace: every command of the case continues it (servicekit.tracing)
+                             "traceparent": tracing.outgoing(event.traceparent)}
             self._journal(doc, "gestart", message=event.type)
             self._journal_sent(doc, result.commands)
             return Change(self._snapshot(workflow, doc, result), result.commands)
@@ -173,6 +184,7 @@ class Engine:
         self._remember_timer(change.doc)
         self.on_write(stored)
         await self.instances.views.sync(stored)
+        metrics.CASES_STARTED.labels(parsed.process_id).inc()
         log.info("instance.started", case_id=case_id, process=parsed.process_id)
         return True
 
@@ -195,6 +207,8 @@ class Engine:
                 "message": outcome.message, "at": self.clock(), "resolved": False}]
             self._journal(doc, "incident", element=outcome.element_id, code=outcome.error_code, command=command_id)
             log.warning("instance.incident", element=outcome.element_id, code=outcome.error_code)
+            # Counted when raised; a write that loses a revision race raises it once more (rare, and visible).
+            metrics.INCIDENTS.labels(outcome.command_type).inc()
             return self._after(wf, doc, rt.step(wf))
         self._journal(doc, "fout afgehandeld door error boundary", command=command_id)
         return self._after(wf, doc, outcome)
@@ -258,6 +272,7 @@ class Engine:
                 continue
             await self._mutate(doc["_id"], None, lambda wf, d: self._fire(wf, d, now))
             fired += 1
+            metrics.timer_fired((self.clock() - doc["next_timer_at"]).total_seconds())
         return fired
 
     async def _due_from_buckets(self, now: datetime) -> list[str]:
@@ -458,7 +473,7 @@ class Engine:
         return [(CloudEvent(id=c.command_id, source=source_for(SERVICE),
                             type=c.command_type, subject=case_id, time=self.clock(),
                             data={**c.params, "elementId": c.element_id, "attempt": c.attempt},
-                            correlationid=correlation), COMMANDS)
+                            correlationid=correlation, traceparent=_case_trace(change.doc)), COMMANDS)
                 for c in change.commands]
 
     def _journal(self, doc: Document, what: str, **details: Any) -> None:

@@ -11,12 +11,14 @@ redelivery, which the handler's idempotence turns into a no-op.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import pydantic
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
+from servicekit import metrics, tracing
 from servicekit.broker import ATTEMPT_HEADER, DLX, ERROR_HEADER, QUEUE_HEADER, Binding, Broker
 from servicekit.envelope import CloudEvent
 from servicekit.logging import bound_context, get_logger
@@ -58,24 +60,35 @@ class Consumer:
         try:
             event = CloudEvent.from_json(message.body)
         except (pydantic.ValidationError, ValueError) as exc:
+            metrics.message_failed(self.queue, "(onleesbaar)", "parked", None)
             await self._park(message, headers, f"malformed envelope: {_short(exc)}")
             return
         handler = self.handlers.get(event.type) or self.fallback
         if handler is None:
+            metrics.message_failed(self.queue, "(onbekend)", "parked", None)  # not a label per stray type
             await self._park(message, headers, f"no handler for type {event.type}")
             return
-        with bound_context(correlation_id=event.correlationid, case_id=event.subject, message_id=event.id,
-                           message_type=event.type):
+        started = time.perf_counter()
+        # Inside the message's trace: what the handler publishes stays in it (servicekit.tracing).
+        with (tracing.continued(event.traceparent, event.type, attributes={"messaging.destination": self.queue})
+              as trace_id,
+              bound_context(correlation_id=event.correlationid, case_id=event.subject, message_id=event.id,
+                            message_type=event.type, trace_id=trace_id)):
             try:
                 await handler(event)
             except (PoisonMessage, pydantic.ValidationError) as exc:
+                metrics.message_failed(self.queue, event.type, "parked", time.perf_counter() - started)
                 await self._park(message, headers, f"poison: {_short(exc)}")
                 return
             except Exception as exc:  # transient until proven otherwise: retry with delay
+                parked = attempt + 1 >= self.settings.max_attempts
+                metrics.message_failed(self.queue, event.type, "parked" if parked else "retry",
+                                       time.perf_counter() - started)
                 await self._retry_or_park(message, headers, attempt + 1, exc)
                 return
             await message.ack()
             self.handled += 1
+            metrics.message_handled(self.queue, event.type, time.perf_counter() - started)
 
     async def _retry_or_park(self, message: AbstractIncomingMessage, headers: dict[str, Any], attempt: int,
                              exc: Exception) -> None:

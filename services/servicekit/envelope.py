@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from servicekit import tracing
+
 CONTENT_TYPE = "application/cloudevents+json"
 
 
@@ -32,6 +34,9 @@ class CloudEvent(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
     correlationid: str | None = None
     causationid: str | None = None
+    #: W3C trace context (the CloudEvents distributed-tracing extension): random ids only (servicekit.tracing).
+    #: Not checked here: a malformed one starts a new trace instead of parking the message.
+    traceparent: str | None = Field(default=None, max_length=100)
 
     def to_json(self) -> bytes:
         return self.model_dump_json(exclude_none=True).encode()
@@ -66,6 +71,7 @@ def new_event(
         data=data or {},
         correlationid=(caused_by.correlationid or caused_by.id) if caused_by else eid,
         causationid=caused_by.id if caused_by else None,
+        traceparent=tracing.outgoing(caused_by.traceparent if caused_by else None),
     )
 
 

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from servicekit import metrics, tracing
 from servicekit.logging import get_logger
 
 PROBLEM = "application/problem+json"
@@ -279,17 +280,20 @@ def create_app(title: str, description: str, *, max_body_bytes: int = 64 * 1024,
 
     @app.middleware("http")
     async def api_version(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        request.state.trace_id = trace_id_from(request.headers.get("traceparent", ""))
-        try:
-            response = await call_next(request)
-        except Exception as exc:
-            response = internal_error(request, exc)
+        # The request runs in the caller's trace (or a new one): the events it causes carry it (servicekit.tracing).
+        with tracing.continued(request.headers.get("traceparent"), f"HTTP {request.method}", kind="server") as trace:
+            request.state.trace_id = trace
+            try:
+                response = await call_next(request)
+            except Exception as exc:
+                response = internal_error(request, exc)
         response.headers["API-Version"] = API_VERSION
         response.headers["X-Trace-Id"] = request.state.trace_id
         return response
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, overrides=body_limits)
     app.add_middleware(AuthBeforeBodyMiddleware)  # added last, so it runs first: before any body is read
+    metrics.install(app)  # /metrics, and the latency of every request (the refused ones above too)
     app.openapi = lambda: _openapi_with_problems(app)  # type: ignore[method-assign]
     return app
 

@@ -13,6 +13,7 @@ writes after it puts the published entries back, and they go out once more (a du
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from aio_pika.exceptions import DeliveryError
 from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
+from servicekit import metrics
 from servicekit.broker import Broker
 from servicekit.logging import get_logger
 from servicekit.store import Document
@@ -37,6 +39,7 @@ class OutboxRelay:
         self._pending: dict[str, AsyncCollection[Document]] = {}
         self._known: dict[str, Document] = {}  # documents handed over by their writer: no read needed
         self._held: dict[str, _Held] = {}  # documents with an event the broker refused: tried again later
+        self._woken_at: dict[str, float] = {}  # when a writer first named a document still to publish: relay lag
         self._scan_requested = False
         self.published = 0
 
@@ -53,6 +56,7 @@ class OutboxRelay:
             if self._held_back(doc_id):
                 return  # its new events queue behind the refused one; the document is tried again when due
             self._pending[doc_id] = collection if collection is not None else self.collections[0]
+            self._woken_at.setdefault(doc_id, time.perf_counter())
             if written is not None:
                 self._known[doc_id] = written
         else:
@@ -72,6 +76,7 @@ class OutboxRelay:
         while True:
             woken = bool(self._pending)
             self._release_due()
+            self._report_depth()
             failure: Exception | None = None
             # The named documents and the full scan fail separately. A refused event (``RelayFailed``) holds
             # back its own document only, with its own backoff; anything else (broker or database away) backs
@@ -101,6 +106,7 @@ class OutboxRelay:
                 full_scan = False
                 continue
             self._wake.clear()
+            self._report_depth()
             timeout = max(0.0, next_scan - loop.time())
             if self._held:
                 timeout = min(timeout, max(0.0, min(h.due for h in self._held.values()) - loop.time()))
@@ -124,6 +130,7 @@ class OutboxRelay:
                 if after is not None:
                     query["_id"] = {"$gt": after}
                 docs = await collection.find(query).sort("_id", 1).limit(self.batch).to_list(None)
+                metrics.OUTBOX_SCAN_FOUND.inc(len(docs))
                 try:
                     await self._relay([(collection, doc) for doc in docs if not self._held_back(doc["_id"])])
                 except RelayFailed as exc:
@@ -146,6 +153,7 @@ class OutboxRelay:
                     docs.append((collection, doc))
                 else:
                     self._held.pop(doc_id, None)
+                    self._woken_at.pop(doc_id, None)
         except Exception:
             for doc_id, collection in pending.items():  # not lost: read again on the next round
                 self._pending.setdefault(doc_id, collection)
@@ -158,6 +166,10 @@ class OutboxRelay:
             for collection, doc in docs:  # not lost: retried on the next round (and found by the full scan)
                 self._pending.setdefault(doc["_id"], collection)
             raise
+
+    def _report_depth(self) -> None:
+        metrics.OUTBOX_DEPTH.labels("pending").set(len(self._pending))
+        metrics.OUTBOX_DEPTH.labels("held").set(len(self._held))
 
     def _held_back(self, doc_id: str) -> bool:
         held = self._held.get(doc_id)
@@ -208,7 +220,13 @@ class OutboxRelay:
                 if not isinstance(result, DeliveryError):
                     outage = outage or result
         self.published += len(published)
+        metrics.EVENTS_PUBLISHED.inc(len(published))
         failed_ids = {doc["_id"] for _, doc in failed}
+        confirmed = time.perf_counter()
+        for _, doc in docs:
+            woken = self._woken_at.pop(doc["_id"], None) if doc["_id"] not in failed_ids else None
+            if woken is not None:
+                metrics.RELAY_LAG.observe(confirmed - woken)
         by_collection: dict[str, tuple[AsyncCollection[Document], list[Document]]] = {}
         for collection, doc in docs:
             if not any(entry["id"] in published for entry in doc.get("outbox") or []):
