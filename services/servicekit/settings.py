@@ -44,6 +44,12 @@ class ServiceSettings(BaseSettings):
     # connection held, 500 operations queued, none running), so the local stack's environment sets a small share
     # per service (FERRETDB_POOL_SIZE: ipsflow run, tests/support/processes.py, tests/conftest.py).
     mongo_pool_size: int | None = Field(default=None, ge=1, le=1000)
+    # A MongoDB replica set (deploy/compose.yml, deploy/k8s): its name, the write concern ("majority", or a number
+    # of members) and retryable writes. None leaves the driver's default (and whatever the URL says); the local
+    # FerretDB is a single server without a replica set. docs/databases.md says what the code may rely on.
+    mongo_replica_set: str | None = Field(default=None, min_length=1, max_length=100)
+    mongo_write_concern: str | None = Field(default=None, pattern=r"^(majority|[0-9]{1,2})$")
+    mongo_retry_writes: bool | None = None
     prefetch: int = Field(default=32, ge=1, le=1000)
     # At least one tier: the consumer re-publishes a failed message to a wait queue before it parks it.
     retry_delays_ms: list[int] = Field(default_factory=lambda: [1_000, 5_000, 30_000], min_length=1)

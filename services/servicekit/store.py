@@ -30,9 +30,16 @@ class ConcurrencyError(Exception):
 
 def make_client(settings: ServiceSettings) -> AsyncMongoClient[Document]:
     """A client per process; nothing connects until the first operation."""
-    pool: dict[str, Any] = {} if settings.mongo_pool_size is None else {"maxPoolSize": settings.mongo_pool_size}
+    options: dict[str, Any] = {} if settings.mongo_pool_size is None else {"maxPoolSize": settings.mongo_pool_size}
+    if settings.mongo_replica_set is not None:
+        options["replicaSet"] = settings.mongo_replica_set
+    if settings.mongo_write_concern is not None:
+        w = settings.mongo_write_concern
+        options["w"] = int(w) if w.isdigit() else w
+    if settings.mongo_retry_writes is not None:
+        options["retryWrites"] = settings.mongo_retry_writes
     return AsyncMongoClient(settings.mongo_url, tz_aware=True, serverSelectionTimeoutMS=5_000,
-                            appname=f"ipsflow-{settings.service_name}", **pool)
+                            appname=f"ipsflow-{settings.service_name}", **options)
 
 
 def outbox_entry(event: CloudEvent, exchange: str) -> Document:
