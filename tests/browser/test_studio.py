@@ -6,12 +6,14 @@ listed with who and why, a new case runs it while the old case stays on its vers
 is shown at its element and cannot be deployed (not from the page, not by posting to the console). No console
 errors or failed requests (but the refused deploy's own 409), axe-core finds no serious or critical WCAG 2.1 AA
 violation, and the bpmn.io watermark is visible and uncovered (elementFromPoint) on every diagram. Screenshots go
-to the test's tmp_path (printed); docs/studio-*.png are copies of them.
+to the test's tmp_path (printed); with IPSFLOW_DOCS_SCREENSHOTS=1 the modeler and the diff are copied to
+docs/studio-modeler.png and docs/studio-vergelijking.png.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -237,6 +239,9 @@ def test_process_owner_models_checks_compares_and_deploys(browser: Browser, stac
     assert sorted(p for p in problems if p in expected) == sorted(expected), problems
     assert [p for p in problems if p not in expected and "ContextPad#getPad is deprecated" not in p] == [], problems
     assert {name: found for name, found in accessibility.items() if found} == {}
+    if os.environ.get("IPSFLOW_DOCS_SCREENSHOTS") == "1":  # the README's pictures, taken again on purpose
+        shutil.copy(shots / "3-modeler.png", ROOT / "docs" / "studio-modeler.png")
+        shutil.copy(shots / "4-vergelijking.png", ROOT / "docs" / "studio-vergelijking.png")
 
 
 def _op_scherm(page: Page, x: float, y: float) -> tuple[float, float]:
