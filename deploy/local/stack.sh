@@ -23,6 +23,9 @@ FERRET_LOG="$LOCAL/log/ferretdb.log"
 WAIT_SECONDS="${IPSFLOW_STACK_WAIT:-90}"
 AMQP_PORT="${IPSFLOW_RABBITMQ_PORT:-5672}"
 MGMT_PORT="${IPSFLOW_RABBITMQ_MANAGEMENT_PORT:-15672}"
+# RabbitMQ's own Prometheus metrics (rabbitmq_prometheus: queues, connections, the node); 15692 by default and
+# moved with the management port, so a second stack beside the first does not collide.
+PROM_PORT="${IPSFLOW_RABBITMQ_PROMETHEUS_PORT:-$((MGMT_PORT + 20))}"
 RABBIT_NODE="${IPSFLOW_RABBITMQ_NODENAME:-ipsflow@localhost}"
 RABBIT_BASE="${IPSFLOW_RABBITMQ_DIR:-$LOCAL/rabbitmq}"
 RABBIT_PID="$RABBIT_BASE/rabbitmq.pid"
@@ -133,8 +136,10 @@ management.tcp.ip = 127.0.0.1
 management.tcp.port = $MGMT_PORT
 collect_statistics_interval = 1000
 loopback_users.guest = true
+prometheus.tcp.ip = 127.0.0.1
+prometheus.tcp.port = $PROM_PORT
 CONF
-  echo '[rabbitmq_management].' >"$RABBIT_BASE/enabled_plugins"
+  echo '[rabbitmq_management,rabbitmq_prometheus].' >"$RABBIT_BASE/enabled_plugins"
   : >"$RABBIT_BASE/rabbitmq-env.conf"
   local nofile; nofile=$(nofile_for_node)
   if (( nofile < RABBIT_NOFILE )); then

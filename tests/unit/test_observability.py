@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import re
+from pathlib import Path
+
 from fastapi import Request
 from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from servicekit import tracing
+from servicekit import metrics, tracing
 from servicekit.envelope import CloudEvent, new_event
 from servicekit.http import create_app
 
@@ -73,3 +78,14 @@ def test_metrics_label_routes_by_template_never_by_the_path_with_its_ids() -> No
     routes = {(s.labels["route"], s.labels["status"]): s.value for s in samples}
     assert routes[("/api/v1/zaken/{zaak_id}", "200")] >= 2
     assert routes[("(geen route)", "404")] >= 1
+
+
+def test_the_dashboard_graphs_only_metrics_the_services_export() -> None:
+    dashboard = json.loads((Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "ipsflow.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum"), "gauge": ("",)}
+    exported = {f.name + s for f in REGISTRY.collect() for s in suffixes.get(f.type, ())}
+    assert metrics.HTTP_SECONDS._name + "_count" in exported
+    graphed = set(re.findall(r"\bipsflow_[a-z_]+", exprs))
+    assert len(graphed) >= 10
+    assert graphed <= exported, graphed - exported
