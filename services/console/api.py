@@ -33,6 +33,7 @@ from console.studio import studio_pages
 from console.studio_dmn import studio_dmn_pages
 from console.studio_migratie import studio_migratie_pages
 from console.web import COOKIE, STATUSSEN, NotSignedIn, Refused, SessionDep, check_csrf, form_of, render
+from servicekit import otel
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, Principal, mint_token
 from servicekit.http import add_health, create_app
 from servicekit.logging import get_logger
@@ -79,12 +80,14 @@ def create(settings: ConsoleSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        otel.configure(console.settings.service_name, console.settings.otel_exporter)
         await console.sessions.ensure_indexes()
         try:
             yield
         finally:
             await console.backends.close()
             await console.client.close()
+            otel.shutdown()
 
     app = create_app("ipsflow beheerconsole", "Beheerconsole: zaken, incidenten, wachtrijen (HTML; geen eigen API).",
                      lifespan=lifespan, body_limits=[STUDIO_BODY_LIMIT])

@@ -16,6 +16,7 @@ from aiormq.exceptions import AMQPConnectionError
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
+from servicekit import otel
 from servicekit.auth import install_verifier
 from servicekit.broker import COMMANDS, Binding, Broker
 from servicekit.clock import CLOCK_COMMAND, AdjustableClock, Clock, ClockKeeper, make_clock
@@ -99,6 +100,7 @@ class ServiceRuntime:
         """Connect to RabbitMQ and MongoDB (waiting at most ``connect_timeout`` seconds, by default the setting
         ``startup_timeout_seconds``), then start consumers and the relay. Raises DependencyUnavailable."""
         configure_logging(self.settings.service_name, self.settings.log_level)
+        otel.configure(self.settings.service_name, self.settings.otel_exporter)
         await self._connect_dependencies(
             self.settings.startup_timeout_seconds if connect_timeout is None else connect_timeout)
         if self.clock_keeper is not None:
@@ -160,6 +162,7 @@ class ServiceRuntime:
             await consumer.stop()
         await self.broker.close()
         await self.client.close()
+        otel.shutdown()
 
     async def ready_checks(self) -> dict[str, bool]:
         try:

@@ -56,6 +56,9 @@ class ServiceSettings(BaseSettings):
     max_attempts: int = Field(default=4, ge=1)
     relay_poll_seconds: float = Field(default=5.0, gt=0)
     log_level: str = "INFO"
+    #: OpenTelemetry spans (servicekit.otel): none (default: the trace context still travels, no SDK is loaded),
+    #: console (spans on stderr) or otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT).
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
 
     def database_name(self) -> str:
         """The service's own database: each service owns one and never reads another's."""

@@ -89,3 +89,28 @@ def test_the_dashboard_graphs_only_metrics_the_services_export() -> None:
     graphed = set(re.findall(r"\bipsflow_[a-z_]+", exprs))
     assert len(graphed) >= 10
     assert graphed <= exported, graphed - exported
+
+
+def test_with_an_exporter_requests_and_messages_are_spans_whose_ids_travel() -> None:
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from servicekit import otel
+
+    exported = InMemorySpanExporter()
+    otel.configure("test", "none", span_exporter=exported)
+    try:
+        with tracing.continued(PARENT, "ips.test.v1", attributes={"messaging.destination": "test"}) as trace_id:
+            event = new_event("ips.test.gebeurd.v1", service="test", subject="z1")
+        answer = _app().get("/api/v1/zaken/abc", headers={"traceparent": PARENT})
+    finally:
+        otel.shutdown()
+    consumer, server = exported.get_finished_spans()
+    assert trace_id == TRACE and tracing.trace_id_of(event.traceparent) == TRACE
+    assert f"{consumer.context.trace_id:032x}" == TRACE and f"{consumer.parent.span_id:016x}" == "00f067aa0ba902b7"
+    assert consumer.name == "ips.test.v1" and consumer.attributes["messaging.destination"] == "test"
+    assert f"{server.context.trace_id:032x}" == TRACE and answer.headers["X-Trace-Id"] == TRACE
+    assert tracing.parse(answer.json()["event"])[0] == TRACE
+    # Off again: no spans, the context still travels.
+    with tracing.continued(PARENT, "x"):
+        assert tracing.trace_id_of(new_event("ips.t.v1", service="t", subject=None).traceparent) == TRACE
+    assert len(exported.get_finished_spans()) == 2
