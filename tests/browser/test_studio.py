@@ -196,6 +196,12 @@ def test_process_owner_models_checks_compares_and_deploys(browser: Browser, stac
         page.get_by_role("link", name="ips_traject.bpmn van versie 2").click()
     exported = Path(download.value.path()).read_text()
     assert f'id="{nieuw}"' in exported
+    # Nothing of SpiffWorkflow's extensions lost on the way through the modeler: one more command, the rest kept.
+    original = (ROOT / "bpmn" / "ips_traject.bpmn").read_text()
+    for tag, extra in (("serviceTaskOperator", 1), ("parameter", 1), ("messageVariable", 0), ("variableName", 0),
+                       ("calledDecisionId", 0), ("postScript", 0), ("property", 0)):
+        assert exported.count(f"<spiffworkflow:{tag} ") + exported.count(f"<spiffworkflow:{tag}>") == \
+            original.count(f"<spiffworkflow:{tag} ") + original.count(f"<spiffworkflow:{tag}>") + extra, tag
     # Into git: the downloaded file saved over bpmn/ips_traject.bpmn is what the engine deploys at start-up as
     # the same content hash (no newer version that would send new cases back to the old diagram).
     git = tmp_path / "bpmn"
@@ -209,6 +215,15 @@ def test_process_owner_models_checks_compares_and_deploys(browser: Browser, stac
     old_now = httpx.get(f"{engine.url}/api/v1/zaken/zaak-studio-oud", headers=ADMIN, timeout=10).json()
     assert old_now["definitieHash"] == old_case["definitieHash"] != v2["hash"]
     assert old_now["actieveElementen"] == ["ServiceTask_toetsen"]
+
+    # Our properties of the other kinds of element, read from the deployed diagram.
+    _kies(page, "Lane_behandelaar")
+    assert page.locator("#bio-properties-panel-ips-lane-rol").input_value() == "behandelaar"
+    assert "Organisatietype: gemeente" in page.locator("#eigenschappen").inner_text()
+    _kies(page, "UserTask_beoordelen")
+    assert '"besluit"' in page.locator("#bio-properties-panel-ips-formulier").input_value()
+    _kies(page, "BusinessRuleTask_tarief")
+    assert page.locator("#bio-properties-panel-ips-beslissing").input_value() == "Decision_ips_tarief"
 
     # A script the sandbox refuses: shown at its element, and no deploy (neither the button nor a direct POST).
     _kies(page, "ScriptTask_zaakgegevens")
