@@ -48,13 +48,14 @@ async def engine(mongo, namespace):
     return eng
 
 
-async def _drive(engine: Engine, case_id: str, answered: set[str]) -> dict[str, Any]:
-    """Answer every command, confirm, let the timer fire, until the case is completed."""
+async def _drive(engine: Engine, case_id: str, answered: set[str],
+                 until: Callable[[dict[str, Any]], bool] = lambda doc: doc["status"] == "completed") -> dict[str, Any]:
+    """Answer every command, confirm, let the timer fire, until the case is completed (or ``until`` holds)."""
     clock: Callable[[], datetime] = engine.clock
     for _ in range(20):
         doc = await engine.instances.store.get(case_id)
         assert doc is not None
-        if doc["status"] == "completed":
+        if until(doc):
             return doc
         open_ = [o for o in doc.get("outbox", []) if o["id"] not in answered]
         for entry in open_:

@@ -7,7 +7,7 @@ every step is deterministic; the broker is not needed."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date
 from typing import Any
 
 import httpx
@@ -15,16 +15,15 @@ import pytest
 
 from process_engine.api import create
 from process_engine.bootstrap import EngineSettings
-from process_engine.engine import COMMAND_COMPLETED, Engine
-from process_engine.readmodels import day_id, worklist_id
+from process_engine.engine import Engine
+from process_engine.readmodels import worklist_id
 from servicekit.auth import install_verifier
 from servicekit.envelope import new_event
-from tests.integration.test_engine_state import FILES, START, Clock
+from tests.integration.test_engine_state import FILES, START, Clock, _drive
 from tests.support.tokens import ADMIN, bearer
 
 ROERMOND = bearer("behandelaar-1", "gemeente", "0957", "behandelaar")
 WEERT = bearer("behandelaar-2", "gemeente", "0988", "behandelaar")
-CONFIRMED = "ips.test.bevestigd.v1"
 LIST = worklist_id("gemeente", "0957", "behandelaar")
 DECISION = {"akkoord": True, "toelichting": "Akkoord", "toegekend_bedrag": 100_000}
 
@@ -44,34 +43,11 @@ async def app(settings_for):
 
 
 async def _to_user_task(engine: Engine, case_id: str, gemeente: str = "0957") -> dict[str, Any]:
-    """Start a case of the test process and drive it (replies, confirmation, its 2 s timer) to its user task."""
+    """Start a case of the test process and drive it (replies, confirmation, its 2 s timer, fired through the
+    day bucket: ``fire_due_timers(scan=True)``) to its user task."""
     await engine.handle_event(new_event(START, service="test", subject=case_id,
                                         data={"aanvraag_id": case_id, "bedrag": 700_000, "gemeenteCode": gemeente}))
-    answered: set[str] = set()
-    for _ in range(20):
-        doc = await engine.instances.store.get(case_id)
-        assert doc is not None
-        if doc.get("user_tasks"):
-            return doc
-        open_ = [o for o in doc.get("outbox", []) if o["id"] not in answered]
-        for entry in open_:
-            answered.add(entry["id"])
-            reply = new_event(COMMAND_COMPLETED, service="test", subject=case_id,
-                              data={"dossier_nummer": "D-1", "kenmerk": "K-1"}, event_id=f"reply-{entry['id']}")
-            await engine.handle_event(reply.model_copy(update={"causationid": entry["id"]}))
-        if open_:
-            continue
-        if CONFIRMED in doc["waiting_messages"]:
-            await engine.handle_event(new_event(CONFIRMED, service="test", subject=case_id, data={"bevestigd": True}))
-        elif doc.get("next_timer_at") is not None:
-            views = engine.instances.views
-            bucket = await views.timers.find_one({"_id": day_id(doc["next_timer_at"])})
-            assert case_id in bucket["c"], "a case with a timer is in the bucket of its day"
-            engine.clock.now = doc["next_timer_at"] + timedelta(seconds=1)  # type: ignore[attr-defined]
-            assert await engine.fire_due_timers(scan=True) == 1  # found through the day bucket
-        else:
-            raise AssertionError(f"{case_id} is stuck: {doc['active_elements']}")
-    raise AssertionError(f"{case_id} never reached its user task")
+    return await _drive(engine, case_id, set(), until=lambda doc: bool(doc.get("user_tasks")))
 
 
 async def test_read_models_follow_the_case_and_are_repaired_after_a_crash_between_the_writes(app):
@@ -85,17 +61,21 @@ async def test_read_models_follow_the_case_and_are_repaired_after_a_crash_betwee
     assert not (await engine.instances.store.get("zaak-1")).get("views_behind")
 
     # A crash after the instance write that opened the task, before its read models were written: the instance
-    # is as that write left it (marked, the task not yet synced: no hash), the read models miss the task. The
-    # repair at start puts them right.
+    # is as that write left it (marked; the task and the timer it set not yet synced: no hash, no timer_at), the
+    # read models miss both. The repair at start puts them right.
     await engine.instances.collection.update_one({"_id": "zaak-1"}, {"$set": {
-        "views_behind": True, f"view_tasks.{task['taskId']}.h": None}})
+        "views_behind": True, f"view_tasks.{task['taskId']}.h": None, "timer_at": None}})
     await views.tasks.delete_one({"_id": task["taskId"]})
     await views.worklists.delete_one({"_id": LIST})
     await views.timers.delete_many({})
     assert await views.repair() == 1
     assert (await views.task(task["taskId"]))["case_id"] == "zaak-1"
     assert [e["id"] for e in await views.worklist([LIST])] == [task["taskId"]]
-    assert not (await engine.instances.store.get("zaak-1")).get("views_behind")
+    repaired = await engine.instances.store.get("zaak-1")
+    assert not repaired.get("views_behind")
+    # the task's 14-day boundary timer is back in the bucket of its day, where the poller looks for it
+    assert repaired["next_timer_at"] is not None
+    assert await views.due_cases(date(2026, 3, 1), repaired["next_timer_at"]) == (["zaak-1"], date(2026, 3, 16))
 
     await engine.complete_user_task("zaak-1", task["taskId"], DECISION, "behandelaar-1")
     assert await views.task(task["taskId"]) is None

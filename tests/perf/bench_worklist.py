@@ -131,7 +131,8 @@ def start_engine(code: Path, infra: Any, namespace: str, port: int, log: Path) -
     env = {**os.environ, "PYTHONPATH": f"{code / 'services'}{os.pathsep}{code}", "IPSFLOW_AMQP_URL": infra.amqp_url,
            "IPSFLOW_MONGO_URL": infra.mongo_url, "IPSFLOW_MONGO_POOL_SIZE": "8", "IPSFLOW_NAMESPACE": namespace,
            "IPSFLOW_HTTP_PORT": str(port), "IPSFLOW_ENVIRONMENT": "development",
-           "IPSFLOW_BPMN_DIR": str(code / "bpmn"), "IPSFLOW_CATALOGUE_FILE": str(code / "bpmn" / "README.md")}
+           # the diagram the cases were seeded with (this checkout's), on either side
+           "IPSFLOW_BPMN_DIR": str(ROOT / "bpmn"), "IPSFLOW_CATALOGUE_FILE": str(ROOT / "bpmn" / "README.md")}
     return subprocess.Popen([sys.executable, "-m", "process_engine"], env=env, cwd=code,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
@@ -145,13 +146,14 @@ async def measure(url: str, calls: int, decide: int) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {"werkvoorraad": [], "taak": [], "besluit": []}
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         listed: list[dict[str, Any]] = []
-        for i in range(calls + 3):
+        warm = 1 if calls <= 5 else 3
+        for i in range(calls + warm):
             started = time.perf_counter()
             response = await client.get("/api/v1/taken", params={"pageSize": 500}, headers=official)
             elapsed = time.perf_counter() - started
             assert response.status_code == 200, response.text
             listed = response.json()
-            if i >= 3:  # the first calls warm up (imports, caches, the pool)
+            if i >= warm:  # the first calls warm up (imports, caches, the pool)
                 times["werkvoorraad"].append(elapsed)
         times["aantal"] = [float(len(listed))]
         for task in listed[:decide]:
@@ -251,6 +253,7 @@ def main() -> None:
     parser.add_argument("--decide", type=int, default=30)
     parser.add_argument("--before-calls", type=int, default=5,
                         help="work list calls, lookups and decisions on --before (each scans every instance)")
+    parser.add_argument("--only", choices=("before", "now"), help="measure one side only")
     parser.add_argument("--child", action="store_true")
     parser.add_argument("--code", default=str(ROOT))
     args = parser.parse_args()
@@ -259,6 +262,8 @@ def main() -> None:
         return
     sides = {"before": Path(args.before)} if args.before else {}
     sides["now"] = ROOT
+    if args.only:
+        sides = {args.only: sides[args.only]}
     with own_ferretdb() as mongo_url:
         os.environ.update({"IPSFLOW_TEST_MONGO_URL": mongo_url,
                            "IPSFLOW_TEST_AMQP_URL": os.environ.get("IPSFLOW_TEST_AMQP_URL",
