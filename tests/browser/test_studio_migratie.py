@@ -1,10 +1,10 @@
 """Migration in the studio, in headless Chromium against a real engine and console on the real broker and
 database (issue 16, item 6): one case named by its id is moved and the move reversed; then in bulk, 200 cases of
-version 1 of tests/bpmn/migratie/migratie_v1.bpmn wait, two thirds in Wacht_a and one third in Wacht_b, which version 2 no
-longer has. The dry run lists every case, the blocked ones with their reason; the real run moves exactly the
-movable ones; then every case gets its confirmation and runs to its end, the moved ones through version 2's
-script task and the others on version 1. axe-core finds no serious or critical violation; no console errors.
-Screenshots (docs/studio-migratie-proefrun.png is one) go to the tmp dir."""
+version 1 of tests/bpmn/migratie/migratie_v1.bpmn wait, two thirds in Wacht_a and one third in Wacht_b, which
+version 2 no longer has. The dry run lists every case, the blocked ones with their reason; the real run moves
+exactly the movable ones; then every case gets its confirmation and runs to its end, the moved ones through
+version 2's script task and the others on version 1. axe-core finds no serious or critical violation; no console
+errors. Screenshots (docs/studio-migratie-proefrun.png is one) go to the tmp dir."""
 
 from __future__ import annotations
 

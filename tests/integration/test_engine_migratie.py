@@ -14,10 +14,13 @@ import pytest
 from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import new_event
 from tests.conftest import eventually
-from tests.support.tokens import ADMIN, FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER
+from tests.support.tokens import ADMIN, FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, bearer
 
 BPMN_DIR = Path(__file__).resolve().parents[1] / "bpmn" / "migratie"  # not in tests/bpmn: one process id twice
-ROUTES = {f"mig-{i}": "a" if i < 6 else "b" for i in range(10)}  # 6 can move, 4 wait in Wacht_b
+ROUTES = {**{f"mig-{i}": "a" if i < 6 else "b" for i in range(10)},  # 6 can move, 4 wait in Wacht_b
+          "mig-taak": "c"}  # waits in a user task: its work-list entry must follow the moves
+#: The user task has no lane: the gemeente the case names works on it.
+BEHANDELAAR = bearer("behandelaar", "gemeente", "0957", "behandelaar")
 
 
 @pytest.fixture
@@ -42,7 +45,7 @@ async def test_dry_run_real_run_reversal_and_the_moved_cases_finish_on_the_new_v
 
     for case_id, route in ROUTES.items():
         await broker.publish(new_event("ips.test.gestart.v1", service="test", subject=case_id,
-                                       data={"route": route}), EVENTS)
+                                       data={"route": route, "gemeenteCode": "0957"}), EVENTS)
 
     async def all_waiting() -> bool:
         return get("zaken?status=running&limit=100")["totaal"] == len(ROUTES)
@@ -60,7 +63,7 @@ async def test_dry_run_real_run_reversal_and_the_moved_cases_finish_on_the_new_v
     dry = httpx.post(f"{api}/migraties", headers=PROCESBEHEERDER, timeout=60, json={**request, "proefrun": True})
     assert dry.status_code == 200, dry.text
     verdict = {z["zaakId"]: z for z in dry.json()["zaken"]}
-    assert {c for c, z in verdict.items() if z["kan"]} == {c for c, r in ROUTES.items() if r == "a"}
+    assert {c for c, z in verdict.items() if z["kan"]} == {c for c, r in ROUTES.items() if r != "b"}
     blocked = [z for z in verdict.values() if not z["kan"]]
     assert len(blocked) == 4 and all("'Wacht op bevestiging B' (Wacht_b)" in z["reden"] and
                                      "doelversie niet heeft" in z["reden"] for z in blocked), blocked
@@ -80,7 +83,9 @@ async def test_dry_run_real_run_reversal_and_the_moved_cases_finish_on_the_new_v
     outcome = {z["zaakId"]: z for z in run["zaken"]}
     assert {c for c, z in outcome.items() if z["uitkomst"] == "verplaatst"} == \
         {c for c, z in verdict.items() if z["kan"]}
-    assert run["verplaatst"] == 6 and run["geblokkeerd"] == 4 and run["mislukt"] == 0
+    assert run["verplaatst"] == 7 and run["geblokkeerd"] == 4 and run["mislukt"] == 0
+    [task] = [t for t in get("taken") if t["zaakId"] == "mig-taak"]  # the work list (read model), once
+    assert task["elementId"] == "Taak_c"
     assert all(z["terugdraaibaar"] for z in run["zaken"] if z["uitkomst"] == "verplaatst")
     assert get("zaken/mig-0")["definitieHash"] == v2
     assert any(e["what"] == "gemigreerd" for e in get("zaken/mig-0")["journaal"])
@@ -100,20 +105,26 @@ async def test_dry_run_real_run_reversal_and_the_moved_cases_finish_on_the_new_v
     assert back.status_code == 200, back.text
     reversed_ = {z["zaakId"]: z for z in back.json()["zaken"]}
     assert reversed_["mig-0"]["uitkomst"] == "niet teruggedraaid" and "verder gegaan" in reversed_["mig-0"]["reden"]
-    assert {c for c, z in reversed_.items() if z["uitkomst"] == "teruggedraaid"} == {f"mig-{i}" for i in range(1, 6)}
+    assert {c for c, z in reversed_.items() if z["uitkomst"] == "teruggedraaid"} == \
+        {f"mig-{i}" for i in range(1, 6)} | {"mig-taak"}
+    assert [t["id"] for t in get("taken") if t["zaakId"] == "mig-taak"] == [task["id"]]
+    assert get("zaken/mig-taak")["definitieHash"] == v1["hash"]
     assert get("zaken/mig-1")["definitieHash"] == v1["hash"]
     assert get("zaken/mig-1")["actieveElementen"] == ["Wacht_a"]
     assert [e["what"] for e in get("zaken/mig-1")["journaal"]][-2:] == ["gemigreerd", "migratie teruggedraaid"]
-    assert get(f"migraties/{run['id']}")["teruggedraaid"][0]["teruggedraaid"] == 5
+    assert get(f"migraties/{run['id']}")["teruggedraaid"][0]["teruggedraaid"] == 6
     again = httpx.post(f"{api}/migraties/{run['id']}/terugdraaien", headers=PROCESBEHEERDER, timeout=60).json()
     assert again["teruggedraaid"] == 0, "a reversed case is not reversed twice"
 
     # Move them again for good; every case then finishes, the moved ones through version 2's script task.
     real2 = httpx.post(f"{api}/migraties", headers=PROCESBEHEERDER, timeout=120,
                        json={**request, "proefrun": False}).json()
-    assert real2["verplaatst"] == 5 and real2["geblokkeerd"] == 4
-    for case_id in ROUTES:
-        if case_id != "mig-0":
+    assert real2["verplaatst"] == 6 and real2["geblokkeerd"] == 4
+    [task] = [t for t in get("taken") if t["zaakId"] == "mig-taak"]
+    done = httpx.post(f"{api}/taken/{task['id']}/afronden", headers=BEHANDELAAR, timeout=30, json={"gegevens": {}})
+    assert done.status_code == 200, done.text
+    for case_id, route in ROUTES.items():
+        if case_id != "mig-0" and route != "c":
             await broker.publish(new_event("ips.test.bevestigd.v1", service="test", subject=case_id,
                                            data={"ok": True}), EVENTS)
 
@@ -123,3 +134,4 @@ async def test_dry_run_real_run_reversal_and_the_moved_cases_finish_on_the_new_v
     for case_id, route in ROUTES.items():
         steps = [h["elementId"] for h in get(f"zaken/{case_id}")["geschiedenis"]]
         assert ("Stap_v2" in steps) == (route == "a"), (case_id, steps)
+    assert [t for t in get("taken") if t["zaakId"] == "mig-taak"] == []
