@@ -14,14 +14,11 @@ package main
 // The proxy answers such a command as MongoDB does: n, nModified and upserted added up, each write error at
 // the client's index of its statement, an unordered command carried on past a failure, an ordered one
 // stopped at it. Two ways:
-//   - revision-checked statements that each raise the revision ($inc), or that only $set (the outbox relay's
-//     clears, which leave the revision alone), at most maxBatchedStatements of them, go to FerretDB as one
-//     command, which costs a fraction of one command per statement (bench_servicekit: ratio 0.78 against
-//     0.60). When FerretDB reports a failure, the proxy reads the revisions again, still under the lock: the
-//     statements whose document moved on were applied, the first one whose document did not is the one that
-//     failed, and the rest are sent again. A batch with a $set-only statement cannot be told apart that way;
-//     it is sent again one statement at a time instead (applying a $set twice leaves what applying it once
-//     does, and nothing else writes meanwhile);
+//   - revision-checked statements that each raise the revision ($inc), at most maxBatchedStatements of them
+//     (the outbox relay's batches), go to FerretDB as one command, which costs a fraction of one command per
+//     statement (bench_servicekit: ratio 0.78 against 0.60). When FerretDB reports a failure, the proxy
+//     reads the revisions again, still under the lock: the statements whose document moved on were applied,
+//     the first one whose document did not is the one that failed, and the rest are sent again;
 //   - every other command of several statements goes on as commands of one statement each.
 // Either way a failed command (ok: 0) for one statement becomes a write error at its index; the client gets
 // a failed command only when nothing was applied and every reply failed so. A command with a malformed
@@ -66,7 +63,7 @@ func (p *proxy) updateStatements(u *updateCommand, upstream net.Conn, fromServer
 						return nil, false, err
 					}
 					out = append(out, forwardStatement{index: i, raw: raw, id: st.id, revision: st.revision})
-					batched = batched && (raisesRevision(raw) || setsOnly(raw))
+					batched = batched && raisesRevision(raw)
 				}
 			}
 			return out, batched, nil
@@ -104,20 +101,6 @@ func raisesRevision(statement bson.Raw) bool {
 	return by.AsInt64() != 0
 }
 
-// setsOnly: the statement's update is {$set: {...}} alone, without upsert, so applying it again changes nothing.
-func setsOnly(statement bson.Raw) bool {
-	update, ok := statement.Lookup("u").DocumentOK()
-	if !ok {
-		return false
-	}
-	elements, err := update.Elements()
-	if err != nil || len(elements) != 1 || elements[0].Key() != "$set" {
-		return false
-	}
-	upsert, ok := statement.Lookup("upsert").BooleanOK()
-	return !ok || !upsert
-}
-
 // forwardBatched sends revision-checked statements that raise the revision as one command and, when
 // FerretDB reports a failure, works out from the revisions which statement it was (see above).
 func (p *proxy) forwardBatched(u *updateCommand, statements []forwardStatement, upstream net.Conn,
@@ -146,14 +129,7 @@ func (p *proxy) forwardBatched(u *updateCommand, statements []forwardStatement, 
 			break
 		}
 		// A write error, or ok: 0 (FerretDB answers an error of its backend that way, after the statements
-		// before it were applied): the revisions tell which statements went in, unless one leaves its revision
-		// alone; then all of them once more, one at a time (see above; nothing was merged yet: this is the
-		// first reply, since a batch with such a statement stops here).
-		for _, st := range statements {
-			if !raisesRevision(st.raw) {
-				return p.forwardUpdate(u, statements, upstream, fromServer, client)
-			}
-		}
+		// before it were applied): the revisions tell which statements went in.
 		ids := make([]string, len(statements))
 		for i, st := range statements {
 			ids[i] = st.id
