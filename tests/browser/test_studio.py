@@ -113,6 +113,7 @@ def test_process_owner_models_checks_compares_and_deploys(browser: Browser, stac
     page.get_by_role("button", name="Aanmelden").click()
     page.wait_for_url(f"{base}/")
     page.get_by_role("link", name="Studio").click()
+    accessibility["studio-overzicht"] = _axe(page, base)
     page.get_by_role("link", name="ips_traject").click()
     page.wait_for_selector("#modeler[data-geladen]")
     assert page.get_attribute("#modeler", "data-geladen") == "ja", page.inner_text("#studio-status")
