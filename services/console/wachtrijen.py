@@ -30,9 +30,14 @@ def routes(app: FastAPI, console: Console) -> None:
     def _parkeerplaats(rij: dict[str, Any]) -> Parkeerplaats:
         return Parkeerplaats(console.settings.amqp_url, console.settings.namespace, rij["volledig"])
 
-    def _mag(session: Session) -> None:
+    async def _handeling(request: Request, session: Session, naam: str) -> tuple[dict[str, str], dict[str, Any]]:
+        """The form of a replay or purge (CSRF checked), refused (403) for anyone but functioneel beheer; and its
+        queue."""
+        form = await form_of(request)
+        check_csrf(form, session.csrf)
         if not session.mag(FUNCTIONEEL_BEHEERDER):
             raise Refused(403, "Alleen een functioneel beheerder mag berichten terugzetten of een parkeerplaats legen.")
+        return form, await _wachtrij(naam)
 
     @app.get("/wachtrijen", include_in_schema=False)
     async def overzicht(request: Request, session: SessionDep) -> Response:
@@ -52,10 +57,7 @@ def routes(app: FastAPI, console: Console) -> None:
 
     @app.post("/wachtrijen/{naam}/terugzetten", include_in_schema=False)
     async def terugzetten(request: Request, naam: str, session: SessionDep) -> Response:
-        form = await form_of(request)
-        check_csrf(form, session.csrf)
-        _mag(session)
-        rij = await _wachtrij(naam)
+        form, rij = await _handeling(request, session, naam)
         ids = {form["bericht"]} if form.get("bericht") else None
         if ids is None and form.get("alle") != "ja":
             raise Refused(400, "Kies één bericht of bevestig dat u alle geparkeerde berichten wilt terugzetten.")
@@ -76,10 +78,7 @@ def routes(app: FastAPI, console: Console) -> None:
 
     @app.post("/wachtrijen/{naam}/legen", include_in_schema=False)
     async def legen(request: Request, naam: str, session: SessionDep) -> Response:
-        form = await form_of(request)
-        check_csrf(form, session.csrf)
-        _mag(session)
-        rij = await _wachtrij(naam)
+        form, rij = await _handeling(request, session, naam)
         if form.get("bevestiging", "").strip() != naam:
             raise Refused(400, f"Typ de naam van de wachtrij ({naam}) om de parkeerplaats te legen; er is niets "
                                "verwijderd.")

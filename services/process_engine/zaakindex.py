@@ -83,20 +83,29 @@ class Criteria:
     def leeg(self) -> bool:
         return self == Criteria()
 
-    def past(self, variabelen: Mapping[str, Any]) -> bool:
-        for gezocht, naam in ((self.gemeente, "gemeenteCode"), (self.ggz, "ggzKvkNummer"),
-                              (self.regeling, "regeling")):
-            if gezocht and str(zoek(variabelen, naam, None)) != gezocht:
+    def past(self, variabelen: Mapping[str, Any], feiten: Feiten | None = None) -> bool:
+        gemeente, ggz, regeling, dag, te_laat = feiten or feiten_van(variabelen)
+        for gezocht, waarde in ((self.gemeente, gemeente), (self.ggz, ggz), (self.regeling, regeling)):
+            if gezocht and waarde != gezocht:
                 return False
-        if self.ontvangen_van or self.ontvangen_tot:
-            ontvangen = zoek(variabelen, "ontvangenOp", None)
-            dag = str(ontvangen)[:10] if ontvangen else ""
-            if not dag or (self.ontvangen_van and dag < self.ontvangen_van) or (
-                    self.ontvangen_tot and dag > self.ontvangen_tot):
-                return False
-        if self.te_laat is not None and (variabelen.get("te_laat") is True) != self.te_laat:
+        if (self.ontvangen_van or self.ontvangen_tot) and (
+                not dag or (self.ontvangen_van and dag < self.ontvangen_van)
+                or (self.ontvangen_tot and dag > self.ontvangen_tot)):
+            return False
+        if self.te_laat is not None and te_laat != self.te_laat:
             return False
         return all(voldoet(variabelen, naam, op, waarde) for naam, op, waarde in self.voorwaarden)
+
+
+#: What the fixed filters look at, taken once per case: gemeente, ggz, regulation, day received, overdue.
+Feiten = tuple[str, str, str, str, bool]
+
+
+def feiten_van(variabelen: Mapping[str, Any]) -> Feiten:
+    ontvangen = zoek(variabelen, "ontvangenOp", None)
+    return (str(zoek(variabelen, "gemeenteCode", None)), str(zoek(variabelen, "ggzKvkNummer", None)),
+            str(zoek(variabelen, "regeling", None)), str(ontvangen)[:10] if ontvangen else "",
+            variabelen.get("te_laat") is True)
 
 
 def samenvatting(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -108,7 +117,8 @@ def samenvatting(doc: Mapping[str, Any]) -> dict[str, Any]:
             "variabelen": zichtbare_variabelen(doc["process_id"], "beheer", doc.get("variables", {}))}
 
 
-def past(zaak: Mapping[str, Any], velden: Mapping[str, Any], criteria: Criteria) -> bool:
+def past(zaak: Mapping[str, Any], velden: Mapping[str, Any], criteria: Criteria,
+         feiten: Feiten | None = None) -> bool:
     """Whether a summary matches the engine fields (processId, definitieHash, status, element, incident) and the
     criteria on its variables."""
     for sleutel in ("processId", "definitieHash", "status"):
@@ -118,7 +128,7 @@ def past(zaak: Mapping[str, Any], velden: Mapping[str, Any], criteria: Criteria)
         return False
     if velden.get("incident") is not None and (zaak["openIncidenten"] > 0) != velden["incident"]:
         return False
-    return criteria.past(zaak["variabelen"])
+    return criteria.leeg() or criteria.past(zaak["variabelen"], feiten)
 
 
 def _volgorde(zaak: Mapping[str, Any]) -> tuple[float, str]:
@@ -131,18 +141,21 @@ class ZaakIndex:
 
     def __init__(self, rescan_seconds: float = 3600.0) -> None:
         self.zaken: dict[str, dict[str, Any]] = {}
+        self.feiten: dict[str, Feiten] = {}
         self.gereed = False
         self.rescan_seconds = rescan_seconds
         self._gesorteerd: list[dict[str, Any]] | None = None
+        self._kaarten: dict[int, dict[str, set[str]]] = {}
         self._tijdens_lezen: dict[str, dict[str, Any]] | None = None
 
     def bij(self, doc: Mapping[str, Any]) -> None:
         """A case as this engine process just wrote it."""
         zaak = samenvatting(doc)
         self.zaken[zaak["id"]] = zaak
+        self.feiten[zaak["id"]] = feiten_van(zaak["variabelen"])
         if self._tijdens_lezen is not None:
             self._tijdens_lezen[zaak["id"]] = zaak
-        self._gesorteerd = None
+        self._gesorteerd, self._kaarten = None, {}
 
     async def lees(self, collection: Any, batch: int = 500) -> None:
         """Read every case's summary from the database (a full scan: slow on FerretDB, hence in the background);
@@ -153,7 +166,8 @@ class ZaakIndex:
             gelezen[doc["_id"]] = samenvatting(doc)
         gelezen.update(self._tijdens_lezen)
         self._tijdens_lezen = None
-        self.zaken, self._gesorteerd, self.gereed = gelezen, None, True
+        feiten = {i: feiten_van(z["variabelen"]) for i, z in gelezen.items()}
+        self.zaken, self.feiten, self._gesorteerd, self._kaarten, self.gereed = gelezen, feiten, None, {}, True
 
     async def bijhouden(self, collection: Any) -> None:
         """Read at start, then again every ``rescan_seconds`` (what other engine processes wrote)."""
@@ -171,8 +185,37 @@ class ZaakIndex:
              limit: int) -> tuple[int, list[dict[str, Any]]]:
         if self._gesorteerd is None:
             self._gesorteerd = sorted(self.zaken.values(), key=_volgorde)
-        gevonden = [z for z in self._gesorteerd if past(z, velden, criteria)]
+        if criteria.leeg() and all(v is None for v in velden.values()):
+            return len(self._gesorteerd), self._gesorteerd[offset:offset + limit]
+        # The cases with the asked gemeente, ggz and regulation, from a map per fact (an intersection of sets);
+        # the other checks run only on those, and only the checks that apply.
+        kandidaten: set[str] | None = None
+        for positie, gezocht in enumerate((criteria.gemeente, criteria.ggz, criteria.regeling)):
+            if gezocht:
+                ids = self._per_feit(positie).get(gezocht, set())
+                kandidaten = ids if kandidaten is None else kandidaten & ids
+        gelijk = [(k, v) for k, v in velden.items() if k in ("processId", "definitieHash", "status") and v is not None]
+        element, incident = velden.get("element"), velden.get("incident")
+        rest = Criteria(ontvangen_van=criteria.ontvangen_van, ontvangen_tot=criteria.ontvangen_tot,
+                        te_laat=criteria.te_laat, voorwaarden=criteria.voorwaarden)
+        op_variabelen = not rest.leeg()
+        feiten = self.feiten
+        gevonden = [z for z in self._gesorteerd
+                    if (kandidaten is None or z["id"] in kandidaten)
+                    and all(z[k] == v for k, v in gelijk)
+                    and (element is None or element in z["actieveElementen"])
+                    and (incident is None or (z["openIncidenten"] > 0) == incident)
+                    and (not op_variabelen or rest.past(z["variabelen"], feiten.get(z["id"])))]
         return len(gevonden), gevonden[offset:offset + limit]
+
+    def _per_feit(self, positie: int) -> dict[str, set[str]]:
+        """Case ids per value of one fact (gemeente, ggz, regulation); built again after a write."""
+        if positie not in self._kaarten:
+            kaart: dict[str, set[str]] = {}
+            for zaak_id, f in self.feiten.items():
+                kaart.setdefault(str(f[positie]), set()).add(zaak_id)
+            self._kaarten[positie] = kaart
+        return self._kaarten[positie]
 
 
 @contextlib.asynccontextmanager
