@@ -8,7 +8,6 @@ anywhere means a redelivery that repeats the steps without a second effect and t
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -24,15 +23,15 @@ from payments.sepa import Overboeking, build_pain001, validate
 from servicekit.commands import Failure, command_params, replying
 from servicekit.envelope import CloudEvent
 from servicekit.logging import get_logger
-from servicekit.store import Document, DuplicateKeyError
+from servicekit.store import Document
 from servicekit.unit_of_work import Mapper, UnitOfWork
 
 log = get_logger(__name__)
 SERVICE = "payments"
 Wake = Callable[..., None]
 
-# Batch statuses
-OPBOUW, AANGEMAAKT, VERZONDEN, GEBOEKT = "opbouw", "aangemaakt", "verzonden", "geboekt"
+#: Raised for a batch request that does not fit the batch (domain rule; the API answers 409 or 422).
+BatchConflict = d.BatchConflict
 
 
 @dataclass(frozen=True)
@@ -43,10 +42,6 @@ class Rekeningen:
     def voor(self, kvk: str) -> Rekening | None:
         rekening = self.ggz.get(kvk)
         return rekening if rekening is not None and rekening.geldig else None
-
-
-class BatchConflict(Exception):
-    """The request cannot be carried out in the batch's current state (HTTP 409)."""
 
 
 class NietsTeBetalen(Exception):
@@ -311,24 +306,17 @@ class PaymentsHandlers:
         the rest and finishes the same batch. Two batches never take the same order (each claim is checked
         against the revision of the order as read with ``status: gereed``, and every write raises it).
         """
-        batch_id = d.derived_id("batch", sleutel)
-        verzoek = {"maxOpdrachten": max_opdrachten, "uitvoerdatum": uitvoerdatum.isoformat() if uitvoerdatum else None}
-        with contextlib.suppress(DuplicateKeyError):  # a retry with the same key: finish (or return) that batch
-            await self.repo.batches.insert_one({
-                "_id": batch_id, "status": OPBOUW, "verzoek": verzoek, "aangemaakt_op": nu,
-                "uitvoerdatum": (uitvoerdatum or d.today_in_amsterdam(nu)).isoformat(), "opdrachten": [],
-                "aantal": 0, "control_sum_cents": 0})
-        batch = await self.repo.batch(batch_id)
-        assert batch is not None
-        if batch["verzoek"] != verzoek:
-            raise BatchConflict("deze Idempotency-Key hoort bij een ander verzoek")
-        if batch["status"] != OPBOUW:
-            return batch
+        nieuw = d.Betaalbatch.nieuw(d.derived_id("batch", sleutel), max_opdrachten, uitvoerdatum, nu,
+                                    d.today_in_amsterdam(nu))
+        await self.repo.batch_invoegen(nieuw.nieuw_doc())  # a retry with the same key: finish (or return) that one
+        batch = d.Betaalbatch.from_doc(await self._batch(nieuw.id))
+        batch.zelfde_verzoek(nieuw.verzoek)
+        if not batch.in_opbouw:
+            return await self._batch(batch.id)
         await self._rekeningen_herstellen()
-        geclaimd = await self.repo.opdrachten.find({"batch_id": batch_id}).to_list(None)
+        geclaimd = await self.repo.in_batch(batch.id)
         while (nodig := max_opdrachten - len(geclaimd)) > 0:
-            kandidaten = await self.repo.opdrachten.find({"status": d.GEREED}).sort(
-                [("aangemaakt_op", 1), ("_id", 1)]).limit(nodig).to_list(None)
+            kandidaten = await self.repo.met_status(d.GEREED, nodig)
             if not kandidaten:
                 break
             klaar: list[Document] = []
@@ -339,29 +327,25 @@ class PaymentsHandlers:
                     continue
                 klaar.append(o)
             geclaimd.extend(await self.repo.in_bulk_zetten(klaar, d.GEREED,
-                                                           {"status": d.IN_BATCH, "batch_id": batch_id}))
+                                                           {"status": d.IN_BATCH, "batch_id": batch.id}))
             # another batch took some of these: look for the next ready ones
-        geclaimd = await self._zonder_rekening_terugzetten(batch_id, geclaimd)
-        if not geclaimd:
-            await self.repo.batches.delete_one({"_id": batch_id, "status": OPBOUW})
+        opdrachten = [d.Betaalopdracht.from_doc(o) for o in await self._zonder_rekening_terugzetten(batch.id, geclaimd)]
+        if not opdrachten:
+            await self.repo.batch_vervallen(batch.id)
             raise NietsTeBetalen("geen betaalopdrachten gereed voor betaling")
-        geclaimd.sort(key=lambda o: o["_id"])
+        velden = batch.afronden(opdrachten)
         overboekingen = []
-        for opdracht in map(d.Betaalopdracht.from_doc, geclaimd):
+        for opdracht in sorted(opdrachten, key=lambda o: o.id):
             rekening = self.rekeningen.voor(opdracht.ggz)
             assert rekening is not None  # _zonder_rekening_terugzetten kept only orders with a valid account
             overboekingen.append(Overboeking(opdracht.id, opdracht.netto_cents, rekening, opdracht.omschrijving))
-        xml = build_pain001(batch_id, batch["aangemaakt_op"], date.fromisoformat(batch["uitvoerdatum"]),
-                            self.rekeningen.debiteur, overboekingen)
+        xml = build_pain001(batch.id, batch.aangemaakt_op, batch.uitvoerdatum, self.rekeningen.debiteur,
+                            overboekingen)
         validate(xml)
-        await self.repo.batches.update_one(
-            {"_id": batch_id, "status": OPBOUW},
-            {"$set": {"status": AANGEMAAKT, "opdrachten": [o["_id"] for o in geclaimd], "aantal": len(geclaimd),
-                      "control_sum_cents": sum(o["netto_cents"] for o in geclaimd), "pain001": xml.decode(),
-                      "aangemaakt_klaar_op": self.clock()}})
-        final = await self.repo.batch(batch_id)
-        assert final is not None
-        log.info("batch.aangemaakt", batch_id=batch_id, aantal=final["aantal"])
+        await self.repo.batch_zetten(batch.id, d.OPBOUW, {**velden, "pain001": xml.decode(),
+                                                          "aangemaakt_klaar_op": self.clock()})
+        final = await self._batch(batch.id)
+        log.info("batch.aangemaakt", batch_id=batch.id, aantal=final["aantal"])
         return final
 
     async def _zonder_rekening_terugzetten(self, batch_id: str, geclaimd: list[Document]) -> list[Document]:
@@ -378,29 +362,22 @@ class PaymentsHandlers:
 
     async def _rekeningen_herstellen(self) -> None:
         """Orders that waited for a bank account become ready once the configuration holds a valid one."""
-        wachtend = await self.repo.opdrachten.find({"status": d.REKENING_ONTBREEKT}).to_list(None)
-        for o in wachtend:
+        for o in await self.repo.met_status(d.REKENING_ONTBREEKT):
             if self.rekeningen.voor(o["ggz_kvk_nummer"]) is not None:
                 await self.repo.status_zetten(o["_id"], (d.REKENING_ONTBREEKT,), d.GEREED)
 
     async def batch_verzonden(self, batch_id: str, nu: datetime) -> Document:
-        batch = await self._batch(batch_id)
-        if batch["status"] == AANGEMAAKT:
-            await self.repo.batches.update_one({"_id": batch_id, "status": AANGEMAAKT},
-                                               {"$set": {"status": VERZONDEN, "verzonden_op": nu}})
-            batch = await self._batch(batch_id)
-        if batch["status"] not in (VERZONDEN, GEBOEKT):
-            raise BatchConflict(f"batch heeft status {batch['status']}")
-        return batch
+        batch = d.Betaalbatch.from_doc(await self._batch(batch_id))
+        if (velden := batch.verzenden(nu)) is not None:
+            await self.repo.batch_zetten(batch_id, batch.status, velden)
+        return await self._batch(batch_id)
 
     async def batch_geboekt(self, batch_id: str, nu: datetime) -> Document:
         """Book every order of a sent batch: order 'betaald', ledger paid += net amount. Repeatable."""
-        batch = await self._batch(batch_id)
-        if batch["status"] == GEBOEKT:
-            return batch
-        if batch["status"] != VERZONDEN:
-            raise BatchConflict(f"batch heeft status {batch['status']}; eerst verzonden melden")
-        opdrachten = await self.repo.opdrachten_van(batch["opdrachten"])
+        batch = d.Betaalbatch.from_doc(await self._batch(batch_id))
+        if not batch.te_boeken():
+            return await self._batch(batch_id)
+        opdrachten = await self.repo.opdrachten_van(list(batch.opdrachten))
         te_betalen = [o for o in opdrachten if o["status"] == d.IN_BATCH]
         betaald = {o["_id"] for o in await self.repo.in_bulk_zetten(te_betalen, d.IN_BATCH,
                                                                      {"status": d.BETAALD, "betaald_op": nu})}
@@ -412,8 +389,7 @@ class PaymentsHandlers:
             per_ggz.setdefault(opdracht.ggz, []).append(opdracht.boeking_betaald())
         for kvk, boekingen in per_ggz.items():
             await self.repo.boeken_samen(kvk, boekingen)
-        await self.repo.batches.update_one({"_id": batch_id, "status": VERZONDEN},
-                                           {"$set": {"status": GEBOEKT, "geboekt_op": nu}})
+        await self.repo.batch_zetten(batch_id, d.VERZONDEN, {"status": d.GEBOEKT, "geboekt_op": nu})
         return await self._batch(batch_id)
 
     async def _batch(self, batch_id: str) -> Document:

@@ -21,6 +21,7 @@ its effect already there.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -236,3 +237,26 @@ class PaymentsRepository:
 
     async def batch(self, batch_id: str) -> Document | None:
         return await self.batches.find_one({"_id": batch_id})
+
+    async def batch_invoegen(self, doc: Document) -> None:
+        """Insert the batch unless it exists (a retry with the same Idempotency-Key finds it)."""
+        with contextlib.suppress(DuplicateKeyError):
+            await self.batches.insert_one(doc)
+
+    async def batch_zetten(self, batch_id: str, van: str, velden: Mapping[str, Any]) -> bool:
+        """Move the batch on from status ``van`` (guarded on it, so a step is taken once)."""
+        result = await self.batches.update_one({"_id": batch_id, "status": van}, {"$set": dict(velden)})
+        return result.matched_count == 1
+
+    async def batch_vervallen(self, batch_id: str) -> None:
+        """Drop a batch that found nothing to pay while it was being built."""
+        await self.batches.delete_one({"_id": batch_id, "status": "opbouw"})
+
+    async def in_batch(self, batch_id: str) -> list[Document]:
+        """The orders a batch claimed (also before a restart)."""
+        return await self.opdrachten.find({"batch_id": batch_id}).to_list(None)
+
+    async def met_status(self, status: str, limit: int = 0) -> list[Document]:
+        """Orders with ``status``, oldest first (``limit`` 0: all)."""
+        cursor = self.opdrachten.find({"status": status}).sort([("aangemaakt_op", 1), ("_id", 1)])
+        return await (cursor.limit(limit) if limit else cursor).to_list(None)

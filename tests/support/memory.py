@@ -97,6 +97,7 @@ class MemoryPaymentsRepository:
         self.opdrachten: dict[str, Document] = {}
         self.terugvorderingen: dict[str, Document] = {}
         self.grootboek: dict[str, Document] = {}
+        self.batches: dict[str, Document] = {}
 
     # orders
     async def opdracht(self, opdracht_id: str) -> Document | None:
@@ -127,6 +128,46 @@ class MemoryPaymentsRepository:
     async def verlaging_vastleggen(self, opdracht_id: str, verlaging: Mapping[str, Any]) -> bool:
         o = self.opdrachten.get(opdracht_id)
         return o is not None and "verlaging" not in o and self._zetten(opdracht_id, {"verlaging": verlaging})
+
+    async def in_bulk_zetten(self, opdrachten: Sequence[Document], van: str, velden: Mapping[str, Any],
+                             pogingen: int = 5) -> list[Document]:
+        gedaan = []
+        for o in opdrachten:
+            if await self.status_zetten(o["_id"], (van,), velden["status"],
+                                        **{k: v for k, v in velden.items() if k != "status"}):
+                gedaan.append(copy.deepcopy(self.opdrachten[o["_id"]]))
+        return gedaan
+
+    async def uit_batch_halen(self, opdracht_id: str, batch_id: str, naar: str) -> bool:
+        o = self.opdrachten.get(opdracht_id)
+        return (o is not None and o["status"] == "in_batch" and o.get("batch_id") == batch_id
+                and self._zetten(opdracht_id, {"status": naar, "batch_id": None}))
+
+    async def in_batch(self, batch_id: str) -> list[Document]:
+        return [copy.deepcopy(o) for o in self.opdrachten.values() if o.get("batch_id") == batch_id]
+
+    async def met_status(self, status: str, limit: int = 0) -> list[Document]:
+        found = sorted((o for o in self.opdrachten.values() if o["status"] == status),
+                       key=lambda o: (o["aangemaakt_op"], o["_id"]))
+        return copy.deepcopy(found[:limit] if limit else found)
+
+    # batches
+    async def batch(self, batch_id: str) -> Document | None:
+        return copy.deepcopy(self.batches.get(batch_id))
+
+    async def batch_invoegen(self, doc: Document) -> None:
+        self.batches.setdefault(doc["_id"], copy.deepcopy(doc))
+
+    async def batch_zetten(self, batch_id: str, van: str, velden: Mapping[str, Any]) -> bool:
+        batch = self.batches.get(batch_id)
+        if batch is None or batch["status"] != van:
+            return False
+        batch.update(copy.deepcopy(dict(velden)))
+        return True
+
+    async def batch_vervallen(self, batch_id: str) -> None:
+        if (self.batches.get(batch_id) or {}).get("status") == "opbouw":
+            del self.batches[batch_id]
 
     # recoveries
     async def terugvordering(self, tid: str) -> Document | None:

@@ -13,7 +13,7 @@ from tests.support.memory import MemoryPaymentsRepository, MemoryStore
 
 from payments import domain as d
 from payments.bootstrap import REKENINGEN_FILE, load_rekeningen
-from payments.handlers import PaymentsHandlers, Rekeningen
+from payments.handlers import NietsTeBetalen, PaymentsHandlers, Rekeningen
 from servicekit.commands import COMMAND_COMPLETED, COMMAND_FAILED
 from servicekit.envelope import CloudEvent, new_event
 from servicekit.store import Document
@@ -190,3 +190,43 @@ async def test_a_concurrent_write_to_the_case_is_retried_on_the_fresh_case(handl
     doc = repo.zaken.docs["A1"]
     assert doc["einddatum"] == "2030-01-01" and doc["verrekening"]["soort"] == "geen"
     assert doc["applied"] == ["c1", "v1"] and len(doc["outbox"]) == 2
+
+
+async def test_a_batch_claims_the_ready_orders_once_and_is_sent_and_booked(handlers: PaymentsHandlers,
+                                                                           repo: MemoryPaymentsRepository) -> None:
+    for n, bedrag in enumerate((100_000, 50_001)):
+        await handlers.opdrachten_aanmaken(command(AANMAKEN, f"A{n}", aanmaken(f"A{n}", bedrag), f"c{n}"))
+    batch = await handlers.batch_aanmaken("nacht-1", 10, None, NU)
+    assert (batch["status"], batch["aantal"], batch["control_sum_cents"]) == (d.AANGEMAAKT, 2, 150_001)
+    assert batch["pain001"].count("<CdtTrfTxInf>") == 2 and batch["uitvoerdatum"] == "2026-11-23"
+    assert {o["status"] for o in repo.opdrachten.values()} == {d.IN_BATCH}
+    assert await handlers.batch_aanmaken("nacht-1", 10, None, NU) == batch  # the same key: the same batch
+    with pytest.raises(d.BatchConflict, match="ander verzoek"):
+        await handlers.batch_aanmaken("nacht-1", 5, None, NU)
+    with pytest.raises(d.BatchConflict, match="eerst verzonden"):
+        await handlers.batch_geboekt(batch["_id"], NU)
+
+    assert (await handlers.batch_verzonden(batch["_id"], NU))["status"] == d.VERZONDEN
+    assert (await handlers.batch_verzonden(batch["_id"], NU))["status"] == d.VERZONDEN  # repeated: no change
+    geboekt = await handlers.batch_geboekt(batch["_id"], NU)
+    await handlers.batch_geboekt(batch["_id"], NU)
+    assert geboekt["status"] == d.GEBOEKT
+    assert {o["status"] for o in repo.opdrachten.values()} == {d.BETAALD}
+    assert repo.grootboek[KVK]["totaal"] == {"besteld_cents": 150_001, "betaald_cents": 150_001}
+
+
+async def test_no_ready_order_means_no_batch_and_an_order_without_account_stays_out(
+        repo: MemoryPaymentsRepository) -> None:
+    rekeningen = load_rekeningen(REKENINGEN_FILE)
+    zonder = PaymentsHandlers(repo, Rekeningen(rekeningen.debiteur, {}), wake=lambda *a, **k: None,  # type: ignore[arg-type]
+                              clock=lambda: NU)
+    with pytest.raises(NietsTeBetalen):
+        await zonder.batch_aanmaken("leeg", 10, None, NU)
+    assert repo.batches == {}
+    met = PaymentsHandlers(repo, rekeningen, wake=lambda *a, **k: None, clock=lambda: NU)  # type: ignore[arg-type]
+    await met.opdrachten_aanmaken(command(AANMAKEN, "A1", aanmaken("A1"), "c1"))
+    with pytest.raises(NietsTeBetalen):  # the account disappeared from the configuration: the order waits
+        await zonder.batch_aanmaken("zonder", 10, None, NU)
+    assert [o["status"] for o in repo.opdrachten.values()] == [d.REKENING_ONTBREEKT]
+    batch = await met.batch_aanmaken("met", 10, None, NU)  # the account is back: ready again and paid
+    assert batch["aantal"] == 1

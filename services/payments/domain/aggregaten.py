@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from payments.domain.regels import (
@@ -337,3 +337,79 @@ class Betaalzaak:
         self._gegevens(zaak, nieuw)
         self.verrekening = {"beschikkingId": beschikking_id, **uitkomst}
         return uitkomst
+
+
+# Batch statuses
+OPBOUW, AANGEMAAKT, VERZONDEN, GEBOEKT = "opbouw", "aangemaakt", "verzonden", "geboekt"
+
+
+class BatchConflict(Exception):
+    """The request cannot be carried out in the batch's current state (HTTP 409), or the Idempotency-Key
+    belongs to another request (HTTP 422)."""
+
+
+@dataclass(frozen=True)
+class Betaalbatch:
+    """A SEPA batch (pain.001) of ready orders: built (opbouw, aangemaakt), sent to the bank, booked."""
+
+    id: str
+    status: str
+    verzoek: dict[str, Any]  # what was asked with the Idempotency-Key: the same key must ask the same
+    aangemaakt_op: datetime
+    uitvoerdatum: date
+    opdrachten: tuple[str, ...] = ()
+    control_sum_cents: int = 0
+
+    @staticmethod
+    def verzoek_van(max_opdrachten: int, uitvoerdatum: date | None) -> dict[str, Any]:
+        return {"maxOpdrachten": max_opdrachten, "uitvoerdatum": uitvoerdatum.isoformat() if uitvoerdatum else None}
+
+    @classmethod
+    def nieuw(cls, batch_id: str, max_opdrachten: int, uitvoerdatum: date | None, nu: datetime,
+              vandaag: date) -> Betaalbatch:
+        """A batch being built; executed on ``uitvoerdatum`` or, without one, today."""
+        return cls(batch_id, OPBOUW, cls.verzoek_van(max_opdrachten, uitvoerdatum), nu, uitvoerdatum or vandaag)
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> Betaalbatch:
+        return cls(doc["_id"], doc["status"], dict(doc["verzoek"]), doc["aangemaakt_op"],
+                   date.fromisoformat(doc["uitvoerdatum"]), tuple(doc.get("opdrachten") or ()),
+                   int(doc.get("control_sum_cents") or 0))
+
+    def nieuw_doc(self) -> dict[str, Any]:
+        return {"_id": self.id, "status": self.status, "verzoek": dict(self.verzoek),
+                "aangemaakt_op": self.aangemaakt_op, "uitvoerdatum": self.uitvoerdatum.isoformat(),
+                "opdrachten": list(self.opdrachten),
+                "aantal": len(self.opdrachten), "control_sum_cents": self.control_sum_cents}
+
+    def zelfde_verzoek(self, verzoek: Mapping[str, Any]) -> None:
+        if dict(verzoek) != self.verzoek:
+            raise BatchConflict("deze Idempotency-Key hoort bij een ander verzoek")
+
+    @property
+    def in_opbouw(self) -> bool:
+        return self.status == OPBOUW
+
+    def afronden(self, opdrachten: Sequence[Betaalopdracht]) -> dict[str, Any]:
+        """The fields of the built batch: its orders in id order, their count and control sum."""
+        if not self.in_opbouw:
+            raise BatchConflict(f"batch heeft status {self.status}")
+        geordend = sorted(opdrachten, key=lambda o: o.id)
+        return {"status": AANGEMAAKT, "opdrachten": [o.id for o in geordend], "aantal": len(geordend),
+                "control_sum_cents": sum(o.netto_cents for o in geordend)}
+
+    def verzenden(self, nu: datetime) -> dict[str, Any] | None:
+        """The change to 'verzonden' (None: sent already, nothing to change)."""
+        if self.status == AANGEMAAKT:
+            return {"status": VERZONDEN, "verzonden_op": nu}
+        if self.status in (VERZONDEN, GEBOEKT):
+            return None
+        raise BatchConflict(f"batch heeft status {self.status}")
+
+    def te_boeken(self) -> bool:
+        """Whether the bank's booking is still to be recorded (False: booked already)."""
+        if self.status == GEBOEKT:
+            return False
+        if self.status != VERZONDEN:
+            raise BatchConflict(f"batch heeft status {self.status}; eerst verzonden melden")
+        return True
