@@ -59,6 +59,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -770,6 +771,11 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     return results
 
 
+def _interrupted(signum: int, frame: Any) -> None:
+    """SIGTERM as Ctrl-C: a terminated benchmark still stops its services, RabbitMQ node and FerretDB."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", default="max", help="comma-separated: max, half, history (in that order)")
@@ -794,6 +800,7 @@ def main() -> None:
         args.modes = "max,half"
     if args.history and "history" not in args.modes:
         args.modes += ",history"
+    signal.signal(signal.SIGTERM, _interrupted)
     results = asyncio.run(main_async(args))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
