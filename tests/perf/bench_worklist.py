@@ -137,7 +137,16 @@ def start_engine(code: Path, infra: Any, namespace: str, port: int, log: Path) -
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 
-async def measure(url: str, calls: int, decide: int) -> dict[str, list[float]]:
+def cpu_of(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (/proc): what a call costs, whatever the machine's load."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(url: str, calls: int, decide: int, pids: list[int]) -> dict[str, list[float]]:
     import httpx
     from tests.support.tokens import bearer
 
@@ -147,7 +156,10 @@ async def measure(url: str, calls: int, decide: int) -> dict[str, list[float]]:
     async with httpx.AsyncClient(base_url=url, timeout=120) as client:
         listed: list[dict[str, Any]] = []
         warm = 1 if calls <= 5 else 3
+        cpu = 0.0
         for i in range(calls + warm):
+            if i == warm:
+                cpu = cpu_of(pids)
             started = time.perf_counter()
             response = await client.get("/api/v1/taken", params={"pageSize": 500}, headers=official)
             elapsed = time.perf_counter() - started
@@ -156,6 +168,7 @@ async def measure(url: str, calls: int, decide: int) -> dict[str, list[float]]:
             if i >= warm:  # the first calls warm up (imports, caches, the pool)
                 times["werkvoorraad"].append(elapsed)
         times["aantal"] = [float(len(listed))]
+        times["cpu"] = [(cpu_of(pids) - cpu) / calls]
         for task in listed[:decide]:
             started = time.perf_counter()
             shown = await client.get(f"/api/v1/taken/{task['id']}", headers=official)
@@ -198,7 +211,8 @@ async def child(args: argparse.Namespace) -> None:
                     raise RuntimeError(f"the engine of {code} did not start; see {log}")
                 await asyncio.sleep(0.5)
             sink = await command_sink(infra.amqp_url, namespace)
-            times = await measure(f"http://127.0.0.1:{port}", args.calls, args.decide)
+            pids = [proc.pid] + ([int(os.environ["BENCH_FERRETDB_PID"])] if "BENCH_FERRETDB_PID" in os.environ else [])
+            times = await measure(f"http://127.0.0.1:{port}", args.calls, args.decide, pids)
             await sink.close()
         finally:
             proc.terminate()
@@ -234,6 +248,7 @@ def own_ferretdb() -> Iterator[str]:
         deadline = time.monotonic() + 60
         while "listening" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
+        os.environ["BENCH_FERRETDB_PID"] = str(ferret.pid)
         yield f"mongodb://127.0.0.1:{port}/"
     finally:
         ferret.terminate()
@@ -273,11 +288,12 @@ def main() -> None:
                    for name, code in sides.items()}
     print(f"gemeente {GEMEENTE}: {args.open} open tasks, {args.closed} closed cases overall; "
           f"{args.calls} work list calls, {args.decide} lookups and decisions ({args.before_calls} each before)")
-    print(f"  {'':<8}{'tasks listed':>14}{'work list p50':>15}{'p95':>9}{'lookup p50':>12}{'p95':>9}"
-          f"{'decide p50':>12}{'p95':>9}  (ms)")
+    print(f"  {'':<8}{'tasks listed':>14}{'work list p50':>15}{'p95':>9}{'CPU/call':>10}{'lookup p50':>12}{'p95':>9}"
+          f"{'decide p50':>12}{'p95':>9}  (ms; CPU: engine + FerretDB)")
     for name, t in results.items():
         print(f"  {name:<8}{int(t['aantal'][0]):>14}"
               f"{1000 * statistics.median(t['werkvoorraad']):>15.1f}{1000 * percentile(t['werkvoorraad'], .95):>9.1f}"
+              f"{1000 * t.get('cpu', [float('nan')])[0]:>10.1f}"
               f"{1000 * statistics.median(t['taak']):>12.1f}{1000 * percentile(t['taak'], .95):>9.1f}"
               f"{1000 * statistics.median(t['besluit']):>12.1f}{1000 * percentile(t['besluit'], .95):>9.1f}")
 
