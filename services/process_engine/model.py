@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final, cast
 
 from SpiffWorkflow.bpmn.parser.util import full_tag
@@ -322,3 +322,43 @@ def active_element_ids(workflow: BpmnWorkflow) -> list[str]:
     return sorted(ids)
 
 
+def case_id_of(workflow: BpmnWorkflow) -> str | None:
+    """The case id given to :func:`start_instance`."""
+    value = workflow.data.get(_CASE_ID_KEY)
+    return None if value is None else str(value)
+
+
+def is_completed(workflow: BpmnWorkflow) -> bool:
+    """True once every path reached an end (or was cancelled)."""
+    return bool(workflow.is_completed())
+
+
+def history(workflow: BpmnWorkflow) -> list[HistoryEntry]:
+    """Completed diagram elements in completion order."""
+    done = [t for t in _tasks(workflow, TaskState.COMPLETED) if getattr(t.task_spec, "bpmn_id", None)]
+    return _history_entries(done)
+
+
+def take_new_history(workflow: BpmnWorkflow) -> list[HistoryEntry]:
+    """Completed diagram elements not reported by an earlier call, in completion order; marks them reported.
+
+    The mark is kept in the task's ``internal_data``, so it is saved atomically with the state that completed
+    the task: the caller appends these entries to the case's history and never stores the whole list again.
+    """
+    done = [t for t in _tasks(workflow, TaskState.COMPLETED)
+            if getattr(t.task_spec, "bpmn_id", None) and not t.internal_data.get(_HISTORY_KEY)]
+    for task in done:
+        task.internal_data[_HISTORY_KEY] = 1
+    return _history_entries(done)
+
+
+def _history_entries(done: list[Task]) -> list[HistoryEntry]:
+    done.sort(key=lambda t: t.last_state_change)
+    return [
+        HistoryEntry(
+            element_id=t.task_spec.bpmn_id,
+            name=t.task_spec.bpmn_name,
+            ended_at=datetime.fromtimestamp(t.last_state_change, UTC) if t.last_state_change else None,
+        )
+        for t in done
+    ]

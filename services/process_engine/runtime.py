@@ -54,7 +54,6 @@ from process_engine.forms import (
 from process_engine.model import (
     _CASE_ID_KEY,
     _COMMAND_KEY,
-    _HISTORY_KEY,
     _MAX_ENGINE_ROUNDS,
     _SCRIPT_ENGINE,
     _TIMER_EVENT_TYPES,
@@ -83,6 +82,10 @@ from process_engine.model import (
     _issue_command,
     _tasks,
     active_element_ids,
+    case_id_of,
+    history,
+    is_completed,
+    take_new_history,
     use_clock,
 )
 from process_engine.scripting import RestrictedScriptEngine
@@ -180,12 +183,6 @@ def start_instance(
     return workflow, result
 
 
-def case_id_of(workflow: BpmnWorkflow) -> str | None:
-    """The case id given to :func:`start_instance`."""
-    value = workflow.data.get(_CASE_ID_KEY)
-    return None if value is None else str(value)
-
-
 def step(workflow: BpmnWorkflow) -> StepResult:
     """Run every engine task that can run, then report what the caller must do.
 
@@ -221,42 +218,6 @@ def _run_engine(workflow: BpmnWorkflow) -> None:
 def _engine_error(exc: WorkflowException) -> EngineError:
     spec = getattr(exc, "task_spec", None)
     return EngineError(getattr(spec, "bpmn_id", None) or getattr(spec, "name", None), str(exc))
-
-
-def is_completed(workflow: BpmnWorkflow) -> bool:
-    """True once every path reached an end (or was cancelled)."""
-    return bool(workflow.is_completed())
-
-
-def history(workflow: BpmnWorkflow) -> list[HistoryEntry]:
-    """Completed diagram elements in completion order."""
-    done = [t for t in _tasks(workflow, TaskState.COMPLETED) if getattr(t.task_spec, "bpmn_id", None)]
-    return _history_entries(done)
-
-
-def take_new_history(workflow: BpmnWorkflow) -> list[HistoryEntry]:
-    """Completed diagram elements not reported by an earlier call, in completion order; marks them reported.
-
-    The mark is kept in the task's ``internal_data``, so it is saved atomically with the state that completed
-    the task: the caller appends these entries to the case's history and never stores the whole list again.
-    """
-    done = [t for t in _tasks(workflow, TaskState.COMPLETED)
-            if getattr(t.task_spec, "bpmn_id", None) and not t.internal_data.get(_HISTORY_KEY)]
-    for task in done:
-        task.internal_data[_HISTORY_KEY] = 1
-    return _history_entries(done)
-
-
-def _history_entries(done: list[Task]) -> list[HistoryEntry]:
-    done.sort(key=lambda t: t.last_state_change)
-    return [
-        HistoryEntry(
-            element_id=t.task_spec.bpmn_id,
-            name=t.task_spec.bpmn_name,
-            ended_at=datetime.fromtimestamp(t.last_state_change, UTC) if t.last_state_change else None,
-        )
-        for t in done
-    ]
 
 
 # --------------------------------------------------------------------------- commands
