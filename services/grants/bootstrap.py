@@ -12,7 +12,8 @@ from grants.domain import Regeling
 from grants.handlers import GrantsHandlers
 from grants.regelingen import REGELINGEN_DIR, load_gemeenten, load_regelingen
 from grants.repository import GrantsRepository
-from servicekit.broker import COMMANDS, Binding
+from servicekit.broker import COMMANDS, EVENTS, Binding
+from servicekit.consumer import Handler
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
 
@@ -25,14 +26,21 @@ BESCHIKKING_OPSTELLEN = "ips.beschikking.opstellen.v1"
 VERLENGING_TOETSEN = "ips.traject.verlenging_toetsen.v1"
 VASTSTELLING_BEREKENEN = "ips.vaststelling.berekenen.v1"
 FINANCIEEL_REGISTREREN = "ips.budget.financieel_registreren.v1"
+# intake's events the order of receipt needs (allocator.py)
+VOLGNUMMER_TOEGEKEND = "ips.aanvraag.volgnummer_toegekend.v1"
+INGETROKKEN = "ips.aanvraag.ingetrokken.v1"
 
 
 class GrantsSettings(ServiceSettings):
     service_name: str = "grants"
     http_port: int = 8002
     regelingen_dir: Path = REGELINGEN_DIR
-    # How long a reservation request settles before it is decided (order of receipt, see allocator.py).
-    grants_verdeelvenster_seconds: float = Field(default=2.0, ge=0)  # IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS
+    # The order of receipt (allocator.py) has no time window. A number intake took but never announced is
+    # skipped after this long (IPSFLOW_GRANTS_VOLGNUMMER_GAT_SECONDS), an announced number whose request does
+    # not come (a case stuck in an incident, or cancelled) after this long (..._STILSTAND_SECONDS).
+    grants_volgnummer_gat_seconds: float = Field(default=30.0, gt=0)
+    grants_volgnummer_stilstand_seconds: float = Field(default=300.0, gt=0)
+    # How often the allocator looks without being woken (for the two bounds above and the other process).
     allocator_interval_seconds: float = Field(default=0.5, gt=0)
 
 
@@ -53,10 +61,17 @@ def bootstrap(settings: GrantsSettings | None = None) -> Grants:
     repo = GrantsRepository(runtime.db)
     relay = runtime.add_relay([repo.zaken.collection, repo.verzoeken.collection])
     handlers = GrantsHandlers(repo, regelingen, load_gemeenten(), wake=relay.wake, clock=runtime.clock)
-    routes = {TOETSEN: handlers.toetsen, RESERVEREN: handlers.reserveren, VASTLEGGEN: handlers.vastleggen,
+    routes: dict[str, Handler] = {
+              TOETSEN: handlers.toetsen, RESERVEREN: handlers.reserveren, VASTLEGGEN: handlers.vastleggen,
               VRIJGEVEN: handlers.vrijgeven, BESCHIKKING_OPSTELLEN: handlers.beschikking_opstellen,
               VERLENGING_TOETSEN: handlers.verlenging_toetsen, VASTSTELLING_BEREKENEN: handlers.vaststelling_berekenen,
               FINANCIEEL_REGISTREREN: handlers.financieel_registreren}
-    runtime.add_consumer(QUEUE, routes, [Binding(COMMANDS, t) for t in routes])
-    allocator = Allocator(repo, handlers, settings.grants_verdeelvenster_seconds, settings.allocator_interval_seconds)
+    bindings = [Binding(COMMANDS, t) for t in routes]
+    routes |= {VOLGNUMMER_TOEGEKEND: handlers.volgnummer_toegekend, INGETROKKEN: handlers.ingetrokken}
+    bindings += [Binding(EVENTS, VOLGNUMMER_TOEGEKEND), Binding(EVENTS, INGETROKKEN)]
+    runtime.add_consumer(QUEUE, routes, bindings)
+    allocator = Allocator(repo, handlers, interval=settings.allocator_interval_seconds,
+                          gat_seconds=settings.grants_volgnummer_gat_seconds,
+                          stilstand_seconds=settings.grants_volgnummer_stilstand_seconds)
+    handlers.volgorde_wakker = allocator.wake
     return Grants(settings, runtime, repo, regelingen, handlers, allocator)

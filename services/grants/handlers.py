@@ -36,9 +36,20 @@ from grants.messages import (
     Vastleggen,
     VaststellingBerekenen,
     VerlengingToetsen,
+    VolgnummerIngetrokken,
+    VolgnummerToegekend,
     Vrijgeven,
 )
-from grants.repository import GrantsRepository, cap_id, ledger_id
+from grants.repository import (
+    AANGEKONDIGD,
+    AANGEVRAAGD,
+    AFWEZIG,
+    GESLOTEN,
+    VRIJGEGEVEN,
+    GrantsRepository,
+    cap_id,
+    ledger_id,
+)
 from servicekit.broker import EVENTS
 from servicekit.commands import Failure, Outcome, apply_command, command_params, reply_to
 from servicekit.envelope import CloudEvent, deterministic_id
@@ -67,6 +78,9 @@ class GrantsHandlers:
         self.regelingen = regelingen
         self.gemeenten = gemeenten
         self.wake = wake
+        #: Wakes the allocator (bootstrap sets it): a request was stored or a number given back.
+        self.volgorde_wakker: Callable[[], None] = lambda: None
+        self._ensured: set[str] = set()  # ledgers and caps this process made sure exist (one upsert each)
 
     def gemeente_naam(self, code: str) -> str:
         return self.gemeenten.get(code, code)
@@ -113,23 +127,24 @@ class GrantsHandlers:
     # -------------------------------------------------------------------------------------- reserveren
 
     async def reserveren(self, command: CloudEvent) -> None:
-        """ips.budget.reserveren.v1: store the request; the allocator decides in order of receipt.
+        """ips.budget.reserveren.v1: store the request; the allocator decides it in volgnummer order.
 
         Grounds that do not depend on the budget (window, type, target group, certificate) and a wrong
         amount are decided here at once. A redelivery (same command id) changes nothing; a new command for
         the same aanvraag replaces the request and is decided again (the ledger keeps at most one
-        reservation per aanvraag).
+        reservation per aanvraag). A request without a volgnummer (an application completed before numbering
+        existed) and one whose number the order has passed are decided at once.
         """
         p = command_params(Reserveren, command)
         regeling = self.regelingen.get(p.regeling)
-        now = datetime.now(UTC)  # real time: the allocator's settle window compares it with real time
+        now = datetime.now(UTC)
         peildatum = amsterdam_dag(p.volledig_ontvangen_op) if p.volledig_ontvangen_op else p.aanvraagdatum
         request: Document = {
             "_id": p.aanvraag_id, "command_id": command.id, "command": command.to_json().decode(),
             "regeling": p.regeling, "gemeente_code": p.gemeente_code, "traject_type": p.traject_type,
             "bedrag_cents": p.bedrag_cents, "volledig_ontvangen_op": p.volledig_ontvangen_op or
             datetime.combine(p.aanvraagdatum, datetime.min.time(), tzinfo=UTC),
-            "ontvangen_door_grants": now, "status": WACHT,
+            "ontvangen_door_grants": now, "status": WACHT, "volgnummer": p.volgnummer,
         }
         outcome: Outcome | None = None
         if regeling is None:
@@ -150,24 +165,68 @@ class GrantsHandlers:
             request.update(status=BESLOTEN, uitkomst=outcome if isinstance(outcome, dict) else
                            {"code": outcome.code, "message": outcome.message}, besloten_op=self.clock())
             events = [(reply_to(command, SERVICE, outcome), EVENTS)]
-        await self._store_request(request, events, command.id)
+        eerder = await self._store_request(request, events, command.id)
         self.wake(p.aanvraag_id, self.repo.verzoeken.collection)
+        if p.volgnummer is None:
+            if outcome is None:
+                await self.decide(p.aanvraag_id)
+            return
+        plaats = await self.repo.plaats(p.volgnummer)
+        status = plaats["status"] if plaats is not None else AFWEZIG
+        if plaats is not None and plaats.get("aanvraag_id") not in (None, p.aanvraag_id):  # another's number
+            log.warning("reservering.volgnummer_van_een_ander", aanvraag_id=p.aanvraag_id, volgnummer=p.volgnummer)
+            status = GESLOTEN
+        if status in (AFWEZIG, VRIJGEGEVEN):
+            # asked for before its announcement came, or after it was given back: the place says so, so a
+            # request waits for it (an announced place needs no write: the allocator looks its request up)
+            status = await self.repo.plaats_zetten(p.volgnummer, (AFWEZIG, VRIJGEGEVEN), AANGEVRAAGD,
+                                                   {"aanvraag_id": p.aanvraag_id}, plaats)
+            await self.repo.ken_nummer(p.volgnummer)
+        # Its turn has passed (closed: skipped or passed), or came already (a new command replaced a request
+        # that was decided in turn): at once. The allocator reads the request after it closes a place, we
+        # read the place after we stored the request: one of the two sees the other.
+        if outcome is None and (status == GESLOTEN or eerder == BESLOTEN):
+            log.info("reservering.na_de_beurt", aanvraag_id=p.aanvraag_id, volgnummer=p.volgnummer)
+            await self.decide(p.aanvraag_id)
+        self.volgorde_wakker()
 
-    async def _store_request(self, request: Document, events: list[tuple[CloudEvent, str]], command_id: str) -> None:
+    async def volgnummer_toegekend(self, event: CloudEvent) -> None:
+        """ips.aanvraag.volgnummer_toegekend.v1 (intake): the number's place exists from now on, so the
+        requests after it wait for it. Idempotent: a place that exists already is left as it is."""
+        p = VolgnummerToegekend.model_validate(event.data)
+        await self.repo.plaats_zetten(p.volgnummer, (AFWEZIG,), AANGEKONDIGD,
+                                      {"aanvraag_id": p.aanvraag_id, "op": datetime.now(UTC)})
+        await self.repo.ken_nummer(p.volgnummer)
+
+    async def ingetrokken(self, event: CloudEvent) -> None:
+        """ips.aanvraag.ingetrokken.v1 (intake): a numbered application withdrawn before its request came
+        gives its place back, so the requests after it need not wait for it. Its request, if the case still
+        sends one, is decided in turn or, once the order passed it, at once."""
+        p = VolgnummerIngetrokken.model_validate(event.data)
+        if p.volgnummer is None:
+            return
+        if await self.repo.plaats_zetten(p.volgnummer, (AFWEZIG, AANGEKONDIGD), VRIJGEGEVEN,
+                                         {"aanvraag_id": p.aanvraag_id}) == VRIJGEGEVEN:
+            await self.repo.ken_nummer(p.volgnummer)
+        self.volgorde_wakker()
+
+    async def _store_request(self, request: Document, events: list[tuple[CloudEvent, str]],
+                             command_id: str) -> str | None:
+        """Store (or replace) the request; returns the status of the request it replaced, if any."""
         for _ in range(50):
             try:
                 await self.repo.verzoeken.insert(request, events)
-                return
+                return None
             except DuplicateKeyError:
                 existing = await self.repo.verzoeken.get(request["_id"])
             if existing is None:
                 continue
             if existing.get("command_id") == command_id:
-                return  # a redelivery: already stored (and decided or waiting)
+                return None  # a redelivery: already stored (and decided or waiting)
             replacement = {**request, "revision": existing["revision"], "outbox": existing.get("outbox") or []}
             try:
                 await self.repo.verzoeken.replace(replacement, events)
-                return
+                return str(existing.get("status"))
             except ConcurrencyError:
                 continue
         raise ConcurrencyError(f"reserveringsverzoeken/{request['_id']}: too many concurrent changes")
@@ -178,10 +237,12 @@ class GrantsHandlers:
                 "bedragCents": request["bedrag_cents"], "financiering": None,
                 "budgetperiode": request.get("budgetperiode"), "regeling": request["regeling"]}
 
-    async def decide(self, request_id: str) -> bool:
-        """Decide one waiting request (the allocator calls this in order of receipt). Each step is keyed by
-        the aanvraag id, so repeating it after a crash has no second effect. Returns whether it decided."""
-        request = await self.repo.verzoeken.get(request_id)
+    async def decide(self, request_id: str, request: Document | None = None) -> bool:
+        """Decide one waiting request (the allocator calls this in order of receipt; ``request`` as it just read
+        it). Each step is keyed by the aanvraag id, so repeating it after a crash has no second effect. Returns
+        whether it decided."""
+        if request is None:
+            request = await self.repo.verzoeken.get(request_id)
         if request is None or request.get("status") != WACHT:
             return False
         regeling = self.regelingen[request["regeling"]]
@@ -190,13 +251,17 @@ class GrantsHandlers:
         gronden: list[Grond] = []
         cid = cap_id(regeling.id, gemeente)
         if regeling.cap_per_gemeente is not None:
-            await self.repo.ensure_cap(regeling, gemeente)
+            if cid not in self._ensured:
+                await self.repo.ensure_cap(regeling, gemeente)
+                self._ensured.add(cid)
             if not await self.repo.reserve_cap(cid, aanvraag_id, at):
                 gronden.append(grond_gemeentelijk_maximum(regeling, self.gemeente_naam(gemeente)))
         if not gronden:
             periode = next(b for b in regeling.budgetperioden if b.id == request["budgetperiode"])
             lid = ledger_id(regeling.id, periode.id)
-            await self.repo.ensure_ledger(regeling, periode.id)
+            if lid not in self._ensured:
+                await self.repo.ensure_ledger(regeling, periode.id)
+                self._ensured.add(lid)
             if not await self.repo.reserve_budget(lid, aanvraag_id, bedrag, at):
                 gronden.append(grond_subsidieplafond(regeling, periode))
                 if regeling.cap_per_gemeente is not None:
@@ -212,10 +277,27 @@ class GrantsHandlers:
         try:
             await self.repo.verzoeken.replace(request, [(reply_to(command, SERVICE, outcome), EVENTS)])
         except ConcurrencyError:
-            return False  # replaced by a newer command meanwhile: decided again on the next round
+            # decided by someone else meanwhile (two allocators, or the consumer), or replaced by a newer command
+            if outcome["gereserveerd"]:
+                await self._undo_if_refused(request, regeling)
+            return False
         self.wake(aanvraag_id, self.repo.verzoeken.collection)
         log.info("reservering.besloten", aanvraag_id=aanvraag_id, gereserveerd=outcome["gereserveerd"])
         return True
+
+    async def _undo_if_refused(self, request: Document, regeling: Regeling) -> None:
+        """We reserved, but the decision written first (the same command, decided at the same moment by
+        someone else) refused: money was given back between their try and ours. Nobody was told about our
+        reservation, so it goes back too."""
+        stored = await self.repo.verzoeken.get(request["_id"])
+        if (stored is None or stored.get("status") != BESLOTEN or stored.get("command_id") != request["command_id"]
+                or (stored.get("uitkomst") or {}).get("gereserveerd")):
+            return
+        await self.repo.release_budget(ledger_id(regeling.id, request["budgetperiode"]), request["_id"],
+                                       request["bedrag_cents"])
+        if regeling.cap_per_gemeente is not None:
+            await self.repo.release_cap(cap_id(regeling.id, request["gemeente_code"]), request["_id"])
+        log.warning("reservering.dubbel_besloten", aanvraag_id=request["_id"])
 
     # --------------------------------------------------------------------------- vastleggen, vrijgeven
 

@@ -73,9 +73,31 @@ class Reserveren(CommandParams):
     aanvraagdatum: date
     gewenste_startdatum: date
     volledig_ontvangen_op: datetime | None = None
+    #: The place in the order of receipt (intake numbers complete applications; allocator.py). None: an
+    #: application completed before numbering existed, decided at once.
+    volgnummer: int | None = Field(default=None, ge=1)
     criteria: Criteria = Field(default_factory=Criteria)
 
     _d = field_validator("aanvraagdatum", "gewenste_startdatum", mode="before")(_datum)
+
+
+class VolgnummerToegekend(BaseModel):
+    """ips.aanvraag.volgnummer_toegekend.v1 (intake): the application is complete and has this place in the
+    order of receipt."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    aanvraag_id: str = Field(pattern=ID_PATTERN)
+    volgnummer: int = Field(ge=1)
+
+
+class VolgnummerIngetrokken(BaseModel):
+    """ips.aanvraag.ingetrokken.v1 (intake), as far as the order of receipt needs it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, alias_generator=to_camel, populate_by_name=True)
+
+    aanvraag_id: str = Field(pattern=ID_PATTERN)
+    volgnummer: int | None = Field(default=None, ge=1)
 
 
 class Vastleggen(CommandParams):

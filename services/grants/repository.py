@@ -11,6 +11,7 @@ Collections (all looked up by ``_id``; FerretDB v1 scans for any other filter):
 * ``caps``: one per regulation and gemeente where the regulation caps the number of trajectories.
 * ``beschikkingen``: the letters, ``_id`` derived from the command id.
 * ``leases``: who runs the allocator.
+* ``volgorde``: the order of receipt: one small document per volgnummer and the head ``kop`` (allocator.py).
 
 No transactions: every change is one guarded update keyed by the aanvraag id, so repeating a step after a
 crash finds the effect already there and does nothing twice. ``beschikbaar`` is stored (not computed) so a
@@ -30,10 +31,20 @@ from grants.domain import Regeling
 from servicekit.store import Document, DocumentStore, DuplicateKeyError
 
 GERESERVEERD, VASTGELEGD = "gereserveerd", "vastgelegd"
+KOP = "kop"
+#: A volgnummer's place in the order of receipt: announced by intake, asked for (the request waits), given
+#: back before it was asked for (withdrawn), or closed (decided, given back and passed, or skipped).
+AANGEKONDIGD, AANGEVRAAGD, VRIJGEGEVEN, GESLOTEN = "aangekondigd", "aangevraagd", "vrijgegeven", "gesloten"
+AFWEZIG = "afwezig"  # in plaats_zetten's ``van``: the place may not exist yet
 
 
 def ledger_id(regeling: str, periode: str) -> str:
     return f"{regeling}:{periode}"
+
+
+def plaats_id(nummer: int) -> str:
+    """A volgnummer's document id: a string, because FerretDB v1 finds only string ids without a scan."""
+    return f"nr-{nummer}"
 
 
 def cap_id(regeling: str, gemeente_code: str) -> str:
@@ -48,6 +59,7 @@ class GrantsRepository:
         self.budgetten = db["budgetten"]
         self.caps = db["caps"]
         self.leases = db["leases"]
+        self.volgorde = db["volgorde"]
 
     async def ensure_indexes(self) -> None:
         for store in (self.zaken, self.verzoeken):
@@ -205,15 +217,69 @@ class GrantsRepository:
 
     # -------------------------------------------------------------------------------- allocator support
 
-    async def pending_requests(self) -> list[Document]:
-        """The reservation requests not yet decided (a scan: FerretDB v1 indexes only ``_id``)."""
-        return await self.verzoeken.collection.find(
-            {"status": "wacht"},
-            {"_id": 1, "volledig_ontvangen_op": 1, "ontvangen_door_grants": 1}).to_list(None)
+    # The order of receipt (allocator.py): one document per volgnummer (``_id`` nr-<number>) and the head
+    # ``kop`` (``tot``: every number up to it is done; ``bekend``: the highest number announced or asked for).
+    # Every filter is {_id} or {_id, revision}: FerretDB v1 scans the collection for any other filter, and the
+    # local stack's proxy answers {_id, revision} without a scan (deploy/ferretdb/cas.go).
 
-    async def has_pending_requests(self) -> bool:
-        """Whether a reservation request waits (a read: the allocator takes its lease only then)."""
-        return await self.verzoeken.collection.find_one({"status": "wacht"}, {"_id": 1}) is not None
+    async def kop(self) -> Document:
+        return await self.volgorde.find_one({"_id": KOP}) or {"_id": KOP, "tot": 0, "bekend": 0, "revision": 0}
+
+    async def ken_nummer(self, nummer: int) -> None:
+        """Raise ``bekend`` to ``nummer`` (``$max`` never lowers it; it leaves ``revision``, which guards ``tot``)."""
+        await self.volgorde.update_one({"_id": KOP}, {"$max": {"bekend": nummer},
+                                                      "$setOnInsert": {"tot": 0, "revision": 1}}, upsert=True)
+
+    async def schuif_op(self, van: int, naar: int, revision: int | None = None) -> int | None:
+        """Move the head from ``van`` to ``naar``, checked on its revision (``revision`` when the caller knows
+        it). Returns the new revision, or None when the head is not at ``van`` (someone else moved it)."""
+        for _ in range(20):
+            if revision is None:
+                doc = await self.kop()
+                if int(doc.get("tot", 0)) != van:
+                    return None
+                revision = int(doc.get("revision", 0))
+                if revision == 0:
+                    with contextlib.suppress(DuplicateKeyError):
+                        await self.volgorde.insert_one({"_id": KOP, "tot": naar, "bekend": naar, "revision": 1})
+                        return 1
+                    revision = None
+                    continue
+            result = await self.volgorde.update_one({"_id": KOP, "revision": revision},
+                                                    {"$set": {"tot": naar}, "$inc": {"revision": 1}})
+            if result.matched_count == 1:
+                return revision + 1
+            revision = None
+        return None
+
+    async def plaats(self, nummer: int) -> Document | None:
+        return await self.volgorde.find_one({"_id": plaats_id(nummer)})
+
+    async def plaats_zetten(self, nummer: int, van: tuple[str, ...], naar: str, velden: Document,
+                            gelezen: Document | None = None) -> str:
+        """Move the place ``nummer`` from a status in ``van`` (or from absent, when ``van`` holds AFWEZIG) to
+        ``naar``, checked on its revision (``gelezen``: the place as the caller just read it). Returns the status
+        it has afterwards (``naar`` when this call moved it)."""
+        doc = gelezen
+        for poging in range(20):
+            if doc is None and (poging > 0 or van != (AFWEZIG,)):  # only an announcement expects none
+                doc = await self.plaats(nummer)
+            if doc is None:
+                if AFWEZIG not in van:
+                    return AFWEZIG
+                try:
+                    await self.volgorde.insert_one({"_id": plaats_id(nummer), "status": naar, **velden, "revision": 1})
+                    return naar
+                except DuplicateKeyError:
+                    continue
+            if doc["status"] not in van:
+                return str(doc["status"])
+            result = await self.volgorde.update_one({"_id": plaats_id(nummer), "revision": doc["revision"]},
+                                                    {"$set": {"status": naar, **velden}, "$inc": {"revision": 1}})
+            if result.matched_count == 1:
+                return naar
+            doc = None
+        raise RuntimeError(f"volgorde/{nummer}: too many concurrent changes")
 
     async def take_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
         """Hold the named lease until ``until`` if it is free, expired or already ours (revision-checked)."""

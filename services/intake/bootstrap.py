@@ -76,6 +76,7 @@ def bootstrap(settings: IntakeSettings | None = None) -> Intake:
     handlers = IntakeHandlers(
         aanvragen=aanvragen, documenten=documenten, gemeenten=gemeenten, cipher=BsnCipher(bsn_key(settings)),
         max_document_bytes=settings.max_document_bytes, max_documenten=settings.intake_max_documents, wake=wake,
+        vereiste_bijlagen=tuple(settings.intake_vereiste_bijlagen),
         # Receipt dates and every other date intake stamps follow the service clock (the rehearsal clock in test).
         clock=lambda: millis(runtime.clock()),
     )

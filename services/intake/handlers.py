@@ -9,6 +9,7 @@ rewrites the same document instead of adding a second one.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import uuid
@@ -101,6 +102,9 @@ class IntakeHandlers:
     max_document_bytes: int
     #: Uploads per application (IPSFLOW_INTAKE_MAX_DOCUMENTS); more is 409: storage per case stays bounded.
     max_documenten: int = 20
+    #: Uploads an application must have to be complete (IPSFLOW_INTAKE_VEREISTE_BIJLAGEN): whether a submission or
+    #: an aanvulling completes it, and so takes its place in the order of receipt (the volgnummer).
+    vereiste_bijlagen: tuple[str, ...] = ()
     wake: Callable[[str], None] = lambda _id: None
     clock: Callable[[], datetime] = field(default=lambda: millis(datetime.now(UTC)))
 
@@ -185,6 +189,11 @@ class IntakeHandlers:
             toelichting=cmd.toelichting,
         )
         bevestiging = ontvangstbevestiging(aanvraag)
+        # complete at once: its place in the order of receipt now (a retried POST finds the stored one first, so
+        # it takes no number it would not use)
+        if aanvraag.mist_volgnummer(self.vereiste_bijlagen) and not (
+                idempotency_key and await self.aanvragen.get_document(aanvraag_id) is not None):
+            aanvraag.volgnummer_toekennen(await self.aanvragen.volgend_volgnummer())
         try:
             await self.aanvragen.add(aanvraag, {"request_hash": request_hash,
                                                 "bsn_versleuteld": self.cipher.encrypt(cmd.bsn, aanvraag_id),
@@ -336,8 +345,9 @@ class IntakeHandlers:
 
     async def aanvullen(self, principal: Principal, aanvraag_id: str, cmd: AanvraagAanvullen,
                         idempotency_key: str | None, if_match: int | None = None) -> Aanvraag:
-        """Supplement while a repair was asked (409 otherwise); emits ``ips.aanvraag.aangevuld.v1``."""
-        await self._own(principal, aanvraag_id)
+        """Supplement while a repair was asked (409 otherwise); emits ``ips.aanvraag.aangevuld.v1``. The
+        aanvulling that completes the application gives it its place in the order of receipt (the volgnummer)."""
+        huidig = await self._own(principal, aanvraag_id)
         now = self.clock()
 
         def supplement(a: Aanvraag) -> None:
@@ -345,7 +355,18 @@ class IntakeHandlers:
                         modelgetrouwheid=_modelgetrouwheid(cmd.modelgetrouwheid),
                         doelgroep=_doelgroep(cmd.doelgroep) if cmd.doelgroep else None)
 
-        aanvraag = await self._change(aanvraag_id, supplement, idempotency_key, if_match)
+        nummer: int | None = None
+        with contextlib.suppress(DomainError, InvalidValue):  # the change itself reports these
+            supplement(huidig)  # on the copy just read: does this aanvulling complete it?
+            if huidig.mist_volgnummer(self.vereiste_bijlagen) and if_match in (None, huidig.revision):
+                nummer = await self.aanvragen.volgend_volgnummer()
+
+        def supplement_en_nummer(a: Aanvraag) -> None:
+            supplement(a)
+            if nummer is not None and a.mist_volgnummer(self.vereiste_bijlagen):
+                a.volgnummer_toekennen(nummer)
+
+        aanvraag = await self._change(aanvraag_id, supplement_en_nummer, idempotency_key, if_match)
         log.info("aanvraag.aangevuld", aanvraag_id=aanvraag_id, user=principal.subject)
         return aanvraag
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from intake.domain import Aanvraag, Gemeenteregister
 from intake.messages import BesluitRegistrerenParams, DoorzendenParams, HerstelVragenParams, VolledigheidParams
-from intake.repository import AANVRAAG, SERVICE, AanvraagRepository, millis
+from intake.repository import AANVRAAG, SERVICE, AanvraagRepository, from_doc, millis
 from intake.stand import stand
 from servicekit.commands import Failure, replying
 from servicekit.consumer import PoisonMessage
@@ -30,9 +30,17 @@ class IntakeCommands:
 
     async def volledigheid_controleren(self, command: CloudEvent) -> None:
         params = VolledigheidParams.model_validate(command.data)
+        # complete without a volgnummer (an upload after the submission completed it): it gets its place in the
+        # order of receipt here; a redelivered command takes none
+        doc = await self.aanvragen.get_document(params.aanvraag_id)
+        nummer = (await self.aanvragen.volgend_volgnummer()
+                  if doc is not None and command.id not in (doc.get("applied") or [])
+                  and from_doc(doc).mist_volgnummer(self.vereiste_bijlagen) else None)
 
         def check(a: Aanvraag) -> dict[str, Any]:
             stand(a).beslistermijn(params.beslisdatum, params.opgeschorte_dagen)  # the portal's decision date
+            if nummer is not None and a.mist_volgnummer(self.vereiste_bijlagen):
+                a.volgnummer_toekennen(nummer)
             return a.volledigheid_controleren(self.vereiste_bijlagen)
 
         await self._apply(command, params.aanvraag_id, check)

@@ -19,7 +19,7 @@ the real time it was made (``gezetOp``) and the later setting wins. Other proces
 not get the message from the shared queue, read the stored offset every ``clock_refresh_seconds``.
 
 Only business dates follow the clock. Technical time stays real: retry back-off, the relay's polls, the grants
-allocator's lease and settle window, the mail sender's schedule and leases, token expiry. (The engine's timer
+allocator's lease and its volgnummer bounds, the mail sender's schedule and leases, token expiry. (The engine's timer
 leases use its clock, which every engine worker shares.)
 """
 

@@ -14,6 +14,8 @@ from typing import Any
 import httpx
 
 from grants.regelingen import REGELINGEN_DIR
+from servicekit.broker import EVENTS
+from servicekit.envelope import new_event
 from tests.support.brieven import tekst
 from tests.support.tokens import ADMIN, bearer
 
@@ -28,11 +30,21 @@ ENGINE_NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 def _reserveren(aanvraag_id: str, *, regeling: str = "ips-gemeenten-2023", gemeente: str = "0957",
                 type_: str = "CMD", bedrag: int = 800_000, aanvraagdatum: str = "2026-03-02",
-                volledig: datetime | None = None, criteria: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"aanvraag_id": aanvraag_id, "regeling": regeling, "gemeente_code": gemeente, "traject_type": type_,
+                volledig: datetime | None = None, criteria: dict[str, Any] | None = None,
+                volgnummer: int | None = None) -> dict[str, Any]:
+    data = {"aanvraag_id": aanvraag_id, "regeling": regeling, "gemeente_code": gemeente, "traject_type": type_,
             "bedrag_cents": bedrag, "aanvraagdatum": aanvraagdatum, "gewenste_startdatum": "2026-06-01",
             "volledig_ontvangen_op": (volledig or datetime.now(UTC)).isoformat(),
             "criteria": criteria or GOED}
+    if volgnummer is not None:
+        data["volgnummer"] = volgnummer
+    return data
+
+
+async def announce(driver: Any, aanvraag_id: str, volgnummer: int) -> None:
+    """intake's announcement of an application's place in the order of receipt (no subject: not for a case)."""
+    await driver.broker.publish(new_event("ips.aanvraag.volgnummer_toegekend.v1", service="intake", subject=None,
+                                          data={"aanvraagId": aanvraag_id, "volgnummer": volgnummer}), EVENTS)
 
 
 def _budget(grants, regeling: str, periode: str) -> dict[str, Any]:
@@ -75,15 +87,16 @@ async def test_toetsen_chooses_the_regulation_and_the_deadline(service, driver):
 
 
 async def test_2019_cap_of_five_per_gemeente_and_the_4000_4000_split(service, driver):
-    grants = service("grants").start(IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.3")
+    grants = service("grants").start()
     start = datetime.now(UTC) - timedelta(hours=1)
     commands = []
-    for i in range(6):
+    for i in range(6):  # the gemeente's cap follows the order of receipt too (the volgnummer)
         commands.append(await driver.send("ips.budget.reserveren.v1", f"R19-{i}", _reserveren(
-            f"R19-{i}", regeling="ips-cmd-2019", aanvraagdatum="2019-06-03", volledig=start + timedelta(minutes=i))))
+            f"R19-{i}", regeling="ips-cmd-2019", aanvraagdatum="2019-06-03", volledig=start + timedelta(minutes=i),
+            volgnummer=i + 1)))
     weert = await driver.send("ips.budget.reserveren.v1", "W19-0", _reserveren(
         "W19-0", regeling="ips-cmd-2019", gemeente="0988", aanvraagdatum="2019-06-03",
-        volledig=start + timedelta(minutes=10)))
+        volledig=start + timedelta(minutes=10), volgnummer=7))
     replies = [await driver.reply(c) for c in commands]
     assert [r.data["gereserveerd"] for r in replies] == [True] * 5 + [False]
     assert [g["code"] for g in replies[5].data["weigeringsgronden"]] == ["gemeentelijk_maximum_bereikt"]
@@ -142,14 +155,17 @@ async def test_2019_cap_of_five_per_gemeente_and_the_4000_4000_split(service, dr
 
 
 async def test_with_8000_left_the_earlier_received_application_gets_it(service, driver):
-    grants = service("grants").start(IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="2.0")
+    grants = service("grants").start()
     assert _set_plafond(grants, "ips-gemeenten-2023", "2026", 800_000).status_code == 200
     now = datetime.now(UTC)
+    await announce(driver, "C-eerder", 1)  # intake numbered both when they became complete
+    await announce(driver, "C-later", 2)
     later = await driver.send("ips.budget.reserveren.v1", "C-later", _reserveren(
-        "C-later", aanvraagdatum="2026-03-02", volledig=now))
-    await asyncio.sleep(0.4)  # the earlier completed one is delivered later, still within the settle window
+        "C-later", aanvraagdatum="2026-03-02", volledig=now, volgnummer=2))
+    await asyncio.sleep(2.0)  # the earlier completed one is delivered later, however much later: the later waits
+    assert not driver.replies.get(later.id)
     earlier = await driver.send("ips.budget.reserveren.v1", "C-eerder", _reserveren(
-        "C-eerder", aanvraagdatum="2026-03-02", volledig=now - timedelta(seconds=1)))
+        "C-eerder", aanvraagdatum="2026-03-02", volledig=now - timedelta(seconds=1), volgnummer=1))
     got, lost = await driver.reply(earlier), await driver.reply(later)
     assert got.data["gereserveerd"] is True and got.data["budgetperiode"] == "2026"
     assert lost.data["gereserveerd"] is False
@@ -175,9 +191,9 @@ async def test_with_8000_left_the_earlier_received_application_gets_it(service, 
 
 
 async def test_a_redelivered_command_reserves_once_and_answers_with_the_same_reply(service, driver):
-    grants = service("grants").start(IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.2")
+    grants = service("grants").start()
     before = _budget(grants, "ips-gemeenten-2023", "2026")
-    data = _reserveren("D-1", aanvraagdatum="2026-03-02")
+    data = _reserveren("D-1", aanvraagdatum="2026-03-02", volgnummer=1)
     first = await driver.send("ips.budget.reserveren.v1", "D-1", data, command_id="cmd-D-1")
     await driver.send("ips.budget.reserveren.v1", "D-1", data, command_id="cmd-D-1")
     reply = await driver.reply(first)

@@ -10,6 +10,7 @@ import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
+from tests.conftest import eventually
 from tests.integration.test_grants_commands import _reserveren
 
 
@@ -19,7 +20,7 @@ def _grants_db(mongo: Any, namespace: str) -> Any:
 
 async def test_an_idle_allocator_writes_no_lease_and_takes_it_when_a_request_waits(service, driver, mongo,
                                                                                    namespace):
-    service("grants", IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.2").start()
+    service("grants").start()
     leases = _grants_db(mongo, namespace)["leases"]
 
     async def revision() -> int:
@@ -34,11 +35,16 @@ async def test_an_idle_allocator_writes_no_lease_and_takes_it_when_a_request_wai
     assert writes == 0
 
     reply = await driver.call("ips.budget.reserveren.v1", "LEASE-1", _reserveren(
-        "LEASE-1", aanvraagdatum="2025-02-03", volledig=datetime(2025, 2, 3, 9, 0, tzinfo=UTC)), timeout=60)
+        "LEASE-1", aanvraagdatum="2025-02-03", volledig=datetime(2025, 2, 3, 9, 0, tzinfo=UTC), volgnummer=1),
+        timeout=60)  # numbered: the allocator decides it (one without a number is decided at once)
     assert "gereserveerd" in reply.data
     doc = await leases.find_one({"_id": "allocator"})
     assert doc is not None and doc["holder"].startswith("allocator-")  # taken for the request
-    await asyncio.sleep(1.0)
+
+    async def let_go() -> bool:  # the allocator drops the lease when its walk ends (issue 14 item 4)
+        lease = await leases.find_one({"_id": "allocator"})
+        return lease is not None and lease["until"] <= datetime.now(UTC)
+    await eventually(let_go, timeout=30, what="the lease let go after the decision")
     after_work = await revision()
     await asyncio.sleep(5.0)
     assert await revision() == after_work  # idle again: no renewals

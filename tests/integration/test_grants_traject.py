@@ -158,7 +158,7 @@ def _rapportage(grants, headers: dict[str, str], **params: Any) -> httpx.Respons
 
 
 async def test_financial_registration_and_reports_add_up_to_the_ledger(service, driver):
-    grants = service("grants").start(IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.2")
+    grants = service("grants").start()
     zaken = {"F-A": ("0957", "EPA", 1_132_500), "F-B": ("0988", "CMD", 800_000), "F-C": ("0957", "CMD", 800_000),
              "F-D": ("0957", "CMD", 800_000)}
     for aid, (gemeente, type_, _) in zaken.items():

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 from tests.unit.brief_scenarios import tekst_van
 
-from grants.allocator import in_volgorde
 from grants.domain import (
     BeschikkingVerzoek,
     Criteria,
@@ -249,22 +248,6 @@ def test_a_letter_for_a_kind_outside_the_sub_mandate_is_not_written():
 def test_gemeente_names_from_the_municipality_list():
     names = load_gemeenten()
     assert names["0957"] == "Roermond" and names["0988"] == "Weert"
-
-
-# -------------------------------------------------------------------------------------------- allocator
-
-def test_allocator_order_holds_back_requests_behind_an_earlier_completed_one_still_settling():
-    now = datetime(2026, 5, 1, 12, tzinfo=UTC)
-    window = timedelta(seconds=2)
-
-    def req(id_: str, completed_min: int, arrived_s: float) -> dict:
-        return {"_id": id_, "volledig_ontvangen_op": now - timedelta(minutes=completed_min),
-                "ontvangen_door_grants": now - timedelta(seconds=arrived_s)}
-    # B completed earlier but arrived later and still settles: A waits for it
-    assert in_volgorde([req("A", 5, 2.1), req("B", 10, 1.0)], now, window) == []
-    assert in_volgorde([req("A", 5, 3.0), req("B", 10, 2.5)], now, window) == ["B", "A"]
-    # a later completed request still settling does not hold back an earlier one
-    assert in_volgorde([req("A", 10, 3.0), req("B", 5, 0.5)], now, window) == ["A"]
 
 
 def test_a_414_notice_must_precede_the_deadline_and_name_a_later_date():
