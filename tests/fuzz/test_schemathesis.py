@@ -35,7 +35,7 @@ from tests.support.tokens import bearer
 
 SERVICES = ("intake", "grants", "payments", "notifications", "process_engine")
 #: A test environment: the rehearsal clock is on, so its routes are fuzzed as a trainer would use them.
-SERVICE_ENV = {**ADJUSTABLE, "IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS": "0.5"}
+SERVICE_ENV = {**ADJUSTABLE}
 EXAMPLES = int(os.environ.get("IPSFLOW_FUZZ_EXAMPLES", "50"))
 #: ``make test`` draws the same inputs every run (a red build means the code changed, not the dice); ``make fuzz``
 #: sets ``IPSFLOW_FUZZ_SEED=random`` to explore. Any number replays a run.

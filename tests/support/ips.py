@@ -68,8 +68,7 @@ def start_ips(service: Any, smtp_port: int | None = None, grants_env: dict[str, 
     Without ``smtp_port`` notifications points at a port where nothing listens: its mails stay queued
     (retried), which does not hold up the process.
     """
-    grants = service("grants", IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS="0.5", **ADJUSTABLE,
-                     **(grants_env or {})).start()
+    grants = service("grants", **ADJUSTABLE, **(grants_env or {})).start()
     intake = service("intake", **ADJUSTABLE).start()
     payments = service("payments", **ADJUSTABLE).start()
     notifications = service("notifications", IPSFLOW_SMTP_HOST="127.0.0.1",
