@@ -220,6 +220,14 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                 add(element, "incident")
         return {"hash": content_hash, "zaken": len(docs), "elementen": counts}
 
+    @app.get(f"{API_PREFIX}/zaakindex", tags=["zaken"])
+    async def case_index(principal: PrincipalDep) -> dict[str, Any]:
+        """Whether the case list answers from memory yet (zaakindex.py), and how many cases it holds."""
+        if principal.org_type != "beheer":
+            raise forbid("Alleen functioneel beheer.")
+        index: zaakindex.ZaakIndex = pe.zaakindex  # type: ignore[attr-defined]
+        return {"gereed": index.gereed, "zaken": len(index.zaken)}
+
     @app.get(f"{API_PREFIX}/zaken", tags=["zaken"], dependencies=[_TAKEN], response_model=CasePage,
              responses={403: {"description": "Alleen functioneel beheer (de console) ziet alle zaken"}})
     async def cases(engine: EngineDep, principal: PrincipalDep, response: Response,  # type: ignore[no-untyped-def]

@@ -143,9 +143,8 @@ def main() -> int:
             engine.stop()
             began = time.perf_counter()
             engine.start()
-            while httpx.get(f"{engine.url}/api/v1/zaken", params={"limit": 1}, headers=ADMIN,
-                            timeout=600).headers.get("X-Zaakindex") != "gereed":
-                time.sleep(1)
+            while not httpx.get(f"{engine.url}/api/v1/zaakindex", headers=ADMIN, timeout=60).json()["gereed"]:
+                time.sleep(2)
             print(f"engine restarted and its case index read in {time.perf_counter() - began:.1f} s", flush=True)
             client, _ = sign_in(console.url, "viewer")
             client.timeout = httpx.Timeout(600)
