@@ -249,6 +249,29 @@ class Testrun(Tabel):
     testgevallen: list[Testgeval] = Field(max_length=MAX_GEVALLEN)
 
 
+class EvaluatieAntwoord(BaseModel):
+    uitvoer: dict[str, Any] = Field(description="Naam van de uitvoer → waarde; leeg: geen regel past.")
+    regelPast: bool
+
+
+class UitkomstView(BaseModel):
+    naam: str
+    geslaagd: bool
+    uitvoer: dict[str, Any]
+    verwacht: dict[str, Any]
+    fout: str | None
+
+
+class TestrunAntwoord(BaseModel):
+    geslaagd: bool
+    uitkomsten: list[UitkomstView]
+
+
+class TestbankBestand(BaseModel):
+    bestand: str
+    testgevallen: list[Testgeval]
+
+
 def _geweigerd(exc: rt.DefinitionError) -> JSONResponse:
     return problem(400, "DMN geweigerd", "De tabel kan niet worden geëvalueerd; zie invalidParams.",
                    type_="https://ipsflow.nl/problems/procesdefinitie-ongeldig",
@@ -259,7 +282,7 @@ def _geweigerd(exc: rt.DefinitionError) -> JSONResponse:
 def dmn_testbank_routes(app: FastAPI) -> None:
     """The studio's DMN test bench; only a procesbeheerder uses it. Nothing is stored."""
 
-    @app.post(f"{API_PREFIX}/dmn/evaluatie", tags=["studio"])
+    @app.post(f"{API_PREFIX}/dmn/evaluatie", tags=["studio"], response_model=EvaluatieAntwoord)
     async def evaluate(body: Evaluatie, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         """The outputs of one decision for sample inputs, evaluated as a business rule task would."""
         require_admin_role(principal, PROCESBEHEERDER, "DMN-tabellen testen")
@@ -271,7 +294,7 @@ def dmn_testbank_routes(app: FastAPI) -> None:
             return _geweigerd(exc)
         return {"uitvoer": uitvoer, "regelPast": bool(uitvoer)}
 
-    @app.post(f"{API_PREFIX}/dmn/testbank", tags=["studio"])
+    @app.post(f"{API_PREFIX}/dmn/testbank", tags=["studio"], response_model=TestrunAntwoord)
     async def run(body: Testrun, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         """Every test case against the table as it is now; the same run that decides whether it may be deployed."""
         require_admin_role(principal, PROCESBEHEERDER, "DMN-tabellen testen")
@@ -281,7 +304,7 @@ def dmn_testbank_routes(app: FastAPI) -> None:
             return _geweigerd(exc)
         return {"geslaagd": all(u.geslaagd for u in uitkomsten), "uitkomsten": [u.view() for u in uitkomsten]}
 
-    @app.get(f"{API_PREFIX}/dmn/testbank/{{content_hash}}/{{bestand}}", tags=["studio"])
+    @app.get(f"{API_PREFIX}/dmn/testbank/{{content_hash}}/{{bestand}}", tags=["studio"], response_model=TestbankBestand)
     async def cases(content_hash: str, bestand: str, request: Request,  # type: ignore[no-untyped-def]
                     principal: PrincipalDep):
         """The test cases of a table in a deployed version (or, without any, of the newest version that has them),

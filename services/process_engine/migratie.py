@@ -311,6 +311,50 @@ def _record_view(doc: Document, details: bool = True) -> dict[str, Any]:
     return view
 
 
+class ZaakUitkomst(BaseModel):
+    """One case in a dry run (``kan``, ``vanHash``), a run (``uitkomst``: verplaatst, geblokkeerd, mislukt) or a
+    reversal (teruggedraaid, niet teruggedraaid)."""
+
+    zaakId: str
+    reden: str | None = None
+    kan: bool | None = None
+    vanHash: str | None = None
+    uitkomst: str | None = None
+    van: str | None = None
+    terugdraaibaar: bool | None = None
+    elementen: list[str] | None = None
+
+
+class Terugdraaironde(BaseModel):
+    op: Any
+    door: str
+    teruggedraaid: int
+    zaken: list[ZaakUitkomst] | None = None
+
+
+class Migratieverslag(BaseModel):
+    """A migration record; a dry run carries only proefrun, doelHash, zaken, kan and geblokkeerd."""
+
+    proefrun: bool | None = None
+    id: str | None = None
+    doelHash: str
+    processId: str | None = None
+    selectie: Any = None
+    door: str | None = None
+    toelichting: str | None = None
+    op: Any = None
+    verplaatst: int | None = None
+    geblokkeerd: int | None = None
+    mislukt: int | None = None
+    kan: int | None = None
+    teruggedraaid: list[Terugdraaironde] | None = None
+    zaken: list[ZaakUitkomst] | None = None
+
+
+class Terugdraaiverslag(Terugdraaironde):
+    migratieId: str
+
+
 def migratie_routes(app: FastAPI) -> None:
     """Registered by api.create; only a procesbeheerder migrates (README, Rollen)."""
 
@@ -318,6 +362,7 @@ def migratie_routes(app: FastAPI) -> None:
         return request.app.state.pe.engine  # type: ignore[no-any-return]
 
     @app.post(f"{API_PREFIX}/migraties", tags=["migraties"], dependencies=[verwerking("update", "zaak")],
+              response_model=Migratieverslag,
               responses={409: {"description": "Selectie te groot of zonder zaken of versie"}})
     async def migrate(body: MigratieVerzoek, request: Request,  # type: ignore[no-untyped-def]
                       principal: PrincipalDep):
@@ -337,7 +382,7 @@ def migratie_routes(app: FastAPI) -> None:
         noteer(resource_id=record["_id"], ids=[z["zaakId"] for z in record["zaken"]])
         return {"proefrun": False, **_record_view(record)}
 
-    @app.get(f"{API_PREFIX}/migraties", tags=["migraties"])
+    @app.get(f"{API_PREFIX}/migraties", tags=["migraties"], response_model=list[Migratieverslag])
     async def migrations(request: Request, principal: PrincipalDep,  # type: ignore[no-untyped-def]
                          limit: Annotated[int, Query(ge=1, le=200)] = 50):
         """Every migration, newest first, without its cases."""
@@ -347,7 +392,7 @@ def migratie_routes(app: FastAPI) -> None:
             {}, {"zaken": 0}).sort("op", -1).limit(limit).to_list(limit)
         return [_record_view({**d, "zaken": []}, details=False) for d in docs]
 
-    @app.get(f"{API_PREFIX}/migraties/{{migratie_id}}", tags=["migraties"],
+    @app.get(f"{API_PREFIX}/migraties/{{migratie_id}}", tags=["migraties"], response_model=Migratieverslag,
              dependencies=[verwerking("list", "zaak")])
     async def migration(migratie_id: str, request: Request, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         if principal.org_type != "beheer":
@@ -359,7 +404,7 @@ def migratie_routes(app: FastAPI) -> None:
         return _record_view(doc)
 
     @app.post(f"{API_PREFIX}/migraties/{{migratie_id}}/terugdraaien", tags=["migraties"],
-              dependencies=[verwerking("update", "zaak")])
+              response_model=Terugdraaiverslag, dependencies=[verwerking("update", "zaak")])
     async def reverse(migratie_id: str, request: Request,  # type: ignore[no-untyped-def]
                       principal: PrincipalDep):
         """Every moved case back on its old version, as far as it has not moved on since; outcome per case."""

@@ -52,6 +52,51 @@ class Vergelijking(Ontwerp):
                                    description="De uitgerolde versie om mee te vergelijken; leeg: de laatste.")
 
 
+class ProbleemView(BaseModel):
+    element: str | None
+    bestand: str | None
+    regel: str = Field(description="bpmn (de parser), sandbox, catalogus of rol")
+    melding: str
+    soort: str
+
+
+class ControleAntwoord(BaseModel):
+    problemen: list[ProbleemView]
+
+
+class GewijzigdElement(BaseModel):
+    element: str
+    wat: list[str] = Field(description="soort, inhoud en/of verbindingen")
+
+
+class GeraaktElement(BaseModel):
+    element: str
+    reden: str
+
+
+class BetrokkenZaak(BaseModel):
+    zaak: str
+    definitieHash: str
+    versie: int | None
+    elementen: list[GeraaktElement]
+
+
+class Basisversie(BaseModel):
+    hash: str
+    versie: int | None
+    procesId: str
+
+
+class VergelijkingAntwoord(BaseModel):
+    basis: Basisversie | None
+    procesId: str | None
+    toegevoegd: list[str]
+    verwijderd: list[str]
+    gewijzigd: list[GewijzigdElement]
+    zaken: list[BetrokkenZaak] = Field(description=f"De eerste {MAX_ZAKEN}; aantalZaken telt ze alle.")
+    aantalZaken: int
+
+
 # --------------------------------------------------------------------------- the catalogue as data
 
 
@@ -320,7 +365,7 @@ def studio_routes(app: FastAPI, catalogue_file: str, lane_roles: Mapping[str, st
         require_admin_role(principal, PROCESBEHEERDER, "de studio gebruiken")
         return {**gegevens, "rollen": dict(sorted(lane_roles.items()))}
 
-    @app.post(f"{API_PREFIX}/studio/controle", tags=["studio"])
+    @app.post(f"{API_PREFIX}/studio/controle", tags=["studio"], response_model=ControleAntwoord)
     async def check(body: Ontwerp, request: Request, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         """Every problem that would stop the studio's deploy; nothing is stored."""
         require_admin_role(principal, PROCESBEHEERDER, "procesdefinities controleren")
@@ -331,7 +376,8 @@ def studio_routes(app: FastAPI, catalogue_file: str, lane_roles: Mapping[str, st
         found = await asyncio.to_thread(controleer, files, engine.catalogue, commandos, set(lane_roles))
         return {"problemen": [p.view() for p in found]}
 
-    @app.post(f"{API_PREFIX}/studio/vergelijking", tags=["studio"], dependencies=[verwerking("list", "zaak")])
+    @app.post(f"{API_PREFIX}/studio/vergelijking", tags=["studio"], response_model=VergelijkingAntwoord,
+              dependencies=[verwerking("list", "zaak")])
     async def compare(body: Vergelijking, request: Request, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         """The change against a deployed version (the latest of the process unless ``basisHash``), and the running
         cases waiting in a removed or changed element."""
