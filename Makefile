@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 UV := python3 -m uv
 
-.PHONY: go-test run test deps stack-up stack-down stack-status stack-reset stack-sweep lint typecheck bench bench-table unit fuzz clean
+.PHONY: go-test run test deps stack-up stack-down stack-status stack-reset stack-sweep lint typecheck bench bench-table unit fuzz chaos clean
 
 deps:  ## Python dependencies from uv.lock into .venv (exact versions); BPMN tools (npm ci in tools/bpmn, chromium); the letter font
 	@$(UV) --version >/dev/null 2>&1 || { echo "[deps] installing uv $(UV_VERSION) from PyPI"; \
@@ -38,7 +38,12 @@ run: deps stack-up  ## the whole system with demo data
 	@$(VENV)/bin/ipsflow run --demo
 
 test: deps stack-up go-test  ## every test: unit, bpmn, integration, e2e, on the real broker and database; the FerretDB front's Go tests
-	@$(VENV)/bin/pytest -q
+	@$(VENV)/bin/pytest -q -m "not chaos"
+
+# Long campaigns on a RabbitMQ node / 3-node cluster and a FerretDB of their own (tests/support/chaos.py; the shared
+# stack is not touched): 1,000 cases with replicas killed, the broker and FerretDB killed; a cluster node killed.
+chaos: deps  ## the long chaos campaigns (IPSFLOW_CHAOS_CASES, default 1000); make test runs a bounded one
+	@IPSFLOW_CHAOS=1 $(VENV)/bin/pytest -q -s -m chaos tests/integration/test_chaos_campaign.py
 
 # The FerretDB front (deploy/ferretdb): unit tests, tests against an embedded FerretDB, and a bounded fuzz run of
 # the wire-message parser (make fuzz explores longer: GO_FUZZTIME).

@@ -347,6 +347,9 @@ reset() {
 
 case "${1:-}" in
   up) rabbit_up; ferret_up; status ;;
+  # only the RabbitMQ node (the chaos campaigns start it again after a kill -9; deploy/local/cluster.sh)
+  rabbit-up) rabbit_up ;;
+  rabbit-down) stop_our_rabbit ;;
   down) down ;;
   status) status ;;
   reset) reset "${2:-}" ;;

@@ -48,6 +48,29 @@ class Binding:
     routing_key: str
 
 
+def amqp_urls(setting: str) -> list[str]:
+    """The node addresses of ``IPSFLOW_AMQP_URL``: one URL, or several separated by commas (the nodes of one
+    RabbitMQ cluster, e.g. deploy/local/cluster.sh's three)."""
+    return [url.strip() for url in setting.split(",") if url.strip()]
+
+
+class FailoverConnection(aio_pika.RobustConnection):
+    """aio-pika's robust connection over the nodes of a cluster: every (re)connection attempt takes the next
+    address, so a process whose node died reconnects to a node that lives (the quorum queues have their replicas
+    there) instead of waiting for the dead one to come back."""
+
+    def __init__(self, urls: Sequence[str], first: int = 0, **kwargs: Any) -> None:
+        self._nodes = [make_url(url, reconnect_interval=1) for url in urls]
+        self._attempts = first
+        super().__init__(self._nodes[first % len(self._nodes)], **kwargs)
+
+    # aio-pika's RobustConnection makes each attempt in this (name-mangled) method, with self.url.
+    async def _RobustConnection__connect_transport(self) -> None:
+        self.url = self._nodes[self._attempts % len(self._nodes)]
+        self._attempts += 1
+        await super()._RobustConnection__connect_transport()  # type: ignore[misc]
+
+
 class Broker:
     """One robust connection per process, a confirming publisher channel, one channel per consumer.
 
@@ -75,15 +98,20 @@ class Broker:
         instead of hanging; once connected, the connection reconnects by itself."""
         # What connect_robust does, but holding the connection: a first attempt that fails or is cancelled must be
         # closed, or its reconnect loop keeps running and ignores the cancellation when the process wants to exit.
-        connection = aio_pika.RobustConnection(
-            make_url(self.settings.amqp_url, reconnect_interval=1),
-            client_properties={"connection_name": f"ipsflow-{self.settings.service_name}"},
-        )
-        try:
-            await connection.connect(timeout=handshake_seconds)
-        except BaseException:
-            await connection.close()
-            raise
+        # With several nodes, the first connection tries each in turn (one that is down at start-up is skipped).
+        nodes = amqp_urls(self.settings.amqp_url)
+        for first in range(len(nodes)):
+            connection = FailoverConnection(
+                nodes, first=first, client_properties={"connection_name": f"ipsflow-{self.settings.service_name}"},
+            )
+            try:
+                await connection.connect(timeout=handshake_seconds)
+                break
+            except BaseException as exc:
+                await connection.close()
+                if first == len(nodes) - 1 or not isinstance(exc, Exception):
+                    raise
+                log.warning("broker.node_unreachable", node=first, error=type(exc).__name__)
         self._connection = connection
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         for base, kind in ((COMMANDS, ExchangeType.TOPIC), (EVENTS, ExchangeType.TOPIC), (DLX, ExchangeType.DIRECT)):

@@ -41,6 +41,8 @@ class DependencyUnavailable(RuntimeError):
 
 def address_of(url: str) -> str:
     """Host, port and path of a connection URL without user and password: safe for logs and error messages."""
+    if "," in url:  # the nodes of a cluster (servicekit.broker.amqp_urls)
+        return ",".join(address_of(one.strip()) for one in url.split(","))
     parts = urllib.parse.urlsplit(url)
     path = parts.path if parts.path not in ("", "/") else ""
     return f"{parts.netloc.rsplit('@', 1)[-1]}{path}"

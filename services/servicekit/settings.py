@@ -30,6 +30,7 @@ class ServiceSettings(BaseSettings):
     adjustable_clock: bool = False
     #: How often a process re-reads the stored clock setting (another process of the service may have taken it).
     clock_refresh_seconds: float = Field(default=1.0, gt=0)
+    #: One AMQP URL, or the nodes of a RabbitMQ cluster separated by commas (each reconnection takes the next).
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     mongo_url: str = "mongodb://127.0.0.1:27017/"
     #: How long a starting process waits for RabbitMQ and MongoDB to answer before it exits with an error naming

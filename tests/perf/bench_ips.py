@@ -243,8 +243,9 @@ def start_services(code: Path, infra: Infra, namespace: str, logs: Path, smtp_po
 
 
 def start_services_only(code: Path, infra: Infra, namespace: str, logs: Path, packages: tuple[str, ...],
-                        extra: dict[str, str]) -> dict[str, Service]:
-    """``packages`` of checkout ``code`` as processes (``python -m``), ready when this returns."""
+                        extra: dict[str, str], ready_seconds: float = 120) -> dict[str, Service]:
+    """``packages`` of checkout ``code`` as processes (``python -m``), ready when this returns (else they are
+    stopped again and this raises)."""
     started: dict[str, Service] = {}
     for package in packages:
         port = free_port()
@@ -260,17 +261,21 @@ def start_services_only(code: Path, infra: Infra, namespace: str, logs: Path, pa
         proc = subprocess.Popen([sys.executable, "-m", package], env=env, cwd=code, stdout=log,
                                 stderr=subprocess.STDOUT)
         started[package] = Service(package, code, proc, port)
-    deadline = time.monotonic() + 120
-    for service in started.values():
-        while True:
-            if service.proc.poll() is not None:
-                raise RuntimeError(f"{service.package} exited with {service.proc.returncode}; see {logs}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{service.url}/ready", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{service.package} not ready; see {logs}")
-            time.sleep(0.2)
+    deadline = time.monotonic() + ready_seconds
+    try:
+        for service in started.values():
+            while True:
+                if service.proc.poll() is not None:
+                    raise RuntimeError(f"{service.package} exited with {service.proc.returncode}; see {logs}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if httpx.get(f"{service.url}/ready", timeout=2).status_code == 200:
+                        break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{service.package} not ready; see {logs}")
+                time.sleep(0.2)
+    except BaseException:
+        stop_services(started)
+        raise
     return started
 
 
