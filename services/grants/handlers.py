@@ -81,6 +81,7 @@ class GrantsHandlers:
         #: Wakes the allocator (bootstrap sets it): a request was stored or a number given back.
         self.volgorde_wakker: Callable[[], None] = lambda: None
         self._ensured: set[str] = set()  # ledgers and caps this process made sure exist (one upsert each)
+        self._bekend = 0  # the highest number this process raised the head's ``bekend`` to (it never drops)
 
     def gemeente_naam(self, code: str) -> str:
         return self.gemeenten.get(code, code)
@@ -181,7 +182,7 @@ class GrantsHandlers:
             # request waits for it (an announced place needs no write: the allocator looks its request up)
             status = await self.repo.plaats_zetten(p.volgnummer, (AFWEZIG, VRIJGEGEVEN), AANGEVRAAGD,
                                                    {"aanvraag_id": p.aanvraag_id}, plaats)
-            await self.repo.ken_nummer(p.volgnummer)
+            await self._ken(p.volgnummer)
         # Its turn has passed (closed: skipped or passed), or came already (a new command replaced a request
         # that was decided in turn): at once. The allocator reads the request after it closes a place, we
         # read the place after we stored the request: one of the two sees the other.
@@ -196,7 +197,7 @@ class GrantsHandlers:
         p = VolgnummerToegekend.model_validate(event.data)
         await self.repo.plaats_zetten(p.volgnummer, (AFWEZIG,), AANGEKONDIGD,
                                       {"aanvraag_id": p.aanvraag_id, "op": datetime.now(UTC)})
-        await self.repo.ken_nummer(p.volgnummer)
+        await self._ken(p.volgnummer)
 
     async def ingetrokken(self, event: CloudEvent) -> None:
         """ips.aanvraag.ingetrokken.v1 (intake): a numbered application withdrawn before its request came
@@ -207,8 +208,14 @@ class GrantsHandlers:
             return
         if await self.repo.plaats_zetten(p.volgnummer, (AFWEZIG, AANGEKONDIGD), VRIJGEGEVEN,
                                          {"aanvraag_id": p.aanvraag_id}) == VRIJGEGEVEN:
-            await self.repo.ken_nummer(p.volgnummer)
+            await self._ken(p.volgnummer)
         self.volgorde_wakker()
+
+    async def _ken(self, nummer: int) -> None:
+        """Make the head know ``nummer`` (one write, skipped when this process raised it that far already)."""
+        if nummer > self._bekend:
+            await self.repo.ken_nummer(nummer)
+            self._bekend = nummer
 
     async def _store_request(self, request: Document, events: list[tuple[CloudEvent, str]],
                              command_id: str) -> str | None:
