@@ -327,6 +327,7 @@ class Run:
     ready: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     decided: int = 0
     decide_errors: list[str] = field(default_factory=list)
+    retried: dict[int, int] = field(default_factory=dict)  # decisions answered 404/409 and tried again
     reads: int = 0
     client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=60))
 
@@ -390,9 +391,12 @@ class Run:
                     if decided.status_code == 200:
                         self.decided += 1
                         break
-                    if decided.status_code != 409:  # 409: the case moved on under us; read it again
+                    if decided.status_code not in (404, 409):
                         self.decide_errors.append(f"{decided.status_code} {decided.text[:200]}")
                         break
+                    # 409: the case moved on under us; 404: the task lookup has not caught up with the case
+                    # (seen once with a task read model): read it again, and count it
+                    self.retried[decided.status_code] = self.retried.get(decided.status_code, 0) + 1
                 await asyncio.sleep(wait)
                 wait = min(1.0, wait * 2)
 
@@ -659,7 +663,8 @@ async def measured_run(stack: Stack, code: Path, mode: str, opts: Options, rate:
                 "messages_per_case": (after["messages"] - before["messages"]) / n,
                 "letters": after["letters"] - letters, "case_reads_per_case": (after["reads"] - before["reads"]) / n,
                 "outcomes": {s: sum(run.outcome.get(c) == s for c in done) for s in set(run.outcome.values())},
-                "decide_errors": run.decide_errors[:5], "history": seeded, "stack": "own" if stack.own else "shared",
+                "decide_errors": run.decide_errors[:5], "decide_retried": run.retried, "history": seeded,
+                "stack": "own" if stack.own else "shared",
             }
             result["cpu_ms_per_case"]["all"] = sum(result["cpu_ms_per_case"].values())
             return result
@@ -742,7 +747,8 @@ def report(r: dict[str, Any]) -> None:
         f"{k} {v:.0f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if k != "all"))
     print(f"  db writes per case: {r['writes_per_case']:.1f}   messages per case: {r['messages_per_case']:.1f}   "
           f"letters delivered: {r['letters']}   case reads by the officials per case: {r['case_reads_per_case']:.1f}")
-    print(f"  outcomes: {r['outcomes']}" + (f"   decide errors: {r['decide_errors']}" if r["decide_errors"] else ""),
+    print(f"  outcomes: {r['outcomes']}" + (f"   decide errors: {r['decide_errors']}" if r["decide_errors"] else "")
+          + (f"   decisions tried again (status: times): {r['decide_retried']}" if r.get("decide_retried") else ""),
           flush=True)
 
 
