@@ -128,6 +128,13 @@ class ChaosStack:
         else:
             subprocess.run(["bash", STACK_SH, "rabbit-up"], env=self.env, check=True, stdout=subprocess.DEVNULL)
 
+    def busiest_leader(self) -> int:
+        """The cluster node that leads most of the campaign's quorum queues (the one whose loss hurts most)."""
+        nodes = json.loads((self.base / "cluster.json").read_text())["nodes"]
+        with httpx.Client(base_url=self.management_url, timeout=30) as mgmt:
+            leaders = [q.get("leader") or q.get("node") for q in mgmt.get("/api/queues").json()]
+        return max(range(len(nodes)), key=lambda i: leaders.count(nodes[i]))
+
     def kill_broker(self, node: int = 0) -> int:
         pid = self.broker_pid(node)
         os.kill(pid, signal.SIGKILL)
@@ -494,9 +501,10 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
         async def infra_faults() -> None:
             await asyncio.sleep(c.down_seconds * 2)
             if c.broker_kill:
-                node = random.randrange(3) if c.cluster else 0
+                node = await asyncio.to_thread(stack.busiest_leader) if c.cluster else 0
                 pid = await asyncio.to_thread(stack.kill_broker, node)
-                what = f"kill -9 RabbitMQ node {node + 1} of 3" if c.cluster else "kill -9 RabbitMQ"
+                what = (f"kill -9 RabbitMQ node {node + 1} of 3 (the leader of most queues)" if c.cluster
+                        else "kill -9 RabbitMQ")
                 kills.append((time.monotonic() - t0, f"{what} (beam.smp pid {pid})"))
                 log(t0, kills[-1][1])
                 await asyncio.sleep(c.down_seconds)
