@@ -559,6 +559,11 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
             messages = await asyncio.to_thread(published, stack.management_url, stack.amqp_urls[0], namespace)
             bad, figures = await asyncio.to_thread(check, stack, namespace, cases, sink.received)
             figures["decide errors"] = run.decide_errors[:3]
+            if not bad:  # the logs are kept only for a campaign that failed
+                figures["service logs"] = "removed"
+                shutil.rmtree(logs, ignore_errors=True)
+            else:
+                figures["service logs"] = str(logs)
             return Outcome(c, kills, elapsed, messages, sink.received, bad, figures)
         finally:
             for task in tasks:
