@@ -363,7 +363,8 @@ def migratie_routes(app: FastAPI) -> None:
 
     @app.post(f"{API_PREFIX}/migraties", tags=["migraties"], dependencies=[verwerking("update", "zaak")],
               response_model=Migratieverslag,
-              responses={409: {"description": "Selectie te groot of zonder zaken of versie"}})
+              responses={404: {"description": "Geen procesversie met deze hash"},
+                         409: {"description": "Selectie te groot of zonder zaken of versie"}})
     async def migrate(body: MigratieVerzoek, request: Request,  # type: ignore[no-untyped-def]
                       principal: PrincipalDep):
         """A dry run (``proefrun``, the default) lists per selected case whether it can move to ``doelHash`` and
@@ -393,6 +394,7 @@ def migratie_routes(app: FastAPI) -> None:
         return [_record_view({**d, "zaken": []}, details=False) for d in docs]
 
     @app.get(f"{API_PREFIX}/migraties/{{migratie_id}}", tags=["migraties"], response_model=Migratieverslag,
+             responses={404: {"description": "Geen migratie met dit kenmerk"}},
              dependencies=[verwerking("list", "zaak")])
     async def migration(migratie_id: str, request: Request, principal: PrincipalDep):  # type: ignore[no-untyped-def]
         if principal.org_type != "beheer":
@@ -404,7 +406,8 @@ def migratie_routes(app: FastAPI) -> None:
         return _record_view(doc)
 
     @app.post(f"{API_PREFIX}/migraties/{{migratie_id}}/terugdraaien", tags=["migraties"],
-              response_model=Terugdraaiverslag, dependencies=[verwerking("update", "zaak")])
+              response_model=Terugdraaiverslag, responses={404: {"description": "Geen migratie met dit kenmerk"}},
+              dependencies=[verwerking("update", "zaak")])
     async def reverse(migratie_id: str, request: Request,  # type: ignore[no-untyped-def]
                       principal: PrincipalDep):
         """Every moved case back on its old version, as far as it has not moved on since; outcome per case."""
