@@ -289,7 +289,7 @@ def _pages(app: FastAPI, console: Console) -> None:
         except ValueError:
             pagina = 1
         grootte = console.settings.console_page_size
-        # the engine filters and pages (process_engine.zaakindex): one page travels, not every case
+        # the engine filters and pages (servicekit.zaakindex): one page travels, not every case
         (totaal, zaken), definities = await asyncio.gather(
             console.backends.zaken_pagina(session.token, (pagina - 1) * grootte, grootte, **filters.engine_filters()),
             console.backends.definities(session.token))

@@ -1,6 +1,6 @@
 """The case explorer's filters: read from the query string (bookmarkable) and handed to the engine's GET /zaken,
-which filters and pages them (``process_engine.zaakindex``, the same matching rules) on the variables functioneel
-beheer may see (``process_engine.zaakvariabelen``): those hold no BSN and no health data, so a filter in a URL
+which filters and pages them (``servicekit.zaakindex``, the same matching rules) on the variables functioneel
+beheer may see (``servicekit.zaakvariabelen``): those hold no BSN and no health data, so a filter in a URL
 cannot carry them either.
 """
 
@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from process_engine import zaakindex
-from process_engine.zaakindex import MISSING, Criteria
-from process_engine.zaakindex import zoek as zoek
+from servicekit import zaakindex
+from servicekit.zaakindex import MISSING, Criteria
+from servicekit.zaakindex import zoek as zoek
 
 OPERATOREN = {"gelijk": "is gelijk aan", "bevat": "bevat", "bestaat": "bestaat"}
 _NAAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,4}")

@@ -20,9 +20,9 @@ from fastapi.responses import Response
 
 from console.bootstrap import Console, Session
 from console.web import Refused, SessionDep, check_csrf, form_of, render
-from process_engine.zaakvariabelen import BEWERKBAAR
 from servicekit.auth import FUNCTIONEEL_BEHEERDER
 from servicekit.logging import get_logger
+from servicekit.zaakvariabelen import BEWERKBAAR
 
 log = get_logger(__name__)
 #: How long the console follows retried cases for their outcome before it reports "no answer yet".

@@ -14,7 +14,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from process_engine import dmn_testbank, readmodels, zaakindex
+from process_engine import dmn_testbank, readmodels
 from process_engine import runtime as rt
 from process_engine.bootstrap import EngineSettings, ProcessEngine, bootstrap, definition_files
 from process_engine.engine import Conflict, Engine, NotFound
@@ -37,6 +37,7 @@ from process_engine.schemas import (
 )
 from process_engine.studio import studio_routes
 from process_engine.toegang import belongs_to_caller, case_view, may_see, task_view, variable_problems
+from servicekit import zaakindex
 from servicekit.audit import Logboek, install_logboek, noteer, verwerking
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
 from servicekit.clock_api import CLOCK_PATH, KlokView, add_clock_route, klok_view

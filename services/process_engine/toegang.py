@@ -9,9 +9,9 @@ from typing import Any
 from process_engine import readmodels
 from process_engine import runtime as rt
 from process_engine.readmodels import BESLUITVORMER, LANE_ORGANISATIONS, ORGANISATION_VARIABLES
-from process_engine.zaakvariabelen import bewerkbare_variabelen, zichtbare_variabelen
 from servicekit.auth import Principal
 from servicekit.logging import PERSONAL_DATA_KEYS
+from servicekit.zaakvariabelen import bewerkbare_variabelen, zichtbare_variabelen
 
 # Who a case and its tasks belong to (readmodels: the work lists are built by the same rules): the organisation
 # variables, the organisation type of a lane, and the case variable the diagram sets to "uwv" when UWV decides
@@ -79,7 +79,7 @@ def variable_problems(process_id: str, variables: dict[str, Any]) -> list[dict[s
 
 def case_view(doc: dict[str, Any], principal: Principal) -> dict[str, Any]:
     """A case as its caller may see it: the variables are an explicit allow-list per organisation type
-    (``process_engine.zaakvariabelen``), never "everything but the known personal keys"."""
+    (``servicekit.zaakvariabelen``), never "everything but the known personal keys"."""
     return {
         "id": doc["_id"], "status": doc["status"], "processId": doc["process_id"],
         "definitieHash": doc["definition_hash"], "actieveElementen": doc.get("active_elements", []),

@@ -41,8 +41,11 @@ class DependencyUnavailable(RuntimeError):
 
 def address_of(url: str) -> str:
     """Host, port and path of a connection URL without user and password: safe for logs and error messages."""
-    if "," in url:  # the nodes of a cluster (servicekit.broker.amqp_urls)
-        return ",".join(address_of(one.strip()) for one in url.split(","))
+    nodes = [one.strip() for one in url.split(",")]
+    # the nodes of a broker cluster are whole URLs (servicekit.broker.amqp_urls); a MongoDB seed list is one URL
+    # whose host part holds the commas (mongodb://u:p@db1:27017,db2:27017/ips)
+    if len(nodes) > 1 and all("://" in one for one in nodes):
+        return ",".join(address_of(one) for one in nodes)
     parts = urllib.parse.urlsplit(url)
     path = parts.path if parts.path not in ("", "/") else ""
     return f"{parts.netloc.rsplit('@', 1)[-1]}{path}"

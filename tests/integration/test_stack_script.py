@@ -64,7 +64,8 @@ def test_the_broker_the_tests_use_answers_the_handshake(infra):
 def test_a_second_checkout_reuses_the_first_ones_ferretdb_and_says_so(infra, tmp_path):
     """Two clones on one machine: the second's `up` finds a server on the port and no FerretDB log of its own
     (its .local is empty). It used to end with exit code 2 (grep of the missing log under set -e)."""
-    amqp, management, mongo = (urllib.parse.urlparse(u) for u in (infra.amqp_url, infra.management_url, infra.mongo_url))
+    urls = (infra.amqp_url, infra.management_url, infra.mongo_url)
+    amqp, management, mongo = (urllib.parse.urlparse(u) for u in urls)
     result = _stack("up", tmp_path, IPSFLOW_RABBITMQ_PORT=str(amqp.port),
                     IPSFLOW_RABBITMQ_MANAGEMENT_PORT=str(management.port), IPSFLOW_FERRETDB_LISTEN=mongo.netloc)
     assert result.returncode == 0, result.stdout + result.stderr

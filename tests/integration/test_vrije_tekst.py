@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from process_engine.runtime import STATE_FORMAT
-from process_engine.zaakvariabelen import ENGINE_INTERN, INTERN, ZICHTBAAR
 from servicekit.broker import COMMANDS, EVENTS, Broker
+from servicekit.zaakvariabelen import ENGINE_INTERN, INTERN, ZICHTBAAR
 from tests.support.ips import ROERMOND, application, ggz, official, start_ips
 
 # The client's own BSN in the applications is 111222333 (tests/support/ips.py); this is another test number.

@@ -4,7 +4,7 @@ export that holds every matching case).
 Starts a process engine and a console of their own (a fresh namespace on the local stack), lets the engine start
 one real IPS case, and stores 20,000 copies of its instance document with varied gemeente, ggz, receipt date,
 state and incidents, as the engine would have written them; the engine is restarted, so that it reads them into
-its in-memory case index (process_engine/zaakindex.py; the time that takes is printed too). Then, signed in to
+its in-memory case index (servicekit/zaakindex.py; the time that takes is printed too). Then, signed in to
 the console as a viewer, it times filtered explorer pages (several filters, as an official combines them) and
 checks that the CSV export of each filter holds exactly the cases that match (computed from the generated data).
 Prints figures; exits non-zero when a CSV misses or adds a case. Not part of ``make test`` (tests/perf is not

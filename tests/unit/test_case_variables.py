@@ -1,4 +1,4 @@
-"""The case API's allow-list of variables (process_engine.zaakvariabelen) against what the diagram really sets.
+"""The case API's allow-list of variables (servicekit.zaakvariabelen) against what the diagram really sets.
 
 Every variable that ``bpmn/ips_traject.bpmn`` sets (script and pre/post-script assignments, service task result
 variables, message variables, form fields, data objects, the outputs of the DMN tables it calls, and what the engine
@@ -15,7 +15,7 @@ from pathlib import Path
 from lxml import etree
 
 from process_engine import runtime
-from process_engine.zaakvariabelen import ENGINE_INTERN, INTERN, ZICHTBAAR, zichtbare_variabelen
+from servicekit.zaakvariabelen import ENGINE_INTERN, INTERN, ZICHTBAAR, zichtbare_variabelen
 
 ROOT = Path(__file__).resolve().parents[2]
 BPMN = ROOT / "bpmn" / "ips_traject.bpmn"

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from process_engine.zaakindex import Criteria, ZaakIndex, past, samenvatting, voorwaarden
+from servicekit.zaakindex import Criteria, ZaakIndex, past, samenvatting, voorwaarden
 
 VELDEN = dict.fromkeys(["processId", "definitieHash", "status", "element", "incident"])
 

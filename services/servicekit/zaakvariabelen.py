@@ -7,6 +7,9 @@ inside the engine until someone decides who may read it. A process without an en
 ``tests/unit/test_case_variables.py`` reads ``bpmn/ips_traject.bpmn`` and fails when the diagram sets a variable
 that is neither allowed for some organisation type nor listed in ``INTERN``, so a new variable cannot leak
 (or vanish) silently.
+
+In servicekit because the console offers the editable variables in its incident forms (services import only
+servicekit, never each other: tests/unit/test_layering.py); the engine enforces the lists.
 """
 
 from __future__ import annotations

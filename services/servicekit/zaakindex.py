@@ -12,6 +12,9 @@ that long behind their writes).
 The matching rules are the console's: a variable by dotted path, a first name not on top looked for one level
 down (message variables hold the event data), conditions equals/contains/exists, all combined with AND. Only the
 variables functioneel beheer may see (``zaakvariabelen``) are summarised, so no filter can match on a BSN.
+
+In servicekit because the console parses and describes the same filters (services import only servicekit,
+never each other: tests/unit/test_layering.py); only the engine builds the index.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from process_engine.zaakvariabelen import zichtbare_variabelen
 from servicekit.logging import get_logger
+from servicekit.zaakvariabelen import zichtbare_variabelen
 
 log = get_logger(__name__)
 MISSING = object()
