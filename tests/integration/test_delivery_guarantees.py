@@ -56,6 +56,8 @@ async def test_consumer_killed_after_store_before_ack_has_no_second_effect(servi
 
 async def test_relay_killed_after_publish_before_clear_has_no_second_effect(service, mongo, namespace):
     notifications = service("notifications").start()
+    # grants binds intake's volgnummer event: the relay publishes mandatory and holds an event no queue takes
+    service("grants").start()
     intake = service("intake").start(IPSFLOW_TEST_FAULT="relay-exit-after-publish")
     response = httpx.post(f"{intake.url}/api/v1/aanvragen", json=AANVRAAG, headers=ggz(), timeout=10)
     assert response.status_code == 201
