@@ -337,11 +337,35 @@ def verify(token: str, key: bytes | None = None) -> Principal:
     return default_verifier().verify(token)
 
 
+#: Where a request keeps the principal its token was verified as (``request.state``): the token-before-body
+#: middleware (servicekit.http) verifies a request with a body before the route does, and the route's dependency
+#: takes that result instead of checking the signature a second time.
+VERIFIED_STATE = "geverifieerd_token"
+
+
+@dataclass(frozen=True)
+class _Verified:
+    token: str
+    principal: Principal
+
+
 def current_principal(request: Request) -> Principal:
+    """The caller, from the bearer token; each request's token is verified once (the result stays on
+    ``request.state`` for the rest of the request, never longer)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
         raise unauthorized("Bearer-token ontbreekt.")
+    verified = getattr(request.state, VERIFIED_STATE, None)
+    if isinstance(verified, _Verified) and verified.token == token:
+        return verified.principal
+    principal = _verify(request, token)
+    setattr(request.state, VERIFIED_STATE, _Verified(token, principal))
+    return principal
+
+
+def _verify(request: Request, token: str) -> Principal:
     verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
     if verifier is None:
         try:
@@ -349,7 +373,7 @@ def current_principal(request: Request) -> Principal:
         except AuthConfigurationError as exc:
             log.error("auth.not_configured", reason=str(exc))
             raise HTTPException(503, "Deze dienst kan tokens niet controleren; neem contact op met beheer.") from None
-    return verifier.verify(token.strip())
+    return verifier.verify(token)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -14,7 +14,7 @@ from fastapi import Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
-from servicekit.auth import PrincipalDep, mint_token
+from servicekit.auth import Principal, PrincipalDep, TokenVerifier, mint_token
 from servicekit.http import PROBLEM, create_app
 
 BODY_LIMIT = 12 * 1024 * 1024
@@ -118,6 +118,42 @@ async def test_an_authenticated_upload_is_read_as_before() -> None:
     assert status == 200, body
     assert json.loads(body) == {"bytes": 3 * 1024 * 1024, "sub": "tester"}
     assert read == 3 * 1024 * 1024
+
+
+def test_each_request_verifies_its_token_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a request with a body had its signature checked twice, by the token-before-body middleware and
+    again by the route's ``current_principal``; the middleware now hands its principal to the route."""
+    calls: list[str] = []
+    real_verify = TokenVerifier.verify
+
+    def counted(self: TokenVerifier, token: str) -> Principal:
+        calls.append(token)
+        return real_verify(self, token)
+
+    monkeypatch.setattr(TokenVerifier, "verify", counted)
+    app = _app()
+
+    @app.get("/api/v1/wie")
+    async def wie(principal: PrincipalDep) -> dict[str, str]:
+        return {"sub": principal.subject}
+
+    client = TestClient(app)
+    token = _token()
+    for method, path, body in (("POST", "/api/v1/namen", {"naam": "x"}), ("GET", "/api/v1/wie", None)):
+        calls.clear()
+        response = client.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 200, response.text
+        assert calls == [token], f"{method} {path}: {len(calls)} verifications"
+    # a refused token is refused once, in our words, before the body (the middleware's answer)
+    calls.clear()
+    refused = client.post("/api/v1/namen", json={"naam": "x"}, headers={"Authorization": "Bearer onzin"})
+    assert refused.status_code == 401 and refused.json()["detail"] == "Token is onleesbaar."
+    assert calls == ["onzin"]
+    # the principal is not carried over from one request to the next: each new request checks its own token
+    calls.clear()
+    assert client.get("/api/v1/wie", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert client.get("/api/v1/wie", headers={"Authorization": "Bearer onzin"}).status_code == 401
+    assert calls == [token, "onzin"]
 
 
 def test_a_public_body_route_needs_no_token_and_a_token_route_does() -> None:
