@@ -39,8 +39,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
+from servicekit.asgi import HttpMiddleware
 from servicekit.auth import Principal, current_principal, forbid
 from servicekit.http import API_PREFIX, problem, request_trace_id
 from servicekit.logging import get_logger
@@ -173,17 +174,11 @@ def noteer(request: Request | None = None, *, resource_type: str | None = None, 
         found.aantal = aantal
 
 
-class LogboekMiddleware:
+class LogboekMiddleware(HttpMiddleware):
     """Writes the record of a declared request when its response starts (the status is known, nothing is sent
     yet); a failed write turns the response into 503 problem+json, so nothing leaves unrecorded."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         replaced = False
 
         async def send_recorded(message: Message) -> None:

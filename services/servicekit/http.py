@@ -29,6 +29,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from servicekit import metrics, tracing
+from servicekit.asgi import HttpMiddleware
 from servicekit.logging import get_logger
 
 PROBLEM = "application/problem+json"
@@ -77,7 +78,7 @@ def validation_problem(errors: list[dict[str, Any]] | Any) -> JSONResponse:
                    type_="https://ipsflow.nl/problems/ongeldige-invoer", invalid_params=invalid)
 
 
-class BodyLimitMiddleware:
+class BodyLimitMiddleware(HttpMiddleware):
     """Refuses a request body over ``max_bytes`` before the application reads it (400, field ``body``).
 
     ``overrides`` give other limits to routes whose path matches a regular expression (a document upload);
@@ -85,17 +86,14 @@ class BodyLimitMiddleware:
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int, overrides: Sequence[tuple[str, int]] = ()) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
         self.overrides = [(re.compile(pattern), limit) for pattern, limit in overrides]
 
     def limit_for(self, path: str) -> int:
         return next((limit for pattern, limit in self.overrides if pattern.fullmatch(path)), self.max_bytes)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         max_bytes = self.limit_for(scope.get("path", ""))
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > max_bytes:
@@ -177,7 +175,7 @@ def _has_body(scope: Scope) -> bool:
     return b"transfer-encoding" in headers or headers.get(b"content-length", b"0").strip() not in (b"", b"0")
 
 
-class AuthBeforeBodyMiddleware:
+class AuthBeforeBodyMiddleware(HttpMiddleware):
     """Authenticates a request with a body (POST, PUT, PATCH, DELETE, or any that announces a body, under
     ``/api/v1``) before reading any of it.
 
@@ -190,7 +188,7 @@ class AuthBeforeBodyMiddleware:
     """
 
     def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+        super().__init__(app)
         self._public: dict[int, bool] = {}
 
     def _is_public(self, scope: Scope) -> bool:
@@ -202,9 +200,8 @@ class AuthBeforeBodyMiddleware:
                 return self._public[id(route)]
         return False
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (scope["type"] != "http" or not _has_body(scope)
-                or not scope.get("path", "").startswith(API_PREFIX) or self._is_public(scope)):
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not _has_body(scope) or not scope.get("path", "").startswith(API_PREFIX) or self._is_public(scope):
             await self.app(scope, receive, send)
             return
         from servicekit.auth import current_principal  # auth imports nothing of http; keep it that way
