@@ -89,6 +89,10 @@ def _local_stack_urls() -> dict[str, str]:
             "IPSFLOW_MONGO_URL": f"mongodb://{ferretdb}/", "IPSFLOW_MONGO_POOL_SIZE": str(FERRETDB_POOL_SIZE)}
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_system(root: Path, demo: bool = True) -> int:
     log_dir = root / ".local" / "log"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -97,6 +101,11 @@ def run_system(root: Path, demo: bool = True) -> int:
     env = {"IPSFLOW_ENVIRONMENT": "development", **_local_stack_urls(), **os.environ,
            "PYTHONPATH": str(root / "services")}
     processes: list[subprocess.Popen[bytes]] = []
+    # Ctrl-C and a supervisor's SIGTERM both stop everything cleanly. A shell that starts us in the background
+    # leaves SIGINT ignored, and Python then installs no handler of its own: the services (uvicorn handles SIGINT
+    # itself) stopped while we went on and reported "a service stopped" with exit 1.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupted)
     try:
         for package, _port in SERVICES:
             log_file = (log_dir / f"{package}.log").open("ab")
@@ -126,6 +135,7 @@ def run_system(root: Path, demo: bool = True) -> int:
         print("[run] a service stopped; stopping the others", flush=True)
         return 1
     except KeyboardInterrupt:
+        print("[run] stopping", flush=True)
         return 0
     finally:
         for p in processes:

@@ -41,8 +41,9 @@ def test_readme_run_command_starts_everything_and_prints_the_api_docs(infra):
 
 def _run_the_run_command(namespace: str) -> None:
     command = _readme_commands()["run"]
+    # Started as a shell starts a background job (SIGINT ignored): Ctrl-C must still stop everything cleanly.
     proc = subprocess.Popen(command, shell=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True,
+                            text=True, start_new_session=True, preexec_fn=_ignore_sigint,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", "IPSFLOW_NAMESPACE": namespace})
     seen: list[str] = []
     docs_urls: list[str] = []
@@ -67,9 +68,18 @@ def _run_the_run_command(namespace: str) -> None:
             assert page.status_code == 200 and "swagger-ui" in page.text
         intake = httpx.get("http://127.0.0.1:8001/ready", timeout=10)
         assert intake.json()["status"] == "ready"
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+        rest, _ = proc.communicate(timeout=60)
+        assert "[run] stopping" in rest and "a service stopped" not in rest, rest
+        assert proc.returncode == 0, rest
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
