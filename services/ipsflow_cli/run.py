@@ -77,7 +77,7 @@ def load_demo_data() -> int:
     return loaded
 
 
-def _local_stack_urls() -> dict[str, str]:
+def local_stack_urls() -> dict[str, str]:
     """Where deploy/local/stack.sh put the broker and the database (its variables move them; the URLs win), and
     the small Mongo pool FerretDB needs (the code's default is the driver's, meant for MongoDB)."""
     amqp_port = os.environ.get("IPSFLOW_RABBITMQ_PORT", "5672")
@@ -98,7 +98,7 @@ def run_system(root: Path, demo: bool = True) -> int:
     log_dir.mkdir(parents=True, exist_ok=True)
     # A developer's machine unless said otherwise: the services trust the development key pair that `ipsflow
     # token` mints with (any other environment refuses to start without IPSFLOW_JWT_PUBLIC_KEY_FILE or _JWKS_URL).
-    env = {"IPSFLOW_ENVIRONMENT": "development", **_local_stack_urls(), **os.environ,
+    env = {"IPSFLOW_ENVIRONMENT": "development", **local_stack_urls(), **os.environ,
            "PYTHONPATH": str(root / "services")}
     processes: list[subprocess.Popen[bytes]] = []
     # Ctrl-C and a supervisor's SIGTERM both stop everything cleanly. A shell that starts us in the background

@@ -38,6 +38,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
 import process_engine.engine
 import process_engine.repository
 from ipsflow_cli.namespaces import new_namespace
+from ipsflow_cli.run import local_stack_urls
 from process_engine import runtime as rt
 from process_engine.bootstrap import definition_files, load_catalogue
 from process_engine.engine import COMMAND_COMPLETED, Engine
@@ -213,7 +214,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--mongo", default="mongodb://127.0.0.1:27017/")
+    parser.add_argument("--mongo", default=local_stack_urls()["IPSFLOW_MONGO_URL"])
     parser.add_argument("--against", default="5d0ed70")
     args = parser.parse_args()
     before = load_before(args.against) if args.against else None

@@ -120,7 +120,8 @@ def main() -> None:
     parser.add_argument("--old-ref", default=OLD_REF)
     parser.add_argument("--history", type=int, default=0, help="paid orders in the database before the batch")
     parser.add_argument("--only", choices=("old", "new"), help="one side only (the old code's 1,000 take ~25 min)")
-    parser.add_argument("--mongo", default=os.environ.get("IPSFLOW_MONGO_URL", "mongodb://127.0.0.1:27017"))
+    parser.add_argument("--mongo", default=os.environ.get("IPSFLOW_MONGO_URL", "mongodb://"
+                        + os.environ.get("IPSFLOW_FERRETDB_LISTEN", "127.0.0.1:27017")))
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -41,6 +41,7 @@ from pymongo import AsyncMongoClient  # noqa: E402
 from pymongo.errors import DuplicateKeyError  # noqa: E402
 
 from ipsflow_cli.namespaces import Endpoints, delete_namespace, new_namespace  # noqa: E402
+from ipsflow_cli.run import local_stack_urls  # noqa: E402
 from servicekit.broker import EVENTS, Binding, Broker  # noqa: E402
 from servicekit.consumer import Consumer  # noqa: E402
 from servicekit.envelope import CloudEvent, new_event  # noqa: E402
@@ -48,6 +49,9 @@ from servicekit.logging import configure_logging  # noqa: E402
 from servicekit.relay import OutboxRelay  # noqa: E402
 from servicekit.settings import ServiceSettings  # noqa: E402
 from servicekit.store import DocumentStore, make_client  # noqa: E402
+
+# The local stack's addresses, moved by the same variables as deploy/local/stack.sh.
+LOCAL = local_stack_urls()
 
 EVENT_TYPE = "ips.bench.ingediend.v1"
 POOL = 8  # FerretDB v1 deadlocks with more than ~100 concurrent operations; stay far below
@@ -268,9 +272,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[Config, bool, int]:
     parser.add_argument("--rounds", type=int, default=2, help="rounds per side, alternating")
     parser.add_argument("--concurrency", type=int, default=16, help="submissions in flight (HTTP requests)")
     parser.add_argument("--prefetch", type=int, default=ServiceSettings().prefetch)
-    parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
-    parser.add_argument("--mongo-url", default="mongodb://127.0.0.1:27017/")
-    parser.add_argument("--management-url", default="http://guest:guest@127.0.0.1:15672")
+    parser.add_argument("--amqp-url", default=LOCAL["IPSFLOW_AMQP_URL"])
+    parser.add_argument("--mongo-url", default=LOCAL["IPSFLOW_MONGO_URL"])
+    parser.add_argument("--management-url", default=LOCAL["IPSFLOW_RABBITMQ_MANAGEMENT_URL"].replace("://", "://guest:guest@"))
     parser.add_argument(
         "--profile", action="store_true", help="cProfile the servicekit rounds; print the top"
     )

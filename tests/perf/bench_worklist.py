@@ -92,13 +92,22 @@ async def seed(db: Any, open_cases: int, closed_cases: int) -> None:
         beslistermijnVerstrijktOp="2027-12-01T23:00:00+00:00")})
     template = await drive(engine, "closed-template", {**AANVRAAG, "aanvraagId": "closed-template"}, refused)
     assert template["status"] == "completed", template["status"]
+    # Where that checkout keeps a closed case: in instances (before issue 14's move), or moved (once the relay
+    # cleared its outbox) to closed_instances with a summary in closed_summaries; copies go where it went.
+    copies = {"instances": {**template, "outbox": [], "has_outbox": False}}
+    if hasattr(engine, "finish_closing"):
+        await db["instances"].update_one({"_id": "closed-template"}, {"$set": {"outbox": [], "has_outbox": False}})
+        assert await engine.finish_closing() == 1
+        copies = {name: await db[name].find_one({"_id": "closed-template"})
+                  for name in ("closed_instances", "closed_summaries")}
     started = time.perf_counter()
-    batch: list[dict[str, Any]] = []
-    for i in range(closed_cases):
-        batch.append({**template, "_id": f"closed-{i:06d}", "outbox": [], "has_outbox": False})
-        if len(batch) == 500 or i == closed_cases - 1:
-            await db["instances"].insert_many(batch)
-            batch = []
+    for name, copy in copies.items():
+        batch: list[dict[str, Any]] = []
+        for i in range(closed_cases):
+            batch.append({**copy, "_id": f"closed-{i:06d}"})
+            if len(batch) == 500 or i == closed_cases - 1:
+                await db[name].insert_many(batch)
+                batch = []
     print(f"    {closed_cases} closed cases copied in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     started = time.perf_counter()
     for i in range(open_cases):
@@ -280,9 +289,10 @@ def main() -> None:
     if args.only:
         sides = {args.only: sides[args.only]}
     with own_ferretdb() as mongo_url:
+        amqp_port = os.environ.get("IPSFLOW_RABBITMQ_PORT", "5672")  # moved like deploy/local/stack.sh moves it
         os.environ.update({"IPSFLOW_TEST_MONGO_URL": mongo_url,
                            "IPSFLOW_TEST_AMQP_URL": os.environ.get("IPSFLOW_TEST_AMQP_URL",
-                                                                   "amqp://guest:guest@127.0.0.1:5672/")})
+                                                                   f"amqp://guest:guest@127.0.0.1:{amqp_port}/")})
         results = {name: run_side(code, args, *((args.before_calls,) * 2 if name == "before" else
                                                    (args.calls, args.decide)))
                    for name, code in sides.items()}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ipsflow_cli.run import _local_stack_urls
+from ipsflow_cli.run import local_stack_urls
 from servicekit.settings import FERRETDB_POOL_SIZE, ServiceSettings
 from servicekit.store import make_client
 
@@ -21,7 +21,7 @@ async def test_the_code_default_is_the_drivers_own(monkeypatch: pytest.MonkeyPat
 
 
 async def test_the_local_stacks_environment_sets_ferretdbs_small_pool(monkeypatch: pytest.MonkeyPatch) -> None:
-    env = _local_stack_urls()
+    env = local_stack_urls()
     assert env["IPSFLOW_MONGO_POOL_SIZE"] == str(FERRETDB_POOL_SIZE) == "8"
     monkeypatch.setenv("IPSFLOW_MONGO_POOL_SIZE", env["IPSFLOW_MONGO_POOL_SIZE"])
     client = make_client(ServiceSettings(service_name="pool"))
