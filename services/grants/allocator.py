@@ -35,8 +35,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from grants.handlers import WACHT, GrantsHandlers
 from grants.repository import AANGEKONDIGD, AFWEZIG, GESLOTEN, VRIJGEGEVEN, GrantsRepository
+from grants.volgorde import WACHT, Reserveringen
 from servicekit.logging import get_logger
 
 log = get_logger(__name__)
@@ -78,10 +78,10 @@ def _utc(moment: datetime) -> datetime:
 
 
 class Allocator:
-    def __init__(self, repo: GrantsRepository, handlers: GrantsHandlers, interval: float = 0.5,
+    def __init__(self, repo: GrantsRepository, reserveringen: Reserveringen, interval: float = 0.5,
                  lease_seconds: float = 10.0, gat_seconds: float = 30.0, stilstand_seconds: float = 300.0) -> None:
         self.repo = repo
-        self.handlers = handlers
+        self.reserveringen = reserveringen
         self.interval = interval  # how often a round looks without being woken (gaps, stuck numbers, the other process)
         self.lease = timedelta(seconds=lease_seconds)
         self.gat = gat_seconds
@@ -210,7 +210,7 @@ class Allocator:
         we decide makes our write miss; the next attempt decides the new one. One that replaces it after it was
         decided is decided at once by the consumer (its turn came already)."""
         for _ in range(10):
-            if await self.handlers.decide(aanvraag_id, verzoek):
+            if await self.reserveringen.decide(aanvraag_id, verzoek):
                 return 1
             verzoek = None
             if not await self._wacht(aanvraag_id):

@@ -62,16 +62,17 @@ def bootstrap(settings: GrantsSettings | None = None) -> Grants:
     relay = runtime.add_relay([repo.zaken.collection, repo.verzoeken.collection])
     handlers = GrantsHandlers(repo, regelingen, load_gemeenten(), wake=relay.wake, clock=runtime.clock)
     routes: dict[str, Handler] = {
-              TOETSEN: handlers.toetsen, RESERVEREN: handlers.reserveren, VASTLEGGEN: handlers.vastleggen,
+              TOETSEN: handlers.toetsen, RESERVEREN: handlers.reserveringen.reserveren, VASTLEGGEN: handlers.vastleggen,
               VRIJGEVEN: handlers.vrijgeven, BESCHIKKING_OPSTELLEN: handlers.beschikking_opstellen,
               VERLENGING_TOETSEN: handlers.verlenging_toetsen, VASTSTELLING_BEREKENEN: handlers.vaststelling_berekenen,
               FINANCIEEL_REGISTREREN: handlers.financieel_registreren}
     bindings = [Binding(COMMANDS, t) for t in routes]
-    routes |= {VOLGNUMMER_TOEGEKEND: handlers.volgnummer_toegekend, INGETROKKEN: handlers.ingetrokken}
+    routes |= {VOLGNUMMER_TOEGEKEND: handlers.reserveringen.volgnummer_toegekend,
+               INGETROKKEN: handlers.reserveringen.ingetrokken}
     bindings += [Binding(EVENTS, VOLGNUMMER_TOEGEKEND), Binding(EVENTS, INGETROKKEN)]
     runtime.add_consumer(QUEUE, routes, bindings)
-    allocator = Allocator(repo, handlers, interval=settings.allocator_interval_seconds,
+    allocator = Allocator(repo, handlers.reserveringen, interval=settings.allocator_interval_seconds,
                           gat_seconds=settings.grants_volgnummer_gat_seconds,
                           stilstand_seconds=settings.grants_volgnummer_stilstand_seconds)
-    handlers.volgorde_wakker = allocator.wake
+    handlers.reserveringen.volgorde_wakker = allocator.wake
     return Grants(settings, runtime, repo, regelingen, handlers, allocator)
