@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 from aio_pika.exceptions import DeliveryError
 from pymongo import UpdateOne
@@ -30,6 +31,11 @@ log = get_logger(__name__)
 
 
 class OutboxRelay:
+    #: A seam for crash tests, awaited with the ids of the events the broker confirmed, before they are removed
+    #: from the outboxes (the one moment a crash publishes them twice). Tests set it on the class before a
+    #: service starts (tests/support/faults.py); production code leaves it None and never reads a fault setting.
+    before_clear: ClassVar[Callable[[set[str]], Awaitable[None]] | None] = None
+
     def __init__(self, broker: Broker, collections: Sequence[AsyncCollection[Document]], batch: int = 200) -> None:
         self.broker = broker
         self.collections = list(collections)
@@ -232,6 +238,9 @@ class OutboxRelay:
             if not any(entry["id"] in published for entry in doc.get("outbox") or []):
                 continue  # nothing of it went out: nothing to remove
             by_collection.setdefault(collection.full_name, (collection, []))[1].append(doc)
+        hook = type(self).before_clear
+        if by_collection and hook is not None:
+            await hook(published)
         cleared = 0
         for collection, batch in by_collection.values():
             for start in range(0, len(batch), CLEAR_BATCH):

@@ -208,3 +208,35 @@ async def test_the_scan_reaches_past_a_page_of_refused_documents_and_into_the_ne
         assert relay.held == 7
     finally:
         await _stop(task, broker)
+
+
+async def test_the_before_clear_hook_runs_after_the_confirm_and_before_the_outbox_is_cleared(
+        settings_for, mongo, namespace, monkeypatch):
+    """The seam the crash tests use (tests/support/faults.py): the broker has the event, the outbox still has it."""
+    settings = settings_for("relayhook", relay_poll_seconds=60.0)
+    broker, _, _received = await _listening(settings, "relay-hook-probe", prefetch=10)
+    store = DocumentStore(mongo[f"{namespace}relayhook".replace(".", "_")], "zaken")
+    seen: list[tuple[list[str], bool]] = []
+
+    async def before_clear(published: set[str]) -> None:
+        doc = await store.get("z-hook")
+        assert doc is not None
+        seen.append((sorted(published), doc["has_outbox"]))
+
+    monkeypatch.setattr(OutboxRelay, "before_clear", before_clear)
+    relay = OutboxRelay(broker, [store.collection])
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.5)  # the start-up scan has run and found nothing; from now on only the wake publishes
+        event = new_event("ips.test.haak.v1", service="test", subject="z-hook", event_id="e-haak")
+        written = await store.insert({"_id": "z-hook"}, [(event, EVENTS)])
+        relay.wake("z-hook", store.collection, written=written)
+
+        async def cleared() -> bool:
+            doc = await store.get("z-hook")
+            return doc is not None and not doc["has_outbox"]
+
+        await eventually(cleared, timeout=15, what="the outbox cleared after the hook")
+        assert seen[0] == (["e-haak"], True), seen
+    finally:
+        await _stop(task, broker)

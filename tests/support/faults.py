@@ -5,7 +5,8 @@ installing the fault named by ``IPSFLOW_TEST_FAULT`` (read here only; ``ServiceP
 point when a test sets it). Each fault wraps a seam of the production code from the outside:
 
 * ``consumer-exit-before-ack``: the process exits (70) after a handler returned, before the runner acknowledges;
-* ``relay-exit-after-publish``: the relay exits (71) after the broker confirmed, before it clears the outbox;
+* ``relay-exit-after-publish``: the relay exits (71) after the broker confirmed, before it clears the outbox
+  (the relay's ``OutboxRelay.before_clear`` hook);
 * ``payments-exit-mid-batch`` / ``payments-hang-mid-batch``: a batch claims half of its first orders, then the
   process exits (70) or waits for the test to SIGKILL it (``FaultyPaymentsRepository``, also used in-process).
 """
@@ -70,11 +71,11 @@ def _exit_after_handlers(code: int) -> None:
 
 
 def _exit_before_clear(code: int) -> None:
-    async def remove_published(*args: Any, **kwargs: Any) -> Any:
-        log.warning("fault.injected", fault="relay-exit-after-publish")
+    async def before_clear(published: set[str]) -> None:
+        log.warning("fault.injected", fault="relay-exit-after-publish", events=len(published))
         os._exit(code)
 
-    relay._remove_published = remove_published  # type: ignore[assignment]
+    relay.OutboxRelay.before_clear = before_clear
 
 
 def _payments_mid_batch(fault: str) -> None:
