@@ -128,6 +128,26 @@ def test_the_font_is_embedded(sjablonen: Sjablonen) -> None:
     assert basisnamen and all(n.split("+")[-1].startswith("DejaVuSans") for n in basisnamen)
 
 
+def test_the_font_parsed_once_per_process_gives_the_pdf_fpdf2_writes_on_its_own(sjablonen: Sjablonen) -> None:
+    """The font is parsed once per process and its subsets are cached per set of glyphs (letter.py, _Schrift);
+    each letter must still be byte for byte what fpdf2 writes when it loads the font itself: the first letter
+    of a set of glyphs (subset made), the same letter again (subset from the cache), and letters in between
+    with other glyphs, so that a copy of the parsed font does not carry one letter's glyphs into the next; and
+    glyphs outside the Latin part that new subsets are cut from (Greek, Cyrillic, a check mark)."""
+    namen = ["toekenning_unicode", "toekenning_2023", "afwijzing_behandelaar", "toekenning_unicode"]
+    for naam in namen:
+        brief = _brief(naam)
+        data = render_pdf(brief, sjablonen)
+        assert data == render_pdf(brief, sjablonen, voorbereid=False), naam
+    text = pdf_text(data)
+    assert all(n in text for n in NAMEN)
+    brief = _brief("toekenning_2023")
+    tekst = sjablonen.beschikking_tekst(brief) + "\nBesproken met Σωκράτης Παπαδόπουλος en Дмитрий Иванов ✓.\n"
+    data = render_pdf(brief, sjablonen, tekst=tekst)
+    assert data == render_pdf(brief, sjablonen, tekst=tekst, voorbereid=False)
+    assert "Σωκράτης Παπαδόπουλος en Дмитрий Иванов" in " ".join(pdf_text(data).split())
+
+
 def test_a_missing_font_is_named_at_start_up(tmp_path: Path) -> None:
     with pytest.raises(LettertypeOntbreekt, match="fonts-dejavu-core"):
         Lettertype(tmp_path / "weg.ttf").laad()
