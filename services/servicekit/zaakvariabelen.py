@@ -45,10 +45,12 @@ _GEMEENTE = _GGZ | frozenset({
 })
 
 #: UWV decides an ips-cmd-2019 case (the engine lets it see only those: ``besluitvormer`` "uwv") and sees what
-#: that decision needs: the application's facts, the deadlines, the consent, the reservation and its own decision.
+#: its decisions need: the application's facts, the deadlines, the consent, the reservation and its own decision;
+#: it also decides the extension (grants' check and its grounds) and the vaststelling (the stopbericht it got).
 _UWV_BESLISSER = _GGZ | frozenset({
     "toetsing", "reservering", "vergoeding", "afwijzingsgronden", "besluit", "motivering", "nieuweBeslisdatum",
     "ondertekenaar", "instemming", "instemmingKenmerk", "instemmingDatum",
+    "verlengingstoets", "verlengingsgronden", "stopmelding",
 })
 
 ZICHTBAAR: Mapping[str, Mapping[str, frozenset[str]]] = {

@@ -67,3 +67,69 @@ def test_uwv_task_has_the_overdue_timer_and_the_withdrawal(parsed):  # noqa: F81
     assert case.task().element_id == "UserTask_beoordelen_uwv"  # non-interrupting
     case.message("ips.aanvraag.ingetrokken.v1", {"aanvraagId": "a-1"})
     assert case.types()[-1] == "ips.budget.vrijgeven.v1" and rt.is_completed(case.wf)
+
+
+# Fresh lists for every case: the engine merges a recorded signer into the one before it (SpiffWorkflow's deep
+# merge), so a module-level signer shared between cases would carry another case's mandates.
+UWV_TRAJECT = {**UWV_SIGNER, "mandaten": ("toekenning", "afwijzing", "verlenging", "vaststelling")}
+
+
+def _signer(signer: dict) -> dict:
+    return {**signer, "mandaten": list(signer["mandaten"])}
+
+
+def _granted_by_uwv(parsed: rt.ParsedDefinition, **replies) -> Case:  # noqa: F811
+    case = Case(parsed, standard_replies(**{"ips.aanvraag.toetsen.v1": lambda p: toetsing(
+        regeling="ips-cmd-2019", besluitvormer="uwv"), **replies}), {**AANVRAAG, "trajectType": "CMD"})
+    case.complete_task(CONSENT, {**GEMEENTE_SIGNER, "mandaten": []})
+    case.complete_task({"besluit": "toekennen", "motivering": "Voldoet."}, _signer(UWV_TRAJECT))
+    assert rt.active_element_ids(case.wf) == ["ReceiveTask_traject"]
+    return case
+
+
+def test_uwv_decides_the_extension_and_the_vaststelling_of_a_cmd_2019_case(parsed):  # noqa: F811
+    # issue 13: under the regulation UWV decides the extension and the vaststelling too, not the gemeente
+    toets = {"toegestaan": True, "weigeringsgronden": [], "nieuweEinddatum": "2029-03-31"}
+    case = _granted_by_uwv(parsed, **{"ips.traject.verlenging_toetsen.v1": lambda p: toets})
+    case.message("ips.traject.verlenging_gevraagd.v1", {"aanvraagId": "a-1", "maanden": 12})
+    extension = case.task()
+    assert extension.element_id == "UserTask_verlenging_uwv" and extension.lane == "UWV-behandelaar"
+    assert rt.required_mandate(extension.mandate, {"besluit": "toekennen"}) == "verlenging"
+    case.complete_task({"besluit": "toekennen", "motivering": "Plaatsing in zicht."}, _signer(UWV_TRAJECT))
+    letter = case.last("ips.beschikking.opstellen.v1").params
+    assert letter["soort"] == "verlenging" and letter["ondertekenaar"] == _signer(UWV_TRAJECT)
+    assert case.variables["einddatum"] == "2029-03-31" and case.variables["verlengingen"] == 1
+
+    case.message("ips.traject.stopbericht.v1", {"aanvraagId": "a-1", "einddatum": "2026-09-30"})
+    case.message("ips.traject.eindverslag_ingediend.v1", {"aanvraagId": "a-1", "documentId": "d-9"})
+    settlement = case.task()
+    assert settlement.element_id == "UserTask_vaststelling_uwv" and settlement.lane == "UWV-behandelaar"
+    assert rt.required_mandate(settlement.mandate, {"besluit": "vaststellen"}) == "vaststelling"
+    case.complete_task({"besluit": "vaststellen", "motivering": "Traject beëindigd."}, _signer(UWV_TRAJECT))
+    letter = case.last("ips.beschikking.opstellen.v1").params
+    assert letter["soort"] == "vaststelling" and letter["ondertekenaar"] == _signer(UWV_TRAJECT)
+    assert case.last("ips.aanvraag.besluit_registreren.v1").params["status"] == "vastgesteld"
+    assert rt.is_completed(case.wf)
+
+
+def test_uwv_refuses_a_cmd_2019_extension_in_its_own_lane(parsed):  # noqa: F811
+    toets = {"toegestaan": True, "weigeringsgronden": [], "nieuweEinddatum": "2029-03-31"}
+    case = _granted_by_uwv(parsed, **{"ips.traject.verlenging_toetsen.v1": lambda p: toets})
+    case.message("ips.traject.verlenging_gevraagd.v1", {"aanvraagId": "a-1", "maanden": 12})
+    assert case.task().lane == "UWV-behandelaar"
+    case.complete_task({"besluit": "afwijzen", "motivering": "Geen voortgang."}, _signer(UWV_TRAJECT))
+    refusal = case.last("ips.beschikking.opstellen.v1").params
+    assert refusal["soort"] == "afwijzing_verlenging" and refusal["gronden"][0]["tekst"] == "Geen voortgang."
+    assert rt.active_element_ids(case.wf) == ["ReceiveTask_traject"]
+
+
+def test_a_2023_case_keeps_extension_and_vaststelling_with_the_gemeente(parsed):  # noqa: F811
+    toets = {"toegestaan": True, "weigeringsgronden": [], "nieuweEinddatum": "2029-03-31"}
+    case = Case(parsed, standard_replies(**{"ips.traject.verlenging_toetsen.v1": lambda p: toets}))
+    case.complete_task({"besluit": "toekennen", "motivering": "Akkoord."})
+    case.message("ips.traject.verlenging_gevraagd.v1", {"aanvraagId": "a-1", "maanden": 12})
+    assert (case.task().element_id, case.task().lane) == ("UserTask_verlenging", "Behandelaar")
+    case.complete_task({"besluit": "toekennen", "motivering": "Akkoord."})
+    case.message("ips.traject.stopbericht.v1", {"aanvraagId": "a-1", "einddatum": "2026-09-30"})
+    case.message("ips.traject.eindverslag_ingediend.v1", {"aanvraagId": "a-1", "documentId": "d-9"})
+    assert (case.task().element_id, case.task().lane) == ("UserTask_vaststelling", "Behandelaar")

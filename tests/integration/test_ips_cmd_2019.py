@@ -6,9 +6,11 @@ database (bpmn/ips_traject.bpmn)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
-from tests.support.ips import MANDATES, ROERMOND, IpsSystem, application, official, start_ips
+from tests.support.ips import MANDATES, PDF, ROERMOND, IpsSystem, application, ggz, official, start_ips
 from tests.support.tokens import bearer
 
 IN_2019 = {"aanvraagdatum": "2019-06-03", "gewensteStartdatum": "2019-07-01",
@@ -97,3 +99,63 @@ async def test_a_2023_case_stays_with_the_gemeente_and_uwv_does_not_see_it(ips: 
     uwv = uwv_official()
     assert (await ips.client.get(f"{ips.engine}/api/v1/zaken/{case_id}", headers=uwv)).status_code == 403
     assert (await ips.decide(task["id"], uwv, besluit="toekennen", motivering="x")).status_code == 403
+
+
+TRAJECT = (*MANDATES, "verlenging", "vaststelling")
+
+
+async def test_uwv_decides_the_extension_and_the_vaststelling_and_the_gemeente_gets_403(ips: IpsSystem):
+    """Issue 13: under ips-cmd-2019 UWV decides the extension and the vaststelling too, not the gemeente."""
+    await ips.set_clock(datetime(2019, 6, 3, 9, tzinfo=UTC))  # the trajectory (2019-07-01, 24 months) runs "now"
+    case_id = await ips.submit(application(**IN_2019))
+    await _consent(ips, case_id)
+    uwv, gemeente = uwv_official(TRAJECT), official(ROERMOND, TRAJECT)
+    task = await ips.wait_task(case_id, uwv)
+    assert (await ips.decide(task["id"], uwv, besluit="toekennen", motivering="Akkoord.")).status_code == 200
+    await ips.wait_case(case_id, lambda c: c["actieveElementen"] == ["ReceiveTask_traject"], "a running trajectory")
+
+    asked = await ips.client.post(f"{ips.intake}/api/v1/aanvragen/{case_id}/verlengingsverzoeken",
+                                  json={"maanden": 12}, headers=ggz())
+    assert asked.status_code == 202, asked.text
+    task = await ips.wait_task(case_id, uwv)
+    assert task["elementId"] == "UserTask_verlenging_uwv" and task["lane"] == "UWV-behandelaar"
+    # the gemeente's official, with every mandate, neither sees nor decides it
+    assert case_id not in [t["zaakId"] for t in await ips.tasks(gemeente)]
+    refused = await ips.decide(task["id"], gemeente, besluit="toekennen", motivering="Akkoord.")
+    assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+    limited = await ips.decide(task["id"], uwv_official(MANDATES), besluit="toekennen", motivering="x")
+    assert limited.status_code == 403 and "verlenging" in limited.json()["detail"]
+    done = await ips.decide(task["id"], uwv, besluit="toekennen", motivering="Plaatsing in zicht.")
+    assert done.status_code == 200, done.text
+    extension = await ips.wait_letter(case_id, "verlenging")
+    letter = await ips.letter_text(extension["beschikkingId"])
+    assert "30 juni 2022" in letter and "P. Bakker, UWV" in letter
+    assert "Uitvoeringsinstituut werknemersverzekeringen" in letter
+    case = await ips.wait_case(case_id, lambda c: c["variabelen"].get("einddatum") == "2022-06-30"
+                               and c["actieveElementen"] == ["ReceiveTask_traject"], "the new end date")
+    assert case["variabelen"]["ondertekenaar"]["subject"] == "uwv-beoordelaar-1"
+    # UWV reads what it decided the extension on
+    seen = await ips.client.get(f"{ips.engine}/api/v1/zaken/{case_id}", headers=uwv)
+    assert seen.status_code == 200 and seen.json()["variabelen"]["verlengingstoets"]["toegestaan"] is True
+
+    stop = await ips.client.post(f"{ips.intake}/api/v1/aanvragen/{case_id}/stopberichten", headers=ggz(),
+                                 json={"einddatum": "2019-12-31"})
+    assert stop.status_code == 202, stop.text
+    await ips.wait_case(case_id, lambda c: c["actieveElementen"] == ["ReceiveTask_eindverslag"], "the report wait")
+    report = await ips.client.post(f"{ips.intake}/api/v1/aanvragen/{case_id}/eindverslag",
+                                   params={"bestandsnaam": "eindverslag.pdf"}, content=PDF,
+                                   headers={**ggz(), "content-type": "application/pdf"})
+    assert report.status_code == 201, report.text
+    task = await ips.wait_task(case_id, uwv)
+    assert task["elementId"] == "UserTask_vaststelling_uwv" and task["lane"] == "UWV-behandelaar"
+    assert case_id not in [t["zaakId"] for t in await ips.tasks(gemeente)]
+    refused = await ips.decide(task["id"], gemeente, besluit="vaststellen", motivering="x")
+    assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+    done = await ips.decide(task["id"], uwv, besluit="vaststellen", motivering="Traject vroegtijdig beëindigd.")
+    assert done.status_code == 200, done.text
+    case = await ips.wait_case(case_id, lambda c: c["status"] == "completed", "the settlement", timeout=120)
+    # 6 of 24 months (2019-07-01 .. 2019-12-31) of EUR 8,000, pro rata
+    assert case["variabelen"]["vaststelling"]["vastgesteldCents"] == 200000
+    vastgesteld = await ips.wait_status(case_id, "vastgesteld")
+    letter = await ips.letter_text(vastgesteld["besluit"]["beschikkingId"])
+    assert "P. Bakker, UWV" in letter and "€ 2.000,00" in letter
