@@ -39,16 +39,42 @@ DEMO_APPLICATIONS: list[tuple[str, dict[str, object]]] = [
 ]
 
 
-def _wait_ready(port: int, timeout: float = 60.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
+def _answers_ready(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait_all_ready(processes: list[subprocess.Popen[bytes]], log_dir: Path, timeout: float) -> bool:
+    """Waits until every service answers /ready, saying every 15 s which ones it still waits for. On a busy
+    machine six Python processes importing at once take a while (a minute and more at a load average of 20);
+    a service whose process ends is reported at once with the end of its log."""
+    started = time.monotonic()
+    waiting = dict(zip(SERVICES, processes, strict=True))
+    next_report = started + 15
+    while waiting:
+        for (package, port), process in list(waiting.items()):
+            if process.poll() is not None:
+                tail = (log_dir / f"{package}.log").read_text(errors="replace").splitlines()[-5:]
+                print(f"[run] ERROR: {package} stopped at start-up (exit {process.returncode}); the end of its log:",
+                      *(f"[run]   {line[:300]}" for line in tail), sep="\n", flush=True)
+                return False
+            if _answers_ready(port):
+                del waiting[(package, port)]
+        now = time.monotonic()
+        if waiting and now - started > timeout:
+            names = ", ".join(package for package, _ in waiting)
+            print(f"[run] ERROR: not ready after {timeout:.0f} s: {names}; see their logs in {log_dir} (a slower"
+                  " machine may need IPSFLOW_RUN_READY_SECONDS)", flush=True)
+            return False
+        if waiting and now >= next_report:
+            print(f"[run] waiting for {', '.join(package for package, _ in waiting)} ({now - started:.0f} s)",
+                  flush=True)
+            next_report = now + 15
         time.sleep(0.5)
-    return False
+    print(f"[run] all services ready after {time.monotonic() - started:.0f} s", flush=True)
+    return True
 
 
 def load_demo_data() -> int:
@@ -112,10 +138,8 @@ def run_system(root: Path, demo: bool = True) -> int:
             processes.append(subprocess.Popen([sys.executable, "-m", package], env=env,  # noqa: S603
                                               stdout=log_file, stderr=subprocess.STDOUT))
             print(f"[run] {package} started (log: {log_dir / f'{package}.log'})", flush=True)
-        for package, port in SERVICES:
-            if not _wait_ready(port):
-                print(f"[run] ERROR: {package} did not become ready on port {port}; see its log", flush=True)
-                return 1
+        if not _wait_all_ready(processes, log_dir, float(os.environ.get("IPSFLOW_RUN_READY_SECONDS", "300"))):
+            return 1
         if demo:
             print(f"[run] demo data: {load_demo_data()} aanvragen ingediend", flush=True)
         print("[run] ipsflow runs:", flush=True)
