@@ -1,212 +1,55 @@
-"""The application (aanvraag) as intake knows it. Pure and synchronous: standard library and servicekit.kalender only.
+"""The aggregate: the application (aanvraag) as intake knows it, and the rules over its state.
 
-The aggregate changes state through its methods; methods called from the portal record domain events
-(``ips.aanvraag.*``), methods called for engine commands return the command's result instead (the reply is
-the event). Personal data the regulation does not need (nationality, address, gender, diagnosis) has no
-place here; the BSN never enters the aggregate in clear text (the edge encrypts it).
+Methods called from the portal record domain events (``ips.aanvraag.*``, ``ips.traject.*``); methods called for
+engine commands return the command's result instead (the reply is the event).
 """
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from servicekit.kalender import amsterdam_dag, plus_jaren, termijn_vanaf
-
-AANVRAAG_INGEDIEND = "ips.aanvraag.ingediend.v1"
-AANVRAAG_AANGEVULD = "ips.aanvraag.aangevuld.v1"
-AANVRAAG_INGETROKKEN = "ips.aanvraag.ingetrokken.v1"
-#: The application's place in the order of receipt (grants' allocator); for grants, not a message for the case.
-AANVRAAG_VOLGNUMMER_TOEGEKEND = "ips.aanvraag.volgnummer_toegekend.v1"
-TRAJECT_VERLENGING_GEVRAAGD = "ips.traject.verlenging_gevraagd.v1"
-TRAJECT_STOPBERICHT = "ips.traject.stopbericht.v1"
-TRAJECT_EINDVERSLAG_INGEDIEND = "ips.traject.eindverslag_ingediend.v1"
-
-INGEDIEND = "ingediend"
-IN_BEHANDELING = "in_behandeling"
-AANVULLING_GEVRAAGD = "aanvulling_gevraagd"
-AANGEVULD = "aangevuld"
-DOORGEZONDEN = "doorgezonden"
-TOEGEKEND = "toegekend"
-AFGEWEZEN = "afgewezen"
-NIET_BEHANDELD = "niet_behandeld"
-INGETROKKEN = "ingetrokken"
-VASTGESTELD = "vastgesteld"
-AANVRAAG_BESLUITEN = (TOEGEKEND, AFGEWEZEN, NIET_BEHANDELD)  # the decision on the application itself
-BESLUIT_STATUSSEN = (*AANVRAAG_BESLUITEN, VASTGESTELD)
-FINAL = (*BESLUIT_STATUSSEN, INGETROKKEN)
-
-# What the portal accepts as the candidate's benefit; only DOELGROEP_UITKERINGEN (Participatiewet, IOAW, IOAZ,
-# or none: a niet-uitkeringsgerechtigde) belong to the regulation's target group.
-DOELGROEP_UITKERINGEN = ("bijstand", "ioaw", "ioaz", "geen")
-UITKERINGEN = (*DOELGROEP_UITKERINGEN, "ww", "wia", "wajong", "anders")
-# The desired start date lies within [aanvraagdatum - 2 years, aanvraagdatum + 1 year].
-STARTDATUM_JAREN_VOOR = 2
-STARTDATUM_JAREN_NA = 1
-SOORT_AANVRAAGFORMULIER = "aanvraagformulier"
-UPLOAD_SOORTEN = (SOORT_AANVRAAGFORMULIER, "modelgetrouwheidscertificaat", "overig")
-SOORT_EINDVERSLAG = "beeindigingsverslag"
-VERLENGING_MAANDEN = range(1, 25)  # what the portal accepts; the regulation's maximum is decided by grants
-
-# Missing items of an incomplete application: code and the Dutch text the ggz sees in the repair request.
-ONTBREKEND = {
-    "ondertekening_kandidaat": "De aanvraag is niet ondertekend door de kandidaat.",
-    "ondertekening_ggz_instelling": "De aanvraag is niet ondertekend door de ggz-instelling.",
-    "modelgetrouwheidscertificaat": "De geldigheidsdatum van het modelgetrouwheidscertificaat ontbreekt.",
-    "aanvraagformulier": "Het ondertekende aanvraagformulier (pdf) is niet bijgevoegd.",
-}
-
-
-class DomainError(Exception):
-    """A rule of the aggregate refuses the change (the portal shows it as a conflict)."""
-
-
-class InvalidValue(ValueError):
-    """A value the aggregate refuses given its state (the portal shows it as invalid input on ``name``)."""
-
-    def __init__(self, name: str, code: str, reason: str) -> None:
-        super().__init__(f"{name}: {reason}")
-        self.name, self.code, self.reason = name, code, reason
-
-
-# --- municipalities -------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Gemeente:
-    code: str
-    naam: str
-    geldig_vanaf: date
-    geldig_tot: date | None  # exclusive: the day of the merger
-
-    def geldig_op(self, dag: date) -> bool:
-        return self.geldig_vanaf <= dag and (self.geldig_tot is None or dag < self.geldig_tot)
-
-
-class Gemeenteregister:
-    """The CBS municipality list with validity periods (data/gemeenten.csv)."""
-
-    def __init__(self, gemeenten: list[Gemeente]) -> None:
-        self._by_code: dict[str, list[Gemeente]] = {}
-        for g in gemeenten:
-            self._by_code.setdefault(g.code, []).append(g)
-
-    @classmethod
-    def from_csv(cls, text: str) -> Gemeenteregister:
-        rows = csv.DictReader(io.StringIO(text))
-        return cls([Gemeente(r["code"], r["name"], date.fromisoformat(r["valid_from"]),
-                             date.fromisoformat(r["valid_to"]) if r["valid_to"] else None) for r in rows])
-
-    def geldig_op(self, code: str, dag: date) -> bool:
-        return any(g.geldig_op(dag) for g in self._by_code.get(code, ()))
-
-    def naam(self, code: str) -> str | None:
-        found = self._by_code.get(code)
-        return found[-1].naam if found else None
-
-
-# --- dates (counted by the shared legal calendar, servicekit.kalender) ---------------------------------------
-
-
-def startdatum_bereik(aanvraagdatum: date) -> tuple[date, date]:
-    """The first and last acceptable desired start date for an application dated ``aanvraagdatum``."""
-    return plus_jaren(aanvraagdatum, -STARTDATUM_JAREN_VOOR), plus_jaren(aanvraagdatum, STARTDATUM_JAREN_NA)
-
-
-def startdatum_ongeldig(aanvraagdatum: date, gewenste_startdatum: date) -> InvalidValue | None:
-    """Why ``gewenste_startdatum`` is refused for an application dated ``aanvraagdatum``, or None."""
-    eerste, laatste = startdatum_bereik(aanvraagdatum)
-    if eerste <= gewenste_startdatum <= laatste:
-        return None
-    return InvalidValue("gewensteStartdatum", "buiten_bereik",
-                        f"niet eerder dan {STARTDATUM_JAREN_VOOR} jaar voor en niet later dan "
-                        f"{STARTDATUM_JAREN_NA} jaar na de aanvraagdatum")
-
-
-# --- the aggregate --------------------------------------------------------------------------------------
-
-@dataclass
-class DomainEvent:
-    type: str
-    data: dict[str, Any]
-
-
-@dataclass
-class Ondertekening:
-    kandidaat: bool = False
-    ggz_instelling: bool = False
-
-
-@dataclass
-class Modelgetrouwheid:
-    certificaatnummer: str | None = None
-    geldig_tot: date | None = None
-
-
-@dataclass
-class Doelgroep:
-    uitkering: str
-    wil_betaald_werk: bool
-    andere_reintegratie: bool
-
-
-@dataclass
-class DocumentInfo:
-    """Metadata of a document of the application; the content lives in the ``documenten`` collection."""
-
-    id: str
-    soort: str
-    bestandsnaam: str
-    content_type: str
-    grootte: int
-    sha256: str
-    ontvangen_op: datetime
-
-
-@dataclass
-class Herstel:
-    ontbrekend: list[Any]
-    uiterlijk: date
-    gevraagd_op: datetime
-
-
-@dataclass
-class Besluit:
-    soort: str | None
-    datum: str | None
-    bezwaartermijn_einde: str | None
-    bedrag_cents: int | None
-    # A letter registered before letters were kept once (by notifications) was stored here as a document.
-    document_id: str | None = None
-    beschikking_id: str | None = None  # the letter (text and PDF): notifications GET /api/v1/brieven/{id}
-    kenmerk: str | None = None
-    registratie_id: str | None = None  # fixed by the command that registered it: the same letter is listed once
-    gronden: list[dict[str, str]] = field(default_factory=list)  # grounds of a refusal: code and text
-
-    @property
-    def sleutel(self) -> str | None:
-        return self.registratie_id or self.document_id
-
-
-@dataclass
-class Verlengingsverzoek:
-    """A request of the ggz to extend the running trajectory; the gemeente decides (a beschikking)."""
-
-    id: str
-    maanden: int
-    gevraagd_op: datetime
-    toelichting: str | None = None
-
-
-@dataclass
-class Stopbericht:
-    """Stopbericht deel 1: the ggz reports the trajectory ended early, on ``einddatum``."""
-
-    einddatum: date
-    gemeld_op: datetime
+from intake.domain.begrippen import (
+    AANGEVULD,
+    AANVRAAG_AANGEVULD,
+    AANVRAAG_INGEDIEND,
+    AANVRAAG_INGETROKKEN,
+    AANVRAAG_VOLGNUMMER_TOEGEKEND,
+    AANVULLING_GEVRAAGD,
+    BESLUIT_STATUSSEN,
+    DOELGROEP_UITKERINGEN,
+    DOORGEZONDEN,
+    FINAL,
+    IN_BEHANDELING,
+    INGEDIEND,
+    INGETROKKEN,
+    ONTBREKEND,
+    SOORT_EINDVERSLAG,
+    TOEGEKEND,
+    TRAJECT_EINDVERSLAG_INGEDIEND,
+    TRAJECT_STOPBERICHT,
+    TRAJECT_VERLENGING_GEVRAAGD,
+    VASTGESTELD,
+    VERLENGING_MAANDEN,
+    DomainError,
+    InvalidValue,
+    startdatum_ongeldig,
+)
+from intake.domain.onderdelen import (
+    Besluit,
+    DocumentInfo,
+    Doelgroep,
+    DomainEvent,
+    Herstel,
+    Modelgetrouwheid,
+    Ondertekening,
+    Stopbericht,
+    Verlengingsverzoek,
+    besluit_uit,
+)
+from servicekit.kalender import amsterdam_dag, termijn_vanaf
 
 
 @dataclass
@@ -460,7 +303,7 @@ class Aanvraag:
             self.doorgezonden_van = van
             self.gemeente_code = naar_gemeente_code
         if mededeling is not None:
-            self._brief_vastleggen(_besluit(mededeling, registratie_id))
+            self._brief_vastleggen(besluit_uit(mededeling, registratie_id))
         if self.status not in FINAL:
             self.status = DOORGEZONDEN
         return {"gemeenteCode": self.gemeente_code, "doorgezondenVan": self.doorgezonden_van or van}
@@ -486,7 +329,7 @@ class Aanvraag:
         """
         if status is not None and status not in BESLUIT_STATUSSEN:
             raise DomainError(f"onbekende besluitstatus {status!r}")
-        letter = self._brief_vastleggen(_besluit(beschikking, registratie_id))
+        letter = self._brief_vastleggen(besluit_uit(beschikking, registratie_id))
         if status is None:
             return {}
         if status == TOEGEKEND and self.besluit is not None and self.status in (TOEGEKEND, VASTGESTELD):
@@ -497,23 +340,3 @@ class Aanvraag:
         if self.status != INGETROKKEN:
             self.status = status
         return {}
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _besluit(beschikking: dict[str, Any], registratie_id: str | None) -> Besluit:
-    """What intake keeps of a letter: what it decides and its beschikking id (never its text)."""
-    bedrag = beschikking.get("bedragCents")
-    return Besluit(
-        soort=_str_or_none(beschikking.get("soort")),
-        datum=_str_or_none(beschikking.get("datum")),
-        bezwaartermijn_einde=_str_or_none(beschikking.get("bezwaartermijnEinde")),
-        bedrag_cents=bedrag if isinstance(bedrag, int) and not isinstance(bedrag, bool) else None,
-        beschikking_id=_str_or_none(beschikking.get("beschikkingId")),
-        kenmerk=_str_or_none(beschikking.get("kenmerk")),
-        registratie_id=registratie_id,
-        gronden=[{"code": str(g.get("code", "")), "tekst": str(g.get("tekst", ""))}
-                 for g in beschikking.get("gronden") or [] if isinstance(g, dict)],
-    )
