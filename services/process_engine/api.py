@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -35,7 +36,7 @@ from process_engine.schemas import (
     TaskDetail,
     TaskView,
 )
-from process_engine.studio import studio_routes
+from process_engine.studio import Uitrolcontrole, geweigerd, studio_routes, van_parser
 from process_engine.toegang import belongs_to_caller, case_view, may_see, task_view, variable_problems
 from servicekit import zaakindex
 from servicekit.audit import Logboek, install_logboek, noteer, verwerking
@@ -112,6 +113,7 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
     index = zaakindex.ZaakIndex()
     pe.zaakindex = index  # type: ignore[attr-defined]
     pe.engine.on_write = index.bij
+    controle = Uitrolcontrole(pe.settings.catalogue_file, LANE_ORGANISATIONS)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -121,7 +123,10 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
             async with in_background(pe.engine.instances.views.repair_in_background(), "read-model-repair"):
                 await pe.engine.load_index()
                 files = definition_files(pe.settings.bpmn_dir)
-                if files:
+                problemen = await asyncio.to_thread(controle.problemen, files) if files else []
+                if problemen:  # the same checks as every deploy; the engine runs on what it had
+                    log.error("definition.refused", problems=[f"{p.element}: {p.melding}" for p in problemen][:10])
+                elif files:
                     try:
                         gebruikt = await dmn_testbank.poort(pe.engine.definitions, files,
                                                             dmn_testbank.uit_map(pe.settings.bpmn_dir, files))
@@ -141,15 +146,15 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
     install_logboek(app, Logboek(pe.runtime.db, pe.settings.service_name))
     add_health(app, pe.runtime.ready_checks)
     _add_error_handlers(app)
-    studio_routes(app, pe.settings.catalogue_file, LANE_ORGANISATIONS)  # before /procesdefinities/{hash}
+    studio_routes(app, controle)  # before /procesdefinities/{hash}
     dmn_testbank.dmn_testbank_routes(app)
     migratie_routes(app)
-    _routes(app, pe)
+    _routes(app, pe, controle)
     _clock_routes(app, pe)
     return app
 
 
-def _routes(app: FastAPI, pe: ProcessEngine) -> None:
+def _routes(app: FastAPI, pe: ProcessEngine, controle: Uitrolcontrole) -> None:
     @app.post(f"{API_PREFIX}/procesdefinities", status_code=201, tags=["procesdefinities"],
               response_model=DefinitionView, responses={200: {"model": DefinitionView,
                                                                "description": "Deze definitie was al uitgerold"}})
@@ -161,6 +166,10 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
             return problem(400, "Ongeldige invoer", "Alleen .bpmn- en .dmn-bestanden.",
                            invalid_params=[{"name": f"bestanden.{n}", "code": "extension", "reason": "geen .bpmn/.dmn"}
                                            for n in bad])
+        # the studio's checks (parser, sandbox, catalogue, lanes' roles) for every deploy: the CLI's too
+        problemen = await asyncio.to_thread(controle.problemen, files)
+        if problemen:
+            return geweigerd(problemen)
         try:
             gebruikt = await dmn_testbank.poort(engine.definitions, files, body.testgevallen)
             doc, created = await engine.deploy(files, deployed_by=principal.subject, comment=body.toelichting)
@@ -171,12 +180,7 @@ def _routes(app: FastAPI, pe: ProcessEngine) -> None:
                            invalid_params=[{"name": p.element_id or "", "file": p.file or "", "code": "dmn_test",
                                             "reason": p.message} for p in exc.problems])
         except rt.DefinitionError as exc:
-            return problem(400, "Procesdefinitie geweigerd", "De definitie is niet uitgerold; zie invalidParams.",
-                           type_="https://ipsflow.nl/problems/procesdefinitie-ongeldig",
-                           invalid_params=[{"name": p.element_id or p.file or "definitie", "file": p.file or "",
-                                            # kind (e.g. scriptTask/script, inputEntry) only for refused code
-                                            "code": "script" if p.kind else "bpmn", "kind": p.kind or "",
-                                            "reason": p.message} for p in exc.problems])
+            return geweigerd(van_parser(exc))
         return JSONResponse(jsonable_encoder(_definition_view(doc)), status_code=201 if created else 200)
 
     @app.get(f"{API_PREFIX}/procesdefinities", tags=["procesdefinities"], response_model=list[DefinitionView])

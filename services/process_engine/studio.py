@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from lxml import etree
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from process_engine import runtime as rt
+from process_engine.bootstrap import load_catalogue
 from process_engine.engine import Engine
 from servicekit.audit import noteer, verwerking
 from servicekit.auth import PROCESBEHEERDER, PrincipalDep, require_admin_role
@@ -172,16 +174,17 @@ def _xml(data: bytes) -> Any:
     return etree.fromstring(data, parser=etree.XMLParser(resolve_entities=False, no_network=True))
 
 
-def _ontwerpregels(root: Any, bestand: str, commandos: set[str], rollen: set[str]) -> Iterator[Probleem]:
+def _ontwerpregels(root: Any, bestand: str, commandos: set[str] | None, rollen: set[str]) -> Iterator[Probleem]:
     """Our own rules (the studio's bpmnlint rules say the same in the browser): a service task names a catalogued
-    command; a user task lies in a lane that names a role."""
+    command (``commandos`` None: no catalogue configured, any command); a user task lies in a lane that names a
+    role."""
     for taak in root.iter(f"{{{BPMN}}}serviceTask"):
         operator = taak.find(f"{{{BPMN}}}extensionElements/{{{SPIFF}}}serviceTaskOperator")
         naam = operator.get("id") if operator is not None else None
         if not naam:
             yield Probleem(taak.get("id"), bestand, "catalogus", "Deze servicetaak noemt geen opdracht uit de "
                                                                  "berichtencatalogus.")
-        elif naam not in commandos:
+        elif commandos is not None and naam not in commandos:
             yield Probleem(taak.get("id"), bestand, "catalogus",
                            f"De opdracht '{naam}' staat niet in de berichtencatalogus (bpmn/README.md).")
     lanes = {ref.text.strip(): lane.get("name") or "" for lane in root.iter(f"{{{BPMN}}}lane")
@@ -196,10 +199,10 @@ def _ontwerpregels(root: Any, bestand: str, commandos: set[str], rollen: set[str
                            f"De lane '{lane}' noemt geen bekende rol ({', '.join(sorted(rollen))}).")
 
 
-def controleer(bestanden: Mapping[str, bytes], berichten: set[str] | None, commandos: set[str],
+def controleer(bestanden: Mapping[str, bytes], berichten: set[str] | None, commandos: set[str] | None,
                rollen: set[str]) -> list[Probleem]:
-    """Every problem that stops a deploy from the studio: the engine's own deploy check (SpiffWorkflow's parser,
-    the script sandbox, the message catalogue, form schemas) and our rules. Nothing is stored."""
+    """Every problem that stops a deploy: the engine's own deploy check (SpiffWorkflow's parser, the script
+    sandbox, the message catalogue, form schemas) and our rules. Nothing is stored."""
     problemen: list[Probleem] = []
     for naam, data in sorted(bestanden.items()):
         if not naam.endswith(".bpmn"):
@@ -212,9 +215,39 @@ def controleer(bestanden: Mapping[str, bytes], berichten: set[str] | None, comma
     try:
         rt.parse_definition(bestanden, berichten)
     except rt.DefinitionError as exc:
-        problemen.extend(Probleem(p.element_id, p.file, "sandbox" if p.kind else "bpmn", p.message, p.kind or "")
-                         for p in exc.problems)
+        problemen.extend(van_parser(exc))
     return problemen
+
+
+def van_parser(exc: rt.DefinitionError) -> list[Probleem]:
+    return [Probleem(p.element_id, p.file, "sandbox" if p.kind else "bpmn", p.message, p.kind or "")
+            for p in exc.problems]
+
+
+def geweigerd(problemen: list[Probleem]) -> JSONResponse:
+    """A refused deploy as problem+json: per problem the element (else the file), the file, the rule (``code``:
+    bpmn, script for what the sandbox refuses, catalogus, rol) and the message."""
+    return problem(400, "Procesdefinitie geweigerd", "De definitie is niet uitgerold; zie invalidParams.",
+                   type_="https://ipsflow.nl/problems/procesdefinitie-ongeldig",
+                   invalid_params=[{"name": p.element or p.bestand or "definitie", "file": p.bestand or "",
+                                    # kind (e.g. scriptTask/script, inputEntry) only for refused code
+                                    "code": "script" if p.regel == "sandbox" else p.regel, "kind": p.soort,
+                                    "reason": p.melding} for p in problemen])
+
+
+class Uitrolcontrole:
+    """The checks before every deploy, whichever way it comes (the studio, the API and so ``ipsflow bpmn deploy``,
+    the start-up deploy of ``bpmn/``): one catalogue file (empty: no catalogue, as the engine's own check) and the
+    roles a lane can name."""
+
+    def __init__(self, catalogue_file: str, lane_roles: Mapping[str, str]) -> None:
+        self.gegevens = catalogus(catalogue_file)
+        self.berichten = load_catalogue(catalogue_file)
+        self.commandos = {c["type"] for c in self.gegevens["commandos"]} if self.berichten is not None else None
+        self.rollen = dict(lane_roles)
+
+    def problemen(self, bestanden: Mapping[str, bytes]) -> list[Probleem]:
+        return controleer(bestanden, self.berichten, self.commandos, set(self.rollen))
 
 
 # --------------------------------------------------------------------------- comparison
@@ -350,11 +383,9 @@ def _bestanden(body: Ontwerp) -> dict[str, bytes] | None:
     return files if all(n.endswith((".bpmn", ".dmn")) for n in files) else None
 
 
-def studio_routes(app: FastAPI, catalogue_file: str, lane_roles: Mapping[str, str]) -> None:
-    """Registered by api.create (before /procesdefinities/{hash}); only a procesbeheerder asks these.
-    ``lane_roles``: the roles a lane can name and the organisation type of each."""
-    gegevens = catalogus(catalogue_file)
-    commandos = {c["type"] for c in gegevens["commandos"]}
+def studio_routes(app: FastAPI, controle: Uitrolcontrole) -> None:
+    """Registered by api.create (before /procesdefinities/{hash}); only a procesbeheerder asks these. ``controle``
+    is the deploy's own check (its roles: those a lane can name, with the organisation type of each)."""
 
     def engine_of(request: Request) -> Engine:
         return request.app.state.pe.engine  # type: ignore[no-any-return]
@@ -363,7 +394,7 @@ def studio_routes(app: FastAPI, catalogue_file: str, lane_roles: Mapping[str, st
     async def catalogue(principal: PrincipalDep) -> dict[str, Any]:
         """The message catalogue (bpmn/README.md) as data, and the roles a lane can name."""
         require_admin_role(principal, PROCESBEHEERDER, "de studio gebruiken")
-        return {**gegevens, "rollen": dict(sorted(lane_roles.items()))}
+        return {**controle.gegevens, "rollen": dict(sorted(controle.rollen.items()))}
 
     @app.post(f"{API_PREFIX}/studio/controle", tags=["studio"], response_model=ControleAntwoord)
     async def check(body: Ontwerp, request: Request, principal: PrincipalDep):  # type: ignore[no-untyped-def]
@@ -372,8 +403,7 @@ def studio_routes(app: FastAPI, catalogue_file: str, lane_roles: Mapping[str, st
         files = _bestanden(body)
         if files is None:
             return problem(400, "Ongeldige invoer", "Alleen .bpmn- en .dmn-bestanden.")
-        engine = engine_of(request)
-        found = await asyncio.to_thread(controleer, files, engine.catalogue, commandos, set(lane_roles))
+        found = await asyncio.to_thread(controle.problemen, files)
         return {"problemen": [p.view() for p in found]}
 
     @app.post(f"{API_PREFIX}/studio/vergelijking", tags=["studio"], response_model=VergelijkingAntwoord,

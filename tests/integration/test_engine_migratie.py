@@ -19,7 +19,7 @@ from tests.support.tokens import ADMIN, FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, 
 BPMN_DIR = Path(__file__).resolve().parents[1] / "bpmn" / "migratie"  # not in tests/bpmn: one process id twice
 ROUTES = {**{f"mig-{i}": "a" if i < 6 else "b" for i in range(10)},  # 6 can move, 4 wait in Wacht_b
           "mig-taak": "c"}  # waits in a user task: its work-list entry must follow the moves
-#: The user task has no lane: the gemeente the case names works on it.
+#: The user task lies in the lane behandelaar: a behandelaar of the gemeente the case names works on it.
 BEHANDELAAR = bearer("behandelaar", "gemeente", "0957", "behandelaar")
 
 
