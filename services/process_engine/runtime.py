@@ -488,7 +488,12 @@ def complete_user_task(workflow: BpmnWorkflow, task_id: str, data: dict[str, Any
     problems.extend(free_text_problems(data))
     if problems:
         raise FormValidationError(task.task_spec.bpmn_id, problems)
-    task.task_spec.add_data_from_form(task, {**data, **(recorded or {})})
+    submitted = {**data, **(recorded or {})}
+    # SpiffWorkflow deep-merges form data into what the task inherited: a list such as the signer's
+    # ``mandaten`` would become a mix of the previous signer's and this one's. What is submitted replaces.
+    for name in submitted:
+        task.data.pop(name, None)
+    task.task_spec.add_data_from_form(task, submitted)
     try:
         task.run()
     except WorkflowException as exc:
