@@ -133,3 +133,16 @@ def test_a_2023_case_keeps_extension_and_vaststelling_with_the_gemeente(parsed):
     case.message("ips.traject.stopbericht.v1", {"aanvraagId": "a-1", "einddatum": "2026-09-30"})
     case.message("ips.traject.eindverslag_ingediend.v1", {"aanvraagId": "a-1", "documentId": "d-9"})
     assert (case.task().element_id, case.task().lane) == ("UserTask_vaststelling", "Behandelaar")
+
+
+def test_the_recorded_signer_is_the_one_who_decided_not_a_mix_with_the_one_before(parsed):  # noqa: F811
+    # The engine once let SpiffWorkflow deep-merge a signer into the previous one: the list of mandates of a
+    # UWV official who may only settle came out as the previous signer's ["toekenning"], and grants would
+    # check (and the beschikking record) the wrong sub-mandate.
+    case = _granted_by_uwv(parsed)
+    case.message("ips.traject.stopbericht.v1", {"aanvraagId": "a-1", "einddatum": "2026-09-30"})
+    case.message("ips.traject.eindverslag_ingediend.v1", {"aanvraagId": "a-1", "documentId": "d-9"})
+    settler = {"subject": "uwv-2", "naam": "R. Smit, UWV", "mandaten": ["vaststelling"]}
+    case.complete_task({"besluit": "vaststellen", "motivering": "Traject beëindigd."}, dict(settler))
+    assert case.last("ips.beschikking.opstellen.v1").params["ondertekenaar"] == settler
+    assert case.variables["ondertekenaar"] == settler
