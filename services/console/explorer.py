@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,8 +19,8 @@ from servicekit import zaakindex
 from servicekit.zaakindex import MISSING, Criteria
 from servicekit.zaakindex import zoek as zoek
 
-OPERATOREN = {"gelijk": "is gelijk aan", "bevat": "bevat", "bestaat": "bestaat"}
-_NAAM = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,4}")
+#: The engine's operators (servicekit.zaakindex, which also checks them) with the form's words for them.
+OPERATOREN = dict(zip(zaakindex.OPERATOREN, ("is gelijk aan", "bevat", "bestaat"), strict=True))
 MAX_VOORWAARDEN = 3
 MAX_LENGTE = 200
 
@@ -76,7 +75,7 @@ class Filters:
                 continue
             op = ops[i] if i < len(ops) else "gelijk"
             waarde = (waarden[i] if i < len(waarden) else "")[:MAX_LENGTE]
-            if not _NAAM.fullmatch(naam) or op not in OPERATOREN:
+            if not zaakindex.NAAM.fullmatch(naam) or op not in OPERATOREN:
                 f.fouten.append("Een voorwaarde heeft een variabelenaam (bijv. aanvraag.trajectType) en een "
                                 "operator (gelijk, bevat, bestaat).")
                 continue
