@@ -30,7 +30,8 @@ from process_engine.runtime import content_hash
 from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import new_event
 from tests.browser.test_bpmn_js import chromium_path
-from tests.browser.test_console import AXE, _axe, _watch
+from tests.browser.test_console import AXE, _axe
+from tests.support.studio import aanmelden, pagina, versies, watermerk_vrij
 from tests.support.tokens import ADMIN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,18 +80,6 @@ def stack(service: Any, settings_for: Any) -> tuple[Any, Any, Any]:
     return engine, console, settings_for("test-driver")
 
 
-def _uncovered(page: Page, container: str) -> bool:
-    """The bpmn.io watermark of this diagram: visible, and the topmost element at its centre."""
-    return bool(page.evaluate("""sel => {
-        const w = document.querySelector(sel + ' .bjs-powered-by');
-        if (!w) { return false; }
-        w.scrollIntoView({block: 'center'});
-        const r = w.getBoundingClientRect();
-        const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
-        return r.width > 0 && r.height > 0 && (top === w || w.contains(top));
-    }""", container))
-
-
 def _problems(page: Page) -> list[str]:
     return [t.strip() for t in page.locator("#problemen li").all_inner_texts()]
 
@@ -99,19 +88,10 @@ def test_process_owner_models_checks_compares_and_deploys(browser: Browser, stac
     engine, console, driver_settings = stack
     base = console.url
     old_case = submit(driver_settings, engine.url, "zaak-studio-oud", "ServiceTask_toetsen")
-    context = browser.new_context(viewport={"width": 1500, "height": 1000}, locale="nl-NL")
-    page = context.new_page()
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base) else route.abort())
-    problems = _watch(page)
-    shots = tmp_path / "studio-screenshots"
-    shots.mkdir()
-    print(f"\nscreenshots: {shots}")
+    context, page, problems, shots = pagina(browser, base, tmp_path / "studio-screenshots", 1500, 1000)
     accessibility: dict[str, list[dict[str, Any]]] = {}
 
-    page.goto(f"{base}/aanmelden")
-    page.get_by_label("Procesbeheerder").check()
-    page.get_by_role("button", name="Aanmelden").click()
-    page.wait_for_url(f"{base}/")
+    aanmelden(page, base)
     page.get_by_role("link", name="Studio").click()
     accessibility["studio-overzicht"] = _axe(page, base)
     page.get_by_role("link", name="ips_traject").click()
@@ -119,7 +99,7 @@ def test_process_owner_models_checks_compares_and_deploys(browser: Browser, stac
     assert page.get_attribute("#modeler", "data-geladen") == "ja", page.inner_text("#studio-status")
     assert page.locator("#modeler .djs-palette").is_visible()
     assert _problems(page) == [], "the deployed diagram passes the lint rules"
-    assert _uncovered(page, "#modeler"), "the modeler's bpmn.io watermark is covered"
+    watermerk_vrij(page, "#modeler")
     accessibility["studio"] = _axe(page, base)
     page.screenshot(path=shots / "1-studio.png", full_page=True)
 
@@ -178,7 +158,7 @@ def test_process_owner_models_checks_compares_and_deploys(browser: Browser, stac
     rijen = page.locator("#betrokken-zaken tr").all_inner_texts()
     assert len(rijen) == 1 and "zaak-studio-oud" in rijen[0] and "ServiceTask_toetsen" in rijen[0], rijen
     for diagram in ("#modeler", "#diagram-oud", "#diagram-nieuw"):
-        assert _uncovered(page, diagram), f"the bpmn.io watermark of {diagram} is covered"
+        watermerk_vrij(page, diagram)
     accessibility["vergelijking"] = _axe(page, base)
     page.locator("#vergelijking").screenshot(path=shots / "4-vergelijking.png")
 
@@ -190,7 +170,7 @@ def test_process_owner_models_checks_compares_and_deploys(browser: Browser, stac
     page.wait_for_selector("#modeler[data-geladen='ja']")
     eerste = page.locator("table.versies tbody tr").first.inner_text()
     assert "v2" in eerste and "dev-procesbeheerder" in eerste and "studio-test" in eerste, eerste
-    definities = httpx.get(f"{engine.url}/api/v1/procesdefinities", headers=ADMIN, timeout=10).json()
+    definities = versies(engine.url)
     v2 = next(d for d in definities if d["versie"] == 2)
     assert v2["uitgerolddoor"] == "dev-procesbeheerder" and v2["toelichting"].endswith("(studio-test)")
     with page.expect_download() as download:
@@ -245,7 +225,7 @@ def test_process_owner_models_checks_compares_and_deploys(browser: Browser, stac
         return [r.status, await r.json()]; }""")
     assert refused[0] == 409, refused
     assert any(p["element"] == "ScriptTask_zaakgegevens" and p["regel"] == "sandbox" for p in refused[1]["problemen"])
-    assert len(httpx.get(f"{engine.url}/api/v1/procesdefinities", headers=ADMIN, timeout=10).json()) == 2
+    assert len(versies(engine.url)) == 2
     context.close()
 
     # The refused direct POST is the one failed request caused on purpose (the browser logs it as an error too);

@@ -16,12 +16,13 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser
 
 from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import CloudEvent, new_event
-from tests.browser.test_console import _axe, _watch, browser  # noqa: F401  (the browser fixture)
+from tests.browser.test_console import _axe, browser  # noqa: F401  (the browser fixture)
 from tests.support.fake_services import FakeServices
+from tests.support.studio import aanmelden, pagina, versies, watermerk_vrij
 from tests.support.tokens import ADMIN
 
 TOETSING = {"regeling": "ips-gemeenten-2023", "bevoegd": True, "bevoegdeGemeente": "0957",
@@ -84,46 +85,13 @@ def _tarief(engine: Any, case_id: str, timeout: float = 60) -> tuple[int, str]:
     raise AssertionError(f"{case_id} got no tariff")
 
 
-def watermerk_vrij(page: Page, container: str) -> None:
-    """The bpmn.io watermark: present, visible, and the topmost element at its centre (not covered)."""
-    # dmn-js keeps a container per view (table, DRD); the one shown has the visible watermark.
-    mark = page.locator(f"{container} .bjs-powered-by >> visible=true")
-    assert mark.count() == 1, f"no visible bpmn.io watermark in {container}"
-    mark.scroll_into_view_if_needed()
-    uncovered = page.evaluate("""c => {
-        const w = [...document.querySelectorAll(c + ' .bjs-powered-by')].find(e => e.getClientRects().length);
-        const r = w.getBoundingClientRect();
-        const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
-        return r.width > 0 && r.height > 0 && (top === w || w.contains(top)) ? "" :
-            `${top && top.outerHTML.slice(0, 200)} at ${JSON.stringify(r)}`;
-    }""", container)
-    assert uncovered == "", f"the bpmn.io watermark in {container} is covered: {uncovered}"
-
-
-def pagina(chromium: Browser, base: str, shots: Path, width: int, height: int) -> tuple[Any, Page, list[str], Path]:
-    """A page that may reach the console only (no CDN, no other origin), with its problems watched."""
-    context = chromium.new_context(viewport={"width": width, "height": height}, locale="nl-NL")
-    page = context.new_page()
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base) else route.abort())
-    shots.mkdir()
-    print(f"\nscreenshots: {shots}")
-    return context, page, _watch(page), shots
-
-
-def aanmelden(page: Page, base: str, rol: str = "Procesbeheerder") -> None:
-    page.goto(f"{base}/aanmelden")
-    page.get_by_label(rol, exact=True).check()
-    page.get_by_role("button", name="Aanmelden").click()
-    page.wait_for_url(f"{base}/")
-
-
 def test_a_dmn_change_deploys_only_with_a_passing_test_bench(browser: Browser,  # noqa: F811
                                                               stack: tuple[Any, Any, Stand], tmp_path: Path) -> None:
     engine, console, stand = stack
     base = console.url
     stand.aanvraag("zaak-oud-tarief")
     assert _tarief(engine, "zaak-oud-tarief")[0] == 800_000
-    [v1] = httpx.get(f"{engine.url}/api/v1/procesdefinities", headers=ADMIN, timeout=10).json()
+    [v1] = versies(engine.url)
 
     context, page, problems, shots = pagina(browser, base, tmp_path / "studio-dmn", 1500, 1100)
     accessibility: dict[str, list[dict[str, Any]]] = {}
@@ -137,6 +105,16 @@ def test_a_dmn_change_deploys_only_with_a_passing_test_bench(browser: Browser,  
     assert page.get_attribute("#dmn-editor", "data-geladen") == "ja", page.inner_text("#dmn-status")
     rows = page.locator("#testgevallen-romp tr")
     assert rows.count() == 4
+    # dmn-js speaks Dutch (studio/dmn-vertaling.js): the clauses, the hit policy and a rule's context menu
+    clauses = page.locator("#dmn-editor th .clause").all_inner_texts()
+    assert clauses[:2] == ["Als", "En"] and "Dan" in clauses, clauses
+    assert page.inner_text("#dmn-editor .hit-policy .dms-label") == "Hitpolicy:"
+    assert page.inner_text("#dmn-editor .hit-policy .dms-input") == "Uniek"
+    page.locator('#dmn-editor td[data-element-id="Rule_ips_gemeenten_2023_CMD_tarief"]').click(button="right")
+    assert page.get_by_text("Regel erboven toevoegen").is_visible()
+    page.screenshot(path=shots / "0-nederlands.png", full_page=True)
+    page.keyboard.press("Escape")
+    page.locator("h1").click()
 
     # Raise the tariff of CMD under ips-gemeenten-2023 in the table itself (a dmn-js cell).
     cell = page.locator('#dmn-editor td[data-element-id="Rule_ips_gemeenten_2023_CMD_tarief"]')
@@ -155,7 +133,7 @@ def test_a_dmn_change_deploys_only_with_a_passing_test_bench(browser: Browser,  
     assert page.get_attribute("#uitrol-uitkomst", "data-uitgerold") == "nee"
     assert "ips-gemeenten-2023, CMD" in page.inner_text("#uitrol-problemen")
     page.screenshot(path=shots / "1-testbank-faalt.png", full_page=True)
-    assert len(httpx.get(f"{engine.url}/api/v1/procesdefinities", headers=ADMIN, timeout=10).json()) == 1
+    assert len(versies(engine.url)) == 1
 
     # The case's expectation follows the new tariff: the bench passes and the table can be deployed.
     expected = page.get_by_label("Verwacht Tarief per traject (eurocent, incl. btw) van testgeval "
@@ -178,7 +156,7 @@ def test_a_dmn_change_deploys_only_with_a_passing_test_bench(browser: Browser,  
     assert page.inner_text("#uitrol-uitkomst").startswith("Versie 2 uitgerold")
     page.screenshot(path=shots / "3-uitgerold.png", full_page=True)
 
-    versions = httpx.get(f"{engine.url}/api/v1/procesdefinities", headers=ADMIN, timeout=10).json()
+    versions = versies(engine.url)
     v2 = next(d for d in versions if d["versie"] == 2)
     stand.aanvraag("zaak-nieuw-tarief")
     assert _tarief(engine, "zaak-nieuw-tarief") == (850_000, v2["hash"])

@@ -21,8 +21,9 @@ from playwright.sync_api import Browser
 from servicekit.broker import EVENTS
 from servicekit.envelope import new_event
 from tests.browser.test_console import _axe, browser  # noqa: F401  (the browser fixture)
-from tests.browser.test_studio_dmn import Stand, aanmelden, pagina
-from tests.support.tokens import ADMIN, PROCESBEHEERDER
+from tests.browser.test_studio_dmn import Stand
+from tests.support.studio import aanmelden, nieuwe_versie, pagina, versies
+from tests.support.tokens import ADMIN
 
 BPMN = Path(__file__).resolve().parents[1] / "bpmn" / "migratie"  # not in tests/bpmn: one process id twice
 ZAKEN = 200
@@ -75,11 +76,8 @@ def test_bulk_migration_dry_run_real_run_and_the_cases_finish(browser: Browser, 
     _publish_all(stand, "ips.test.gestart.v1", lambda c: {"route": ROUTE[c]}, list(ROUTE))
     _wait_total(engine, "status=running", ZAKEN, timeout=120)
     seeded = time.monotonic() - started
-    [v1] = httpx.get(f"{engine.url}/api/v1/procesdefinities", headers=ADMIN, timeout=10).json()
-    deployed = httpx.post(f"{engine.url}/api/v1/procesdefinities", headers=PROCESBEHEERDER, timeout=60, json={
-        "bestanden": {"migratie.bpmn": (BPMN / "migratie_v2.bpmn").read_text()}, "toelichting": "Wacht_b vervalt"})
-    assert deployed.status_code == 201, deployed.text
-    v2 = deployed.json()["hash"]
+    [v1] = versies(engine.url)
+    v2 = nieuwe_versie(engine.url, {"migratie.bpmn": (BPMN / "migratie_v2.bpmn").read_text()}, "Wacht_b vervalt")
 
     context, page, problems, shots = pagina(browser, base, tmp_path / "studio-migratie", 1400, 1000)
     accessibility: dict[str, list[dict[str, Any]]] = {}

@@ -11,14 +11,11 @@ from typing import Any
 import httpx
 
 from tests.support.console import csrf_of, sign_in
+from tests.support.studio import versies
 from tests.support.tokens import ADMIN, FUNCTIONEEL_BEHEERDER, PROCESBEHEERDER, bearer
 
 ROOT = Path(__file__).resolve().parents[2]
 GEMEENTE = bearer("behandelaar-1", "gemeente", "0957", "behandelaar")
-
-
-def _versions(engine: Any) -> list[dict[str, Any]]:
-    return httpx.get(f"{engine.url}/api/v1/procesdefinities", headers=ADMIN, timeout=10).json()  # type: ignore[no-any-return]
 
 
 def test_only_a_procesbeheerder_uses_the_studio_with_csrf_and_the_servers_checks(service: Any) -> None:
@@ -67,7 +64,7 @@ def test_only_a_procesbeheerder_uses_the_studio_with_csrf_and_the_servers_checks
     answer = owner.post("/studio/ips_traject/uitrollen", data={"csrf": csrf, "bpmn": unknown, "toelichting": "x"})
     assert answer.status_code == 409
     assert {"element": "ServiceTask_toetsen", "regel": "catalogus"}.items() <= answer.json()["problemen"][0].items()
-    assert len(_versions(engine)) == 1
+    assert len(versies(engine.url)) == 1
 
     # The comparison, then a deploy that goes through: version 2 with who and why, the DMN file along unchanged.
     compared = owner.post("/studio/ips_traject/vergelijking", data={"csrf": csrf, "bpmn": changed})
@@ -77,7 +74,7 @@ def test_only_a_procesbeheerder_uses_the_studio_with_csrf_and_the_servers_checks
                                                                   "toelichting": "Naam verduidelijkt"})
     assert deployed.status_code == 201, deployed.text
     assert deployed.json()["versie"] == 2 and deployed.json()["nieuw"] is True
-    v2 = next(d for d in _versions(engine) if d["versie"] == 2)
+    v2 = next(d for d in versies(engine.url) if d["versie"] == 2)
     assert v2["uitgerolddoor"] == "dev-procesbeheerder" and v2["toelichting"] == "Naam verduidelijkt"
     detail = httpx.get(f"{engine.url}/api/v1/procesdefinities/{v2['hash']}", headers=ADMIN, timeout=10).json()
     assert sorted(detail["bestanden"]) == ["ips_tarieven.dmn", "ips_traject.bpmn"]

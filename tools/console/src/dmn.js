@@ -3,6 +3,8 @@
 // only edits the table and the cases. The bpmn.io watermark stays where dmn-js draws it.
 import DmnModeler from "dmn-js/lib/Modeler";
 
+import dmnVertaling from "./studio/dmn-vertaling";
+
 import "dmn-js/dist/assets/diagram-js.css";
 import "dmn-js/dist/assets/dmn-js-shared.css";
 import "dmn-js/dist/assets/dmn-js-drd.css";
@@ -64,7 +66,10 @@ function kolommen(xml) {
 async function start() {
   const g = JSON.parse($("dmn-gegevens").textContent);
   const status = $("dmn-status");
-  const modeler = new DmnModeler({ container: "#dmn-editor" });
+  // Dutch labels in every view (table, context menus, DRD): the UI is Dutch. Per view: dmn-js 17 drops the
+  // additionalModules of its `common` option.
+  const nl = { additionalModules: [dmnVertaling] };
+  const modeler = new DmnModeler({ container: "#dmn-editor", decisionTable: nl, drd: nl, literalExpression: nl });
   try {
     await modeler.importXML(g.dmn);
     const tabel = modeler.getViews().find((v) => v.type === "decisionTable");
