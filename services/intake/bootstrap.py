@@ -13,10 +13,9 @@ from intake.domain import Gemeenteregister
 from intake.handlers import IntakeHandlers
 from intake.opdrachten import IntakeCommands
 from intake.repository import AanvraagRepository, DocumentContents, millis
-from servicekit.broker import COMMANDS, Binding
+from servicekit.bootstrap import Service, compose, consume
 from servicekit.clock import EX_CONFIG
 from servicekit.logging import configure_logging
-from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
 
 QUEUE = "intake"
@@ -53,18 +52,15 @@ def bsn_key(settings: IntakeSettings) -> bytes:
 
 
 @dataclass
-class Intake:
-    runtime: ServiceRuntime
+class Intake(Service[IntakeSettings]):
     aanvragen: AanvraagRepository
     documenten: DocumentContents
     handlers: IntakeHandlers
-    settings: IntakeSettings
     commands: IntakeCommands
 
 
 def bootstrap(settings: IntakeSettings | None = None) -> Intake:
-    settings = settings or IntakeSettings()
-    runtime = ServiceRuntime(settings)
+    settings, runtime = compose(settings, IntakeSettings)
     aanvragen = AanvraagRepository(runtime.db)
     documenten = DocumentContents(runtime.db)
     relay = runtime.add_relay([aanvragen.collection])
@@ -82,11 +78,11 @@ def bootstrap(settings: IntakeSettings | None = None) -> Intake:
     )
     commands = IntakeCommands(aanvragen=aanvragen, gemeenten=gemeenten,
                               vereiste_bijlagen=tuple(settings.intake_vereiste_bijlagen), wake=wake)
-    runtime.add_consumer(QUEUE, {
+    consume(runtime, QUEUE, {
         VOLLEDIGHEID_CONTROLEREN: commands.volledigheid_controleren,
         HERSTEL_VRAGEN: commands.herstel_vragen,
         DOORZENDEN: commands.doorzenden,
         BESLUIT_REGISTREREN: commands.besluit_registreren,
-    }, [Binding(COMMANDS, t) for t in (VOLLEDIGHEID_CONTROLEREN, HERSTEL_VRAGEN, DOORZENDEN, BESLUIT_REGISTREREN)])
+    })
     return Intake(runtime=runtime, aanvragen=aanvragen, documenten=documenten, handlers=handlers, settings=settings,
                   commands=commands)

@@ -7,9 +7,7 @@ it was addressed to.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
@@ -18,11 +16,10 @@ from notifications.bootstrap import Notifications, NotificationSettings, bootstr
 from notifications.domain import STATUSSEN, bericht_id
 from notifications.handlers import Conflict
 from notifications.messages import ID_PATTERN, Bericht, Brief
-from servicekit.audit import Logboek, install_logboek, noteer, verwerking
+from servicekit.audit import noteer, verwerking
 from servicekit.auth import FUNCTIONEEL_BEHEERDER, Principal, PrincipalDep, forbid, require_admin_role
-from servicekit.clock_api import add_clock_route
-from servicekit.http import API_PREFIX, add_health, create_app, problem
-from servicekit.runtime import in_background
+from servicekit.bootstrap import service_app
+from servicekit.http import API_PREFIX, problem
 from servicekit.store import Document
 
 
@@ -69,21 +66,10 @@ async def _brief(s: Notifications, beschikking_id: str, principal: Principal) ->
 
 def create(settings: NotificationSettings | None = None) -> FastAPI:
     svc = bootstrap(settings)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with svc.runtime.lifespan(app):
-            await svc.repo.ensure_indexes()
-            async with in_background(svc.sender.run(), "smtp-sender"):
-                yield
-
-    app = create_app("ipsflow notifications", "Berichten en brieven aan ggz-instellingen en gemeenten.",
-                     lifespan=lifespan)
-    app.state.notifications = svc
     # Logboek dataverwerkingen (servicekit.audit): letters are about one client's application.
-    install_logboek(app, Logboek(svc.runtime.db, svc.settings.service_name))
-    add_health(app, svc.runtime.ready_checks)
-    add_clock_route(app, svc.runtime.clock)
+    app = service_app(svc.runtime, "ipsflow notifications", "Berichten en brieven aan ggz-instellingen en gemeenten.",
+                      logboek=True, on_start=[svc.repo.ensure_indexes], background={"smtp-sender": svc.sender.run})
+    app.state.notifications = svc
 
     @app.get(f"{API_PREFIX}/dossiers/{{zaak_id}}", tags=["dossiers"],
              dependencies=[verwerking("read", "zaak", "zaak_id")])

@@ -15,7 +15,7 @@ from notifications.mailer import SmtpConfig
 from notifications.repository import BerichtenRepository
 from notifications.sender import Sender
 from notifications.sjablonen import Sjablonen
-from servicekit.broker import COMMANDS, EVENTS, Binding
+from servicekit.bootstrap import Service, consume
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
 
@@ -58,9 +58,7 @@ class NotificationSettings(ServiceSettings):
 
 
 @dataclass
-class Notifications:
-    settings: NotificationSettings
-    runtime: ServiceRuntime
+class Notifications(Service[NotificationSettings]):
     repo: BerichtenRepository
     handlers: NotificationHandlers
     sender: Sender
@@ -87,7 +85,6 @@ def bootstrap(settings: NotificationSettings | None = None) -> Notifications:
         laad_contacten=lambda: Contacten.load(settings.notifications_contacten, settings.notifications_gemeenten),
         sjablonen=Sjablonen(settings.notifications_templates), wake_relay=relay.wake, wake_sender=sender.wake,
         lettertype=lettertype)
-    runtime.add_consumer(QUEUE, {AANVRAAG_INGEDIEND: handlers.aanvraag_ingediend,
-                                 BERICHT_VERSTUREN: handlers.bericht_versturen},
-                         [Binding(EVENTS, AANVRAAG_INGEDIEND), Binding(COMMANDS, BERICHT_VERSTUREN)])
+    consume(runtime, QUEUE, {BERICHT_VERSTUREN: handlers.bericht_versturen},
+            events={AANVRAAG_INGEDIEND: handlers.aanvraag_ingediend})
     return Notifications(settings=settings, runtime=runtime, repo=repo, handlers=handlers, sender=sender)

@@ -6,8 +6,6 @@ builds and books batches; it and ``beheer`` read everything; a ggz may read its 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import date
 from typing import Annotated, Any
 
@@ -26,8 +24,8 @@ from payments.messages import (
 )
 from payments.sepa import SepaError
 from servicekit.auth import Principal, PrincipalDep, forbid
-from servicekit.clock_api import add_clock_route
-from servicekit.http import API_PREFIX, add_health, create_app, problem
+from servicekit.bootstrap import service_app
+from servicekit.http import API_PREFIX, problem
 from servicekit.store import Document
 
 AANDELEN = ("totaal", "rijk", "gemeente")
@@ -97,18 +95,11 @@ def _grootboek(kvk: str, doc: Document | None) -> dict[str, Any]:
 
 def create(settings: PaymentsSettings | None = None) -> FastAPI:
     payments = bootstrap(settings)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with payments.runtime.lifespan(app):
-            await payments.repo.ensure_indexes()
-            yield
-
-    app = create_app("ipsflow payments",
-                     "Betaalopdrachten, SEPA-batches (pain.001), grootboek per ggz, terugvordering.", lifespan=lifespan)
+    # No logboek dataverwerkingen: orders and ledgers name organisations and their IBANs, no person (README).
+    app = service_app(payments.runtime, "ipsflow payments",
+                      "Betaalopdrachten, SEPA-batches (pain.001), grootboek per ggz, terugvordering.", logboek=False,
+                      on_start=[payments.repo.ensure_indexes])
     app.state.payments = payments
-    add_health(app, payments.runtime.ready_checks)
-    add_clock_route(app, payments.runtime.clock)
     h = payments.handlers
 
     @app.post(f"{API_PREFIX}/betaalbatches", status_code=201, tags=["betaalbatches"], response_model=BatchView,

@@ -9,8 +9,7 @@ from pathlib import Path
 from payments.handlers import PaymentsHandlers, Rekeningen
 from payments.rekening import Rekening
 from payments.repository import PaymentsRepository
-from servicekit.broker import COMMANDS, Binding
-from servicekit.runtime import ServiceRuntime
+from servicekit.bootstrap import Service, compose, consume
 from servicekit.settings import ServiceSettings
 
 QUEUE = "payments"
@@ -39,25 +38,17 @@ def load_rekeningen(path: Path) -> Rekeningen:
 
 
 @dataclass
-class Payments:
-    settings: PaymentsSettings
-    runtime: ServiceRuntime
+class Payments(Service[PaymentsSettings]):
     repo: PaymentsRepository
     handlers: PaymentsHandlers
 
 
 def bootstrap(settings: PaymentsSettings | None = None) -> Payments:
-    settings = settings or PaymentsSettings()
-    runtime = ServiceRuntime(settings)
+    settings, runtime = compose(settings, PaymentsSettings)
     repo = PaymentsRepository(runtime.db)
     relay = runtime.add_relay([repo.zaken.collection])
     handlers = PaymentsHandlers(repo, load_rekeningen(settings.rekeningen_file), wake=relay.wake,
                                 clock=runtime.clock)
-    types = (OPDRACHTEN_AANMAKEN, STOPBERICHT_DOORGEVEN, VERREKENEN)
-    runtime.add_consumer(
-        QUEUE,
-        {OPDRACHTEN_AANMAKEN: handlers.opdrachten_aanmaken, STOPBERICHT_DOORGEVEN: handlers.stopbericht_doorgeven,
-         VERREKENEN: handlers.verrekenen},
-        [Binding(COMMANDS, t) for t in types],
-    )
+    consume(runtime, QUEUE, {OPDRACHTEN_AANMAKEN: handlers.opdrachten_aanmaken,
+                             STOPBERICHT_DOORGEVEN: handlers.stopbericht_doorgeven, VERREKENEN: handlers.verrekenen})
     return Payments(settings, runtime, repo, handlers)
