@@ -7,10 +7,13 @@ FerretDB v1; the scans here (due messages, the delivery log) read a projection w
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from datetime import datetime
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure
 
 from notifications.domain import BEZIG, MISLUKT, TE_VERSTUREN, VERZONDEN
 from servicekit.store import Document, DocumentStore
@@ -48,9 +51,17 @@ class BerichtenRepository:
             doc = await self.collection.find_one({"_id": bericht_id})
             if doc is None or not _eligible(doc, now):
                 return None
-            result = await self.collection.update_one(
-                {"_id": bericht_id, "revision": doc["revision"]},
-                {"$set": {"status": BEZIG, "claim": token, "lease_tot": lease_tot}, "$inc": {"revision": 1}})
+            try:
+                result = await self.collection.update_one(
+                    {"_id": bericht_id, "revision": doc["revision"]},
+                    {"$set": {"status": BEZIG, "claim": token, "lease_tot": lease_tot}, "$inc": {"revision": 1}})
+            except ConnectionFailure:
+                # The answer was lost, not necessarily the write: our token stored means the claim is ours (left
+                # unknown, the message waited for its lease, minutes, before any sender tried it again).
+                stored = await self._na_verbroken_verbinding(bericht_id)
+                if stored is not None and stored.get("claim") == token:
+                    return stored
+                continue
             if result.modified_count == 1:
                 doc.update(status=BEZIG, claim=token, lease_tot=lease_tot, revision=doc["revision"] + 1)
                 return doc
@@ -58,25 +69,47 @@ class BerichtenRepository:
 
     async def mark_sent(self, bericht_id: str, token: str, now: datetime, antwoord: str) -> bool:
         """False when our claim was lost (the lease ran out and another sender took it)."""
-        result = await self.collection.update_one(
-            {"_id": bericht_id, "status": BEZIG, "claim": token},
-            {"$set": {"status": VERZONDEN, "verzonden_op": now, "smtp_antwoord": antwoord, "claim": None,
-                      "lease_tot": None, "volgende_poging": None},
-             "$push": {"pogingen": {"op": now, "fout": None, "smtp_code": _code(antwoord)}},
-             "$inc": {"revision": 1, "teller": 1}})
-        return result.modified_count == 1
+        return await self._uitkomst(bericht_id, token, {
+            "$set": {"status": VERZONDEN, "verzonden_op": now, "smtp_antwoord": antwoord, "claim": None,
+                     "lease_tot": None, "volgende_poging": None},
+            "$push": {"pogingen": {"op": now, "fout": None, "smtp_code": _code(antwoord)}},
+            "$inc": {"revision": 1, "teller": 1}})
 
     async def mark_failed(self, bericht_id: str, token: str, now: datetime, fout: str, code: int | None,
                           volgende: datetime | None) -> bool:
         """Record the failed attempt; ``volgende`` None means no more attempts (status mislukt)."""
         status: dict[str, Any] = ({"status": TE_VERSTUREN, "volgende_poging": volgende} if volgende is not None
                                   else {"status": MISLUKT, "volgende_poging": None})
-        result = await self.collection.update_one(
-            {"_id": bericht_id, "status": BEZIG, "claim": token},
-            {"$set": {**status, "claim": None, "lease_tot": None},
-             "$push": {"pogingen": {"op": now, "fout": fout[:300], "smtp_code": code}},
-             "$inc": {"revision": 1, "teller": 1}})
-        return result.modified_count == 1
+        return await self._uitkomst(bericht_id, token, {
+            "$set": {**status, "claim": None, "lease_tot": None},
+            "$push": {"pogingen": {"op": now, "fout": fout[:300], "smtp_code": code}},
+            "$inc": {"revision": 1, "teller": 1}})
+
+    async def _uitkomst(self, bericht_id: str, token: str, update: Document) -> bool:
+        """Write an attempt's outcome while the claim is ours. A lost answer is looked up, not guessed: our claim
+        gone means our write went through; still ours, the write is tried again (a sent message left claimed was
+        sent a second time once its lease ran out)."""
+        for poging in range(3):
+            try:
+                result = await self.collection.update_one({"_id": bericht_id, "status": BEZIG, "claim": token},
+                                                          update)
+                return result.modified_count == 1
+            except ConnectionFailure:
+                if poging == 2:
+                    raise
+                stored = await self._na_verbroken_verbinding(bericht_id)
+                if stored is None or stored.get("claim") != token:
+                    return stored is not None
+        return False
+
+    async def _na_verbroken_verbinding(self, bericht_id: str) -> Document | None:
+        """The message as stored after a write whose connection broke before the answer (the write may or may
+        not have happened). The driver refuses at once while it reconnects, so this tries for a few seconds."""
+        for wacht in (0.2, 0.5, 1.0, 2.0):
+            await asyncio.sleep(wacht)
+            with contextlib.suppress(ConnectionFailure):
+                return await self.collection.find_one({"_id": bericht_id})
+        return await self.collection.find_one({"_id": bericht_id})
 
     async def log(self, status: str | None, aanvraag_id: str | None,
                   eigen: Document | None = None) -> list[Document]:

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import concurrent.futures
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -55,10 +56,14 @@ from tests.support.infra import ROOT, Infra
 from tests.support.ips import MANDATES, ROERMOND, application, ggz
 from tests.support.namespaces import temporary_namespace
 from tests.support.processes import free_port
+from tests.support.tcp_proxy import CuttingProxy
 from tests.support.tokens import bearer
 
 STACK_SH = str(ROOT / "deploy" / "local" / "stack.sh")
 CLUSTER_SH = str(ROOT / "deploy" / "local" / "cluster.sh")
+# The checkout whose services run (default: this one). A campaign of an hour restarts replicas all the time, and each
+# restart imports the code anew: in a checkout being edited, point this at a snapshot (git archive HEAD) instead.
+CODE = Path(os.environ.get("IPSFLOW_CHAOS_CODE") or ROOT)
 EXTRA = {"IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS": "0.5", "IPSFLOW_SMTP_HOST": "127.0.0.1"}
 
 
@@ -86,6 +91,7 @@ class ChaosStack:
     cluster: bool = False
     amqp_urls: list[str] = field(default_factory=list)
     management_url: str = ""
+    proxied: tuple[str, str] | None = None  # (AMQP, MongoDB URL) of the cutting proxies the services go through
 
     @property
     def infra(self) -> Infra:
@@ -94,7 +100,10 @@ class ChaosStack:
 
     @property
     def service_infra(self) -> Infra:
-        """For the services: every node (IPSFLOW_AMQP_URL with commas, servicekit.broker.amqp_urls)."""
+        """For the services: every node (IPSFLOW_AMQP_URL with commas, servicekit.broker.amqp_urls), or the
+        proxies in front of the broker and the database."""
+        if self.proxied is not None:
+            return Infra(*self.proxied, self.management_url, "local")
         return Infra(",".join(self.amqp_urls), f"mongodb://127.0.0.1:{self.mongo_port}/", self.management_url,
                      "local")
 
@@ -207,7 +216,7 @@ class Replicas:
         deadline = time.monotonic() + 900
         while True:
             try:
-                started = start_services_only(ROOT, self.stack.service_infra, self.namespace, folder, (package,),
+                started = start_services_only(CODE, self.stack.service_infra, self.namespace, folder, (package,),
                                               self.extra)
                 break
             except (RuntimeError, TimeoutError):
@@ -222,7 +231,7 @@ class Replicas:
         def replica(k: int) -> None:
             folder = self.logs / f"replica-{k}"
             folder.mkdir()
-            started = start_services_only(ROOT, self.stack.service_infra, self.namespace, folder, SERVICES,
+            started = start_services_only(CODE, self.stack.service_infra, self.namespace, folder, SERVICES,
                                           self.extra)
             self.procs.update({(package, k): service for package, service in started.items()})
             self.started += len(started)
@@ -256,6 +265,7 @@ class Campaign:
     cluster: bool = False
     down_seconds: float = 3.0
     timeout: float = 600.0
+    cut_every: float = 0.0  # seconds between connection cuts (0: the services reach the servers without proxies)
 
 
 @dataclass
@@ -353,6 +363,18 @@ class ChaosRun(Run):
                 if case not in self.finished and now - max(self.submitted[case], queued.get(case, 0)) > 20:
                     queued[case] = now
                     self.ready.put_nowait(case)
+
+
+def start_proxies(stack: ChaosStack) -> list[CuttingProxy]:
+    """A cutting proxy in front of FerretDB and one in front of RabbitMQ (a single node); the services go through
+    them, the harness (listener, invariants) does not."""
+    assert not stack.cluster, "the proxies stand in front of a single RabbitMQ node"
+    broker = urllib.parse.urlparse(stack.amqp_urls[0])
+    proxies = [CuttingProxy("FerretDB", "127.0.0.1", stack.mongo_port).start(),
+               CuttingProxy("RabbitMQ", "127.0.0.1", int(broker.port or 5672)).start()]
+    stack.proxied = (f"amqp://guest:guest@127.0.0.1:{proxies[1].port}{broker.path or '/'}",
+                     f"mongodb://127.0.0.1:{proxies[0].port}/")
+    return proxies
 
 
 def db(namespace: str, name: str) -> str:
@@ -473,8 +495,14 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
         sink = Sink()
         smtp = Controller(sink, hostname="127.0.0.1", port=free_port())
         smtp.start()
+        proxies = start_proxies(stack) if c.cut_every else []
         replicas = Replicas(stack, namespace, logs, smtp.port, c.replicas)
-        await asyncio.to_thread(replicas.start_all)
+        try:
+            await asyncio.to_thread(replicas.start_all)
+        except BaseException:
+            for proxy in proxies:
+                proxy.stop()
+            raise
         log(t0, f"{replicas.started} service processes ready (logs in {logs})")
         run = ChaosRun({}, stack, namespace, sink, c.officials)  # type: ignore[arg-type]
         run.replicas = replicas
@@ -519,10 +547,28 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
                 await asyncio.to_thread(stack.start_ferret)
                 log(t0, "FerretDB started again")
 
+        async def cut_loop() -> None:
+            """In turn: a few connections to FerretDB, then to RabbitMQ, cut after their request went through and
+            before its answer; then every open connection to FerretDB, then to RabbitMQ."""
+            rng = random.Random(int(os.environ.get("IPSFLOW_CHAOS_SEED", "17")))
+            turns = itertools.cycle([(proxy, whole) for whole in (False, True) for proxy in proxies])
+            while not stop.is_set():
+                await asyncio.sleep(c.cut_every * rng.uniform(0.5, 1.5))
+                proxy, whole = next(turns)
+                if whole:
+                    n = await asyncio.to_thread(proxy.cut_all)
+                    what = f"cut all {n} open {proxy.name} connections"
+                else:
+                    n = await asyncio.to_thread(proxy.cut_mid_request, 3, 10.0)
+                    what = f"cut {n} {proxy.name} connections mid-request (request delivered, answer dropped)"
+                kills.append((time.monotonic() - t0, what))
+                log(t0, what)
+
         try:
             await run.listen(connection)
             sweeper = asyncio.create_task(run.sweep(cases))
             chaos = [asyncio.create_task(chaos_loop())] if c.chaos_every else []
+            chaos += [asyncio.create_task(cut_loop())] if proxies else []
             faults = asyncio.create_task(infra_faults())
             token = ggz()
             gate = asyncio.Semaphore(c.concurrency)
@@ -559,6 +605,9 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
             messages = await asyncio.to_thread(published, stack.management_url, stack.amqp_urls[0], namespace)
             bad, figures = await asyncio.to_thread(check, stack, namespace, cases, sink.received)
             figures["decide errors"] = run.decide_errors[:3]
+            for proxy in proxies:
+                figures[f"{proxy.name} proxy"] = (f"{proxy.accepted} connections, {proxy.cut_mid} cut mid-request, "
+                                                  f"{proxy.cut_open} cut while open")
             if not bad:  # the logs are kept only for a campaign that failed
                 figures["service logs"] = "removed"
                 shutil.rmtree(logs, ignore_errors=True)
@@ -572,6 +621,8 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
                 await connection.close()
             await run.client.aclose()
             await asyncio.to_thread(replicas.stop)
+            for proxy in proxies:
+                proxy.stop()
             smtp.stop()
 
 

@@ -1,0 +1,79 @@
+"""Connections cut mid-request (issue 17.3): the services reach FerretDB and RabbitMQ through a TCP proxy each
+(tests/support/tcp_proxy.py) that, during a burst of IPS cases, cuts connections after a request went through and
+before its answer (the server did the work, the service never hears of it), and cuts every open connection.
+
+The services retry or hand the message back to the broker; the campaign's invariants (tests/support/chaos.py's
+``check``) must hold: every case once and toegekend, one beschikking, payment order and letter each, the budget
+ledger consistent, every queue and DLQ empty, no outbox, no incident. Runs on a RabbitMQ node and FerretDB of its
+own, like the chaos campaigns (the proxies never touch the shared stack).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from notifications.domain import BEZIG, TE_VERSTUREN, VERZONDEN
+from notifications.repository import BerichtenRepository
+from servicekit.store import Document
+from tests.support.infra import Infra
+from tests.support.tcp_proxy import CuttingProxy
+
+
+@pytest.fixture
+def ferretdb_proxy(infra: Infra) -> Iterator[CuttingProxy]:
+    address = urllib.parse.urlparse(infra.mongo_url)
+    proxy = CuttingProxy("FerretDB", address.hostname or "127.0.0.1", address.port or 27017).start()
+    yield proxy
+    proxy.stop()
+
+
+async def test_a_claim_whose_answer_is_lost_is_still_the_senders_own(ferretdb_proxy, mongo, namespace):
+    """The sender's claim went through but its answer was cut off: the sender finds its own token and sends the
+    message now (it used to give up and leave the message claimed until the lease ran out, 5 minutes)."""
+    database = f"{namespace}cutclaim".replace(".", "_")
+    now = datetime.now(UTC)
+    await mongo[database].berichten.insert_one({"_id": "b-1", "revision": 1, "status": TE_VERSTUREN,
+                                                "volgende_poging": now - timedelta(seconds=1)})
+    client: AsyncMongoClient[Document] = AsyncMongoClient(f"mongodb://127.0.0.1:{ferretdb_proxy.port}/",
+                                                          tz_aware=True, maxPoolSize=2)
+    try:
+        repo = BerichtenRepository(client[database])
+        await repo.get("b-1")  # connected: the cut is the claim's update, not the handshake
+        ferretdb_proxy.arm(1, match=b"update")
+        claimed = await repo.claim("b-1", "token-1", now, now + timedelta(minutes=5))
+        assert ferretdb_proxy.cut_mid == 1  # the update reached FerretDB and its answer was dropped
+        assert claimed is not None and claimed["claim"] == "token-1" and claimed["status"] == BEZIG
+        stored = await mongo[database].berichten.find_one({"_id": "b-1"})
+        assert stored is not None and stored["claim"] == "token-1" and stored["revision"] == 2
+    finally:
+        await client.close()
+        await mongo.drop_database(database)
+
+
+async def test_a_sent_message_whose_record_lost_its_answer_counts_as_sent(ferretdb_proxy, mongo, namespace):
+    """SMTP accepted the message and the write of ``verzonden`` went through, but its answer was cut off: the
+    sender looks it up and counts it sent (it used to leave the outcome unknown, and the message claimed until the
+    lease ran out, when it was sent a second time)."""
+    database = f"{namespace}cutsent".replace(".", "_")
+    now = datetime.now(UTC)
+    await mongo[database].berichten.insert_one({"_id": "b-1", "revision": 2, "status": BEZIG, "claim": "token-1",
+                                                "lease_tot": now + timedelta(minutes=5)})
+    client: AsyncMongoClient[Document] = AsyncMongoClient(f"mongodb://127.0.0.1:{ferretdb_proxy.port}/",
+                                                          tz_aware=True, maxPoolSize=2)
+    try:
+        repo = BerichtenRepository(client[database])
+        await repo.get("b-1")
+        ferretdb_proxy.arm(1, match=b"update")
+        assert await repo.mark_sent("b-1", "token-1", now, "250 OK") is True
+        assert ferretdb_proxy.cut_mid == 1
+        stored = await mongo[database].berichten.find_one({"_id": "b-1"})
+        assert stored is not None and stored["status"] == VERZONDEN and stored["claim"] is None
+        assert len(stored["pogingen"]) == 1 and stored["revision"] == 3  # written once
+    finally:
+        await client.close()
+        await mongo.drop_database(database)
