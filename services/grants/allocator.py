@@ -156,7 +156,7 @@ class Allocator:
         kop = await self.repo.kop()
         if int(kop.get("tot", 0)) != tot:
             return 0, 0
-        bekend, revision = int(kop.get("bekend", 0)), int(kop.get("revision", 0)) or None
+        bekend = int(kop.get("bekend", 0))
         passed = decided = 0
         for _ in range(MAX_STAPPEN):
             nummer = tot + 1
@@ -183,9 +183,10 @@ class Allocator:
                 if not await self.repo.take_lease(LEASE, self.holder, moment, moment + self.lease):
                     break  # someone else took over (we were too slow): they continue in order
                 renewed = moment
-            revision = await self.repo.schuif_op(tot, nummer, revision)
-            if revision is None:
+            moved = await self.repo.schuif_op(tot, nummer, kop)
+            if moved is None:
                 break  # another allocator moved the head (an expired lease): it continues
+            kop = moved
             tot = nummer
             passed += 1
             self._gat_gezien.pop(nummer, None)

@@ -16,6 +16,8 @@ Collections (all looked up by ``_id``; FerretDB v1 scans for any other filter):
 No transactions: every change is one guarded update keyed by the aanvraag id, so repeating a step after a
 crash finds the effect already there and does nothing twice. ``beschikbaar`` is stored (not computed) so a
 reservation is ``{beschikbaar_cents: {$gte: amount}}`` + ``$inc``: no ``$expr`` needed, never over-committed.
+The places and the head of ``volgorde`` change through servicekit's unit of work (revision-checked); the ledgers
+and caps hold every aanvraag's entry, so they keep their guarded ``$inc`` steps (docs/adr/0009).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from grants.domain import Regeling
-from servicekit.store import Document, DocumentStore, DuplicateKeyError
+from servicekit.store import ConcurrencyError, Document, DocumentStore, DuplicateKeyError
+from servicekit.unit_of_work import DOCUMENT, READ, Missing, Unchanged, UnitOfWork
 
 GERESERVEERD, VASTGELEGD = "gereserveerd", "vastgelegd"
 KOP = "kop"
@@ -59,7 +62,10 @@ class GrantsRepository:
         self.budgetten = db["budgetten"]
         self.caps = db["caps"]
         self.leases = db["leases"]
-        self.volgorde = db["volgorde"]
+        self.volgorde = DocumentStore(db, "volgorde")
+        self._plaatsen = UnitOfWork(self.volgorde, DOCUMENT, retries=20)
+        # the head: only ``tot`` is written, so a ``bekend`` raised meanwhile (``$max``, revision unchanged) stays
+        self._kop = UnitOfWork(self.volgorde, DOCUMENT, fields=("tot",), retries=20)
 
     async def ensure_indexes(self) -> None:
         for store in (self.zaken, self.verzoeken):
@@ -223,63 +229,52 @@ class GrantsRepository:
     # local stack's proxy answers {_id, revision} without a scan (deploy/ferretdb/cas.go).
 
     async def kop(self) -> Document:
-        return await self.volgorde.find_one({"_id": KOP}) or {"_id": KOP, "tot": 0, "bekend": 0, "revision": 0}
+        return await self.volgorde.get(KOP) or {"_id": KOP, "tot": 0, "bekend": 0, "revision": 0}
 
     async def ken_nummer(self, nummer: int) -> None:
-        """Raise ``bekend`` to ``nummer`` (``$max`` never lowers it; it leaves ``revision``, which guards ``tot``)."""
-        await self.volgorde.update_one({"_id": KOP}, {"$max": {"bekend": nummer},
-                                                      "$setOnInsert": {"tot": 0, "revision": 1}}, upsert=True)
+        """Raise ``bekend`` to ``nummer`` (``$max`` never lowers it; it leaves ``revision``, which guards ``tot``).
+        One write without a read, like notifications' dossier upsert: not an aggregate change (ADR 0009)."""
+        await self.volgorde.collection.update_one(
+            {"_id": KOP}, {"$max": {"bekend": nummer}, "$setOnInsert": {"tot": 0, "revision": 1}}, upsert=True)
 
-    async def schuif_op(self, van: int, naar: int, revision: int | None = None) -> int | None:
-        """Move the head from ``van`` to ``naar``, checked on its revision (``revision`` when the caller knows
-        it). Returns the new revision, or None when the head is not at ``van`` (someone else moved it)."""
-        for _ in range(20):
-            if revision is None:
-                doc = await self.kop()
-                if int(doc.get("tot", 0)) != van:
-                    return None
-                revision = int(doc.get("revision", 0))
-                if revision == 0:
-                    with contextlib.suppress(DuplicateKeyError):
-                        await self.volgorde.insert_one({"_id": KOP, "tot": naar, "bekend": naar, "revision": 1})
-                        return 1
-                    revision = None
-                    continue
-            result = await self.volgorde.update_one({"_id": KOP, "revision": revision},
-                                                    {"$set": {"tot": naar}, "$inc": {"revision": 1}})
-            if result.matched_count == 1:
-                return revision + 1
-            revision = None
-        return None
+    async def schuif_op(self, van: int, naar: int, kop: Document | None = None) -> Document | None:
+        """Move the head from ``van`` to ``naar``, checked on its revision (``kop``: the head as the caller knows
+        it, from ``kop()`` or the previous move). Returns the head as written, or None when the head is not at
+        ``van`` (someone else moved it)."""
+        def schuif(doc: Document) -> None:
+            if int(doc.get("tot", 0)) != van:
+                raise Unchanged
+            doc["tot"] = naar
+
+        try:  # a head never written (revision 0) is inserted, with ``bekend`` at least where it now stands
+            done = await self._kop.run(KOP, schuif, create=lambda: {"_id": KOP, "tot": 0, "bekend": naar},
+                                       current=READ if kop is None else kop if kop.get("revision") else None)
+        except ConcurrencyError:
+            return None  # moved again and again meanwhile: the caller reads the head anew
+        return None if done.repeated else done.doc
 
     async def plaats(self, nummer: int) -> Document | None:
-        return await self.volgorde.find_one({"_id": plaats_id(nummer)})
+        return await self.volgorde.get(plaats_id(nummer))
 
     async def plaats_zetten(self, nummer: int, van: tuple[str, ...], naar: str, velden: Document,
                             gelezen: Document | None = None) -> str:
         """Move the place ``nummer`` from a status in ``van`` (or from absent, when ``van`` holds AFWEZIG) to
         ``naar``, checked on its revision (``gelezen``: the place as the caller just read it). Returns the status
         it has afterwards (``naar`` when this call moved it)."""
-        doc = gelezen
-        for poging in range(20):
-            if doc is None and (poging > 0 or van != (AFWEZIG,)):  # only an announcement expects none
-                doc = await self.plaats(nummer)
-            if doc is None:
-                if AFWEZIG not in van:
-                    return AFWEZIG
-                try:
-                    await self.volgorde.insert_one({"_id": plaats_id(nummer), "status": naar, **velden, "revision": 1})
-                    return naar
-                except DuplicateKeyError:
-                    continue
-            if doc["status"] not in van:
-                return str(doc["status"])
-            result = await self.volgorde.update_one({"_id": plaats_id(nummer), "revision": doc["revision"]},
-                                                    {"$set": {"status": naar, **velden}, "$inc": {"revision": 1}})
-            if result.matched_count == 1:
-                return naar
-            doc = None
-        raise RuntimeError(f"volgorde/{nummer}: too many concurrent changes")
+        def zet(plaats: Document) -> None:
+            if plaats.get("status", AFWEZIG) not in van:
+                raise Unchanged
+            plaats.update(status=naar, **velden)
+
+        # the first attempt trusts the caller's read (a copy: the change works on it); only an announcement expects
+        # no place, and inserts it without a read
+        try:
+            done = await self._plaatsen.run(
+                plaats_id(nummer), zet, create=(lambda: {"_id": plaats_id(nummer)}) if AFWEZIG in van else None,
+                current=dict(gelezen) if gelezen is not None else None if van == (AFWEZIG,) else READ)
+        except Missing:
+            return AFWEZIG
+        return str(done.doc.get("status", AFWEZIG)) if done.repeated else naar
 
     async def take_lease(self, name: str, holder: str, now: datetime, until: datetime) -> bool:
         """Hold the named lease until ``until`` if it is free, expired or already ours (revision-checked)."""
@@ -304,6 +299,3 @@ class GrantsRepository:
                                          {"$set": {"until": now},
                                           "$inc": {"revision": 1}})
 
-    async def mark_released(self, aanvraag_id: str, at: datetime) -> None:
-        await self.verzoeken.collection.update_one(
-            {"_id": aanvraag_id}, {"$set": {"vrijgegeven_op": at}, "$inc": {"revision": 1}})

@@ -5,6 +5,11 @@
 (allocator.py) walks the numbers and calls ``decide`` for each request in turn, which reserves against the
 gemeente's cap and the ledger of the budget period and answers the command. ``reservering`` and ``vrijgeven``
 serve the later budget commands (handlers.py).
+
+The request's document changes through servicekit's unit of work (docs/adr/0009): stored or replaced by a new
+command (the command id is the message id), decided revision-checked against the version the allocator read,
+released. The cap and the ledger, which hold every aanvraag's entry, keep their guarded ``$inc`` steps
+(repository.py); each is keyed by the aanvraag id and comes before the request's write, which answers the command.
 """
 
 from __future__ import annotations
@@ -33,11 +38,12 @@ from grants.repository import (
     ledger_id,
 )
 from servicekit.broker import EVENTS
-from servicekit.commands import Failure, Outcome, command_params, reply_to
+from servicekit.commands import Failure, Outcome, command_params, reply_to, replying
 from servicekit.envelope import CloudEvent
 from servicekit.kalender import amsterdam_dag
 from servicekit.logging import get_logger
-from servicekit.store import ConcurrencyError, Document, DuplicateKeyError
+from servicekit.store import ConcurrencyError, Document
+from servicekit.unit_of_work import DOCUMENT, Events, Unchanged, UnitOfWork
 
 log = get_logger(__name__)
 SERVICE = "grants"
@@ -60,6 +66,9 @@ class Reserveringen:
         self.volgorde_wakker: Callable[[], None] = lambda: None
         self._ensured: set[str] = set()  # ledgers and caps this process made sure exist (one upsert each)
         self._bekend = 0  # the highest number this process raised the head's ``bekend`` to (it never drops)
+        self._verzoeken = UnitOfWork(repo.verzoeken, DOCUMENT)
+        # the release writes its own field only: the request's outbox (its reply went out long ago) stays as it is
+        self._vrijgave = UnitOfWork(repo.verzoeken, DOCUMENT, fields=("vrijgegeven_op",))
 
     async def reserveren(self, command: CloudEvent) -> None:
         """ips.budget.reserveren.v1: store the request; the allocator decides it in volgnummer order.
@@ -151,26 +160,21 @@ class Reserveringen:
             await self.repo.ken_nummer(nummer)
             self._bekend = nummer
 
-    async def _store_request(self, request: Document, events: list[tuple[CloudEvent, str]],
-                             command_id: str) -> str | None:
-        """Store (or replace) the request; returns the status of the request it replaced, if any."""
-        for _ in range(50):
-            try:
-                await self.repo.verzoeken.insert(request, events)
-                return None
-            except DuplicateKeyError:
-                existing = await self.repo.verzoeken.get(request["_id"])
-            if existing is None:
-                continue
-            if existing.get("command_id") == command_id:
-                return None  # a redelivery: already stored (and decided or waiting)
-            replacement = {**request, "revision": existing["revision"], "outbox": existing.get("outbox") or []}
-            try:
-                await self.repo.verzoeken.replace(replacement, events)
-                return str(existing.get("status"))
-            except ConcurrencyError:
-                continue
-        raise ConcurrencyError(f"reserveringsverzoeken/{request['_id']}: too many concurrent changes")
+    async def _store_request(self, request: Document, events: Events, command_id: str) -> str | None:
+        """Store (or replace) the request; returns the status of the request it replaced, if any. The first
+        attempt inserts without a read (a request is new far more often than replaced)."""
+        def store(stored: Document) -> str | None:
+            if stored.get("command_id") == command_id:
+                raise Unchanged  # a redelivery: already stored (and decided or waiting)
+            eerder = stored.get("status")
+            # the new request replaces the old one as a whole (no decision of the old one may stay), outbox kept
+            kept = {veld: stored[veld] for veld in ("revision", "outbox") if veld in stored}
+            stored.clear()
+            stored.update(request, **kept)
+            return None if eerder is None else str(eerder)
+
+        done = await self._verzoeken.run(request["_id"], store, create=dict, current=None, reply=lambda _: events)
+        return done.result
 
     @staticmethod
     def _refusal(request: Document, gronden: list[Grond]) -> dict[str, Any]:
@@ -214,9 +218,14 @@ class Reserveringen:
                        "financiering": regeling.financiering(bedrag), "budgetperiode": request["budgetperiode"],
                        "regeling": regeling.id}
         command = CloudEvent.from_json(request["command"])
-        request.update(status=BESLOTEN, uitkomst=outcome, besloten_op=at)
-        try:
-            await self.repo.verzoeken.replace(request, [(reply_to(command, SERVICE, outcome), EVENTS)])
+
+        def besluit(verzoek: Document) -> Outcome:
+            verzoek.update(status=BESLOTEN, uitkomst=outcome, besloten_op=at)
+            return outcome
+
+        try:  # against the version we decided on: any change since (RevisionMismatch) is not ours to overwrite
+            await self._verzoeken.run(aanvraag_id, besluit, current=request, expected_revision=request["revision"],
+                                      reply=replying(command, SERVICE))
         except ConcurrencyError:
             # decided by someone else meanwhile (two allocators, or the consumer), or replaced by a newer command
             if outcome["gereserveerd"]:
@@ -258,5 +267,5 @@ class Reserveringen:
         regeling = self.regelingen.get(request["regeling"])
         if regeling is not None and regeling.cap_per_gemeente is not None:
             await self.repo.release_cap(cap_id(regeling.id, request["gemeente_code"]), aanvraag_id)
-        await self.repo.mark_released(aanvraag_id, at)
+        await self._vrijgave.run(aanvraag_id, lambda verzoek: verzoek.update(vrijgegeven_op=at), current=request)
         return True

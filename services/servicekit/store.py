@@ -76,6 +76,26 @@ class DocumentStore:
             raise ConcurrencyError(f"{self.collection.name}/{doc['_id']} changed since revision {expected}")
         return stored
 
+    async def update(self, doc: Document, fields: Sequence[str],
+                     events: Sequence[tuple[CloudEvent, str]] = ()) -> Document:
+        """Write only ``fields`` of ``doc`` (and ``events``) if nobody wrote since it was read at ``doc['revision']``.
+
+        The document's other fields keep what the database holds, also a field someone changed since without
+        raising the revision (a ``$max`` beside a revision-checked field). Returns ``doc`` as written (its other
+        fields as read). Raises ConcurrencyError on a revision miss.
+        """
+        expected = doc["revision"]
+        stored = {**doc, "revision": expected + 1}
+        change = {field: stored[field] for field in fields}
+        change["revision"] = expected + 1
+        if events:
+            _attach_outbox(stored, events)
+            change.update(outbox=stored["outbox"], has_outbox=stored["has_outbox"])
+        result = await self.collection.update_one({"_id": doc["_id"], "revision": expected}, {"$set": change})
+        if result.matched_count != 1:
+            raise ConcurrencyError(f"{self.collection.name}/{doc['_id']} changed since revision {expected}")
+        return stored
+
 
 def _attach_outbox(doc: Document, events: Sequence[tuple[CloudEvent, str]]) -> None:
     outbox = list(doc.get("outbox") or [])

@@ -28,12 +28,14 @@ class MemoryStore:
     #: Called before each replace: a test writes here "concurrently" to provoke a revision conflict.
     before_replace: Callable[[MemoryStore, Document], None] | None = None
     writes: int = 0
+    reads: int = 0
 
     @property
     def collection(self) -> Any:
         return _Collection(self.name)
 
     async def get(self, doc_id: str) -> Document | None:
+        self.reads += 1
         doc = self.docs.get(doc_id)
         return copy.deepcopy(doc) if doc is not None else None
 
@@ -55,6 +57,25 @@ class MemoryStore:
         self.docs[doc["_id"]] = stored
         self.writes += 1
         return copy.deepcopy(stored)
+
+    async def update(self, doc: Document, fields: Sequence[str], events: Events = ()) -> Document:
+        """``DocumentStore.update``: only ``fields`` (and the outbox, with events) over the stored document."""
+        if self.before_replace is not None:
+            self.before_replace(self, doc)
+        current = self.docs.get(doc["_id"])
+        if current is None or current["revision"] != doc["revision"]:
+            raise ConcurrencyError(f"{self.name}/{doc['_id']} changed since revision {doc['revision']}")
+        written = {**copy.deepcopy(doc), "revision": doc["revision"] + 1}
+        if events:
+            _with_outbox(written, events)
+            current.update(outbox=written["outbox"], has_outbox=written["has_outbox"])
+        current.update({field: written[field] for field in fields}, revision=written["revision"])
+        self.writes += 1
+        return copy.deepcopy(written)
+
+    def touch(self, doc_id: str, **fields: Any) -> None:
+        """Another writer's change that leaves the revision alone (a ``$max`` counter)."""
+        self.docs[doc_id].update(fields)
 
     def bump(self, doc_id: str, **fields: Any) -> None:
         """Another writer's change: set ``fields`` and raise the revision."""

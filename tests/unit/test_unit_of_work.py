@@ -140,3 +140,43 @@ async def test_a_change_that_finds_nothing_to_do_writes_nothing() -> None:
 
     done = await UnitOfWork(store, TELLER).run("t1", alleen_hoger, message_id="m1")
     assert done.repeated and done.result is None and store.writes == 0 and "applied" not in store.docs["t1"]
+
+
+async def test_a_document_the_caller_just_read_saves_the_first_read_and_a_conflict_reads_again() -> None:
+    store = MemoryStore(docs={"t1": {"_id": "t1", "stand": 0, "revision": 1}})
+    uow = UnitOfWork(store, TELLER)
+    gelezen = await store.get("t1")
+    done = await uow.run("t1", lambda t: t.verhogen(1), current=gelezen)
+    assert (done.result, store.reads, store.docs["t1"]["revision"]) == (1, 1, 2)  # no read of its own
+    stale = {"_id": "t1", "stand": 0, "revision": 1}
+    done = await uow.run("t1", lambda t: t.verhogen(1), current=stale)  # out of date: the write misses, re-read
+    assert (done.result, store.reads, store.docs["t1"]["stand"]) == (2, 2, 2)
+    new = await uow.run("t2", lambda t: t.verhogen(3), current=None, create=lambda: Teller("t2"))
+    assert new.result == 3 and store.reads == 2  # expected to be new: inserted without a read
+    taken = await uow.run("t2", lambda t: t.verhogen(-1), current=None, create=lambda: Teller("t2"))
+    assert taken.result == 2 and store.reads == 3  # it existed: the insert failed, the read found it
+
+
+async def test_writing_some_fields_only_keeps_what_another_writer_set_without_the_revision() -> None:
+    store = MemoryStore(docs={"kop": {"_id": "kop", "tot": 4, "bekend": 6, "revision": 7}})
+    kop = UnitOfWork(store, DOCUMENT, fields=("tot",))
+    gelezen = await store.get("kop")
+    assert gelezen is not None
+    store.touch("kop", bekend=9)  # raised by $max after our read; the revision stays 7
+
+    def schuif(d: Document) -> int:
+        d["tot"] = 5
+        return 5
+
+    done = await kop.run("kop", schuif, current=gelezen)
+    assert store.docs["kop"] == {"_id": "kop", "tot": 5, "bekend": 9, "revision": 8}
+    assert done.doc["revision"] == 8
+    replaced = UnitOfWork(store, DOCUMENT)  # the whole document as read would have lowered it
+    store.touch("kop", bekend=10)
+    await replaced.run("kop", schuif, current={**store.docs["kop"], "bekend": 9})
+    assert store.docs["kop"]["bekend"] == 9
+    store.before_replace = lambda s, doc: s.bump("kop") if doc["revision"] == 9 else None
+    again = await kop.run("kop", lambda d: d.update(tot=6), message_id="m1")  # a conflict retries, as replace does
+    assert store.docs["kop"]["tot"] == 6 and store.docs["kop"]["applied"] == ["m1"] and again.doc["revision"] == 11
+    with pytest.raises(TypeError):
+        UnitOfWork(object(), DOCUMENT, fields=("tot",))  # type: ignore[arg-type]
