@@ -14,7 +14,7 @@ import urllib.parse
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from console.backends import BackendError
 from console.bootstrap import Console, Session
@@ -97,6 +97,11 @@ def studio_migratie_pages(app: FastAPI, console: Console) -> None:
         status, body = await engine("POST", "/migraties", session, {
             "doelHash": form["doel"], "selectie": selectie, "proefrun": False,
             "toelichting": form.get("toelichting", "").strip()[:1000] or None})
+        if status == 202:  # a large selection runs in the engine's background: its page shows the progress
+            await console.audit.record(session.subject, "migreren", body["id"], f"gestart: {body['totaal']} zaken",
+                                       {"doel": form["doel"], "selectie": selectie, "migratie": body["id"]})
+            log.info("console.migration_started", migration=body["id"], total=body["totaal"], subject=session.subject)
+            return RedirectResponse(f"/studio/migraties/{urllib.parse.quote(body['id'], safe='')}", status_code=303)
         if status != 200:
             await console.audit.record(session.subject, "migreren", "", f"geweigerd ({status})",
                                        {"doel": form["doel"], "selectie": selectie})
@@ -118,7 +123,18 @@ def studio_migratie_pages(app: FastAPI, console: Console) -> None:
         if status != 200:
             raise Refused(404, "Geen migratie met dit kenmerk.")
         return render(request, "studio_migratie_uitkomst.html", sessie=session, migratie=body, terug=None,
-                      zaken=body["zaken"], **await context(session))
+                      zaken=sorted(body["zaken"], key=lambda z: (z["uitkomst"] != "verplaatst", z["zaakId"])),
+                      **await context(session))
+
+    @app.get("/studio/migraties/{migratie_id}/voortgang", include_in_schema=False)
+    async def progress(migratie_id: str, session: SessionDep) -> Response:
+        """A running migration's status and counts (its page asks every two seconds; no case ids)."""
+        mag(session)
+        status, body = await engine("GET", f"/migraties/{urllib.parse.quote(migratie_id, safe='')}", session)
+        if status != 200:
+            return JSONResponse({"melding": "Geen migratie met dit kenmerk."}, status_code=404)
+        return JSONResponse({k: body.get(k) for k in ("status", "totaal", "verwerkt", "verplaatst", "geblokkeerd",
+                                                      "mislukt")})
 
     @app.post("/studio/migraties/{migratie_id}/terugdraaien", include_in_schema=False)
     async def reverse(request: Request, migratie_id: str, session: SessionDep) -> Response:

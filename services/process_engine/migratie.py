@@ -26,9 +26,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Final
 
 from fastapi import FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -43,8 +46,18 @@ from servicekit.store import ConcurrencyError, Document
 
 log = get_logger(__name__)
 
-#: Cases one request may select: the run is synchronous and reports each case.
+#: Cases one request may select.
 MAX_ZAKEN: Final = 5000
+#: From this many selected cases a real run is a background job: the request answers 202 at once with the record
+#: (status "bezig"), GET /migraties/{id} shows its progress (verwerkt of totaal, the counts so far).
+ACHTERGROND_VANAF: Final = 100
+#: A background run writes its progress (counts and the cases done, so a crash leaves a reversible record) at
+#: most this many times.
+_VOORTGANG_KEREN: Final = 20
+#: A run "bezig" whose progress was not written for this long has stopped (the engine was stopped or crashed).
+STIL_SECONDEN: Final = 120
+#: Background runs under way in this process (a task with no reference left could be collected).
+_LOPEND: set[asyncio.Task[None]] = set()
 #: What the case page and the work lists read from an instance document besides its state: restored as it was.
 #: The journal and history stay: the migration and its reversal are both in the case's journal.
 _TOESTAND: Final = ("state", "definition_hash", "active_elements", "waiting_messages", "next_timer_at",
@@ -150,6 +163,9 @@ class MigratieVerzoek(BaseModel):
     selectie: Selectie
     proefrun: bool = Field(default=True, description="Alleen beoordelen; er wordt niets verplaatst.")
     toelichting: str | None = Field(default=None, max_length=1000)
+    achtergrond: bool | None = Field(default=None, description=(
+        f"Als achtergrondtaak (202, voortgang in GET /migraties/{{id}}); leeg: vanaf {ACHTERGROND_VANAF} zaken."))
+
 
 
 async def _selectie(engine: Engine, selectie: Selectie, doel: rt.ParsedDefinition) -> list[Document]:
@@ -225,31 +241,68 @@ def _terug_collectie(engine: Engine) -> Any:
     return engine.instances.collection.database["migratie_terug"]
 
 
+def _stand(uitkomsten: list[dict[str, Any]]) -> dict[str, Any]:
+    """A run's counts and cases so far."""
+    return {"zaken": list(uitkomsten), "verwerkt": len(uitkomsten),
+            **{soort: sum(1 for u in uitkomsten if u["uitkomst"] == soort)
+               for soort in ("verplaatst", "geblokkeerd", "mislukt")}}
+
+
+async def _verplaats_alle(engine: Engine, docs: list[Document], record: Document, by: str,
+                          elke: int | None) -> None:
+    """Move every selected case (four at a time); with ``elke``, the record's progress is written after every
+    ``elke`` cases. The record ends "klaar" with the outcome per case (also after a failure: the cases moved so
+    far stay reversible), or "mislukt" when the run itself broke off."""
+    migraties = engine.instances.collection.database["migraties"]
+    gate = asyncio.Semaphore(_GELIJKTIJDIG)
+    uitkomsten: list[dict[str, Any]] = []
+
+    async def een(doc: Document) -> None:
+        async with gate:
+            uitkomsten.append(await verplaats(engine, doc["_id"], record["doel_hash"], record["_id"], by))
+            if elke and len(uitkomsten) % elke == 0 and len(uitkomsten) < len(docs):
+                await migraties.update_one({"_id": record["_id"]},
+                                           {"$set": {**_stand(uitkomsten), "bijgewerkt": engine.clock()}})
+
+    try:
+        await asyncio.gather(*(een(d) for d in docs))
+        record.update(_stand(uitkomsten), status="klaar", bijgewerkt=engine.clock())
+    except Exception as exc:
+        record.update(_stand(uitkomsten), status="mislukt", fout=type(exc).__name__, bijgewerkt=engine.clock())
+        log.exception("migration.broke_off", migration=record["_id"], done=len(uitkomsten), total=len(docs))
+        if not elke:
+            raise
+    finally:
+        if elke:  # a background run: its record exists; in the request the caller stores it
+            await migraties.update_one({"_id": record["_id"]}, {"$set": {k: v for k, v in record.items() if k in (
+                "zaken", "verwerkt", "verplaatst", "geblokkeerd", "mislukt", "status", "bijgewerkt", "fout")}})
+    log.info("migration.done", migration=record["_id"], target=record["doel_hash"][:12], moved=record["verplaatst"],
+             blocked=record["geblokkeerd"], failed=record["mislukt"], by=by, status=record["status"])
+
+
 async def migreer(engine: Engine, verzoek: MigratieVerzoek, by: str) -> Document:
     """The real run: every selected case that can move is moved; the record (one document in ``migraties``)
-    lists the outcome per case."""
+    lists the outcome per case. A large selection (``ACHTERGROND_VANAF``, or ``achtergrond``) runs in the
+    background: the record is stored at once with status "bezig" and its progress is written as it goes."""
     doel = await engine.parsed(verzoek.doel_hash)
     docs = await _selectie(engine, verzoek.selectie, doel)
-    migratie_id = f"mig-{uuid.uuid4().hex[:12]}"
-    gate = asyncio.Semaphore(_GELIJKTIJDIG)
-
-    async def een(doc: Document) -> dict[str, Any]:
-        async with gate:
-            return await verplaats(engine, doc["_id"], verzoek.doel_hash, migratie_id, by)
-
-    uitkomsten = await asyncio.gather(*(een(d) for d in docs))
     record: Document = {
-        "_id": migratie_id, "doel_hash": verzoek.doel_hash, "process_id": doel.process_id,
+        "_id": f"mig-{uuid.uuid4().hex[:12]}", "doel_hash": verzoek.doel_hash, "process_id": doel.process_id,
         "selectie": verzoek.selectie.model_dump(by_alias=True, exclude_none=True), "door": by,
-        "toelichting": verzoek.toelichting, "op": engine.clock(), "zaken": list(uitkomsten),
-        "verplaatst": sum(1 for u in uitkomsten if u["uitkomst"] == "verplaatst"),
-        "geblokkeerd": sum(1 for u in uitkomsten if u["uitkomst"] == "geblokkeerd"),
-        "mislukt": sum(1 for u in uitkomsten if u["uitkomst"] == "mislukt"), "teruggedraaid": [],
+        "toelichting": verzoek.toelichting, "op": engine.clock(), "teruggedraaid": [], "status": "bezig",
+        "totaal": len(docs), "bijgewerkt": engine.clock(), **_stand([]),
     }
-    await engine.instances.collection.database["migraties"].insert_one(record)
-    log.info("migration.done", migration=migratie_id, target=verzoek.doel_hash[:12], moved=record["verplaatst"],
-             blocked=record["geblokkeerd"], failed=record["mislukt"], by=by)
-    return record
+    migraties = engine.instances.collection.database["migraties"]
+    if not (verzoek.achtergrond if verzoek.achtergrond is not None else len(docs) >= ACHTERGROND_VANAF):
+        await _verplaats_alle(engine, docs, record, by, None)
+        await migraties.insert_one(record)
+        return record
+    await migraties.insert_one(record)
+    taak = asyncio.create_task(_verplaats_alle(engine, docs, dict(record), by,
+                                               max(1, -(-len(docs) // _VOORTGANG_KEREN))))
+    _LOPEND.add(taak)
+    taak.add_done_callback(_LOPEND.discard)
+    return {**record, "geselecteerd": [d["_id"] for d in docs]}
 
 
 async def _zet_terug(engine: Engine, zaak: dict[str, Any], migratie: Document, by: str) -> dict[str, Any]:
@@ -286,6 +339,8 @@ async def terugdraaien(engine: Engine, migratie_id: str, by: str) -> dict[str, A
     migratie = await migraties.find_one({"_id": migratie_id})
     if migratie is None:
         raise NotFound("Geen migratie met dit kenmerk.")
+    if _status(migratie, engine.clock()) == "bezig":
+        raise Conflict("Deze migratie loopt nog; terugdraaien kan als ze klaar is.")
     gate = asyncio.Semaphore(_GELIJKTIJDIG)
 
     async def een(zaak: dict[str, Any]) -> dict[str, Any]:
@@ -300,9 +355,25 @@ async def terugdraaien(engine: Engine, migratie_id: str, by: str) -> dict[str, A
     return {"migratieId": migratie_id, **ronde}
 
 
-def _record_view(doc: Document, details: bool = True) -> dict[str, Any]:
+def _status(doc: Document, nu: datetime) -> str:
+    """klaar (also a record from before background runs), bezig, mislukt, or onderbroken: "bezig" without
+    progress for ``STIL_SECONDEN`` (the engine stopped during the run; the cases done so far are in the record)."""
+    status = str(doc.get("status", "klaar"))
+    bijgewerkt = doc.get("bijgewerkt")
+    if status == "bezig" and isinstance(bijgewerkt, datetime):
+        if bijgewerkt.tzinfo is None and nu.tzinfo is not None:
+            bijgewerkt = bijgewerkt.replace(tzinfo=nu.tzinfo)
+        if (nu - bijgewerkt).total_seconds() > STIL_SECONDEN:
+            return "onderbroken"
+    return status
+
+
+def _record_view(doc: Document, details: bool = True, nu: datetime | None = None) -> dict[str, Any]:
     view = {"id": doc["_id"], "doelHash": doc["doel_hash"], "processId": doc["process_id"],
             "selectie": doc.get("selectie"), "door": doc["door"], "toelichting": doc.get("toelichting"),
+            "status": _status(doc, nu) if nu is not None else doc.get("status", "klaar"),
+            "totaal": doc.get("totaal", len(doc.get("zaken", []))),
+            "verwerkt": doc.get("verwerkt", len(doc.get("zaken", []))),
             "op": doc["op"], "verplaatst": doc["verplaatst"], "geblokkeerd": doc["geblokkeerd"],
             "mislukt": doc["mislukt"], "teruggedraaid": [{k: v for k, v in r.items() if details or k != "zaken"}
                                                          for r in doc.get("teruggedraaid", [])]}
@@ -342,6 +413,9 @@ class Migratieverslag(BaseModel):
     selectie: Any = None
     door: str | None = None
     toelichting: str | None = None
+    status: str | None = Field(default=None, description="bezig, klaar, mislukt of onderbroken")
+    totaal: int | None = Field(default=None, description="Geselecteerde zaken")
+    verwerkt: int | None = Field(default=None, description="Zaken die al verplaatst, geblokkeerd of mislukt zijn")
     op: Any = None
     verplaatst: int | None = None
     geblokkeerd: int | None = None
@@ -363,12 +437,15 @@ def migratie_routes(app: FastAPI) -> None:
 
     @app.post(f"{API_PREFIX}/migraties", tags=["migraties"], dependencies=[verwerking("update", "zaak")],
               response_model=Migratieverslag,
-              responses={404: {"description": "Geen procesversie met deze hash"},
+              responses={202: {"model": Migratieverslag, "description": "Als achtergrondtaak gestart (status bezig); "
+                                                                        "voortgang in GET /migraties/{id}"},
+                         404: {"description": "Geen procesversie met deze hash"},
                          409: {"description": "Selectie te groot of zonder zaken of versie"}})
     async def migrate(body: MigratieVerzoek, request: Request,  # type: ignore[no-untyped-def]
                       principal: PrincipalDep):
         """A dry run (``proefrun``, the default) lists per selected case whether it can move to ``doelHash`` and
-        why not; a real run moves those that can and reports the outcome per case."""
+        why not; a real run moves those that can and reports the outcome per case: in the request, or (from
+        ``ACHTERGROND_VANAF`` cases, or with ``achtergrond``) in the background, answered 202 at once."""
         require_admin_role(principal, PROCESBEHEERDER, "zaken naar een andere procesversie migreren")
         engine = engine_of(request)
         try:
@@ -380,6 +457,10 @@ def migratie_routes(app: FastAPI) -> None:
             record = await migreer(engine, body, principal.subject)
         except NotFound:
             return problem(404, "Niet gevonden", "Geen procesversie met deze hash.")
+        if "geselecteerd" in record:  # in the background: the selected cases are the ones it will touch
+            noteer(resource_id=record["_id"], ids=record["geselecteerd"])
+            return JSONResponse(jsonable_encoder({"proefrun": False, **_record_view(record)}), status_code=202,
+                                headers={"Location": f"{API_PREFIX}/migraties/{record['_id']}"})
         noteer(resource_id=record["_id"], ids=[z["zaakId"] for z in record["zaken"]])
         return {"proefrun": False, **_record_view(record)}
 
@@ -403,10 +484,11 @@ def migratie_routes(app: FastAPI) -> None:
         if doc is None:
             return problem(404, "Niet gevonden", "Geen migratie met dit kenmerk.")
         noteer(ids=[z["zaakId"] for z in doc["zaken"]])
-        return _record_view(doc)
+        return _record_view(doc, nu=engine_of(request).clock())
 
     @app.post(f"{API_PREFIX}/migraties/{{migratie_id}}/terugdraaien", tags=["migraties"],
-              response_model=Terugdraaiverslag, responses={404: {"description": "Geen migratie met dit kenmerk"}},
+              response_model=Terugdraaiverslag, responses={404: {"description": "Geen migratie met dit kenmerk"},
+                                                           409: {"description": "De migratie loopt nog"}},
               dependencies=[verwerking("update", "zaak")])
     async def reverse(migratie_id: str, request: Request,  # type: ignore[no-untyped-def]
                       principal: PrincipalDep):

@@ -116,10 +116,20 @@ async def test_dry_run_real_run_reversal_and_the_moved_cases_finish_on_the_new_v
     again = httpx.post(f"{api}/migraties/{run['id']}/terugdraaien", headers=PROCESBEHEERDER, timeout=60).json()
     assert again["teruggedraaid"] == 0, "a reversed case is not reversed twice"
 
-    # Move them again for good; every case then finishes, the moved ones through version 2's script task.
-    real2 = httpx.post(f"{api}/migraties", headers=PROCESBEHEERDER, timeout=120,
-                       json={**request, "proefrun": False}).json()
-    assert real2["verplaatst"] == 6 and real2["geblokkeerd"] == 4
+    # Move them again for good, as a background job (what a large selection is): 202 at once, the migration
+    # resource shows its status and counts; every case then finishes, the moved ones through version 2's script.
+    started = httpx.post(f"{api}/migraties", headers=PROCESBEHEERDER, timeout=120,
+                         json={**request, "proefrun": False, "achtergrond": True})
+    assert started.status_code == 202, started.text
+    assert started.headers["location"] == f"/api/v1/migraties/{started.json()['id']}"
+    assert started.json()["status"] == "bezig" and started.json()["totaal"] == 10, started.json()
+
+    async def klaar() -> bool:
+        return get(f"migraties/{started.json()['id']}")["status"] == "klaar"
+    await eventually(klaar, what="the background migration to finish")
+    real2 = get(f"migraties/{started.json()['id']}")
+    assert real2["verplaatst"] == 6 and real2["geblokkeerd"] == 4 and real2["verwerkt"] == real2["totaal"] == 10
+    assert len(real2["zaken"]) == 10 and get("zaken/mig-1")["definitieHash"] == v2
     [task] = [t for t in get("taken") if t["zaakId"] == "mig-taak"]
     done = httpx.post(f"{api}/taken/{task['id']}/afronden", headers=BEHANDELAAR, timeout=30, json={"gegevens": {}})
     assert done.status_code == 200, done.text
