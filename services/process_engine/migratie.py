@@ -167,7 +167,6 @@ class MigratieVerzoek(BaseModel):
         f"Als achtergrondtaak (202, voortgang in GET /migraties/{{id}}); leeg: vanaf {ACHTERGROND_VANAF} zaken."))
 
 
-
 async def _selectie(engine: Engine, selectie: Selectie, doel: rt.ParsedDefinition) -> list[Document]:
     if selectie.zaak_ids is None and selectie.definitie_hash is None:
         raise Conflict("Kies zaken of een versie: een migratie van alle zaken van alle versies bestaat niet.")
