@@ -7,7 +7,12 @@ Removing published entries leaves ``revision`` alone: the revision is the aggreg
 a clear that raised it made the ETag a POST had just returned stale (a spurious 412 on the next If-Match), and
 made a writer that read before the clear lose its revision check and redo its work. The clear is still checked
 on the revision it read, so it never touches a document written since; a writer that read before the clear and
-writes after it puts the published entries back, and they go out once more (a duplicate consumers drop).
+writes after it puts the published entries back.
+
+So that such entries (and a copy a writer hands over after the relay had already published from the database)
+do not go out twice, the relay remembers the ids of the last ``SENT_KEPT`` events the broker confirmed to it and
+only clears those when it meets them again. Another process's relay (a replica) or this one after a restart does
+not know them and publishes them once more: a duplicate the consumers drop.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ class OutboxRelay:
         self._held: dict[str, _Held] = {}  # documents with an event the broker refused: tried again later
         self._woken_at: dict[str, float] = {}  # when a writer first named a document still to publish: relay lag
         self._scan_requested = False
+        self._sent: dict[str, None] = {}  # ids of the events the broker confirmed, oldest first (SENT_KEPT)
         self.published = 0
 
     def wake(self, doc_id: str | None = None, collection: AsyncCollection[Document] | None = None,
@@ -206,12 +212,17 @@ class OutboxRelay:
         if not docs:
             return 0
         published: set[str] = set()
+        sent_before: set[str] = set()  # confirmed in an earlier round: only to be cleared
 
         async def publish_document(doc: Document) -> None:
             for entry in doc.get("outbox") or []:
+                if entry["id"] in self._sent:
+                    sent_before.add(entry["id"])
+                    continue
                 await self.broker.publish_raw(entry["exchange"], entry["routing_key"], entry["body"].encode(),
                                               message_id=entry["id"], type_=entry["routing_key"])
                 published.add(entry["id"])
+                self._remember(entry["id"])
 
         results = await asyncio.gather(*(publish_document(doc) for _, doc in docs), return_exceptions=True)
         failed: list[tuple[AsyncCollection[Document], Document]] = []
@@ -233,9 +244,10 @@ class OutboxRelay:
             woken = self._woken_at.pop(doc["_id"], None) if doc["_id"] not in failed_ids else None
             if woken is not None:
                 metrics.RELAY_LAG.observe(confirmed - woken)
+        gone = published | sent_before
         by_collection: dict[str, tuple[AsyncCollection[Document], list[Document]]] = {}
         for collection, doc in docs:
-            if not any(entry["id"] in published for entry in doc.get("outbox") or []):
+            if not any(entry["id"] in gone for entry in doc.get("outbox") or []):
                 continue  # nothing of it went out: nothing to remove
             by_collection.setdefault(collection.full_name, (collection, []))[1].append(doc)
         hook = type(self).before_clear
@@ -244,7 +256,7 @@ class OutboxRelay:
         cleared = 0
         for collection, batch in by_collection.values():
             for start in range(0, len(batch), CLEAR_BATCH):
-                done, left = await _remove_published(collection, batch[start:start + CLEAR_BATCH], published)
+                done, left = await _remove_published(collection, batch[start:start + CLEAR_BATCH], gone)
                 cleared += done
                 for doc_id in left:  # written since we read it, with new events: relay those too, now
                     if doc_id not in failed_ids:
@@ -261,6 +273,11 @@ class OutboxRelay:
             raise RelayFailed(failed) from first_error
         return cleared
 
+    def _remember(self, event_id: str) -> None:
+        self._sent[event_id] = None
+        if len(self._sent) > SENT_KEPT:
+            del self._sent[next(iter(self._sent))]
+
 
 @dataclass(slots=True)
 class _Held:
@@ -268,6 +285,10 @@ class _Held:
     due: float  # loop time of the next try
     delay: float
 
+
+# How many confirmed event ids a relay remembers (about 100 bytes each). Entries come back into an outbox within
+# the time of one write (a writer that read before the clear), a stale handed-over copy within one relay round.
+SENT_KEPT = 20_000
 
 # A document with a refused event is tried again after HOLD_FIRST seconds, doubling up to HOLD_MAX.
 HOLD_FIRST = 0.5
