@@ -18,6 +18,8 @@ from servicekit.tracing import httpx_request_hook
 
 #: One page of the engine's case list; the console asks page after page until it has every match.
 ENGINE_PAGE = 1000
+#: The page size asked of the engine's cursor-paged lists (its maximum).
+ENGINE_LIST_PAGE = 500
 #: How many parked messages per dead-letter queue the case page looks through for the case's own.
 DLQ_PEEK = 500
 
@@ -53,6 +55,22 @@ class Backends:
             raise BackendError("de procesengine", response.status_code)
         return response.json()
 
+    async def _engine_all(self, path: str, token: str) -> list[dict[str, Any]]:
+        """Every page of an engine list (pageSize, the next page behind Link rel="next"), as one list."""
+        out: list[dict[str, Any]] = []
+        response = await self._engine("GET", path, token, params={"pageSize": ENGINE_LIST_PAGE})
+        while True:
+            if response.status_code != 200:
+                raise BackendError("de procesengine", response.status_code)
+            out.extend(response.json())
+            following = response.links.get("next", {}).get("url")
+            if not following:
+                return out
+            try:
+                response = await self.http.get(following, headers={"Authorization": f"Bearer {token}"})
+            except httpx.HTTPError as exc:
+                raise BackendError("de procesengine", None) from exc
+
     async def zaken(self, token: str, **filters: Any) -> list[dict[str, Any]]:
         """Every case that matches the filters (``Filters.engine_filters``), page after page."""
         out: list[dict[str, Any]] = []
@@ -77,7 +95,7 @@ class Backends:
         return response.json()  # type: ignore[no-any-return]
 
     async def definities(self, token: str) -> list[dict[str, Any]]:
-        return await self._engine_json("/procesdefinities", token)  # type: ignore[no-any-return]
+        return await self._engine_all("/procesdefinities", token)
 
     async def definitie(self, token: str, content_hash: str) -> dict[str, Any]:
         path = f"/procesdefinities/{urllib.parse.quote(content_hash, safe='')}"
@@ -98,7 +116,7 @@ class Backends:
 
     async def incidenten(self, token: str) -> list[dict[str, Any]]:
         """Every open incident of every running case, one row per incident."""
-        return await self._engine_json("/incidenten", token)  # type: ignore[no-any-return]
+        return await self._engine_all("/incidenten", token)
 
     async def statistiek(self, token: str, content_hash: str) -> dict[str, Any]:
         """Per element of one process version: cases active there, with an open incident, completed."""

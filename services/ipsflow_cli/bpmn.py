@@ -40,6 +40,22 @@ def _get(path: str) -> httpx.Response:
         raise typer.Exit(1) from None
 
 
+def _all_versions() -> list[dict[str, Any]]:
+    """Every deployed version: the engine's list a page at a time (the next behind Link rel="next")."""
+    response = _get("/procesdefinities?pageSize=500")
+    versions: list[dict[str, Any]] = []
+    while True:
+        versions.extend(response.json())
+        following = response.links.get("next", {}).get("url")
+        if not following:
+            return versions
+        try:
+            response = httpx.get(following, headers=_user(), timeout=30)
+        except httpx.HTTPError as exc:
+            console.print(f"[red]process engine onbereikbaar op {_engine()}[/red]: {exc}")
+            raise typer.Exit(1) from None
+
+
 @bpmn_app.command("deploy")
 def deploy(paths: Annotated[list[Path], typer.Argument(help=".bpmn/.dmn-bestanden of een map.")]) -> None:
     """Validate and deploy a new version; problems are shown per BPMN element."""
@@ -76,7 +92,7 @@ def list_() -> None:
     table = Table(title="procesdefinities")
     for col in ("proces", "versie", "hash", "uitgerold", "door"):
         table.add_column(col)
-    for d in _get("/procesdefinities").json():
+    for d in _all_versions():
         table.add_row(d["processId"], str(d["versie"]), d["hash"][:12], str(d["uitgerold"])[:19], d["uitgerolddoor"])
     console.print(table)
 
@@ -84,7 +100,7 @@ def list_() -> None:
 @bpmn_app.command("diff")
 def diff(old: str, new: str) -> None:
     """Unified diff of two deployed versions (hash prefixes are enough)."""
-    index = {d["hash"]: d for d in _get("/procesdefinities").json()}
+    index = {d["hash"]: d for d in _all_versions()}
 
     def resolve(prefix: str) -> dict[str, str]:
         matches = [h for h in index if h.startswith(prefix)]

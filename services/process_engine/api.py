@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Annotated, Any
@@ -15,7 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from process_engine import dmn_testbank, readmodels
+from process_engine import dmn_testbank, paging, readmodels
 from process_engine import runtime as rt
 from process_engine.bootstrap import EngineSettings, ProcessEngine, bootstrap, definition_files
 from process_engine.engine import Conflict, Engine, NotFound
@@ -62,29 +60,12 @@ _ZAAK_WIJZIGEN = verwerking("update", "zaak", "case_id")
 _TAKEN = verwerking("list", "zaak")
 _TAAK_LEZEN = verwerking("read", "zaak", onderdeel_param="task_id")
 _TAAK_WIJZIGEN = verwerking("update", "zaak", onderdeel_param="task_id")
-#: A work list page: at most this many tasks (``pageSize``), the next page behind ``Link: <…>; rel="next"``.
-TASK_PAGE_DEFAULT, TASK_PAGE_MAX = 100, 500
 
 
 def _task_order(task: dict[str, Any]) -> tuple[str, str]:
     """Oldest task first; the task id makes the order total, so a cursor never skips or repeats one."""
     since = task.get("sinds")
     return (since.isoformat() if isinstance(since, datetime) else str(since or ""), task["id"])
-
-
-def _cursor_of(task: dict[str, Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(_task_order(task)).encode()).decode()
-
-
-def _task_cursor(cursor: str | None) -> tuple[str, str] | None:
-    if cursor is None:
-        return None
-    try:
-        since, task_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return str(since), str(task_id)
-    except (ValueError, TypeError) as exc:
-        raise RequestValidationError([{"type": "value_error", "loc": ("query", "cursor"), "input": cursor,
-                                       "msg": "Geen cursor van deze werkvoorraad."}]) from exc
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -113,6 +94,7 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
     index = zaakindex.ZaakIndex()
     pe.zaakindex = index  # type: ignore[attr-defined]
     pe.engine.on_write = index.bij
+    pe.engine.case_index = index
     controle = Uitrolcontrole(pe.settings.catalogue_file, LANE_ORGANISATIONS)
 
     @contextlib.asynccontextmanager
@@ -136,7 +118,8 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
                         log.error("definition.refused", problems=[p.message for p in exc.problems][:10])
                 async with in_background(pe.engine.run_timer_poller(pe.settings.timer_poll_seconds,
                                                                     pe.settings.timer_scan_seconds), "timer-poller"), \
-                        in_background(index.bijhouden(pe.engine.instances.collection), "zaakindex"):
+                        in_background(index.bijhouden(pe.engine.instances.summaries,  # closed, then open
+                                                     pe.engine.instances.collection), "zaakindex"):
                     yield
 
     app = create_app("ipsflow process engine",
@@ -184,8 +167,13 @@ def _routes(app: FastAPI, pe: ProcessEngine, controle: Uitrolcontrole) -> None:
         return JSONResponse(jsonable_encoder(_definition_view(doc)), status_code=201 if created else 200)
 
     @app.get(f"{API_PREFIX}/procesdefinities", tags=["procesdefinities"], response_model=list[DefinitionView])
-    async def definitions(engine: EngineDep, principal: PrincipalDep):  # type: ignore[no-untyped-def]
-        return [_definition_view(d) for d in await engine.definitions.all()]
+    async def definitions(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
+                          request: Request, response: Response, page_size: paging.PageSize = paging.PAGE_DEFAULT,
+                          cursor: paging.Cursor = None):
+        """Every deployed version, by process and version, a page at a time (the next in the Link header)."""
+        return paging.page([_definition_view(d) for d in await engine.definitions.all()],
+                           lambda d: (d["processId"], d["versie"] or 0, d["hash"]), page_size, cursor, request,
+                           response)
 
     @app.get(f"{API_PREFIX}/procesdefinities/{{content_hash}}", tags=["procesdefinities"],
              response_model=DefinitionDetail)
@@ -203,9 +191,9 @@ def _routes(app: FastAPI, pe: ProcessEngine, controle: Uitrolcontrole) -> None:
         completed it (the console's definition view). Functioneel beheer only."""
         if principal.org_type != "beheer":
             raise forbid("Alleen functioneel beheer ziet de tellingen van alle zaken.")
-        docs = await engine.instances.collection.find(
+        docs = await engine.instances.find_with_closed(  # closed cases too: what they completed counts
             {"definition_hash": content_hash},
-            {"active_elements": 1, "incidents": 1, "history": 1, "log_archived_to": 1}).to_list(None)
+            {"active_elements": 1, "incidents": 1, "history": 1, "log_archived_to": 1})
         counts: dict[str, dict[str, int]] = {}
 
         def add(element: str | None, kind: str) -> None:
@@ -235,7 +223,8 @@ def _routes(app: FastAPI, pe: ProcessEngine, controle: Uitrolcontrole) -> None:
 
     @app.get(f"{API_PREFIX}/zaken", tags=["zaken"], dependencies=[_TAKEN], response_model=CasePage,
              responses={403: {"description": "Alleen functioneel beheer (de console) ziet alle zaken"}})
-    async def cases(engine: EngineDep, principal: PrincipalDep, response: Response,  # type: ignore[no-untyped-def]
+    async def cases(engine: EngineDep, principal: PrincipalDep, request: Request,  # type: ignore[no-untyped-def]
+                    response: Response,
                     process_id: Annotated[str | None, Query(alias="processId", max_length=200)] = None,
                     definitie_hash: Annotated[str | None, Query(alias="definitieHash", max_length=64)] = None,
                     status: Annotated[str | None, Query(max_length=40)] = None,
@@ -273,6 +262,7 @@ def _routes(app: FastAPI, pe: ProcessEngine, controle: Uitrolcontrole) -> None:
         response.headers["X-Zaakindex"] = "gereed" if index.gereed else "wordt gelezen"
         if index.gereed:
             total, zaken = index.zoek(velden, criteria, offset, limit)
+            _next_offset(request, response, offset, limit, total)
             noteer(ids=[z["id"] for z in zaken])
             return {"totaal": total, "zaken": zaken}
         query: dict[str, Any] = {}
@@ -284,14 +274,21 @@ def _routes(app: FastAPI, pe: ProcessEngine, controle: Uitrolcontrole) -> None:
             # Every incident carries resolved true/false; FerretDB gets $elemMatch/$ne on arrays wrong, this right.
             open_incident = {"incidents.resolved": False}
             query.update(open_incident if incident else {"$nor": [open_incident]})
-        cursor = engine.instances.collection.find(query, zaakindex.PROJECTIE).sort([("started_at", -1), ("_id", 1)])
+        # the open cases and the closed cases' summaries (a case caught in its move counts as the open one)
+        bronnen = (engine.instances.summaries, engine.instances.collection)
+        order = [("started_at", -1), ("_id", 1)]
         if criteria.leeg():
-            total = await engine.instances.collection.count_documents(query)
-            zaken = [zaakindex.samenvatting(d) for d in await cursor.skip(offset).limit(limit).to_list(limit)]
+            total = sum([await c.count_documents(query) for c in bronnen])
+            gelezen = {d["_id"]: d for c in bronnen for d in await c.find(query, zaakindex.PROJECTIE).sort(order)
+                       .limit(offset + limit).to_list(None)}
+            alle = sorted(map(zaakindex.samenvatting, gelezen.values()), key=zaakindex.volgorde)
         else:  # the variables are filtered in Python, as the index does
-            gelezen = map(zaakindex.samenvatting, await cursor.to_list(None))
-            alle = [z for z in gelezen if criteria.past(z["variabelen"])]
-            total, zaken = len(alle), alle[offset:offset + limit]
+            gelezen = {d["_id"]: d for c in bronnen for d in await c.find(query, zaakindex.PROJECTIE).to_list(None)}
+            alle = [z for z in sorted(map(zaakindex.samenvatting, gelezen.values()), key=zaakindex.volgorde)
+                    if criteria.past(z["variabelen"])]
+            total = len(alle)
+        zaken = alle[offset:offset + limit]
+        _next_offset(request, response, offset, limit, total)
         noteer(ids=[z["id"] for z in zaken])
         return {"totaal": total, "zaken": zaken}
 
@@ -326,8 +323,11 @@ def _routes(app: FastAPI, pe: ProcessEngine, controle: Uitrolcontrole) -> None:
     @app.get(f"{API_PREFIX}/incidenten", tags=["zaken"], dependencies=[_TAKEN], response_model=list[OpenIncident],
              responses={403: {"description": "Alleen functioneel beheer (de console)"}})
     async def open_incidents(engine: EngineDep, principal: PrincipalDep,  # type: ignore[no-untyped-def]
-                             element: Annotated[str | None, Query(max_length=200)] = None):
-        """Every open incident of every running case (the console groups them by element, error and message)."""
+                             request: Request, response: Response,
+                             element: Annotated[str | None, Query(max_length=200)] = None,
+                             page_size: paging.PageSize = paging.PAGE_DEFAULT, cursor: paging.Cursor = None):
+        """Every open incident of every running case (the console groups them by element, error and message),
+        by case and command, a page at a time (the next in the Link header). Reads the open cases only."""
         if principal.org_type != "beheer":
             raise forbid("Alleen functioneel beheer ziet alle incidenten.")
         query: dict[str, Any] = {"incidents.resolved": False, "status": "running"}
@@ -340,6 +340,7 @@ def _routes(app: FastAPI, pe: ProcessEngine, controle: Uitrolcontrole) -> None:
                                          "at")}}
                for d in docs for i in d.get("incidents", [])
                if not i.get("resolved") and (element is None or i.get("elementId") == element)]
+        out = paging.page(out, lambda o: (o["zaakId"], o["commandId"]), page_size, cursor, request, response)
         noteer(ids=sorted({o["zaakId"] for o in out}))
         return out
 
@@ -363,9 +364,7 @@ def _routes(app: FastAPI, pe: ProcessEngine, controle: Uitrolcontrole) -> None:
                     lane: Annotated[str | None, Query(max_length=100)] = None,
                     zaak: Annotated[str | None, Query(max_length=200, description="Alleen de taken van deze zaak.")]
                     = None,
-                    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=TASK_PAGE_MAX)] = TASK_PAGE_DEFAULT,
-                    cursor: Annotated[str | None, Query(max_length=400, description=(
-                        "Waar de pagina begint: uit de Link-header (rel=next) van de vorige pagina."))] = None):
+                    page_size: paging.PageSize = paging.PAGE_DEFAULT, cursor: paging.Cursor = None):
         """The caller's work list, oldest task first, a page at a time (``pageSize``; the next page is in the
         ``Link`` header, rel="next"). Read from the work list of the caller's organisation per lane (and, for
         beheer, from the open tasks): never a search through the cases (issue 14)."""
@@ -382,13 +381,7 @@ def _routes(app: FastAPI, pe: ProcessEngine, controle: Uitrolcontrole) -> None:
             found = await views.worklist(readmodels.worklist_id(principal.org_type, org, name)
                                          for name in lanes if not name or principal.has_role(name))
         found = [t for t in found if lane is None or t["lane"] == lane]
-        found.sort(key=_task_order)
-        after = _task_cursor(cursor)
-        page = [t for t in found if after is None or _task_order(t) > after][:page_size + 1]
-        if len(page) > page_size:
-            page = page[:page_size]
-            next_url = request.url.include_query_params(pageSize=page_size, cursor=_cursor_of(page[-1]))
-            response.headers["Link"] = f'<{next_url}>; rel="next"'
+        page = paging.page(found, _task_order, page_size, cursor, request, response)
         noteer(ids=[t["zaakId"] for t in page])
         return page
 
@@ -470,6 +463,13 @@ def _clock_routes(app: FastAPI, pe: ProcessEngine) -> None:
         """Every service back on real time (test and training environments)."""
         require_admin_role(principal, FUNCTIONEEL_BEHEERDER, "de klok verzetten")
         return await move(None, principal)
+
+
+def _next_offset(request: Request, response: Response, offset: int, limit: int, total: int) -> None:
+    """The next page of a list paged by ``offset`` and ``limit`` in the Link header (rel="next"), if any."""
+    if offset + limit < total:
+        next_url = request.url.include_query_params(offset=offset + limit, limit=limit)
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
 
 
 def _definition_view(doc: dict[str, Any]) -> dict[str, Any]:

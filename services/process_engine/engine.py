@@ -25,10 +25,21 @@ from typing import Any
 
 from bson.binary import Binary
 
-from process_engine import readmodels
+from process_engine import caselog, readmodels
 from process_engine import runtime as rt
-from process_engine.repository import DefinitionRepository, InstanceRepository, public_variables, remember_applied
-from servicekit import metrics, tracing
+from process_engine.actions import CLAIMED_BY_OTHER as CLAIMED_BY_OTHER  # the API and migration import these here
+from process_engine.actions import CaseNotYetKnown as CaseNotYetKnown
+from process_engine.actions import Conflict as Conflict
+from process_engine.actions import EngineActions
+from process_engine.actions import NotFound as NotFound
+from process_engine.repository import (
+    CLOSED_COPY,
+    DefinitionRepository,
+    InstanceRepository,
+    public_variables,
+    remember_applied,
+)
+from servicekit import metrics, tracing, zaakindex
 from servicekit.broker import COMMANDS
 from servicekit.envelope import CloudEvent, source_for
 from servicekit.logging import get_logger
@@ -42,23 +53,8 @@ COMMAND_FAILED = "ips.opdracht.mislukt.v1"
 MAX_CONFLICT_RETRIES = 50
 #: Log entries (journal and history) an instance document keeps before they move to the case log.
 LOG_TAIL_MAX = 64
-
-
-class NotFound(LookupError):
-    pass
-
-
-class CaseNotYetKnown(Exception):
-    """A message for a case that does not exist (yet): transient, so the consumer retries it with delay
-    (the start event may still be in flight) and parks it for an admin after the last attempt."""
-
-
-class Conflict(ValueError):
-    """The request does not fit the instance's current state (409)."""
-
-
-#: Who claimed it stays out of the answer: the other official's id is not the caller's business.
-CLAIMED_BY_OTHER = "Deze taak is geclaimd door een andere behandelaar."
+#: How many waiting moves of closed cases the timer poller tries per round.
+CLOSING_PER_ROUND = 50
 
 
 def _case_trace(doc: Document) -> str | None:
@@ -82,7 +78,7 @@ class Change:
 Clock = Callable[[], datetime]
 
 
-class Engine:
+class Engine(EngineActions):
     def __init__(self, definitions: DefinitionRepository, instances: InstanceRepository,
                  message_catalogue: set[str] | None = None, clock: Clock | None = None,
                  worker_id: str | None = None, lease_seconds: float = 30.0) -> None:
@@ -96,12 +92,16 @@ class Engine:
         self.on_outbox: Callable[[str, Document], None] = lambda _case_id, _doc: None
         #: Called with every instance document this engine wrote (the case explorer's index, zaakindex.py).
         self.on_write: Callable[[Document], None] = lambda _doc: None
+        #: That index, once the API has one (``running_cases`` answers from it).
+        self.case_index: zaakindex.ZaakIndex | None = None
         # Timers this worker set itself, fired from memory; a slower scan of the database finds the rest
         # (other workers', and this worker's after a restart). FerretDB v1 scans every document for a
         # non-_id filter, so a 250 ms scan of a large collection would cost more than it is worth.
         self._due: dict[str, datetime] = {}
         self._parsed: dict[str, rt.ParsedDefinition] = {}
         self._start_index: dict[str, str] = {}  # start message → process id (latest deployment)
+        #: Cases that ended and still wait to move out of ``instances`` (``_close``); the timer poller retries.
+        self._closing: set[str] = set()
 
     # ------------------------------------------------------------------ definitions
     async def deploy(self, files: dict[str, bytes], deployed_by: str,
@@ -184,6 +184,7 @@ class Engine:
         self._remember_timer(change.doc)
         self.on_write(stored)
         await self.instances.views.sync(stored)
+        await self._close(stored)
         metrics.CASES_STARTED.labels(parsed.process_id).inc()
         log.info("instance.started", case_id=case_id, process=parsed.process_id)
         return True
@@ -242,6 +243,57 @@ class Engine:
             self._journal(doc, "opdracht verstuurd", command=c.command_id, type=c.command_type,
                           element=c.element_id, attempt=c.attempt)
 
+    # ------------------------------------------------------------------ closed cases leave the open ones
+    async def _close(self, doc: Document) -> None:
+        """Move a case that has ended out of ``instances`` (``InstanceRepository.move_closed``). When it cannot
+        move yet (events still in its outbox) or the move fails, the timer poller tries again
+        (``finish_closing``); a crash before that leaves it for the next start."""
+        if doc.get("status") == "running" or doc.get(CLOSED_COPY):
+            return
+        try:
+            moved = await self.instances.move_closed(doc)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the case has ended all the same; it moves on a later try
+            log.warning("instance.move_failed", case_id=doc["_id"], error=f"{type(exc).__name__}: {exc}")
+            moved = False
+        if moved:
+            self._closing.discard(doc["_id"])
+        else:
+            self._closing.add(doc["_id"])
+
+    async def finish_closing(self, at_start: bool = False, most: int | None = None) -> int:
+        """Try the moves that waited (each case read by ``_id``; at most ``most`` of them); ``at_start`` instead
+        the moves a crash or another process left (a scan of ``instances``, which holds the open cases only, and
+        after an upgrade every closed case stored before the move existed). Returns how many moved."""
+        # at start a list of its own, not the set the poller's rounds take from: the two seldom try one case at
+        # once (harmless when they do: the copy is written twice, one delete misses)
+        ids = await self.instances.closing() if at_start else list(self._closing)[:most]
+        moved = 0
+        for case_id in ids:
+            doc = await self.instances.collection.find_one({"_id": case_id})
+            if doc is None:  # moved by another process meanwhile
+                self._closing.discard(case_id)
+                continue
+            await self.instances.views.sync(doc)
+            await self._close(doc)
+            moved += case_id not in self._closing
+        return moved
+
+    async def running_cases(self, process_id: str) -> list[Document]:
+        """The running cases of a process, each ``_id``, ``definition_hash`` and ``active_elements`` (the studio's
+        comparison). From the case index in memory once it is read (no query; other engine processes' writes
+        reach it at its next re-read); until then a filter on ``instances``, which holds the open cases only."""
+        index = self.case_index
+        if index is not None and index.gereed:
+            _, zaken = index.zoek({"processId": process_id, "status": "running"}, zaakindex.Criteria(), 0,
+                                  len(index.zaken))
+            return [{"_id": z["id"], "definition_hash": z["definitieHash"], "active_elements": z["actieveElementen"]}
+                    for z in zaken]
+        return await self.instances.collection.find({"process_id": process_id, "status": "running"},
+                                                    {"_id": 1, "definition_hash": 1, "active_elements": 1}
+                                                    ).to_list(None)
+
     # ------------------------------------------------------------------ timers
     def _remember_timer(self, doc: Document) -> None:
         due = doc.get("next_timer_at")
@@ -298,89 +350,39 @@ class Engine:
     async def run_timer_poller(self, interval: float, scan_every: float = 5.0) -> None:
         last_scan = -scan_every
         loop = asyncio.get_running_loop()
+        # the moves a crash left (or, after an upgrade, every closed case still in instances): beside the timers
+        sweep = asyncio.create_task(self._sweep_closed())
+        try:
+            await self._poll_timers(interval, scan_every, last_scan, loop)
+        finally:
+            sweep.cancel()
+
+    async def _sweep_closed(self) -> None:
+        try:
+            moved = await self.finish_closing(at_start=True)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the ones found stay in the set: the poller's rounds try them again
+            log.error("instances.sweep_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        if moved:
+            log.warning("instances.closed_moved", cases=moved)
+
+    async def _poll_timers(self, interval: float, scan_every: float, last_scan: float,
+                           loop: asyncio.AbstractEventLoop) -> None:
         while True:
             try:
                 scan = loop.time() - last_scan >= scan_every
                 if scan:
                     last_scan = loop.time()
                 await self.fire_due_timers(scan=scan)
+                if self._closing:  # moves that waited for the relay: a few per round
+                    await self.finish_closing(most=CLOSING_PER_ROUND)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep polling; the error is logged and retried next tick
                 log.error("timers.poll_failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(interval)
-
-    # ------------------------------------------------------------------ user tasks and admin actions
-    async def complete_user_task(self, case_id: str, task_id: str, data: dict[str, Any], by: str,
-                                 signer: dict[str, Any] | None = None) -> Document:
-        """Complete a user task with the form ``data``. ``signer`` (subject, naam, mandaten of the official) is
-        recorded in the task data as ``ondertekenaar``: a decision names who took it (Awb 10:10)."""
-        def apply(wf: Any, doc: Document) -> list[rt.PendingCommand]:
-            task = next((t for t in doc.get("user_tasks", []) if t["taskId"] == task_id), None)
-            if task is None:
-                raise NotFound(f"task {task_id}")
-            if task.get("claimedBy") and task["claimedBy"] != by:
-                raise Conflict(CLAIMED_BY_OTHER)
-            recorded = {"ondertekenaar": signer} if signer is not None else None
-            result = rt.complete_user_task(wf, task_id, data, recorded)
-            self._journal(doc, "taak afgerond", element=task["elementId"], by=by)
-            return self._after(wf, doc, result)
-        return await self._mutate(case_id, None, apply, user_action=True)
-
-    async def claim(self, case_id: str, task_id: str, by: str | None, *, releaser: str | None = None) -> Document:
-        """Claim the task for ``by``, or release it (``by`` None) on behalf of ``releaser``: only the official
-        who claimed a task may release it, else another could take over a colleague's work (409)."""
-        def apply(_wf: Any, doc: Document) -> list[rt.PendingCommand]:
-            for t in doc.get("user_tasks", []):
-                if t["taskId"] == task_id:
-                    if by and t.get("claimedBy") not in (None, by):
-                        raise Conflict(CLAIMED_BY_OTHER)
-                    if by is None and releaser is not None and t.get("claimedBy") not in (None, releaser):
-                        raise Conflict(CLAIMED_BY_OTHER + " Alleen wie haar claimde, kan haar vrijgeven.")
-                    t["claimedBy"] = by
-                    self._journal(doc, "taak geclaimd" if by else "taak vrijgegeven", element=t["elementId"])
-                    return []
-            raise NotFound(f"task {task_id}")
-        return await self._mutate(case_id, None, apply)
-
-    async def retry_incident(self, case_id: str, command_id: str, by: str,
-                             variables: dict[str, Any] | None = None) -> Document:
-        """Re-issue the command behind an open incident; with ``variables`` (checked by the caller against
-        ``zaakvariabelen.bewerkbare_variabelen``) set on its task first, so the new command carries them."""
-        def apply(wf: Any, doc: Document) -> list[rt.PendingCommand]:
-            open_ = [i for i in doc.get("incidents", []) if i["commandId"] == command_id and not i["resolved"]]
-            if not open_:
-                raise NotFound(f"open incident for command {command_id}")
-            if variables:
-                rt.set_incident_variables(wf, command_id, variables)
-                self._journal(doc, "variabelen gewijzigd", command=command_id, names=sorted(variables), by=by)
-            result = rt.retry_incident(wf, command_id)
-            for incident in open_:
-                incident["resolved"] = True
-                incident["resolvedBy"] = by
-            self._journal(doc, "incident opnieuw geprobeerd", command=command_id, by=by)
-            return self._after(wf, doc, result)
-        return await self._mutate(case_id, None, apply, user_action=True)
-
-    async def cancel(self, case_id: str, by: str) -> Document:
-        def apply(wf: Any, doc: Document) -> list[rt.PendingCommand]:
-            wf.cancel()
-            doc["status"] = "cancelled"
-            self._journal(doc, "geannuleerd", by=by)
-            return []
-        return await self._mutate(case_id, None, apply, user_action=True)
-
-    async def migrate(self, case_id: str, target_hash: str, by: str) -> Document:
-        target = await self.parsed(target_hash)
-
-        def apply(wf: Any, doc: Document) -> list[rt.PendingCommand]:
-            if doc["definition_hash"] == target_hash:
-                raise Conflict("instance already runs on this definition")
-            dropped = rt.migrate(wf, target)
-            doc["definition_hash"] = target_hash
-            self._journal(doc, "gemigreerd", to=target_hash[:12], by=by, dropped=dropped)
-            return self._after(wf, doc, rt.step(wf))
-        return await self._mutate(case_id, None, apply, user_action=True)
 
     # ------------------------------------------------------------------ the one way an instance changes
     async def _mutate(self, case_id: str, message_id: str | None,
@@ -397,6 +399,7 @@ class Engine:
                 return doc
             if doc["status"] != "running":
                 await self.instances.views.sync(doc)
+                await self._close(doc)
                 if user_action:
                     raise Conflict(f"case is {doc['status']}")
                 return doc
@@ -434,6 +437,7 @@ class Engine:
             self._remember_timer(stored)
             self.on_write(stored)
             await self.instances.views.sync(stored)
+            await self._close(stored)
             return stored
         raise ConcurrencyError(f"case {case_id}: too many concurrent changes")
 
@@ -477,50 +481,16 @@ class Engine:
                 for c in change.commands]
 
     def _journal(self, doc: Document, what: str, **details: Any) -> None:
-        doc["journal"] = [*doc.get("journal", []), {"seq": self._next_seq(doc), "at": self.clock(), "what": what,
-                                                    **details}]
+        caselog.journal(doc, self.clock(), what, **details)
 
     @staticmethod
     def _next_seq(doc: Document) -> int:
-        """The next number of a log entry (journal or history) of this case; one sequence for both."""
-        if "log_seq" not in doc:  # a document from before issue 14: number its journal once
-            doc["journal"] = [{"seq": i, **e} for i, e in enumerate(doc.get("journal", []), 1)]
-            doc["log_seq"] = len(doc["journal"])
-        doc["log_seq"] += 1
-        return int(doc["log_seq"])
+        return caselog.next_seq(doc)
 
     @staticmethod
     def _take_archive(doc: Document, committed: int) -> Document | None:
-        """Move the log entries already stored in the instance (seq <= ``committed``) into a case log bucket,
-        once there are LOG_TAIL_MAX of them. Only stored entries move: an attempt that loses the race
-        (ConcurrencyError) wrote a bucket of entries that exist anyway, and a bucket written twice is the
-        same bucket. Readers merge buckets and the document's tail by seq (``with_log``)."""
-        old = [e for key in ("journal", "history") for e in doc.get(key, []) if e.get("seq", 0) <= committed]
-        if len(old) < LOG_TAIL_MAX:
-            return None
-        first, last = min(e.get("seq", 0) for e in old), max(e.get("seq", 0) for e in old)
-        bucket: Document = {"_id": f"{doc['_id']}/{first:09d}-{last:09d}", "case_id": doc["_id"]}
-        for key in ("journal", "history"):
-            bucket[key] = [e for e in doc.get(key, []) if e.get("seq", 0) <= committed]
-            doc[key] = [e for e in doc.get(key, []) if e.get("seq", 0) > committed]
-        doc["log_archived_to"] = last
-        return bucket
+        return caselog.take_archive(doc, committed, LOG_TAIL_MAX)
 
     async def with_log(self, doc: Document) -> Document:
-        """The instance with its whole journal and history (the case log's buckets and the document's tail),
-        each in order, without the entries' numbers."""
-        buckets = await self.instances.log_of(doc["_id"]) if doc.get("log_archived_to") else []
-        merged: Document = {"journal": [], "history": []}
-        seen: set[int] = set()
-        for source in [*buckets, doc]:
-            for key in ("journal", "history"):
-                for entry in source.get(key, []):
-                    seq = entry.get("seq")
-                    if seq is not None and seq in seen:
-                        continue
-                    if seq is not None:
-                        seen.add(seq)
-                    merged[key].append(entry)
-        return {**doc, **{key: [{k: v for k, v in e.items() if k != "seq"}
-                                for e in sorted(entries, key=lambda e: e.get("seq", 0))]
-                          for key, entries in merged.items()}}
+        """The instance with its whole journal and history (``caselog.merged``)."""
+        return caselog.merged(doc, await self.instances.log_of(doc["_id"]) if doc.get("log_archived_to") else [])

@@ -27,15 +27,15 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-from process_engine import readmodels
+from process_engine import paging, readmodels
 from process_engine import runtime as rt
 from process_engine.engine import Conflict, Engine, NotFound
 from servicekit.audit import noteer, verwerking
@@ -176,7 +176,7 @@ async def _selectie(engine: Engine, selectie: Selectie, doel: rt.ParsedDefinitio
         gevonden = {d["_id"] for d in docs}
         for zaak_id in selectie.zaak_ids:
             if zaak_id not in gevonden:
-                extra = await engine.instances.collection.find_one({"_id": zaak_id}, _PROJECTIE)
+                extra = await engine.instances.store.get(zaak_id)  # open or closed
                 docs.append(extra or {"_id": zaak_id, "status": "onbekend"})
     if len(docs) > MAX_ZAKEN:
         raise Conflict(f"Meer dan {MAX_ZAKEN} zaken; verklein de selectie (bijvoorbeeld per element).")
@@ -464,13 +464,22 @@ def migratie_routes(app: FastAPI) -> None:
         return {"proefrun": False, **_record_view(record)}
 
     @app.get(f"{API_PREFIX}/migraties", tags=["migraties"], response_model=list[Migratieverslag])
-    async def migrations(request: Request, principal: PrincipalDep,  # type: ignore[no-untyped-def]
-                         limit: Annotated[int, Query(ge=1, le=200)] = 50):
-        """Every migration, newest first, without its cases."""
+    async def migrations(request: Request, response: Response,  # type: ignore[no-untyped-def]
+                         principal: PrincipalDep, page_size: paging.PageSize = 50, cursor: paging.Cursor = None):
+        """Every migration, newest first, without its cases, a page at a time (the next in the Link header)."""
         if principal.org_type != "beheer":
             return problem(403, "Geen toegang", "Alleen functioneel beheer ziet migraties.")
+        query: dict[str, Any] = {}
+        after = paging.decode(cursor, 2)
+        if after is not None:  # newest first: the page after the cursor is older (or as old, with a larger id)
+            op, migratie_id = after
+            query = {"$or": [{"op": {"$lt": datetime.fromisoformat(str(op))}},
+                             {"op": datetime.fromisoformat(str(op)), "_id": {"$gt": migratie_id}}]}
         docs = await engine_of(request).instances.collection.database["migraties"].find(
-            {}, {"zaken": 0}).sort("op", -1).limit(limit).to_list(limit)
+            query, {"zaken": 0}).sort([("op", -1), ("_id", 1)]).limit(page_size + 1).to_list(page_size + 1)
+        if len(docs) > page_size:
+            docs = docs[:page_size]
+            paging.link(request, response, page_size, (docs[-1]["op"].isoformat(), docs[-1]["_id"]))
         return [_record_view({**d, "zaken": []}, details=False) for d in docs]
 
     @app.get(f"{API_PREFIX}/migraties/{{migratie_id}}", tags=["migraties"], response_model=Migratieverslag,

@@ -1,4 +1,14 @@
-"""Documents of the process engine: deployed definitions (by content hash) and one instance per case."""
+"""Documents of the process engine: deployed definitions (by content hash) and one instance per case.
+
+An open case lives in ``instances``; when it ends (completed or cancelled) its document moves to
+``closed_instances`` (:meth:`InstanceRepository.move_closed`), so that what scans ``instances`` (the relay's idle
+scan, the read models' repair at start, the case index's start) grows with the work in progress, not with the
+history (issue 14). The move is two writes, in an order a crash cannot hurt: the copy in ``closed_instances``
+first (an upsert by ``_id``: writing it twice writes the same), then the delete from ``instances``, checked on
+the revision the copy was taken from. Between the two the case is in both, and readers look in ``instances``
+first (:class:`InstanceStore`), so they see one case either way; the engine's start finishes every move a crash
+left half done (:meth:`InstanceRepository.closing`).
+"""
 
 from __future__ import annotations
 
@@ -42,10 +52,38 @@ class DefinitionRepository:
         return await self.collection.find({}, {"files": 0}).sort([("process_id", 1), ("version", 1)]).to_list(None)
 
 
+#: What a closed case's copy leaves behind: the outbox (empty when it moves) and the read models' bookkeeping.
+_HOT_FIELDS = frozenset({"outbox", "has_outbox", "views_behind", "view_tasks", "timer_days", "view_hash", "timer_at",
+                         "timer_lease_until", "timer_lease_owner"})
+#: Marks a document read from ``closed_instances``: it has moved, nothing is left to do for it.
+CLOSED_COPY = "closed_copy"
+#: What the case index keeps of a closed case (servicekit.zaakindex.PROJECTIE, written at close).
+SUMMARY_FIELDS = ("status", "process_id", "definition_hash", "active_elements", "incidents", "started_at",
+                  "variables")
+
+
+class InstanceStore(DocumentStore):
+    """The open cases, revision-checked; :meth:`get` finds a closed case as well (in ``closed_instances``)."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        super().__init__(db, "instances")
+        self.closed = db["closed_instances"]
+
+    async def get(self, doc_id: str) -> Document | None:
+        # instances first: a move writes the closed copy before it deletes, so one of the two reads finds the case
+        return await super().get(doc_id) or await self.closed.find_one({"_id": doc_id})
+
+
 class InstanceRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.store = DocumentStore(db, "instances")
+        self.store = InstanceStore(db)
+        #: The open cases (and a closed one for the moment between its last write and its move).
         self.collection = self.store.collection
+        #: Every closed case, whole (its state included), read by ``_id``.
+        self.closed = self.store.closed
+        #: A small summary of every closed case, written when it moves: what the case index reads at start
+        #: instead of every closed case's document (servicekit.zaakindex).
+        self.summaries = db["closed_summaries"]
         #: The journal and history of each case, append-only, in buckets (see ``Engine._take_archive``):
         #: the instance document keeps only the latest entries, so it stays small however long the case runs.
         self.log = db["case_log"]
@@ -59,8 +97,39 @@ class InstanceRepository:
         await self.collection.create_index("has_outbox")
         await self.collection.create_index([("started_at", DESCENDING), ("_id", 1)])
         await self.collection.create_index([("status", 1), ("started_at", DESCENDING)])
+        await self.closed.create_index([("started_at", DESCENDING), ("_id", 1)])
+        await self.closed.create_index("definition_hash")
         await self.log.create_index("case_id")
         await self.views.ensure_indexes()
+
+    async def move_closed(self, doc: Document) -> bool:
+        """Move a case that ended from ``instances`` to ``closed_instances`` (see the module docstring).
+
+        ``doc`` as last written. Not while its outbox holds events (they are published from ``instances``) or
+        its read models are behind (the repair reads ``instances``): then False, and the caller tries again
+        later. False as well when someone wrote the case since ``doc`` was read (the delete misses); the copy
+        written meanwhile is harmless, the next try writes it anew."""
+        if doc.get("status") == "running" or doc.get("has_outbox"):
+            return False
+        case_id = doc["_id"]
+        await self.closed.replace_one({"_id": case_id}, {**{k: v for k, v in doc.items() if k not in _HOT_FIELDS},
+                                                         CLOSED_COPY: True}, upsert=True)
+        await self.summaries.replace_one({"_id": case_id}, {k: doc.get(k) for k in SUMMARY_FIELDS}, upsert=True)
+        gone = await self.collection.delete_one({"_id": case_id, "revision": doc["revision"],
+                                                 "has_outbox": {"$ne": True}, "views_behind": {"$ne": True}})
+        return gone.deleted_count == 1
+
+    async def closing(self) -> list[str]:
+        """The cases that ended but are still in ``instances`` (a move not yet done, or cut short by a crash).
+        A filter, so a scan on FerretDB, but of the open cases only: at start, in the background."""
+        return [d["_id"] async for d in self.collection.find({"status": {"$ne": "running"}}, {"_id": 1})]
+
+    async def find_with_closed(self, query: dict[str, Any], projection: dict[str, Any]) -> list[Document]:
+        """Every case, open or closed, that matches ``query`` (a scan of both: functioneel beheer's statistics
+        and lists, never a hot path); a case caught between the two writes of its move counts once."""
+        found = {d["_id"]: d for d in await self.closed.find(query, projection).to_list(None)}
+        found.update({d["_id"]: d for d in await self.collection.find(query, projection).to_list(None)})
+        return list(found.values())
 
     async def append_log(self, bucket: Document) -> None:
         """Store a bucket of log entries once. Its id names its case and its first and last entry, and its

@@ -357,9 +357,7 @@ async def vergelijking(engine: Engine, bestanden: Mapping[str, bytes], basis_has
     if basis is None:
         return {"basis": None, "procesId": proces, **Verschil().view(), "zaken": [], "aantalZaken": 0}
     nieuw = await asyncio.to_thread(elementen, bestanden)
-    zaken = await engine.instances.collection.find(
-        {"process_id": basis["process_id"], "status": "running"},
-        {"_id": 1, "definition_hash": 1, "active_elements": 1}).to_list(None)
+    zaken = await engine.running_cases(basis["process_id"])
     verschillen: dict[str, Verschil] = {}
     versies: dict[str, int | None] = {}
     for content_hash in sorted({z["definition_hash"] for z in zaken} | {basis["_id"]}):

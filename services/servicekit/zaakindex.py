@@ -5,7 +5,9 @@ cases a filtered list already took longer than the console's 15 s (tests/perf/be
 module). The engine therefore keeps, in each engine process, a summary of every case in memory
 (state, process, version, active elements, open incidents, start, and the variables functioneel beheer may see)
 and filters and pages that. It is filled once at start (in the background; until then the list reads the
-database as before) and kept current by every write of this engine process; a full re-read every hour
+database as before) from the open cases' documents and the small summaries the engine writes of each closed case
+when it moves out of the open cases (never the closed cases' whole documents), and kept current by every write of
+this engine process; a full re-read every hour
 (``rescan_seconds``) picks up what other engine processes wrote (with several engine processes the list can lag
 that long behind their writes).
 
@@ -134,7 +136,7 @@ def past(zaak: Mapping[str, Any], velden: Mapping[str, Any], criteria: Criteria,
     return criteria.leeg() or criteria.past(zaak["variabelen"], feiten)
 
 
-def _volgorde(zaak: Mapping[str, Any]) -> tuple[float, str]:
+def volgorde(zaak: Mapping[str, Any]) -> tuple[float, str]:
     gestart = zaak.get("gestartOp")
     return (-gestart.timestamp() if isinstance(gestart, datetime) else 0.0, zaak["id"])
 
@@ -160,23 +162,25 @@ class ZaakIndex:
             self._tijdens_lezen[zaak["id"]] = zaak
         self._gesorteerd, self._kaarten = None, {}
 
-    async def lees(self, collection: Any, batch: int = 500) -> None:
-        """Read every case's summary from the database (a full scan: slow on FerretDB, hence in the background);
-        writes made meanwhile win over what the scan read."""
+    async def lees(self, *collections: Any, batch: int = 500) -> None:
+        """Read every case's summary from the database (full scans: slow on FerretDB, hence in the background),
+        the collections in order (a case in two counts as the later one has it); writes made meanwhile win over
+        what the scan read."""
         self._tijdens_lezen = {}
         gelezen: dict[str, dict[str, Any]] = {}
-        async for doc in collection.find({}, PROJECTIE, batch_size=batch):
-            gelezen[doc["_id"]] = samenvatting(doc)
+        for collection in collections:
+            async for doc in collection.find({}, PROJECTIE, batch_size=batch):
+                gelezen[doc["_id"]] = samenvatting(doc)
         gelezen.update(self._tijdens_lezen)
         self._tijdens_lezen = None
         feiten = {i: feiten_van(z["variabelen"]) for i, z in gelezen.items()}
         self.zaken, self.feiten, self._gesorteerd, self._kaarten, self.gereed = gelezen, feiten, None, {}, True
 
-    async def bijhouden(self, collection: Any) -> None:
+    async def bijhouden(self, *collections: Any) -> None:
         """Read at start, then again every ``rescan_seconds`` (what other engine processes wrote)."""
         while True:
             try:
-                await self.lees(collection)
+                await self.lees(*collections)
                 log.info("zaakindex.gelezen", zaken=len(self.zaken))
             except asyncio.CancelledError:
                 raise
@@ -187,7 +191,7 @@ class ZaakIndex:
     def zoek(self, velden: Mapping[str, Any], criteria: Criteria, offset: int,
              limit: int) -> tuple[int, list[dict[str, Any]]]:
         if self._gesorteerd is None:
-            self._gesorteerd = sorted(self.zaken.values(), key=_volgorde)
+            self._gesorteerd = sorted(self.zaken.values(), key=volgorde)
         if criteria.leeg() and all(v is None for v in velden.values()):
             return len(self._gesorteerd), self._gesorteerd[offset:offset + limit]
         # The cases with the asked gemeente, ggz and regulation, from a map per fact (an intersection of sets);
@@ -222,8 +226,8 @@ class ZaakIndex:
 
 
 @contextlib.asynccontextmanager
-async def bijgehouden(index: ZaakIndex, collection: Any) -> Any:
-    task = asyncio.create_task(index.bijhouden(collection))
+async def bijgehouden(index: ZaakIndex, *collections: Any) -> Any:
+    task = asyncio.create_task(index.bijhouden(*collections))
     try:
         yield index
     finally:

@@ -139,7 +139,8 @@ async def test_a_bsn_in_the_motivering_is_refused_and_reaches_no_variable_letter
 
         # every variable the running case really holds is on the allow-list or internal (nothing merged silently)
         engine_db = mongo[f"{namespace}ipsflow_process_engine".replace(".", "_")]
-        stored = await engine_db.instances.find_one({"_id": case_id})
+        stored = (await engine_db.instances.find_one({"_id": case_id})  # or moved there when it ended
+                  or await engine_db.closed_instances.find_one({"_id": case_id}))
         known = set().union(*ZICHTBAAR["ips_traject"].values()) | INTERN["ips_traject"] | ENGINE_INTERN
         assert set(stored["variables"]) <= known, set(stored["variables"]) - known
     finally:
