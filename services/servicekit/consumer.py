@@ -6,7 +6,8 @@ redelivery, which the handler's idempotence turns into a no-op.
 
 * malformed envelope, unknown type, ``PoisonMessage``, data that fails validation → parked in ``Q.dlq`` at once;
 * any other exception → re-published to a retry wait queue with the attempt count, then acknowledged;
-  after ``max_attempts`` attempts → parked.
+  after ``max_attempts`` attempts → parked. A lost database connection (PyMongo's ``ConnectionFailure``, server
+  selection timeouts included) does not use up the last attempt: such a message retries until the database answers.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import pydantic
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from pymongo.errors import ConnectionFailure
 
 from servicekit import metrics, tracing
 from servicekit.broker import ATTEMPT_HEADER, DLX, ERROR_HEADER, QUEUE_HEADER, Binding, Broker
@@ -81,10 +83,16 @@ class Consumer:
                 await self._park(message, headers, f"poison: {_short(exc)}")
                 return
             except Exception as exc:  # transient until proven otherwise: retry with delay
-                parked = attempt + 1 >= self.settings.max_attempts
+                following = attempt + 1
+                if isinstance(exc, ConnectionFailure):
+                    # The database away or a connection to it cut is no fault of the message: it waits (up to the
+                    # last tier's delay) and keeps one attempt, so it is never parked for this. Cuts used to park
+                    # good messages after four of them, and their cases stood still until an admin replayed them.
+                    following = max(1, min(following, self.settings.max_attempts - 1))
+                parked = following >= self.settings.max_attempts
                 metrics.message_failed(self.queue, event.type, "parked" if parked else "retry",
                                        time.perf_counter() - started)
-                await self._retry_or_park(message, headers, attempt + 1, exc)
+                await self._retry_or_park(message, headers, following, exc)
                 return
             await message.ack()
             self.handled += 1

@@ -16,10 +16,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.errors import AutoReconnect
 
 from notifications.domain import BEZIG, TE_VERSTUREN, VERZONDEN
 from notifications.repository import BerichtenRepository
+from servicekit.broker import COMMANDS, Binding, Broker
+from servicekit.consumer import Consumer
+from servicekit.envelope import CloudEvent, new_event
 from servicekit.store import Document
+from tests.conftest import eventually
 from tests.support.infra import Infra
 from tests.support.tcp_proxy import CuttingProxy
 
@@ -77,3 +82,39 @@ async def test_a_sent_message_whose_record_lost_its_answer_counts_as_sent(ferret
     finally:
         await client.close()
         await mongo.drop_database(database)
+
+
+async def test_a_message_whose_database_connection_keeps_failing_is_retried_not_parked(settings_for):
+    """A handler that loses its database connection more often than max_attempts allows: the message waits and
+    comes back until the database answers (it was parked after max_attempts, its case stuck until a replay)."""
+    settings = settings_for("cutconsumer", max_attempts=2)  # retry tiers of 200 and 500 ms
+    broker = Broker(settings)
+    await broker.connect()
+    failures = 0
+    handled: list[str] = []
+
+    async def handler(event: CloudEvent) -> None:
+        nonlocal failures
+        if failures < 4:  # twice max_attempts
+            failures += 1
+            raise AutoReconnect("127.0.0.1:27017: [Errno 104] Connection reset by peer")
+        handled.append(event.id)
+
+    consumer = Consumer(broker, "cutconsumer", {"ips.test.verbinding.v1": handler},
+                        [Binding(COMMANDS, "ips.test.verbinding.v1")])
+    try:
+        await consumer.start()
+        await broker.publish(new_event("ips.test.verbinding.v1", service="test", subject="z-1", event_id="m-1"),
+                             COMMANDS)
+        await eventually(lambda: _true(handled == ["m-1"]), timeout=30, what="the message handled after 4 failures")
+        channel = await broker.new_channel(1)
+        dlq = await channel.declare_queue(broker.name("cutconsumer.dlq"), passive=True)
+        assert dlq.declaration_result.message_count == 0
+        assert failures == 4
+    finally:
+        await consumer.stop()
+        await broker.close()
+
+
+async def _true(value: bool) -> bool:
+    return value
