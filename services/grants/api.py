@@ -3,9 +3,7 @@ knows HTTP; every endpoint needs a bearer token."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
@@ -15,11 +13,10 @@ from grants.bootstrap import Grants, GrantsSettings, bootstrap
 from grants.handlers import beschikking_result
 from grants.messages import Budget, PlafondWijzigen
 from grants.repository import ledger_id
-from servicekit.audit import Logboek, install_logboek, verwerking
+from servicekit.audit import verwerking
 from servicekit.auth import Principal, PrincipalDep, forbid
-from servicekit.clock_api import add_clock_route
-from servicekit.http import API_PREFIX, add_health, create_app, problem
-from servicekit.runtime import in_background
+from servicekit.bootstrap import service_app
+from servicekit.http import API_PREFIX, problem
 from servicekit.store import Document
 
 
@@ -74,22 +71,16 @@ GemeenteQuery = Annotated[str | None, Query(pattern=r"^\d{4}$", description="CBS
 def create(settings: GrantsSettings | None = None) -> FastAPI:
     grants = bootstrap(settings)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with grants.runtime.lifespan(app):
-            await grants.repo.ensure_indexes()
-            for regeling in grants.regelingen.values():
-                for periode in regeling.budgetperioden:
-                    await grants.repo.ensure_ledger(regeling, periode.id)
-            async with in_background(grants.allocator.run(), "allocator"):
-                yield
+    async def ledgers() -> None:
+        for regeling in grants.regelingen.values():
+            for periode in regeling.budgetperioden:
+                await grants.repo.ensure_ledger(regeling, periode.id)
 
-    app = create_app("ipsflow grants", "Regelingen, subsidieplafonds en budgetten, beschikkingen.", lifespan=lifespan)
-    app.state.grants = grants
     # Logboek dataverwerkingen (servicekit.audit): a beschikking is about one client's application.
-    install_logboek(app, Logboek(grants.runtime.db, grants.settings.service_name))
-    add_health(app, grants.runtime.ready_checks)
-    add_clock_route(app, grants.runtime.clock)
+    app = service_app(grants.runtime, "ipsflow grants", "Regelingen, subsidieplafonds en budgetten, beschikkingen.",
+                      logboek=True, on_start=[grants.repo.ensure_indexes, ledgers],
+                      background={"allocator": grants.allocator.run})
+    app.state.grants = grants
 
     @app.get(f"{API_PREFIX}/regelingen", tags=["regelingen"])
     async def regelingen(principal: PrincipalDep, svc: GrantsDep) -> list[dict[str, Any]]:

@@ -12,8 +12,7 @@ from grants.domain import Regeling
 from grants.handlers import GrantsHandlers
 from grants.regelingen import REGELINGEN_DIR, load_gemeenten, load_regelingen
 from grants.repository import GrantsRepository
-from servicekit.broker import COMMANDS, EVENTS, Binding
-from servicekit.consumer import Handler
+from servicekit.bootstrap import Service, consume
 from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
 
@@ -45,9 +44,7 @@ class GrantsSettings(ServiceSettings):
 
 
 @dataclass
-class Grants:
-    settings: GrantsSettings
-    runtime: ServiceRuntime
+class Grants(Service[GrantsSettings]):
     repo: GrantsRepository
     regelingen: dict[str, Regeling]
     handlers: GrantsHandlers
@@ -61,16 +58,13 @@ def bootstrap(settings: GrantsSettings | None = None) -> Grants:
     repo = GrantsRepository(runtime.db)
     relay = runtime.add_relay([repo.zaken.collection, repo.verzoeken.collection])
     handlers = GrantsHandlers(repo, regelingen, load_gemeenten(), wake=relay.wake, clock=runtime.clock)
-    routes: dict[str, Handler] = {
-              TOETSEN: handlers.toetsen, RESERVEREN: handlers.reserveringen.reserveren, VASTLEGGEN: handlers.vastleggen,
-              VRIJGEVEN: handlers.vrijgeven, BESCHIKKING_OPSTELLEN: handlers.beschikking_opstellen,
-              VERLENGING_TOETSEN: handlers.verlenging_toetsen, VASTSTELLING_BEREKENEN: handlers.vaststelling_berekenen,
-              FINANCIEEL_REGISTREREN: handlers.financieel_registreren}
-    bindings = [Binding(COMMANDS, t) for t in routes]
-    routes |= {VOLGNUMMER_TOEGEKEND: handlers.reserveringen.volgnummer_toegekend,
-               INGETROKKEN: handlers.reserveringen.ingetrokken}
-    bindings += [Binding(EVENTS, VOLGNUMMER_TOEGEKEND), Binding(EVENTS, INGETROKKEN)]
-    runtime.add_consumer(QUEUE, routes, bindings)
+    consume(runtime, QUEUE, {
+        TOETSEN: handlers.toetsen, RESERVEREN: handlers.reserveringen.reserveren, VASTLEGGEN: handlers.vastleggen,
+        VRIJGEVEN: handlers.vrijgeven, BESCHIKKING_OPSTELLEN: handlers.beschikking_opstellen,
+        VERLENGING_TOETSEN: handlers.verlenging_toetsen, VASTSTELLING_BEREKENEN: handlers.vaststelling_berekenen,
+        FINANCIEEL_REGISTREREN: handlers.financieel_registreren,
+    }, events={VOLGNUMMER_TOEGEKEND: handlers.reserveringen.volgnummer_toegekend,
+               INGETROKKEN: handlers.reserveringen.ingetrokken})
     allocator = Allocator(repo, handlers.reserveringen, interval=settings.allocator_interval_seconds,
                           gat_seconds=settings.grants_volgnummer_gat_seconds,
                           stilstand_seconds=settings.grants_volgnummer_stilstand_seconds)

@@ -10,9 +10,9 @@ from pydantic import Field
 
 from process_engine.engine import Engine
 from process_engine.repository import DefinitionRepository, InstanceRepository
+from servicekit.bootstrap import Service, compose
 from servicekit.broker import EVENTS, Binding
 from servicekit.clock import Clock
-from servicekit.runtime import ServiceRuntime
 from servicekit.settings import ServiceSettings
 
 QUEUE = "process_engine"
@@ -58,16 +58,13 @@ def definition_files(directory: str) -> dict[str, bytes]:
 
 
 @dataclass
-class ProcessEngine:
-    runtime: ServiceRuntime
+class ProcessEngine(Service[EngineSettings]):
     engine: Engine
-    settings: EngineSettings
     clock: Clock
 
 
 def bootstrap(settings: EngineSettings | None = None) -> ProcessEngine:
-    settings = settings or EngineSettings()
-    runtime = ServiceRuntime(settings)
+    settings, runtime = compose(settings, EngineSettings)
     instances = InstanceRepository(runtime.db)
     clock = runtime.clock
     engine = Engine(DefinitionRepository(runtime.db), instances, load_catalogue(settings.catalogue_file),
@@ -75,4 +72,4 @@ def bootstrap(settings: EngineSettings | None = None) -> ProcessEngine:
     runtime.add_consumer(QUEUE, {}, [Binding(EVENTS, "#")], fallback=engine.handle_event)
     relay = runtime.add_relay([instances.collection])
     engine.on_outbox = lambda case_id, doc: relay.wake(case_id, instances.collection, written=doc)
-    return ProcessEngine(runtime, engine, settings, clock)
+    return ProcessEngine(settings=settings, runtime=runtime, engine=engine, clock=clock)
