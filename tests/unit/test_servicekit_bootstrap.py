@@ -54,7 +54,7 @@ def test_the_lifespan_starts_the_runtime_then_the_steps_then_the_loops_and_stops
         yield
         events.append("runtime gestopt")
 
-    runtime.lifespan = runtime_lifespan  # type: ignore[method-assign]
+    runtime.lifespan = runtime_lifespan  # type: ignore[method-assign,assignment]
 
     async def indexes() -> None:
         events.append("indexen")
