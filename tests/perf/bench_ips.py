@@ -236,10 +236,29 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
 
-def start_services(code: Path, infra: Infra, namespace: str, logs: Path, smtp_port: int) -> dict[str, Service]:
-    return start_services_only(code, infra, namespace, logs, SERVICES,
-                               {"IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS": "0.5",
-                                "IPSFLOW_SMTP_HOST": "127.0.0.1", "IPSFLOW_SMTP_PORT": str(smtp_port)})
+def start_services(code: Path, infra: Infra, namespace: str, logs: Path, smtp_port: int,
+                   writes_dir: Path | None = None) -> dict[str, Service]:
+    extra = {"IPSFLOW_GRANTS_VERDEELVENSTER_SECONDS": "0.5",
+             "IPSFLOW_SMTP_HOST": "127.0.0.1", "IPSFLOW_SMTP_PORT": str(smtp_port)}
+    if writes_dir:  # schrijfteller/sitecustomize.py counts each process's writes per collection
+        extra.update({"IPSFLOW_BENCH_WRITES_DIR": str(writes_dir), "PYTHONPATH": os.pathsep.join(
+            (str(Path(__file__).with_name("schrijfteller")), str(code / "services"), str(code)))})
+    return start_services_only(code, infra, namespace, logs, SERVICES, extra)
+
+
+def writes_by_collection(writes_dir: Path | None, services: dict[str, Service], namespace: str) -> dict[str, int]:
+    """The services' write commands (and, as ``...#statements``, their statements) per service, database and
+    collection so far, as the processes' command listeners last wrote them."""
+    if writes_dir is None:
+        return {}
+    totals: dict[str, int] = {}
+    for name, service in services.items():
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            counts = json.loads((writes_dir / f"{service.proc.pid}.json").read_text())
+            for key, value in counts.items():
+                key = f"{name}: {key.removeprefix(namespace)}"
+                totals[key] = totals.get(key, 0) + int(value)
+    return totals
 
 
 def start_services_only(code: Path, infra: Infra, namespace: str, logs: Path, packages: tuple[str, ...],
@@ -329,6 +348,7 @@ class Run:
     decide_errors: list[str] = field(default_factory=list)
     retried: dict[int, int] = field(default_factory=dict)  # decisions answered 404/409 and tried again
     reads: int = 0
+    writes_dir: Path | None = None  # --writes-by-collection: where the services' write counters are
     client: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(timeout=60))
 
     @property
@@ -433,7 +453,10 @@ class Run:
 
     def counters(self) -> dict[str, Any]:
         infra = self.stack.infra
+        if self.writes_dir:
+            time.sleep(0.5)  # the counters are written every 0.2 s
         return {"cpu": self.cpu(), "writes": server_writes(infra.mongo_url),
+                "by_collection": writes_by_collection(self.writes_dir, self.services, self.namespace),
                 "messages": published(infra.management_url, infra.amqp_url, self.namespace),
                 "letters": self.sink.received, "reads": self.reads, "t": time.monotonic()}
 
@@ -604,6 +627,7 @@ class Options:
     open: int = 0
     seed: str = "clone"
     templates: int = 4
+    writes_by_collection: bool = False
 
 
 async def measured_run(stack: Stack, code: Path, mode: str, opts: Options, rate: float | None) -> dict[str, Any]:
@@ -612,8 +636,9 @@ async def measured_run(stack: Stack, code: Path, mode: str, opts: Options, rate:
         sink = Sink()
         smtp = Controller(sink, hostname="127.0.0.1", port=free_port())
         smtp.start()
-        services = start_services(code, stack.infra, namespace, logs, smtp.port)
-        run = Run(services, stack, namespace, sink, opts.officials)
+        writes_dir = Path(tempfile.mkdtemp(prefix="ipsflow-bench-writes-")) if opts.writes_by_collection else None
+        services = start_services(code, stack.infra, namespace, logs, smtp.port, writes_dir)
+        run = Run(services, stack, namespace, sink, opts.officials, writes_dir=writes_dir)
         connection = await aio_pika.connect_robust(stack.infra.amqp_url)
         workers = [asyncio.create_task(run.official(k)) for k in range(opts.officials)]
         try:
@@ -660,6 +685,9 @@ async def measured_run(stack: Stack, code: Path, mode: str, opts: Options, rate:
                 "p95_s": latencies[int(0.95 * (len(latencies) - 1))] if latencies else None,
                 "cpu_ms_per_case": {k: 1000 * (after["cpu"][k] - before["cpu"][k]) / n for k in after["cpu"]},
                 "writes_per_case": (after["writes"] - before["writes"]) / n,
+                "writes_by_collection": {k: (v - before["by_collection"].get(k, 0)) / n
+                                         for k, v in after["by_collection"].items()
+                                         if v != before["by_collection"].get(k, 0)},
                 "messages_per_case": (after["messages"] - before["messages"]) / n,
                 "letters": after["letters"] - letters, "case_reads_per_case": (after["reads"] - before["reads"]) / n,
                 "outcomes": {s: sum(run.outcome.get(c) == s for c in done) for s in set(run.outcome.values())},
@@ -747,6 +775,15 @@ def report(r: dict[str, Any]) -> None:
         f"{k} {v:.0f}" for k, v in sorted(cpu.items(), key=lambda kv: -kv[1]) if k != "all"))
     print(f"  db writes per case: {r['writes_per_case']:.1f}   messages per case: {r['messages_per_case']:.1f}   "
           f"letters delivered: {r['letters']}   case reads by the officials per case: {r['case_reads_per_case']:.1f}")
+    if r.get("writes_by_collection"):
+        by = r["writes_by_collection"]
+        commands = {k: v for k, v in by.items() if "#" not in k}
+        print(f"  write commands per case by service: database.collection.command ({sum(commands.values()):.1f} "
+              "counted by the services; statements in them after the /, and what the updates did):")
+        for key, value in sorted(commands.items(), key=lambda kv: -kv[1]):
+            kinds = ", ".join(f"{k.split('#', 1)[1]} {v:.2f}" for k, v in sorted(by.items())
+                              if k.startswith(key + "#") and not k.endswith("#statements"))
+            print(f"    {value:5.2f} / {by.get(key + '#statements', 0):5.2f}  {key}" + (f" ({kinds})" if kinds else ""))
     print(f"  outcomes: {r['outcomes']}" + (f"   decide errors: {r['decide_errors']}" if r["decide_errors"] else "")
           + (f"   decisions tried again (status: times): {r['decide_retried']}" if r.get("decide_retried") else ""),
           flush=True)
@@ -755,7 +792,7 @@ def report(r: dict[str, Any]) -> None:
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     code = Path(args.code).resolve()
     opts = Options(args.cases, args.concurrency, args.officials, args.warmup, args.timeout, args.history, args.open,
-                   args.seed, args.templates)
+                   args.seed, args.templates, args.writes_by_collection)
     results: list[dict[str, Any]] = []
     modes = args.modes.split(",")
     with (own_stack(code) if args.stack == "own" else shared_stack()) as stack:
@@ -806,6 +843,8 @@ def main() -> None:
     parser.add_argument("--stack", choices=("own", "shared"), default="own")
     parser.add_argument("--code", default=str(ROOT), help="checkout whose services run (default: this one)")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--writes-by-collection", action="store_true",
+                        help="count each service's writes per collection (tests/perf/schrijfteller) and print them")
     args = parser.parse_args()
     if args.half_load:
         args.modes = "max,half"
