@@ -11,10 +11,12 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from pymongo.asynchronous.collection import AsyncCollection
 
 T = TypeVar("T")
 Key = tuple[Any, ...]
@@ -64,3 +66,20 @@ def link(request: Request, response: Response, page_size: int, last: Key) -> Non
     next_url = request.url.include_query_params(pageSize=page_size, cursor=encode(last))
     response.headers["Link"] = f'<{next_url}>; rel="next"'
 
+
+
+async def newest_first(collection: AsyncCollection[dict[str, Any]], field: str, projection: dict[str, Any],
+                       page_size: int, cursor: str | None, request: Request,
+                       response: Response) -> list[dict[str, Any]]:
+    """One page of a collection, newest first by the time in ``field`` (then ``_id``), read by the database."""
+    query: dict[str, Any] = {}
+    after = decode(cursor, 2)
+    if after is not None:  # the page after the cursor is older (or as old, with a larger id)
+        at = datetime.fromisoformat(str(after[0]))
+        query = {"$or": [{field: {"$lt": at}}, {field: at, "_id": {"$gt": after[1]}}]}
+    docs = await collection.find(query, projection).sort([(field, -1), ("_id", 1)]) \
+        .limit(page_size + 1).to_list(page_size + 1)
+    if len(docs) > page_size:
+        docs = docs[:page_size]
+        link(request, response, page_size, (docs[-1][field].isoformat(), docs[-1]["_id"]))
+    return docs

@@ -8,6 +8,7 @@ of a real engine process during a burst is tests/integration/test_engine_chaos.p
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -17,7 +18,7 @@ from process_engine.engine import Engine
 from process_engine.repository import DefinitionRepository, InstanceRepository
 from servicekit import zaakindex
 from servicekit.envelope import new_event
-from tests.integration.test_engine_state import FILES, START, Clock, _drive
+from tests.integration.test_engine_state import FILES, START, T0, Clock, _drive
 from tests.integration.test_engine_worklist import app  # noqa: F401  (the engine's API in this process)
 from tests.support.tokens import ADMIN
 
@@ -163,6 +164,19 @@ async def test_the_case_api_finds_a_closed_case_and_every_list_is_paged(app) -> 
         statistics = await client.get(f"/api/v1/procesdefinities/{versions.json()[0]['hash']}/statistiek",
                                       headers=ADMIN)
         assert statistics.json()["zaken"] == 3
+        # the migrations newest first, paged by the database (same time: by id)
+        migraties = engine.instances.collection.database["migraties"]
+        await migraties.insert_many([{"_id": f"m-{i}", "op": T0 + timedelta(minutes=min(i, 2)), "zaken": [],
+                                      "doel_hash": "h", "process_id": "p", "door": "beheerder", "verplaatst": 0,
+                                      "geblokkeerd": 0, "mislukt": 0} for i in range(4)])
+        seen = []
+        url: str | None = "/api/v1/migraties?pageSize=3"
+        while url:
+            answer = await client.get(url, headers=ADMIN)
+            assert answer.status_code == 200, answer.text
+            seen += [m["id"] for m in answer.json()]
+            url = answer.links.get("next", {}).get("url")
+        assert seen == ["m-2", "m-3", "m-1", "m-0"]
         for path in ("/api/v1/procesdefinities", "/api/v1/incidenten", "/api/v1/taken", "/api/v1/migraties"):
             assert (await client.get(path, params={"cursor": "geen-cursor"}, headers=ADMIN)).status_code == 400
             assert (await client.get(path, params={"pageSize": 501}, headers=ADMIN)).status_code == 400
