@@ -41,7 +41,10 @@ class DefinitionRepository:
             return False
         latest = await self.latest(doc["process_id"])
         doc["version"] = (latest["version"] + 1) if latest else 1
-        await self.collection.insert_one(doc)
+        try:
+            await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            return False  # another replica, starting at the same moment, stored it first (the _id is the content)
         return True
 
     async def latest(self, process_id: str) -> Document | None:
