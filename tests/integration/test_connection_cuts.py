@@ -25,8 +25,23 @@ from servicekit.consumer import Consumer
 from servicekit.envelope import CloudEvent, new_event
 from servicekit.store import Document
 from tests.conftest import eventually
+from tests.support.chaos import Campaign, campaign
 from tests.support.infra import Infra
 from tests.support.tcp_proxy import CuttingProxy
+
+
+@pytest.mark.timeout(600)
+def test_connections_to_ferretdb_and_rabbitmq_cut_mid_request_lose_nothing_and_apply_nothing_twice():
+    outcome = campaign(Campaign(cases=20, replicas=1, concurrency=10, chaos_every=0, cut_every=2.0, min_cuts=8,
+                                timeout=300))
+    assert not outcome.violations, outcome.report()
+    cuts = [what for _, what in outcome.kills]
+    # the faults really happened, several times each: requests cut after they reached each server, and whole pools
+    for server in ("FerretDB", "RabbitMQ"):
+        mid = [what for what in cuts if server in what and "mid-request" in what and not what.startswith("cut 0 ")]
+        assert len(mid) >= 2, outcome.report()
+        assert any(server in what and what.startswith("cut all") and " 0 open" not in what for what in cuts), \
+            outcome.report()
 
 
 @pytest.fixture

@@ -266,6 +266,7 @@ class Campaign:
     down_seconds: float = 3.0
     timeout: float = 600.0
     cut_every: float = 0.0  # seconds between connection cuts (0: the services reach the servers without proxies)
+    min_cuts: int = 0  # the chaos goes on until at least this many cuts were made
 
 
 @dataclass
@@ -584,7 +585,8 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
             last = 0.0
             while time.monotonic() < deadline:
                 done = sum(case in run.finished for case in cases)
-                if done == len(cases):
+                cuts = sum(what.startswith("cut ") for _, what in kills)
+                if done == len(cases) and cuts >= c.min_cuts:
                     break
                 if time.monotonic() - last > 15:
                     log(t0, f"{done}/{len(cases)} toegekend, {sink.received} e-mails")
