@@ -469,17 +469,8 @@ def migratie_routes(app: FastAPI) -> None:
         """Every migration, newest first, without its cases, a page at a time (the next in the Link header)."""
         if principal.org_type != "beheer":
             return problem(403, "Geen toegang", "Alleen functioneel beheer ziet migraties.")
-        query: dict[str, Any] = {}
-        after = paging.decode(cursor, 2)
-        if after is not None:  # newest first: the page after the cursor is older (or as old, with a larger id)
-            op, migratie_id = after
-            query = {"$or": [{"op": {"$lt": datetime.fromisoformat(str(op))}},
-                             {"op": datetime.fromisoformat(str(op)), "_id": {"$gt": migratie_id}}]}
-        docs = await engine_of(request).instances.collection.database["migraties"].find(
-            query, {"zaken": 0}).sort([("op", -1), ("_id", 1)]).limit(page_size + 1).to_list(page_size + 1)
-        if len(docs) > page_size:
-            docs = docs[:page_size]
-            paging.link(request, response, page_size, (docs[-1]["op"].isoformat(), docs[-1]["_id"]))
+        docs = await paging.newest_first(engine_of(request).instances.collection.database["migraties"], "op",
+                                         {"zaken": 0}, page_size, cursor, request, response)
         return [_record_view({**d, "zaken": []}, details=False, nu=engine_of(request).clock()) for d in docs]
 
     @app.get(f"{API_PREFIX}/migraties/{{migratie_id}}", tags=["migraties"], response_model=Migratieverslag,
