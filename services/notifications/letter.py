@@ -88,6 +88,7 @@ class _Schrift:
         font = copy.copy(self.model)
         font.i = len(pdf.fonts) + 1
         font.cw = copy.copy(self.model.cw)  # a defaultdict: asking a width it lacks adds it
+        font.desc = copy.copy(self.model.desc)  # fpdf2's output sets its name, object id and font program
         font.missing_glyphs = []
         font.biggest_size_pt = 0
         font.subset = SubsetMap(font)
