@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
-from servicekit.broker import EVENTS
+from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import new_event
 from servicekit.relay import OutboxRelay
 from servicekit.store import DocumentStore
@@ -16,12 +16,18 @@ from tests.conftest import eventually
 from tests.integration.test_relay import _listening
 
 
+async def _relay(settings_for, mongo, namespace: str, naam: str) -> tuple[Broker, list[str], DocumentStore,
+                                                                        OutboxRelay]:
+    """A relay that is not running (the test drives its rounds), its store, and the ids a probe receives."""
+    settings = settings_for(naam, relay_poll_seconds=60.0)
+    broker, _, received = await _listening(settings, f"{naam}-probe", prefetch=10)
+    store = DocumentStore(mongo[f"{namespace}{naam}".replace(".", "_")], "zaken")
+    return broker, received, store, OutboxRelay(broker, [store.collection])
+
+
 async def test_a_copy_handed_over_after_the_relay_published_from_the_database_is_not_published_again(
         settings_for, mongo, namespace):
-    settings = settings_for("relayeenmaal", relay_poll_seconds=60.0)
-    broker, _, received = await _listening(settings, "relay-eenmaal-probe", prefetch=10)
-    store = DocumentStore(mongo[f"{namespace}relayeenmaal".replace(".", "_")], "zaken")
-    relay = OutboxRelay(broker, [store.collection])
+    broker, received, store, relay = await _relay(settings_for, mongo, namespace, "relayeenmaal")
     try:
         event = new_event("ips.test.eenmaal.v1", service="test", subject="z-1", event_id="e-1")
         written = await store.insert({"_id": "z-1"}, [(event, EVENTS)])
@@ -45,10 +51,7 @@ async def test_a_copy_handed_over_after_the_relay_published_from_the_database_is
 
 async def test_entries_a_writer_puts_back_after_the_clear_are_cleared_without_publishing_them_again(
         settings_for, mongo, namespace):
-    settings = settings_for("relayterug", relay_poll_seconds=60.0)
-    broker, _, received = await _listening(settings, "relay-terug-probe", prefetch=10)
-    store = DocumentStore(mongo[f"{namespace}relayterug".replace(".", "_")], "zaken")
-    relay = OutboxRelay(broker, [store.collection])
+    broker, received, store, relay = await _relay(settings_for, mongo, namespace, "relayterug")
     try:
         first = new_event("ips.test.eerste.v1", service="test", subject="z-2", event_id="e-1")
         second = new_event("ips.test.tweede.v1", service="test", subject="z-2", event_id="e-2")
