@@ -230,7 +230,10 @@ class OutboxRelay:
         outage: BaseException | None = None  # not a refusal: the broker or the connection is away
         for (collection, doc), result in zip(docs, results, strict=True):
             if isinstance(result, asyncio.CancelledError):
-                raise result
+                # Not this relay being cancelled (gather raises that itself): the publish was cancelled under it, as
+                # aiormq may do to a confirm it waits for when its channel closes. An outage, backed off and tried
+                # again; raised, it ended the relay task without a word and the outboxes stayed.
+                result = ConnectionError(f"publish cancelled before the broker confirmed: {result!r}")
             if isinstance(result, BaseException):
                 failed.append((collection, doc))
                 first_error = first_error or result
