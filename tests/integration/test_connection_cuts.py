@@ -10,26 +10,20 @@ own, like the chaos campaigns (the proxies never touch the shared stack).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import urllib.parse
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import aio_pika
 import pytest
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
 
 from notifications.domain import BEZIG, TE_VERSTUREN, VERZONDEN
 from notifications.repository import BerichtenRepository
-from servicekit.broker import COMMANDS, EVENTS, Binding, Broker
+from servicekit.broker import COMMANDS, Binding, Broker
 from servicekit.consumer import Consumer
 from servicekit.envelope import CloudEvent, new_event
-from servicekit.relay import OutboxRelay
-from servicekit.store import Document, DocumentStore
+from servicekit.store import Document
 from tests.conftest import eventually
 from tests.support.chaos import Campaign, campaign
 from tests.support.infra import Infra
@@ -140,52 +134,3 @@ async def test_a_message_whose_database_connection_keeps_failing_is_retried_not_
 async def _true(value: bool) -> bool:
     return value
 
-
-class _CancelledOnce(Broker):
-    """The real broker, except that the first publish is cancelled under the relay, as aiormq may cancel a confirm
-    it waits for when the channel closes with the connection."""
-
-    cancelled = False
-
-    async def publish_raw(self, *args: Any, **kwargs: Any) -> None:
-        if not self.cancelled:
-            self.cancelled = True
-            raise asyncio.CancelledError()
-        await super().publish_raw(*args, **kwargs)
-
-
-async def test_a_publish_cancelled_under_the_relay_is_an_outage_not_the_end_of_the_relay(settings_for, mongo,
-                                                                                         namespace):
-    settings = settings_for("cutrelay", relay_poll_seconds=60.0)
-    broker = _CancelledOnce(settings)
-    await broker.connect()
-    channel = await broker.new_channel(10)
-    probe = await channel.declare_queue(broker.name("cutrelay-probe"), exclusive=True)
-    await probe.bind(broker.name(EVENTS), routing_key="ips.test.#")
-    received: list[str] = []
-
-    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        received.append(json.loads(message.body)["id"])
-        await message.ack()
-
-    await probe.consume(on_message)
-    store = DocumentStore(mongo[f"{namespace}cutrelay".replace(".", "_")], "zaken")
-    relay = OutboxRelay(broker, [store.collection])
-    task = asyncio.create_task(relay.run())
-    try:
-        await asyncio.sleep(0.5)  # the start-up scan found nothing
-        event = new_event("ips.test.verbinding.v1", service="test", subject="z-1", event_id="e-1")
-        await store.insert({"_id": "z-1"}, [(event, EVENTS)])
-        relay.wake("z-1", store.collection)
-
-        async def published() -> bool:
-            doc = await store.get("z-1")
-            return received == ["e-1"] and doc is not None and not doc["has_outbox"]
-
-        await eventually(published, timeout=20, what="the event published after the cancelled attempt")
-        assert broker.cancelled and not task.done()
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await broker.close()

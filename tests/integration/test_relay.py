@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import Any
 
 import aio_pika
 
@@ -17,11 +18,11 @@ from servicekit.store import DocumentStore
 from tests.conftest import eventually
 
 
-async def _listening(settings: ServiceSettings, probe: str,
-                     prefetch: int) -> tuple[Broker, aio_pika.abc.AbstractQueue, list[str]]:
+async def _listening(settings: ServiceSettings, probe: str, prefetch: int,
+                     broker_class: type[Broker] = Broker) -> tuple[Broker, aio_pika.abc.AbstractQueue, list[str]]:
     """A connected broker for the relay, and a queue ``probe`` bound to ips.test.# that records the id of each
     event it receives, in the order received."""
-    broker = Broker(settings)
+    broker = broker_class(settings)
     await broker.connect()
     channel = await broker.new_channel(prefetch=prefetch)
     queue = await channel.declare_queue(broker.name(probe), durable=True, arguments={"x-queue-type": "quorum"})
@@ -238,5 +239,43 @@ async def test_the_before_clear_hook_runs_after_the_confirm_and_before_the_outbo
 
         await eventually(cleared, timeout=15, what="the outbox cleared after the hook")
         assert seen[0] == (["e-haak"], True), seen
+    finally:
+        await _stop(task, broker)
+
+
+class _CancelledOnce(Broker):
+    """The real broker, except that the first publish is cancelled under the relay, as aiormq may cancel a confirm
+    it waits for when the channel closes with the connection."""
+
+    cancelled = False
+
+    async def publish_raw(self, *args: Any, **kwargs: Any) -> None:
+        if not self.cancelled:
+            self.cancelled = True
+            raise asyncio.CancelledError()
+        await super().publish_raw(*args, **kwargs)
+
+
+async def test_a_publish_cancelled_under_the_relay_is_an_outage_not_the_end_of_the_relay(settings_for, mongo,
+                                                                                         namespace):
+    """Seen once with connections cut mid-request (tests/integration/test_connection_cuts.py): the engine's relay
+    went quiet with outboxes left."""
+    settings = settings_for("cutrelay", relay_poll_seconds=60.0)
+    broker, _, received = await _listening(settings, "cutrelay-probe", prefetch=10, broker_class=_CancelledOnce)
+    store = DocumentStore(mongo[f"{namespace}cutrelay".replace(".", "_")], "zaken")
+    relay = OutboxRelay(broker, [store.collection])
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.5)  # the start-up scan found nothing
+        event = new_event("ips.test.verbinding.v1", service="test", subject="z-1", event_id="e-1")
+        await store.insert({"_id": "z-1"}, [(event, EVENTS)])
+        relay.wake("z-1", store.collection)
+
+        async def published() -> bool:
+            doc = await store.get("z-1")
+            return received == ["e-1"] and doc is not None and not doc["has_outbox"]
+
+        await eventually(published, timeout=20, what="the event published after the cancelled attempt")
+        assert isinstance(broker, _CancelledOnce) and broker.cancelled and not task.done()
     finally:
         await _stop(task, broker)
