@@ -104,6 +104,18 @@ async def test_a_2023_case_stays_with_the_gemeente_and_uwv_does_not_see_it(ips: 
 TRAJECT = (*MANDATES, "verlenging", "vaststelling")
 
 
+async def _uwvs_task(ips: IpsSystem, case_id: str, element: str, uwv: dict[str, str], gemeente: dict[str, str],
+                     **form: str) -> dict:
+    """The case's task is UWV's: in lane UWV-behandelaar, not in the gemeente's work list, and the gemeente's
+    official (with every mandate) gets 403 on it."""
+    task = await ips.wait_task(case_id, uwv)
+    assert task["elementId"] == element and task["lane"] == "UWV-behandelaar"
+    assert case_id not in [t["zaakId"] for t in await ips.tasks(gemeente)]
+    refused = await ips.decide(task["id"], gemeente, **form)
+    assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+    return task
+
+
 async def test_uwv_decides_the_extension_and_the_vaststelling_and_the_gemeente_gets_403(ips: IpsSystem):
     """Issue 13: under ips-cmd-2019 UWV decides the extension and the vaststelling too, not the gemeente."""
     await ips.set_clock(datetime(2019, 6, 3, 9, tzinfo=UTC))  # the trajectory (2019-07-01, 24 months) runs "now"
@@ -117,12 +129,8 @@ async def test_uwv_decides_the_extension_and_the_vaststelling_and_the_gemeente_g
     asked = await ips.client.post(f"{ips.intake}/api/v1/aanvragen/{case_id}/verlengingsverzoeken",
                                   json={"maanden": 12}, headers=ggz())
     assert asked.status_code == 202, asked.text
-    task = await ips.wait_task(case_id, uwv)
-    assert task["elementId"] == "UserTask_verlenging_uwv" and task["lane"] == "UWV-behandelaar"
-    # the gemeente's official, with every mandate, neither sees nor decides it
-    assert case_id not in [t["zaakId"] for t in await ips.tasks(gemeente)]
-    refused = await ips.decide(task["id"], gemeente, besluit="toekennen", motivering="Akkoord.")
-    assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
+    task = await _uwvs_task(ips, case_id, "UserTask_verlenging_uwv", uwv, gemeente, besluit="toekennen",
+                            motivering="Akkoord.")
     limited = await ips.decide(task["id"], uwv_official(MANDATES), besluit="toekennen", motivering="x")
     assert limited.status_code == 403 and "verlenging" in limited.json()["detail"]
     done = await ips.decide(task["id"], uwv, besluit="toekennen", motivering="Plaatsing in zicht.")
@@ -146,16 +154,17 @@ async def test_uwv_decides_the_extension_and_the_vaststelling_and_the_gemeente_g
                                    params={"bestandsnaam": "eindverslag.pdf"}, content=PDF,
                                    headers={**ggz(), "content-type": "application/pdf"})
     assert report.status_code == 201, report.text
-    task = await ips.wait_task(case_id, uwv)
-    assert task["elementId"] == "UserTask_vaststelling_uwv" and task["lane"] == "UWV-behandelaar"
-    assert case_id not in [t["zaakId"] for t in await ips.tasks(gemeente)]
-    refused = await ips.decide(task["id"], gemeente, besluit="vaststellen", motivering="x")
-    assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json"
-    done = await ips.decide(task["id"], uwv, besluit="vaststellen", motivering="Traject vroegtijdig beëindigd.")
+    task = await _uwvs_task(ips, case_id, "UserTask_vaststelling_uwv", uwv, gemeente, besluit="vaststellen",
+                            motivering="x")
+    # another UWV official, whose sub-mandate covers only the vaststelling, settles it (grants checks the
+    # recorded signer's mandates again: they must be this official's, not a mix with the one before)
+    settler = bearer("uwv-vaststeller-2", "uwv", "UWV", "uwv-behandelaar", name="R. Smit, UWV",
+                     mandates=("vaststelling",))
+    done = await ips.decide(task["id"], settler, besluit="vaststellen", motivering="Traject vroegtijdig beëindigd.")
     assert done.status_code == 200, done.text
     case = await ips.wait_case(case_id, lambda c: c["status"] == "completed", "the settlement", timeout=120)
     # 6 of 24 months (2019-07-01 .. 2019-12-31) of EUR 8,000, pro rata
     assert case["variabelen"]["vaststelling"]["vastgesteldCents"] == 200000
     vastgesteld = await ips.wait_status(case_id, "vastgesteld")
     letter = await ips.letter_text(vastgesteld["besluit"]["beschikkingId"])
-    assert "P. Bakker, UWV" in letter and "€ 2.000,00" in letter
+    assert "R. Smit, UWV" in letter and "€ 2.000,00" in letter
