@@ -95,13 +95,15 @@ class InstanceRepository:
 
     async def ensure_indexes(self) -> None:
         """The indexes MongoDB (compose) uses for the filters that remain: the relay's scan at start and when
-        idle, the case explorer (beheer), the case log and the read models' repair. FerretDB v1 accepts them
-        and still scans; no hot path filters on anything but _id (issue 14)."""
+        idle, the case explorer (beheer; before its index is read: the open cases and the closed summaries), the
+        version statistics, the case log, the moves left at start and the read models' repair. FerretDB v1
+        accepts them and still scans; no hot path filters on anything but _id (issue 14)."""
         await self.collection.create_index("has_outbox")
         await self.collection.create_index([("started_at", DESCENDING), ("_id", 1)])
         await self.collection.create_index([("status", 1), ("started_at", DESCENDING)])
-        await self.closed.create_index([("started_at", DESCENDING), ("_id", 1)])
+        await self.collection.create_index("definition_hash")
         await self.closed.create_index("definition_hash")
+        await self.summaries.create_index([("started_at", DESCENDING), ("_id", 1)])
         await self.log.create_index("case_id")
         await self.views.ensure_indexes()
 
