@@ -73,6 +73,10 @@ def _exit_after_handlers(code: int) -> None:
 def _exit_before_clear(code: int) -> None:
     async def before_clear(published: set[str]) -> None:
         log.warning("fault.injected", fault="relay-exit-after-publish", events=len(published))
+        # The relay runs beside the request that wrote the document: without a pause the exit raced that
+        # request's answer, and the test's POST got a dropped connection now and then. The outbox still holds
+        # the published events while we wait; the relay does nothing else meanwhile.
+        await asyncio.sleep(1.0)
         os._exit(code)
 
     relay.OutboxRelay.before_clear = before_clear
