@@ -128,6 +128,17 @@ nofile_for_node() { # the limit we can give the node: the recommended one, else 
 }
 
 start_our_rabbit() {
+  # A taken port makes the node stop at boot with a crash dump and no hint (seen: a second stack's management port
+  # on the first one's Prometheus port); say which port and what holds it instead.
+  local port name taken=""
+  for port in "$MGMT_PORT:management" "$PROM_PORT:Prometheus" "$((AMQP_PORT + 20000)):Erlang distribution"; do
+    name=${port#*:}; port=${port%%:*}
+    if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+      taken+=" $name port $port (pid $(listener_pid "$port"))"
+    fi
+  done
+  [ -z "$taken" ] || fail "RabbitMQ's ports are taken:$taken. Move this stack with IPSFLOW_RABBITMQ_MANAGEMENT_PORT" \
+    "(the Prometheus port follows it at +20) or IPSFLOW_RABBITMQ_PROMETHEUS_PORT, or stop what listens there."
   mkdir -p "$RABBIT_BASE/mnesia" "$RABBIT_LOG"
   # Loopback only; queue statistics every second instead of five, so `ipsflow queues` shows what just happened.
   cat >"$RABBIT_BASE/rabbitmq.conf" <<CONF

@@ -49,6 +49,18 @@ def test_up_stops_at_a_stuck_node_instead_of_starting_services_against_it(tmp_pa
     assert not (tmp_path / "rabbitmq").exists(), "no node of ours was started on top of it"
 
 
+def test_up_names_a_taken_management_port_instead_of_a_node_that_dies_at_boot(tmp_path):
+    # Seen: a second stack's management port on the first one's Prometheus port; the node stopped at boot with an
+    # Erlang crash dump, and `up` waited 90 s to say only that it did not answer.
+    with silent_listener() as taken:
+        result = _stack("up", tmp_path, IPSFLOW_RABBITMQ_PORT=str(free_port()),
+                        IPSFLOW_RABBITMQ_MANAGEMENT_PORT=str(taken), IPSFLOW_RABBITMQ_NODENAME="porttest@localhost",
+                        IPSFLOW_FERRETDB_LISTEN=f"127.0.0.1:{free_port()}")
+    assert result.returncode == 1
+    assert f"management port {taken}" in result.stderr and "IPSFLOW_RABBITMQ_MANAGEMENT_PORT" in result.stderr
+    assert not (tmp_path / "rabbitmq" / "mnesia").exists(), "no node was started"
+
+
 def test_the_broker_the_tests_use_answers_the_handshake(infra):
     if infra.kind != "local":
         pytest.skip("the local stack's script checks the local stack")
