@@ -19,7 +19,7 @@ from servicekit.settings import ServiceSettings
 from servicekit.store import make_client
 
 COMPOSE = Path(__file__).resolve().parents[2] / "deploy" / "compose.yml"
-SERVICES = ("intake", "grants", "payments", "notifications", "process_engine")
+SERVICES = ("intake", "grants", "payments", "notifications", "process_engine", "console")
 
 
 @pytest.fixture(scope="module")
