@@ -57,8 +57,9 @@ def _docker_engine_answers() -> bool:
 def discover() -> Infra:
     amqp, mongo = os.environ.get("IPSFLOW_TEST_AMQP_URL"), os.environ.get("IPSFLOW_TEST_MONGO_URL")
     if amqp and mongo:
-        return Infra(amqp, mongo, os.environ.get("IPSFLOW_TEST_MANAGEMENT_URL", "http://guest:guest@127.0.0.1:15672"),
-                     "env")
+        # Unless named, the management API is the local stack's (moved with it): a fixed 15672 sent the namespace
+        # clean-up of a bench on a moved stack to another broker, and its queues stayed behind.
+        return Infra(amqp, mongo, os.environ.get("IPSFLOW_TEST_MANAGEMENT_URL", local_infra().management_url), "env")
     if _docker_engine_answers():
         from testcontainers.mongodb import MongoDbContainer
         from testcontainers.rabbitmq import RabbitMqContainer

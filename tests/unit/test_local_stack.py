@@ -99,3 +99,17 @@ def test_ready_when_everything_answers():
     add_health(app, ready_checks)
     response = TestClient(app).get("/ready")
     assert response.status_code == 200 and response.json()["status"] == "ready"
+
+
+def test_a_run_given_its_broker_and_database_cleans_up_on_the_local_stacks_management_api(monkeypatch):
+    # A benchmark on a moved stack names the broker and the database; the clean-up of its namespace must reach the
+    # same broker's management API (a fixed 15672 sent it to another broker and its queues stayed behind).
+    from tests.support.infra import discover
+
+    monkeypatch.setenv("IPSFLOW_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5682/")
+    monkeypatch.setenv("IPSFLOW_TEST_MONGO_URL", "mongodb://127.0.0.1:27027/")
+    monkeypatch.delenv("IPSFLOW_TEST_MANAGEMENT_URL", raising=False)
+    monkeypatch.setenv("IPSFLOW_RABBITMQ_MANAGEMENT_PORT", "15682")
+    assert discover().management_url == "http://guest:guest@127.0.0.1:15682"
+    monkeypatch.setenv("IPSFLOW_TEST_MANAGEMENT_URL", "http://guest:guest@broker:15672")
+    assert discover().management_url == "http://guest:guest@broker:15672"
