@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -47,6 +48,9 @@ class ServiceProcess:
             "IPSFLOW_MONGO_URL": self.infra.mongo_url,
             "IPSFLOW_MONGO_POOL_SIZE": str(FERRETDB_POOL_SIZE),  # the local FerretDB's share per process
             "IPSFLOW_NAMESPACE": self.namespace,
+            # The broker's management API (the console's queue pages): the one of the broker the test uses, also
+            # when the stack was moved; credentials stay the settings' own.
+            "IPSFLOW_RABBITMQ_MANAGEMENT_URL": re.sub(r"//[^@/]*@", "//", self.infra.management_url),
             "IPSFLOW_HTTP_PORT": str(self.port),
             "IPSFLOW_RETRY_DELAYS_MS": "[200, 500]",
             # Tests trust the development key pair (tests/support/tokens.py); a test of the production refusal
