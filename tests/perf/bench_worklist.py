@@ -310,10 +310,10 @@ def main() -> None:
     if args.only:
         sides = {args.only: sides[args.only]}
     with own_ferretdb() as mongo_url:
-        amqp_port = os.environ.get("IPSFLOW_RABBITMQ_PORT", "5672")  # moved like deploy/local/stack.sh moves it
+        from tests.support.infra import local_infra  # the shared broker, moved like deploy/local/stack.sh moves it
+
         os.environ.update({"IPSFLOW_TEST_MONGO_URL": mongo_url,
-                           "IPSFLOW_TEST_AMQP_URL": os.environ.get("IPSFLOW_TEST_AMQP_URL",
-                                                                   f"amqp://guest:guest@127.0.0.1:{amqp_port}/")})
+                           "IPSFLOW_TEST_AMQP_URL": os.environ.get("IPSFLOW_TEST_AMQP_URL", local_infra().amqp_url)})
         results = {name: run_side(code, args, *((args.before_calls,) * 2 if name == "before" else
                                                    (args.calls, args.decide)))
                    for name, code in sides.items()}
