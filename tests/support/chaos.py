@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import itertools
@@ -160,6 +161,17 @@ class ChaosStack:
             self.ferret.wait()
 
 
+def kill_kind(what: str) -> str:
+    """A kill as the report counts it: 'SIGKILL intake', 'kill -9 RabbitMQ', 'cut FerretDB mid-request', ..."""
+    words = what.split(" (")[0].split()
+    if words[0] == "SIGKILL":
+        return f"SIGKILL {words[1]}"
+    if words[0] == "cut":
+        proxy = next(w for w in words[2:] if w in ("FerretDB", "RabbitMQ"))
+        return f"cut {proxy} {'mid-request' if 'mid-request' in words else 'open'}"
+    return " ".join(words)
+
+
 def _state(pid: int) -> str:
     with contextlib.suppress(OSError):
         return Path(f"/proc/{pid}/status").read_text().split("State:", 1)[1].split("\n", 1)[0]
@@ -267,6 +279,11 @@ class Campaign:
     timeout: float = 600.0
     cut_every: float = 0.0  # seconds between connection cuts (0: the services reach the servers without proxies)
     min_cuts: int = 0  # the chaos goes on until at least this many cuts were made
+    # at most this many cases submitted and not yet toegekend (0: every case submitted at once, ``concurrency`` at a
+    # time). The allocator decides in volgnummer order, so after a burst of 1,000 it waits for the slowest of the
+    # lowest numbers while the engine works on all of them at once; a steady stream lets cases finish while others
+    # are submitted.
+    in_flight: int = 0
 
 
 @dataclass
@@ -575,9 +592,37 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
             gate = asyncio.Semaphore(c.concurrency)
             started = time.monotonic()
 
+            room = asyncio.Condition()
+            submitting = 0
+
             async def one(i: int) -> None:
+                nonlocal submitting
                 async with gate:
-                    cases.append(await run.submit("CHAOS", i, token))
+                    if c.in_flight:
+                        async with room:  # the progress loop wakes it every second
+                            await room.wait_for(lambda: submitting + sum(case not in run.finished for case in cases)
+                                                < c.in_flight)
+                    submitting += 1
+                    try:
+                        cases.append(await run.submit("CHAOS", i, token))
+                    finally:
+                        submitting -= 1
+
+            async def progress() -> None:
+                """A line a minute: how far the campaign is and what was killed so far."""
+                last = time.monotonic()
+                while True:
+                    await asyncio.sleep(1)
+                    async with room:
+                        room.notify_all()
+                    if time.monotonic() - last >= 60:
+                        last = time.monotonic()
+                        kinds = collections.Counter(kill_kind(what) for _, what in kills)
+                        log(t0, f"progress: {len(cases)}/{c.cases} submitted, "
+                                f"{sum(case in run.finished for case in cases)} toegekend, {sink.received} e-mails; "
+                                f"{len(kills)} kills ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
+
+            tasks.append(asyncio.create_task(progress()))
             await asyncio.gather(*(one(i) for i in range(c.cases)))
             log(t0, f"{len(cases)} cases submitted")
             await faults
@@ -607,6 +652,8 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
             messages = await asyncio.to_thread(published, stack.management_url, stack.amqp_urls[0], namespace)
             bad, figures = await asyncio.to_thread(check, stack, namespace, cases, sink.received)
             figures["decide errors"] = run.decide_errors[:3]
+            figures["kills by kind"] = ", ".join(f"{k} {n}" for k, n in sorted(
+                collections.Counter(kill_kind(what) for _, what in kills).items()))
             for proxy in proxies:
                 figures[f"{proxy.name} proxy"] = (f"{proxy.accepted} connections, {proxy.cut_mid} cut mid-request, "
                                                   f"{proxy.cut_open} cut while open")
