@@ -2,50 +2,58 @@
 
 An engine cycle is what the process engine does for every reply it receives: load the instance document
 from the database, restore the workflow, deliver the reply, run the engine, serialise, and write the
-document back (revision-checked, with the next command in its outbox). The bare cycle is the same
-SpiffWorkflow work with nothing around it: restore from the blob, complete the task, run, serialise.
-Both run in this process, one after the other, on the same definition. Prints figures; not a test.
+document back (revision-checked, with the next command in its outbox), then its read-model sync. The bare
+cycle is the same SpiffWorkflow work with nothing around it: restore from the blob, complete the task, run,
+serialise. Both run in one process, one after the other, on the same definition. The reply to the next
+command is built from the engine's own outbox hook (``Engine.on_outbox``), as a service would get the command
+from the broker: the harness reads nothing from the database per cycle. Prints figures; not a test.
 
 Also prints what an instance costs to store (issue 14): the state's size and the time to serialise and
 restore it, for the 20-task process halfway and for an IPS case of bpmn/ips_traject.bpmn (granted, its
-trajectory running), and the instance document's size. "before" is the engine as of ``--against`` (default
-5d0ed70: the state with its spec embedded, gzip, the whole history rewritten on every step), loaded from git
-into this same process, so that both are measured in one run, round by round in turn (the machine is
-shared and noisy). Without git history only "now" is measured.
+trajectory running), and the instance document's size, and per engine cycle the database commands and the
+time they took (pymongo's command monitoring, as the engine process sees them).
+
+"before" is the engine as of ``--against <commit>``: ``services/`` of that commit (git archive) in a worker
+process of its own, "now" this checkout's in another; the parent runs them round by round in turn (the machine
+is shared and noisy) against the same database server, the same diagram (this checkout's bpmn/ and the
+generated 20-task process) and the same workload (this file's cycles). Without git history only "now" is
+measured. ``--profile`` adds a cProfile of the engine cycles per side (the top functions by own time).
 
     PYTHONPATH=. .venv/bin/python tests/perf/bench_engine.py [--cases 10] [--rounds 3] [--against <commit>]
+        [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
+import cProfile
+import io
+import json
+import os
+import pstats
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 import bson
-from pymongo import AsyncMongoClient
-from SpiffWorkflow.bpmn.specs.event_definitions import timer as spiff_timer
+from pymongo import AsyncMongoClient, monitoring
 
-import process_engine.engine
-import process_engine.repository
 from ipsflow_cli.namespaces import new_namespace
 from ipsflow_cli.run import local_stack_urls
 from process_engine import runtime as rt
 from process_engine.bootstrap import definition_files, load_catalogue
 from process_engine.engine import COMMAND_COMPLETED, Engine
+from process_engine.repository import DefinitionRepository, InstanceRepository
 from servicekit.envelope import new_event
 
 ROOT = Path(__file__).resolve().parents[2]
-ENGINE_FILES = ("__init__.py", "scripting.py", "runtime.py", "repository.py", "engine.py")
 
 TASKS = 20
 NS = 'xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" ' \
@@ -71,7 +79,7 @@ def twenty_task_process() -> bytes:
             + "</bpmn:process></bpmn:definitions>").encode()
 
 
-def bare_cycles(parsed: Any, cases: int, rt: ModuleType = rt) -> tuple[int, float, float]:
+def bare_cycles(parsed: Any, cases: int) -> tuple[int, float, float]:
     """Restore → complete the open command → run → serialise, TASKS times per case, in memory."""
     cycles, wall, cpu = 0, time.perf_counter(), time.process_time()
     for c in range(cases):
@@ -89,81 +97,49 @@ def bare_cycles(parsed: Any, cases: int, rt: ModuleType = rt) -> tuple[int, floa
 
 
 async def engine_cycles(engine: Engine, cases: int, prefix: str = "engine") -> tuple[int, float, float]:
-    """The same work through the engine: every reply is a load-deliver-run-save against the database."""
+    """The same work through the engine: every reply is a load-deliver-run-save against the database. The next
+    command comes from the engine's outbox hook (what its relay would publish), not from a read of ours."""
+    sent: dict[str, str] = {}
+    engine.on_outbox = lambda case_id, doc: sent.__setitem__(case_id, doc["outbox"][-1]["id"])
     cycles, wall, cpu = 0, time.perf_counter(), time.process_time()
     for c in range(cases):
         case_id = f"{prefix}-{c}"
         await engine.handle_event(new_event("ips.bench.gestart.v1", service="bench", subject=case_id, data={}))
         for _ in range(TASKS):
-            doc = await engine.instances.store.get(case_id)
-            assert doc is not None
-            command = doc["outbox"][-1]["id"]
             reply = new_event(COMMAND_COMPLETED, service="bench", subject=case_id, data={"ok": True})
-            reply = reply.model_copy(update={"causationid": command})
+            reply = reply.model_copy(update={"causationid": sent.pop(case_id)})
             await engine.handle_event(reply)
             cycles += 1
-        final = await engine.instances.store.get(case_id)
-        assert final is not None and final["status"] == "completed", final and final["status"]
+        assert case_id not in sent, "the engine sent a command after the last step"
+    final = await engine.instances.store.get(f"{prefix}-{cases - 1}")
+    assert final is not None and final["status"] == "completed", final and final["status"]
     return cycles, time.perf_counter() - wall, time.process_time() - cpu
-
-
-# --------------------------------------------------------------------------- before: the engine from git
-
-
-def load_before(commit: str) -> dict[str, ModuleType] | None:
-    """services/process_engine/{runtime,engine,...}.py as of ``commit``, as package ``process_engine_before``."""
-    folder = Path(tempfile.mkdtemp()) / "process_engine_before"
-    folder.mkdir()
-    for name in ENGINE_FILES:
-        shown = subprocess.run(["git", "show", f"{commit}:services/process_engine/{name}"], cwd=ROOT,
-                               capture_output=True, text=True, check=False)
-        if shown.returncode != 0:
-            print(f"(no git history for {commit}: measuring the current engine only)")
-            return None
-        text = shown.stdout.replace("from process_engine import", "from process_engine_before import")
-        (folder / name).write_text(text.replace("from process_engine.", "from process_engine_before."))
-    timer_datetime = spiff_timer.datetime
-    sys.path.insert(0, str(folder.parent))
-    try:
-        modules = {"rt": importlib.import_module("process_engine_before.runtime"),
-                   "engine": importlib.import_module("process_engine_before.engine"),
-                   "repository": importlib.import_module("process_engine_before.repository")}
-    finally:
-        sys.path.remove(str(folder.parent))
-    # both versions swap Spiff's timer clock at import; "now" keeps its own (the old one's runs on real time)
-    spiff_timer.datetime = timer_datetime
-    return modules
-
-
-NOW = {"rt": rt, "engine": process_engine.engine, "repository": process_engine.repository}
 
 
 # --------------------------------------------------------------------------- what a state costs
 
 
-def twenty_task_halfway(side: dict[str, ModuleType]) -> tuple[Any, Any]:
-    r = side["rt"]
-    parsed = r.parse_definition({"bench.bpmn": twenty_task_process()})
-    workflow, result = r.start_instance(parsed, "ips.bench.gestart.v1", {}, case_id="state-20")
+def twenty_task_halfway() -> tuple[Any, Any]:
+    parsed = rt.parse_definition({"bench.bpmn": twenty_task_process()})
+    workflow, result = rt.start_instance(parsed, "ips.bench.gestart.v1", {}, case_id="state-20")
     for _ in range(TASKS // 2):
-        result = r.complete_command(workflow, result.commands[0].command_id, {"ok": True})
+        result = rt.complete_command(workflow, result.commands[0].command_id, {"ok": True})
     return parsed, workflow
 
 
-def ips_case(side: dict[str, ModuleType]) -> tuple[Any, Any] | None:
+def ips_case() -> tuple[Any, Any] | None:
     """An IPS case of bpmn/ips_traject.bpmn granted by the official, its trajectory running (the shape
     of most stored instances), driven with the replies of tests/bpmn/test_ips_traject.py."""
     from tests.bpmn.test_ips_traject import AANVRAAG, SIGNER, standard_replies
 
-    r = side["rt"]
     try:
-        parsed = r.parse_definition(definition_files(str(ROOT / "bpmn")),
-                                    load_catalogue(str(ROOT / "bpmn" / "README.md")))
+        parsed = rt.parse_definition(definition_files(str(ROOT / "bpmn")),
+                                     load_catalogue(str(ROOT / "bpmn" / "README.md")))
     except Exception as exc:  # the diagram may be mid-edit in a shared checkout
-        print(f"(bpmn/ips_traject.bpmn does not parse: {str(exc)[:120]}; no IPS figures)")
+        print(f"(bpmn/ips_traject.bpmn does not parse: {str(exc)[:120]}; no IPS figures)", file=sys.stderr)
         return None
     replies = standard_replies()
-    workflow, result = r.start_instance(parsed, "ips.aanvraag.ingediend.v1", dict(AANVRAAG), case_id="a-1")
+    workflow, result = rt.start_instance(parsed, "ips.aanvraag.ingediend.v1", dict(AANVRAAG), case_id="a-1")
 
     def answer(result: Any) -> None:
         pending = list(result.commands)
@@ -171,12 +147,12 @@ def ips_case(side: dict[str, ModuleType]) -> tuple[Any, Any] | None:
             command = pending.pop(0)
             reply = replies.get(command.command_type)
             if reply is not None:
-                pending.extend(r.complete_command(workflow, command.command_id, reply(command.params)).commands)
+                pending.extend(rt.complete_command(workflow, command.command_id, reply(command.params)).commands)
 
     answer(result)
-    [task] = r.ready_user_tasks(workflow)
-    answer(r.complete_user_task(workflow, task.task_id, {"besluit": "toekennen", "motivering": "Voldoet."},
-                                {"ondertekenaar": SIGNER}))
+    [task] = rt.ready_user_tasks(workflow)
+    answer(rt.complete_user_task(workflow, task.task_id, {"besluit": "toekennen", "motivering": "Voldoet."},
+                                 {"ondertekenaar": SIGNER}))
     return parsed, workflow
 
 
@@ -187,69 +163,148 @@ def timed_ms(fn: Callable[[], Any], n: int) -> float:
     return (time.perf_counter() - started) / n * 1000
 
 
-def state_figures(sides: dict[str, dict[str, ModuleType]], rounds: int) -> None:
-    for label, make in (("20-task process, halfway", twenty_task_halfway), ("IPS case, trajectory running", ips_case)):
-        made = {name: make(side) for name, side in sides.items()}
-        if any(m is None for m in made.values()):
-            continue
-        blobs = {name: sides[name]["rt"].serialize(wf) for name, (_, wf) in made.items()}
-        ser: dict[str, list[float]] = {name: [] for name in sides}
-        de: dict[str, list[float]] = {name: [] for name in sides}
-        for _ in range(rounds * 3):  # sides in turn, round by round
-            for name, (parsed, wf) in made.items():
-                r = sides[name]["rt"]
-                ser[name].append(timed_ms(lambda r=r, wf=wf: r.serialize(wf), 20))
-                de[name].append(timed_ms(lambda r=r, p=parsed, b=blobs[name]: r.deserialize(p, b), 20))
-        print(f"  state of the {label} (median of {rounds * 3} rounds of 20, sides in turn):")
-        for name in sides:
-            print(f"    {name:<6} stored {len(blobs[name]) / 1024:6.1f} KB"
-                  f"   serialise {statistics.median(ser[name]):6.2f} ms"
-                  f"   restore {statistics.median(de[name]):6.2f} ms")
+STATES: dict[str, Callable[[], tuple[Any, Any] | None]] = {
+    "20-task process, halfway": twenty_task_halfway, "IPS case, trajectory running": ips_case}
+
+
+# --------------------------------------------------------------------------- a side: one worker process
+
+
+class CommandCounter(monitoring.CommandListener):
+    """The database commands the engine process sends and the time until each answer came (per cycle)."""
+
+    def __init__(self) -> None:
+        self.commands: dict[str, int] = {}
+        self.seconds = 0.0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands[event.command_name] = self.commands.get(event.command_name, 0) + 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        self.seconds += event.duration_micros / 1e6
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        self.seconds += event.duration_micros / 1e6
+
+
+async def worker(name: str, mongo: str, database: str, cases: int, proto: IO[str]) -> None:
+    """One side: answers the parent's requests (one JSON line each) until "quit"."""
+    from servicekit.logging import configure_logging
+
+    configure_logging("process_engine")  # as the service logs (stderr, JSON); the parent keeps it in a file
+    counter = CommandCounter()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo, maxPoolSize=4, tz_aware=True,
+                                                                 event_listeners=[counter])
+    db = client[database]
+    files = {"bench.bpmn": twenty_task_process()}
+    engine = Engine(DefinitionRepository(db), InstanceRepository(db))
+    await engine.deploy(files, deployed_by="bench")
+    parsed = rt.parse_definition(files)
+    bare_cycles(parsed, 1)  # warm-up: imports, caches
+    await engine_cycles(engine, 1, f"{name}-warm")
+    states = {label: make() for label, make in STATES.items()}
+    blobs = {label: rt.serialize(made[1]) for label, made in states.items() if made is not None}
+    profile = cProfile.Profile()
+    try:
+        for line in sys.stdin:
+            request = json.loads(line)
+            op = request["op"]
+            answer: Any = None
+            if op == "bare":
+                answer = bare_cycles(parsed, cases)
+            elif op == "engine":
+                counter.commands, counter.seconds = {}, 0.0
+                if request.get("profile"):
+                    profile.enable()
+                n, wall, cpu = await engine_cycles(engine, cases, f"{name}-{request['round']}")
+                profile.disable()
+                answer = [n, wall, cpu, counter.commands, counter.seconds]
+            elif op == "state":
+                label = request["label"]
+                if label in blobs:
+                    state_parsed, wf = states[label]  # type: ignore[misc]
+                    blob = blobs[label]
+                    answer = [len(blob), timed_ms(lambda wf=wf: rt.serialize(wf), 20),
+                              timed_ms(lambda p=state_parsed, b=blob: rt.deserialize(p, b), 20)]
+            elif op == "document":
+                doc = await engine.instances.store.get(f"{name}-0-0")
+                assert doc is not None
+                # without the outbox: the relay of a running service clears it (here nothing publishes)
+                answer = {key: len(bson.encode({key: value})) for key, value in doc.items() if key != "outbox"}
+            elif op == "profile":
+                text = io.StringIO()
+                pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(request["top"])
+                answer = text.getvalue()
+            elif op == "quit":
+                break
+            proto.write(json.dumps(answer) + "\n")
+            proto.flush()
+    finally:
+        await client.drop_database(database)
+        await client.close()
+
+
+def worker_main(args: argparse.Namespace) -> None:
+    # stdout is the parent's line protocol: whatever else prints (Spiff, a stray print) goes to stderr
+    proto = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    asyncio.run(worker(args.worker, args.mongo, args.database, args.cases, proto))
+
+
+class Side:
+    """A worker process running this file on ``services`` (this checkout's, or an old commit's)."""
+
+    def __init__(self, name: str, services: Path, args: argparse.Namespace, database: str, logs: Path) -> None:
+        self.name = name
+        self.log = logs / f"{name}.log"
+        # the side's services first; this checkout's root after them for tests.bpmn (the same diagram's replies)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(services), str(ROOT)])}
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--worker", name, "--mongo", args.mongo, "--database", database,
+             "--cases", str(args.cases)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log.open("w"), text=True, env=env,
+            cwd=services.parent)
+
+    def ask(self, **request: Any) -> Any:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            tail = self.log.read_text()[-3000:]
+            raise RuntimeError(f"the {self.name} worker stopped; the end of {self.log}:\n{tail}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
+            self.process.stdin.close()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def services_of(commit: str, into: Path) -> Path | None:
+    """``services/`` as of ``commit``, unpacked under ``into``; None without git history."""
+    archive = subprocess.run(["git", "archive", commit, "services"], cwd=ROOT, capture_output=True, check=False)
+    if archive.returncode != 0:
+        print(f"(no git history for {commit}: {archive.stderr.decode().strip()[:200]}; measuring now only)")
+        return None
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(into, filter="data")
+    return into / "services"
 
 
 # --------------------------------------------------------------------------- engine vs bare
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--cases", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--mongo", default=local_stack_urls()["IPSFLOW_MONGO_URL"])
-    parser.add_argument("--against", default="5d0ed70")
-    args = parser.parse_args()
-    before = load_before(args.against) if args.against else None
-    sides = {"before": before, "now": NOW} if before is not None else {"now": NOW}
-    files = {"bench.bpmn": twenty_task_process()}
-    client: AsyncMongoClient = AsyncMongoClient(args.mongo, maxPoolSize=4, tz_aware=True)
-    prefix = f"{new_namespace('bench')}engine".replace(".", "_")
-    results: dict[str, dict[str, list[tuple[int, float, float]]]] = {}
-    documents: dict[str, dict[str, int]] = {}
-    try:
-        engines, parsed = {}, {}
-        for name, side in sides.items():
-            db = client[f"{prefix}_{name}"]
-            engines[name] = side["engine"].Engine(side["repository"].DefinitionRepository(db),
-                                                  side["repository"].InstanceRepository(db))
-            await engines[name].deploy(files, deployed_by="bench")
-            parsed[name] = side["rt"].parse_definition(files)
-            bare_cycles(parsed[name], 1, side["rt"])  # warm-up: imports, caches
-            results[name] = {"bare": [], "engine": []}
-        for r in range(args.rounds):  # alternate to spread machine noise over both sides
-            for name, side in sides.items():
-                results[name]["bare"].append(bare_cycles(parsed[name], args.cases, side["rt"]))
-                results[name]["engine"].append(await engine_cycles(engines[name], args.cases, f"{name}-{r}"))
-        for name, engine in engines.items():
-            doc = await engine.instances.store.get(f"{name}-0-0")
-            assert doc is not None
-            # without the outbox: the relay of a running service clears it (here nothing publishes)
-            documents[name] = {key: len(bson.encode({key: value})) for key, value in doc.items() if key != "outbox"}
-    finally:
-        for name in sides:
-            await client.drop_database(f"{prefix}_{name}")
-        await client.close()
-
-    print(f"20-task process, {args.cases} cases x {TASKS} replies per round, {args.rounds} rounds"
-          + (f"; before = {args.against}" if before is not None else ""))
+def report(args: argparse.Namespace, sides: dict[str, Side],
+           results: dict[str, dict[str, list[Any]]], documents: dict[str, dict[str, int]]) -> None:
+    print(f"20-task process, {args.cases} cases x {TASKS} replies per round, {args.rounds} rounds, sides in turn"
+          + (f"; before = {args.against}" if "before" in sides else "")
+          + f"; load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for name in sides:
         rates = {}
         for kind, rounds in results[name].items():
@@ -261,6 +316,14 @@ async def main() -> None:
                   f" per core (CPU)  {1000 * wall / n:6.2f} ms/cycle  {1000 * cpu / n:6.2f} CPU ms/cycle")
         print(f"  {name:<6} ratio engine/bare (wall): {rates['engine'][0] / rates['bare'][0]:.2f}   "
               f"(per core, CPU of this process): {rates['engine'][1] / rates['bare'][1]:.2f}   goal >= 0.5")
+        n = sum(r[0] for r in results[name]["engine"])
+        commands: dict[str, int] = {}
+        for r in results[name]["engine"]:
+            for command, count in r[3].items():
+                commands[command] = commands.get(command, 0) + count
+        print(f"  {name:<6} database per engine cycle: {sum(commands.values()) / n:.2f} commands ("
+              + ", ".join(f"{c} {k / n:.2f}" for c, k in sorted(commands.items(), key=lambda kv: -kv[1]))
+              + f"), {1000 * sum(r[4] for r in results[name]['engine']) / n:.2f} ms until their answers")
     if "before" in sides:
         speed = {name: sum(r[0] for r in results[name]["engine"]) / sum(r[1] for r in results[name]["engine"])
                  for name in sides}
@@ -270,8 +333,58 @@ async def main() -> None:
         print(f"  {name:<6} instance document of a completed 20-task case, outbox left out:"
               f" {sum(documents[name].values()) / 1024:.1f} KB (BSON); largest: "
               + ", ".join(f"{key} {size / 1024:.1f} KB" for key, size in largest))
-    state_figures(sides, args.rounds)
+
+
+def state_figures(sides: dict[str, Side], rounds: int) -> None:
+    for label in STATES:
+        taken: dict[str, list[Any]] = {name: [] for name in sides}
+        for _ in range(rounds * 3):  # sides in turn, round by round
+            for name, side in sides.items():
+                taken[name].append(side.ask(op="state", label=label))
+        if any(None in figures for figures in taken.values()):
+            continue
+        print(f"  state of the {label} (median of {rounds * 3} rounds of 20, sides in turn):")
+        for name, figures in taken.items():
+            print(f"    {name:<6} stored {figures[0][0] / 1024:6.1f} KB"
+                  f"   serialise {statistics.median(f[1] for f in figures):6.2f} ms"
+                  f"   restore {statistics.median(f[2] for f in figures):6.2f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cases", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--mongo", default=local_stack_urls()["IPSFLOW_MONGO_URL"])
+    parser.add_argument("--against", default="b5a480c")
+    parser.add_argument("--profile", action="store_true", help="cProfile the engine cycles of each side")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--database", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker_main(args)
+        return
+    prefix = f"{new_namespace('bench')}engine".replace(".", "_")
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+        old = services_of(args.against, Path(tmp) / "before") if args.against else None
+        trees = {"before": old, "now": ROOT / "services"} if old is not None else {"now": ROOT / "services"}
+        sides = {name: Side(name, services, args, f"{prefix}_{name}", Path(tmp)) for name, services in trees.items()}
+        try:
+            results: dict[str, dict[str, list[Any]]] = {name: {"bare": [], "engine": []} for name in sides}
+            for r in range(args.rounds):  # alternate to spread machine noise over both sides
+                for name, side in sides.items():
+                    results[name]["bare"].append(side.ask(op="bare"))
+                    results[name]["engine"].append(side.ask(op="engine", round=r, profile=args.profile))
+            documents = {name: side.ask(op="document") for name, side in sides.items()}
+            report(args, sides, results, documents)
+            state_figures(sides, args.rounds)
+            if args.profile:
+                for name, side in sides.items():
+                    print(f"--- {name}: cProfile of the engine cycles, by own time (the event loop and the"
+                          f" worker thread together)\n{side.ask(op='profile', top=25)}")
+        finally:
+            for side in sides.values():
+                side.close()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()
