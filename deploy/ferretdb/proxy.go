@@ -18,6 +18,7 @@ import (
 	"log"
 	"net"
 	"sync"
+	"time"
 )
 
 const (
@@ -36,6 +37,7 @@ type proxy struct {
 	upstream  string          // unix socket of the embedded FerretDB
 	revisions *revisionReader // nil: revisions are asked of FerretDB
 	writes    sync.Mutex
+	stats     *commandStats // nil unless the debug listener is on (debug.go)
 }
 
 func (p *proxy) serve(listener net.Listener) error {
@@ -68,7 +70,14 @@ func (p *proxy) handle(client net.Conn) {
 		if err != nil {
 			return
 		}
-		if err := p.roundTrip(request, upstream, fromServer, client); err != nil {
+		if p.stats != nil {
+			start, counted := time.Now(), &countingConn{Conn: client}
+			err = p.roundTrip(request, upstream, fromServer, counted)
+			p.stats.record(request, time.Since(start), counted.written)
+		} else {
+			err = p.roundTrip(request, upstream, fromServer, client)
+		}
+		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				log.Printf("proxy: %v", err)
 			}
