@@ -6,8 +6,6 @@ its own applications; a gemeente reads those addressed to it now; beheer reads a
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
@@ -44,10 +42,10 @@ from intake.messages import (
     VerlengingVragen,
 )
 from intake.stand import stand
-from servicekit.audit import Logboek, install_logboek, noteer, verwerking
+from servicekit.audit import noteer, verwerking
 from servicekit.auth import Principal, PrincipalDep
-from servicekit.clock_api import add_clock_route
-from servicekit.http import API_PREFIX, add_health, create_app, problem
+from servicekit.bootstrap import service_app
+from servicekit.http import API_PREFIX, problem
 from servicekit.kalender import amsterdam_dag
 from servicekit.vrije_tekst import VrijeTekst
 
@@ -90,19 +88,11 @@ IntakeDep = Annotated[Intake, Depends(get_intake)]
 def create(settings: IntakeSettings | None = None) -> FastAPI:
     intake = bootstrap(settings)
     handlers = intake.handlers
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with intake.runtime.lifespan(app):
-            await intake.aanvragen.ensure_indexes()
-            yield
-
-    app = create_app("ipsflow intake", "Portaal-API voor ggz-instellingen: IPS-subsidieaanvragen indienen en volgen.",
-                     lifespan=lifespan, body_limits=[(UPLOAD_PATH, intake.settings.max_document_bytes)])
+    app = service_app(intake.runtime, "ipsflow intake",
+                      "Portaal-API voor ggz-instellingen: IPS-subsidieaanvragen indienen en volgen.", logboek=True,
+                      on_start=[intake.aanvragen.ensure_indexes],
+                      body_limits=[(UPLOAD_PATH, intake.settings.max_document_bytes)])
     app.state.intake = intake
-    install_logboek(app, Logboek(intake.runtime.db, intake.settings.service_name))
-    add_health(app, intake.runtime.ready_checks)
-    add_clock_route(app, intake.runtime.clock)
 
     @app.exception_handler(InvalidInput)
     async def on_invalid(_r: Request, exc: InvalidInput) -> Response:
