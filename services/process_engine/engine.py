@@ -159,9 +159,9 @@ class Engine(EngineActions):
                            missing_ok=True)
 
     async def _start(self, case_id: str, event: CloudEvent) -> bool:
-        definition = await self.definitions.latest(self._start_index[event.type])
-        assert definition is not None
-        parsed = await self.parsed(definition["_id"])
+        content_hash = await self.definitions.latest_hash(self._start_index[event.type])
+        assert content_hash is not None
+        parsed = await self.parsed(content_hash)
 
         def run() -> Change:
             workflow, result = rt.start_instance(parsed, event.type, event.data, case_id=case_id)
