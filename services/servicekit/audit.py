@@ -25,6 +25,7 @@ the record once the status is known, and ``GET /api/v1/logboek`` for functioneel
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -39,6 +40,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
 from starlette.types import Message, Receive, Scope, Send
 
 from servicekit.asgi import HttpMiddleware
@@ -56,6 +58,8 @@ MAX_IDS = 500
 Actie = Literal["read", "list", "create", "update", "upload", "download"]
 ACTIES: tuple[str, ...] = ("read", "list", "create", "update", "upload", "download")
 _NIET_IN_FILTER = frozenset({"limit", "offset"})
+# A lost connection to the database: the record is tried again after these pauses (seconds), ~1.5 s in all.
+LOGBOEK_RETRY_PAUSES = (0.1, 0.4, 1.0)
 # The declaration of the request being handled, for ``noteer`` deep in a route's helpers. The dependency runs in
 # the request's own task (uvicorn starts one per request), so it never leaks into another request.
 _HUIDIGE: ContextVar[Verwerking | None] = ContextVar("ipsflow_verwerking", default=None)
@@ -97,7 +101,22 @@ class Logboek:
         self.service = service
 
     async def vastleggen(self, verwerking: Verwerking, status: int) -> None:
-        await self.collection.insert_one(verwerking.regel(status, self.service))
+        """Insert the record; a lost connection is tried again with the same ``_id`` (the insert may have gone
+        through and only its answer been lost: then the retry meets its own record). Only when every try failed
+        does the caller refuse the response."""
+        regel = verwerking.regel(status, self.service)
+        for attempt, pause in enumerate((*LOGBOEK_RETRY_PAUSES, None)):
+            try:
+                await self.collection.insert_one(regel)
+                return
+            except DuplicateKeyError:
+                if attempt:  # an earlier try of this very record went through
+                    return
+                raise
+            except ConnectionFailure:
+                if pause is None:
+                    raise
+                await asyncio.sleep(pause)
 
     async def zoeken(self, *, subject: str | None = None, organisatie: str | None = None,
                      resource_id: str | None = None, actie: str | None = None, van: datetime | None = None,
