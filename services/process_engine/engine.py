@@ -4,7 +4,9 @@ Every change to an instance is load → deserialize → apply → serialize → 
 commands it causes in the same document's outbox and the id of the message it applied in ``applied``. A
 crash anywhere before the replace leaves the message unacknowledged and the instance unchanged; a crash
 after it is a redelivery that ``applied`` turns into a no-op. SpiffWorkflow runs in a worker thread (it is
-CPU-bound) and a workflow object never outlives one attempt, so no two coroutines share one.
+CPU-bound) and a workflow object is used by one attempt at a time: the engine keeps the one it last wrote per case
+(``WorkflowCache``) and hands it to the next attempt only if the stored state is still byte for byte what it wrote,
+so that a reply seconds after the command skips the restore (issue 14: the largest part of the engine's CPU).
 
 Reply protocol: a service answers a command with ``ips.opdracht.voltooid.v1`` (data = the result) or
 ``ips.opdracht.mislukt.v1`` (data = {code, message}); ``causationid`` is the command id and ``subject`` the
@@ -16,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import socket
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,6 +70,14 @@ def _case_trace(doc: Document) -> str | None:
 
 
 @dataclass
+class LiveWorkflow:
+    """A workflow object with the parsed definition it runs on."""
+
+    parsed: rt.ParsedDefinition
+    wf: Any
+
+
+@dataclass
 class Change:
     """What one attempt at mutating an instance produced."""
 
@@ -73,6 +85,38 @@ class Change:
     commands: list[rt.PendingCommand]
     #: Stored log entries that leave the instance document with this write (a case log bucket), if any.
     archive: Document | None = None
+    #: The workflow whose state ``doc`` holds (kept for the case's next message once the write succeeded).
+    workflow: LiveWorkflow | None = None
+
+
+#: How many cases' workflows an engine process keeps between messages (a live IPS case is some 100-200 KB).
+WORKFLOW_CACHE_MAX = 256
+
+
+class WorkflowCache:
+    """Per case the workflow object of the state this process last wrote, so that the next message skips
+    ``rt.deserialize``. An entry is taken out while an attempt uses it (no two attempts share a workflow) and put
+    back only with the state that attempt wrote. It is used only when the document read holds exactly that state
+    (the bytes compared) and the same parsed definition: then the object is what restoring the state would give,
+    whoever wrote in between. A failed or abandoned attempt leaves nothing behind, and the next one restores."""
+
+    def __init__(self, size: int = WORKFLOW_CACHE_MAX) -> None:
+        self.size = size
+        self._kept: OrderedDict[str, tuple[bytes, rt.ParsedDefinition, Any]] = OrderedDict()
+
+    def take(self, case_id: str, parsed: rt.ParsedDefinition, state: bytes) -> Any | None:
+        kept = self._kept.pop(case_id, None)
+        if kept is None or kept[1] is not parsed or kept[0] != state:
+            return None
+        return kept[2]
+
+    def keep(self, case_id: str, change: Change) -> None:
+        if change.workflow is None or change.doc.get("status") != "running" or self.size <= 0:
+            return
+        self._kept[case_id] = (bytes(change.doc["state"]), change.workflow.parsed, change.workflow.wf)
+        while len(self._kept) > self.size:
+            self._kept.popitem(last=False)
+
 
 
 Clock = Callable[[], datetime]
@@ -102,6 +146,7 @@ class Engine(EngineActions):
         self._start_index: dict[str, str] = {}  # start message → process id (latest deployment)
         #: Cases that ended and still wait to move out of ``instances`` (``_close``); the timer poller retries.
         self._closing: set[str] = set()
+        self.workflows = WorkflowCache()
 
     # ------------------------------------------------------------------ definitions
     async def deploy(self, files: dict[str, bytes], deployed_by: str,
@@ -173,13 +218,15 @@ class Engine(EngineActions):
                              "traceparent": tracing.outgoing(event.traceparent)}
             self._journal(doc, "gestart", message=event.type)
             self._journal_sent(doc, result.commands)
-            return Change(self._snapshot(workflow, doc, result), result.commands)
+            return Change(self._snapshot(workflow, doc, result), result.commands,
+                          workflow=LiveWorkflow(parsed, workflow))
 
         change = await asyncio.to_thread(run)
         try:
             stored = await self.instances.store.insert(change.doc, self._command_events(change))
         except DuplicateKeyError:
             return False  # another worker started it; deliver to the existing instance instead
+        self.workflows.keep(case_id, change)
         self.on_outbox(case_id, stored)
         self._remember_timer(change.doc)
         self.on_write(stored)
@@ -405,10 +452,12 @@ class Engine(EngineActions):
                 return doc
             parsed = await self.parsed(doc["definition_hash"])
             committed = doc.get("log_seq", 0)  # log entries up to here are stored: they may move to the case log
+            state = bytes(doc["state"])
+            kept = self.workflows.take(case_id, parsed, state)
 
             def attempt(doc: Document = doc, parsed: rt.ParsedDefinition = parsed,
-                        committed: int = committed) -> Change | None:
-                wf = rt.deserialize(parsed, bytes(doc["state"]))
+                        committed: int = committed, kept: Any = kept, state: bytes = state) -> Change | None:
+                wf = kept if kept is not None else rt.deserialize(parsed, state)
                 with rt.use_clock(self.clock):
                     commands = apply(wf, doc)
                 if commands is None:
@@ -417,7 +466,8 @@ class Engine(EngineActions):
                     remember_applied(doc, message_id)
                 result = rt.StepResult(commands, rt.is_completed(wf), rt.next_timer_at(wf),
                                        rt.waiting_message_names(wf), rt.ready_user_tasks(wf))
-                return Change(self._snapshot(wf, doc, result), commands, self._take_archive(doc, committed))
+                return Change(self._snapshot(wf, doc, result), commands, self._take_archive(doc, committed),
+                              LiveWorkflow(parsed, wf))
 
             change = await asyncio.to_thread(attempt)
             if change is None:
@@ -432,6 +482,7 @@ class Engine(EngineActions):
                 stored = await self.instances.store.replace(change.doc, self._command_events(change))
             except ConcurrencyError:
                 continue
+            self.workflows.keep(case_id, change)
             if change.commands:
                 self.on_outbox(case_id, stored)
             self._remember_timer(stored)
@@ -461,7 +512,9 @@ class Engine(EngineActions):
             "since": previous.get(t.task_id, {}).get("since") or self.clock(),
         } for t in result.user_tasks]
         doc["has_user_tasks"] = bool(doc["user_tasks"])
-        doc["variables"] = public_variables(rt.case_variables(wf))
+        # a copy: the workflow lives on in ``WorkflowCache``, and a script there may change a nested value in place
+        # (the case index keeps the written document's variables)
+        doc["variables"] = copy.deepcopy(public_variables(rt.case_variables(wf)))
         doc["updated_at"] = self.clock()
         if result.completed and doc.get("status") == "running":
             doc["status"] = "completed"
