@@ -205,6 +205,11 @@ async def worker(name: str, mongo: str, database: str, cases: int, proto: IO[str
     states = {label: make() for label, make in STATES.items()}
     blobs = {label: rt.serialize(made[1]) for label, made in states.items() if made is not None}
     profile = cProfile.Profile()
+    to_thread = asyncio.to_thread
+
+    async def inline(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
     try:
         for line in sys.stdin:
             request = json.loads(line)
@@ -216,8 +221,12 @@ async def worker(name: str, mongo: str, database: str, cases: int, proto: IO[str
                 counter.commands, counter.seconds = {}, 0.0
                 if request.get("profile"):
                     profile.enable()
-                n, wall, cpu = await engine_cycles(engine, cases, f"{name}-{request['round']}")
-                profile.disable()
+                    asyncio.to_thread = inline  # type: ignore[assignment]  # cProfile sees this thread only
+                try:
+                    n, wall, cpu = await engine_cycles(engine, cases, f"{name}-{request['round']}")
+                finally:
+                    profile.disable()
+                    asyncio.to_thread = to_thread
                 answer = [n, wall, cpu, counter.commands, counter.seconds]
             elif op == "state":
                 label = request["label"]
@@ -233,7 +242,9 @@ async def worker(name: str, mongo: str, database: str, cases: int, proto: IO[str
                 answer = {key: len(bson.encode({key: value})) for key, value in doc.items() if key != "outbox"}
             elif op == "profile":
                 text = io.StringIO()
-                pstats.Stats(profile, stream=text).sort_stats("tottime").print_stats(request["top"])
+                stats = pstats.Stats(profile, stream=text)
+                stats.sort_stats("tottime").print_stats(request["top"])
+                stats.sort_stats("cumulative").print_stats(request["top"] * 2)
                 answer = text.getvalue()
             elif op == "quit":
                 break
