@@ -5,8 +5,8 @@ package main
 // IPSFLOW_FERRETDB_PPROF=127.0.0.1:6061 (off by default) serves /debug/pprof/ (a CPU profile of the whole
 // process, FerretDB included: `go tool pprof http://127.0.0.1:6061/debug/pprof/profile?seconds=30`) and
 // /debug/ipsflow/commands: per command, database, collection and filter shape, how many came, the time
-// from request to the last reply (FerretDB's work plus waiting for a core or the write lock) and the bytes in
-// and out. FerretDB does its work on goroutines of its own, so a CPU profile says what it does and this table
+// from request to the last reply (FerretDB's work plus waiting for a core or the write lock), for writes the
+// time they held the write lock (no waiting for other writes in it), and the bytes in and out. FerretDB does its work on goroutines of its own, so a CPU profile says what it does and this table
 // says for which commands. Nothing is counted while the listener is off.
 
 import (
@@ -43,7 +43,7 @@ type commandKey struct {
 
 type commandCount struct {
 	n             int
-	elapsed       time.Duration
+	elapsed, held time.Duration
 	in, out, docs int
 }
 
@@ -63,7 +63,7 @@ func (s *commandStats) reset() {
 	s.counts, s.since = map[commandKey]*commandCount{}, time.Now()
 }
 
-func (s *commandStats) record(request []byte, elapsed time.Duration, out int) {
+func (s *commandStats) record(request []byte, elapsed, held time.Duration, out int) {
 	key, docs := describe(request)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -74,6 +74,7 @@ func (s *commandStats) record(request []byte, elapsed time.Duration, out int) {
 	}
 	c.n++
 	c.elapsed += elapsed
+	c.held += held
 	c.in += len(request)
 	c.out += out
 	c.docs += docs
@@ -93,13 +94,13 @@ func (s *commandStats) table() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# since %s (%.1f s), total %.1f ms\n", s.since.Format(time.RFC3339),
 		time.Since(s.since).Seconds(), float64(total)/1e6)
-	fmt.Fprintf(&b, "%-12s %-28s %-28s %-40s %7s %10s %8s %10s %10s %7s\n", "command", "database", "collection",
-		"shape", "n", "ms", "ms/n", "in", "out", "stmts")
+	fmt.Fprintf(&b, "%-12s %-28s %-28s %-40s %7s %10s %8s %10s %8s %10s %10s %7s\n", "command", "database",
+		"collection", "shape", "n", "ms", "ms/n", "held_ms", "held/n", "in", "out", "stmts")
 	for _, k := range keys {
 		c := s.counts[k]
-		fmt.Fprintf(&b, "%-12s %-28s %-28s %-40s %7d %10.1f %8.2f %10d %10d %7d\n", k.command, k.database,
-			k.collection, k.shape, c.n, float64(c.elapsed)/1e6, float64(c.elapsed)/1e6/float64(c.n), c.in, c.out,
-			c.docs)
+		fmt.Fprintf(&b, "%-12s %-28s %-28s %-40s %7d %10.1f %8.2f %10.1f %8.2f %10d %10d %7d\n", k.command,
+			k.database, k.collection, k.shape, c.n, float64(c.elapsed)/1e6, float64(c.elapsed)/1e6/float64(c.n),
+			float64(c.held)/1e6, float64(c.held)/1e6/float64(c.n), c.in, c.out, c.docs)
 	}
 	return b.String()
 }
@@ -204,6 +205,7 @@ func shape(d bson.Raw) string {
 type countingConn struct {
 	net.Conn
 	written int
+	held    time.Duration // a write's time holding the write lock (proxy.roundTrip)
 }
 
 func (c *countingConn) Write(b []byte) (int, error) {

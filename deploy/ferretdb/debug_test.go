@@ -27,9 +27,9 @@ func TestDescribeNamesCommandCollectionAndFilterShape(t *testing.T) {
 		t.Fatalf("update: %+v, %d statements", key, statements)
 	}
 	stats := newCommandStats()
-	stats.record(find, 3*time.Millisecond, 100)
-	stats.record(find, time.Millisecond, 50)
-	stats.record(update, time.Millisecond, 10)
+	stats.record(find, 3*time.Millisecond, 0, 100)
+	stats.record(find, time.Millisecond, 0, 50)
+	stats.record(update, time.Millisecond, time.Millisecond, 10)
 	table := stats.table()
 	lines := strings.Split(strings.TrimSpace(table), "\n")
 	if len(lines) != 4 || !strings.Contains(lines[2], "berichten") || !strings.Contains(lines[2], " 2 ") ||

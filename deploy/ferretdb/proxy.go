@@ -73,7 +73,7 @@ func (p *proxy) handle(client net.Conn) {
 		if p.stats != nil {
 			start, counted := time.Now(), &countingConn{Conn: client}
 			err = p.roundTrip(request, upstream, fromServer, counted)
-			p.stats.record(request, time.Since(start), counted.written)
+			p.stats.record(request, time.Since(start), counted.held, counted.written)
 		} else {
 			err = p.roundTrip(request, upstream, fromServer, client)
 		}
@@ -91,6 +91,10 @@ func (p *proxy) roundTrip(request []byte, upstream net.Conn, fromServer *bufio.R
 	if isWrite(request) {
 		p.writes.Lock()
 		defer p.writes.Unlock()
+		if counted, ok := client.(*countingConn); ok { // the debug listener's table (debug.go)
+			locked := time.Now()
+			defer func() { counted.held = time.Since(locked) }()
+		}
 		if p.revisions != nil && commandName(request) == "dropDatabase" {
 			p.revisions.forget(databaseOf(request)) // before FerretDB removes the file
 		}
