@@ -134,18 +134,24 @@ class InstanceRepository:
     async def move_closed(self, doc: Document) -> bool:
         """Move a case that ended from ``instances`` to ``closed_instances`` (see the module docstring).
 
-        ``doc`` as last written. Not while its outbox holds events (they are published from ``instances``) or
-        its read models are behind (the repair reads ``instances``): then False, and the caller tries again
-        later. False as well when someone wrote the case since ``doc`` was read (the delete misses); the copy
-        written meanwhile is harmless, the next try writes it anew."""
-        if doc.get("status") == "running" or doc.get("has_outbox"):
+        ``doc`` as last written. Not while its outbox holds events the broker has not confirmed to this process's
+        relay (they are published from ``instances``; confirmed ones need no clear first, the delete takes them
+        along) or its read models are behind (the repair reads ``instances``): then False, and the caller tries
+        again later. False as well when someone wrote the case since ``doc`` was read (the delete misses); the
+        copy written meanwhile is harmless, the next try writes it anew."""
+        published = self.store.published
+        if doc.get("status") == "running" or published.unpublished(self.collection, doc):
             return False
         case_id = doc["_id"]
         await self.closed.replace_one({"_id": case_id}, {**{k: v for k, v in doc.items() if k not in _HOT_FIELDS},
                                                          CLOSED_COPY: True}, upsert=True)
         await self.summaries.replace_one({"_id": case_id}, {k: doc.get(k) for k in SUMMARY_FIELDS}, upsert=True)
+        # At one revision the outbox only shrinks (the relay's clear leaves the revision alone): what it holds now
+        # was in ``doc``'s, and so confirmed.
         gone = await self.collection.delete_one({"_id": case_id, "revision": doc["revision"],
-                                                 "has_outbox": {"$ne": True}, "views_behind": {"$ne": True}})
+                                                 "views_behind": {"$ne": True}})
+        if gone.deleted_count == 1:
+            published.gone(self.collection, case_id)
         return gone.deleted_count == 1
 
     async def closing(self) -> list[str]:

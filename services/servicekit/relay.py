@@ -10,14 +10,22 @@ on the revision it read, so it never touches a document written since; a writer 
 writes after it puts the published entries back.
 
 So that such entries (and a copy a writer hands over after the relay had already published from the database)
-do not go out twice, the relay remembers the ids of the last ``SENT_KEPT`` events the broker confirmed to it and
-only clears those when it meets them again. Another process's relay (a replica) or this one after a restart does
-not know them and publishes them once more: a duplicate the consumers drop.
+do not go out twice, the relay remembers the ids of the last 20,000 events the broker confirmed to it
+(``servicekit.store.Published``) and only clears those when it meets them again. Another process's relay (a
+replica) or this one after a restart does not know them and publishes them once more: a duplicate the consumers
+drop.
+
+The clear waits ``relay_clear_after_seconds`` (issue 14.3): an aggregate is often written again within that
+time, and the store leaves the confirmed entries out of that write, so the clear rides along a write that happens
+anyway and the relay's own clear is owed no more. What is still owed when it falls due is cleared as before (many
+documents per command); a relay that stops clears what it owes first. A crash before that publishes those events
+again after the restart: a duplicate the consumers drop, as for a crash between confirm and clear before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -30,7 +38,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from servicekit import metrics
 from servicekit.broker import Broker
 from servicekit.logging import get_logger
-from servicekit.store import Document
+from servicekit.store import PUBLISHED, Document, Published
 
 log = get_logger(__name__)
 
@@ -41,7 +49,8 @@ class OutboxRelay:
     #: service starts (tests/support/faults.py); production code leaves it None and never reads a fault setting.
     before_clear: ClassVar[Callable[[set[str]], Awaitable[None]] | None] = None
 
-    def __init__(self, broker: Broker, collections: Sequence[AsyncCollection[Document]], batch: int = 200) -> None:
+    def __init__(self, broker: Broker, collections: Sequence[AsyncCollection[Document]], batch: int = 200,
+                 published: Published | None = None) -> None:
         self.broker = broker
         self.collections = list(collections)
         self.batch = batch
@@ -52,7 +61,10 @@ class OutboxRelay:
         self._held: dict[str, _Held] = {}  # documents with an event the broker refused: tried again later
         self._woken_at: dict[str, float] = {}  # when a writer first named a document still to publish: relay lag
         self._scan_requested = False
-        self._sent: dict[str, None] = {}  # ids of the events the broker confirmed, oldest first (SENT_KEPT)
+        #: What the broker confirmed and the clears still owed; shared with the process's stores (which leave
+        #: confirmed entries out of their writes). A test gives another ledger to play a second process.
+        self.ledger = PUBLISHED if published is None else published
+        self.clear_after = self.settings.relay_clear_after_seconds
         self.published = 0
 
     def wake(self, doc_id: str | None = None, collection: AsyncCollection[Document] | None = None,
@@ -81,6 +93,14 @@ class OutboxRelay:
         return len(self._held)
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            # Stopping: clear what is owed now (bounded), so that a restart does not publish it again.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.clear_owed(everything=True), timeout=STOP_CLEAR_SECONDS)
+
+    async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         backoff = 0.5
         full_scan = True  # at start: whatever a previous process left behind
@@ -93,7 +113,7 @@ class OutboxRelay:
             # The named documents and the full scan fail separately. A refused event (``RelayFailed``) holds
             # back its own document only, with its own backoff; anything else (broker or database away) backs
             # the whole relay off and forces a full scan afterwards.
-            for step in (self.drain_pending, self._scan if full_scan else None):
+            for step in (self.drain_pending, self._scan if full_scan else None, self.clear_owed):
                 if step is None:
                     continue
                 try:
@@ -122,11 +142,14 @@ class OutboxRelay:
             timeout = max(0.0, next_scan - loop.time())
             if self._held:
                 timeout = min(timeout, max(0.0, min(h.due for h in self._held.values()) - loop.time()))
+            owed = self.ledger.next_due()
+            if owed is not None:
+                timeout = min(timeout, max(0.0, owed - loop.time()))
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
                 full_scan, self._scan_requested = self._scan_requested, False
             except TimeoutError:
-                full_scan = loop.time() >= next_scan  # else a held document is due: no scan for that
+                full_scan = loop.time() >= next_scan  # else a held document or a clear is due: no scan for that
 
     async def _scan(self) -> None:
         """Relay every document that has an outbox, collection by collection, page by page (by ``_id``).
@@ -214,17 +237,18 @@ class OutboxRelay:
         published: set[str] = set()
         sent_before: set[str] = set()  # confirmed in an earlier round: only to be cleared
 
-        async def publish_document(doc: Document) -> None:
+        async def publish_document(collection: AsyncCollection[Document], doc: Document) -> None:
             for entry in doc.get("outbox") or []:
-                if entry["id"] in self._sent:
+                if self.ledger.confirmed(collection, doc["_id"], entry["id"]):
                     sent_before.add(entry["id"])
                     continue
                 await self.broker.publish_raw(entry["exchange"], entry["routing_key"], entry["body"].encode(),
                                               message_id=entry["id"], type_=entry["routing_key"])
                 published.add(entry["id"])
-                self._remember(entry["id"])
+                self.ledger.remember(collection, doc["_id"], entry["id"])
 
-        results = await asyncio.gather(*(publish_document(doc) for _, doc in docs), return_exceptions=True)
+        results = await asyncio.gather(*(publish_document(collection, doc) for collection, doc in docs),
+                                       return_exceptions=True)
         failed: list[tuple[AsyncCollection[Document], Document]] = []
         first_error: BaseException | None = None
         outage: BaseException | None = None  # not a refusal: the broker or the connection is away
@@ -248,22 +272,18 @@ class OutboxRelay:
             if woken is not None:
                 metrics.RELAY_LAG.observe(confirmed - woken)
         gone = published | sent_before
-        by_collection: dict[str, tuple[AsyncCollection[Document], list[Document]]] = {}
+        owed: list[tuple[AsyncCollection[Document], Document, set[str]]] = []
         for collection, doc in docs:
-            if not any(entry["id"] in gone for entry in doc.get("outbox") or []):
-                continue  # nothing of it went out: nothing to remove
-            by_collection.setdefault(collection.full_name, (collection, []))[1].append(doc)
+            ids = {entry["id"] for entry in doc.get("outbox") or []} & gone
+            if ids:  # else nothing of it went out: nothing to remove
+                owed.append((collection, doc, ids))
         hook = type(self).before_clear
-        if by_collection and hook is not None:
+        if owed and hook is not None:
             await hook(published)
-        cleared = 0
-        for collection, batch in by_collection.values():
-            for start in range(0, len(batch), CLEAR_BATCH):
-                done, left = await _remove_published(collection, batch[start:start + CLEAR_BATCH], gone)
-                cleared += done
-                for doc_id in left:  # written since we read it, with new events: relay those too, now
-                    if doc_id not in failed_ids:
-                        self.wake(doc_id, collection)
+        due = asyncio.get_running_loop().time() + self.clear_after
+        for collection, doc, ids in owed:
+            self.ledger.owe(collection, doc, ids, due)
+        cleared = await self.clear_owed(held=failed_ids) if self.clear_after <= 0 else 0
         for _, doc in docs:
             if doc["_id"] not in failed_ids:
                 self._held.pop(doc["_id"], None)
@@ -276,10 +296,30 @@ class OutboxRelay:
             raise RelayFailed(failed) from first_error
         return cleared
 
-    def _remember(self, event_id: str) -> None:
-        self._sent[event_id] = None
-        if len(self._sent) > SENT_KEPT:
-            del self._sent[next(iter(self._sent))]
+    async def clear_owed(self, everything: bool = False, held: set[str] | frozenset[str] = frozenset()) -> int:
+        """Remove the published entries whose clear is due (``everything``: all that is owed) from their outboxes,
+        many documents per command. Returns how many documents were cleared. ``held``: documents about to be
+        held back (an event refused), not to be relayed again at once."""
+        taken = self.ledger.take_due(None if everything else asyncio.get_running_loop().time())
+        by_collection: dict[str, tuple[AsyncCollection[Document], list[Document], set[str]]] = {}
+        for owed in taken:
+            entry = by_collection.setdefault(owed.collection.full_name, (owed.collection, [], set()))
+            entry[1].append(owed.doc)
+            entry[2].update(owed.ids)
+        cleared = 0
+        try:
+            for collection, batch, ids in by_collection.values():
+                for start in range(0, len(batch), CLEAR_BATCH):
+                    part, left = await _remove_published(collection, batch[start:start + CLEAR_BATCH], ids)
+                    cleared += part
+                    for doc_id in left:  # written since we read it, with new events: relay those too, now
+                        if doc_id not in held:
+                            self.wake(doc_id, collection)
+        except Exception:
+            # Not lost: owed again (the ones done so far are harmless to clear twice), the caller backs off.
+            self.ledger.give_back(taken)
+            raise
+        return cleared
 
 
 @dataclass(slots=True)
@@ -289,9 +329,9 @@ class _Held:
     delay: float
 
 
-# How many confirmed event ids a relay remembers (about 100 bytes each). Entries come back into an outbox within
-# the time of one write (a writer that read before the clear), a stale handed-over copy within one relay round.
-SENT_KEPT = 20_000
+# How long a relay that stops may take to clear what it owes before it gives up (a restart then publishes those
+# events once more).
+STOP_CLEAR_SECONDS = 5.0
 
 # A document with a refused event is tried again after HOLD_FIRST seconds, doubling up to HOLD_MAX.
 HOLD_FIRST = 0.5

@@ -56,6 +56,9 @@ class ServiceSettings(BaseSettings):
     retry_delays_ms: list[int] = Field(default_factory=lambda: [1_000, 5_000, 30_000], min_length=1)
     max_attempts: int = Field(default=4, ge=1)
     relay_poll_seconds: float = Field(default=5.0, gt=0)
+    #: How long the relay waits before it clears published outbox entries itself: a write of the document within
+    #: that time takes them out anyway (servicekit.relay, issue 14.3). 0: at once, as before.
+    relay_clear_after_seconds: float = Field(default=2.0, ge=0, le=60)
     log_level: str = "INFO"
     #: OpenTelemetry spans (servicekit.otel): none (default: the trace context still travels, no SDK is loaded),
     #: console (spans on stderr) or otlp (OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT).

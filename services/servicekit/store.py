@@ -9,6 +9,7 @@ Every document carries ``revision``; writes filter on it, and a miss means someo
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -21,7 +22,8 @@ from servicekit.settings import ServiceSettings
 
 Document = dict[str, Any]
 
-__all__ = ["ConcurrencyError", "DocumentStore", "DuplicateKeyError", "make_client", "outbox_entry"]
+__all__ = ["PUBLISHED", "ConcurrencyError", "DocumentStore", "DuplicateKeyError", "Published", "make_client",
+           "outbox_entry"]
 
 
 class ConcurrencyError(Exception):
@@ -47,11 +49,110 @@ def outbox_entry(event: CloudEvent, exchange: str) -> Document:
     return {"id": event.id, "exchange": exchange, "routing_key": event.type, "body": event.to_json().decode()}
 
 
+@dataclass(slots=True)
+class _Owed:
+    """A clear the relay owes: the published entries ``ids`` of ``doc`` (as last known), removed at ``due``."""
+
+    collection: AsyncCollection[Document]
+    doc: Document
+    ids: set[str]
+    due: float
+
+
+class Published:
+    """The events the broker confirmed to this process's relay, and the outbox clears the relay still owes.
+
+    Clearing an outbox right after publishing was a second write after every write with events (issue 14.3: 17
+    of 67 writes per case). Now the relay owes the clear for a short while (``relay_clear_after_seconds``); a
+    store that writes the document meanwhile leaves the confirmed entries out of what it writes (they ride along
+    that write) and so settles the debt; only what is still owed when it falls due costs a clear of its own.
+    Confirmed means the broker has the event, so dropping the entry keeps at-least-once. Another process's
+    relay (a replica) confirms what this store does not know: those entries stay and that relay clears them.
+    """
+
+    def __init__(self, kept: int = 20_000) -> None:
+        #: How many confirmed event ids are remembered (about 100 bytes each), oldest first. Entries come back
+        #: into an outbox within the time of one write (a writer that read before the clear), a stale handed-over
+        #: copy within one relay round.
+        self.kept = kept
+        # Per collection and document, not by event id alone: one process may hold several databases (tests
+        # do, with fixed event ids), and an entry is only ever dropped from the document it was published from.
+        self._ids: dict[tuple[str, object, str], None] = {}
+        self._owed: dict[tuple[str, object], _Owed] = {}
+
+    def remember(self, collection: AsyncCollection[Document], doc_id: object, event_id: str) -> None:
+        self._ids[(collection.full_name, doc_id, event_id)] = None
+        if len(self._ids) > self.kept:
+            del self._ids[next(iter(self._ids))]
+
+    def confirmed(self, collection: AsyncCollection[Document], doc_id: object, event_id: str) -> bool:
+        return (collection.full_name, doc_id, event_id) in self._ids
+
+    def unpublished(self, collection: AsyncCollection[Document], doc: Document) -> bool:
+        """Whether ``doc``'s outbox holds an event the broker has not confirmed to this process."""
+        return any(not self.confirmed(collection, doc["_id"], entry["id"]) for entry in doc.get("outbox") or [])
+
+    def owe(self, collection: AsyncCollection[Document], doc: Document, ids: set[str], due: float) -> None:
+        """The relay published ``ids`` of ``doc``: remove them at ``due`` unless a write of it does so first."""
+        key = (collection.full_name, doc["_id"])
+        owed = self._owed.get(key)
+        if owed is None:
+            self._owed[key] = _Owed(collection, doc, set(ids), due)
+            return
+        owed.ids |= ids  # the first debt keeps its due time: a document written often is still cleared in time
+        if doc["revision"] >= owed.doc["revision"]:
+            owed.doc = doc
+
+    def written(self, collection: AsyncCollection[Document], doc: Document) -> None:
+        """A store wrote ``doc``: what it left out of the outbox is no longer owed."""
+        key = (collection.full_name, doc["_id"])
+        owed = self._owed.get(key)
+        if owed is None:
+            return
+        owed.ids &= {entry["id"] for entry in doc.get("outbox") or []}
+        if owed.ids:
+            owed.doc = doc  # put back by a write that started before the confirm: clear it at this revision
+        else:
+            del self._owed[key]
+
+    def gone(self, collection: AsyncCollection[Document], doc_id: object) -> None:
+        """The document was deleted: nothing to clear."""
+        self._owed.pop((collection.full_name, doc_id), None)
+
+    def take_due(self, now: float | None) -> list[_Owed]:
+        """The clears due by ``now`` (None: all of them), taken out of the ledger."""
+        due = [key for key, owed in self._owed.items() if now is None or owed.due <= now]
+        return [self._owed.pop(key) for key in due]
+
+    def give_back(self, owed: list[_Owed]) -> None:
+        """Clears that could not be done (the database away): owed again, unless written meanwhile."""
+        for item in owed:
+            self.owe(item.collection, item.doc, item.ids, item.due)
+
+    def next_due(self) -> float | None:
+        return min((owed.due for owed in self._owed.values()), default=None)
+
+    @property
+    def owed(self) -> int:
+        return len(self._owed)
+
+    def drop_confirmed(self, collection: AsyncCollection[Document], doc: Document) -> list[Document]:
+        """``doc``'s outbox without the entries the broker confirmed."""
+        return [entry for entry in doc.get("outbox") or [] if not self.confirmed(collection, doc["_id"], entry["id"])]
+
+
+#: This process's ledger: its relay records what the broker confirmed, its stores leave that out when they write.
+PUBLISHED = Published()
+
+
 class DocumentStore:
     """Revision-checked access to one collection. Documents are plain dicts; services map them."""
 
-    def __init__(self, database: AsyncDatabase[Document], collection: str) -> None:
+    def __init__(self, database: AsyncDatabase[Document], collection: str,
+                 published: Published | None = None) -> None:
         self.collection: AsyncCollection[Document] = database[collection]
+        #: None: the process's ledger (``PUBLISHED``); a test gives another to play a second process.
+        self.published = PUBLISHED if published is None else published
 
     async def get(self, doc_id: str) -> Document | None:
         return await self.collection.find_one({"_id": doc_id})
@@ -59,7 +160,7 @@ class DocumentStore:
     async def insert(self, doc: Document, events: Sequence[tuple[CloudEvent, str]] = ()) -> Document:
         """Insert a new document at revision 1 with its events in the outbox. Raises DuplicateKeyError."""
         stored = {**doc, "revision": 1}
-        _attach_outbox(stored, events)
+        _attach_outbox(stored, events, self.published, self.collection)
         await self.collection.insert_one(stored)
         return stored
 
@@ -70,10 +171,11 @@ class DocumentStore:
         """
         expected = doc["revision"]
         stored = {**doc, "revision": expected + 1}
-        _attach_outbox(stored, events)
+        _attach_outbox(stored, events, self.published, self.collection)
         result = await self.collection.replace_one({"_id": doc["_id"], "revision": expected}, stored)
         if result.matched_count != 1:
             raise ConcurrencyError(f"{self.collection.name}/{doc['_id']} changed since revision {expected}")
+        self.published.written(self.collection, stored)
         return stored
 
     async def update(self, doc: Document, fields: Sequence[str],
@@ -88,17 +190,23 @@ class DocumentStore:
         stored = {**doc, "revision": expected + 1}
         change = {field: stored[field] for field in fields}
         change["revision"] = expected + 1
-        if events:
-            _attach_outbox(stored, events)
+        before = list(doc.get("outbox") or [])
+        _attach_outbox(stored, events, self.published, self.collection)
+        if events or len(stored["outbox"]) != len(before):  # new events, or published ones that ride along
             change.update(outbox=stored["outbox"], has_outbox=stored["has_outbox"])
+        else:  # the outbox as the database holds it (the relay may have cleared it since the read)
+            stored["outbox"], stored["has_outbox"] = before, doc.get("has_outbox", bool(before))
         result = await self.collection.update_one({"_id": doc["_id"], "revision": expected}, {"$set": change})
         if result.matched_count != 1:
             raise ConcurrencyError(f"{self.collection.name}/{doc['_id']} changed since revision {expected}")
+        if "outbox" in change:
+            self.published.written(self.collection, stored)
         return stored
 
 
-def _attach_outbox(doc: Document, events: Sequence[tuple[CloudEvent, str]]) -> None:
-    outbox = list(doc.get("outbox") or [])
+def _attach_outbox(doc: Document, events: Sequence[tuple[CloudEvent, str]], published: Published,
+                   collection: AsyncCollection[Document]) -> None:
+    outbox = published.drop_confirmed(collection, doc)
     outbox.extend(outbox_entry(event, exchange) for event, exchange in events)
     doc["outbox"] = outbox
     doc["has_outbox"] = bool(outbox)

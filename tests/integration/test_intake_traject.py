@@ -13,7 +13,7 @@ import pytest
 from servicekit.broker import Broker
 from servicekit.envelope import CloudEvent
 from tests.conftest import eventually
-from tests.integration.test_intake_commands import EngineStandIn
+from tests.integration.test_intake_commands import EngineStandIn, cleared_outbox
 from tests.integration.test_intake_http import (
     BSN,
     GGZ_HEADERS,
@@ -235,7 +235,7 @@ async def test_the_trajectory_from_grant_to_vaststelling(intake, engine, mongo, 
     assert BSN not in published and "K-7" not in published and "begeleiding" not in published
     db = mongo[f"{namespace}ipsflow_intake".replace(".", "_")]
     assert await db.documenten.count_documents({"aanvraag_id": aanvraag_id}) == 1, "the report; no letter copies"
-    stored = await db.aanvragen.find_one({"_id": aanvraag_id})
+    stored = await cleared_outbox(db.aanvragen, aanvraag_id)
     assert stored["outbox"] == []
     for type_ in (VERLENGING, STOPBERICHT, EINDVERSLAG):
         await events_of(engine, type_, aanvraag_id)

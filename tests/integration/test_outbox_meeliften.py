@@ -1,0 +1,131 @@
+"""Published outbox entries leave with the aggregate's next write instead of a clear of their own (issue 14.3).
+
+The relay used to clear every published outbox with a write of its own right after the broker confirmed, so an
+aggregate written three times cost three clears on top of its three writes. Now the relay owes the clear for
+``relay_clear_after_seconds``; the store leaves the confirmed entries out of the next write, and only what no
+write took along is cleared by the relay. Counted with a pymongo command listener on the real FerretDB; both
+tests fail on the code before (three clears; an ended case with a published outbox did not move).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+
+from process_engine.repository import InstanceRepository
+from servicekit.broker import EVENTS
+from servicekit.envelope import new_event
+from servicekit.relay import OutboxRelay
+from servicekit.settings import FERRETDB_POOL_SIZE
+from servicekit.store import PUBLISHED, DocumentStore, outbox_entry
+from tests.conftest import eventually
+from tests.integration.test_relay import _listening
+
+
+class Writes(monitoring.CommandListener):
+    """Counts write statements per collection and kind: insert, replace, clear (a ``$set`` of the outbox only,
+    the relay's), other updates, delete."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        collection = str(event.command.get(name))
+        if name == "insert":
+            self.counts[(collection, "insert")] += len(event.command.get("documents") or [])
+        elif name == "delete":
+            self.counts[(collection, "delete")] += len(event.command.get("deletes") or [])
+        elif name == "update":
+            for statement in event.command.get("updates") or []:
+                self.counts[(collection, _kind(statement.get("u")))] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def _kind(update: Any) -> str:
+    if not isinstance(update, dict) or not all(str(k).startswith("$") for k in update):
+        return "replace"
+    if set(update) == {"$set"} and set(update["$set"]) <= {"outbox", "has_outbox"}:
+        return "clear"
+    return "update"
+
+
+@pytest.fixture
+async def counted(infra: Any) -> Any:
+    writes = Writes()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        infra.mongo_url, tz_aware=True, maxPoolSize=FERRETDB_POOL_SIZE, event_listeners=[writes])
+    yield client, writes
+    await client.close()
+
+
+async def test_an_aggregate_written_again_takes_the_published_entries_along_and_the_relay_clears_once(
+        settings_for, counted, namespace):
+    client, writes = counted
+    settings = settings_for("meeliften", relay_poll_seconds=60.0)  # no idle scan: only wakes and owed clears
+    broker, _, received = await _listening(settings, "meeliften-probe", prefetch=10)
+    store = DocumentStore(client[f"{namespace}meeliften".replace(".", "_")], "zaken")
+    relay = OutboxRelay(broker, [store.collection])
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(0.5)  # the start-up scan found nothing
+        writes.counts.clear()
+        events = [new_event(f"ips.test.stap{n}.v1", service="test", subject="z-1", event_id=f"m-{n}")
+                  for n in range(3)]
+        doc = await store.insert({"_id": "z-1", "stap": 0}, [(events[0], EVENTS)])
+        relay.wake("z-1", store.collection, written=doc)
+        for n in (1, 2):  # written again once the previous event is out, as a case's next step is
+            async def out(n: int = n) -> bool:
+                return f"m-{n - 1}" in received
+
+            await eventually(out, timeout=15, what=f"event m-{n - 1} published")
+            doc = await store.replace({**doc, "stap": n}, [(events[n], EVENTS)])
+            assert [entry["id"] for entry in doc["outbox"]] == [f"m-{n}"], "the published entry rode along"
+            relay.wake("z-1", store.collection, written=doc)
+
+        async def settled() -> bool:
+            stored = await store.get("z-1")
+            return stored is not None and not stored["has_outbox"] and "m-2" in received
+
+        await eventually(settled, timeout=20, what="the last event published and its entry cleared")
+        await asyncio.sleep(0.5)
+        assert sorted(received) == ["m-0", "m-1", "m-2"]  # each once
+        stored = await store.get("z-1")
+        assert stored is not None and stored["revision"] == 3 and stored["outbox"] == []  # the ETag as written
+        assert writes.counts == Counter({("zaken", "insert"): 1, ("zaken", "replace"): 2, ("zaken", "clear"): 1}), \
+            writes.counts  # before: a clear after each of the three writes
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await broker.close()
+
+
+async def test_an_ended_case_whose_commands_went_out_moves_without_clearing_its_outbox_first(counted, namespace):
+    client, writes = counted
+    repo = InstanceRepository(client[f"{namespace}meeliften_engine".replace(".", "_")])
+    command = new_event("ips.test.opdracht.v1", service="process_engine", subject="zaak-1", event_id="c-1")
+    doc = {"_id": "zaak-1", "status": "completed", "process_id": "p", "definition_hash": "h", "revision": 4,
+           "started_at": datetime(2026, 1, 1, tzinfo=UTC), "variables": {}, "views_behind": False,
+           "outbox": [outbox_entry(command, "ips.commands")], "has_outbox": True}
+    await repo.collection.insert_one(doc)
+    assert not await repo.move_closed(doc), "not while the broker has not confirmed the command"
+    PUBLISHED.remember(repo.collection, "zaak-1", "c-1")  # what the engine's relay records on the confirm
+    writes.counts.clear()
+    assert await repo.move_closed(doc)
+    assert await repo.collection.find_one({"_id": "zaak-1"}) is None
+    closed = await repo.closed.find_one({"_id": "zaak-1"})
+    assert closed is not None and "outbox" not in closed
+    assert writes.counts == Counter({("closed_instances", "replace"): 1, ("closed_summaries", "replace"): 1,
+                                     ("instances", "delete"): 1}), writes.counts  # no clear, no second try
