@@ -501,7 +501,8 @@ class Engine(EngineActions):
                                                       "name": h.name, "endedAt": h.ended_at}
                                                      for h in rt.take_new_history(wf))]
         doc["state"] = Binary(rt.serialize(wf))
-        doc["active_elements"] = rt.active_element_ids(wf)
+        active = rt.active_tasks(wf)  # one walk of the task tree for both
+        doc["active_elements"] = rt.active_element_ids(wf, active)
         doc["waiting_messages"] = result.waiting_messages
         doc["next_timer_at"] = result.next_timer_at
         doc["timer_lease_until"] = None
@@ -514,7 +515,7 @@ class Engine(EngineActions):
         doc["has_user_tasks"] = bool(doc["user_tasks"])
         # a copy: the workflow lives on in ``WorkflowCache``, and a script there may change a nested value in place
         # (the case index keeps the written document's variables)
-        doc["variables"] = copy.deepcopy(public_variables(rt.case_variables(wf)))
+        doc["variables"] = copy.deepcopy(public_variables(rt.case_variables(wf, active)))
         doc["updated_at"] = self.clock()
         if result.completed and doc.get("status") == "running":
             doc["status"] = "completed"

@@ -309,14 +309,21 @@ def _tasks(workflow: BpmnWorkflow, state: int) -> list[Task]:
     return list(tasks.values())
 
 
-def active_element_ids(workflow: BpmnWorkflow) -> list[str]:
-    """Sorted BPMN ids of elements that are ready, running or waiting.
+def active_tasks(workflow: BpmnWorkflow) -> list[Task]:
+    """The tasks that are ready, running or waiting, in the order Spiff walks them (one walk of the tree: hand
+    it to :func:`active_element_ids` and ``case_variables`` when both are wanted)."""
+    return _tasks(workflow, _ACTIVE_STATES)
+
+
+def active_element_ids(workflow: BpmnWorkflow, active: list[Task] | None = None) -> list[str]:
+    """Sorted BPMN ids of elements that are ready, running or waiting (``active``: :func:`active_tasks`, if
+    taken already).
 
     Boundary events are left out: they are part of their host task.
     """
     ids = {
         t.task_spec.bpmn_id
-        for t in _tasks(workflow, _ACTIVE_STATES)
+        for t in (active_tasks(workflow) if active is None else active)
         if getattr(t.task_spec, "bpmn_id", None) and not isinstance(t.task_spec, BoundaryEvent)
     }
     return sorted(ids)

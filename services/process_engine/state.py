@@ -156,14 +156,15 @@ class MigrationError(ValueError):
     """The instance cannot move to the requested definition."""
 
 
-def case_variables(workflow: BpmnWorkflow) -> dict[str, Any]:
-    """The data the case currently carries: workflow data plus the data of every active task.
+def case_variables(workflow: BpmnWorkflow, active: list[Any] | None = None) -> dict[str, Any]:
+    """The data the case currently carries: workflow data plus the data of every active task (``active``:
+    ``model.active_tasks``, if taken already).
 
     In SpiffWorkflow data lives on tasks and flows along the branches, so the active tasks hold what the
     process knows now; the workflow's own data holds what was set for the whole instance.
     """
     merged: dict[str, Any] = {}
-    active = _tasks(workflow, _ACTIVE_STATES)
+    active = _tasks(workflow, _ACTIVE_STATES) if active is None else list(active)
     if not active and getattr(workflow, "last_task", None) is not None:
         active = [workflow.last_task]  # a finished case: what its last step knew
     for task in active:
