@@ -43,6 +43,9 @@ class NotificationSettings(ServiceSettings):
     smtp_lease_seconds: float = Field(default=300.0, gt=0)
     smtp_parallel: int = Field(default=4, ge=1, le=32)
     sender_poll_seconds: float = Field(default=2.0, gt=0)
+    # How often the sender scans berichten for due messages it does not know of (sender.py): each scan decodes
+    # every stored message on FerretDB v1.
+    sender_scan_seconds: float = Field(default=30.0, gt=0)
     notifications_contacten: Path = DATA_DIR / "contacten.json"  # IPSFLOW_NOTIFICATIONS_CONTACTEN
     notifications_gemeenten: Path = DATA_DIR / "gemeenten.csv"
     notifications_templates: Path = TEMPLATES_DIR
@@ -79,7 +82,8 @@ def bootstrap(settings: NotificationSettings | None = None) -> Notifications:
                    afzender=settings.smtp_from, timeout=settings.smtp_timeout_seconds),
         Herhaalschema(settings.smtp_backoff_seconds, settings.smtp_max_pogingen),
         lease_seconds=settings.smtp_lease_seconds, poll_seconds=settings.sender_poll_seconds,
-        parallel=settings.smtp_parallel, message_id_domain=afzender.rpartition("@")[2] or "ipsflow.example")
+        scan_seconds=settings.sender_scan_seconds, parallel=settings.smtp_parallel,
+        message_id_domain=afzender.rpartition("@")[2] or "ipsflow.example")
     handlers = NotificationHandlers(
         runtime.db, repo,
         laad_contacten=lambda: Contacten.load(settings.notifications_contacten, settings.notifications_gemeenten),

@@ -56,7 +56,8 @@ class NotificationHandlers:
     def __init__(self, db: AsyncDatabase[Document], repo: BerichtenRepository | None = None,
                  laad_contacten: Callable[[], Contacten] | None = None, sjablonen: Sjablonen | None = None,
                  wake_relay: Callable[[str, Any], None] = lambda _id, _c: None,
-                 wake_sender: Callable[[], None] = lambda: None, lettertype: Lettertype | None = None) -> None:
+                 wake_sender: Callable[[str | None], None] = lambda _bericht_id: None,
+                 lettertype: Lettertype | None = None) -> None:
         self.dossiers = db["dossiers"]
         self.repo = repo or BerichtenRepository(db)
         self.laad_contacten = laad_contacten or (lambda: Contacten({}, {}))
@@ -100,7 +101,7 @@ class NotificationHandlers:
                                   create=lambda: self._nieuw_bericht(p, bid, command))
         self.wake_relay(bid, self.repo.collection)
         if doc.get("status") == TE_VERSTUREN:
-            self.wake_sender()
+            self.wake_sender(bid)
         log.info("bericht.vastgelegd", bericht_id=bid, aanvraag_id=p.aanvraag_id, status=doc.get("status"))
 
     def _nieuw_bericht(self, p: BerichtVersturen, bid: str, command: CloudEvent) -> Document:
@@ -175,7 +176,7 @@ class NotificationHandlers:
             await UnitOfWork(self.repo.berichten, DOCUMENT, retries=10).run(bid, again)
         except ConcurrencyError:
             raise Conflict("Het bericht verandert te vaak; probeer het opnieuw.") from None
-        self.wake_sender()
+        self.wake_sender(bid)
         log.info("bericht.opnieuw", bericht_id=bid)
         found = await self.repo.get(bid, licht=True)
         assert found is not None

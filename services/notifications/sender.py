@@ -20,6 +20,14 @@ not per message. While it backs off the sender neither reads nor writes; when th
 (the one due longest) probes the server, and only when that goes through do the others follow. Per message
 every attempt costs two writes (claim and outcome), so while SMTP is down the writes are two per wait of the
 server, however many messages wait (they were two per message per wait). Each process keeps its own state.
+
+Which messages are due the sender mostly knows without reading: the handler that stored a message wakes the sender
+with its id, and a failed attempt's next time is the sender's own. A filter on ``status`` makes FerretDB v1 decode
+every stored message, PDF and all (about 1.5 ms each): scanning on every new message and every poll cost more
+than a letter, and grew with every message ever sent. The scan (:meth:`BerichtenRepository.due`) now runs at
+start and every ``scan_seconds``, for what this process cannot know: another process's messages whose lease ran
+out, messages it stored before a restart. A claim still reads the message by ``_id`` and checks it is due, so an id
+remembered wrongly costs one read.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ SERVICE_NIET_BESCHIKBAAR = 421  # the server's own "try later", for every messag
 class Sender:
     def __init__(self, repo: BerichtenRepository, smtp: SmtpConfig, schema: Herhaalschema, *,
                  lease_seconds: float, poll_seconds: float, parallel: int = 4, message_id_domain: str,
-                 server_max_wacht_seconds: float = 60.0) -> None:
+                 server_max_wacht_seconds: float = 60.0, scan_seconds: float = 30.0) -> None:
         self.repo = repo
         self.smtp = smtp
         self.schema = schema
@@ -55,6 +63,10 @@ class Sender:
         self.server_fouten = 0
         self._server_tot: datetime | None = None
         self.server_max_wacht = timedelta(seconds=server_max_wacht_seconds)
+        self.scan = timedelta(seconds=scan_seconds)
+        #: Messages this sender knows to be due from a moment on (see the module docstring), and the next scan.
+        self._bekend: dict[str, datetime] = {}
+        self._scan_op: datetime | None = None  # None: scan in the next round
 
     def _server_wacht(self, now: datetime) -> bool:
         return self._server_tot is not None and now < self._server_tot
@@ -74,8 +86,24 @@ class Sender:
         self._server_tot = max(self._server_tot or now, now + wacht)
         log.warning("smtp.onbereikbaar", fouten=self.server_fouten, volgende_poging=self._server_tot.isoformat())
 
-    def wake(self) -> None:
+    def wake(self, bericht_id: str | None = None) -> None:
+        """A message is due now (``bericht_id``), or something may be (None: scan the collection)."""
+        if bericht_id is None:
+            self._scan_op = None
+        else:
+            self._bekend[bericht_id] = datetime.now(UTC)
         self._wake.set()
+
+    def _wacht_seconds(self) -> float:
+        """Until the next round: the first remembered message's time or the next scan (while the server backs
+        off: the end of its wait), at most poll_seconds."""
+        now = datetime.now(UTC)
+        if self._server_wacht(now):
+            assert self._server_tot is not None
+            volgende = self._server_tot
+        else:
+            volgende = min([*self._bekend.values(), self._scan_op or now])
+        return max(0.05, min(self.poll_seconds, (volgende - now).total_seconds()))
 
     async def run(self) -> None:
         backoff = 0.5
@@ -92,7 +120,7 @@ class Sender:
                 backoff = min(backoff * 2, 10.0)
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout=self._wacht_seconds())
 
     async def run_once(self) -> int:
         """One round: try every due message once; returns how many were sent. While the server backs off,
@@ -100,15 +128,25 @@ class Sender:
         now = datetime.now(UTC)
         if self._server_wacht(now):
             return 0
-        due = await self.repo.due(now)
+        due = await self._due(now)
         sent = 0
         if due and self.server_fouten:
-            sent = int(await self._attempt(due[0]["_id"]))
+            sent = int(await self._attempt(due[0]))
             if self.server_fouten:
                 return sent
             due = due[1:]
-        results = await asyncio.gather(*(self._attempt(d["_id"]) for d in due))
+        results = await asyncio.gather(*(self._attempt(d) for d in due))
         return sent + sum(results)
+
+    async def _due(self, now: datetime, limit: int = 50) -> list[str]:
+        """The ids to try now, the one due longest first: remembered ones, and at scan time the collection's."""
+        if self._scan_op is None or now >= self._scan_op:
+            self._scan_op = now + self.scan
+            for doc in await self.repo.due(now, limit):
+                moment = doc.get("volgende_poging") or now  # a lease that ran out: due now
+                self._bekend[doc["_id"]] = min(self._bekend.get(doc["_id"], moment), moment)
+        due = sorted((moment, bericht_id) for bericht_id, moment in self._bekend.items() if moment <= now)
+        return [bericht_id for _, bericht_id in due[:limit]]
 
     async def _attempt(self, bericht_id: str) -> bool:
         async with self.parallel:
@@ -118,6 +156,7 @@ class Sender:
                 return False  # another attempt found the server unreachable meanwhile: no claim, no write
             doc = await self.repo.claim(bericht_id, token, now, now + self.lease)
             if doc is None:
+                self._bekend.pop(bericht_id, None)
                 return False  # someone else has it, or it is no longer due
             try:
                 antwoord = await verstuur(self.smtp, self._mail(doc))
@@ -133,6 +172,7 @@ class Sender:
                 await self._failed(doc, token, f"{type(exc).__name__}", None)
                 raise
             self._server_bereikt()
+            self._bekend.pop(bericht_id, None)
             if not await self.repo.mark_sent(bericht_id, token, datetime.now(UTC), antwoord):
                 log.warning("bericht.claim_verloren", bericht_id=bericht_id)
                 return False
@@ -144,6 +184,10 @@ class Sender:
         now = datetime.now(UTC)
         volgende = None if is_permanente_fout(code) else self.schema.volgende(int(doc.get("teller") or 0) + 1, now)
         await self.repo.mark_failed(doc["_id"], token, now, fout, code, volgende)
+        if volgende is None:
+            self._bekend.pop(doc["_id"], None)
+        else:
+            self._bekend[doc["_id"]] = volgende
         log.warning("bericht.poging_mislukt", bericht_id=doc["_id"], smtp_code=code,
                     volgende_poging=volgende.isoformat() if volgende else None)
 
