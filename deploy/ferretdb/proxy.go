@@ -18,6 +18,7 @@ import (
 	"log"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,6 +39,7 @@ type proxy struct {
 	revisions *revisionReader // nil: revisions are asked of FerretDB
 	writes    sync.Mutex
 	stats     *commandStats // nil unless the debug listener is on (debug.go)
+	idChecked atomic.Int64  // statements whose {_id, ...} filter the proxy checked itself (idfilter.go)
 }
 
 func (p *proxy) serve(listener net.Listener) error {

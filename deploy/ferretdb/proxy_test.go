@@ -27,6 +27,14 @@ import (
 // startFront runs FerretDB and the front as main does and returns a collection reached through the front.
 func startFront(t *testing.T) *mongo.Collection {
 	t.Helper()
+	collection, _, _ := startFrontWithSocket(t)
+	return collection
+}
+
+// startFrontWithSocket is startFront that also returns FerretDB's own socket, to compare with FerretDB alone,
+// and the front.
+func startFrontWithSocket(t *testing.T) (*mongo.Collection, string, *proxy) {
+	t.Helper()
 	dir := t.TempDir()
 	socket := filepath.Join(os.TempDir(), fmt.Sprintf("ipsflow-ferretdb-test-%d-%d.sock", os.Getpid(), time.Now().UnixNano()))
 	t.Cleanup(func() { _ = os.Remove(socket) })
@@ -70,7 +78,7 @@ func startFront(t *testing.T) *mongo.Collection {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return client.Database("frontdb").Collection("ledgers")
+	return client.Database("frontdb").Collection("ledgers"), socket, wire
 }
 
 func TestGuardedDecrementsNeverGoBelowZero(t *testing.T) {

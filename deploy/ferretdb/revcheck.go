@@ -130,3 +130,25 @@ func (r *revisionReader) forget(database string) {
 		delete(r.dbs, database)
 	}
 }
+
+// severalDocuments: the collection's table holds at least two documents (idfilter.go); false with an error when
+// the database or collection does not exist.
+func (r *revisionReader) severalDocuments(database, collection string) (bool, error) {
+	db, err := r.open(database)
+	if err != nil {
+		return false, err
+	}
+	var table string
+	err = db.QueryRow(`SELECT table_name FROM _ferretdb_collections WHERE name = ?`, collection).Scan(&table)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, errNoDatabase
+	}
+	if err != nil {
+		return false, err
+	}
+	var n int
+	if err := db.QueryRow(fmt.Sprintf(`SELECT count(*) FROM (SELECT 1 FROM %q LIMIT 2)`, table)).Scan(&n); err != nil {
+		return false, err
+	}
+	return n >= 2, nil
+}

@@ -74,7 +74,8 @@ func (p *proxy) updateStatements(u *updateCommand, upstream net.Conn, fromServer
 		// A stored revision that is not an integer: FerretDB matches the filters as they were sent.
 	}
 	if len(u.raws) == 1 {
-		return nil, false, nil
+		statements, err := p.idFilterStatements(u, upstream, fromServer) // {_id, ...more}: idfilter.go
+		return statements, false, err
 	}
 	out := make([]forwardStatement, len(u.raws))
 	for i, raw := range u.raws {

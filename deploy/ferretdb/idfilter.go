@@ -1,0 +1,200 @@
+package main
+
+// Updates filtered on {_id: X, ...more} without a scan.
+//
+// FerretDB v1.24 turns a filter into SQL only when it is exactly {_id: X}; any other filter decodes every
+// document of the collection. ipsflow writes many single documents with a condition besides the _id: the
+// notifications sender's outcome ({_id, status, claim}), the dossier's applied-message check ({_id, applied:
+// {$ne}}), a budget's reservation ({_id, "financieel.x": {$exists}}), ... On a collection of large documents
+// (a message holds its PDF: about 1.5 ms each to decode) that cost grows with every document ever stored.
+//
+// Under the write lock the proxy asks FerretDB whether that one document matches: an aggregate whose first
+// stage, {$match: {_id: X}}, FerretDB pushes down to SQL, and whose second stage is {$match: <the filter as
+// sent>}, evaluated by the same filter code FerretDB's update uses. If it matches, the statement goes on
+// filtered on {_id: X} alone; if not, the proxy answers "matched 0" as FerretDB does. No other write can come
+// between the check and the update. Only for an update command of one statement that is not multi or upsert
+// and has nothing but q and u (no arrayFilters, collation, hint), whose u names no positional path ($, $[]),
+// whose _id is a string or an ObjectId, on a collection of at least two documents (with one, the scan reads
+// that one document anyway). Anything unexpected in the aggregate's answer (an error, an open cursor) sends the
+// statement on as it came, so FerretDB decides.
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/bson"
+)
+
+// idFilter is a statement's filter with an _id FerretDB can push down, and conditions besides it.
+type idFilter struct {
+	id     bson.RawValue
+	filter bson.Raw
+}
+
+// asIDFilterStatement returns the statement's idFilter when the proxy may check it itself (see above).
+func asIDFilterStatement(raw bson.Raw) (idFilter, bool) {
+	var f idFilter
+	elements, err := raw.Elements()
+	if err != nil {
+		return f, false
+	}
+	for _, e := range elements {
+		switch e.Key() {
+		case "q", "u":
+		case "multi", "upsert":
+			if on, ok := e.Value().BooleanOK(); !ok || on {
+				return f, false
+			}
+		default:
+			return f, false // arrayFilters, collation, hint, ...: left to FerretDB
+		}
+	}
+	q, ok := raw.Lookup("q").DocumentOK()
+	if !ok {
+		return f, false
+	}
+	conditions, err := q.Elements()
+	if err != nil || len(conditions) < 2 {
+		return f, false // {_id} alone is pushed down already; {} is not about one document
+	}
+	ids := 0
+	for _, c := range conditions {
+		if c.Key() == "_id" {
+			ids++
+			f.id = c.Value()
+		}
+	}
+	if ids != 1 || (f.id.Type != bson.TypeString && f.id.Type != bson.TypeObjectID) {
+		return f, false
+	}
+	update, ok := raw.Lookup("u").DocumentOK()
+	if !ok || namesPositionalPath(update) {
+		return f, false // a pipeline, or "$" paths, which need the filter to find the array element
+	}
+	f.filter = q
+	return f, true
+}
+
+// namesPositionalPath: an update operator's field path has a "$" segment ("a.$.b", "a.$[]", "a.$[x]").
+func namesPositionalPath(update bson.Raw) bool {
+	operators, err := update.Elements()
+	if err != nil {
+		return true
+	}
+	for _, operator := range operators {
+		if !strings.HasPrefix(operator.Key(), "$") {
+			return false // a replacement document: no paths
+		}
+		fields, ok := operator.Value().DocumentOK()
+		if !ok {
+			continue // FerretDB refuses it; the reduced filter does not change that
+		}
+		paths, err := fields.Elements()
+		if err != nil {
+			return true
+		}
+		for _, path := range paths {
+			for _, segment := range strings.Split(path.Key(), ".") {
+				if strings.HasPrefix(segment, "$") {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+// reduced is the statement with its filter replaced by {_id: X}.
+func (f idFilter) reduced(raw bson.Raw) (bson.Raw, error) {
+	var statement bson.D
+	if err := bson.Unmarshal(raw, &statement); err != nil {
+		return nil, err
+	}
+	for i := range statement {
+		if statement[i].Key == "q" {
+			statement[i].Value = bson.D{{Key: "_id", Value: f.id}}
+		}
+	}
+	return bson.Marshal(statement)
+}
+
+// errUnanswered: FerretDB's answer to the check was not a plain one; the statement goes on as it came.
+var errUnanswered = errors.New("the match check was not answered plainly")
+
+// matches asks FerretDB, through the connection the proxy holds, whether the document f.id matches f.filter.
+func (f idFilter) matches(upstream net.Conn, fromServer *bufio.Reader, database, collection string) (bool, error) {
+	body, err := bson.Marshal(bson.D{
+		{Key: "aggregate", Value: collection},
+		{Key: "pipeline", Value: bson.A{
+			bson.D{{Key: "$match", Value: bson.D{{Key: "_id", Value: f.id}}}}, // pushed down: one document read
+			bson.D{{Key: "$match", Value: f.filter}},
+			bson.D{{Key: "$project", Value: bson.D{{Key: "_id", Value: 1}}}},
+		}},
+		{Key: "cursor", Value: bson.D{}},
+		{Key: "$db", Value: database},
+	})
+	if err != nil {
+		return false, err
+	}
+	query := (&opMessage{requestID: 0x1d5eed, sections: []section{{kind: 0, docs: []bson.Raw{body}}}}).encode(0)
+	if _, err := upstream.Write(query); err != nil {
+		return false, err
+	}
+	reply, err := readMessage(fromServer)
+	if err != nil {
+		return false, err
+	}
+	parsed, err := parseOpMsg(reply)
+	if err != nil || len(parsed.sections) == 0 || parsed.sections[0].kind != 0 {
+		return false, errUnanswered
+	}
+	answer := parsed.sections[0].docs[0]
+	if ok, isDouble := answer.Lookup("ok").DoubleOK(); !isDouble || ok != 1 {
+		return false, errUnanswered // e.g. an unknown operator: the update as sent gets FerretDB's own error
+	}
+	if id, isInt := answer.Lookup("cursor", "id").Int64OK(); !isInt || id != 0 {
+		return false, errUnanswered
+	}
+	batch, ok := answer.Lookup("cursor", "firstBatch").ArrayOK()
+	if !ok {
+		return false, errUnanswered
+	}
+	values, err := batch.Values()
+	if err != nil || len(values) > 1 {
+		return false, errUnanswered
+	}
+	return len(values) == 1, nil
+}
+
+// idFilterStatements: for a command of one statement the proxy may check (above), the statement to send on,
+// reduced to {_id}, or none when the document does not match; nil when the command goes on as it came.
+func (p *proxy) idFilterStatements(u *updateCommand, upstream net.Conn, fromServer *bufio.Reader) ([]forwardStatement, error) {
+	if p.revisions == nil || len(u.raws) != 1 {
+		return nil, nil
+	}
+	f, ok := asIDFilterStatement(u.raws[0])
+	if !ok {
+		return nil, nil
+	}
+	if several, err := p.revisions.severalDocuments(u.database, u.collection); err != nil || !several {
+		return nil, nil // no table (FerretDB decides whether to create one), or a scan of at most one document
+	}
+	matched, err := f.matches(upstream, fromServer, u.database, u.collection)
+	if errors.Is(err, errUnanswered) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.idChecked.Add(1)
+	if !matched {
+		return []forwardStatement{}, nil
+	}
+	raw, err := f.reduced(u.raws[0])
+	if err != nil {
+		return nil, nil
+	}
+	return []forwardStatement{{index: 0, raw: raw}}, nil
+}

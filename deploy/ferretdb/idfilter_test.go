@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"net/url"
+	"reflect"
+	"testing"
+	"time"
+
+	"go.mongodb.org/mongo-driver/bson"
+	"go.mongodb.org/mongo-driver/bson/primitive"
+	"go.mongodb.org/mongo-driver/mongo"
+	"go.mongodb.org/mongo-driver/mongo/options"
+)
+
+func TestWhichStatementsTheProxyChecksByID(t *testing.T) {
+	statement := func(q, u bson.D, more ...bson.E) bson.Raw {
+		return mustMarshal(t, append(bson.D{{Key: "q", Value: q}, {Key: "u", Value: u}}, more...))
+	}
+	set := bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "verzonden"}}}}
+	idAnd := bson.D{{Key: "_id", Value: "b-1"}, {Key: "status", Value: "bezig"}}
+	cases := []struct {
+		name string
+		raw  bson.Raw
+		want bool
+	}{
+		{"_id and a condition", statement(idAnd, set), true},
+		{"ObjectId and an operator", statement(bson.D{{Key: "_id", Value: primitive.NewObjectID()},
+			{Key: "applied", Value: bson.D{{Key: "$ne", Value: "m"}}}}, set), true},
+		{"a replacement", statement(idAnd, bson.D{{Key: "status", Value: "x"}}), true},
+		{"multi false, upsert false", statement(idAnd, set, bson.E{Key: "multi", Value: false}, bson.E{Key: "upsert", Value: false}), true},
+		{"_id alone (FerretDB pushes it down)", statement(bson.D{{Key: "_id", Value: "b-1"}}, set), false},
+		{"no _id", statement(bson.D{{Key: "status", Value: "a"}, {Key: "claim", Value: "t"}}, set), false},
+		{"_id an operator", statement(bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: bson.A{"a"}}}}, {Key: "s", Value: 1}}, set), false},
+		{"_id a number", statement(bson.D{{Key: "_id", Value: 7}, {Key: "s", Value: 1}}, set), false},
+		{"upsert", statement(idAnd, set, bson.E{Key: "upsert", Value: true}), false},
+		{"multi", statement(idAnd, set, bson.E{Key: "multi", Value: true}), false},
+		{"arrayFilters", statement(idAnd, set, bson.E{Key: "arrayFilters", Value: bson.A{}}), false},
+		{"positional $", statement(idAnd, bson.D{{Key: "$set", Value: bson.D{{Key: "pogingen.$.fout", Value: "x"}}}}), false},
+		{"positional $[]", statement(idAnd, bson.D{{Key: "$inc", Value: bson.D{{Key: "a.$[].n", Value: 1}}}}), false},
+		{"a pipeline", mustMarshal(t, bson.D{{Key: "q", Value: idAnd}, {Key: "u", Value: bson.A{bson.D{{Key: "$set", Value: bson.D{{Key: "a", Value: 1}}}}}}}), false},
+	}
+	for _, c := range cases {
+		if _, got := asIDFilterStatement(c.raw); got != c.want {
+			t.Errorf("%s: checked by the proxy %v, want %v", c.name, got, c.want)
+		}
+	}
+	f, _ := asIDFilterStatement(statement(idAnd, set, bson.E{Key: "upsert", Value: false}))
+	reduced, err := f.reduced(statement(idAnd, set, bson.E{Key: "upsert", Value: false}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := statement(bson.D{{Key: "_id", Value: "b-1"}}, set, bson.E{Key: "upsert", Value: false})
+	if !reflect.DeepEqual([]byte(reduced), []byte(want)) {
+		t.Fatalf("reduced to %v, want %v", reduced, want)
+	}
+}
+
+// The same updates through the front and to FerretDB alone give the same results, errors and documents.
+func TestUpdatesFilteredOnIDAndMoreAnswerAsFerretDBDoes(t *testing.T) {
+	viaFront, socket, front := startFrontWithSocket(t)
+	direct, err := mongo.Connect(context.Background(), options.Client().ApplyURI("mongodb://"+url.PathEscape(socket)+"/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = direct.Disconnect(context.Background()) })
+	alone := direct.Database("frontdb").Collection("alone")
+	ctx := context.Background()
+	seed := func(c *mongo.Collection) {
+		for _, doc := range []bson.D{
+			{{Key: "_id", Value: "b-1"}, {Key: "status", Value: "bezig"}, {Key: "claim", Value: "t1"}, {Key: "n", Value: int32(1)},
+				{Key: "pogingen", Value: bson.A{bson.D{{Key: "fout", Value: nil}}}}},
+			{{Key: "_id", Value: "b-2"}, {Key: "status", Value: "te_versturen"}, {Key: "applied", Value: bson.A{"m1"}}},
+			{{Key: "_id", Value: "b-3"}, {Key: "financieel", Value: bson.D{{Key: "r1", Value: int32(5)}}}},
+		} {
+			if _, err := c.InsertOne(ctx, doc); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	seed(viaFront)
+	seed(alone)
+	time.Sleep(300 * time.Millisecond) // the id index (idindex.go)
+
+	type step struct {
+		filter, update any
+		replace        bool
+	}
+	steps := []step{
+		{bson.D{{Key: "_id", Value: "b-1"}, {Key: "status", Value: "bezig"}, {Key: "claim", Value: "t1"}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "verzonden"}}}, {Key: "$inc", Value: bson.D{{Key: "n", Value: 1}}}}, false},
+		{bson.D{{Key: "_id", Value: "b-1"}, {Key: "status", Value: "bezig"}, {Key: "claim", Value: "t1"}}, // no longer matches
+			bson.D{{Key: "$set", Value: bson.D{{Key: "status", Value: "mislukt"}}}}, false},
+		{bson.D{{Key: "_id", Value: "b-2"}, {Key: "applied", Value: bson.D{{Key: "$ne", Value: "m2"}}}},
+			bson.D{{Key: "$push", Value: bson.D{{Key: "applied", Value: "m2"}}}}, false},
+		{bson.D{{Key: "_id", Value: "b-2"}, {Key: "applied", Value: bson.D{{Key: "$ne", Value: "m2"}}}}, // applied already
+			bson.D{{Key: "$push", Value: bson.D{{Key: "applied", Value: "m2"}}}}, false},
+		{bson.D{{Key: "_id", Value: "b-3"}, {Key: "financieel.r1", Value: bson.D{{Key: "$exists", Value: true}}}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}}, false},
+		{bson.D{{Key: "_id", Value: "b-3"}, {Key: "financieel.r9", Value: bson.D{{Key: "$exists", Value: true}}}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 2}}}}, false},
+		{bson.D{{Key: "_id", Value: "b-3"}, {Key: "x", Value: 1}}, bson.D{{Key: "nieuw", Value: true}}, true}, // replacement
+		{bson.D{{Key: "_id", Value: "geen"}, {Key: "x", Value: 1}}, bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 3}}}}, false},
+		{bson.D{{Key: "_id", Value: "b-1"}, {Key: "n", Value: bson.D{{Key: "$bogus", Value: 1}}}}, // an unknown operator
+			bson.D{{Key: "$set", Value: bson.D{{Key: "x", Value: 1}}}}, false},
+		{bson.D{{Key: "_id", Value: "b-1"}, {Key: "status", Value: "verzonden"}}, // the _id cannot change
+			bson.D{{Key: "$set", Value: bson.D{{Key: "_id", Value: "ander"}}}}, false},
+	}
+	run := func(c *mongo.Collection, s step) (any, string) {
+		var result *mongo.UpdateResult
+		var err error
+		if s.replace {
+			result, err = c.ReplaceOne(ctx, s.filter, s.update)
+		} else {
+			result, err = c.UpdateOne(ctx, s.filter, s.update)
+		}
+		if err != nil {
+			return nil, err.Error()
+		}
+		return [2]int64{result.MatchedCount, result.ModifiedCount}, ""
+	}
+	for i, s := range steps {
+		gotResult, gotErr := run(viaFront, s)
+		wantResult, wantErr := run(alone, s)
+		if !reflect.DeepEqual(gotResult, wantResult) || gotErr != wantErr {
+			t.Errorf("step %d: through the front %v %q, FerretDB alone %v %q", i, gotResult, gotErr, wantResult, wantErr)
+		}
+	}
+	documents := func(c *mongo.Collection) []bson.D {
+		cursor, err := c.Find(ctx, bson.D{}, options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []bson.D
+		if err := cursor.All(ctx, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// every step but the unknown operator (FerretDB's own error) was checked by the proxy, not by a scan
+	if checked := front.idChecked.Load(); checked != int64(len(steps)-1) {
+		t.Errorf("the proxy checked %d of the %d statements itself, want %d", checked, len(steps), len(steps)-1)
+	}
+	if got, want := documents(viaFront), documents(alone); !reflect.DeepEqual(got, want) {
+		t.Fatalf("documents through the front:\n%v\nFerretDB alone:\n%v", got, want)
+	}
+}
