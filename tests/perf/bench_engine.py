@@ -21,6 +21,8 @@ measured. ``--profile`` adds a cProfile of the engine cycles per side (the top f
 
     PYTHONPATH=. .venv/bin/python tests/perf/bench_engine.py [--cases 10] [--rounds 3] [--against <commit>]
         [--profile]
+
+``--against DIR`` takes the services of a checkout instead (``DIR/services``).
 """
 
 from __future__ import annotations
@@ -366,7 +368,7 @@ def main() -> None:
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mongo", default=local_stack_urls()["IPSFLOW_MONGO_URL"])
-    parser.add_argument("--against", default="b5a480c")
+    parser.add_argument("--against", default="b5a480c", help="a commit, or a checkout's directory")
     parser.add_argument("--profile", action="store_true", help="cProfile the engine cycles of each side")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--database", help=argparse.SUPPRESS)
@@ -376,7 +378,10 @@ def main() -> None:
         return
     prefix = f"{new_namespace('bench')}engine".replace(".", "_")
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
-        old = services_of(args.against, Path(tmp) / "before") if args.against else None
+        if args.against and Path(args.against, "services").is_dir():  # a checkout (e.g. a git worktree)
+            old: Path | None = Path(args.against, "services").resolve()
+        else:
+            old = services_of(args.against, Path(tmp) / "before") if args.against else None
         trees = {"before": old, "now": ROOT / "services"} if old is not None else {"now": ROOT / "services"}
         sides = {name: Side(name, services, args, f"{prefix}_{name}", Path(tmp)) for name, services in trees.items()}
         try:
