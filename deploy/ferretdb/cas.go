@@ -144,7 +144,8 @@ type revisionStatement struct {
 type updateCommand struct {
 	msg        *opMessage
 	sectionIdx int
-	inBody     bool // statements are the body's "updates" array, not a document sequence (kind 1)
+	inBody     bool   // statements are the body's "updates" array, not a document sequence (kind 1)
+	statements string // "updates"; "deletes" for a delete command (idfilter.go)
 	raws       []bson.Raw
 	ordered    bool
 	collection string
@@ -153,21 +154,35 @@ type updateCommand struct {
 }
 
 func asUpdateCommand(message []byte) *updateCommand {
+	u := asWriteCommand(message, "update", "updates")
+	if u == nil {
+		return nil
+	}
+	for _, raw := range u.raws {
+		if !wellFormed(raw) {
+			return nil // FerretDB refuses the whole command before it applies any statement, as MongoDB does
+		}
+	}
+	return u
+}
+
+// asWriteCommand takes apart a command named name whose statements are in the field or sequence statements.
+func asWriteCommand(message []byte, name, statements string) *updateCommand {
 	m, err := parseOpMsg(message)
 	if err != nil || len(m.sections) == 0 || m.sections[0].kind != 0 {
 		return nil
 	}
 	body := m.sections[0].docs[0]
-	collection, ok := body.Lookup("update").StringValueOK()
+	collection, ok := body.Lookup(name).StringValueOK()
 	if !ok {
 		return nil
 	}
 	database, _ := body.Lookup("$db").StringValueOK()
-	u := &updateCommand{msg: m, collection: collection, database: database, ordered: true}
+	u := &updateCommand{msg: m, collection: collection, database: database, ordered: true, statements: statements}
 	if ordered, ok := body.Lookup("ordered").BooleanOK(); ok {
 		u.ordered = ordered
 	}
-	if arr, ok := body.Lookup("updates").ArrayOK(); ok {
+	if arr, ok := body.Lookup(statements).ArrayOK(); ok {
 		values, _ := arr.Values()
 		for _, v := range values {
 			raw, ok := v.DocumentOK()
@@ -179,18 +194,13 @@ func asUpdateCommand(message []byte) *updateCommand {
 		u.sectionIdx, u.inBody = 0, true
 	} else {
 		for i, s := range m.sections {
-			if s.kind == 1 && s.identifier == "updates" {
+			if s.kind == 1 && s.identifier == statements {
 				u.raws, u.sectionIdx = s.docs, i
 			}
 		}
 	}
 	if len(u.raws) == 0 {
 		return nil
-	}
-	for _, raw := range u.raws {
-		if !wellFormed(raw) {
-			return nil // FerretDB refuses the whole command before it applies any statement, as MongoDB does
-		}
 	}
 	return u
 }

@@ -35,23 +35,52 @@ type idFilter struct {
 
 // asIDFilterStatement returns the statement's idFilter when the proxy may check it itself (see above).
 func asIDFilterStatement(raw bson.Raw) (idFilter, bool) {
-	var f idFilter
 	elements, err := raw.Elements()
 	if err != nil {
-		return f, false
+		return idFilter{}, false
 	}
 	for _, e := range elements {
 		switch e.Key() {
 		case "q", "u":
 		case "multi", "upsert":
 			if on, ok := e.Value().BooleanOK(); !ok || on {
-				return f, false
+				return idFilter{}, false
 			}
 		default:
-			return f, false // arrayFilters, collation, hint, ...: left to FerretDB
+			return idFilter{}, false // arrayFilters, collation, hint, ...: left to FerretDB
 		}
 	}
-	q, ok := raw.Lookup("q").DocumentOK()
+	update, ok := raw.Lookup("u").DocumentOK()
+	if !ok || namesPositionalPath(update) {
+		return idFilter{}, false // a pipeline, or "$" paths, which need the filter to find the array element
+	}
+	return idFilterOf(raw)
+}
+
+// asIDFilterDelete: the same for a delete statement ({q, limit}; with an _id in q it deletes one at most).
+func asIDFilterDelete(raw bson.Raw) (idFilter, bool) {
+	elements, err := raw.Elements()
+	if err != nil {
+		return idFilter{}, false
+	}
+	for _, e := range elements {
+		switch e.Key() {
+		case "q":
+		case "limit":
+			if limit, ok := e.Value().AsInt64OK(); !ok || (limit != 0 && limit != 1) {
+				return idFilter{}, false
+			}
+		default:
+			return idFilter{}, false // collation, hint, ...
+		}
+	}
+	return idFilterOf(raw)
+}
+
+// idFilterOf: the statement's q has an _id FerretDB pushes down (a string or ObjectId) and more besides.
+func idFilterOf(statement bson.Raw) (idFilter, bool) {
+	var f idFilter
+	q, ok := statement.Lookup("q").DocumentOK()
 	if !ok {
 		return f, false
 	}
@@ -68,10 +97,6 @@ func asIDFilterStatement(raw bson.Raw) (idFilter, bool) {
 	}
 	if ids != 1 || (f.id.Type != bson.TypeString && f.id.Type != bson.TypeObjectID) {
 		return f, false
-	}
-	update, ok := raw.Lookup("u").DocumentOK()
-	if !ok || namesPositionalPath(update) {
-		return f, false // a pipeline, or "$" paths, which need the filter to find the array element
 	}
 	f.filter = q
 	return f, true
@@ -197,4 +222,65 @@ func (p *proxy) idFilterStatements(u *updateCommand, upstream net.Conn, fromServ
 		return nil, nil
 	}
 	return []forwardStatement{{index: 0, raw: raw}}, nil
+}
+
+// forwardDelete handles a delete command of one statement filtered on {_id, ...more} as idFilterStatements does
+// an update: the document checked first, then the statement sent on filtered on {_id} alone, or "deleted 0"
+// answered as FerretDB answers it ({n: 0, ok: 1}). False when the command is to go on as it came.
+func (p *proxy) forwardDelete(request []byte, upstream net.Conn, fromServer *bufio.Reader, client net.Conn) (bool, error) {
+	if p.revisions == nil || commandName(request) != "delete" {
+		return false, nil
+	}
+	d := asWriteCommand(request, "delete", "deletes")
+	if d == nil || len(d.raws) != 1 {
+		return false, nil
+	}
+	f, ok := asIDFilterDelete(d.raws[0])
+	if !ok {
+		return false, nil
+	}
+	if several, err := p.revisions.severalDocuments(d.database, d.collection); err != nil || !several {
+		return false, nil
+	}
+	matched, err := f.matches(upstream, fromServer, d.database, d.collection)
+	if errors.Is(err, errUnanswered) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	p.idChecked.Add(1)
+	acknowledged := d.msg.flags&moreToCome == 0
+	if !matched {
+		if !acknowledged {
+			return true, nil
+		}
+		body, err := bson.Marshal(bson.D{{Key: "n", Value: int32(0)}, {Key: "ok", Value: float64(1)}})
+		if err != nil {
+			return false, err
+		}
+		reply := (&opMessage{requestID: 0x1ff5eef, sections: []section{{kind: 0, docs: []bson.Raw{body}}}})
+		_, err = client.Write(reply.encode(d.msg.requestID))
+		return true, err
+	}
+	raw, err := f.reduced(d.raws[0])
+	if err != nil {
+		return false, nil
+	}
+	command, err := d.command([]forwardStatement{{index: 0, raw: raw}})
+	if err != nil {
+		return false, nil
+	}
+	if _, err := upstream.Write(command); err != nil {
+		return true, err
+	}
+	if !acknowledged {
+		return true, nil
+	}
+	reply, err := readMessage(fromServer)
+	if err != nil {
+		return true, err
+	}
+	_, err = client.Write(reply)
+	return true, err
 }

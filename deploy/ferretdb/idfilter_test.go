@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net/url"
 	"reflect"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/bson/primitive"
 	"go.mongodb.org/mongo-driver/mongo"
 	"go.mongodb.org/mongo-driver/mongo/options"
+	"go.mongodb.org/mongo-driver/mongo/writeconcern"
 )
 
 func TestWhichStatementsTheProxyChecksByID(t *testing.T) {
@@ -143,5 +146,62 @@ func TestUpdatesFilteredOnIDAndMoreAnswerAsFerretDBDoes(t *testing.T) {
 	}
 	if got, want := documents(viaFront), documents(alone); !reflect.DeepEqual(got, want) {
 		t.Fatalf("documents through the front:\n%v\nFerretDB alone:\n%v", got, want)
+	}
+}
+
+// Deletes filtered on {_id, ...more} (the engine's move of a closed case: {_id, revision, views_behind: {$ne}})
+// through the front and to FerretDB alone.
+func TestDeletesFilteredOnIDAndMoreAnswerAsFerretDBDoes(t *testing.T) {
+	viaFront, socket, front := startFrontWithSocket(t)
+	direct, err := mongo.Connect(context.Background(), options.Client().ApplyURI("mongodb://"+url.PathEscape(socket)+"/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = direct.Disconnect(context.Background()) })
+	alone := direct.Database("frontdb").Collection("alone")
+	ctx := context.Background()
+	for _, c := range []*mongo.Collection{viaFront, alone} {
+		for i, behind := range []bool{false, true, false} {
+			doc := bson.D{{Key: "_id", Value: "c-" + string(rune('1'+i))}, {Key: "revision", Value: int32(3)}, {Key: "views_behind", Value: behind}}
+			if _, err := c.InsertOne(ctx, doc); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	notBehind := bson.D{{Key: "$ne", Value: true}}
+	filters := []bson.D{
+		{{Key: "_id", Value: "c-1"}, {Key: "revision", Value: int32(2)}, {Key: "views_behind", Value: notBehind}}, // stale revision
+		{{Key: "_id", Value: "c-2"}, {Key: "revision", Value: int32(3)}, {Key: "views_behind", Value: notBehind}}, // behind
+		{{Key: "_id", Value: "c-1"}, {Key: "revision", Value: int32(3)}, {Key: "views_behind", Value: notBehind}}, // deleted
+		{{Key: "_id", Value: "c-1"}, {Key: "revision", Value: int32(3)}},                                          // gone already
+		{{Key: "_id", Value: "c-3"}, {Key: "revision", Value: bson.D{{Key: "$bogus", Value: 1}}}},                 // FerretDB's error
+	}
+	for i, filter := range filters {
+		got, gotErr := viaFront.DeleteOne(ctx, filter)
+		want, wantErr := alone.DeleteOne(ctx, filter)
+		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) || (got == nil) != (want == nil) || (got != nil && got.DeletedCount != want.DeletedCount) {
+			t.Errorf("delete %d: through the front %v %v, FerretDB alone %v %v", i, got, gotErr, want, wantErr)
+		}
+	}
+	if checked := front.idChecked.Load(); checked != int64(len(filters)-1) {
+		t.Errorf("the proxy checked %d of the %d deletes itself, want %d", checked, len(filters), len(filters)-1)
+	}
+	for _, c := range []*mongo.Collection{viaFront, alone} {
+		if n, err := c.CountDocuments(ctx, bson.D{}); err != nil || n != 2 {
+			t.Errorf("%s: %d documents left (%v), want 2", c.Name(), n, err)
+		}
+	}
+	// an unacknowledged delete (w: 0) goes through the same path without a reply
+	unacknowledged := viaFront.Database().Collection(viaFront.Name(), options.Collection().SetWriteConcern(writeconcern.Unacknowledged()))
+	if _, err := unacknowledged.DeleteOne(ctx, bson.D{{Key: "_id", Value: "c-3"}, {Key: "views_behind", Value: false}}); err != nil && !errors.Is(err, mongo.ErrUnacknowledgedWrite) {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n, _ := viaFront.CountDocuments(ctx, bson.D{}); n != 1; n, _ = viaFront.CountDocuments(ctx, bson.D{}) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the unacknowledged delete left %d documents, want 1", n)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

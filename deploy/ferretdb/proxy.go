@@ -112,6 +112,9 @@ func (p *proxy) roundTrip(request []byte, upstream net.Conn, fromServer *bufio.R
 				return p.forwardUpdate(update, statements, upstream, fromServer, client)
 			}
 		}
+		if handled, err := p.forwardDelete(request, upstream, fromServer, client); handled || err != nil {
+			return err
+		}
 	}
 	if _, err := upstream.Write(request); err != nil {
 		return err

@@ -316,7 +316,7 @@ func (u *updateCommand) command(statements []forwardStatement) ([]byte, error) {
 		body := make(bson.D, len(u.body))
 		copy(body, u.body)
 		for i := range body {
-			if body[i].Key == "updates" {
+			if body[i].Key == u.statements {
 				body[i].Value = values
 			}
 		}
