@@ -284,6 +284,9 @@ class Campaign:
     # lowest numbers while the engine works on all of them at once; a steady stream lets cases finish while others
     # are submitted.
     in_flight: int = 0
+    # no case is submitted after this many seconds (0: all ``cases``); the invariants hold for those submitted. For a
+    # machine too busy to finish ``cases`` in the time there is: the campaign still ends with every check.
+    submit_for: float = 0.0
 
 
 @dataclass
@@ -322,8 +325,16 @@ class ChaosRun(Run):
                     if response.status_code < 500:
                         return response
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{method} {path}: no replica of {package} answered")
+                probe = await asyncio.to_thread(database_probe, self.stack.infra.mongo_url)
+                health = [await self._health(url) for url in self.replicas.urls(package)]
+                raise TimeoutError(f"{method} {path}: no replica of {package} answered; /health: {health}; {probe}")
             await asyncio.sleep(0.5)
+
+    async def _health(self, url: str) -> str:
+        try:
+            return str((await self.client.get(f"{url}/health", timeout=5)).status_code)
+        except httpx.HTTPError as exc:
+            return type(exc).__name__
 
     async def submit(self, prefix: str, i: int, token: dict[str, str]) -> str:
         t = time.monotonic()
@@ -397,6 +408,26 @@ def start_proxies(stack: ChaosStack) -> list[CuttingProxy]:
 
 def db(namespace: str, name: str) -> str:
     return f"{namespace}ipsflow_{name}".replace(".", "_")
+
+
+def database_probe(mongo_url: str) -> str:
+    """A read and a write of the campaign's FerretDB, each bounded (the services wait without a bound). Seen in
+    the FerretDB front: a database whose 100 pooled SQLite connections are taken (open cursors) makes a write to it
+    wait for good while it holds the front's one write lock, and then every write of every database waits."""
+    outcome = []
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        mongo_url, maxPoolSize=1, serverSelectionTimeoutMS=5000, socketTimeoutMS=10_000)
+    with client:
+        probe = client["chaos_probe"]["writes"]
+        for what, op in (("read", lambda: probe.find_one({"_id": "probe"})),
+                         ("write", lambda: probe.update_one({"_id": "probe"}, {"$inc": {"n": 1}}, upsert=True))):
+            t = time.monotonic()
+            try:
+                op()
+                outcome.append(f"FerretDB {what} {time.monotonic() - t:.2f} s")
+            except pymongo.errors.PyMongoError as exc:
+                outcome.append(f"FerretDB {what}: {type(exc).__name__} after {time.monotonic() - t:.0f} s")
+    return ", ".join(outcome)
 
 
 def intake_statuses(mongo_url: str, namespace: str) -> dict[str, str]:
@@ -597,11 +628,16 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
 
             async def one(i: int) -> None:
                 nonlocal submitting
+                def over() -> bool:
+                    return bool(c.submit_for) and time.monotonic() - started > c.submit_for
+
                 async with gate:
                     if c.in_flight:
                         async with room:  # the progress loop wakes it every second
-                            await room.wait_for(lambda: submitting + sum(case not in run.finished for case in cases)
-                                                < c.in_flight)
+                            await room.wait_for(lambda: over() or submitting + sum(
+                                case not in run.finished for case in cases) < c.in_flight)
+                    if over():
+                        return
                     submitting += 1
                     try:
                         cases.append(await run.submit("CHAOS", i, token))
@@ -618,13 +654,17 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
                     if time.monotonic() - last >= 60:
                         last = time.monotonic()
                         kinds = collections.Counter(kill_kind(what) for _, what in kills)
+                        probe = await asyncio.to_thread(database_probe, stack.infra.mongo_url)
                         log(t0, f"progress: {len(cases)}/{c.cases} submitted, "
                                 f"{sum(case in run.finished for case in cases)} toegekend, {sink.received} e-mails; "
-                                f"{len(kills)} kills ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))})")
+                                f"{len(kills)} kills ({', '.join(f'{k} {n}' for k, n in sorted(kinds.items()))}); "
+                                f"{probe}")
 
             tasks.append(asyncio.create_task(progress()))
             await asyncio.gather(*(one(i) for i in range(c.cases)))
-            log(t0, f"{len(cases)} cases submitted")
+            log(t0, f"{len(cases)} cases submitted" + (f" (of {c.cases}: the {c.submit_for:.0f} s to submit in were "
+                                                       f"over)" if len(cases) < c.cases else ""))
+            figures_before = {"cases submitted": f"{len(cases)} of {c.cases} in {time.monotonic() - started:.0f} s"}
             await faults
             deadline = time.monotonic() + c.timeout
             last = 0.0
@@ -651,6 +691,7 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
             sweeper.cancel()
             messages = await asyncio.to_thread(published, stack.management_url, stack.amqp_urls[0], namespace)
             bad, figures = await asyncio.to_thread(check, stack, namespace, cases, sink.received)
+            figures = {**figures_before, **figures}
             figures["decide errors"] = run.decide_errors[:3]
             figures["kills by kind"] = ", ".join(f"{k} {n}" for k, n in sorted(
                 collections.Counter(kill_kind(what) for _, what in kills).items()))
