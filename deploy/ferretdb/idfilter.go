@@ -193,27 +193,40 @@ func (f idFilter) matches(upstream net.Conn, fromServer *bufio.Reader, database,
 	return len(values) == 1, nil
 }
 
+// checkByID: whether the document matches, when the proxy could tell (checked); not checked for a collection
+// that does not exist (FerretDB decides whether to create it) or holds at most one document (the scan reads that
+// one), nor when FerretDB's answer was not a plain one.
+// Only for a command of one statement that parse accepts.
+func (p *proxy) checkByID(c *updateCommand, parse func(bson.Raw) (idFilter, bool), upstream net.Conn,
+	fromServer *bufio.Reader) (f idFilter, matched, checked bool, err error) {
+	if p.revisions == nil || c == nil || len(c.raws) != 1 {
+		return f, false, false, nil
+	}
+	f, ok := parse(c.raws[0])
+	if !ok {
+		return f, false, false, nil
+	}
+	if several, err := p.revisions.severalDocuments(c.database, c.collection); err != nil || !several {
+		return f, false, false, nil
+	}
+	matched, err = f.matches(upstream, fromServer, c.database, c.collection)
+	if errors.Is(err, errUnanswered) {
+		return f, false, false, nil
+	}
+	if err != nil {
+		return f, false, false, err
+	}
+	p.idChecked.Add(1)
+	return f, matched, true, nil
+}
+
 // idFilterStatements: for a command of one statement the proxy may check (above), the statement to send on,
 // reduced to {_id}, or none when the document does not match; nil when the command goes on as it came.
 func (p *proxy) idFilterStatements(u *updateCommand, upstream net.Conn, fromServer *bufio.Reader) ([]forwardStatement, error) {
-	if p.revisions == nil || len(u.raws) != 1 {
-		return nil, nil
-	}
-	f, ok := asIDFilterStatement(u.raws[0])
-	if !ok {
-		return nil, nil
-	}
-	if several, err := p.revisions.severalDocuments(u.database, u.collection); err != nil || !several {
-		return nil, nil // no table (FerretDB decides whether to create one), or a scan of at most one document
-	}
-	matched, err := f.matches(upstream, fromServer, u.database, u.collection)
-	if errors.Is(err, errUnanswered) {
-		return nil, nil
-	}
-	if err != nil {
+	f, matched, checked, err := p.checkByID(u, asIDFilterStatement, upstream, fromServer)
+	if err != nil || !checked {
 		return nil, err
 	}
-	p.idChecked.Add(1)
 	if !matched {
 		return []forwardStatement{}, nil
 	}
@@ -232,24 +245,10 @@ func (p *proxy) forwardDelete(request []byte, upstream net.Conn, fromServer *buf
 		return false, nil
 	}
 	d := asWriteCommand(request, "delete", "deletes")
-	if d == nil || len(d.raws) != 1 {
-		return false, nil
-	}
-	f, ok := asIDFilterDelete(d.raws[0])
-	if !ok {
-		return false, nil
-	}
-	if several, err := p.revisions.severalDocuments(d.database, d.collection); err != nil || !several {
-		return false, nil
-	}
-	matched, err := f.matches(upstream, fromServer, d.database, d.collection)
-	if errors.Is(err, errUnanswered) {
-		return false, nil
-	}
-	if err != nil {
+	f, matched, checked, err := p.checkByID(d, asIDFilterDelete, upstream, fromServer)
+	if err != nil || !checked {
 		return false, err
 	}
-	p.idChecked.Add(1)
 	acknowledged := d.msg.flags&moreToCome == 0
 	if !matched {
 		if !acknowledged {

@@ -59,15 +59,21 @@ func TestWhichStatementsTheProxyChecksByID(t *testing.T) {
 	}
 }
 
-// The same updates through the front and to FerretDB alone give the same results, errors and documents.
-func TestUpdatesFilteredOnIDAndMoreAnswerAsFerretDBDoes(t *testing.T) {
+// frontAndAlone: a collection through the front and one of FerretDB's own, reached without the front.
+func frontAndAlone(t *testing.T) (viaFront, alone *mongo.Collection, front *proxy) {
+	t.Helper()
 	viaFront, socket, front := startFrontWithSocket(t)
 	direct, err := mongo.Connect(context.Background(), options.Client().ApplyURI("mongodb://"+url.PathEscape(socket)+"/"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = direct.Disconnect(context.Background()) })
-	alone := direct.Database("frontdb").Collection("alone")
+	return viaFront, direct.Database("frontdb").Collection("alone"), front
+}
+
+// The same updates through the front and to FerretDB alone give the same results, errors and documents.
+func TestUpdatesFilteredOnIDAndMoreAnswerAsFerretDBDoes(t *testing.T) {
+	viaFront, alone, front := frontAndAlone(t)
 	ctx := context.Background()
 	seed := func(c *mongo.Collection) {
 		for _, doc := range []bson.D{
@@ -152,13 +158,7 @@ func TestUpdatesFilteredOnIDAndMoreAnswerAsFerretDBDoes(t *testing.T) {
 // Deletes filtered on {_id, ...more} (the engine's move of a closed case: {_id, revision, views_behind: {$ne}})
 // through the front and to FerretDB alone.
 func TestDeletesFilteredOnIDAndMoreAnswerAsFerretDBDoes(t *testing.T) {
-	viaFront, socket, front := startFrontWithSocket(t)
-	direct, err := mongo.Connect(context.Background(), options.Client().ApplyURI("mongodb://"+url.PathEscape(socket)+"/"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = direct.Disconnect(context.Background()) })
-	alone := direct.Database("frontdb").Collection("alone")
+	viaFront, alone, front := frontAndAlone(t)
 	ctx := context.Background()
 	for _, c := range []*mongo.Collection{viaFront, alone} {
 		for i, behind := range []bool{false, true, false} {

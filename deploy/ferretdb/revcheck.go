@@ -38,15 +38,7 @@ var errNoDatabase = errors.New("no such database or collection")
 // revisions returns the revision of each of ids that exists and has one; errNotInteger when one of them is
 // stored as something other than an int32 or int64.
 func (r *revisionReader) revisions(database, collection string, ids []string) (map[string]int64, error) {
-	db, err := r.open(database)
-	if err != nil {
-		return nil, err
-	}
-	var table string
-	err = db.QueryRow(`SELECT table_name FROM _ferretdb_collections WHERE name = ?`, collection).Scan(&table)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, errNoDatabase
-	}
+	db, table, err := r.table(database, collection)
 	if err != nil {
 		return nil, err
 	}
@@ -134,15 +126,7 @@ func (r *revisionReader) forget(database string) {
 // severalDocuments: the collection's table holds at least two documents (idfilter.go); false with an error when
 // the database or collection does not exist.
 func (r *revisionReader) severalDocuments(database, collection string) (bool, error) {
-	db, err := r.open(database)
-	if err != nil {
-		return false, err
-	}
-	var table string
-	err = db.QueryRow(`SELECT table_name FROM _ferretdb_collections WHERE name = ?`, collection).Scan(&table)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, errNoDatabase
-	}
+	db, table, err := r.table(database, collection)
 	if err != nil {
 		return false, err
 	}
@@ -151,4 +135,21 @@ func (r *revisionReader) severalDocuments(database, collection string) (bool, er
 		return false, err
 	}
 	return n >= 2, nil
+}
+
+// table: the database's handle and the collection's table; errNoDatabase when either does not exist.
+func (r *revisionReader) table(database, collection string) (*sql.DB, string, error) {
+	db, err := r.open(database)
+	if err != nil {
+		return nil, "", err
+	}
+	var table string
+	err = db.QueryRow(`SELECT table_name FROM _ferretdb_collections WHERE name = ?`, collection).Scan(&table)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, "", errNoDatabase
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return db, table, nil
 }
