@@ -89,7 +89,8 @@ class Change:
     workflow: LiveWorkflow | None = None
 
 
-#: How many cases' workflows an engine process keeps between messages (a live IPS case is some 100-200 KB).
+#: How many cases' workflows an engine process keeps between messages (a restored IPS case with its trajectory
+#: running measured 124 KB in memory: 256 of them some 32 MB).
 WORKFLOW_CACHE_MAX = 256
 
 
