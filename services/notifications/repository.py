@@ -51,10 +51,13 @@ class BerichtenRepository:
             doc = await self.collection.find_one({"_id": bericht_id})
             if doc is None or not _eligible(doc, now):
                 return None
+            change: Document = {"status": BEZIG, "claim": token, "lease_tot": lease_tot}
+            outbox = self.berichten.published.drop_confirmed(self.collection, doc)
+            if len(outbox) != len(doc.get("outbox") or []):  # the published event rides along (servicekit.store)
+                change.update(outbox=outbox, has_outbox=bool(outbox))
             try:
                 result = await self.collection.update_one(
-                    {"_id": bericht_id, "revision": doc["revision"]},
-                    {"$set": {"status": BEZIG, "claim": token, "lease_tot": lease_tot}, "$inc": {"revision": 1}})
+                    {"_id": bericht_id, "revision": doc["revision"]}, {"$set": change, "$inc": {"revision": 1}})
             except ConnectionFailure:
                 # The answer was lost, not necessarily the write: our token stored means the claim is ours (left
                 # unknown, the message waited for its lease, minutes, before any sender tried it again).
@@ -63,7 +66,9 @@ class BerichtenRepository:
                     return stored
                 continue
             if result.modified_count == 1:
-                doc.update(status=BEZIG, claim=token, lease_tot=lease_tot, revision=doc["revision"] + 1)
+                doc.update(change, revision=doc["revision"] + 1)
+                if "outbox" in change:
+                    self.berichten.published.written(self.collection, doc)
                 return doc
         return None
 

@@ -15,6 +15,12 @@ become (``views_behind``, ``view_tasks``: every task id the read models may stil
 doing it twice is harmless) and then clears the mark with a revision-checked write that leaves the revision
 alone. A crash between the two writes leaves the mark: the next write of the case carries it forward and
 syncs again, and the engine's start repairs every marked case (:meth:`ReadModels.repair`).
+
+That clear is not a write of its own when the process runs a relay (issue 14.3): it is owed to the relay like an
+outbox clear (``servicekit.store.Published``), so the engine's next write of the case takes it along
+(``InstanceStore.get`` hands the case out with the mark cleared), or the relay sets it in the statement that
+clears the case's published commands, or the move of an ended case makes it moot; only a case that is not
+written again within ``relay_clear_after_seconds`` gets a write of the relay's own.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any, Final
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.logging import get_logger
-from servicekit.store import Document
+from servicekit.store import PUBLISHED, Document, Published
 
 log = get_logger(__name__)
 
@@ -150,7 +156,9 @@ def _stored_form(value: Any) -> str:
 
 
 class ReadModels:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], published: Published | None = None) -> None:
+        #: Where the mark's clear is owed to the relay (see the module docstring); the instances' store's ledger.
+        self.published = PUBLISHED if published is None else published
         self.tasks = db["tasks"]
         self.worklists = db["worklists"]
         self.timers = db["timers"]
@@ -166,19 +174,24 @@ class ReadModels:
         # Read by _id only; this index is for the start-up repair on MongoDB (FerretDB ignores it).
         await self.instances.create_index("views_behind", sparse=True)
 
-    async def sync(self, doc: Document) -> None:
+    async def sync(self, doc: Document, again: bool = False) -> None:
         """Bring the read models in line with ``doc`` as stored (see the module docstring), then clear its mark.
 
         Idempotent: every write sets or unsets a key to what ``doc`` says. A newer write of the case makes the
-        clear miss; that write carries the mark and syncs itself.
+        clear miss; that write carries the mark and syncs itself. A revision this process synced before is not
+        synced again (its mark may still be owed to the relay), unless ``again`` (the repair: its plan says what
+        the read models miss, whatever this process did before).
         """
         if not doc.get("views_behind"):
             return
         case_id = doc["_id"]
         lock = self._locks.setdefault(case_id, asyncio.Lock())
         async with lock:
-            if self._synced.get(case_id, 0) > doc["revision"]:
-                return  # a newer write of the case was synced already: this one would undo it
+            synced = self._synced.get(case_id, 0)
+            if synced > doc["revision"] or (synced == doc["revision"] and not again):
+                # a newer write of the case was synced already (this one would undo it), or this one was and only
+                # its mark is still owed (an ended case waiting to move read it again: nothing to write)
+                return
             await self._apply(doc)
             self._synced[case_id] = doc["revision"]
         if len(self._locks) > _SYNCED_MEMORY:
@@ -229,10 +242,17 @@ class ReadModels:
                 if cursor is None or cursor.isoformat() > due_day:
                     await self.save_timer_cursor(date.fromisoformat(due_day))
                 self._cursor_set = True
+        mark = {"views_behind": False, "view_tasks": kept, "timer_days": [due_day] if due_day else [],
+                "timer_at": due}
+        if self.published.wake is not None:  # a relay runs: owed to it (see the module docstring)
+            self.published.owe(self.instances, doc, set(), fields=mark)
+            return
         await self.instances.update_one(  # like the relay's clear: checked on the revision, leaves it alone
-            {"_id": case_id, "revision": doc["revision"]},
-            {"$set": {"views_behind": False, "view_tasks": kept, "timer_days": [due_day] if due_day else [],
-                      "timer_at": due}})
+            {"_id": case_id, "revision": doc["revision"]}, {"$set": mark})
+
+    def synced(self, doc: Document) -> bool:
+        """Whether this process synced the read models for ``doc`` at its revision (or a later one)."""
+        return not doc.get("views_behind") or self._synced.get(doc["_id"], 0) >= doc["revision"]
 
     async def repair(self) -> int:
         """Sync every case whose read models a crash left behind (``views_behind``) and, the first time, build
@@ -252,7 +272,7 @@ class ReadModels:
                     {"_id": doc["_id"], "revision": doc["revision"]},
                     {"$set": {k: doc[k] for k in _VIEW_FIELDS if k in doc}})
                 if marked.matched_count == 1:  # else written meanwhile: that write syncs itself
-                    await self.sync(doc)
+                    await self.sync(doc, again=True)
                     done += 1
         await self.state.replace_one({"_id": BUILT}, {"at": datetime.now(UTC)}, upsert=True)
         return done

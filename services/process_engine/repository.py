@@ -98,7 +98,13 @@ class InstanceStore(DocumentStore):
 
     async def get(self, doc_id: str) -> Document | None:
         # instances first: a move writes the closed copy before it deletes, so one of the two reads finds the case
-        return await super().get(doc_id) or await self.closed.find_one({"_id": doc_id})
+        doc = await super().get(doc_id)
+        if doc is None:
+            return await self.closed.find_one({"_id": doc_id})
+        # The read models' cleared mark, if still owed to the relay (readmodels): the case as it is, and the
+        # engine's next write of it takes the mark along instead of the relay writing it.
+        doc.update(self.published.fields_for(self.collection, doc))
+        return doc
 
 
 class InstanceRepository:
@@ -136,9 +142,9 @@ class InstanceRepository:
 
         ``doc`` as last written. Not while its outbox holds events the broker has not confirmed to this process's
         relay (they are published from ``instances``; confirmed ones need no clear first, the delete takes them
-        along) or its read models are behind (the repair reads ``instances``): then False, and the caller tries
-        again later. False as well when someone wrote the case since ``doc`` was read (the delete misses); the
-        copy written meanwhile is harmless, the next try writes it anew."""
+        along) or its read models are behind and not synced by this process (the repair reads ``instances``): then
+        False, and the caller tries again later. False as well when someone wrote the case since ``doc`` was read
+        (the delete misses); the copy written meanwhile is harmless, the next try writes it anew."""
         published = self.store.published
         if doc.get("status") == "running" or published.unpublished(self.collection, doc):
             return False
@@ -147,9 +153,11 @@ class InstanceRepository:
                                                          CLOSED_COPY: True}, upsert=True)
         await self.summaries.replace_one({"_id": case_id}, {k: doc.get(k) for k in SUMMARY_FIELDS}, upsert=True)
         # At one revision the outbox only shrinks (the relay's clear leaves the revision alone): what it holds now
-        # was in ``doc``'s, and so confirmed.
-        gone = await self.collection.delete_one({"_id": case_id, "revision": doc["revision"],
-                                                 "views_behind": {"$ne": True}})
+        # was in ``doc``'s, and so confirmed. A mark this process synced needs no clear either.
+        condition: Document = {"_id": case_id, "revision": doc["revision"]}
+        if not self.views.synced(doc):
+            condition["views_behind"] = {"$ne": True}
+        gone = await self.collection.delete_one(condition)
         if gone.deleted_count == 1:
             published.gone(self.collection, case_id)
         return gone.deleted_count == 1

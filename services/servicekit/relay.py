@@ -93,9 +93,11 @@ class OutboxRelay:
         return len(self._held)
 
     async def run(self) -> None:
+        self.ledger.attach(self._wake.set, self.clear_after)
         try:
             await self._run()
         finally:
+            self.ledger.detach()
             # Stopping: clear what is owed now (bounded), so that a restart does not publish it again.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.clear_owed(everything=True), timeout=STOP_CLEAR_SECONDS)
@@ -301,10 +303,10 @@ class OutboxRelay:
         many documents per command. Returns how many documents were cleared. ``held``: documents about to be
         held back (an event refused), not to be relayed again at once."""
         taken = self.ledger.take_due(None if everything else asyncio.get_running_loop().time())
-        by_collection: dict[str, tuple[AsyncCollection[Document], list[Document], set[str]]] = {}
+        by_collection: dict[str, tuple[AsyncCollection[Document], list[tuple[Document, Document]], set[str]]] = {}
         for owed in taken:
             entry = by_collection.setdefault(owed.collection.full_name, (owed.collection, [], set()))
-            entry[1].append(owed.doc)
+            entry[1].append((owed.doc, owed.fields))
             entry[2].update(owed.ids)
         cleared = 0
         try:
@@ -352,23 +354,34 @@ class RelayFailed(Exception):
 CLEAR_BATCH = 32
 
 
-async def _remove_published(collection: AsyncCollection[Document], docs: list[Document],
+async def _remove_published(collection: AsyncCollection[Document], owed: list[tuple[Document, Document]],
                             published: set[str]) -> tuple[int, list[str]]:
-    """Remove the published entries from ``docs`` in one command, each write checked on the revision read.
+    """Remove the published entries from the documents ``owed`` in one command (and set the fields owed with
+    each), each write checked on the revision read.
 
     Returns (documents cleared, ids of documents that still have unpublished entries). A document written
-    since it was read misses its revision check; it is read again and cleared on its own.
+    since it was read misses its revision check; it is read again and cleared on its own (its owed fields
+    belonged to the revision read: the newer write carries its own).
     """
     # FerretDB v1 has no conditional $pull, so the remaining outbox is written back under a revision check (that
     # leaves the revision as it is: see the module docstring).
-    remaining = {doc["_id"]: [e for e in doc.get("outbox") or [] if e["id"] not in published] for doc in docs}
-    result = await collection.bulk_write([
-        UpdateOne({"_id": doc["_id"], "revision": doc["revision"]},
-                  {"$set": {"outbox": remaining[doc["_id"]], "has_outbox": bool(remaining[doc["_id"]])}})
-        for doc in docs
-    ], ordered=False)
+    remaining = {doc["_id"]: [e for e in doc.get("outbox") or [] if e["id"] not in published] for doc, _ in owed}
+    statements, docs, left_over = [], [], []
+    for doc, fields in owed:
+        change = dict(fields)
+        kept = remaining[doc["_id"]]
+        if len(kept) != len(doc.get("outbox") or []):
+            change.update(outbox=kept, has_outbox=bool(kept))
+            if kept:
+                left_over.append(doc["_id"])
+        if change:  # else a write took everything along already
+            statements.append(UpdateOne({"_id": doc["_id"], "revision": doc["revision"]}, {"$set": change}))
+            docs.append(doc)
+    if not statements:
+        return 0, []
+    result = await collection.bulk_write(statements, ordered=False)
     if result.matched_count == len(docs):
-        return len(docs), [doc_id for doc_id, rest in remaining.items() if rest]
+        return len(docs), left_over
     # Some were written meanwhile (the count does not say which): look at each again.
     cleared, left = 0, []
     for doc in docs:

@@ -8,8 +8,9 @@ Every document carries ``revision``; writes filter on it, and a miss means someo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -51,12 +52,15 @@ def outbox_entry(event: CloudEvent, exchange: str) -> Document:
 
 @dataclass(slots=True)
 class _Owed:
-    """A clear the relay owes: the published entries ``ids`` of ``doc`` (as last known), removed at ``due``."""
+    """A clear the relay owes: the published entries ``ids`` of ``doc`` (as last known), removed at ``due``, and
+    ``fields`` to set in the same statement (bookkeeping of that revision that leaves the revision alone, such as
+    the engine's read-model mark), both checked on ``doc``'s revision."""
 
     collection: AsyncCollection[Document]
     doc: Document
     ids: set[str]
     due: float
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
 class Published:
@@ -79,6 +83,15 @@ class Published:
         # do, with fixed event ids), and an entry is only ever dropped from the document it was published from.
         self._ids: dict[tuple[str, object, str], None] = {}
         self._owed: dict[tuple[str, object], _Owed] = {}
+        #: Set by the running relay (``attach``): wakes it when a clear is owed, and how long a clear waits.
+        self.wake: Callable[[], None] | None = None
+        self.clear_after = 0.0
+
+    def attach(self, wake: Callable[[], None], clear_after: float) -> None:
+        self.wake, self.clear_after = wake, clear_after
+
+    def detach(self) -> None:
+        self.wake = None
 
     def remember(self, collection: AsyncCollection[Document], doc_id: object, event_id: str) -> None:
         self._ids[(collection.full_name, doc_id, event_id)] = None
@@ -92,16 +105,29 @@ class Published:
         """Whether ``doc``'s outbox holds an event the broker has not confirmed to this process."""
         return any(not self.confirmed(collection, doc["_id"], entry["id"]) for entry in doc.get("outbox") or [])
 
-    def owe(self, collection: AsyncCollection[Document], doc: Document, ids: set[str], due: float) -> None:
-        """The relay published ``ids`` of ``doc``: remove them at ``due`` unless a write of it does so first."""
+    def owe(self, collection: AsyncCollection[Document], doc: Document, ids: set[str], due: float | None = None,
+            fields: dict[str, Any] | None = None) -> None:
+        """The relay published ``ids`` of ``doc``: remove them at ``due`` (None: ``clear_after`` from now) unless a
+        write of it does so first; ``fields``: set these with it (they belong to ``doc``'s revision)."""
+        if due is None:
+            due = asyncio.get_running_loop().time() + self.clear_after
         key = (collection.full_name, doc["_id"])
         owed = self._owed.get(key)
         if owed is None:
-            self._owed[key] = _Owed(collection, doc, set(ids), due)
-            return
-        owed.ids |= ids  # the first debt keeps its due time: a document written often is still cleared in time
-        if doc["revision"] >= owed.doc["revision"]:
-            owed.doc = doc
+            self._owed[key] = _Owed(collection, doc, set(ids), due, dict(fields or {}))
+        else:
+            owed.ids |= ids  # the first debt keeps its due time: a document written often is still cleared in time
+            if doc["revision"] > owed.doc["revision"]:
+                owed.doc, owed.fields = doc, dict(fields or {})  # the older revision's fields are superseded
+            elif doc["revision"] == owed.doc["revision"]:
+                owed.fields.update(fields or {})
+        if self.wake is not None:
+            self.wake()
+
+    def fields_for(self, collection: AsyncCollection[Document], doc: Document) -> dict[str, Any]:
+        """The fields owed for ``doc`` at its revision (a writer takes them along: they then need no write)."""
+        owed = self._owed.get((collection.full_name, doc["_id"]))
+        return dict(owed.fields) if owed is not None and owed.doc["revision"] == doc["revision"] else {}
 
     def written(self, collection: AsyncCollection[Document], doc: Document) -> None:
         """A store wrote ``doc``: what it left out of the outbox is no longer owed."""
@@ -110,6 +136,7 @@ class Published:
         if owed is None:
             return
         owed.ids &= {entry["id"] for entry in doc.get("outbox") or []}
+        owed.fields = {}  # of an older revision: the new write carries its own
         if owed.ids:
             owed.doc = doc  # put back by a write that started before the confirm: clear it at this revision
         else:
@@ -127,7 +154,7 @@ class Published:
     def give_back(self, owed: list[_Owed]) -> None:
         """Clears that could not be done (the database away): owed again, unless written meanwhile."""
         for item in owed:
-            self.owe(item.collection, item.doc, item.ids, item.due)
+            self.owe(item.collection, item.doc, item.ids, item.due, item.fields)
 
     def next_due(self) -> float | None:
         return min((owed.due for owed in self._owed.values()), default=None)

@@ -12,19 +12,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from process_engine.repository import InstanceRepository
+from notifications.domain import BEZIG, TE_VERSTUREN
+from notifications.repository import BerichtenRepository
+from process_engine.engine import Engine
+from process_engine.repository import DefinitionRepository, InstanceRepository
 from servicekit.broker import EVENTS
 from servicekit.envelope import new_event
 from servicekit.relay import OutboxRelay
 from servicekit.settings import FERRETDB_POOL_SIZE
 from servicekit.store import PUBLISHED, DocumentStore, outbox_entry
 from tests.conftest import eventually
+from tests.integration.test_engine_state import FILES, START, Clock, _drive
+from tests.integration.test_engine_worklist import DECISION
 from tests.integration.test_relay import _listening
 
 
@@ -58,6 +63,8 @@ def _kind(update: Any) -> str:
         return "replace"
     if set(update) == {"$set"} and set(update["$set"]) <= {"outbox", "has_outbox"}:
         return "clear"
+    if set(update) == {"$set"} and "views_behind" in update["$set"]:
+        return "mark"  # the engine's read models are synced (readmodels.ReadModels.sync)
     return "update"
 
 
@@ -129,3 +136,59 @@ async def test_an_ended_case_whose_commands_went_out_moves_without_clearing_its_
     assert closed is not None and "outbox" not in closed
     assert writes.counts == Counter({("closed_instances", "replace"): 1, ("closed_summaries", "replace"): 1,
                                      ("instances", "delete"): 1}), writes.counts  # no clear, no second try
+
+
+
+async def test_the_read_models_mark_rides_along_the_next_write_and_an_ended_case_moves_without_it(
+        counted, namespace):
+    """With a relay in the process the engine owes the mark that a case's read models are synced to the relay (as
+    an outbox clear); the case's next write takes it along, so no write of its own is left (before: one after
+    each write that changed a task or a timer). Then the ended case, its commands confirmed, moves without a mark
+    or an outbox clear first."""
+    client, writes = counted
+    db = client[f"{namespace}meeliften_views".replace(".", "_")]
+    engine = Engine(DefinitionRepository(db), InstanceRepository(db), clock=Clock())
+    await engine.instances.ensure_indexes()
+    await engine.deploy(FILES, deployed_by="test")
+    PUBLISHED.attach(lambda: None, 600.0)  # as a running relay does (nothing falls due during the test)
+    try:
+        writes.counts.clear()
+        await engine.handle_event(new_event(START, service="test", subject="zaak-v", data={
+            "aanvraag_id": "zaak-v", "bedrag": 700_000, "gemeenteCode": "0957"}))
+        doc = await _drive(engine, "zaak-v", set(), until=lambda d: bool(d.get("user_tasks")))
+        [task] = doc["user_tasks"]
+        assert (await engine.instances.views.task(task["taskId"]))["case_id"] == "zaak-v"
+        assert not doc.get("views_behind"), "the case as read: its read models are synced"
+        await engine.complete_user_task("zaak-v", task["taskId"], DECISION, "behandelaar-1")
+        done = await _drive(engine, "zaak-v", set())
+        assert await engine.instances.views.task(task["taskId"]) is None
+        assert writes.counts[("instances", "mark")] == 0, writes.counts  # before: 4
+        assert writes.counts[("instances", "replace")] >= 5, writes.counts  # the case's own writes took them
+        for entry in done["outbox"]:  # what the relay records when the broker confirms
+            PUBLISHED.remember(engine.instances.collection, "zaak-v", entry["id"])
+        before = writes.counts.copy()
+        assert await engine.finish_closing() == 1
+        assert await engine.instances.collection.find_one({"_id": "zaak-v"}) is None
+        assert (await engine.instances.store.get("zaak-v"))["status"] == "completed"
+        assert writes.counts - before == Counter({("closed_instances", "replace"): 1,
+                                                  ("closed_summaries", "replace"): 1, ("instances", "delete"): 1})
+    finally:
+        PUBLISHED.detach()
+        PUBLISHED.take_due(None)
+
+
+async def test_the_senders_claim_of_a_letter_takes_its_published_event_along(counted, namespace):
+    """notifications' sender claims a new letter a moment after it was stored, with a write of its own (not the
+    store's): that write takes the event the broker confirmed out of the outbox, so the relay owes no clear."""
+    client, writes = counted
+    repo = BerichtenRepository(client[f"{namespace}meeliften_berichten".replace(".", "_")])
+    now = datetime.now(UTC)
+    event = new_event("ips.test.bericht.v1", service="notifications", subject="zaak-b", event_id="b-event")
+    await repo.berichten.insert({"_id": "b-1", "status": TE_VERSTUREN, "volgende_poging": now}, [(event, EVENTS)])
+    PUBLISHED.remember(repo.collection, "b-1", "b-event")  # the relay's confirm
+    writes.counts.clear()
+    claimed = await repo.claim("b-1", "token-1", now, now + timedelta(minutes=5))
+    assert claimed is not None and claimed["outbox"] == [] and claimed["revision"] == 2
+    stored = await repo.get("b-1")
+    assert stored is not None and stored["status"] == BEZIG and stored["outbox"] == [] and not stored["has_outbox"]
+    assert writes.counts == Counter({("berichten", "update"): 1}), writes.counts  # the claim, nothing to clear
