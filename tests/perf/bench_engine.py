@@ -47,8 +47,6 @@ from typing import IO, Any
 import bson
 from pymongo import AsyncMongoClient, monitoring
 
-from ipsflow_cli.namespaces import new_namespace
-from ipsflow_cli.run import local_stack_urls
 from process_engine import runtime as rt
 from process_engine.bootstrap import definition_files, load_catalogue
 from process_engine.engine import COMMAND_COMPLETED, Engine
@@ -367,7 +365,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cases", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--mongo", default=local_stack_urls()["IPSFLOW_MONGO_URL"])
+    parser.add_argument("--mongo", help="default: the local stack's")
     parser.add_argument("--against", default="b5a480c", help="a commit, or a checkout's directory")
     parser.add_argument("--profile", action="store_true", help="cProfile the engine cycles of each side")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -376,6 +374,11 @@ def main() -> None:
     if args.worker:
         worker_main(args)
         return
+    # the parent's only: a worker runs on a side's services, which may be older than these helpers
+    from ipsflow_cli.namespaces import new_namespace
+    from ipsflow_cli.run import local_stack_urls
+
+    args.mongo = args.mongo or local_stack_urls()["IPSFLOW_MONGO_URL"]
     prefix = f"{new_namespace('bench')}engine".replace(".", "_")
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         if args.against and Path(args.against, "services").is_dir():  # a checkout (e.g. a git worktree)
