@@ -21,6 +21,7 @@ from pymongo import AsyncMongoClient, monitoring
 from notifications.domain import BEZIG, TE_VERSTUREN
 from notifications.repository import BerichtenRepository
 from process_engine.engine import Engine
+from process_engine.readmodels import ReadModels, plan, worklist_id
 from process_engine.repository import DefinitionRepository, InstanceRepository
 from servicekit.broker import EVENTS
 from servicekit.envelope import new_event
@@ -192,3 +193,28 @@ async def test_the_senders_claim_of_a_letter_takes_its_published_event_along(cou
     stored = await repo.get("b-1")
     assert stored is not None and stored["status"] == BEZIG and stored["outbox"] == [] and not stored["has_outbox"]
     assert writes.counts == Counter({("berichten", "update"): 1}), writes.counts  # the claim, nothing to clear
+
+
+async def test_a_task_removed_by_an_earlier_sync_of_the_case_is_not_removed_again(counted, namespace):
+    """Two replies of one case at once: the second write read the case while the first one's sync was under way,
+    so it still lists the task that write removed, and its sync removed it a second time (a task delete and a
+    work-list $unset per case in bench_ips). The process remembers what it removed."""
+    client, writes = counted
+    views = ReadModels(client[f"{namespace}meeliften_taken".replace(".", "_")])
+    since = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    task = {"taskId": "t-1", "elementId": "beoordelen", "name": "Beoordelen", "lane": "behandelaar", "since": since}
+    opened: dict[str, Any] = {"_id": "zaak-t", "revision": 1, "status": "running",
+                              "variables": {"gemeenteCode": "0957"}, "user_tasks": [task]}
+    plan(opened)
+    await views.sync(opened)
+    assert (await views.task("t-1"))["case_id"] == "zaak-t"
+    done = {**opened, "revision": 2, "user_tasks": []}  # the task completed: its write lists it, to remove
+    plan(done)
+    racing = {**done, "revision": 3}  # read the case before the sync of ``done`` cleared its mark
+    plan(racing)
+    await views.sync(done)
+    assert await views.task("t-1") is None
+    writes.counts.clear()
+    await views.sync(racing)
+    assert writes.counts[("tasks", "delete")] == 0 and writes.counts[("worklists", "update")] == 0, writes.counts
+    assert await views.worklist([worklist_id("gemeente", "0957", "behandelaar")]) == []
