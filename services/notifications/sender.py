@@ -111,6 +111,7 @@ class Sender:
             self._wake.clear()
             try:
                 await self.run_once()
+                wacht = self._wacht_seconds()  # inside the try: nothing may end the loop
                 backoff = 0.5
             except asyncio.CancelledError:
                 raise
@@ -120,7 +121,7 @@ class Sender:
                 backoff = min(backoff * 2, 10.0)
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._wacht_seconds())
+                await asyncio.wait_for(self._wake.wait(), timeout=wacht)
 
     async def run_once(self) -> int:
         """One round: try every due message once; returns how many were sent. While the server backs off,
