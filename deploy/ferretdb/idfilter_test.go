@@ -205,3 +205,45 @@ func TestDeletesFilteredOnIDAndMoreAnswerAsFerretDBDoes(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The front remembers each collection's table: a collection dropped, renamed or created again is still checked
+// against the right documents.
+func TestRevisionChecksAfterADropAndARename(t *testing.T) {
+	viaFront, _, _ := startFrontWithSocket(t)
+	ctx := context.Background()
+	db := viaFront.Database()
+	put := func(c *mongo.Collection, id string, revision int32) {
+		if _, err := c.InsertOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "revision", Value: revision}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bump := func(c *mongo.Collection, id string, revision int32) int64 {
+		r, err := c.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "revision", Value: revision}},
+			bson.D{{Key: "$inc", Value: bson.D{{Key: "revision", Value: 1}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.ModifiedCount
+	}
+	a := db.Collection("a")
+	put(a, "x", 1)
+	if bump(a, "x", 1) != 1 {
+		t.Fatal("first revision check missed")
+	}
+	if err := a.Drop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	put(a, "x", 7) // the same name again
+	if bump(a, "x", 2) != 0 || bump(a, "x", 7) != 1 {
+		t.Fatal("after the drop the front checked against the old collection")
+	}
+	if err := db.Client().Database("admin").RunCommand(ctx, bson.D{{Key: "renameCollection", Value: "frontdb.a"},
+		{Key: "to", Value: "frontdb.b"}}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	put(a, "x", 1)
+	b := db.Collection("b")
+	if bump(b, "x", 8) != 1 || bump(a, "x", 8) != 0 || bump(a, "x", 1) != 1 {
+		t.Fatal("after the rename the front checked against the wrong collection")
+	}
+}

@@ -42,6 +42,10 @@ type proxy struct {
 	idChecked atomic.Int64  // statements whose {_id, ...} filter the proxy checked itself (idfilter.go)
 }
 
+// collectionCommands may create, drop or rename a collection (and its table); the other write commands create
+// one only where none was (an insert, an upsert), which the revision reader does not remember.
+var collectionCommands = map[string]bool{"create": true, "drop": true, "renameCollection": true}
+
 func (p *proxy) serve(listener net.Listener) error {
 	for {
 		conn, err := listener.Accept()
@@ -97,8 +101,12 @@ func (p *proxy) roundTrip(request []byte, upstream net.Conn, fromServer *bufio.R
 			locked := time.Now()
 			defer func() { counted.held = time.Since(locked) }()
 		}
-		if p.revisions != nil && commandName(request) == "dropDatabase" {
+		switch name := commandName(request); {
+		case p.revisions == nil:
+		case name == "dropDatabase":
 			p.revisions.forget(databaseOf(request)) // before FerretDB removes the file
+		case collectionCommands[name]:
+			p.revisions.forgetAllTables() // a table may come, go or be renamed
 		}
 		if update := asUpdateCommand(request); update != nil {
 			statements, batched, err := p.updateStatements(update, upstream, fromServer)

@@ -26,10 +26,13 @@ import (
 type revisionReader struct {
 	dir string
 	dbs map[string]*sql.DB // by database name; used only under the proxy's write lock
+	// tables: each database's collection -> table, as read from _ferretdb_collections (a query that cost as
+	// much as the revision read itself); forgotten when a command may change it (forgetTables).
+	tables map[string]map[string]string
 }
 
 func newRevisionReader(dir string) *revisionReader {
-	return &revisionReader{dir: dir, dbs: map[string]*sql.DB{}}
+	return &revisionReader{dir: dir, dbs: map[string]*sql.DB{}, tables: map[string]map[string]string{}}
 }
 
 // errNoDatabase: the database or collection does not exist, so no document matches.
@@ -115,8 +118,15 @@ func (r *revisionReader) open(database string) (*sql.DB, error) {
 	return db, nil
 }
 
+// forgetTables drops what is known of the database's tables; forgetAllTables of every database's: before a
+// command that may create, drop or rename a collection (renameCollection names its databases in its arguments).
+func (r *revisionReader) forgetTables(database string) { delete(r.tables, database) }
+
+func (r *revisionReader) forgetAllTables() { r.tables = map[string]map[string]string{} }
+
 // forget closes the handle of a database that is about to be dropped.
 func (r *revisionReader) forget(database string) {
+	r.forgetTables(database)
 	if db, ok := r.dbs[database]; ok {
 		db.Close()
 		delete(r.dbs, database)
@@ -143,13 +153,20 @@ func (r *revisionReader) table(database, collection string) (*sql.DB, string, er
 	if err != nil {
 		return nil, "", err
 	}
+	if table, ok := r.tables[database][collection]; ok {
+		return db, table, nil
+	}
 	var table string
 	err = db.QueryRow(`SELECT table_name FROM _ferretdb_collections WHERE name = ?`, collection).Scan(&table)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, "", errNoDatabase
+		return nil, "", errNoDatabase // not remembered: the collection may come
 	}
 	if err != nil {
 		return nil, "", err
 	}
+	if r.tables[database] == nil {
+		r.tables[database] = map[string]string{}
+	}
+	r.tables[database][collection] = table
 	return db, table, nil
 }
