@@ -54,7 +54,7 @@ TIMER_CURSOR: Final = "cursor"
 _VIEW_FIELDS: Final = ("views_behind", "view_tasks", "timer_days", "view_hash", "timer_at")
 #: What the repair reads of an instance (not its state, journal or history).
 _REPAIR_FIELDS: Final = {k: 1 for k in ("revision", "status", "user_tasks", "variables", "next_timer_at",
-                                        *_VIEW_FIELDS)}
+                                        "outbox", *_VIEW_FIELDS)}
 #: The note in ``readmodel_state`` that the read models were built for the cases stored before them.
 BUILT: Final = "built"
 #: How many cases a process remembers the last synced revision of.
@@ -253,7 +253,10 @@ class ReadModels:
                 self._cursor_set = True
         mark = {"views_behind": False, "view_tasks": kept, "timer_days": [due_day] if due_day else [],
                 "timer_at": due}
-        if self.published.wake is not None:  # a relay runs: owed to it (see the module docstring)
+        # A relay runs: owed to it (see the module docstring); only with the whole document, as the relay computes
+        # the outbox it writes with the mark from the document it holds (a projection without one left the
+        # published entries in the outbox for good).
+        if self.published.wake is not None and "outbox" in doc:
             self.published.owe(self.instances, doc, set(), fields=mark)
             return
         await self.instances.update_one(  # like the relay's clear: checked on the revision, leaves it alone

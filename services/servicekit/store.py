@@ -121,6 +121,8 @@ class Published:
                 owed.doc, owed.fields = doc, dict(fields or {})  # the older revision's fields are superseded
             elif doc["revision"] == owed.doc["revision"]:
                 owed.fields.update(fields or {})
+                if "outbox" in doc and "outbox" not in owed.doc:
+                    owed.doc = doc  # the clear is computed from the document's outbox: it must be there
         if self.wake is not None:
             self.wake()
 

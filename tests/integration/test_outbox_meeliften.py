@@ -23,7 +23,7 @@ from notifications.repository import BerichtenRepository
 from process_engine.engine import Engine
 from process_engine.readmodels import ReadModels, plan, worklist_id
 from process_engine.repository import DefinitionRepository, InstanceRepository
-from servicekit.broker import EVENTS
+from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import new_event
 from servicekit.relay import OutboxRelay
 from servicekit.settings import FERRETDB_POOL_SIZE
@@ -218,3 +218,35 @@ async def test_a_task_removed_by_an_earlier_sync_of_the_case_is_not_removed_agai
     await views.sync(racing)
     assert writes.counts[("tasks", "delete")] == 0 and writes.counts[("worklists", "update")] == 0, writes.counts
     assert await views.worklist([worklist_id("gemeente", "0957", "behandelaar")]) == []
+
+
+async def test_a_mark_the_repair_owes_and_a_clear_of_the_same_revision_clear_the_outbox_too(
+        settings_for, counted, namespace):
+    """Found by the chaos campaign (two engine replicas, SIGKILLs): after a restart the read models' repair synced
+    a case from a projection without its outbox and owed the mark with that projection; the relay's clear of the
+    same revision merged into it computed the outbox to write from the projection, so the statement set the mark
+    and left the published commands in the outbox for good (no relay clears them again)."""
+    client, writes = counted
+    db = client[f"{namespace}meeliften_herstel".replace(".", "_")]
+    views = ReadModels(db)
+    command = new_event("ips.test.opdracht.v1", service="process_engine", subject="zaak-r", event_id="c-r")
+    doc = {"_id": "zaak-r", "revision": 3, "status": "running", "variables": {}, "user_tasks": [],
+           "views_behind": True, "view_tasks": {}, "timer_days": [], "view_hash": "x",
+           "outbox": [outbox_entry(command, "ips.commands")], "has_outbox": True}
+    await views.instances.insert_one(doc)
+    relay = OutboxRelay(Broker(settings_for("meeliften-herstel")), [views.instances])  # not running: driven here
+    PUBLISHED.attach(lambda: None, 600.0)  # as the running relay does
+    try:
+        assert await views.repair() == 1  # a restarted engine: the mark is owed, not written
+        # the relay's start-up scan publishes the command (the broker confirms) and owes its clear
+        PUBLISHED.remember(views.instances, "zaak-r", "c-r")
+        PUBLISHED.owe(views.instances, await views.instances.find_one({"_id": "zaak-r"}), {"c-r"})
+        writes.counts.clear()
+        assert await relay.clear_owed(everything=True) == 1
+        stored = await views.instances.find_one({"_id": "zaak-r"})
+        assert stored["outbox"] == [] and not stored["has_outbox"] and not stored["views_behind"]
+        assert stored["revision"] == 3
+        assert writes.counts == Counter({("instances", "mark"): 1}), writes.counts  # one statement for both
+    finally:
+        PUBLISHED.detach()
+        PUBLISHED.take_due(None)

@@ -523,6 +523,17 @@ def check(stack: ChaosStack, namespace: str, cases: list[str], sink_count: int) 
     return bad, figures
 
 
+def outboxes_empty(stack: ChaosStack, namespace: str) -> bool:
+    """No document of the namespace holds an outbox: every event is published and its entry cleared (the relay
+    clears a moment after publishing, unless a write of the document took the entries along: servicekit.relay)."""
+    with contextlib.suppress(pymongo.errors.PyMongoError), pymongo.MongoClient(stack.infra.mongo_url,
+                                                                               maxPoolSize=2) as client:
+        return not any(client[name][coll].count_documents({"has_outbox": True}, limit=1)
+                       for name in client.list_database_names() if name.startswith(db(namespace, ""))
+                       for coll in client[name].list_collection_names())
+    return False
+
+
 async def queues_empty(stack: ChaosStack, namespace: str) -> bool:
     vhost = urllib.parse.quote(urllib.parse.urlparse(stack.amqp_urls[0]).path.lstrip("/") or "/", safe="")
     with contextlib.suppress(httpx.HTTPError, ValueError):
@@ -682,9 +693,10 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
                 task.cancel()
             await asyncio.gather(*chaos, return_exceptions=True)
             log(t0, f"chaos over; {sum(case in run.finished for case in cases)}/{len(cases)} toegekend")
-            # the last letters and relays, then every queue drains
-            while time.monotonic() < deadline and not (sink.received >= len(cases)
-                                                        and await queues_empty(stack, namespace)):
+            # the last letters and relays (every outbox published and cleared), then every queue drains
+            while time.monotonic() < deadline and not (
+                    sink.received >= len(cases) and await asyncio.to_thread(outboxes_empty, stack, namespace)
+                    and await queues_empty(stack, namespace)):
                 await asyncio.sleep(1)
             await asyncio.sleep(3)
             elapsed = time.monotonic() - started
