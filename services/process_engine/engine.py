@@ -443,7 +443,12 @@ class Engine(EngineActions):
                     raise CaseNotYetKnown(f"no case {case_id} (yet) for this message")
                 raise NotFound(f"case {case_id}")
             if message_id and message_id in doc.get("applied", []):
-                await self.instances.views.sync(doc)  # a redelivery after a sync that failed: finish it
+                # A redelivery after a write whose answer was lost (or a sync that failed): the commands that write
+                # put in the outbox never reached the relay (the relay's idle scan is minutes away), and the sync
+                # may be unfinished.
+                if doc.get("has_outbox"):
+                    self.on_outbox(case_id, doc)
+                await self.instances.views.sync(doc)
                 return doc
             if doc["status"] != "running":
                 await self.instances.views.sync(doc)

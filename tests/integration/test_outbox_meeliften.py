@@ -250,3 +250,25 @@ async def test_a_mark_the_repair_owes_and_a_clear_of_the_same_revision_clear_the
     finally:
         PUBLISHED.detach()
         PUBLISHED.take_due(None)
+
+
+async def test_a_redelivered_message_hands_the_commands_its_lost_write_stored_to_the_relay(counted, namespace):
+    """Found by test_connection_cuts (answers of FerretDB dropped): a write that went through but whose answer was
+    lost is retried; the redelivery finds its message applied and changed nothing, but the commands that write put
+    in the outbox never reached the relay, which waited for its idle scan (minutes in the engine) while the case
+    waited for them. The redelivery now hands the case to the relay."""
+    client, _ = counted
+    db = client[f"{namespace}meeliften_verloren".replace(".", "_")]
+    engine = Engine(DefinitionRepository(db), InstanceRepository(db), clock=Clock())
+    await engine.instances.ensure_indexes()
+    await engine.deploy(FILES, deployed_by="test")
+    handed: list[tuple[str, list[str]]] = []
+    engine.on_outbox = lambda case_id, doc: handed.append((case_id, [e["id"] for e in doc["outbox"]]))
+    start = new_event(START, service="test", subject="zaak-l", data={"aanvraag_id": "zaak-l", "bedrag": 700_000,
+                                                                      "gemeenteCode": "0957"})
+    await engine.handle_event(start)
+    [(case_id, commands)] = handed
+    assert case_id == "zaak-l" and commands
+    handed.clear()  # as if the write's answer had been lost: the relay never got the case
+    await engine.handle_event(start)  # the redelivery
+    assert handed == [("zaak-l", commands)]
