@@ -161,10 +161,15 @@ def ferretdb_binary(code: Path) -> Path:
         folder = tree / "deploy" / "ferretdb"
         return {f.name: f.read_bytes() for f in folder.iterdir() if f.is_file() and not f.name.endswith("_test.go")}
 
-    if sources(code) == sources(ROOT) and ours.exists():
+    def current(binary: Path, tree: Path) -> bool:  # as stack.sh decides: a build older than a source is stale
+        folder = tree / "deploy" / "ferretdb"
+        return binary.exists() and all(f.stat().st_mtime <= binary.stat().st_mtime
+                                       for f in folder.iterdir() if f.is_file())
+
+    if sources(code) == sources(ROOT) and current(ours, ROOT):
         return ours
     built = code / ".local" / "bin" / "ipsflow-ferretdb"
-    if not built.exists():
+    if not current(built, code):
         print(f"building the FerretDB front of {code}", flush=True)
         built.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(["go", "build", "-trimpath", "-o", str(built), "."], cwd=code / "deploy" / "ferretdb",
