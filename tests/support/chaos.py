@@ -534,6 +534,17 @@ def outboxes_empty(stack: ChaosStack, namespace: str) -> bool:
     return False
 
 
+def letters_settled(stack: ChaosStack, namespace: str) -> bool:
+    """Every letter recorded ``verzonden``. A notifications replica killed between the SMTP server's acceptance and
+    its record leaves the letter ``bezig`` with its e-mail already at the sink; after its lease another sender
+    mails it again (SMTP is at-least-once) and records it, so the drain waits for that instead of checking early."""
+    with contextlib.suppress(pymongo.errors.PyMongoError), pymongo.MongoClient(stack.infra.mongo_url,
+                                                                               maxPoolSize=2) as client:
+        return not client[db(namespace, "notifications")].berichten.count_documents(
+            {"status": {"$ne": "verzonden"}}, limit=1)
+    return False
+
+
 async def queues_empty(stack: ChaosStack, namespace: str) -> bool:
     vhost = urllib.parse.quote(urllib.parse.urlparse(stack.amqp_urls[0]).path.lstrip("/") or "/", safe="")
     with contextlib.suppress(httpx.HTTPError, ValueError):
@@ -696,6 +707,7 @@ async def run_campaign(stack: ChaosStack, c: Campaign) -> Outcome:
             # the last letters and relays (every outbox published and cleared), then every queue drains
             while time.monotonic() < deadline and not (
                     sink.received >= len(cases) and await asyncio.to_thread(outboxes_empty, stack, namespace)
+                    and await asyncio.to_thread(letters_settled, stack, namespace)
                     and await queues_empty(stack, namespace)):
                 await asyncio.sleep(1)
             await asyncio.sleep(3)
