@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from servicekit.settings import FERRETDB_POOL_SIZE, ServiceSettings
 from tests.support.infra import Infra, discover
 from tests.support.namespaces import sweep_leftovers, temporary_namespace
 from tests.support.processes import ServiceProcess
+from tests.support.tcp_proxy import CuttingProxy
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -51,6 +53,15 @@ def settings_for(infra: Infra, namespace: str) -> Callable[..., ServiceSettings]
                    retry_delays_ms=[200, 500], **{"mongo_pool_size": FERRETDB_POOL_SIZE, **overrides})
 
     return make
+
+
+@pytest.fixture
+def ferretdb_proxy(infra: Infra) -> Iterator[CuttingProxy]:
+    """A TCP proxy in front of the test's FerretDB that cuts connections on demand (tests/support/tcp_proxy.py)."""
+    address = urllib.parse.urlparse(infra.mongo_url)
+    proxy = CuttingProxy("FerretDB", address.hostname or "127.0.0.1", address.port or 27017).start()
+    yield proxy
+    proxy.stop()
 
 
 @pytest.fixture

@@ -10,8 +10,6 @@ own, like the chaos campaigns (the proxies never touch the shared stack).
 
 from __future__ import annotations
 
-import urllib.parse
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,8 +24,6 @@ from servicekit.envelope import CloudEvent, new_event
 from servicekit.store import Document
 from tests.conftest import eventually
 from tests.support.chaos import Campaign, campaign
-from tests.support.infra import Infra
-from tests.support.tcp_proxy import CuttingProxy
 
 
 @pytest.mark.timeout(600)
@@ -44,14 +40,6 @@ def test_connections_to_ferretdb_and_rabbitmq_cut_mid_request_lose_nothing_and_a
         assert len(mid) >= least, outcome.report()
         assert any(server in what and what.startswith("cut all") and " 0 open" not in what for what in cuts), \
             outcome.report()
-
-
-@pytest.fixture
-def ferretdb_proxy(infra: Infra) -> Iterator[CuttingProxy]:
-    address = urllib.parse.urlparse(infra.mongo_url)
-    proxy = CuttingProxy("FerretDB", address.hostname or "127.0.0.1", address.port or 27017).start()
-    yield proxy
-    proxy.stop()
 
 
 async def test_a_claim_whose_answer_is_lost_is_still_the_senders_own(ferretdb_proxy, mongo, namespace):

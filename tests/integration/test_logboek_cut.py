@@ -8,25 +8,11 @@ retry after a lost answer finds its own record instead of writing a second one.
 
 from __future__ import annotations
 
-import urllib.parse
-from collections.abc import Iterator
-
-import pytest
 from pymongo import AsyncMongoClient
 
 from servicekit.audit import Logboek, Verwerking
 from servicekit.auth import Principal
 from servicekit.store import Document
-from tests.support.infra import Infra
-from tests.support.tcp_proxy import CuttingProxy
-
-
-@pytest.fixture
-def ferretdb_proxy(infra: Infra) -> Iterator[CuttingProxy]:
-    address = urllib.parse.urlparse(infra.mongo_url)
-    proxy = CuttingProxy("FerretDB", address.hostname or "127.0.0.1", address.port or 27017).start()
-    yield proxy
-    proxy.stop()
 
 
 async def test_a_logboek_record_whose_answer_is_lost_is_written_once(ferretdb_proxy, mongo, namespace):
