@@ -17,7 +17,6 @@ name; a message nothing waits for yet is kept in the instance and delivered once
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import socket
 import uuid
@@ -27,7 +26,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import bson
 from bson.binary import Binary
+from bson.codec_options import CodecOptions
 
 from process_engine import caselog, readmodels
 from process_engine import runtime as rt
@@ -90,33 +91,75 @@ class Change:
 
 
 #: How many cases' workflows an engine process keeps between messages (a restored IPS case with its trajectory
-#: running measured 124 KB in memory: 256 of them some 32 MB).
+#: running measured 124 KB in memory, its document 20-30 KB as BSON: 256 of them some 40 MB).
 WORKFLOW_CACHE_MAX = 256
+
+#: How a kept document is decoded: as the engine's client reads one (servicekit.store.make_client: tz_aware).
+_KEPT_CODEC: CodecOptions[Document] = CodecOptions(tz_aware=True)
+
+
+@dataclass(slots=True)
+class _Kept:
+    state: bytes
+    parsed: rt.ParsedDefinition
+    wf: Any
+    #: The document as written (BSON), and what a later write that leaves the revision alone set on it.
+    doc: bytes
+    revision: int
+    mark: dict[str, Any]
 
 
 class WorkflowCache:
-    """Per case the workflow object of the state this process last wrote, so that the next message skips
-    ``rt.deserialize``. An entry is taken out while an attempt uses it (no two attempts share a workflow) and put
-    back only with the state that attempt wrote. It is used only when the document read holds exactly that state
-    (the bytes compared) and the same parsed definition: then the object is what restoring the state would give,
-    whoever wrote in between. A failed or abandoned attempt leaves nothing behind, and the next one restores."""
+    """Per case the document and the workflow object this process last wrote, so that the case's next message
+    needs neither the read of its instance document nor ``rt.deserialize`` (issue 14: the instance document was
+    read about nine times per case, 40 % of FerretDB's reading).
+
+    An entry is taken out while an attempt uses it (no two attempts share a workflow) and put back only with what
+    that attempt wrote. A kept document may be stale: another process may have written the case since. That
+    write raised the revision, so the attempt's revision-checked write misses and the retry reads the case
+    (:meth:`Engine._mutate`). What changes a document without raising the revision is the relay's outbox clear
+    and the read models' mark: entries this process's relay confirmed are left out of every write anyway
+    (``servicekit.store.Published``), and the mark is noted here (:meth:`marked`) and re-planned by each write.
+    An outbox entry another process's relay confirmed and cleared in between comes back with the write and is
+    published again; consumers drop a message id they have applied (ADR 0002), as after any redelivery.
+    After a read (no kept document, or a miss), the kept workflow is used only when the document read holds
+    exactly its state (the bytes compared) and the same parsed definition. A failed or abandoned attempt leaves
+    nothing behind, and the next one reads and restores."""
 
     def __init__(self, size: int = WORKFLOW_CACHE_MAX) -> None:
         self.size = size
-        self._kept: OrderedDict[str, tuple[bytes, rt.ParsedDefinition, Any]] = OrderedDict()
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()
 
     def take(self, case_id: str, parsed: rt.ParsedDefinition, state: bytes) -> Any | None:
+        """The workflow of ``state`` on ``parsed``, if kept (after a read of the case)."""
         kept = self._kept.pop(case_id, None)
-        if kept is None or kept[1] is not parsed or kept[0] != state:
+        if kept is None or kept.parsed is not parsed or kept.state != state:
             return None
-        return kept[2]
+        return kept.wf
 
-    def keep(self, case_id: str, change: Change) -> None:
-        if change.workflow is None or change.doc.get("status") != "running" or self.size <= 0:
+    def take_written(self, case_id: str) -> tuple[Document, LiveWorkflow] | None:
+        """The document this process last wrote of the case (a fresh copy) with its workflow, if kept."""
+        kept = self._kept.pop(case_id, None)
+        if kept is None:
+            return None
+        doc = bson.decode(kept.doc, codec_options=_KEPT_CODEC)
+        doc.update(kept.mark)
+        return doc, LiveWorkflow(kept.parsed, kept.wf)
+
+    def keep(self, case_id: str, change: Change, stored: Document) -> None:
+        """``stored`` was written (``change.doc`` with its revision and outbox)."""
+        if change.workflow is None or stored.get("status") != "running" or self.size <= 0:
             return
-        self._kept[case_id] = (bytes(change.doc["state"]), change.workflow.parsed, change.workflow.wf)
+        self._kept[case_id] = _Kept(bytes(stored["state"]), change.workflow.parsed, change.workflow.wf,
+                                    bson.encode(stored), stored["revision"], {})
         while len(self._kept) > self.size:
             self._kept.popitem(last=False)
+
+    def marked(self, case_id: str, revision: int, fields: dict[str, Any] | None) -> None:
+        """The read models' mark of ``revision`` (set, or owed to the relay): the kept document gets it too."""
+        kept = self._kept.get(case_id)
+        if kept is not None and fields and kept.revision == revision:
+            kept.mark.update(fields)
 
 
 
@@ -227,11 +270,11 @@ class Engine(EngineActions):
             stored = await self.instances.store.insert(change.doc, self._command_events(change))
         except DuplicateKeyError:
             return False  # another worker started it; deliver to the existing instance instead
-        self.workflows.keep(case_id, change)
+        self.workflows.keep(case_id, change, stored)
         self.on_outbox(case_id, stored)
         self._remember_timer(change.doc)
         self.on_write(stored)
-        await self.instances.views.sync(stored)
+        self.workflows.marked(case_id, stored["revision"], await self.instances.views.sync(stored))
         await self._close(stored)
         metrics.CASES_STARTED.labels(parsed.process_id).inc()
         log.info("instance.started", case_id=case_id, process=parsed.process_id)
@@ -436,12 +479,21 @@ class Engine(EngineActions):
     async def _mutate(self, case_id: str, message_id: str | None,
                       apply: Callable[[Any, Document], list[rt.PendingCommand] | None], *,
                       missing_ok: bool = False, user_action: bool = False) -> Document:
-        for _ in range(MAX_CONFLICT_RETRIES):
-            doc = await self.instances.store.get(case_id)
-            if doc is None:
-                if missing_ok:
-                    raise CaseNotYetKnown(f"no case {case_id} (yet) for this message")
-                raise NotFound(f"case {case_id}")
+        for round_ in range(MAX_CONFLICT_RETRIES):
+            # A message first tries the document this process last wrote, if kept (no read); a write that misses
+            # reads the case. A user action or a timer reads: it may refuse on what it finds (a task another
+            # replica created since), and a refusal is not retried.
+            written = self.workflows.take_written(case_id) if round_ == 0 and message_id else None
+            if written is not None:
+                doc, live = written
+                doc.update(self.instances.store.published.fields_for(self.instances.collection, doc))
+            else:
+                found = await self.instances.store.get(case_id)
+                if found is None:
+                    if missing_ok:
+                        raise CaseNotYetKnown(f"no case {case_id} (yet) for this message")
+                    raise NotFound(f"case {case_id}")
+                doc, live = found, None
             if message_id and message_id in doc.get("applied", []):
                 # A redelivery after a write whose answer was lost (or a sync that failed): the commands that write
                 # put in the outbox never reached the relay (the relay's idle scan is minutes away), and the sync
@@ -456,10 +508,13 @@ class Engine(EngineActions):
                 if user_action:
                     raise Conflict(f"case is {doc['status']}")
                 return doc
-            parsed = await self.parsed(doc["definition_hash"])
             committed = doc.get("log_seq", 0)  # log entries up to here are stored: they may move to the case log
             state = bytes(doc["state"])
-            kept = self.workflows.take(case_id, parsed, state)
+            if live is not None:
+                parsed, kept = live.parsed, live.wf
+            else:
+                parsed = await self.parsed(doc["definition_hash"])
+                kept = self.workflows.take(case_id, parsed, state)
 
             def attempt(doc: Document = doc, parsed: rt.ParsedDefinition = parsed,
                         committed: int = committed, kept: Any = kept, state: bytes = state) -> Change | None:
@@ -478,9 +533,12 @@ class Engine(EngineActions):
             change = await asyncio.to_thread(attempt)
             if change is None:
                 if message_id:  # nothing to do, but remember the id so the redelivery is cheap
-                    with contextlib.suppress(ConcurrencyError):
+                    try:
                         remember_applied(doc, message_id)
                         await self.instances.store.replace(doc)
+                    except ConcurrencyError:
+                        if live is not None:
+                            continue  # the kept document was stale: read the case and look again
                 return doc
             if change.archive is not None:  # first: a crash before the replace leaves the entries in both
                 await self.instances.append_log(change.archive)
@@ -488,12 +546,12 @@ class Engine(EngineActions):
                 stored = await self.instances.store.replace(change.doc, self._command_events(change))
             except ConcurrencyError:
                 continue
-            self.workflows.keep(case_id, change)
+            self.workflows.keep(case_id, change, stored)
             if change.commands:
                 self.on_outbox(case_id, stored)
             self._remember_timer(stored)
             self.on_write(stored)
-            await self.instances.views.sync(stored)
+            self.workflows.marked(case_id, stored["revision"], await self.instances.views.sync(stored))
             await self._close(stored)
             return stored
         raise ConcurrencyError(f"case {case_id}: too many concurrent changes")

@@ -178,8 +178,9 @@ class ReadModels:
         # Read by _id only; this index is for the start-up repair on MongoDB (FerretDB ignores it).
         await self.instances.create_index("views_behind", sparse=True)
 
-    async def sync(self, doc: Document, again: bool = False) -> None:
+    async def sync(self, doc: Document, again: bool = False) -> dict[str, Any] | None:
         """Bring the read models in line with ``doc`` as stored (see the module docstring), then clear its mark.
+        Returns the mark set (or owed to the relay) on ``doc``'s revision; None if nothing was synced.
 
         Idempotent: every write sets or unsets a key to what ``doc`` says. A newer write of the case makes the
         clear miss; that write carries the mark and syncs itself. A revision this process synced before is not
@@ -187,7 +188,7 @@ class ReadModels:
         the read models miss, whatever this process did before).
         """
         if not doc.get("views_behind"):
-            return
+            return None
         case_id = doc["_id"]
         lock = self._locks.setdefault(case_id, asyncio.Lock())
         async with lock:
@@ -195,16 +196,17 @@ class ReadModels:
             if synced > doc["revision"] or (synced == doc["revision"] and not again):
                 # a newer write of the case was synced already (this one would undo it), or this one was and only
                 # its mark is still owed (an ended case waiting to move read it again: nothing to write)
-                return
-            await self._apply(doc)
+                return None
+            mark = await self._apply(doc)
             self._synced[case_id] = doc["revision"]
         if len(self._locks) > _SYNCED_MEMORY:
             for key in [k for k, v in self._locks.items() if not v.locked()][:len(self._locks) // 2]:
                 self._locks.pop(key, None)
                 self._synced.pop(key, None)
                 self._removed.pop(key, None)
+        return mark
 
-    async def _apply(self, doc: Document) -> None:
+    async def _apply(self, doc: Document) -> dict[str, Any]:
         case_id = doc["_id"]
         running = doc.get("status") == "running"
         current = {t["taskId"]: t for t in (doc.get("user_tasks") or [])} if running else {}
@@ -258,9 +260,10 @@ class ReadModels:
         # published entries in the outbox for good).
         if self.published.wake is not None and "outbox" in doc:
             self.published.owe(self.instances, doc, set(), fields=mark)
-            return
+            return mark
         await self.instances.update_one(  # like the relay's clear: checked on the revision, leaves it alone
             {"_id": case_id, "revision": doc["revision"]}, {"$set": mark})
+        return mark
 
     def synced(self, doc: Document) -> bool:
         """Whether this process synced the read models for ``doc`` at its revision (or a later one)."""

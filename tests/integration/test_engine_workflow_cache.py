@@ -107,3 +107,70 @@ async def test_an_attempt_whose_write_lost_leaves_no_workflow_behind(
     assert lost and len(restores) == 1
     doc = await engine.instances.store.get("zaak-3")
     assert doc is not None and _whats(doc).count("opdracht voltooid") == 1
+
+
+async def _first_command(engine: Engine, case_id: str) -> str:
+    doc = await engine.instances.collection.find_one({"_id": case_id})  # not through the store: not counted
+    assert doc is not None and doc["outbox"]
+    return str(doc["outbox"][-1]["id"])
+
+
+async def test_a_message_after_this_process_wrote_the_case_is_applied_to_the_kept_document_without_a_read(
+        mongo: Any, namespace: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: dict[str, int] = {}
+    for name, cache in (("reads_on", True), ("reads_off", False)):
+        engine = await _engine(mongo, namespace, name, cache=cache)
+        await _start(engine, "zaak-4")
+        get = engine.instances.store.get
+        counted: list[str] = []
+
+        async def counting(doc_id: str, get: Any = get, counted: list[str] = counted) -> Any:
+            counted.append(doc_id)
+            return await get(doc_id)
+
+        monkeypatch.setattr(engine.instances.store, "get", counting)
+        # two messages: the command's answer (as its service would send it), then the confirmation it waits for
+        command = await _first_command(engine, "zaak-4")
+        reply = new_event(COMMAND_COMPLETED, service="test", subject="zaak-4",
+                          data={"dossier_nummer": "D-1", "kenmerk": "K-1"}, event_id=f"reply-{command}")
+        await engine.handle_event(reply.model_copy(update={"causationid": command}))
+        await engine.handle_event(new_event(CONFIRMED, service="test", subject="zaak-4", data={"bevestigd": True}))
+        reads[name] = len(counted)
+        doc = await engine.instances.collection.find_one({"_id": "zaak-4"})
+        assert doc is not None and {"opdracht voltooid", "bericht ontvangen"} <= set(_whats(doc))
+    assert reads == {"reads_on": 0, "reads_off": 2}
+
+
+async def test_the_kept_document_is_what_a_read_of_the_case_would_give(mongo: Any, namespace: str) -> None:
+    engine = await _engine(mongo, namespace, "kept_doc")
+    await _start(engine, "zaak-5")
+    await _reply(engine, "zaak-5")
+    stored = await engine.instances.collection.find_one({"_id": "zaak-5"})
+    written = engine.workflows.take_written("zaak-5")
+    assert written is not None and stored is not None
+    # the read models' mark (set after the write, leaving the revision alone) included
+    assert stored["views_behind"] is False
+    assert written[0] == stored
+
+
+async def test_entries_this_processs_relay_cleared_do_not_come_back_with_a_write_of_the_kept_document(
+        mongo: Any, namespace: str) -> None:
+    engine = await _engine(mongo, namespace, "kept_clear")
+    await _start(engine, "zaak-6")
+    collection = engine.instances.collection
+    doc = await collection.find_one({"_id": "zaak-6"})
+    assert doc is not None
+    sent = [entry["id"] for entry in doc["outbox"]]
+    # as this process's relay does once the broker confirmed: remembered, then cleared without raising the revision
+    for event_id in sent:
+        engine.instances.store.published.remember(collection, "zaak-6", event_id)
+    cleared = await collection.update_one({"_id": "zaak-6", "revision": doc["revision"]},
+                                          {"$set": {"outbox": [], "has_outbox": False}})
+    assert cleared.matched_count == 1
+    reply = new_event(COMMAND_COMPLETED, service="test", subject="zaak-6",
+                      data={"dossier_nummer": "D-1", "kenmerk": "K-1"}, event_id=f"reply-{sent[-1]}")
+    await engine.handle_event(reply.model_copy(update={"causationid": sent[-1]}))
+    after = await collection.find_one({"_id": "zaak-6"})
+    assert after is not None and after["revision"] == doc["revision"] + 1
+    assert "opdracht voltooid" in _whats(after)
+    assert not set(sent) & {entry["id"] for entry in after["outbox"]}
