@@ -35,20 +35,18 @@ type idFilter struct {
 
 // asIDFilterStatement returns the statement's idFilter when the proxy may check it itself (see above).
 func asIDFilterStatement(raw bson.Raw) (idFilter, bool) {
-	elements, err := raw.Elements()
-	if err != nil {
-		return idFilter{}, false
-	}
-	for _, e := range elements {
-		switch e.Key() {
+	plain := onlyFields(raw, func(key string, value bson.RawValue) bool {
+		switch key {
 		case "q", "u":
+			return true
 		case "multi", "upsert":
-			if on, ok := e.Value().BooleanOK(); !ok || on {
-				return idFilter{}, false
-			}
-		default:
-			return idFilter{}, false // arrayFilters, collation, hint, ...: left to FerretDB
+			on, ok := value.BooleanOK()
+			return ok && !on
 		}
+		return false // arrayFilters, collation, hint, ...: left to FerretDB
+	})
+	if !plain {
+		return idFilter{}, false
 	}
 	update, ok := raw.Lookup("u").DocumentOK()
 	if !ok || namesPositionalPath(update) {
@@ -59,22 +57,34 @@ func asIDFilterStatement(raw bson.Raw) (idFilter, bool) {
 
 // asIDFilterDelete: the same for a delete statement ({q, limit}; with an _id in q it deletes one at most).
 func asIDFilterDelete(raw bson.Raw) (idFilter, bool) {
-	elements, err := raw.Elements()
-	if err != nil {
+	plain := onlyFields(raw, func(key string, value bson.RawValue) bool {
+		switch key {
+		case "q":
+			return true
+		case "limit":
+			limit, ok := value.AsInt64OK()
+			return ok && (limit == 0 || limit == 1)
+		}
+		return false // collation, hint, ...
+	})
+	if !plain {
 		return idFilter{}, false
 	}
+	return idFilterOf(raw)
+}
+
+// onlyFields: raw parses and allowed accepts each of its fields.
+func onlyFields(raw bson.Raw, allowed func(key string, value bson.RawValue) bool) bool {
+	elements, err := raw.Elements()
+	if err != nil {
+		return false
+	}
 	for _, e := range elements {
-		switch e.Key() {
-		case "q":
-		case "limit":
-			if limit, ok := e.Value().AsInt64OK(); !ok || (limit != 0 && limit != 1) {
-				return idFilter{}, false
-			}
-		default:
-			return idFilter{}, false // collation, hint, ...
+		if !allowed(e.Key(), e.Value()) {
+			return false
 		}
 	}
-	return idFilterOf(raw)
+	return true
 }
 
 // idFilterOf: the statement's q has an _id FerretDB pushes down (a string or ObjectId) and more besides.
