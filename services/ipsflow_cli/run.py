@@ -103,16 +103,23 @@ def load_demo_data() -> int:
     return loaded
 
 
-def local_stack_urls() -> dict[str, str]:
-    """Where deploy/local/stack.sh put the broker and the database (its variables move them; the URLs win), and
-    the small Mongo pool FerretDB needs (the code's default is the driver's, meant for MongoDB)."""
+def local_stack_addresses() -> tuple[str, str, str]:
+    """The AMQP URL, MongoDB URL and RabbitMQ management host:port where deploy/local/stack.sh put the stack: the
+    variables that move the stack move them (tests/support/infra.py reads them here too)."""
     amqp_port = os.environ.get("IPSFLOW_RABBITMQ_PORT", "5672")
     ferretdb = os.environ.get("IPSFLOW_FERRETDB_LISTEN", "127.0.0.1:27017")
     management_port = os.environ.get("IPSFLOW_RABBITMQ_MANAGEMENT_PORT", "15672")
-    return {"IPSFLOW_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{amqp_port}/",
+    return f"amqp://guest:guest@127.0.0.1:{amqp_port}/", f"mongodb://{ferretdb}/", f"127.0.0.1:{management_port}"
+
+
+def local_stack_urls() -> dict[str, str]:
+    """The services' variables for the local stack (its variables move it; the URLs win), and the small Mongo pool
+    FerretDB needs (the code's default is the driver's, meant for MongoDB)."""
+    amqp, mongo, management = local_stack_addresses()
+    return {"IPSFLOW_AMQP_URL": amqp,
             # the console's queue depths (the same variable `ipsflow queues` reads)
-            "IPSFLOW_RABBITMQ_MANAGEMENT_URL": f"http://127.0.0.1:{management_port}",
-            "IPSFLOW_MONGO_URL": f"mongodb://{ferretdb}/", "IPSFLOW_MONGO_POOL_SIZE": str(FERRETDB_POOL_SIZE)}
+            "IPSFLOW_RABBITMQ_MANAGEMENT_URL": f"http://{management}",
+            "IPSFLOW_MONGO_URL": mongo, "IPSFLOW_MONGO_POOL_SIZE": str(FERRETDB_POOL_SIZE)}
 
 
 def _interrupted(signum: int, frame: object) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ipsflow_cli.run import local_stack_addresses
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -81,8 +83,5 @@ def discover() -> Infra:
 
 def local_infra() -> Infra:
     """The local stack's addresses; the same variables move them as move deploy/local/stack.sh."""
-    amqp_port = os.environ.get("IPSFLOW_RABBITMQ_PORT", "5672")
-    management_port = os.environ.get("IPSFLOW_RABBITMQ_MANAGEMENT_PORT", "15672")
-    ferretdb = os.environ.get("IPSFLOW_FERRETDB_LISTEN", "127.0.0.1:27017")
-    return Infra(f"amqp://guest:guest@127.0.0.1:{amqp_port}/", f"mongodb://{ferretdb}/",
-                 f"http://guest:guest@127.0.0.1:{management_port}", "local")
+    amqp, mongo, management = local_stack_addresses()
+    return Infra(amqp, mongo, f"http://guest:guest@{management}", "local")
