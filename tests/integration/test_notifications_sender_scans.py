@@ -118,3 +118,23 @@ async def _has_attempts(repo: BerichtenRepository, bericht_id: str) -> bool:
 async def _all(repo: BerichtenRepository, status: str, n: int) -> bool:
     found = await statuses(repo)
     return len(found) == n and all(x == status for x in found)
+
+
+async def test_a_slow_scan_spaces_the_next_one_out_by_thirty_times_its_duration(repo, smtp):
+    """With a year of letters one scan took 12.7 s (issue 14's history run); every 30 s that was 40 % of the
+    time. A scan that takes 0.1 s here is not repeated within 3 s, though ``scan_seconds`` is 0.05."""
+    slow = 0.1
+    due = repo.due
+
+    async def slow_due(now: datetime, limit: int = 50) -> list[dict[str, Any]]:
+        await asyncio.sleep(slow)
+        return await due(now, limit)
+
+    repo.due = slow_due  # type: ignore[method-assign]
+    s = sender(repo, smtp.port, scan_seconds=0.05)
+    began = datetime.now(UTC)
+    while (datetime.now(UTC) - began).total_seconds() < 1.5:
+        await s._due(datetime.now(UTC))
+        await asyncio.sleep(0.05)
+    assert repo.scans == 1  # without the spacing: one scan every 0.05-0.15 s, about ten
+    assert s._scan_op is not None and (s._scan_op - began).total_seconds() >= 30 * slow

@@ -283,3 +283,38 @@ async def test_a_publish_cancelled_under_the_relay_is_an_outage_not_the_end_of_t
         assert isinstance(broker, _CancelledOnce) and broker.cancelled and not task.done()
     finally:
         await _stop(task, broker)
+
+
+async def test_a_slow_idle_scan_spaces_the_next_one_out_by_thirty_times_its_duration(settings_for, mongo,
+                                                                                     namespace):
+    """On FerretDB v1 a scan decodes every document: 7.4 s for 22,000 aanvragen in issue 14's history run, and the
+    idle relay scanned every 5 s, so it never stopped. A scan that takes 0.1 s here waits 3 s for the next one,
+    though ``relay_poll_seconds`` is 0.05; an outbox written meanwhile without a wake is still found by it."""
+    settings = settings_for("relayspacing", relay_poll_seconds=0.05)
+    broker, _, received = await _listening(settings, "relayspacing-probe", prefetch=10)
+    store = DocumentStore(mongo[f"{namespace}relayspacing".replace(".", "_")], "zaken")
+    relay = OutboxRelay(broker, [store.collection])
+    scans: list[float] = []
+    scan = relay._scan_collections
+
+    async def slow_scan() -> None:
+        scans.append(asyncio.get_running_loop().time())
+        await asyncio.sleep(0.1)
+        await scan()
+
+    relay._scan_collections = slow_scan  # type: ignore[method-assign]
+    task = asyncio.create_task(relay.run())
+    try:
+        await asyncio.sleep(1.5)
+        assert len(scans) == 1, scans  # the start-up scan only; without the spacing about 10 by now
+        # written behind the relay's back (no wake): the next idle scan, 3 s after the first, publishes it
+        await store.insert({"_id": "z-1"}, [(new_event("ips.test.gemist.v1", service="test", subject="z-1",
+                                                       event_id="m-gemist"), EVENTS)])
+
+        async def found() -> bool:
+            return "m-gemist" in received
+
+        await eventually(found, timeout=10, what="the event found by the next idle scan")
+        assert len(scans) == 2 and scans[1] - scans[0] >= 3.0, scans
+    finally:
+        await _stop(task, broker)
