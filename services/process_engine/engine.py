@@ -485,8 +485,7 @@ class Engine(EngineActions):
             # replica created since), and a refusal is not retried.
             written = self.workflows.take_written(case_id) if round_ == 0 and message_id else None
             if written is not None:
-                doc, live = written
-                doc.update(self.instances.store.published.fields_for(self.instances.collection, doc))
+                doc, live = self.instances.store.with_owed(written[0]), written[1]
             else:
                 found = await self.instances.store.get(case_id)
                 if found is None:

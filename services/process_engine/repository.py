@@ -101,8 +101,11 @@ class InstanceStore(DocumentStore):
         doc = await super().get(doc_id)
         if doc is None:
             return await self.closed.find_one({"_id": doc_id})
-        # The read models' cleared mark, if still owed to the relay (readmodels): the case as it is, and the
-        # engine's next write of it takes the mark along instead of the relay writing it.
+        return self.with_owed(doc)
+
+    def with_owed(self, doc: Document) -> Document:
+        """``doc`` with the read models' cleared mark, if still owed to the relay (readmodels): the case as it is,
+        and the engine's next write of it takes the mark along instead of the relay writing it."""
         doc.update(self.published.fields_for(self.collection, doc))
         return doc
 
