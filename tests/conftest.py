@@ -6,11 +6,12 @@ import asyncio
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from servicekit.settings import FERRETDB_POOL_SIZE, ServiceSettings
 from tests.support.infra import Infra, discover
@@ -69,6 +70,19 @@ async def mongo(infra: Infra) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra.mongo_url, tz_aware=True, maxPoolSize=4)
     yield client
     await client.close()
+
+
+@asynccontextmanager
+async def listened_client(infra: Infra, listener: monitoring.CommandListener
+                          ) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:
+    """A client of the test database (with the services' pool size) whose commands ``listener`` sees: for tests that
+    count the statements a piece of code sends."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+        infra.mongo_url, tz_aware=True, maxPoolSize=FERRETDB_POOL_SIZE, event_listeners=[listener])
+    try:
+        yield client
+    finally:
+        await client.close()
 
 
 @pytest.fixture

@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import monitoring
 
 from notifications.handlers import NotificationHandlers
 from servicekit.envelope import new_event
-from servicekit.settings import FERRETDB_POOL_SIZE
+from tests.conftest import listened_client
 
 
 class Statements(monitoring.CommandListener):
@@ -36,10 +36,8 @@ class Statements(monitoring.CommandListener):
 @pytest.fixture
 async def counted(infra: Any) -> Any:
     statements = Statements()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        infra.mongo_url, tz_aware=True, maxPoolSize=FERRETDB_POOL_SIZE, event_listeners=[statements])
-    yield client, statements
-    await client.close()
+    async with listened_client(infra, statements) as client:
+        yield client, statements
 
 
 def _ingediend(case_id: str, event_id: str) -> Any:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import monitoring
 
 from notifications.domain import BEZIG, TE_VERSTUREN
 from notifications.repository import BerichtenRepository
@@ -26,9 +26,8 @@ from process_engine.repository import DefinitionRepository, InstanceRepository
 from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import new_event
 from servicekit.relay import OutboxRelay
-from servicekit.settings import FERRETDB_POOL_SIZE
 from servicekit.store import PUBLISHED, DocumentStore, outbox_entry
-from tests.conftest import eventually
+from tests.conftest import eventually, listened_client
 from tests.integration.test_engine_state import FILES, START, Clock, _drive
 from tests.integration.test_engine_worklist import DECISION
 from tests.integration.test_relay import _listening
@@ -72,10 +71,8 @@ def _kind(update: Any) -> str:
 @pytest.fixture
 async def counted(infra: Any) -> Any:
     writes = Writes()
-    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-        infra.mongo_url, tz_aware=True, maxPoolSize=FERRETDB_POOL_SIZE, event_listeners=[writes])
-    yield client, writes
-    await client.close()
+    async with listened_client(infra, writes) as client:
+        yield client, writes
 
 
 async def test_an_aggregate_written_again_takes_the_published_entries_along_and_the_relay_clears_once(
