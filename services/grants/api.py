@@ -33,7 +33,7 @@ def _budget(doc: Document) -> Budget:
                   vastgelegd_cents=doc["vastgelegd_cents"], betaald_cents=doc.get("betaald_cents", 0),
                   teruggevorderd_cents=doc.get("teruggevorderd_cents", 0),
                   vastgesteld_cents=doc.get("vastgesteld_cents", 0),
-                  aantal_reserveringen=len(doc.get("reserveringen") or {}), revision=doc.get("revision", 1))
+                  aantal_reserveringen=doc.get("aantal_reserveringen", 0), revision=doc.get("revision", 1))
 
 
 def _regeling_json(value: Any) -> Any:

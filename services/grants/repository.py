@@ -5,9 +5,15 @@ Collections (all looked up by ``_id``; FerretDB v1 scans for any other filter):
 * ``zaken``: one per aanvraag (regulation, competent gemeente, toetsing, beschikkingen); command replies.
 * ``reserveringsverzoeken``: one per aanvraag: the reservation request in order of receipt and its reply.
 * ``budgetten``: one ledger per regulation and budget period: ``plafond_cents``, ``beschikbaar_cents``,
-  ``gereserveerd_cents``, ``vastgelegd_cents`` and ``reserveringen.<aanvraagId>``; after the grant also
-  ``betaald_cents``, ``teruggevorderd_cents``, ``vastgesteld_cents`` and ``financieel.<aanvraagId>`` (the
-  case's totals, so the ledger totals are always the sum of its cases).
+  ``gereserveerd_cents``, ``vastgelegd_cents``, ``aantal_reserveringen``; after the grant also
+  ``betaald_cents``, ``teruggevorderd_cents``, ``vastgesteld_cents``; and ``emmers.<b>``, each bucket's version
+  and the id of the booking that made it (``_boek``).
+* ``budgetposten``: the ledger's entries per aanvraag, spread over ``EMMERS`` buckets by a hash of the id
+  (``_id`` ``<ledger>/<bucket>``): ``reserveringen.<aanvraagId>`` (amount and status) and ``financieel.<aanvraagId>``
+  (the case's paid / recovered / vastgesteld totals), so the ledger totals are always the sum of its cases; and
+  ``voornemens``, bookings written but not yet applied. Until
+  2026-11 the entries stood in the ledger itself; FerretDB v1 decodes a map of n keys in n² steps, so with
+  20,000 cases one reservation held its write lock for 43-55 s (``deel_in`` moves such a ledger's entries).
 * ``caps``: one per regulation and gemeente where the regulation caps the number of trajectories.
 * ``beschikkingen``: the letters, ``_id`` derived from the command id.
 * ``leases``: who runs the allocator.
@@ -15,14 +21,19 @@ Collections (all looked up by ``_id``; FerretDB v1 scans for any other filter):
 
 No transactions: every change is one guarded update keyed by the aanvraag id, so repeating a step after a
 crash finds the effect already there and does nothing twice. ``beschikbaar`` is stored (not computed) so a
-reservation is ``{beschikbaar_cents: {$gte: amount}}`` + ``$inc``: no ``$expr`` needed, never over-committed.
-The places and the head of ``volgorde`` change through servicekit's unit of work (revision-checked); the ledgers
-and caps hold every aanvraag's entry, so they keep their guarded ``$inc`` steps (docs/adr/0009).
+reservation is ``{beschikbaar_cents: {$gte: amount}, emmers.<b>: stand}`` + ``$inc``: no ``$expr`` needed,
+never over-committed; the bucket follows the ledger (``_boek``). The places and the head of ``volgorde`` change
+through servicekit's unit of work (revision-checked); the ledgers and caps keep their guarded ``$inc`` steps
+(docs/adr/0009).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +56,86 @@ def ledger_id(regeling: str, periode: str) -> str:
     return f"{regeling}:{periode}"
 
 
+RESERVERINGEN, FINANCIEEL = "reserveringen", "financieel"
+#: How many buckets a ledger's entries are spread over, and the ledger's mark that they are (``deel_in``).
+EMMERS = 1024
+INDELING = f"emmers-{EMMERS}"
+
+
+def emmer(aanvraag_id: str) -> str:
+    """The bucket of an aanvraag's entries: hex digits from a hash of its id (ids are not all UUIDs)."""
+    return f"{int.from_bytes(hashlib.blake2b(aanvraag_id.encode(), digest_size=4).digest(), 'big') % EMMERS:03x}"
+
+
+def bak_id(lid: str, b: str) -> str:
+    return f"{lid}/{b}"
+
+
+def _stand(stand: str | None) -> tuple[int, str]:
+    """A bucket's stand in the ledger's head, ``"<version>:<booking id>"``: (0, "") before its first booking."""
+    if not stand:
+        return 0, ""
+    versie, _, door = stand.partition(":")
+    return int(versie), door
+
+
+def _op(versie: int) -> Any:
+    """The filter for a bucket at ``versie``: a bucket that no booking has touched yet has no version field."""
+    return versie if versie else {"$exists": False}
+
+
+class Geweigerd(Exception):
+    """A booking the ledger does not allow (a reservation above what is available)."""
+
+
+@dataclass(frozen=True)
+class Boeking:
+    """One change of an entry: the entry afterwards (None: removed), the ledger totals' ``$inc`` and the extra
+    guard on the ledger (a reservation's ``beschikbaar_cents >= amount``)."""
+
+    post: dict[str, Any] | None
+    totalen: dict[str, int]
+    voorwaarde: dict[str, Any] = field(default_factory=dict)
+
+
+def _nieuw_grootboek(regeling: str, periode: str, plafond_cents: int) -> Document:
+    return {"regeling": regeling, "periode": periode, "plafond_cents": plafond_cents,
+            "beschikbaar_cents": plafond_cents, "gereserveerd_cents": 0, "vastgelegd_cents": 0,
+            "aantal_reserveringen": 0, "indeling": INDELING, "revision": 1}
+
+
+def verdeel(reserveringen: dict[str, Any], financieel: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Entries by aanvraag id, spread over their buckets: ``{bucket: {"reserveringen": ..., "financieel": ...}}``
+    (only the buckets that get an entry)."""
+    bakken: dict[str, dict[str, dict[str, Any]]] = {}
+    for soort, posten in ((RESERVERINGEN, reserveringen), (FINANCIEEL, financieel)):
+        for aid, post in posten.items():
+            bakken.setdefault(emmer(aid), {RESERVERINGEN: {}, FINANCIEEL: {}})[soort][aid] = post
+    return bakken
+
+
+def met_posten(kop: Document, bakken: Iterable[Document]) -> Document:
+    """A ledger's head with all its entries as ``reserveringen`` and ``financieel`` by aanvraag id: its
+    buckets' entries, with the booking the head names applied where a bucket is still behind its head."""
+    alle: dict[str, dict[str, Any]] = {RESERVERINGEN: dict(kop.get(RESERVERINGEN) or {}),
+                                       FINANCIEEL: dict(kop.get(FINANCIEEL) or {})}  # not yet moved in
+    bak_van: dict[str, Document] = {}
+    for bak in bakken:
+        bak_van[str(bak["_id"]).rsplit("/", 1)[1]] = bak
+        for soort in (RESERVERINGEN, FINANCIEEL):
+            alle[soort].update(bak.get(soort) or {})
+    for b, stand in (kop.get("emmers") or {}).items():
+        versie, door = _stand(stand)
+        bak = bak_van.get(b) or {}
+        if versie > int(bak.get("versie", 0)):
+            voornemen = (bak.get("voornemens") or {})[door]
+            if voornemen.get("post") is None:
+                alle[voornemen["soort"]].pop(voornemen["aanvraag"], None)
+            else:
+                alle[voornemen["soort"]][voornemen["aanvraag"]] = voornemen["post"]
+    return {**{k: v for k, v in kop.items() if k != "emmers"}, **alle}
+
+
 def plaats_id(nummer: int) -> str:
     """A volgnummer's document id: a string, because FerretDB v1 finds only string ids without a scan."""
     return f"nr-{nummer}"
@@ -60,6 +151,7 @@ class GrantsRepository:
         self.verzoeken = DocumentStore(db, "reserveringsverzoeken")
         self.beschikkingen = DocumentStore(db, "beschikkingen")
         self.budgetten = db["budgetten"]
+        self.posten = db["budgetposten"]
         self.caps = db["caps"]
         self.leases = db["leases"]
         self.volgorde = DocumentStore(db, "volgorde")
@@ -70,6 +162,8 @@ class GrantsRepository:
     async def ensure_indexes(self) -> None:
         for store in (self.zaken, self.verzoeken):
             await store.collection.create_index("has_outbox")
+        await self.posten.create_index("ledger")
+        await self.deel_in()
 
     # ------------------------------------------------------------------------------------------ ledgers
 
@@ -79,78 +173,211 @@ class GrantsRepository:
         with contextlib.suppress(DuplicateKeyError):  # another process created it at the same moment
             await self.budgetten.update_one(
                 {"_id": ledger_id(regeling.id, periode_id)},
-                {"$setOnInsert": {"regeling": regeling.id, "periode": periode_id,
-                                  "plafond_cents": periode.plafond_cents, "beschikbaar_cents": periode.plafond_cents,
-                                  "gereserveerd_cents": 0, "vastgelegd_cents": 0, "reserveringen": {},
-                                  "revision": 1}},
-                upsert=True)
+                {"$setOnInsert": _nieuw_grootboek(regeling.id, periode_id, periode.plafond_cents)}, upsert=True)
 
     async def reserve_budget(self, lid: str, aanvraag_id: str, bedrag_cents: int, at: datetime) -> bool:
         """Reserve ``bedrag_cents`` for the aanvraag; True when it holds a reservation afterwards (now or
         from an earlier attempt), False when the ceiling does not allow it."""
-        key = f"reserveringen.{aanvraag_id}"
-        result = await self.budgetten.update_one(
-            {"_id": lid, "beschikbaar_cents": {"$gte": bedrag_cents}, key: {"$exists": False}},
-            {"$inc": {"beschikbaar_cents": -bedrag_cents, "gereserveerd_cents": bedrag_cents, "revision": 1},
-             "$set": {key: {"bedragCents": bedrag_cents, "status": GERESERVEERD, "at": at}}})
-        if result.matched_count == 1:
-            return True
-        return await self.reservering(lid, aanvraag_id) is not None
+        def besluit(oud: dict[str, Any] | None, kop: Document) -> Boeking | None:
+            if oud is not None:
+                return None  # held already (an earlier attempt)
+            if int(kop["beschikbaar_cents"]) < bedrag_cents:
+                raise Geweigerd
+            return Boeking({"bedragCents": bedrag_cents, "status": GERESERVEERD, "at": at},
+                           {"beschikbaar_cents": -bedrag_cents, "gereserveerd_cents": bedrag_cents,
+                            "aantal_reserveringen": 1},
+                           {"beschikbaar_cents": {"$gte": bedrag_cents}})
+
+        try:
+            await self._boek(lid, RESERVERINGEN, aanvraag_id, besluit)
+        except Geweigerd:
+            return False
+        return True
 
     async def reservering(self, lid: str, aanvraag_id: str) -> dict[str, Any] | None:
-        doc = await self.budgetten.find_one({"_id": lid}, {f"reserveringen.{aanvraag_id}": 1})
-        if doc is None:
+        kop = await self.budgetten.find_one({"_id": lid}, {f"emmers.{emmer(aanvraag_id)}": 1})
+        if kop is None:
             return None
-        entry: dict[str, Any] | None = (doc.get("reserveringen") or {}).get(aanvraag_id)
-        return entry
+        return await self._post(kop, lid, RESERVERINGEN, aanvraag_id)
 
     async def commit_budget(self, lid: str, aanvraag_id: str, bedrag_cents: int, at: datetime) -> dict[str, Any] | None:
         """Move a reservation to committed; guarded by its status so a retry is harmless. Returns the
         reservation as it stands afterwards, or None when there is none."""
-        key = f"reserveringen.{aanvraag_id}"
-        await self.budgetten.update_one(
-            {"_id": lid, f"{key}.status": GERESERVEERD},
-            {"$inc": {"gereserveerd_cents": -bedrag_cents, "vastgelegd_cents": bedrag_cents, "revision": 1},
-             "$set": {f"{key}.status": VASTGELEGD, f"{key}.vastgelegdOp": at}})
-        return await self.reservering(lid, aanvraag_id)
+        def besluit(oud: dict[str, Any] | None, kop: Document) -> Boeking | None:
+            if oud is None or oud.get("status") != GERESERVEERD:
+                return None
+            bedrag = int(oud["bedragCents"])
+            return Boeking({**oud, "status": VASTGELEGD, "vastgelegdOp": at},
+                           {"gereserveerd_cents": -bedrag, "vastgelegd_cents": bedrag})
+
+        return await self._boek(lid, RESERVERINGEN, aanvraag_id, besluit)
 
     async def release_budget(self, lid: str, aanvraag_id: str, bedrag_cents: int) -> None:
         """Give a reservation (reserved or committed) back to ``beschikbaar``; nothing when there is none."""
-        key = f"reserveringen.{aanvraag_id}"
-        for status, counter in ((GERESERVEERD, "gereserveerd_cents"), (VASTGELEGD, "vastgelegd_cents")):
-            result = await self.budgetten.update_one(
-                {"_id": lid, f"{key}.status": status},
-                {"$unset": {key: ""},
-                 "$inc": {"beschikbaar_cents": bedrag_cents, counter: -bedrag_cents, "revision": 1}})
-            if result.matched_count == 1:
-                return
+        def besluit(oud: dict[str, Any] | None, kop: Document) -> Boeking | None:
+            if oud is None:
+                return None
+            bedrag = int(oud["bedragCents"])
+            teller = "vastgelegd_cents" if oud.get("status") == VASTGELEGD else "gereserveerd_cents"
+            return Boeking(None, {"beschikbaar_cents": bedrag, teller: -bedrag, "aantal_reserveringen": -1})
+
+        await self._boek(lid, RESERVERINGEN, aanvraag_id, besluit)
 
     async def register_financial(self, lid: str, aanvraag_id: str, command_id: str,
                                  totalen: dict[str, int | None]) -> dict[str, Any]:
         """Set the case's paid / recovered / vastgesteld totals on the ledger and move the ledger totals by
-        the difference, in one update guarded by the case's entry version (compare-and-set): a retry of the
-        same command finds its id in the entry and changes nothing. A None total keeps the value it had.
-        Returns the entry as it stands afterwards."""
-        key = f"financieel.{aanvraag_id}"
-        for _ in range(50):
-            doc = await self.budgetten.find_one({"_id": lid}, {key: 1})
-            if doc is None:
-                raise LookupError(f"budgetten/{lid} does not exist")
-            old: dict[str, Any] = (doc.get("financieel") or {}).get(aanvraag_id) or {}
-            if command_id in (old.get("commands") or []):
-                return old
-            new = {veld: (waarde if waarde is not None else int(old.get(veld, 0)))
-                   for veld, waarde in totalen.items()}
-            inc = {veld: new[veld] - int(old.get(veld, 0)) for veld in new}
-            versie = int(old.get("versie", 0))
-            entry = {**new, "versie": versie + 1, "commands": [*(old.get("commands") or []), command_id]}
-            guard: dict[str, Any] = {"_id": lid}
-            guard[f"{key}.versie" if old else key] = versie if old else {"$exists": False}
+        the difference, in one booking: a retry of the same command finds its id in the entry and changes
+        nothing. A None total keeps the value it had. Returns the entry as it stands afterwards."""
+        def besluit(oud: dict[str, Any] | None, kop: Document) -> Boeking | None:
+            oud = oud or {}
+            if command_id in (oud.get("commands") or []):
+                return None
+            nieuw = {veld: (waarde if waarde is not None else int(oud.get(veld, 0)))
+                     for veld, waarde in totalen.items()}
+            return Boeking({**nieuw, "versie": int(oud.get("versie", 0)) + 1,
+                            "commands": [*(oud.get("commands") or []), command_id]},
+                           {veld: nieuw[veld] - int(oud.get(veld, 0)) for veld in nieuw})
+
+        if await self.budgetten.find_one({"_id": lid}, {"_id": 1}) is None:
+            raise LookupError(f"budgetten/{lid} does not exist")
+        return await self._boek(lid, FINANCIEEL, aanvraag_id, besluit) or {}
+
+    async def _boek(self, lid: str, soort: str, aanvraag_id: str,
+                    besluit: Callable[[dict[str, Any] | None, Document], Boeking | None]) -> dict[str, Any] | None:
+        """One change of an aanvraag's entry and of the ledger totals, exactly once.
+
+        The ledger's head holds in ``emmers.<b>`` the version of bucket b and the id of the booking that made it
+        (``"<version>:<id>"``, short: the head is read for every booking). A booking is three writes, each checked
+        on the version it read: its intent into the bucket (``voornemens.<id>``: which entry becomes what), the
+        head (the totals move and ``emmers.<b>`` names the intent, which makes it count), the intent applied to
+        the bucket's entries at the next version. A bucket found behind its head is brought in first from the
+        intent the head names (``_haal_in``), so a crash between the writes loses nothing and a retry books
+        nothing twice; of two bookings of one bucket at once, the head's check lets one through and the other
+        starts again. Returns the entry as it stands afterwards (None when there is none); ``besluit`` sees the
+        entry and the head and returns the booking, or None when there is nothing to do (raising refuses)."""
+        b = emmer(aanvraag_id)
+        pid = bak_id(lid, b)
+        for _ in range(100):
+            kop = await self.budgetten.find_one({"_id": lid}, {f"emmers.{b}": 1, "beschikbaar_cents": 1,
+                                                               "indeling": 1})
+            if kop is None:
+                return None
+            if kop.get("indeling") != INDELING:
+                await self.deel_in(lid)
+                continue
+            stand = (kop.get("emmers") or {}).get(b)
+            versie, _ = _stand(stand)
+            bak = await self.posten.find_one({"_id": pid}) or {}
+            if int(bak.get("versie", 0)) < versie:
+                await self._haal_in(bak, stand)
+                continue
+            oud: dict[str, Any] | None = (bak.get(soort) or {}).get(aanvraag_id)
+            boeking = besluit(oud, kop)
+            if boeking is None:
+                return oud
+            door = secrets.token_hex(6)
+            voornemen = {"soort": soort, "aanvraag": aanvraag_id, "post": boeking.post}
+            if not bak:
+                if not await self._nieuwe_bak(pid, lid, {f"voornemens.{door}": voornemen}):
+                    continue
+            elif (await self.posten.update_one({"_id": pid, "versie": _op(versie)},
+                                               {"$set": {f"voornemens.{door}": voornemen}})).matched_count == 0:
+                continue
+            nieuw = f"{versie + 1}:{door}"
             result = await self.budgetten.update_one(
-                guard, {"$set": {key: entry}, "$inc": {**inc, "revision": 1}})
+                {"_id": lid, f"emmers.{b}": stand if stand is not None else {"$exists": False}, **boeking.voorwaarde},
+                {"$inc": {**boeking.totalen, "revision": 1}, "$set": {f"emmers.{b}": nieuw}})
             if result.matched_count == 1:
-                return entry
-        raise RuntimeError(f"budgetten/{lid}: too many concurrent changes to {key}")
+                await self._haal_in({"_id": pid, "versie": versie, "voornemens": {door: voornemen}}, nieuw)
+                return boeking.post
+        raise RuntimeError(f"budgetten/{lid}: too many concurrent changes to {soort}.{aanvraag_id}")
+
+    async def _haal_in(self, bak: Document, stand: str | None) -> None:
+        """Apply to the bucket (as read: ``bak``) the intent that the head's ``stand`` names, checked on the
+        bucket's version: of two processes that both find it behind, one writes and the other's write matches
+        nothing. The intents left over (bookings that lost the head's check) go with it."""
+        versie, door = _stand(stand)
+        voornemen = (bak.get("voornemens") or {}).get(door)
+        if voornemen is None:
+            raise RuntimeError(f"budgetposten/{bak.get('_id')}: the ledger names booking {stand}, the bucket lacks it")
+        veld = f"{voornemen['soort']}.{voornemen['aanvraag']}"
+        wijziging: dict[str, Any] = {"$set": {"versie": versie, "voornemens": {}}}
+        if voornemen.get("post") is None:
+            wijziging["$unset"] = {veld: ""}
+        else:
+            wijziging["$set"][veld] = voornemen["post"]
+        await self.posten.update_one({"_id": bak["_id"], "versie": _op(versie - 1)}, wijziging)
+
+    async def _nieuwe_bak(self, pid: str, lid: str, velden: Document) -> bool:
+        """Insert a bucket that does not exist yet; False when it does. (Not an upsert on ``{_id, versie}``: FerretDB
+        v1 answers an upsert with any filter beyond ``_id`` by decoding every bucket of every ledger.)"""
+        bak: Document = {"_id": pid, "ledger": lid, RESERVERINGEN: {}, FINANCIEEL: {}, "voornemens": {}}
+        for pad, waarde in velden.items():  # dotted paths as an update would set them
+            doel = bak
+            *boven, laatste = pad.split(".")
+            for deel in boven:
+                doel = doel.setdefault(deel, {})
+            doel[laatste] = waarde
+        try:
+            await self.posten.insert_one(bak)
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def _post(self, kop: Document, lid: str, soort: str, aanvraag_id: str) -> dict[str, Any] | None:
+        """The aanvraag's entry: the bucket's, or the booking the head names when the bucket is behind."""
+        b = emmer(aanvraag_id)
+        stand = (kop.get("emmers") or {}).get(b)
+        versie, door = _stand(stand)
+        bak = await self.posten.find_one({"_id": bak_id(lid, b)},
+                                         {f"{soort}.{aanvraag_id}": 1, "versie": 1, f"voornemens.{door}": 1}) or {}
+        voornemen = (bak.get("voornemens") or {}).get(door) or {}
+        if int(bak.get("versie", 0)) < versie and (voornemen.get("soort"), voornemen.get("aanvraag")) == (
+                soort, aanvraag_id):
+            post: dict[str, Any] | None = voornemen.get("post")
+            return post
+        entry: dict[str, Any] | None = (bak.get(soort) or {}).get(aanvraag_id)
+        return entry
+
+    async def deel_in(self, lid: str | None = None) -> int:
+        """Move the entries of ledgers written before the buckets (``reserveringen.<id>`` and
+        ``financieel.<id>`` in the ledger itself) into their buckets; every ledger, or only ``lid``. Returns how
+        many ledgers it moved. Safe to repeat and to run in several processes at once: a bucket is written only
+        while no booking has touched it, and the ledger only at the revision the entries were read from."""
+        gedaan = 0
+        if lid is None:  # a scan; a handful of ledgers
+            koppen = await self.budgetten.find({"indeling": {"$ne": INDELING}}).to_list(None)
+        else:
+            koppen = [k for k in [await self.budgetten.find_one({"_id": lid})] if k is not None]
+        for eerste in koppen:
+            kop: Document | None = eerste
+            for poging in range(50):
+                if poging:
+                    kop = await self.budgetten.find_one({"_id": eerste["_id"]})
+                if kop is None or kop.get("indeling") == INDELING:
+                    break
+                bakken = verdeel(kop.get(RESERVERINGEN) or {}, kop.get(FINANCIEEL) or {})
+                for b, inhoud in bakken.items():
+                    if not await self._nieuwe_bak(bak_id(kop["_id"], b), kop["_id"], inhoud):
+                        await self.posten.update_one({"_id": bak_id(kop["_id"], b), "versie": {"$exists": False}},
+                                                     {"$set": inhoud})
+                result = await self.budgetten.update_one(
+                    {"_id": kop["_id"], "revision": kop.get("revision", 1)},
+                    {"$unset": {RESERVERINGEN: "", FINANCIEEL: ""}, "$inc": {"revision": 1},
+                     "$set": {"indeling": INDELING,
+                              "aantal_reserveringen": len(kop.get(RESERVERINGEN) or {})}})
+                if result.matched_count == 1:
+                    gedaan += 1
+                    break
+            else:
+                raise RuntimeError(f"budgetten/{eerste['_id']}: changed all the time while moving into buckets")
+        return gedaan
+
+    async def posten_van(self, koppen: list[Document]) -> list[Document]:
+        """The ledgers with every entry (``reserveringen`` and ``financieel`` by aanvraag id), as the reports
+        and the checks read them: the buckets of each, a scan of ``budgetposten``."""
+        bakken = await self.posten.find({}).to_list(None)
+        return [met_posten(kop, [b for b in bakken if b.get("ledger") == kop["_id"]]) for kop in koppen]
 
     async def report_sources(self) -> tuple[list[Document], list[Document], list[Document]]:
         """Zaken, reservation requests and ledgers as the reports need them (scans; a year is small)."""
@@ -158,7 +385,7 @@ class GrantsRepository:
             {}, {"_id": 1, "regeling": 1, "gemeente_code": 1, "aanvraagdatum": 1, "beschikkingen": 1}).to_list(None)
         verzoeken = await self.verzoeken.collection.find(
             {}, {"_id": 1, "regeling": 1, "budgetperiode": 1, "gemeente_code": 1, "uitkomst": 1}).to_list(None)
-        return zaken, verzoeken, await self.all_ledgers()
+        return zaken, verzoeken, await self.posten_van(await self.all_ledgers())
 
     async def all_ledgers(self) -> list[Document]:
         return await self.budgetten.find({}).to_list(None)
@@ -172,7 +399,7 @@ class GrantsRepository:
         Returns the updated ledger; None when the guard missed (changed meanwhile, or the new ceiling is
         below what is reserved and committed): the caller re-reads to tell which.
         """
-        doc = await self.budgetten.find_one({"_id": lid}, {"reserveringen": 0})
+        doc = await self.budgetten.find_one({"_id": lid}, {"emmers": 0})
         if doc is None:
             return None
         verschil = nieuw - doc["plafond_cents"]
@@ -187,10 +414,8 @@ class GrantsRepository:
 
     async def create_ledger(self, regeling: str, periode: str, plafond_cents: int) -> bool:
         try:
-            await self.budgetten.insert_one({
-                "_id": ledger_id(regeling, periode), "regeling": regeling, "periode": periode,
-                "plafond_cents": plafond_cents, "beschikbaar_cents": plafond_cents, "gereserveerd_cents": 0,
-                "vastgelegd_cents": 0, "reserveringen": {}, "revision": 1})
+            await self.budgetten.insert_one(
+                {"_id": ledger_id(regeling, periode), **_nieuw_grootboek(regeling, periode, plafond_cents)})
         except DuplicateKeyError:
             return False
         return True

@@ -38,7 +38,9 @@ beschikking, task, event and command ids; the 8-character prefix of a beschikkin
 fresh one per copy; ObjectId keys are new; outboxes are left empty, as the relay leaves them. Documents that name
 several template cases (a budget ledger with its reservations, a gemeente's cap) get the copies' entries (map keys
 and list items that name a template case) added; their totals (``beschikbaar_cents``, the cap's count) are left
-as they were, so the measured cases still get money. Not copied: documents that name no case (a consumer's record
+as they were, so the measured cases still get money. A ledger's buckets (grants ``budgetposten``) are grown as one
+map of entries and spread again over the buckets each copy's id hashes to, as grants would have booked them.
+Not copied: documents that name no case (a consumer's record
 of an applied message id kept on its own). ``--seed services`` runs every history case through the services
 instead (the real thing; slow: hours for 20,000 on this machine).
 
@@ -538,6 +540,28 @@ def _grow(value: Any, templates: set[str], copies: list[tuple[str, str]]) -> Any
     return value
 
 
+async def _grow_buckets(collection: Any, docs: list[dict[str, Any]], templates: set[str],
+                        copies: list[tuple[str, str]]) -> int:
+    """A ledger's buckets with the copies' entries, each in the bucket of its own id (grants.repository.emmer);
+    a bucket keeps its version, so that it stays level with its ledger. Returns how many buckets it wrote."""
+    from grants.repository import FINANCIEEL, RESERVERINGEN, bak_id, verdeel
+
+    written = 0
+    for ledger in sorted({str(d["ledger"]) for d in docs}):
+        mine = [d for d in docs if d["ledger"] == ledger]
+        entries = {soort: _grow({k: v for d in mine for k, v in (d.get(soort) or {}).items()}, templates, copies)
+                   for soort in (RESERVERINGEN, FINANCIEEL)}
+        versions = {str(d["_id"]): d.get("versie") for d in mine}
+        for b, content in verdeel(entries[RESERVERINGEN], entries[FINANCIEEL]).items():
+            bid = bak_id(ledger, b)
+            doc = {"_id": bid, "ledger": ledger, **content}
+            if versions.get(bid) is not None:
+                doc["versie"] = versions[bid]
+            await collection.replace_one({"_id": bid}, doc, upsert=True)
+            written += 1
+    return written
+
+
 async def clone_history(mongo_url: str, namespace: str, completed: list[str], open_: list[str], n_completed: int,
                         n_open: int) -> dict[str, Any]:
     """Copy the template cases' documents (see the module's docstring) into N completed and M open cases."""
@@ -566,6 +590,7 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
         # pass 2: a document that names one template case (or, naming none, holds ids of one case only, e.g. a
         # letter that names the beschikking) is that case's; one that names several is shared
         per_case: dict[tuple[str, str], dict[str, list[tuple[bytes, bool]]]] = {}
+        buckets: dict[str, list[dict[str, Any]]] = {}
         for name, coll, raw in found:
             named = {c for c in templates if c.encode() in raw.raw}
             if not named:
@@ -573,6 +598,9 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
                 named = {t for t, mine in owned.items() if ids & mine}
             where = f"{name[len(prefix):]}.{coll}"
             doc = bson.decode(raw.raw, codec_options=bson.CodecOptions(tz_aware=True))
+            if coll == "budgetposten":
+                buckets.setdefault(name, []).append(doc)
+                continue
             if len(named) == 1:
                 fix = isinstance(doc.get("_id"), bson.ObjectId) or bool(doc.get("outbox"))
                 per_case.setdefault((name, coll), {}).setdefault(next(iter(named)), []).append((raw.raw, fix))
@@ -582,6 +610,8 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
                 written["shared_docs"].append(f"{where}/{doc['_id']}")
             else:
                 written["not_copied"][where] = written["not_copied"].get(where, 0) + 1
+        for name, docs in buckets.items():
+            written["shared"] += await _grow_buckets(client[name]["budgetposten"], docs, templates, copies)
         for (name, coll), cases in per_case.items():
             written["per_case"][f"{name[len(prefix):]}.{coll}"] = round(
                 sum(len(d) for d in cases.values()) / len(templates), 2)

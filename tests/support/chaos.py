@@ -42,6 +42,7 @@ import httpx
 import pymongo
 from aiosmtpd.controller import Controller
 
+from grants.repository import met_posten
 from tests.perf.bench_ips import (
     SERVICES,
     Run,
@@ -488,7 +489,9 @@ def check(stack: ChaosStack, namespace: str, cases: list[str], sink_count: int) 
         if sink_count < len(expected):
             bad.append(f"{sink_count} e-mails arrived for {len(expected)} letters")
 
-        for ledger in grants.budgetten.find({}):
+        buckets = list(grants.budgetposten.find({}))
+        for head in grants.budgetten.find({}):
+            ledger = met_posten(head, [b for b in buckets if b.get("ledger") == head["_id"]])
             entries = (ledger.get("reserveringen") or {}).values()
             committed = sum(int(e["bedragCents"]) for e in entries if e.get("status") == "vastgelegd")
             reserved = sum(int(e["bedragCents"]) for e in entries if e.get("status") != "vastgelegd")

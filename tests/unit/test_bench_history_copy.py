@@ -8,7 +8,9 @@ import zlib
 from datetime import UTC, datetime
 
 import bson
-from tests.perf.bench_ips import _copy_raw, _grow, _remap
+from tests.perf.bench_ips import _copy_raw, _grow, _grow_buckets, _remap
+
+from grants.repository import bak_id, emmer
 
 CASE = "3f1c2a9e-8b7d-4c6e-9a1b-2c3d4e5f6a7b"
 BESCHIKKING = "a45ed7b5-6db2-4b5a-b348-33c70fd5c7e4"
@@ -51,3 +53,32 @@ def test_a_shared_document_gets_the_entries_of_every_copy_next_to_the_templates(
     assert len(grown["reserveringen"]) == 5 and len(grown["log"]) == 5
     assert grown["reserveringen"][_remap(CASE, {}, "c2")] == {"bedrag": 5}
     assert {"zaak": _remap(other, {}, "c3")} in grown["log"]
+
+
+class _Buckets:
+    """Records replace_one calls: the pure logic of spreading entries over buckets, no server."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict] = {}
+
+    async def replace_one(self, filter_: dict, doc: dict, upsert: bool = False) -> None:
+        assert upsert and filter_ == {"_id": doc["_id"]}
+        self.docs[doc["_id"]] = doc
+
+
+async def test_the_copies_of_ledger_entries_go_to_the_bucket_of_their_own_id() -> None:
+    lid = "ips-gemeenten-2023:2026"
+    template = {"_id": bak_id(lid, emmer(CASE)), "ledger": lid, "versie": 3,
+                "reserveringen": {CASE: {"bedragCents": 5}}, "financieel": {CASE: {"betaald_cents": 1}}}
+    buckets = _Buckets()
+    copies = [(CASE, f"c{k}") for k in range(40)]
+    written = await _grow_buckets(buckets, [template], {CASE}, copies)
+    assert written == len(buckets.docs) > 10  # 41 ids over EMMERS buckets
+    found = {}
+    for doc in buckets.docs.values():
+        for aid, entry in doc["reserveringen"].items():
+            assert doc["_id"] == bak_id(lid, emmer(aid)) and entry == {"bedragCents": 5}
+            found[aid] = doc
+    assert set(found) == {CASE} | {_remap(CASE, {}, salt) for _, salt in copies}
+    assert buckets.docs[template["_id"]]["versie"] == 3  # level with the ledger's head
+    assert all("versie" not in d for i, d in buckets.docs.items() if i != template["_id"])
