@@ -58,13 +58,13 @@ def ledger_id(regeling: str, periode: str) -> str:
 
 RESERVERINGEN, FINANCIEEL = "reserveringen", "financieel"
 #: How many buckets a ledger's entries are spread over, and the ledger's mark that they are (``deel_in``).
-EMMERS = 1024
+EMMERS = 256
 INDELING = f"emmers-{EMMERS}"
 
 
 def emmer(aanvraag_id: str) -> str:
     """The bucket of an aanvraag's entries: hex digits from a hash of its id (ids are not all UUIDs)."""
-    return f"{int.from_bytes(hashlib.blake2b(aanvraag_id.encode(), digest_size=4).digest(), 'big') % EMMERS:03x}"
+    return f"{int.from_bytes(hashlib.blake2b(aanvraag_id.encode(), digest_size=4).digest(), 'big') % EMMERS:02x}"
 
 
 def bak_id(lid: str, b: str) -> str:

@@ -73,7 +73,7 @@ async def test_the_copies_of_ledger_entries_go_to_the_bucket_of_their_own_id() -
     buckets = _Buckets()
     copies = [(CASE, f"c{k}") for k in range(40)]
     written = await _grow_buckets(buckets, [template], {CASE}, copies)
-    assert written == len(buckets.docs) > 10  # 41 ids over EMMERS buckets
+    assert written == len(buckets.docs) > 10  # 41 ids over 256 buckets
     found = {}
     for doc in buckets.docs.values():
         for aid, entry in doc["reserveringen"].items():
