@@ -263,18 +263,17 @@ def worker_main(args: argparse.Namespace) -> None:
 
 
 class Side:
-    """A worker process running this file on ``services`` (this checkout's, or an old commit's)."""
+    """A worker process running a benchmark file (``command``: the file and its arguments) on ``services``
+    (this checkout's, or an old commit's), answering one JSON line per request line; its stderr goes to a log."""
 
-    def __init__(self, name: str, services: Path, args: argparse.Namespace, database: str, logs: Path) -> None:
+    def __init__(self, name: str, services: Path, command: list[str], logs: Path) -> None:
         self.name = name
         self.log = logs / f"{name}.log"
         # the side's services first; this checkout's root after them for tests.bpmn (the same diagram's replies)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(services), str(ROOT)])}
         self.process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", name, "--mongo", args.mongo, "--database", database,
-             "--cases", str(args.cases)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log.open("w"), text=True, env=env,
-            cwd=services.parent)
+            [sys.executable, *command], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log.open("w"),
+            text=True, env=env, cwd=services.parent)
 
     def ask(self, **request: Any) -> Any:
         assert self.process.stdin is not None and self.process.stdout is not None
@@ -386,7 +385,9 @@ def main() -> None:
         else:
             old = services_of(args.against, Path(tmp) / "before") if args.against else None
         trees = {"before": old, "now": ROOT / "services"} if old is not None else {"now": ROOT / "services"}
-        sides = {name: Side(name, services, args, f"{prefix}_{name}", Path(tmp)) for name, services in trees.items()}
+        sides = {name: Side(name, services, [__file__, "--worker", name, "--mongo", args.mongo, "--database",
+                                             f"{prefix}_{name}", "--cases", str(args.cases)], Path(tmp))
+                 for name, services in trees.items()}
         try:
             results: dict[str, dict[str, list[Any]]] = {name: {"bare": [], "engine": []} for name in sides}
             for r in range(args.rounds):  # alternate to spread machine noise over both sides

@@ -23,7 +23,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -110,31 +109,6 @@ async def _worker(args: argparse.Namespace) -> None:
         await client.close()
 
 
-class Side:
-    def __init__(self, name: str, services: Path, args: argparse.Namespace, database: str) -> None:
-        self.name = name
-        env = {**os.environ, "PYTHONPATH": f"{services}{os.pathsep}{ROOT}"}
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "--worker", "--mongo", args.mongo, "--database", database],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
-
-    def ask(self, **request: Any) -> Any:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"{self.name}: the worker ended (exit {self.process.wait()})")
-        return json.loads(line)
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            assert self.process.stdin is not None
-            self.process.stdin.write(json.dumps({"op": "quit"}) + "\n")
-            self.process.stdin.close()
-            self.process.wait(120)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=20_000, help="completed cases already in the ledger")
@@ -148,7 +122,7 @@ def main() -> None:
     if args.worker:
         asyncio.run(_worker(args))
         return
-    from tests.perf.bench_engine import services_of
+    from tests.perf.bench_engine import Side, services_of
 
     from ipsflow_cli.namespaces import new_namespace
     from ipsflow_cli.run import local_stack_urls
@@ -161,7 +135,8 @@ def main() -> None:
         else:
             old = services_of(args.against, Path(tmp) / "before") if args.against else None
         trees = {"before": old, "now": ROOT / "services"} if old is not None else {"now": ROOT / "services"}
-        sides = {name: Side(name, services, args, f"{prefix}_{name}") for name, services in trees.items()}
+        sides = {name: Side(name, services, [__file__, "--worker", "--mongo", args.mongo, "--database",
+                                             f"{prefix}_{name}"], Path(tmp)) for name, services in trees.items()}
         try:
             taken: dict[str, dict[str, list[float]]] = {name: {s: [] for s in STEPS} for name in sides}
             for name, side in sides.items():
