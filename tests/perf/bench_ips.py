@@ -39,7 +39,8 @@ fresh one per copy; ObjectId keys are new; outboxes are left empty, as the relay
 several template cases (a budget ledger with its reservations, a gemeente's cap) get the copies' entries (map keys
 and list items that name a template case) added; their totals (``beschikbaar_cents``, the cap's count) are left
 as they were, so the measured cases still get money. A ledger's buckets (grants ``budgetposten``) are grown as one
-map of entries and spread again over the buckets each copy's id hashes to, as grants would have booked them.
+map of entries and spread again over the buckets each copy's id hashes to, as grants would have booked them; the
+engine's timers of a day (``timers/<day>/<part>``) likewise.
 Not copied: documents that name no case (a consumer's record
 of an applied message id kept on its own). ``--seed services`` runs every history case through the services
 instead (the real thing; slow: hours for 20,000 on this machine).
@@ -562,6 +563,27 @@ async def _grow_buckets(collection: Any, docs: list[dict[str, Any]], templates: 
     return written
 
 
+async def _grow_timer_parts(collection: Any, docs: list[dict[str, Any]], templates: set[str],
+                            copies: list[tuple[str, str]]) -> int:
+    """The engine's due timers of a day (``<day>/<part>``) with the copies' timers, each in the part of its own
+    case id (process_engine.readmodels.timer_bucket), and the day listing every part. Returns the parts written."""
+    from process_engine.readmodels import timer_bucket, unfield_key
+
+    written = 0
+    for day in sorted({str(d["_id"]).partition("/")[0] for d in docs}):
+        mine = [d for d in docs if str(d["_id"]).startswith(f"{day}/")]
+        timers = _grow({k: v for d in mine for k, v in (d.get("c") or {}).items()}, templates, copies)
+        parts: dict[str, dict[str, Any]] = {}
+        for key, due in timers.items():
+            parts.setdefault(timer_bucket(due, unfield_key(key)), {})[key] = due
+        for part, cases in parts.items():
+            await collection.replace_one({"_id": part}, {"_id": part, "c": cases}, upsert=True)
+            written += 1
+        await collection.update_one({"_id": day}, {"$addToSet": {"delen": {"$each": [
+            p.partition("/")[2] for p in parts]}}}, upsert=True)
+    return written
+
+
 async def clone_history(mongo_url: str, namespace: str, completed: list[str], open_: list[str], n_completed: int,
                         n_open: int) -> dict[str, Any]:
     """Copy the template cases' documents (see the module's docstring) into N completed and M open cases."""
@@ -590,7 +612,7 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
         # pass 2: a document that names one template case (or, naming none, holds ids of one case only, e.g. a
         # letter that names the beschikking) is that case's; one that names several is shared
         per_case: dict[tuple[str, str], dict[str, list[tuple[bytes, bool]]]] = {}
-        buckets: dict[str, list[dict[str, Any]]] = {}
+        buckets: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for name, coll, raw in found:
             named = {c for c in templates if c.encode() in raw.raw}
             if not named:
@@ -598,8 +620,8 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
                 named = {t for t, mine in owned.items() if ids & mine}
             where = f"{name[len(prefix):]}.{coll}"
             doc = bson.decode(raw.raw, codec_options=bson.CodecOptions(tz_aware=True))
-            if coll == "budgetposten":
-                buckets.setdefault(name, []).append(doc)
+            if coll == "budgetposten" or (coll == "timers" and "/" in str(doc["_id"])):
+                buckets.setdefault((name, coll), []).append(doc)
                 continue
             if len(named) == 1:
                 fix = isinstance(doc.get("_id"), bson.ObjectId) or bool(doc.get("outbox"))
@@ -610,8 +632,9 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
                 written["shared_docs"].append(f"{where}/{doc['_id']}")
             else:
                 written["not_copied"][where] = written["not_copied"].get(where, 0) + 1
-        for name, docs in buckets.items():
-            written["shared"] += await _grow_buckets(client[name]["budgetposten"], docs, templates, copies)
+        for (name, coll), docs in buckets.items():
+            grow = _grow_buckets if coll == "budgetposten" else _grow_timer_parts
+            written["shared"] += await grow(client[name][coll], docs, templates, copies)
         for (name, coll), cases in per_case.items():
             written["per_case"][f"{name[len(prefix):]}.{coll}"] = round(
                 sum(len(d) for d in cases.values()) / len(templates), 2)

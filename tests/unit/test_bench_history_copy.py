@@ -8,9 +8,10 @@ import zlib
 from datetime import UTC, datetime
 
 import bson
-from tests.perf.bench_ips import _copy_raw, _grow, _grow_buckets, _remap
+from tests.perf.bench_ips import _copy_raw, _grow, _grow_buckets, _grow_timer_parts, _remap
 
 from grants.repository import bak_id, emmer
+from process_engine.readmodels import timer_bucket
 
 CASE = "3f1c2a9e-8b7d-4c6e-9a1b-2c3d4e5f6a7b"
 BESCHIKKING = "a45ed7b5-6db2-4b5a-b348-33c70fd5c7e4"
@@ -65,6 +66,12 @@ class _Buckets:
         assert upsert and filter_ == {"_id": doc["_id"]}
         self.docs[doc["_id"]] = doc
 
+    async def update_one(self, filter_: dict, update: dict, upsert: bool = False) -> None:
+        assert upsert and list(update) == ["$addToSet"]
+        doc = self.docs.setdefault(filter_["_id"], {"_id": filter_["_id"]})
+        for field_, spec in update["$addToSet"].items():
+            doc[field_] = sorted(set(doc.get(field_, [])) | set(spec["$each"]))
+
 
 async def test_the_copies_of_ledger_entries_go_to_the_bucket_of_their_own_id() -> None:
     lid = "ips-gemeenten-2023:2026"
@@ -82,3 +89,17 @@ async def test_the_copies_of_ledger_entries_go_to_the_bucket_of_their_own_id() -
     assert set(found) == {CASE} | {_remap(CASE, {}, salt) for _, salt in copies}
     assert buckets.docs[template["_id"]]["versie"] == 3  # level with the ledger's head
     assert all("versie" not in d for i, d in buckets.docs.items() if i != template["_id"])
+
+
+async def test_the_copies_of_a_days_timers_go_to_the_part_of_their_own_case() -> None:
+    due = datetime(2027, 1, 25, 23, 59, 59, tzinfo=UTC)
+    template = {"_id": timer_bucket(due, CASE), "c": {CASE: due}}
+    timers = _Buckets()
+    copies = [(CASE, f"c{k}") for k in range(40)]
+    written = await _grow_timer_parts(timers, [template], {CASE}, copies)
+    parts = {i: d for i, d in timers.docs.items() if "/" in i}
+    assert written == len(parts) > 8  # 41 cases over 16 parts
+    assert {f"2027-01-25/{p}" for p in timers.docs["2027-01-25"]["delen"]} == set(parts)
+    found = {case: part for part, d in parts.items() for case in d["c"]}
+    assert set(found) == {CASE} | {_remap(CASE, {}, salt) for _, salt in copies}
+    assert all(part == timer_bucket(due, case) for case, part in found.items())
