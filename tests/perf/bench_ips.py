@@ -36,8 +36,9 @@ namespace's databases that names exactly one template case (its id; or, naming n
 documents hold, such as a letter that names the beschikking) is copied N times with every UUID in it (the case id,
 beschikking, task, event and command ids; the 8-character prefix of a beschikking id in its kenmerk) mapped to a
 fresh one per copy; ObjectId keys are new; outboxes are left empty, as the relay leaves them. Documents that name
-several template cases (a budget ledger with its reservations, a gemeente's cap) get the copies' entries (map keys
-and list items that name a template case) added; their totals (``beschikbaar_cents``, the cap's count) are left
+several template cases (a budget ledger with its reservations, a gemeente's cap, a ggz's payment ledger) get the
+copies' entries (map keys and list items that name a template case, or an id only that case's documents hold, such
+as a payment order's) added; their totals (``beschikbaar_cents``, the cap's count) are left
 as they were, so the measured cases still get money. A ledger's buckets (grants ``budgetposten``) are grown as one
 map of entries and spread again over the buckets each copy's id hashes to, as grants would have booked them; the
 engine's timers of a day (``timers/<day>/<part>``) likewise.
@@ -516,14 +517,17 @@ def _copy(doc: dict[str, Any], salt: str, mapping: dict[str, str]) -> dict[str, 
     return clone
 
 
-def _grow(value: Any, templates: set[str], copies: list[tuple[str, str]]) -> Any:
+def _grow(value: Any, templates: set[str], copies: list[tuple[str, str]], owners: dict[str, str] | None = None) -> Any:
     """A shared document with, next to every entry (map key or list item) that names a template case, that
-    entry for every copy of that case. ``copies``: (template case, salt) per copy."""
+    entry for every copy of that case. ``copies``: (template case, salt) per copy. ``owners``: ids that belong to
+    one template case (an order's id, a task's) and that case: a map key that holds one counts as naming it."""
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            out[key] = _grow(item, templates, copies)
+            out[key] = _grow(item, templates, copies, owners)
             owner = next((t for t in templates if t in key), None)
+            if owner is None and owners:
+                owner = next((owners[i] for i in UUID.findall(key) if i in owners), None)
             if owner is not None:
                 for template, salt in copies:
                     if template == owner:
@@ -531,7 +535,7 @@ def _grow(value: Any, templates: set[str], copies: list[tuple[str, str]]) -> Any
                         out[_remap(key, mapping, salt)] = _copy({"v": item}, salt, mapping)["v"]
         return out
     if isinstance(value, list):
-        grown = [_grow(item, templates, copies) for item in value]
+        grown = [_grow(item, templates, copies, owners) for item in value]
         for item in value:
             owners = _names({"v": item}, templates)
             if len(owners) == 1:
@@ -609,6 +613,7 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
             if len(named) == 1:
                 owned[next(iter(named))].update(UUID_BYTES.findall(raw.raw))
         common = {i for t in owned for i in owned[t] if sum(i in ids for ids in owned.values()) > 1}
+        owner_of = {i.decode(): t for t, ids in owned.items() for i in ids - common}
         # pass 2: a document that names one template case (or, naming none, holds ids of one case only, e.g. a
         # letter that names the beschikking) is that case's; one that names several is shared
         per_case: dict[tuple[str, str], dict[str, list[tuple[bytes, bool]]]] = {}
@@ -627,7 +632,7 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
                 fix = isinstance(doc.get("_id"), bson.ObjectId) or bool(doc.get("outbox"))
                 per_case.setdefault((name, coll), {}).setdefault(next(iter(named)), []).append((raw.raw, fix))
             elif len(named) > 1:
-                await client[name][coll].replace_one({"_id": doc["_id"]}, _grow(doc, templates, copies))
+                await client[name][coll].replace_one({"_id": doc["_id"]}, _grow(doc, templates, copies, owner_of))
                 written["shared"] += 1
                 written["shared_docs"].append(f"{where}/{doc['_id']}")
             else:

@@ -103,3 +103,12 @@ async def test_the_copies_of_a_days_timers_go_to_the_part_of_their_own_case() ->
     found = {case: part for part, d in parts.items() for case in d["c"]}
     assert set(found) == {CASE} | {_remap(CASE, {}, salt) for _, salt in copies}
     assert all(part == timer_bucket(due, case) for case, part in found.items())
+
+
+def test_an_entry_keyed_by_an_id_of_one_case_is_grown_with_that_case() -> None:
+    order = "42fcc1f4f4e5533ab8fd0fc81feabfe8"  # a payment order of CASE: its documents hold this id
+    ledger = {"_id": "12345678", "boekingen": {f"{order}:besteld": {"rijk": {"besteld": 5}}}, "revision": 3}
+    grown = _grow(ledger, {CASE}, [(CASE, "c1"), (CASE, "c2")], {order: CASE})
+    assert len(grown["boekingen"]) == 3 and grown["revision"] == 3
+    assert grown["boekingen"][f"{_remap(order, {}, 'c2')}:besteld"] == {"rijk": {"besteld": 5}}
+    assert len(_grow(ledger, {CASE}, [(CASE, "c1")])["boekingen"]) == 1  # without owners: named by no case
