@@ -195,7 +195,11 @@ class GrantsRepository:
         return True
 
     async def reservering(self, lid: str, aanvraag_id: str) -> dict[str, Any] | None:
-        kop = await self.budgetten.find_one({"_id": lid}, {f"emmers.{emmer(aanvraag_id)}": 1})
+        projectie = {f"emmers.{emmer(aanvraag_id)}": 1, "indeling": 1}
+        kop = await self.budgetten.find_one({"_id": lid}, projectie)
+        if kop is not None and kop.get("indeling") != INDELING:  # read before the start's move: move it now
+            await self.deel_in(lid)
+            kop = await self.budgetten.find_one({"_id": lid}, projectie)
         if kop is None:
             return None
         return await self._post(kop, lid, RESERVERINGEN, aanvraag_id)
@@ -329,8 +333,10 @@ class GrantsRepository:
         b = emmer(aanvraag_id)
         stand = (kop.get("emmers") or {}).get(b)
         versie, door = _stand(stand)
-        bak = await self.posten.find_one({"_id": bak_id(lid, b)},
-                                         {f"{soort}.{aanvraag_id}": 1, "versie": 1, f"voornemens.{door}": 1}) or {}
+        projectie = {f"{soort}.{aanvraag_id}": 1, "versie": 1}
+        if door:  # a bucket no booking has touched has no stand (and a path may not end in a dot)
+            projectie[f"voornemens.{door}"] = 1
+        bak = await self.posten.find_one({"_id": bak_id(lid, b)}, projectie) or {}
         voornemen = (bak.get("voornemens") or {}).get(door) or {}
         if int(bak.get("versie", 0)) < versie and (voornemen.get("soort"), voornemen.get("aanvraag")) == (
                 soort, aanvraag_id):

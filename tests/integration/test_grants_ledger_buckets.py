@@ -232,11 +232,13 @@ async def test_a_ledger_written_before_the_buckets_is_moved_into_them(mongo, nam
     ledger = await _klopt(repo, oud_lid)
     assert ledger["vastgelegd_cents"] == vastgelegd + 800_000
 
-    # a ledger that a booking finds in the old layout is moved first
+    # a ledger that a read or a booking finds in the old layout is moved first
     await repo.budgetten.insert_one({
         "_id": "ips-cmd-2019:oud2", "regeling": "ips-cmd-2019", "periode": "oud2", "plafond_cents": PLAFOND,
         "beschikbaar_cents": PLAFOND - 800_000, "gereserveerd_cents": 800_000, "vastgelegd_cents": 0,
         "reserveringen": {"x-1": {"bedragCents": 800_000, "status": "gereserveerd", "at": AT}}, "revision": 1})
+    assert (await repo.reservering("ips-cmd-2019:oud2", "x-1"))["status"] == "gereserveerd"  # a read moves it too
+    assert (await repo.get_ledger("ips-cmd-2019:oud2"))["indeling"] == INDELING
     assert await repo.reserve_budget("ips-cmd-2019:oud2", "x-1", 800_000, AT)
     assert await repo.reserve_budget("ips-cmd-2019:oud2", "x-2", 800_000, AT)
     ledger = await _klopt(repo, "ips-cmd-2019:oud2")
