@@ -63,7 +63,7 @@ INDELING = f"emmers-{EMMERS}"
 
 
 def emmer(aanvraag_id: str) -> str:
-    """The bucket of an aanvraag's entries: hex digits from a hash of its id (ids are not all UUIDs)."""
+    """The bucket of an aanvraag's entries: two hex digits from a hash of its id (ids are not all UUIDs)."""
     return f"{int.from_bytes(hashlib.blake2b(aanvraag_id.encode(), digest_size=4).digest(), 'big') % EMMERS:02x}"
 
 
