@@ -188,11 +188,10 @@ class GrantsRepository:
                             "aantal_reserveringen": 1},
                            {"beschikbaar_cents": {"$gte": bedrag_cents}})
 
-        try:
-            await self._boek(lid, RESERVERINGEN, aanvraag_id, besluit)
+        try:  # the entry afterwards, or None: no ledger
+            return await self._boek(lid, RESERVERINGEN, aanvraag_id, besluit) is not None
         except Geweigerd:
             return False
-        return True
 
     async def reservering(self, lid: str, aanvraag_id: str) -> dict[str, Any] | None:
         projectie = {f"emmers.{emmer(aanvraag_id)}": 1, "indeling": 1}
@@ -242,9 +241,10 @@ class GrantsRepository:
                             "commands": [*(oud.get("commands") or []), command_id]},
                            {veld: nieuw[veld] - int(oud.get(veld, 0)) for veld in nieuw})
 
-        if await self.budgetten.find_one({"_id": lid}, {"_id": 1}) is None:
+        entry = await self._boek(lid, FINANCIEEL, aanvraag_id, besluit)  # None only when there is no ledger
+        if entry is None:
             raise LookupError(f"budgetten/{lid} does not exist")
-        return await self._boek(lid, FINANCIEEL, aanvraag_id, besluit) or {}
+        return entry
 
     async def _boek(self, lid: str, soort: str, aanvraag_id: str,
                     besluit: Callable[[dict[str, Any] | None, Document], Boeking | None]) -> dict[str, Any] | None:
