@@ -10,8 +10,8 @@ Collections (read by ``_id`` wherever it matters; FerretDB v1 scans for any othe
   writes are guarded on ``status``.
 * ``terugvorderingen``: one per recovery (``_id`` derived from the aanvraag); ``open_cents`` decreases by
   guarded set-offs keyed by the order id.
-* ``grootboek``: one ledger per ggz (``_id`` = KvK): totals per funding share; every booking is keyed
-  (``boekingen.<key>``) and applied with ``$exists: false`` + ``$inc`` so a retry never counts twice.
+* ``grootboek``: one ledger per ggz (``_id`` = KvK): totals per funding share and the latest bookings; every
+  booking is keyed and counted once. ``grootboekposten``: the older bookings, one document each (grootboek.py).
 * ``batches``: SEPA batches, ``_id`` derived from the Idempotency-Key.
 
 No transactions: each step is one guarded single-document update, so repeating any step after a crash finds
@@ -28,14 +28,13 @@ from typing import Any
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from payments.grootboek import Grootboek
 from servicekit.store import Document, DocumentStore, DuplicateKeyError
 
 AANDELEN = ("totaal", "rijk", "gemeente")
 #: Statements per bulk command. The local FerretDB front sends up to 64 revision-checked statements that raise
 #: the revision as one command (deploy/ferretdb/update.go); any other bulk goes there one statement at a time.
 BULK = 64
-#: Bookings per ledger update: one statement (no FerretDB limit applies), bounded to keep the filter small.
-LEDGER_BULK = 512
 #: An order's fields that tell whether a bulk statement for it went in (see ``in_bulk_zetten``).
 _KENMERK = ("status", "batch_id")
 
@@ -46,10 +45,12 @@ class PaymentsRepository:
         self.opdrachten = db["opdrachten"]
         self.terugvorderingen = db["terugvorderingen"]
         self.grootboek = db["grootboek"]
+        self.ledger = Grootboek(self.grootboek, db["grootboekposten"])
         self.batches = db["batches"]
 
     async def ensure_indexes(self) -> None:
         await self.zaken.collection.create_index("has_outbox")
+        await self.ledger.ensure_indexes()
 
     # ------------------------------------------------------------------------------------------ orders
 
@@ -179,49 +180,20 @@ class PaymentsRepository:
     # ------------------------------------------------------------------------------------------ ledger
 
     async def grootboek_van(self, kvk: str) -> Document | None:
-        return await self.grootboek.find_one({"_id": kvk})
+        return await self.ledger.van(kvk)
+
+    async def boekingen_van(self, kvk: str) -> dict[str, Any]:
+        return await self.ledger.boekingen_van(kvk)
 
     async def boeken(self, kvk: str, sleutel: str, bedragen: Mapping[str, Mapping[str, int]],
                      zetten: Mapping[str, Any] | None = None, wissen: tuple[str, ...] = ()) -> bool:
         """Book once per ``sleutel``: ``bedragen`` is {share: {column: cents}}. True when booked now, False
-        when it was booked before. The ledger is created by the first booking."""
-        key = f"boekingen.{sleutel}"
-        inc = {f"{aandeel}.{kolom}": cents for aandeel, kolommen in bedragen.items()
-               for kolom, cents in kolommen.items()}
-        inc["revision"] = 1
-        record = {aandeel: dict(kolommen) for aandeel, kolommen in bedragen.items()}
-        update: dict[str, Any] = {"$inc": inc, "$set": {key: record, **(zetten or {})}}
-        if wissen:
-            update["$unset"] = {w: "" for w in wissen}
-        for upsert in (True, False):
-            try:
-                result = await self.grootboek.update_one({"_id": kvk, key: {"$exists": False}}, update,
-                                                         upsert=upsert)
-            except DuplicateKeyError:
-                continue  # the ledger exists (maybe just created by a concurrent booking): try without upsert
-            return result.matched_count == 1 or result.upserted_id is not None
-        return False
+        when it was booked before. The ledger is created by the first booking (grootboek.py)."""
+        return await self.ledger.boeken(kvk, sleutel, bedragen, zetten, wissen)
 
     async def boeken_samen(self, kvk: str, boekingen: Sequence[tuple[str, Mapping[str, Mapping[str, int]]]]) -> None:
-        """Book several keyed bookings of one ledger in one update when none of them is there yet (the usual
-        case), LEDGER_BULK per update (each update rewrites the whole ledger document); otherwise (a retry after a
-        crash, a ledger not created yet) one by one through ``boeken``, which books each key once."""
-        for start in range(0, len(boekingen), LEDGER_BULK):
-            deel = boekingen[start:start + LEDGER_BULK]
-            inc: dict[str, int] = {"revision": 1}
-            zetten: dict[str, Any] = {}
-            for sleutel, bedragen in deel:
-                for aandeel, kolommen in bedragen.items():
-                    for kolom, cents in kolommen.items():
-                        inc[f"{aandeel}.{kolom}"] = inc.get(f"{aandeel}.{kolom}", 0) + cents
-                zetten[f"boekingen.{sleutel}"] = {aandeel: dict(kolommen) for aandeel, kolommen in bedragen.items()}
-            filter_: dict[str, Any] = {"_id": kvk, **{key: {"$exists": False} for key in zetten}}
-            if len(zetten) == len(deel):  # one key twice in a call: book one by one, each once
-                result = await self.grootboek.update_one(filter_, {"$inc": inc, "$set": zetten})
-                if result.matched_count == 1:
-                    continue
-            for sleutel, bedragen in deel:
-                await self.boeken(kvk, sleutel, bedragen)
+        """Book several keyed bookings of one ledger together, each once (grootboek.py)."""
+        await self.ledger.boeken_samen(kvk, boekingen)
 
     async def grootboek_zetten(self, kvk: str, zetten: Mapping[str, Any] | None = None,
                                wissen: tuple[str, ...] = ()) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
+from payments.grootboek import VENSTER
 from payments.repository import BULK, PaymentsRepository
 from servicekit.settings import FERRETDB_POOL_SIZE
 
@@ -90,17 +91,20 @@ async def test_bookings_made_together_count_once_also_when_repeated(counted):
                                          "gemeente": {"betaald_cents": 40}}) for i in range(100)]
     updates.commands = 0
     await repo.boeken_samen("12345678", boekingen)
-    assert updates.commands == 1  # one update for the 100 bookings (it was one per booking)
+    # a ledger write per VENSTER bookings and a move of the window per write (it was one per booking)
+    assert updates.commands <= 2 * math.ceil(100 / VENSTER)
     ledger = await repo.grootboek_van("12345678")
     assert ledger is not None
     assert (ledger["totaal"]["betaald_cents"], ledger["rijk"]["betaald_cents"]) == (10_000, 6_000)
-    # a crash after part of them: the repeat books nothing twice
-    await database["grootboek"].update_one({"_id": "12345678"}, {"$unset": {"boekingen.o-099:betaald": ""},
-                                                                 "$inc": {"totaal.betaald_cents": -100,
-                                                                          "rijk.betaald_cents": -60,
-                                                                          "gemeente.betaald_cents": -40}})
+    # a crash after part of them: the repeat books nothing twice (o-099 made undone, wherever it was kept)
+    if "o-099:betaald" in (ledger.get("boekingen") or {}):
+        await database["grootboek"].update_one({"_id": "12345678"}, {"$unset": {"boekingen.o-099:betaald": ""}})
+    else:
+        await database["grootboekposten"].delete_one({"_id": "12345678/o-099:betaald"})
+    await database["grootboek"].update_one({"_id": "12345678"}, {"$inc": {
+        "totaal.betaald_cents": -100, "rijk.betaald_cents": -60, "gemeente.betaald_cents": -40}})
     await repo.boeken_samen("12345678", boekingen)
     ledger = await repo.grootboek_van("12345678")
     assert ledger is not None
     assert (ledger["totaal"]["betaald_cents"], ledger["gemeente"]["betaald_cents"]) == (10_000, 4_000)
-    assert len(ledger["boekingen"]) == 101
+    assert len(await repo.boekingen_van("12345678")) == 101
