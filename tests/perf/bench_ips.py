@@ -588,6 +588,26 @@ async def _grow_timer_parts(collection: Any, docs: list[dict[str, Any]], templat
     return written
 
 
+async def _grow_ledger_window(database: Any, doc: dict[str, Any], templates: set[str], copies: list[tuple[str, str]],
+                              owners: dict[str, str]) -> int:
+    """A payments ledger per ggz (payments/grootboek.py): the copies' bookings, as the window would have moved them
+    out, each a document in ``grootboekposten``; the ledger itself keeps its window. Returns the documents written."""
+    from payments.grootboek import post_id
+
+    window = doc.get("boekingen") or {}
+    grown = _grow(window, templates, copies, owners)
+    kvk = str(doc["_id"])
+    posts = [{"_id": post_id(kvk, key), "kvk": kvk, "sleutel": key, "boeking": booking}
+             for key, booking in grown.items() if key not in window]
+    for start in range(0, len(posts), 1000):
+        try:
+            await database["grootboekposten"].insert_many(posts[start:start + 1000], ordered=False)
+        except BulkWriteError as exc:  # copied by the per-case pass (a template's booking moved out already)
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+    return len(posts)
+
+
 async def clone_history(mongo_url: str, namespace: str, completed: list[str], open_: list[str], n_completed: int,
                         n_open: int) -> dict[str, Any]:
     """Copy the template cases' documents (see the module's docstring) into N completed and M open cases."""
@@ -631,6 +651,9 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
             if len(named) == 1:
                 fix = isinstance(doc.get("_id"), bson.ObjectId) or bool(doc.get("outbox"))
                 per_case.setdefault((name, coll), {}).setdefault(next(iter(named)), []).append((raw.raw, fix))
+            elif len(named) > 1 and coll == "grootboek" and doc.get("indeling") == "venster":
+                written["shared"] += await _grow_ledger_window(client[name], doc, templates, copies, owner_of)
+                written["shared_docs"].append(f"{where}/{doc['_id']}")
             elif len(named) > 1:
                 await client[name][coll].replace_one({"_id": doc["_id"]}, _grow(doc, templates, copies, owner_of))
                 written["shared"] += 1

@@ -8,9 +8,10 @@ import zlib
 from datetime import UTC, datetime
 
 import bson
-from tests.perf.bench_ips import _copy_raw, _grow, _grow_buckets, _grow_timer_parts, _remap
+from tests.perf.bench_ips import _copy_raw, _grow, _grow_buckets, _grow_ledger_window, _grow_timer_parts, _remap
 
 from grants.repository import bak_id, emmer
+from payments.grootboek import post_id
 from process_engine.readmodels import timer_bucket
 
 CASE = "3f1c2a9e-8b7d-4c6e-9a1b-2c3d4e5f6a7b"
@@ -112,3 +113,31 @@ def test_an_entry_keyed_by_an_id_of_one_case_is_grown_with_that_case() -> None:
     assert len(grown["boekingen"]) == 3 and grown["revision"] == 3
     assert grown["boekingen"][f"{_remap(order, {}, 'c2')}:besteld"] == {"rijk": {"besteld": 5}}
     assert len(_grow(ledger, {CASE}, [(CASE, "c1")])["boekingen"]) == 1  # without owners: named by no case
+
+
+class _Posts:
+    """Records insert_many calls into ``grootboekposten``: the pure logic of the ledger's copy, no server."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict] = {}
+
+    def __getitem__(self, name: str) -> _Posts:
+        assert name == "grootboekposten"
+        return self
+
+    async def insert_many(self, docs: list[dict], ordered: bool = True) -> None:
+        assert not ordered
+        for doc in docs:
+            self.docs[doc["_id"]] = doc
+
+
+async def test_the_copies_of_a_ggz_ledgers_bookings_go_to_the_moved_bookings_and_the_window_stays() -> None:
+    order = "42fcc1f4f4e5533ab8fd0fc81feabfe8"
+    ledger = {"_id": "12345678", "indeling": "venster", "tijdperk": 2,
+              "boekingen": {f"{order}:besteld": {"rijk": {"besteld": 5}}, "o-other:besteld": {}}}
+    posts = _Posts()
+    assert await _grow_ledger_window(posts, ledger, {CASE}, [(CASE, "c1"), (CASE, "c2")], {order: CASE}) == 2
+    new = f"{_remap(order, {}, 'c2')}:besteld"
+    assert set(posts.docs) == {post_id("12345678", f"{_remap(order, {}, s)}:besteld") for s in ("c1", "c2")}
+    assert posts.docs[post_id("12345678", new)] == {"_id": post_id("12345678", new), "kvk": "12345678",
+                                                      "sleutel": new, "boeking": {"rijk": {"besteld": 5}}}
