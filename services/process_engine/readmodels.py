@@ -3,8 +3,12 @@ decodes every document of the collection for any other filter, so a hot path tha
 task lookup, the work list, the due timers) got slower with every case ever handled (issue 14).
 
 - ``tasks``: one document per open user task, ``_id`` the task id: the case it belongs to and its work-list entry.
-- ``worklists``: one document per organisation and lane (``gemeente:0957:behandelaar``), the entries of its open
-  tasks by task id. A work list is one read, whatever the history.
+- ``worklists``: per organisation and lane (``gemeente:0957:behandelaar``) the entries of its open tasks by task
+  id, spread over up to ``WORKLIST_SPREAD`` documents by a hash of the task id (``<list>/<part>``), and the list's
+  own document listing the parts in use (``delen``). A work list is a read of the list and its parts, whatever the
+  history; spread, because FerretDB v1 decodes a map of n entries in n² steps (2,000 open tasks of one gemeente:
+  440 ms under the write lock for each change of its list). Lists written before the spread hold entries in the
+  list's own document, which is still read, and emptied as those tasks change.
 - ``timers``: the cases with a timer due on a UTC day (case → due time), spread over up to ``TIMER_SPREAD``
   documents per day by a hash of the case id (``<day>/<part>``), and the day's own document listing the parts in
   use (``delen``). The poller reads the days from its cursor up to today: a day, not a minute, so that moving
@@ -37,6 +41,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
 from servicekit.logging import get_logger
@@ -96,6 +101,20 @@ def worklist_id(org_type: str, org: str, lane: str) -> str:
     return f"{org_type}:{org}:{lane.lower()}"
 
 
+#: Over how many documents the entries of one work list are spread (``worklist_part``).
+WORKLIST_SPREAD: Final = 16
+
+
+def worklist_part(list_id: str, task_id: str) -> str:
+    """The document in ``worklists`` that holds a task's entry on a work list: the list and a part by the task."""
+    return f"{list_id}/{zlib.crc32(task_id.encode()) % WORKLIST_SPREAD:x}"
+
+
+def task_documents(task_id: str, lane: str | None, variables: Mapping[str, Any]) -> list[str]:
+    """The ``worklists`` documents a task's entry belongs in: a part of each work list it is on."""
+    return [worklist_part(list_id, task_id) for list_id in worklist_ids(lane, variables)]
+
+
 def task_entry(doc: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any]:
     """A task as a work list shows it (the API's TaskView): dates to sort on, no personal data."""
     variables = doc.get("variables") or {}
@@ -140,7 +159,7 @@ def plan(doc: Document) -> None:
     """
     running = doc.get("status") == "running"
     variables = doc.get("variables") or {}
-    tasks = {t["taskId"]: (task_entry(doc, t), worklist_ids(t.get("lane"), variables))
+    tasks = {t["taskId"]: (task_entry(doc, t), task_documents(t["taskId"], t.get("lane"), variables))
              for t in (doc.get("user_tasks") or [])} if running else {}
     due = doc.get("next_timer_at") if running else None
     digest = _digest([tasks, due])
@@ -187,8 +206,8 @@ class ReadModels:
         # time: about one task delete and one work-list $unset per case (bench_ips). A task id never comes back.
         self._removed: dict[str, set[str]] = {}
         self._cursor_set = False
-        #: timers documents this process has listed in their day's ``delen`` (never unlisted: a part that holds no
-        #: case any more costs the poller one read; forgotten by ``repair``)
+        #: parts (of a day's timers, of a work list) this process has listed in their whole's ``delen`` (never
+        #: unlisted: a part that holds nothing any more costs a read of it; forgotten by ``repair``)
         self._listed_buckets: set[str] = set()
 
     async def ensure_indexes(self) -> None:
@@ -244,15 +263,16 @@ class ReadModels:
                 removed.add(task_id)
                 continue
             entry = task_entry(doc, task)
-            now_on = worklist_ids(task.get("lane"), variables)
+            now_on = task_documents(task_id, task.get("lane"), variables)
             digest = _digest([entry, now_on])
             kept[task_id] = {"lists": now_on, "h": digest}
             if known.get("h") == digest and lists == now_on:
                 continue  # synced as it is
             await self.tasks.replace_one({"_id": task_id}, {"case_id": case_id, "lists": now_on, "entry": entry},
                                          upsert=True)
-            for list_id in lists:
+            for list_id in lists:  # a part of a work list, or a list itself (an entry from before the spread)
                 if list_id in now_on:
+                    await self._list_part(self.worklists, list_id)
                     await self.worklists.update_one({"_id": list_id}, {"$set": {key: entry}}, upsert=True)
                 else:
                     await self.worklists.update_one({"_id": list_id}, {"$unset": {key: ""}})
@@ -264,12 +284,8 @@ class ReadModels:
                 await self.timers.update_one({"_id": bucket}, {"$unset": {case_key: ""}})
         if due_bucket is not None and (_stored_form(doc.get("timer_at")) != _stored_form(due)
                                        or doc.get("timer_days") != [due_bucket]):
-            due_day, _, part = due_bucket.partition("/")
-            if due_bucket not in self._listed_buckets:  # the day lists the part before the part holds a case
-                await self.timers.update_one({"_id": due_day}, {"$addToSet": {"delen": part}}, upsert=True)
-                if len(self._listed_buckets) > 4096:
-                    self._listed_buckets.clear()
-                self._listed_buckets.add(due_bucket)
+            due_day = due_bucket.partition("/")[0]
+            await self._list_part(self.timers, due_bucket)
             await self.timers.update_one({"_id": due_bucket}, {"$set": {case_key: due}}, upsert=True)
             if not self._cursor_set:  # the poller reads from the cursor: it must exist, at or before this day
                 cursor = await self.timer_cursor()
@@ -287,6 +303,17 @@ class ReadModels:
         await self.instances.update_one(  # like the relay's clear: checked on the revision, leaves it alone
             {"_id": case_id, "revision": doc["revision"]}, {"$set": mark})
         return mark
+
+    async def _list_part(self, collection: AsyncCollection[Document], part_id: str) -> None:
+        """Have the part's whole (a day of timers, a work list) list it in ``delen`` before the part holds
+        anything, so that a read of the whole finds it (once per part and process: ``_listed_buckets``)."""
+        if part_id in self._listed_buckets:
+            return
+        whole, _, part = part_id.rpartition("/")
+        await collection.update_one({"_id": whole}, {"$addToSet": {"delen": part}}, upsert=True)
+        if len(self._listed_buckets) > 4096:
+            self._listed_buckets.clear()
+        self._listed_buckets.add(part_id)
 
     def synced(self, doc: Document) -> bool:
         """Whether this process synced the read models for ``doc`` at its revision (or a later one)."""
@@ -335,9 +362,12 @@ class ReadModels:
         """The entries of these work lists (each read by ``_id``), each task once."""
         entries: dict[str, dict[str, Any]] = {}
         for list_id in dict.fromkeys(list_ids):
-            doc = await self.worklists.find_one({"_id": list_id})
-            for entry in ((doc or {}).get("e") or {}).values():
-                entries[entry["id"]] = entry
+            whole = await self.worklists.find_one({"_id": list_id}) or {}
+            parts = await asyncio.gather(*(self.worklists.find_one({"_id": f"{list_id}/{part}"})
+                                           for part in whole.get("delen") or []))
+            for doc in [whole, *parts]:  # the list's own entries: from before the spread
+                for entry in ((doc or {}).get("e") or {}).values():
+                    entries[entry["id"]] = entry
         return list(entries.values())
 
     async def open_tasks(self, after: str | None, limit: int) -> list[dict[str, Any]]:

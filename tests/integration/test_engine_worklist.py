@@ -66,7 +66,7 @@ async def test_read_models_follow_the_case_and_are_repaired_after_a_crash_betwee
     await engine.instances.collection.update_one({"_id": "zaak-1"}, {"$set": {
         "views_behind": True, f"view_tasks.{task['taskId']}.h": None, "timer_at": None}})
     await views.tasks.delete_one({"_id": task["taskId"]})
-    await views.worklists.delete_one({"_id": LIST})
+    await views.worklists.delete_many({})  # the list and its parts
     await views.timers.delete_many({})
     assert await views.repair() == 1
     assert (await views.task(task["taskId"]))["case_id"] == "zaak-1"

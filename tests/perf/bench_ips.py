@@ -73,7 +73,7 @@ import threading
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -567,25 +567,36 @@ async def _grow_buckets(collection: Any, docs: list[dict[str, Any]], templates: 
     return written
 
 
-async def _grow_timer_parts(collection: Any, docs: list[dict[str, Any]], templates: set[str],
-                            copies: list[tuple[str, str]]) -> int:
-    """The engine's due timers of a day (``<day>/<part>``) with the copies' timers, each in the part of its own
-    case id (process_engine.readmodels.timer_bucket), and the day listing every part. Returns the parts written."""
+async def _grow_parts(collection: Any, docs: list[dict[str, Any]], templates: set[str], copies: list[tuple[str, str]],
+                     field: str, part_of: Callable[[str, str, Any], str], owners: dict[str, str] | None = None) -> int:
+    """Documents spread by key over parts (``<whole>/<part>``, the whole listing its parts in ``delen``: a day's
+    timers, a work list) with the copies' entries, each in the part of its own key (``part_of(whole, key,
+    value)``, the function the engine uses) and the whole listing every part. Returns the parts written."""
+    written = 0
+    for whole in sorted({str(d["_id"]).rpartition("/")[0] for d in docs}):
+        mine = [d for d in docs if str(d["_id"]).rpartition("/")[0] == whole]
+        entries = _grow({k: v for d in mine for k, v in (d.get(field) or {}).items()}, templates, copies, owners)
+        parts: dict[str, dict[str, Any]] = {}
+        for key, value in entries.items():
+            parts.setdefault(part_of(whole, key, value), {})[key] = value
+        for part, content in parts.items():
+            await collection.replace_one({"_id": part}, {"_id": part, field: content}, upsert=True)
+            written += 1
+        await collection.update_one({"_id": whole}, {"$addToSet": {"delen": {"$each": [
+            p.rpartition("/")[2] for p in parts]}}}, upsert=True)
+    return written
+
+
+def _timer_part(day: str, key: str, due: Any) -> str:
     from process_engine.readmodels import timer_bucket, unfield_key
 
-    written = 0
-    for day in sorted({str(d["_id"]).partition("/")[0] for d in docs}):
-        mine = [d for d in docs if str(d["_id"]).startswith(f"{day}/")]
-        timers = _grow({k: v for d in mine for k, v in (d.get("c") or {}).items()}, templates, copies)
-        parts: dict[str, dict[str, Any]] = {}
-        for key, due in timers.items():
-            parts.setdefault(timer_bucket(due, unfield_key(key)), {})[key] = due
-        for part, cases in parts.items():
-            await collection.replace_one({"_id": part}, {"_id": part, "c": cases}, upsert=True)
-            written += 1
-        await collection.update_one({"_id": day}, {"$addToSet": {"delen": {"$each": [
-            p.partition("/")[2] for p in parts]}}}, upsert=True)
-    return written
+    return timer_bucket(due, unfield_key(key))
+
+
+def _worklist_part(list_id: str, key: str, entry: Any) -> str:
+    from process_engine.readmodels import unfield_key, worklist_part
+
+    return worklist_part(list_id, unfield_key(key))
 
 
 async def _grow_ledger_window(database: Any, doc: dict[str, Any], templates: set[str], copies: list[tuple[str, str]],
@@ -645,7 +656,7 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
                 named = {t for t, mine in owned.items() if ids & mine}
             where = f"{name[len(prefix):]}.{coll}"
             doc = bson.decode(raw.raw, codec_options=bson.CodecOptions(tz_aware=True))
-            if coll == "budgetposten" or (coll == "timers" and "/" in str(doc["_id"])):
+            if coll == "budgetposten" or (coll in ("timers", "worklists") and "/" in str(doc["_id"])):
                 buckets.setdefault((name, coll), []).append(doc)
                 continue
             if len(named) == 1:
@@ -661,8 +672,13 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
             else:
                 written["not_copied"][where] = written["not_copied"].get(where, 0) + 1
         for (name, coll), docs in buckets.items():
-            grow = _grow_buckets if coll == "budgetposten" else _grow_timer_parts
-            written["shared"] += await grow(client[name][coll], docs, templates, copies)
+            if coll == "budgetposten":
+                written["shared"] += await _grow_buckets(client[name][coll], docs, templates, copies)
+            elif coll == "timers":
+                written["shared"] += await _grow_parts(client[name][coll], docs, templates, copies, "c", _timer_part)
+            else:
+                written["shared"] += await _grow_parts(client[name][coll], docs, templates, copies, "e",
+                                                       _worklist_part, owner_of)
         for (name, coll), cases in per_case.items():
             written["per_case"][f"{name[len(prefix):]}.{coll}"] = round(
                 sum(len(d) for d in cases.values()) / len(templates), 2)

@@ -8,11 +8,20 @@ import zlib
 from datetime import UTC, datetime
 
 import bson
-from tests.perf.bench_ips import _copy_raw, _grow, _grow_buckets, _grow_ledger_window, _grow_timer_parts, _remap
+from tests.perf.bench_ips import (
+    _copy_raw,
+    _grow,
+    _grow_buckets,
+    _grow_ledger_window,
+    _grow_parts,
+    _remap,
+    _timer_part,
+    _worklist_part,
+)
 
 from grants.repository import bak_id, emmer
 from payments.grootboek import post_id
-from process_engine.readmodels import timer_bucket
+from process_engine.readmodels import timer_bucket, worklist_part
 
 CASE = "3f1c2a9e-8b7d-4c6e-9a1b-2c3d4e5f6a7b"
 BESCHIKKING = "a45ed7b5-6db2-4b5a-b348-33c70fd5c7e4"
@@ -97,7 +106,7 @@ async def test_the_copies_of_a_days_timers_go_to_the_part_of_their_own_case() ->
     template = {"_id": timer_bucket(due, CASE), "c": {CASE: due}}
     timers = _Buckets()
     copies = [(CASE, f"c{k}") for k in range(40)]
-    written = await _grow_timer_parts(timers, [template], {CASE}, copies)
+    written = await _grow_parts(timers, [template], {CASE}, copies, "c", _timer_part)
     parts = {i: d for i, d in timers.docs.items() if "/" in i}
     assert written == len(parts) > 8  # 41 cases over 16 parts
     assert {f"2027-01-25/{p}" for p in timers.docs["2027-01-25"]["delen"]} == set(parts)
@@ -141,3 +150,20 @@ async def test_the_copies_of_a_ggz_ledgers_bookings_go_to_the_moved_bookings_and
     assert set(posts.docs) == {post_id("12345678", f"{_remap(order, {}, s)}:besteld") for s in ("c1", "c2")}
     assert posts.docs[post_id("12345678", new)] == {"_id": post_id("12345678", new), "kvk": "12345678",
                                                       "sleutel": new, "boeking": {"rijk": {"besteld": 5}}}
+
+
+async def test_the_copies_of_a_work_lists_tasks_go_to_the_part_of_their_own_task() -> None:
+    task = "9b2e4f7a-1c3d-4e5f-8a9b-0c1d2e3f4a5b"  # the task of CASE: its documents hold this id
+    lijst = "gemeente:0957:behandelaar"
+    template = {"_id": worklist_part(lijst, task), "e": {task: {"id": task, "zaakId": CASE}}}
+    lists = _Buckets()
+    copies = [(CASE, f"c{k}") for k in range(40)]
+    written = await _grow_parts(lists, [template], {CASE}, copies, "e", _worklist_part, {task: CASE})
+    parts = {i: d for i, d in lists.docs.items() if "/" in i}
+    assert written == len(parts) > 8  # 41 tasks over 16 parts
+    assert {f"{lijst}/{p}" for p in lists.docs[lijst]["delen"]} == set(parts)
+    found = {key: (part, entry) for part, d in parts.items() for key, entry in d["e"].items()}
+    assert set(found) == {task} | {_remap(task, {}, salt) for _, salt in copies}
+    for key, (part, entry) in found.items():
+        assert part == worklist_part(lijst, key) and entry["id"] == key  # the entry's ids remapped with its key
+    assert {entry["zaakId"] for _, entry in found.values()} == {CASE} | {_remap(CASE, {}, s) for _, s in copies}
