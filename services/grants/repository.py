@@ -6,14 +6,14 @@ Collections (all looked up by ``_id``; FerretDB v1 scans for any other filter):
 * ``reserveringsverzoeken``: one per aanvraag: the reservation request in order of receipt and its reply.
 * ``budgetten``: one ledger per regulation and budget period: ``plafond_cents``, ``beschikbaar_cents``,
   ``gereserveerd_cents``, ``vastgelegd_cents``, ``aantal_reserveringen``; after the grant also
-  ``betaald_cents``, ``teruggevorderd_cents``, ``vastgesteld_cents``; and ``emmers.<b>``, each bucket's version
-  and the id of the booking that made it (``_boek``).
-* ``budgetposten``: the ledger's entries per aanvraag, spread over ``EMMERS`` buckets by a hash of the id
-  (``_id`` ``<ledger>/<bucket>``): ``reserveringen.<aanvraagId>`` (amount and status) and ``financieel.<aanvraagId>``
-  (the case's paid / recovered / vastgesteld totals), so the ledger totals are always the sum of its cases; and
-  ``voornemens``, bookings written but not yet applied. Until
-  2026-11 the entries stood in the ledger itself; FerretDB v1 decodes a map of n keys in n² steps, so with
-  20,000 cases one reservation held its write lock for 43-55 s (``deel_in`` moves such a ledger's entries).
+  ``betaald_cents``, ``teruggevorderd_cents``, ``vastgesteld_cents``; and ``laatste``, the last booking
+  (``_boek``).
+* ``budgetposten``: the ledger's entries, one document per aanvraag (``_id`` ``<ledger>/a/<aanvraagId>``):
+  ``reserveringen`` (amount and status) and ``financieel`` (the case's paid / recovered / vastgesteld totals), so
+  the ledger totals are always the sum of its cases; and ``voornemens``, bookings written but not yet applied.
+  Until 2026-11 the entries stood in the ledger itself (FerretDB v1 decodes a map of n keys in n² steps: with
+  20,000 cases one reservation held its write lock for 43-55 s), then in 256 buckets (ADR 0010); ``deel_in``
+  moves both.
 * ``caps``: one per regulation and gemeente where the regulation caps the number of trajectories.
 * ``beschikkingen``: the letters, ``_id`` derived from the command id.
 * ``leases``: who runs the allocator.
@@ -21,16 +21,15 @@ Collections (all looked up by ``_id``; FerretDB v1 scans for any other filter):
 
 No transactions: every change is one guarded update keyed by the aanvraag id, so repeating a step after a
 crash finds the effect already there and does nothing twice. ``beschikbaar`` is stored (not computed) so a
-reservation is ``{beschikbaar_cents: {$gte: amount}, emmers.<b>: stand}`` + ``$inc``: no ``$expr`` needed,
-never over-committed; the bucket follows the ledger (``_boek``). The places and the head of ``volgorde`` change
-through servicekit's unit of work (revision-checked); the ledgers and caps keep their guarded ``$inc`` steps
-(docs/adr/0009).
+reservation is ``{beschikbaar_cents: {$gte: amount}, laatste: <as read>}`` + ``$inc``: no ``$expr`` needed,
+never over-committed; the aanvraag's document follows the ledger (``_boek``). The places and the head of
+``volgorde`` change through servicekit's unit of work (revision-checked); the ledgers and caps keep their guarded
+``$inc`` steps (docs/adr/0009).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -57,30 +56,28 @@ def ledger_id(regeling: str, periode: str) -> str:
 
 
 RESERVERINGEN, FINANCIEEL = "reserveringen", "financieel"
-#: How many buckets a ledger's entries are spread over, and the ledger's mark that they are (``deel_in``).
-EMMERS = 256
-INDELING = f"emmers-{EMMERS}"
+#: The ledger's mark that its entries live in a document per aanvraag (``deel_in`` moves older layouts).
+INDELING = "per-aanvraag"
+#: The layout of session 10: the entries spread over 256 buckets, the ledger keeping each bucket's stand.
+EMMERS_256 = "emmers-256"
 
 
-def emmer(aanvraag_id: str) -> str:
-    """The bucket of an aanvraag's entries: two hex digits from a hash of its id (ids are not all UUIDs)."""
-    return f"{int.from_bytes(hashlib.blake2b(aanvraag_id.encode(), digest_size=4).digest(), 'big') % EMMERS:02x}"
+def post_id(lid: str, aanvraag_id: str) -> str:
+    """The document of an aanvraag's entries in a ledger."""
+    return f"{lid}/a/{aanvraag_id}"
 
 
-def bak_id(lid: str, b: str) -> str:
-    return f"{lid}/{b}"
-
-
-def _stand(stand: str | None) -> tuple[int, str]:
-    """A bucket's stand in the ledger's head, ``"<version>:<booking id>"``: (0, "") before its first booking."""
-    if not stand:
-        return 0, ""
-    versie, _, door = stand.partition(":")
-    return int(versie), door
+def _laatste(laatste: str | None) -> tuple[int, str, str]:
+    """The ledger's last booking, ``"<version>:<booking id>:<aanvraag>"``: the version it gives the aanvraag's
+    document, its id and the aanvraag; (0, "", "") before the first."""
+    if not laatste:
+        return 0, "", ""
+    versie, door, aanvraag = laatste.split(":", 2)
+    return int(versie), door, aanvraag
 
 
 def _op(versie: int) -> Any:
-    """The filter for a bucket at ``versie``: a bucket that no booking has touched yet has no version field."""
+    """The filter for a document at ``versie``: one that no booking has touched yet has no version field."""
     return versie if versie else {"$exists": False}
 
 
@@ -104,36 +101,49 @@ def _nieuw_grootboek(regeling: str, periode: str, plafond_cents: int) -> Documen
             "aantal_reserveringen": 0, "indeling": INDELING, "revision": 1}
 
 
-def verdeel(reserveringen: dict[str, Any], financieel: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Entries by aanvraag id, spread over their buckets: ``{bucket: {"reserveringen": ..., "financieel": ...}}``
-    (only the buckets that get an entry)."""
-    bakken: dict[str, dict[str, dict[str, Any]]] = {}
-    for soort, posten in ((RESERVERINGEN, reserveringen), (FINANCIEEL, financieel)):
-        for aid, post in posten.items():
-            bakken.setdefault(emmer(aid), {RESERVERINGEN: {}, FINANCIEEL: {}})[soort][aid] = post
-    return bakken
-
-
-def met_posten(kop: Document, bakken: Iterable[Document]) -> Document:
+def met_posten(kop: Document, posten: Iterable[Document]) -> Document:
     """A ledger's head with all its entries as ``reserveringen`` and ``financieel`` by aanvraag id: its
-    buckets' entries, with the booking the head names applied where a bucket is still behind its head."""
+    documents' entries, with the booking the head names last applied where its document is still behind."""
     alle: dict[str, dict[str, Any]] = {RESERVERINGEN: dict(kop.get(RESERVERINGEN) or {}),
-                                       FINANCIEEL: dict(kop.get(FINANCIEEL) or {})}  # not yet moved in
+                                       FINANCIEEL: dict(kop.get(FINANCIEEL) or {})}  # not yet moved out
+    versie, door, aanvraag = _laatste(kop.get("laatste"))
+    for post in posten:
+        aid = post.get("aanvraag")
+        if aid is None:
+            continue  # a bucket of the 256 layout, not yet removed
+        for soort in (RESERVERINGEN, FINANCIEEL):
+            if post.get(soort) is not None:
+                alle[soort][aid] = post[soort]
+        if aid == aanvraag and int(post.get("versie", 0)) < versie:
+            voornemen = (post.get("voornemens") or {})[door]
+            if voornemen.get("post") is None:
+                alle[voornemen["soort"]].pop(aid, None)
+            else:
+                alle[voornemen["soort"]][aid] = voornemen["post"]
+    return {**{k: v for k, v in kop.items() if k not in ("emmers", "laatste")}, **alle}
+
+
+def _uit_emmers(kop: Document, bakken: Iterable[Document]) -> dict[str, dict[str, Any]]:
+    """The entries of a ledger in the 256-bucket layout (session 10): its buckets' entries, with the booking that
+    the head names for a bucket applied where that bucket is behind."""
+    alle: dict[str, dict[str, Any]] = {RESERVERINGEN: {}, FINANCIEEL: {}}
     bak_van: dict[str, Document] = {}
     for bak in bakken:
+        if bak.get("aanvraag") is not None:
+            continue
         bak_van[str(bak["_id"]).rsplit("/", 1)[1]] = bak
         for soort in (RESERVERINGEN, FINANCIEEL):
             alle[soort].update(bak.get(soort) or {})
     for b, stand in (kop.get("emmers") or {}).items():
-        versie, door = _stand(stand)
+        versie_s, _, door = str(stand).partition(":")
         bak = bak_van.get(b) or {}
-        if versie > int(bak.get("versie", 0)):
+        if int(versie_s or 0) > int(bak.get("versie", 0)):
             voornemen = (bak.get("voornemens") or {})[door]
             if voornemen.get("post") is None:
                 alle[voornemen["soort"]].pop(voornemen["aanvraag"], None)
             else:
                 alle[voornemen["soort"]][voornemen["aanvraag"]] = voornemen["post"]
-    return {**{k: v for k, v in kop.items() if k != "emmers"}, **alle}
+    return alle
 
 
 def plaats_id(nummer: int) -> str:
@@ -194,11 +204,10 @@ class GrantsRepository:
             return False
 
     async def reservering(self, lid: str, aanvraag_id: str) -> dict[str, Any] | None:
-        projectie = {f"emmers.{emmer(aanvraag_id)}": 1, "indeling": 1}
-        kop = await self.budgetten.find_one({"_id": lid}, projectie)
+        kop = await self.budgetten.find_one({"_id": lid}, {"laatste": 1, "indeling": 1})
         if kop is not None and kop.get("indeling") != INDELING:  # read before the start's move: move it now
             await self.deel_in(lid)
-            kop = await self.budgetten.find_one({"_id": lid}, projectie)
+            kop = await self.budgetten.find_one({"_id": lid}, {"laatste": 1, "indeling": 1})
         if kop is None:
             return None
         return await self._post(kop, lid, RESERVERINGEN, aanvraag_id)
@@ -250,106 +259,110 @@ class GrantsRepository:
                     besluit: Callable[[dict[str, Any] | None, Document], Boeking | None]) -> dict[str, Any] | None:
         """One change of an aanvraag's entry and of the ledger totals, exactly once.
 
-        The ledger's head holds in ``emmers.<b>`` the version of bucket b and the id of the booking that made it
-        (``"<version>:<id>"``, short: the head is read for every booking). A booking is three writes, each checked
-        on the version it read: its intent into the bucket (``voornemens.<id>``: which entry becomes what), the
-        head (the totals move and ``emmers.<b>`` names the intent, which makes it count), the intent applied to
-        the bucket's entries at the next version. A bucket found behind its head is brought in first from the
-        intent the head names (``_haal_in``), so a crash between the writes loses nothing and a retry books
-        nothing twice; of two bookings of one bucket at once, the head's check lets one through and the other
-        starts again. Returns the entry as it stands afterwards (None when there is none); ``besluit`` sees the
-        entry and the head and returns the booking, or None when there is nothing to do (raising refuses)."""
-        b = emmer(aanvraag_id)
-        pid = bak_id(lid, b)
-        for _ in range(100):
-            kop = await self.budgetten.find_one({"_id": lid}, {f"emmers.{b}": 1, "beschikbaar_cents": 1,
-                                                               "indeling": 1})
+        The entries of an aanvraag are a document of their own (``post_id``, with a version), and the ledger's head
+        names its last booking in ``laatste`` (``"<version>:<id>:<aanvraag>"``). A booking is three writes, each
+        checked on the version it read: its intent into the aanvraag's document (``voornemens.<id>``: what the entry
+        becomes), the head (the totals move and ``laatste`` names the intent, checked on the ``laatste`` it read,
+        which makes it count), the intent applied to the document at the next version. The head moves past a
+        booking only after that booking was applied (whoever finds it behind applies it first, ``_haal_in``), so
+        only the document that ``laatste`` names can be behind: a crash between the writes loses nothing and a
+        retry books nothing twice; of two bookings at once, the head's check lets one through and the other starts
+        again. Returns the entry as it stands afterwards (None when there is none); ``besluit`` sees the entry and
+        the head and returns the booking, or None when there is nothing to do (raising refuses).
+
+        Until session 11 the entries were spread over 256 buckets whose stands the head kept (ADR 0010): a bucket
+        held about 80 cases at 20,000 and each write of it held FerretDB's lock for 27 ms; a document per aanvraag
+        is small whatever the history, and the head holds one stand instead of 256."""
+        pid = post_id(lid, aanvraag_id)
+        for _ in range(200):
+            kop = await self.budgetten.find_one({"_id": lid}, {"laatste": 1, "beschikbaar_cents": 1, "indeling": 1})
             if kop is None:
                 return None
             if kop.get("indeling") != INDELING:
                 await self.deel_in(lid)
                 continue
-            stand = (kop.get("emmers") or {}).get(b)
-            versie, _ = _stand(stand)
-            bak = await self.posten.find_one({"_id": pid}) or {}
-            if int(bak.get("versie", 0)) < versie:
-                await self._haal_in(bak, stand)
-                continue
-            oud: dict[str, Any] | None = (bak.get(soort) or {}).get(aanvraag_id)
+            laatste = kop.get("laatste")
+            versie_l, door_l, aanvraag_l = _laatste(laatste)
+            post = await self.posten.find_one({"_id": pid}) or {}
+            if aanvraag_l:
+                vorige = post if aanvraag_l == aanvraag_id else await self.posten.find_one(
+                    {"_id": post_id(lid, aanvraag_l)}, {"versie": 1, f"voornemens.{door_l}": 1}) or {}
+                if int(vorige.get("versie", 0)) < versie_l:  # the last booking is not applied yet
+                    await self._haal_in(post_id(lid, aanvraag_l), vorige, laatste)
+                    continue
+            versie = int(post.get("versie", 0))
+            oud: dict[str, Any] | None = post.get(soort)
             boeking = besluit(oud, kop)
             if boeking is None:
                 return oud
             door = secrets.token_hex(6)
-            voornemen = {"soort": soort, "aanvraag": aanvraag_id, "post": boeking.post}
-            if not bak:
-                if not await self._nieuwe_bak(pid, lid, {f"voornemens.{door}": voornemen}):
+            voornemen = {"soort": soort, "post": boeking.post}
+            if not post:
+                if not await self._nieuwe_post(pid, lid, aanvraag_id, {f"voornemens.{door}": voornemen}):
                     continue
             elif (await self.posten.update_one({"_id": pid, "versie": _op(versie)},
                                                {"$set": {f"voornemens.{door}": voornemen}})).matched_count == 0:
                 continue
-            nieuw = f"{versie + 1}:{door}"
+            nieuw = f"{versie + 1}:{door}:{aanvraag_id}"
             result = await self.budgetten.update_one(
-                {"_id": lid, f"emmers.{b}": stand if stand is not None else {"$exists": False}, **boeking.voorwaarde},
-                {"$inc": {**boeking.totalen, "revision": 1}, "$set": {f"emmers.{b}": nieuw}})
+                {"_id": lid, "laatste": laatste if laatste else {"$exists": False}, **boeking.voorwaarde},
+                {"$inc": {**boeking.totalen, "revision": 1}, "$set": {"laatste": nieuw}})
             if result.matched_count == 1:
-                await self._haal_in({"_id": pid, "versie": versie, "voornemens": {door: voornemen}}, nieuw)
+                await self._haal_in(pid, {"versie": versie, "voornemens": {door: voornemen}}, nieuw)
                 return boeking.post
         raise RuntimeError(f"budgetten/{lid}: too many concurrent changes to {soort}.{aanvraag_id}")
 
-    async def _haal_in(self, bak: Document, stand: str | None) -> None:
-        """Apply to the bucket (as read: ``bak``) the intent that the head's ``stand`` names, checked on the
-        bucket's version: of two processes that both find it behind, one writes and the other's write matches
-        nothing. The intents left over (bookings that lost the head's check) go with it."""
-        versie, door = _stand(stand)
-        voornemen = (bak.get("voornemens") or {}).get(door)
+    async def _haal_in(self, pid: str, post: Document, laatste: str | None) -> None:
+        """Apply to the aanvraag's document (as read: ``post``) the intent that the head's ``laatste`` names,
+        checked on the document's version: of two processes that both find it behind, one writes and the other's
+        write matches nothing. The intents left over (bookings that lost the head's check) go with it."""
+        versie, door, _ = _laatste(laatste)
+        voornemen = (post.get("voornemens") or {}).get(door)
         if voornemen is None:
-            raise RuntimeError(f"budgetposten/{bak.get('_id')}: the ledger names booking {stand}, the bucket lacks it")
-        veld = f"{voornemen['soort']}.{voornemen['aanvraag']}"
+            raise RuntimeError(f"budgetposten/{pid}: the ledger names booking {laatste}, the document lacks it")
         wijziging: dict[str, Any] = {"$set": {"versie": versie, "voornemens": {}}}
         if voornemen.get("post") is None:
-            wijziging["$unset"] = {veld: ""}
+            wijziging["$unset"] = {voornemen["soort"]: ""}
         else:
-            wijziging["$set"][veld] = voornemen["post"]
-        await self.posten.update_one({"_id": bak["_id"], "versie": _op(versie - 1)}, wijziging)
+            wijziging["$set"][voornemen["soort"]] = voornemen["post"]
+        await self.posten.update_one({"_id": pid, "versie": _op(versie - 1)}, wijziging)
 
-    async def _nieuwe_bak(self, pid: str, lid: str, velden: Document) -> bool:
-        """Insert a bucket that does not exist yet; False when it does. (Not an upsert on ``{_id, versie}``: FerretDB
-        v1 answers an upsert with any filter beyond ``_id`` by decoding every bucket of every ledger.)"""
-        bak: Document = {"_id": pid, "ledger": lid, RESERVERINGEN: {}, FINANCIEEL: {}, "voornemens": {}}
+    async def _nieuwe_post(self, pid: str, lid: str, aanvraag_id: str, velden: Document) -> bool:
+        """Insert an aanvraag's document that does not exist yet; False when it does. (Not an upsert on ``{_id,
+        versie}``: FerretDB v1 answers an upsert with any filter beyond ``_id`` by decoding every document.)"""
+        post: Document = {"_id": pid, "ledger": lid, "aanvraag": aanvraag_id, "voornemens": {}}
         for pad, waarde in velden.items():  # dotted paths as an update would set them
-            doel = bak
+            doel = post
             *boven, laatste = pad.split(".")
             for deel in boven:
                 doel = doel.setdefault(deel, {})
             doel[laatste] = waarde
         try:
-            await self.posten.insert_one(bak)
+            await self.posten.insert_one(post)
         except DuplicateKeyError:
             return False
         return True
 
     async def _post(self, kop: Document, lid: str, soort: str, aanvraag_id: str) -> dict[str, Any] | None:
-        """The aanvraag's entry: the bucket's, or the booking the head names when the bucket is behind."""
-        b = emmer(aanvraag_id)
-        stand = (kop.get("emmers") or {}).get(b)
-        versie, door = _stand(stand)
-        projectie = {f"{soort}.{aanvraag_id}": 1, "versie": 1}
-        if door:  # a bucket no booking has touched has no stand (and a path may not end in a dot)
+        """The aanvraag's entry: its document's, or the booking the head names when the document is behind."""
+        versie, door, aanvraag = _laatste(kop.get("laatste"))
+        projectie = {soort: 1, "versie": 1}
+        if aanvraag == aanvraag_id:
             projectie[f"voornemens.{door}"] = 1
-        bak = await self.posten.find_one({"_id": bak_id(lid, b)}, projectie) or {}
-        voornemen = (bak.get("voornemens") or {}).get(door) or {}
-        if int(bak.get("versie", 0)) < versie and (voornemen.get("soort"), voornemen.get("aanvraag")) == (
-                soort, aanvraag_id):
-            post: dict[str, Any] | None = voornemen.get("post")
-            return post
-        entry: dict[str, Any] | None = (bak.get(soort) or {}).get(aanvraag_id)
+        post = await self.posten.find_one({"_id": post_id(lid, aanvraag_id)}, projectie) or {}
+        voornemen = (post.get("voornemens") or {}).get(door) or {}
+        if aanvraag == aanvraag_id and int(post.get("versie", 0)) < versie and voornemen.get("soort") == soort:
+            nog: dict[str, Any] | None = voornemen.get("post")
+            return nog
+        entry: dict[str, Any] | None = post.get(soort)
         return entry
 
     async def deel_in(self, lid: str | None = None) -> int:
-        """Move the entries of ledgers written before the buckets (``reserveringen.<id>`` and
-        ``financieel.<id>`` in the ledger itself) into their buckets; every ledger, or only ``lid``. Returns how
-        many ledgers it moved. Safe to repeat and to run in several processes at once: a bucket is written only
-        while no booking has touched it, and the ledger only at the revision the entries were read from."""
+        """Move the entries of ledgers written before the documents per aanvraag (in the ledger itself,
+        ``reserveringen.<id>`` and ``financieel.<id>``, or in 256 buckets, ADR 0010) into a document per aanvraag;
+        every ledger, or only ``lid``. Returns how many ledgers it moved. Safe to repeat and to run in several
+        processes at once: a document is written only while no booking has touched it, and the ledger only at the
+        revision the entries were read from."""
         gedaan = 0
         if lid is None:  # a scan; a handful of ledgers
             koppen = await self.budgetten.find({"indeling": {"$ne": INDELING}}).to_list(None)
@@ -362,28 +375,33 @@ class GrantsRepository:
                     kop = await self.budgetten.find_one({"_id": eerste["_id"]})
                 if kop is None or kop.get("indeling") == INDELING:
                     break
-                bakken = verdeel(kop.get(RESERVERINGEN) or {}, kop.get(FINANCIEEL) or {})
-                for b, inhoud in bakken.items():
-                    if not await self._nieuwe_bak(bak_id(kop["_id"], b), kop["_id"], inhoud):
-                        await self.posten.update_one({"_id": bak_id(kop["_id"], b), "versie": {"$exists": False}},
+                kid = kop["_id"]
+                if kop.get("indeling") == EMMERS_256:  # a scan of the buckets, once
+                    alle = _uit_emmers(kop, await self.posten.find({"ledger": kid}).to_list(None))
+                else:
+                    alle = {RESERVERINGEN: kop.get(RESERVERINGEN) or {}, FINANCIEEL: kop.get(FINANCIEEL) or {}}
+                for aid in {*alle[RESERVERINGEN], *alle[FINANCIEEL]}:
+                    inhoud = {soort: alle[soort][aid] for soort in (RESERVERINGEN, FINANCIEEL) if aid in alle[soort]}
+                    if not await self._nieuwe_post(post_id(kid, aid), kid, aid, inhoud):
+                        await self.posten.update_one({"_id": post_id(kid, aid), "versie": {"$exists": False}},
                                                      {"$set": inhoud})
                 result = await self.budgetten.update_one(
-                    {"_id": kop["_id"], "revision": kop.get("revision", 1)},
-                    {"$unset": {RESERVERINGEN: "", FINANCIEEL: ""}, "$inc": {"revision": 1},
-                     "$set": {"indeling": INDELING,
-                              "aantal_reserveringen": len(kop.get(RESERVERINGEN) or {})}})
+                    {"_id": kid, "revision": kop.get("revision", 1)},
+                    {"$unset": {RESERVERINGEN: "", FINANCIEEL: "", "emmers": ""}, "$inc": {"revision": 1},
+                     "$set": {"indeling": INDELING, "aantal_reserveringen": len(alle[RESERVERINGEN])}})
                 if result.matched_count == 1:
+                    await self.posten.delete_many({"ledger": kid, "aanvraag": {"$exists": False}})  # the buckets
                     gedaan += 1
                     break
             else:
-                raise RuntimeError(f"budgetten/{eerste['_id']}: changed all the time while moving into buckets")
+                raise RuntimeError(f"budgetten/{eerste['_id']}: changed all the time while moving its entries")
         return gedaan
 
     async def posten_van(self, koppen: list[Document]) -> list[Document]:
         """The ledgers with every entry (``reserveringen`` and ``financieel`` by aanvraag id), as the reports
-        and the checks read them: the buckets of each, a scan of ``budgetposten``."""
-        bakken = await self.posten.find({}).to_list(None)
-        return [met_posten(kop, [b for b in bakken if b.get("ledger") == kop["_id"]]) for kop in koppen]
+        and the checks read them: the documents of each, a scan of ``budgetposten``."""
+        posten = await self.posten.find({}).to_list(None)
+        return [met_posten(kop, [p for p in posten if p.get("ledger") == kop["_id"]]) for kop in koppen]
 
     async def report_sources(self) -> tuple[list[Document], list[Document], list[Document]]:
         """Zaken, reservation requests and ledgers as the reports need them (scans; a year is small)."""
@@ -405,7 +423,7 @@ class GrantsRepository:
         Returns the updated ledger; None when the guard missed (changed meanwhile, or the new ceiling is
         below what is reserved and committed): the caller re-reads to tell which.
         """
-        doc = await self.budgetten.find_one({"_id": lid}, {"emmers": 0})
+        doc = await self.budgetten.find_one({"_id": lid})
         if doc is None:
             return None
         verschil = nieuw - doc["plafond_cents"]

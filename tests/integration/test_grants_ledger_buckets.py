@@ -12,14 +12,7 @@ from typing import Any
 import pytest
 
 from grants.regelingen import load_regelingen
-from grants.repository import (
-    EMMERS,
-    INDELING,
-    GrantsRepository,
-    bak_id,
-    emmer,
-    ledger_id,
-)
+from grants.repository import EMMERS_256, INDELING, GrantsRepository, ledger_id, post_id
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 PLAFOND = 60_000_000
@@ -49,12 +42,6 @@ async def _klopt(repo: GrantsRepository, lid: str) -> dict[str, Any]:
     return ledger
 
 
-def _zelfde_emmer(n: int) -> list[str]:
-    """n aanvraag ids that share one bucket, so that their bookings contend for it."""
-    doel = emmer("a-0")
-    return [a for a in (f"a-{i}" for i in range(20 * EMMERS * n)) if emmer(a) == doel][:n]
-
-
 async def test_a_crash_between_the_ledger_and_its_bucket_loses_nothing_and_books_nothing_twice(mongo, namespace):
     repo, lid = await _repo(mongo, namespace, "grants_bak")
     echt = repo._haal_in
@@ -65,9 +52,8 @@ async def test_a_crash_between_the_ledger_and_its_bucket_loses_nothing_and_books
     repo._haal_in = gestopt  # type: ignore[method-assign]
     with pytest.raises(Gestopt):
         await repo.reserve_budget(lid, "a-1", 800_000, AT)
-    b = emmer("a-1")
-    bak = await repo.posten.find_one({"_id": bak_id(lid, b)})
-    assert bak["reserveringen"] == {} and len(bak["voornemens"]) == 1  # the bucket has the intent, not the entry
+    post = await repo.posten.find_one({"_id": post_id(lid, "a-1")})
+    assert "reserveringen" not in post and len(post["voornemens"]) == 1  # the intent is there, not the entry
     assert (await repo.reservering(lid, "a-1"))["status"] == "gereserveerd"  # read from the ledger's last booking
     assert (await _klopt(repo, lid))["gereserveerd_cents"] == 800_000
 
@@ -75,18 +61,18 @@ async def test_a_crash_between_the_ledger_and_its_bucket_loses_nothing_and_books
     assert await repo.reserve_budget(lid, "a-1", 800_000, AT)  # the redelivered command: held, not twice
     ledger = await _klopt(repo, lid)
     assert (ledger["beschikbaar_cents"], ledger["gereserveerd_cents"]) == (PLAFOND - 800_000, 800_000)
-    bak = await repo.posten.find_one({"_id": bak_id(lid, b)})
-    assert bak["versie"] == 1 and bak["reserveringen"]["a-1"]["bedragCents"] == 800_000 and bak["voornemens"] == {}
+    post = await repo.posten.find_one({"_id": post_id(lid, "a-1")})
+    assert post["versie"] == 1 and post["reserveringen"]["bedragCents"] == 800_000 and post["voornemens"] == {}
 
     repo._haal_in = gestopt  # type: ignore[method-assign]
     with pytest.raises(Gestopt):
         await repo.release_budget(lid, "a-1", 800_000)
     repo._haal_in = echt  # type: ignore[method-assign]
-    assert await repo.reservering(lid, "a-1") is None  # the release stands, though the bucket is behind
+    assert await repo.reservering(lid, "a-1") is None  # the release stands, though the document is behind
     await repo.release_budget(lid, "a-1", 800_000)
     ledger = await _klopt(repo, lid)
     assert (ledger["beschikbaar_cents"], ledger["aantal_reserveringen"]) == (PLAFOND, 0)
-    assert (await repo.posten.find_one({"_id": bak_id(lid, b)}))["reserveringen"] == {}
+    assert "reserveringen" not in await repo.posten.find_one({"_id": post_id(lid, "a-1")})
 
 
 class _StoptBijHetGrootboek:
@@ -96,7 +82,7 @@ class _StoptBijHetGrootboek:
         self.echt, self.gestopt = echt, False
 
     async def update_one(self, *args: Any, **kwargs: Any) -> Any:
-        if not self.gestopt and "emmers" in str(args[1].get("$set")):
+        if not self.gestopt and "laatste" in str(args[1].get("$set")):
             self.gestopt = True
             raise Gestopt
         return await self.echt.update_one(*args, **kwargs)
@@ -117,22 +103,21 @@ async def test_a_crash_after_the_intent_and_before_the_ledger_books_once_on_retr
     assert (await repo.register_financial(lid, "a-2", "cmd-1", {"betaald_cents": 300}))["versie"] == 1
     ledger = await _klopt(repo, lid)
     assert ledger["betaald_cents"] == 300 and ledger["financieel"]["a-2"]["commands"] == ["cmd-1"]
-    bak = await repo.posten.find_one({"_id": bak_id(lid, emmer("a-2"))})
-    assert bak["versie"] == 1 and bak["voornemens"] == {}  # the lost intent went when the booking was applied
+    post = await repo.posten.find_one({"_id": post_id(lid, "a-2")})
+    assert post["versie"] == 1 and post["voornemens"] == {}  # the lost intent went when the booking was applied
 
 
-async def test_concurrent_bookings_in_one_bucket_never_over_commit(mongo, namespace):
+async def test_concurrent_bookings_never_over_commit(mongo, namespace):
     repo, lid = await _repo(mongo, namespace, "grants_bak_samen")
     await repo.set_plafond(lid, 10 * 800_000, None)
-    ids = _zelfde_emmer(16)
-    assert len(ids) == 16
+    ids = [f"a-{i}" for i in range(16)]
     # every aanvraag asked twice at once (a redelivery racing the first), 16 for room for 10
     results = await asyncio.gather(*(repo.reserve_budget(lid, a, 800_000, AT) for a in ids + ids))
     held = {a for a, ok in zip(ids + ids, results, strict=True) if ok}
     assert len(held) == 10
     ledger = await _klopt(repo, lid)
     assert ledger["beschikbaar_cents"] == 0 and set(ledger["reserveringen"]) == held
-    # commits, releases and financial totals of the same bucket, all at once and each twice
+    # commits, releases and financial totals, all at once and each twice
     houden, teruggeven = sorted(held)[:5], sorted(held)[5:]
     await asyncio.gather(*(repo.commit_budget(lid, a, 800_000, AT) for a in houden * 2),
                          *(repo.release_budget(lid, a, 800_000) for a in teruggeven * 2),
@@ -203,7 +188,7 @@ class _stil:
         return exc[0] is asyncio.CancelledError
 
 
-async def test_a_ledger_written_before_the_buckets_is_moved_into_them(mongo, namespace):
+async def test_a_ledger_written_before_the_documents_per_aanvraag_is_moved_into_them(mongo, namespace):
     repo, _ = await _repo(mongo, namespace, "grants_bak_oud")
     oud_lid = "ips-cmd-2019:oud"
     reserveringen = {f"o-{i}": {"bedragCents": 800_000, "status": "vastgelegd" if i % 2 else "gereserveerd",
@@ -221,8 +206,8 @@ async def test_a_ledger_written_before_the_buckets_is_moved_into_them(mongo, nam
     assert kop["indeling"] == INDELING and "reserveringen" not in kop and kop["aantal_reserveringen"] == 300
     ledger = await _klopt(repo, oud_lid)
     assert ledger["reserveringen"] == reserveringen and ledger["financieel"] == financieel
-    bakken = {b["_id"] for b in await repo.posten.find({"ledger": oud_lid}).to_list(None)}
-    assert bakken == {bak_id(oud_lid, emmer(a)) for a in reserveringen}
+    posten = {p["_id"] for p in await repo.posten.find({"ledger": oud_lid}).to_list(None)}
+    assert posten == {post_id(oud_lid, a) for a in reserveringen}
     assert await repo.deel_in() == 0  # once is enough
 
     assert await repo.reserve_budget(oud_lid, "o-0", 800_000, AT)  # held before the move: not twice
@@ -243,3 +228,32 @@ async def test_a_ledger_written_before_the_buckets_is_moved_into_them(mongo, nam
     assert await repo.reserve_budget("ips-cmd-2019:oud2", "x-2", 800_000, AT)
     ledger = await _klopt(repo, "ips-cmd-2019:oud2")
     assert set(ledger["reserveringen"]) == {"x-1", "x-2"} and ledger["gereserveerd_cents"] == 1_600_000
+
+
+async def test_a_ledger_in_the_256_buckets_of_session_10_is_moved_with_its_last_booking_applied(mongo, namespace):
+    repo, _ = await _repo(mongo, namespace, "grants_bak_256")
+    lid = "ips-cmd-2019:emmers"
+    # as session 10 stored it: entries in buckets, the head naming each bucket's stand; bucket "0b" is behind its
+    # head (a kill after the head's write): its intent, the release of b-2, is what counts
+    await repo.budgetten.insert_one({
+        "_id": lid, "regeling": "ips-cmd-2019", "periode": "emmers", "plafond_cents": PLAFOND,
+        "beschikbaar_cents": PLAFOND - 800_000, "gereserveerd_cents": 800_000, "vastgelegd_cents": 0,
+        "betaald_cents": 40, "aantal_reserveringen": 1, "indeling": EMMERS_256, "revision": 9,
+        "emmers": {"3a": "2:aaa", "0b": "5:ccc"}})
+    await repo.posten.insert_many([
+        {"_id": f"{lid}/3a", "ledger": lid, "versie": 2, "voornemens": {},
+         "reserveringen": {"b-1": {"bedragCents": 800_000, "status": "gereserveerd", "at": AT}},
+         "financieel": {"b-1": {"betaald_cents": 40, "versie": 1, "commands": ["f-1"]}}},
+        {"_id": f"{lid}/0b", "ledger": lid, "versie": 4, "financieel": {},
+         "reserveringen": {"b-2": {"bedragCents": 800_000, "status": "gereserveerd", "at": AT}},
+         "voornemens": {"ccc": {"soort": "reserveringen", "aanvraag": "b-2", "post": None}}}])
+
+    assert await repo.deel_in() == 1
+    kop = await repo.get_ledger(lid)
+    assert kop["indeling"] == INDELING and "emmers" not in kop and kop["aantal_reserveringen"] == 1
+    ledger = await _klopt(repo, lid)
+    assert set(ledger["reserveringen"]) == {"b-1"} and ledger["financieel"]["b-1"]["commands"] == ["f-1"]
+    assert {p["_id"] for p in await repo.posten.find({"ledger": lid}).to_list(None)} == {post_id(lid, "b-1")}
+    assert await repo.reserve_budget(lid, "b-1", 800_000, AT)  # held before the move: not twice
+    assert await repo.reserve_budget(lid, "b-2", 800_000, AT)  # released before the move: reserved again
+    assert (await _klopt(repo, lid))["gereserveerd_cents"] == 1_600_000

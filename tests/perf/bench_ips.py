@@ -39,9 +39,10 @@ fresh one per copy; ObjectId keys are new; outboxes are left empty, as the relay
 several template cases (a budget ledger with its reservations, a gemeente's cap, a ggz's payment ledger) get the
 copies' entries (map keys and list items that name a template case, or an id only that case's documents hold, such
 as a payment order's) added; their totals (``beschikbaar_cents``, the cap's count) are left
-as they were, so the measured cases still get money. A ledger's buckets (grants ``budgetposten``) are grown as one
-map of entries and spread again over the buckets each copy's id hashes to, as grants would have booked them; the
-engine's timers of a day (``timers/<day>/<part>``) likewise.
+as they were, so the measured cases still get money. Entries spread over parts by a hash (the engine's timers of a
+day, ``timers/<day>/<part>``, and its work lists, ``worklists/<list>/<part>``; the grants ledger's buckets of
+session 10) are grown as one map and spread again over the parts each copy's id hashes to, as the services would
+have written them; a ggz's payment ledger gets the copies' bookings as moved-out documents (``grootboekposten``).
 Not copied: documents that name no case (a consumer's record
 of an applied message id kept on its own). ``--seed services`` runs every history case through the services
 instead (the real thing; slow: hours for 20,000 on this machine).
@@ -59,6 +60,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 import re
@@ -545,20 +547,29 @@ def _grow(value: Any, templates: set[str], copies: list[tuple[str, str]], owners
     return value
 
 
+def _bucket_256(aanvraag_id: str) -> str:
+    """The bucket of an aanvraag in the grants ledger layout of session 10 (ADR 0010; 256 buckets by blake2b), for
+    a history copy under a checkout of that time."""
+    return f"{int.from_bytes(hashlib.blake2b(aanvraag_id.encode(), digest_size=4).digest(), 'big') % 256:02x}"
+
+
 async def _grow_buckets(collection: Any, docs: list[dict[str, Any]], templates: set[str],
                         copies: list[tuple[str, str]]) -> int:
-    """A ledger's buckets with the copies' entries, each in the bucket of its own id (grants.repository.emmer);
-    a bucket keeps its version, so that it stays level with its ledger. Returns how many buckets it wrote."""
-    from grants.repository import FINANCIEEL, RESERVERINGEN, bak_id, verdeel
-
+    """A ledger's buckets in the layout of session 10 (``budgetposten/<ledger>/<bucket>``, checkouts 4a2287a and
+    before) with the copies' entries, each in the bucket of its own id; a bucket keeps its version, so that it
+    stays level with its ledger. Returns how many buckets it wrote. (Since session 11 an aanvraag's entries are
+    a document of their own and are copied with its case.)"""
     written = 0
     for ledger in sorted({str(d["ledger"]) for d in docs}):
         mine = [d for d in docs if d["ledger"] == ledger]
-        entries = {soort: _grow({k: v for d in mine for k, v in (d.get(soort) or {}).items()}, templates, copies)
-                   for soort in (RESERVERINGEN, FINANCIEEL)}
+        buckets: dict[str, dict[str, dict[str, Any]]] = {}
+        for kind in ("reserveringen", "financieel"):
+            grown = _grow({k: v for d in mine for k, v in (d.get(kind) or {}).items()}, templates, copies)
+            for aid, entry in grown.items():
+                buckets.setdefault(_bucket_256(aid), {"reserveringen": {}, "financieel": {}})[kind][aid] = entry
         versions = {str(d["_id"]): d.get("versie") for d in mine}
-        for b, content in verdeel(entries[RESERVERINGEN], entries[FINANCIEEL]).items():
-            bid = bak_id(ledger, b)
+        for b, content in buckets.items():
+            bid = f"{ledger}/{b}"
             doc = {"_id": bid, "ledger": ledger, **content}
             if versions.get(bid) is not None:
                 doc["versie"] = versions[bid]
@@ -656,7 +667,8 @@ async def clone_history(mongo_url: str, namespace: str, completed: list[str], op
                 named = {t for t, mine in owned.items() if ids & mine}
             where = f"{name[len(prefix):]}.{coll}"
             doc = bson.decode(raw.raw, codec_options=bson.CodecOptions(tz_aware=True))
-            if coll == "budgetposten" or (coll in ("timers", "worklists") and "/" in str(doc["_id"])):
+            if (coll == "budgetposten" and "aanvraag" not in doc) or (coll in ("timers", "worklists")
+                                                                      and "/" in str(doc["_id"])):
                 buckets.setdefault((name, coll), []).append(doc)
                 continue
             if len(named) == 1:
