@@ -6,8 +6,8 @@ Collections (all looked up by ``_id``; FerretDB v1 scans for any other filter):
 * ``reserveringsverzoeken``: one per aanvraag: the reservation request in order of receipt and its reply.
 * ``budgetten``: one ledger per regulation and budget period: ``plafond_cents``, ``beschikbaar_cents``,
   ``gereserveerd_cents``, ``vastgelegd_cents``, ``aantal_reserveringen``; after the grant also
-  ``betaald_cents``, ``teruggevorderd_cents``, ``vastgesteld_cents``; and ``laatste``, the last booking
-  (``_boek``).
+  ``betaald_cents``, ``teruggevorderd_cents``, ``vastgesteld_cents``; and ``laatste.<group>``, the last
+  booking of each of ``GROEPEN`` groups of aanvragen (``_boek``).
 * ``budgetposten``: the ledger's entries, one document per aanvraag (``_id`` ``<ledger>/a/<aanvraagId>``):
   ``reserveringen`` (amount and status) and ``financieel`` (the case's paid / recovered / vastgesteld totals), so
   the ledger totals are always the sum of its cases; and ``voornemens``, bookings written but not yet applied.
@@ -21,7 +21,7 @@ Collections (all looked up by ``_id``; FerretDB v1 scans for any other filter):
 
 No transactions: every change is one guarded update keyed by the aanvraag id, so repeating a step after a
 crash finds the effect already there and does nothing twice. ``beschikbaar`` is stored (not computed) so a
-reservation is ``{beschikbaar_cents: {$gte: amount}, laatste: <as read>}`` + ``$inc``: no ``$expr`` needed,
+reservation is ``{beschikbaar_cents: {$gte: amount}, laatste.<group>: <as read>}`` + ``$inc``: no ``$expr`` needed,
 never over-committed; the aanvraag's document follows the ledger (``_boek``). The places and the head of
 ``volgorde`` change through servicekit's unit of work (revision-checked); the ledgers and caps keep their guarded
 ``$inc`` steps (docs/adr/0009).
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -67,9 +68,18 @@ def post_id(lid: str, aanvraag_id: str) -> str:
     return f"{lid}/a/{aanvraag_id}"
 
 
+#: Groups of aanvragen whose bookings take turns (``_boek``): bookings of different groups never wait for each
+#: other, and the ledger's head keeps one short string per group.
+GROEPEN = 16
+
+
+def groep(aanvraag_id: str) -> str:
+    return f"{zlib.crc32(aanvraag_id.encode()) % GROEPEN:x}"
+
+
 def _laatste(laatste: str | None) -> tuple[int, str, str]:
-    """The ledger's last booking, ``"<version>:<booking id>:<aanvraag>"``: the version it gives the aanvraag's
-    document, its id and the aanvraag; (0, "", "") before the first."""
+    """A group's last booking in the ledger, ``"<version>:<booking id>:<aanvraag>"``: the version it gives the
+    aanvraag's document, its id and the aanvraag; (0, "", "") before the first."""
     if not laatste:
         return 0, "", ""
     versie, door, aanvraag = laatste.split(":", 2)
@@ -106,7 +116,8 @@ def met_posten(kop: Document, posten: Iterable[Document]) -> Document:
     documents' entries, with the booking the head names last applied where its document is still behind."""
     alle: dict[str, dict[str, Any]] = {RESERVERINGEN: dict(kop.get(RESERVERINGEN) or {}),
                                        FINANCIEEL: dict(kop.get(FINANCIEEL) or {})}  # not yet moved out
-    versie, door, aanvraag = _laatste(kop.get("laatste"))
+    laatste = {aanvraag: (versie, door)
+               for versie, door, aanvraag in map(_laatste, (kop.get("laatste") or {}).values())}
     for post in posten:
         aid = post.get("aanvraag")
         if aid is None:
@@ -114,7 +125,8 @@ def met_posten(kop: Document, posten: Iterable[Document]) -> Document:
         for soort in (RESERVERINGEN, FINANCIEEL):
             if post.get(soort) is not None:
                 alle[soort][aid] = post[soort]
-        if aid == aanvraag and int(post.get("versie", 0)) < versie:
+        versie, door = laatste.get(aid, (0, ""))
+        if int(post.get("versie", 0)) < versie:
             voornemen = (post.get("voornemens") or {})[door]
             if voornemen.get("post") is None:
                 alle[voornemen["soort"]].pop(aid, None)
@@ -260,28 +272,30 @@ class GrantsRepository:
         """One change of an aanvraag's entry and of the ledger totals, exactly once.
 
         The entries of an aanvraag are a document of their own (``post_id``, with a version), and the ledger's head
-        names its last booking in ``laatste`` (``"<version>:<id>:<aanvraag>"``). A booking is three writes, each
-        checked on the version it read: its intent into the aanvraag's document (``voornemens.<id>``: what the entry
-        becomes), the head (the totals move and ``laatste`` names the intent, checked on the ``laatste`` it read,
-        which makes it count), the intent applied to the document at the next version. The head moves past a
-        booking only after that booking was applied (whoever finds it behind applies it first, ``_haal_in``), so
-        only the document that ``laatste`` names can be behind: a crash between the writes loses nothing and a
-        retry books nothing twice; of two bookings at once, the head's check lets one through and the other starts
-        again. Returns the entry as it stands afterwards (None when there is none); ``besluit`` sees the entry and
-        the head and returns the booking, or None when there is nothing to do (raising refuses).
+        names the last booking of the aanvraag's group (``groep``) in ``laatste.<group>`` (``"<version>:<id>:
+        <aanvraag>"``). A booking is three writes, each checked on the version it read: its intent into the
+        aanvraag's document (``voornemens.<id>``: what the entry becomes), the head (the totals move and the group's
+        ``laatste`` names the intent, checked on the one it read, which makes it count), the intent applied to the
+        document at the next version. The head moves a group past a booking only after that booking was applied
+        (whoever finds it behind applies it first, ``_haal_in``), so only a document that a group's ``laatste``
+        names can be behind: a crash between the writes loses nothing and a retry books nothing twice; of two
+        bookings of a group at once, the head's check lets one through and the other starts again. Returns the entry
+        as it stands afterwards (None when there is none); ``besluit`` sees the entry and the head and returns the
+        booking, or None when there is nothing to do (raising refuses).
 
         Until session 11 the entries were spread over 256 buckets whose stands the head kept (ADR 0010): a bucket
         held about 80 cases at 20,000 and each write of it held FerretDB's lock for 27 ms; a document per aanvraag
         is small whatever the history, and the head holds one stand instead of 256."""
-        pid = post_id(lid, aanvraag_id)
+        pid, g = post_id(lid, aanvraag_id), groep(aanvraag_id)
         for _ in range(200):
-            kop = await self.budgetten.find_one({"_id": lid}, {"laatste": 1, "beschikbaar_cents": 1, "indeling": 1})
+            kop = await self.budgetten.find_one({"_id": lid}, {f"laatste.{g}": 1, "beschikbaar_cents": 1,
+                                                               "indeling": 1})
             if kop is None:
                 return None
             if kop.get("indeling") != INDELING:
                 await self.deel_in(lid)
                 continue
-            laatste = kop.get("laatste")
+            laatste = (kop.get("laatste") or {}).get(g)
             versie_l, door_l, aanvraag_l = _laatste(laatste)
             post = await self.posten.find_one({"_id": pid}) or {}
             if aanvraag_l:
@@ -305,8 +319,8 @@ class GrantsRepository:
                 continue
             nieuw = f"{versie + 1}:{door}:{aanvraag_id}"
             result = await self.budgetten.update_one(
-                {"_id": lid, "laatste": laatste if laatste else {"$exists": False}, **boeking.voorwaarde},
-                {"$inc": {**boeking.totalen, "revision": 1}, "$set": {"laatste": nieuw}})
+                {"_id": lid, f"laatste.{g}": laatste if laatste else {"$exists": False}, **boeking.voorwaarde},
+                {"$inc": {**boeking.totalen, "revision": 1}, "$set": {f"laatste.{g}": nieuw}})
             if result.matched_count == 1:
                 await self._haal_in(pid, {"versie": versie, "voornemens": {door: voornemen}}, nieuw)
                 return boeking.post
@@ -345,7 +359,7 @@ class GrantsRepository:
 
     async def _post(self, kop: Document, lid: str, soort: str, aanvraag_id: str) -> dict[str, Any] | None:
         """The aanvraag's entry: its document's, or the booking the head names when the document is behind."""
-        versie, door, aanvraag = _laatste(kop.get("laatste"))
+        versie, door, aanvraag = _laatste((kop.get("laatste") or {}).get(groep(aanvraag_id)))
         projectie = {soort: 1, "versie": 1}
         if aanvraag == aanvraag_id:
             projectie[f"voornemens.{door}"] = 1

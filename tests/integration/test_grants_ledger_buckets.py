@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from grants.regelingen import load_regelingen
-from grants.repository import EMMERS_256, INDELING, GrantsRepository, ledger_id, post_id
+from grants.repository import EMMERS_256, GROEPEN, INDELING, GrantsRepository, groep, ledger_id, post_id
 
 AT = datetime(2026, 3, 1, tzinfo=UTC)
 PLAFOND = 60_000_000
@@ -110,7 +110,10 @@ async def test_a_crash_after_the_intent_and_before_the_ledger_books_once_on_retr
 async def test_concurrent_bookings_never_over_commit(mongo, namespace):
     repo, lid = await _repo(mongo, namespace, "grants_bak_samen")
     await repo.set_plafond(lid, 10 * 800_000, None)
-    ids = [f"a-{i}" for i in range(16)]
+    # 12 aanvragen of one group (their bookings take turns) and 4 of others (they do not wait for them)
+    een = [a for a in (f"a-{i}" for i in range(40 * GROEPEN)) if groep(a) == groep("a-0")][:12]
+    ids = een + [a for a in (f"b-{i}" for i in range(40)) if groep(a) != groep("a-0")][:4]
+    assert len(ids) == 16
     # every aanvraag asked twice at once (a redelivery racing the first), 16 for room for 10
     results = await asyncio.gather(*(repo.reserve_budget(lid, a, 800_000, AT) for a in ids + ids))
     held = {a for a, ok in zip(ids + ids, results, strict=True) if ok}
