@@ -41,6 +41,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from grants.domain import Regeling
+from servicekit.layout import move_to_layout
 from servicekit.store import ConcurrencyError, Document, DocumentStore, DuplicateKeyError
 from servicekit.unit_of_work import DOCUMENT, READ, Missing, Unchanged, UnitOfWork
 
@@ -377,39 +378,26 @@ class GrantsRepository:
         every ledger, or only ``lid``. Returns how many ledgers it moved. Safe to repeat and to run in several
         processes at once: a document is written only while no booking has touched it, and the ledger only at the
         revision the entries were read from."""
-        gedaan = 0
-        if lid is None:  # a scan; a handful of ledgers
-            koppen = await self.budgetten.find({"indeling": {"$ne": INDELING}}).to_list(None)
-        else:
-            koppen = [k for k in [await self.budgetten.find_one({"_id": lid})] if k is not None]
-        for eerste in koppen:
-            kop: Document | None = eerste
-            for poging in range(50):
-                if poging:
-                    kop = await self.budgetten.find_one({"_id": eerste["_id"]})
-                if kop is None or kop.get("indeling") == INDELING:
-                    break
-                kid = kop["_id"]
-                if kop.get("indeling") == EMMERS_256:  # a scan of the buckets, once
-                    alle = _uit_emmers(kop, await self.posten.find({"ledger": kid}).to_list(None))
-                else:
-                    alle = {RESERVERINGEN: kop.get(RESERVERINGEN) or {}, FINANCIEEL: kop.get(FINANCIEEL) or {}}
-                for aid in {*alle[RESERVERINGEN], *alle[FINANCIEEL]}:
-                    inhoud = {soort: alle[soort][aid] for soort in (RESERVERINGEN, FINANCIEEL) if aid in alle[soort]}
-                    if not await self._nieuwe_post(post_id(kid, aid), kid, aid, inhoud):
-                        await self.posten.update_one({"_id": post_id(kid, aid), "versie": {"$exists": False}},
-                                                     {"$set": inhoud})
-                result = await self.budgetten.update_one(
-                    {"_id": kid, "revision": kop.get("revision", 1)},
-                    {"$unset": {RESERVERINGEN: "", FINANCIEEL: "", "emmers": ""}, "$inc": {"revision": 1},
-                     "$set": {"indeling": INDELING, "aantal_reserveringen": len(alle[RESERVERINGEN])}})
-                if result.matched_count == 1:
-                    await self.posten.delete_many({"ledger": kid, "aanvraag": {"$exists": False}})  # the buckets
-                    gedaan += 1
-                    break
+        async def verhuis(kop: Document) -> bool:
+            kid = kop["_id"]
+            if kop.get("indeling") == EMMERS_256:  # a scan of the buckets, once
+                alle = _uit_emmers(kop, await self.posten.find({"ledger": kid}).to_list(None))
             else:
-                raise RuntimeError(f"budgetten/{eerste['_id']}: changed all the time while moving its entries")
-        return gedaan
+                alle = {RESERVERINGEN: kop.get(RESERVERINGEN) or {}, FINANCIEEL: kop.get(FINANCIEEL) or {}}
+            for aid in {*alle[RESERVERINGEN], *alle[FINANCIEEL]}:
+                inhoud = {soort: alle[soort][aid] for soort in (RESERVERINGEN, FINANCIEEL) if aid in alle[soort]}
+                if not await self._nieuwe_post(post_id(kid, aid), kid, aid, inhoud):
+                    await self.posten.update_one({"_id": post_id(kid, aid), "versie": {"$exists": False}},
+                                                 {"$set": inhoud})
+            result = await self.budgetten.update_one(
+                {"_id": kid, "revision": kop.get("revision", 1)},
+                {"$unset": {RESERVERINGEN: "", FINANCIEEL: "", "emmers": ""}, "$inc": {"revision": 1},
+                 "$set": {"indeling": INDELING, "aantal_reserveringen": len(alle[RESERVERINGEN])}})
+            if result.matched_count == 1:
+                await self.posten.delete_many({"ledger": kid, "aanvraag": {"$exists": False}})  # the buckets
+            return result.matched_count == 1
+
+        return await move_to_layout(self.budgetten, INDELING, verhuis, lid)
 
     async def posten_van(self, koppen: list[Document]) -> list[Document]:
         """The ledgers with every entry (``reserveringen`` and ``financieel`` by aanvraag id), as the reports
