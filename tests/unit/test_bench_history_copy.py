@@ -108,7 +108,7 @@ async def test_the_copies_of_a_days_timers_go_to_the_part_of_their_own_case() ->
     copies = [(CASE, f"c{k}") for k in range(40)]
     written = await _grow_parts(timers, [template], {CASE}, copies, "c", _timer_part)
     parts = {i: d for i, d in timers.docs.items() if "/" in i}
-    assert written == len(parts) > 8  # 41 cases over 16 parts
+    assert written == len(parts) > 8  # 41 cases over 64 parts
     assert {f"2027-01-25/{p}" for p in timers.docs["2027-01-25"]["delen"]} == set(parts)
     found = {case: part for part, d in parts.items() for case in d["c"]}
     assert set(found) == {CASE} | {_remap(CASE, {}, salt) for _, salt in copies}
