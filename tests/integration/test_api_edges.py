@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from payments.domain import today_in_amsterdam
 from tests.support.ips import ADJUSTABLE, KLOKBEHEER
 from tests.support.tokens import bearer
 
@@ -107,7 +108,7 @@ def test_documents_per_application_are_capped(service):
 def test_a_batch_execution_date_lies_between_today_and_a_year_ahead(service, uitvoerdatum):
     """Regression: 0001-01-01 went into the pain.001 file."""
     payments = service("payments").start()
-    today = datetime.now(UTC).date()
+    today = today_in_amsterdam(datetime.now(UTC))  # the service's today: from 23:00 UTC on, the next day
     value = {"yesterday": (today - timedelta(days=1)).isoformat(),
              "next-year-and-a-day": (date(today.year + 1, today.month, min(today.day, 28)) + timedelta(days=4)
                                      ).isoformat()}.get(uitvoerdatum, uitvoerdatum)
