@@ -42,7 +42,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from grants.domain import Regeling
 from servicekit.layout import move_to_layout
-from servicekit.store import ConcurrencyError, Document, DocumentStore, DuplicateKeyError
+from servicekit.store import ConcurrencyError, Document, DocumentStore, DuplicateKeyError, nested
 from servicekit.unit_of_work import DOCUMENT, READ, Missing, Unchanged, UnitOfWork
 
 GERESERVEERD, VASTGELEGD = "gereserveerd", "vastgelegd"
@@ -345,13 +345,7 @@ class GrantsRepository:
     async def _nieuwe_post(self, pid: str, lid: str, aanvraag_id: str, velden: Document) -> bool:
         """Insert an aanvraag's document that does not exist yet; False when it does. (Not an upsert on ``{_id,
         versie}``: FerretDB v1 answers an upsert with any filter beyond ``_id`` by decoding every document.)"""
-        post: Document = {"_id": pid, "ledger": lid, "aanvraag": aanvraag_id, "voornemens": {}}
-        for pad, waarde in velden.items():  # dotted paths as an update would set them
-            doel = post
-            *boven, laatste = pad.split(".")
-            for deel in boven:
-                doel = doel.setdefault(deel, {})
-            doel[laatste] = waarde
+        post = nested(velden, {"_id": pid, "ledger": lid, "aanvraag": aanvraag_id, "voornemens": {}})
         try:
             await self.posten.insert_one(post)
         except DuplicateKeyError:

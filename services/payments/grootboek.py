@@ -28,7 +28,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from servicekit.layout import move_to_layout
-from servicekit.store import Document, DuplicateKeyError
+from servicekit.store import Document, DuplicateKeyError, nested
 
 #: Bookings kept in the ledger document: each ledger write costs about 3 ms at 16 keys and 12 ms at 64 on FerretDB
 #: v1 (measured 2026-11-29), so the window is small and moves out often (a move is one insert and one update).
@@ -60,18 +60,6 @@ def _inc(boekingen: Sequence[tuple[str, Bedragen]]) -> dict[str, int]:
 
 def _tijdperk(kop: Document) -> int:
     return int(kop.get("tijdperk", 0))
-
-
-def _genest(velden: Mapping[str, Any]) -> Document:
-    """A document from dotted paths, as an update would set them on an empty one."""
-    doc: Document = {}
-    for pad, waarde in velden.items():
-        doel = doc
-        *boven, laatste = pad.split(".")
-        for deel in boven:
-            doel = doel.setdefault(deel, {})
-        doel[laatste] = waarde
-    return doc
 
 
 class Grootboek:
@@ -107,7 +95,7 @@ class Grootboek:
         for _ in range(100):
             kop = await self._kop(kvk)
             if kop is None:
-                nieuw = _genest({"_id": kvk, "tijdperk": 0, "indeling": INDELING, **update["$inc"],
+                nieuw = nested({"_id": kvk, "tijdperk": 0, "indeling": INDELING, **update["$inc"],
                                  **update["$set"]})
                 with contextlib.suppress(DuplicateKeyError):  # created meanwhile: read it again
                     await self.koppen.insert_one(nieuw)

@@ -190,6 +190,15 @@ def _stored_form(value: Any) -> str:
     return str(value)
 
 
+async def _with_parts(collection: AsyncCollection[Document], whole_id: str) -> list[Document]:
+    """A spread document (a work list, a day of timers) and the parts it lists in ``delen``, each read by ``_id``,
+    the parts at once; the whole itself may still hold entries written before the spread. Missing ones left out."""
+    whole = await collection.find_one({"_id": whole_id}) or {}
+    parts = await asyncio.gather(*(collection.find_one({"_id": f"{whole_id}/{part}"})
+                                   for part in whole.get("delen") or []))
+    return [whole, *(p for p in parts if p is not None)]
+
+
 class ReadModels:
     def __init__(self, db: AsyncDatabase[Document], published: Published | None = None) -> None:
         #: Where the mark's clear is owed to the relay (see the module docstring); the instances' store's ledger.
@@ -364,11 +373,8 @@ class ReadModels:
         """The entries of these work lists (each read by ``_id``), each task once."""
         entries: dict[str, dict[str, Any]] = {}
         for list_id in dict.fromkeys(list_ids):
-            whole = await self.worklists.find_one({"_id": list_id}) or {}
-            parts = await asyncio.gather(*(self.worklists.find_one({"_id": f"{list_id}/{part}"})
-                                           for part in whole.get("delen") or []))
-            for doc in [whole, *parts]:  # the list's own entries: from before the spread
-                for entry in ((doc or {}).get("e") or {}).values():
+            for doc in await _with_parts(self.worklists, list_id):
+                for entry in (doc.get("e") or {}).values():
                     entries[entry["id"]] = entry
         return list(entries.values())
 
@@ -387,11 +393,8 @@ class ReadModels:
         cursor: date | None = None
         day = min(first_day, today)
         while day <= today:
-            doc = await self.timers.find_one({"_id": day.isoformat()}) or {}
-            cases = list((doc.get("c") or {}).items())  # a day written before the spread
-            for found in await asyncio.gather(*(self.timers.find_one({"_id": f"{day.isoformat()}/{part}"})
-                                                for part in doc.get("delen") or [])):
-                cases += ((found or {}).get("c") or {}).items()
+            cases = [item for doc in await _with_parts(self.timers, day.isoformat())
+                     for item in (doc.get("c") or {}).items()]
             for key, at in cases:
                 if at.tzinfo is None:
                     at = at.replace(tzinfo=UTC)

@@ -9,7 +9,7 @@ Every document carries ``revision``; writes filter on it, and a miss means someo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +23,7 @@ from servicekit.settings import ServiceSettings
 
 Document = dict[str, Any]
 
-__all__ = ["PUBLISHED", "ConcurrencyError", "DocumentStore", "DuplicateKeyError", "Published", "make_client",
+__all__ = ["PUBLISHED", "ConcurrencyError", "DocumentStore", "DuplicateKeyError", "Published", "make_client", "nested",
            "outbox_entry"]
 
 
@@ -239,3 +239,16 @@ def _attach_outbox(doc: Document, events: Sequence[tuple[CloudEvent, str]], publ
     outbox.extend(outbox_entry(event, exchange) for event, exchange in events)
     doc["outbox"] = outbox
     doc["has_outbox"] = bool(outbox)
+
+
+def nested(fields: Mapping[str, Any], into: Document | None = None) -> Document:
+    """A document with ``fields`` given as dotted paths (``"a.b": 1``), set as an update's ``$set`` would set them
+    on ``into`` (a new document when None): for an insert that stands in for an upsert."""
+    doc: Document = {} if into is None else into
+    for path, value in fields.items():
+        target = doc
+        *above, last = path.split(".")
+        for part in above:
+            target = target.setdefault(part, {})
+        target[last] = value
+    return doc
