@@ -18,6 +18,7 @@ from process_engine import runtime as rt
 from process_engine.bootstrap import EngineSettings, ProcessEngine, bootstrap, definition_files
 from process_engine.engine import Conflict, Engine, NotFound
 from process_engine.migratie import migratie_routes
+from process_engine.packed import INSTANCE_PACKING
 from process_engine.readmodels import LANE_ORGANISATIONS
 from process_engine.schemas import (
     CasePage,
@@ -119,7 +120,8 @@ def create(settings: EngineSettings | None = None) -> FastAPI:
                 async with in_background(pe.engine.run_timer_poller(pe.settings.timer_poll_seconds,
                                                                     pe.settings.timer_scan_seconds), "timer-poller"), \
                         in_background(index.bijhouden(pe.engine.instances.summaries,  # closed, then open
-                                                     pe.engine.instances.collection), "zaakindex"):
+                                                     pe.engine.instances.collection, packing=INSTANCE_PACKING),
+                                      "zaakindex"):
                     yield
 
     app = create_app("ipsflow process engine",
@@ -277,13 +279,15 @@ def _routes(app: FastAPI, pe: ProcessEngine, controle: Uitrolcontrole) -> None:
         # the open cases and the closed cases' summaries (a case caught in its move counts as the open one)
         bronnen = (engine.instances.summaries, engine.instances.collection)
         order = [("started_at", -1), ("_id", 1)]
+        projectie = INSTANCE_PACKING.projection(zaakindex.PROJECTIE)
+        uitpakken = engine.instances.store.unpacked  # a closed case's summary holds nothing packed: left alone
         if criteria.leeg():
             total = sum([await c.count_documents(query) for c in bronnen])
-            gelezen = {d["_id"]: d for c in bronnen for d in await c.find(query, zaakindex.PROJECTIE).sort(order)
+            gelezen = {d["_id"]: uitpakken(d) for c in bronnen for d in await c.find(query, projectie).sort(order)
                        .limit(offset + limit).to_list(None)}
             alle = sorted(map(zaakindex.samenvatting, gelezen.values()), key=zaakindex.volgorde)
         else:  # the variables are filtered in Python, as the index does
-            gelezen = {d["_id"]: d for c in bronnen for d in await c.find(query, zaakindex.PROJECTIE).to_list(None)}
+            gelezen = {d["_id"]: uitpakken(d) for c in bronnen for d in await c.find(query, projectie).to_list(None)}
             alle = [z for z in sorted(map(zaakindex.samenvatting, gelezen.values()), key=zaakindex.volgorde)
                     if criteria.past(z["variabelen"])]
             total = len(alle)

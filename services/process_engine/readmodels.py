@@ -43,9 +43,12 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
 
+from bson import BSON, Binary
+from bson.codec_options import CodecOptions
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
+from process_engine.packed import INSTANCE_PACKING
 from servicekit.logging import get_logger
 from servicekit.store import PUBLISHED, Document, Published
 
@@ -126,6 +129,18 @@ def task_entry(doc: Mapping[str, Any], task: Mapping[str, Any]) -> dict[str, Any
             "lane": task.get("lane"), "geclaimdDoor": task.get("claimedBy"), "sinds": task.get("since"),
             "ontvangenOp": aanvraag.get("ontvangenOp"), "beslisdatum": variables.get("beslisdatum"),
             "teLaat": variables.get("te_laat")}
+
+
+def packed_entry(entry: Mapping[str, Any]) -> Binary:
+    """A work list's entry as its part stores it: one binary (BSON) instead of ten values. FerretDB v1 decodes a
+    part value by value at every change of one of its entries; measured for issue 14 with 125 entries a part, a
+    change took 30 -> 8.5 ms and a read of a list's 16 parts 367 -> 112 ms."""
+    return Binary(BSON.encode(entry))
+
+
+def unpacked_entry(stored: Any, options: CodecOptions[Any]) -> dict[str, Any]:
+    """An entry as :func:`packed_entry` stored it, or as stored before (a document)."""
+    return BSON(stored).decode(codec_options=options) if isinstance(stored, bytes) else dict(stored)
 
 
 def day_id(moment: datetime | date) -> str:
@@ -284,7 +299,8 @@ class ReadModels:
             for list_id in lists:  # a part of a work list, or a list itself (an entry from before the spread)
                 if list_id in now_on:
                     await self._list_part(self.worklists, list_id)
-                    await self.worklists.update_one({"_id": list_id}, {"$set": {key: entry}}, upsert=True)
+                    await self.worklists.update_one({"_id": list_id}, {"$set": {key: packed_entry(entry)}},
+                                                    upsert=True)
                 else:
                     await self.worklists.update_one({"_id": list_id}, {"$unset": {key: ""}})
         due = doc.get("next_timer_at") if running else None
@@ -341,8 +357,8 @@ class ReadModels:
         if await self.state.find_one({"_id": BUILT}) is None:
             queries.append({"view_hash": {"$exists": False}, "status": "running"})
         for query in queries:
-            async for doc in self.instances.find(query, _REPAIR_FIELDS):
-                plan(doc)
+            async for doc in self.instances.find(query, INSTANCE_PACKING.projection(_REPAIR_FIELDS)):
+                plan(INSTANCE_PACKING.unpack(doc, self.instances.codec_options))
                 if not doc.get("views_behind"):
                     continue
                 marked = await self.instances.update_one(  # the plan, stored first: a crash now is repaired again
@@ -374,7 +390,8 @@ class ReadModels:
         entries: dict[str, dict[str, Any]] = {}
         for list_id in dict.fromkeys(list_ids):
             for doc in await _with_parts(self.worklists, list_id):
-                for entry in (doc.get("e") or {}).values():
+                for stored in (doc.get("e") or {}).values():
+                    entry = unpacked_entry(stored, self.worklists.codec_options)
                     entries[entry["id"]] = entry
         return list(entries.values())
 

@@ -19,6 +19,7 @@ from typing import Any
 from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from process_engine.packed import INSTANCE_PACKING
 from process_engine.readmodels import ReadModels
 from servicekit.logging import PERSONAL_DATA_KEYS
 from servicekit.store import Document, DocumentStore, DuplicateKeyError
@@ -90,10 +91,11 @@ SUMMARY_FIELDS = ("status", "process_id", "definition_hash", "active_elements", 
 
 
 class InstanceStore(DocumentStore):
-    """The open cases, revision-checked; :meth:`get` finds a closed case as well (in ``closed_instances``)."""
+    """The open cases, revision-checked and packed (``INSTANCE_PACKING``); :meth:`get` finds a closed case as
+    well (in ``closed_instances``, whose copies are plain documents)."""
 
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        super().__init__(db, "instances")
+        super().__init__(db, "instances", packing=INSTANCE_PACKING)
         self.closed = db["closed_instances"]
 
     async def get(self, doc_id: str) -> Document | None:
@@ -174,7 +176,8 @@ class InstanceRepository:
         """Every case, open or closed, that matches ``query`` (a scan of both: functioneel beheer's statistics
         and lists, never a hot path); a case caught between the two writes of its move counts once."""
         found = {d["_id"]: d for d in await self.closed.find(query, projection).to_list(None)}
-        found.update({d["_id"]: d for d in await self.collection.find(query, projection).to_list(None)})
+        found.update({d["_id"]: self.store.unpacked(d) for d in await self.collection.find(
+            query, INSTANCE_PACKING.projection(projection)).to_list(None)})
         return list(found.values())
 
     async def append_log(self, bucket: Document) -> None:

@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from bson import BSON, Binary
+from bson.codec_options import CodecOptions
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
@@ -23,8 +25,8 @@ from servicekit.settings import ServiceSettings
 
 Document = dict[str, Any]
 
-__all__ = ["PUBLISHED", "ConcurrencyError", "DocumentStore", "DuplicateKeyError", "Published", "make_client", "nested",
-           "outbox_entry"]
+__all__ = ["PUBLISHED", "ConcurrencyError", "DocumentStore", "DuplicateKeyError", "Packing", "Published", "make_client",
+           "nested", "outbox_entry"]
 
 
 class ConcurrencyError(Exception):
@@ -174,23 +176,75 @@ class Published:
 PUBLISHED = Published()
 
 
+@dataclass(frozen=True)
+class Packing:
+    """Fields a collection stores together as one BSON document inside a binary field (``into``), for the fields
+    no filter, projection or partial update names.
+
+    FerretDB v1 decodes a stored document into its own types value by value, on every read, every write (the
+    revision-checked replace reads the old one) and for every document a filtered scan passes: a case's journal,
+    history, user tasks and variables were most of that work, while a binary is one value. Measured for issue 14
+    on 2,000 instance documents of 8.5 KB: a replace 5.3 -> 1.9 ms, a read by ``_id`` 4.1 -> 1.4 ms, a scan
+    3.2 -> 0.7 s. MongoDB gains little either way, and loses nothing a query used.
+
+    Documents written before (without ``into``) read as they are; :meth:`unpack` leaves them alone."""
+
+    fields: frozenset[str]
+    into: str = "body"
+
+    def pack(self, doc: Document, options: CodecOptions[Any]) -> Document:
+        """``doc`` as stored: its packed fields (those it has) encoded in ``into``."""
+        out = {k: v for k, v in doc.items() if k not in self.fields}
+        out[self.into] = Binary(BSON.encode({k: doc[k] for k in self.fields if k in doc}, codec_options=options))
+        return out
+
+    def unpack(self, doc: Document, options: CodecOptions[Any]) -> Document:
+        """``doc`` (changed in place) with the packed fields back in their places; a document without ``into``
+        (written before, or a projection without it) is returned unchanged."""
+        raw = doc.pop(self.into, None)
+        if raw is not None:
+            doc.update(BSON(raw).decode(codec_options=options))
+        return doc
+
+    def projection(self, projection: Mapping[str, Any]) -> dict[str, Any]:
+        """An inclusion projection that reads ``into`` when it asks for a packed field."""
+        out = dict(projection)
+        if any(out.pop(k, None) for k in self.fields & set(projection)):
+            out[self.into] = 1
+        return out
+
+    def reader(self, collection: AsyncCollection[Document]) -> Callable[[Document], Document]:
+        """:meth:`unpack` with the collection's codec options (its time zones), for readers of its documents."""
+        return lambda doc: self.unpack(doc, collection.codec_options)
+
+
 class DocumentStore:
-    """Revision-checked access to one collection. Documents are plain dicts; services map them."""
+    """Revision-checked access to one collection. Documents are plain dicts; services map them. With a
+    :class:`Packing` the store packs what it writes and unpacks what it reads: its callers see plain documents."""
 
     def __init__(self, database: AsyncDatabase[Document], collection: str,
-                 published: Published | None = None) -> None:
+                 published: Published | None = None, packing: Packing | None = None) -> None:
         self.collection: AsyncCollection[Document] = database[collection]
         #: None: the process's ledger (``PUBLISHED``); a test gives another to play a second process.
         self.published = PUBLISHED if published is None else published
+        self.packing = packing
+
+    def _stored_form(self, doc: Document) -> Document:
+        return doc if self.packing is None else self.packing.pack(doc, self.collection.codec_options)
+
+    def unpacked(self, doc: Document) -> Document:
+        """A document read from the collection directly, as the store's callers see it."""
+        return doc if self.packing is None else self.packing.unpack(doc, self.collection.codec_options)
 
     async def get(self, doc_id: str) -> Document | None:
-        return await self.collection.find_one({"_id": doc_id})
+        doc = await self.collection.find_one({"_id": doc_id})
+        return None if doc is None else self.unpacked(doc)
 
     async def insert(self, doc: Document, events: Sequence[tuple[CloudEvent, str]] = ()) -> Document:
         """Insert a new document at revision 1 with its events in the outbox. Raises DuplicateKeyError."""
         stored = {**doc, "revision": 1}
         _attach_outbox(stored, events, self.published, self.collection)
-        await self.collection.insert_one(stored)
+        await self.collection.insert_one(self._stored_form(stored))
         return stored
 
     async def replace(self, doc: Document, events: Sequence[tuple[CloudEvent, str]] = ()) -> Document:
@@ -201,7 +255,8 @@ class DocumentStore:
         expected = doc["revision"]
         stored = {**doc, "revision": expected + 1}
         _attach_outbox(stored, events, self.published, self.collection)
-        result = await self.collection.replace_one({"_id": doc["_id"], "revision": expected}, stored)
+        result = await self.collection.replace_one({"_id": doc["_id"], "revision": expected},
+                                                   self._stored_form(stored))
         if result.matched_count != 1:
             raise ConcurrencyError(f"{self.collection.name}/{doc['_id']} changed since revision {expected}")
         self.published.written(self.collection, stored)
@@ -218,6 +273,9 @@ class DocumentStore:
         expected = doc["revision"]
         stored = {**doc, "revision": expected + 1}
         change = {field: stored[field] for field in fields}
+        if self.packing is not None and self.packing.fields & set(fields):  # the packed fields go as one
+            change = {k: v for k, v in self.packing.pack(stored, self.collection.codec_options).items()
+                      if k in change or k == self.packing.into}
         change["revision"] = expected + 1
         before = list(doc.get("outbox") or [])
         _attach_outbox(stored, events, self.published, self.collection)

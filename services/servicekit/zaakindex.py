@@ -31,6 +31,7 @@ from datetime import datetime
 from typing import Any
 
 from servicekit.logging import get_logger
+from servicekit.store import Packing
 from servicekit.zaakvariabelen import zichtbare_variabelen
 
 log = get_logger(__name__)
@@ -162,25 +163,28 @@ class ZaakIndex:
             self._tijdens_lezen[zaak["id"]] = zaak
         self._gesorteerd, self._kaarten = None, {}
 
-    async def lees(self, *collections: Any, batch: int = 500) -> None:
+    async def lees(self, *collections: Any, batch: int = 500, packing: Packing | None = None) -> None:
         """Read every case's summary from the database (full scans: slow on FerretDB, hence in the background),
         the collections in order (a case in two counts as the later one has it); writes made meanwhile win over
-        what the scan read."""
+        what the scan read. ``packing``: how the collections pack fields (servicekit.store.Packing)."""
         self._tijdens_lezen = {}
         gelezen: dict[str, dict[str, Any]] = {}
+        projectie = PROJECTIE if packing is None else packing.projection(PROJECTIE)
         for collection in collections:
-            async for doc in collection.find({}, PROJECTIE, batch_size=batch):
+            async for doc in collection.find({}, projectie, batch_size=batch):
+                if packing is not None:
+                    packing.unpack(doc, collection.codec_options)
                 gelezen[doc["_id"]] = samenvatting(doc)
         gelezen.update(self._tijdens_lezen)
         self._tijdens_lezen = None
         feiten = {i: feiten_van(z["variabelen"]) for i, z in gelezen.items()}
         self.zaken, self.feiten, self._gesorteerd, self._kaarten, self.gereed = gelezen, feiten, None, {}, True
 
-    async def bijhouden(self, *collections: Any) -> None:
+    async def bijhouden(self, *collections: Any, packing: Packing | None = None) -> None:
         """Read at start, then again every ``rescan_seconds`` (what other engine processes wrote)."""
         while True:
             try:
-                await self.lees(*collections)
+                await self.lees(*collections, packing=packing)
                 log.info("zaakindex.gelezen", zaken=len(self.zaken))
             except asyncio.CancelledError:
                 raise

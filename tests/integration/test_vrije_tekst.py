@@ -20,6 +20,7 @@ import bson
 import httpx
 import pytest
 
+from process_engine.packed import INSTANCE_PACKING
 from process_engine.runtime import STATE_FORMAT
 from servicekit.broker import COMMANDS, EVENTS, Broker
 from servicekit.zaakvariabelen import ENGINE_INTERN, INTERN, ZICHTBAAR
@@ -77,6 +78,11 @@ def _holds(value: Any, needles: tuple[str, ...]) -> bool:
             raw = gzip.decompress(raw)
         elif raw.startswith(STATE_FORMAT):  # the engine's state since issue 14
             raw = zlib.decompress(raw[len(STATE_FORMAT):])
+        else:
+            try:  # a packed body (servicekit.store.Packing): a BSON document, its own state blob inside
+                return _holds(bson.decode(raw), needles)
+            except Exception:  # not BSON: its bytes as they are
+                pass
         return any(n.encode() in raw for n in needles)
     return isinstance(value, str) and any(n in value for n in needles)
 
@@ -141,6 +147,7 @@ async def test_a_bsn_in_the_motivering_is_refused_and_reaches_no_variable_letter
         engine_db = mongo[f"{namespace}ipsflow_process_engine".replace(".", "_")]
         stored = (await engine_db.instances.find_one({"_id": case_id})  # or moved there when it ended
                   or await engine_db.closed_instances.find_one({"_id": case_id}))
+        INSTANCE_PACKING.unpack(stored, engine_db.instances.codec_options)  # a closed copy is plain: unchanged
         known = set().union(*ZICHTBAAR["ips_traject"].values()) | INTERN["ips_traject"] | ENGINE_INTERN
         assert set(stored["variables"]) <= known, set(stored["variables"]) - known
     finally:
@@ -188,5 +195,7 @@ def test_the_tap_and_scan_helpers_see_a_bsn(tmp_path: Path) -> None:
     assert _holds({"state": blob}, WRITTEN)
     state = bson.Binary(STATE_FORMAT + zlib.compress(json.dumps({"motivering": "BSN 1234.56.782"}).encode(), 1))
     assert _holds({"state": state}, WRITTEN)
+    body = INSTANCE_PACKING.pack({"_id": "z", "state": state}, bson.DEFAULT_CODEC_OPTIONS)
+    assert "state" not in body and _holds(body, WRITTEN)  # inside the packed body, inside its compressed state
     assert _holds({"a": [{"b": "x 123456782"}]}, WRITTEN)
     assert not _holds({"a": "111222333", "b": 123456782}, WRITTEN)

@@ -586,7 +586,14 @@ async def _grow_parts(collection: Any, docs: list[dict[str, Any]], templates: se
     written = 0
     for whole in sorted({str(d["_id"]).rpartition("/")[0] for d in docs}):
         mine = [d for d in docs if str(d["_id"]).rpartition("/")[0] == whole]
-        entries = _grow({k: v for d in mine for k, v in (d.get(field) or {}).items()}, templates, copies, owners)
+        stored = {k: v for d in mine for k, v in (d.get(field) or {}).items()}
+        # entries packed in one binary each (the engine's work lists since session 12): grown as documents, so
+        # that the ids in them are remapped, then packed again
+        packed = any(isinstance(v, bytes) for v in stored.values())
+        entries = _grow({k: bson.decode(v, codec_options=bson.CodecOptions(tz_aware=True)) if isinstance(v, bytes)
+                         else v for k, v in stored.items()}, templates, copies, owners)
+        if packed:
+            entries = {k: bson.Binary(bson.encode(v)) for k, v in entries.items()}
         parts: dict[str, dict[str, Any]] = {}
         for key, value in entries.items():
             parts.setdefault(part_of(whole, key, value), {})[key] = value

@@ -6,8 +6,10 @@ from __future__ import annotations
 import uuid
 import zlib
 from datetime import UTC, datetime
+from typing import Any
 
 import bson
+import pytest
 from tests.perf.bench_ips import (
     _bucket_256,
     _copy_raw,
@@ -21,7 +23,7 @@ from tests.perf.bench_ips import (
 )
 
 from payments.grootboek import post_id
-from process_engine.readmodels import timer_bucket, worklist_part
+from process_engine.readmodels import packed_entry, timer_bucket, unpacked_entry, worklist_part
 
 CASE = "3f1c2a9e-8b7d-4c6e-9a1b-2c3d4e5f6a7b"
 BESCHIKKING = "a45ed7b5-6db2-4b5a-b348-33c70fd5c7e4"
@@ -152,17 +154,21 @@ async def test_the_copies_of_a_ggz_ledgers_bookings_go_to_the_moved_bookings_and
                                                       "sleutel": new, "boeking": {"rijk": {"besteld": 5}}}
 
 
-async def test_the_copies_of_a_work_lists_tasks_go_to_the_part_of_their_own_task() -> None:
+@pytest.mark.parametrize("packed", [False, True], ids=["entries as documents", "entries packed"])
+async def test_the_copies_of_a_work_lists_tasks_go_to_the_part_of_their_own_task(packed: bool) -> None:
     task = "9b2e4f7a-1c3d-4e5f-8a9b-0c1d2e3f4a5b"  # the task of CASE: its documents hold this id
     lijst = "gemeente:0957:behandelaar"
-    template = {"_id": worklist_part(lijst, task), "e": {task: {"id": task, "zaakId": CASE}}}
+    entry: Any = {"id": task, "zaakId": CASE}
+    template = {"_id": worklist_part(lijst, task), "e": {task: packed_entry(entry) if packed else entry}}
     lists = _Buckets()
     copies = [(CASE, f"c{k}") for k in range(40)]
     written = await _grow_parts(lists, [template], {CASE}, copies, "e", _worklist_part, {task: CASE})
     parts = {i: d for i, d in lists.docs.items() if "/" in i}
     assert written == len(parts) > 8  # 41 tasks over 16 parts
     assert {f"{lijst}/{p}" for p in lists.docs[lijst]["delen"]} == set(parts)
-    found = {key: (part, entry) for part, d in parts.items() for key, entry in d["e"].items()}
+    found = {key: (part, unpacked_entry(entry, bson.DEFAULT_CODEC_OPTIONS)) for part, d in parts.items()
+             for key, entry in d["e"].items()}
+    assert all(isinstance(e, bytes) == packed for d in parts.values() for e in d["e"].values())
     assert set(found) == {task} | {_remap(task, {}, salt) for _, salt in copies}
     for key, (part, entry) in found.items():
         assert part == worklist_part(lijst, key) and entry["id"] == key  # the entry's ids remapped with its key
