@@ -122,7 +122,7 @@ def create(settings: NotificationSettings | None = None) -> FastAPI:
             return problem(404, "Niet gevonden", "Geen bericht met dit id.")
         if not _may_read(principal, doc):
             raise forbid("Deze brief is niet aan uw organisatie gericht.")
-        return Response(bytes(doc["pdf"]), media_type="application/pdf",
+        return Response(await s.repo.pdf(doc), media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{doc["bijlage"]}"',
                                  "Cache-Control": "no-store"})
 
@@ -144,7 +144,7 @@ def create(settings: NotificationSettings | None = None) -> FastAPI:
              responses={200: {"content": {"application/pdf": {}}}})
     async def brief_pdf(beschikking_id: str, principal: PrincipalDep, s: NotificationsDep) -> Response:
         doc = await _brief(s, beschikking_id, principal)
-        return Response(bytes(doc["pdf"]), media_type="application/pdf",
+        return Response(await s.repo.pdf(doc), media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{doc["bijlage"]}"',
                                  "Cache-Control": "no-store"})
 

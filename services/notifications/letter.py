@@ -17,7 +17,7 @@ from datetime import UTC, datetime, time
 from functools import cache
 from io import BytesIO
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from fontTools import subset as ftsubset
 from fontTools.ttLib import TTFont
@@ -57,7 +57,7 @@ class Lettertype:
         return self
 
 
-class _Breedtes(TTFFont):  # type: ignore[misc]
+class _Breedtes(TTFFont):
     """fpdf2's TrueType font with the width of a text summed by ``map`` instead of a generator: the line breaking
     of ``write_html`` asks for the width of every line again as it grows (about 4,000 times a letter), and that
     sum was a sixth of a letter's CPU. The widths are whole numbers (font units), so the sum is exactly fpdf2's."""
@@ -65,7 +65,7 @@ class _Breedtes(TTFFont):  # type: ignore[misc]
     def get_text_width(self, text: str, font_size_pt: float,
                        text_shaping_params: dict[str, Any] | None) -> tuple[int, float]:
         if text_shaping_params or self.is_symbol:
-            return cast(tuple[int, float], super().get_text_width(text, font_size_pt, text_shaping_params))
+            return super().get_text_width(text, font_size_pt, text_shaping_params)
         if font_size_pt > self.biggest_size_pt:
             self.biggest_size_pt = font_size_pt
         return len(text), sum(map(self.cw.__getitem__, map(ord, text))) * font_size_pt * 0.001

@@ -3,30 +3,78 @@
 Every write bumps ``revision``: ``apply_command`` and the outbox relay write revision-checked, so a sender
 update can never be overwritten by a stale copy. Filters other than ``{_id: ...}`` scan the collection on
 FerretDB v1; the scans here (due messages, the delivery log) read a projection without the PDF.
+
+A letter's PDF (about 25 KB) is kept in ``brief_pdfs`` by its SHA-256, written once before the message that names
+it (``bijlage_sha256``), not in the message: FerretDB v1 decodes and re-encodes a whole document for every update,
+and a message is updated three to four times (claim, outcome, outbox), each time with its PDF. Messages written
+before keep theirs inline until their next whole write; :meth:`BerichtenRepository.pdf` reads either.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from bson import Binary
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure
 
 from notifications.domain import BEZIG, MISLUKT, TE_VERSTUREN, VERZONDEN
-from servicekit.store import Document, DocumentStore
+from servicekit.envelope import CloudEvent
+from servicekit.store import Document, DocumentStore, DuplicateKeyError
 
 # What the delivery log and the sender's scan read: everything but the heavy and internal fields.
 LICHT = {"pdf": 0, "outbox": 0, "applied": 0, "tekst": 0, "brief_tekst": 0}
 LOG_LIMIT = 500
 
 
+class BerichtStore(DocumentStore):
+    """``berichten``, with the ``pdf`` a write carries stored apart in ``brief_pdfs`` (see the module docstring)."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        super().__init__(db, "berichten")
+        self.pdfs = db["brief_pdfs"]
+
+    async def _pdf_apart(self, doc: Document) -> Document:
+        """``doc`` without its PDF, once the PDF is stored by its hash (the same letter twice is stored once)."""
+        if doc.get("pdf") is None:
+            return doc
+        pdf = bytes(doc["pdf"])
+        sha = hashlib.sha256(pdf).hexdigest()
+        with contextlib.suppress(DuplicateKeyError):
+            await self.pdfs.insert_one({"_id": sha, "pdf": Binary(pdf)})
+        return {**{k: v for k, v in doc.items() if k != "pdf"}, "bijlage_sha256": sha}
+
+    async def insert(self, doc: Document, events: Sequence[tuple[CloudEvent, str]] = ()) -> Document:
+        return await super().insert(await self._pdf_apart(doc), events)
+
+    async def replace(self, doc: Document, events: Sequence[tuple[CloudEvent, str]] = ()) -> Document:
+        return await super().replace(await self._pdf_apart(doc), events)
+
+    async def update(self, doc: Document, fields: Sequence[str],
+                     events: Sequence[tuple[CloudEvent, str]] = ()) -> Document:
+        if "pdf" in fields:
+            fields = [*(f for f in fields if f != "pdf"), "bijlage_sha256"]
+        return await super().update(await self._pdf_apart(doc), fields, events)
+
+
 class BerichtenRepository:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
-        self.berichten = DocumentStore(db, "berichten")
+        self.berichten = BerichtStore(db)
         self.collection = self.berichten.collection
+
+    async def pdf(self, doc: Document) -> bytes:
+        """The PDF of a message read whole: inline (written before ``brief_pdfs``) or by its hash."""
+        if doc.get("pdf") is not None:
+            return bytes(doc["pdf"])
+        found = await self.berichten.pdfs.find_one({"_id": doc["bijlage_sha256"]})
+        if found is None:
+            raise LookupError(f"bericht {doc['_id']}: its PDF {doc['bijlage_sha256'][:12]} is not stored")
+        return bytes(found["pdf"])
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index("has_outbox")

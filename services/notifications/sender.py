@@ -165,7 +165,7 @@ class Sender:
                 self._bekend.pop(bericht_id, None)
                 return False  # someone else has it, or it is no longer due
             try:
-                antwoord = await verstuur(self.smtp, self._mail(doc))
+                antwoord = await verstuur(self.smtp, self._mail(doc, await self.repo.pdf(doc)))
             except SmtpFout as exc:
                 # no reply at all (refused, timed out, cut off) or 421: the server, not this message
                 if exc.code is None or exc.code == SERVICE_NIET_BESCHIKBAAR:
@@ -197,9 +197,9 @@ class Sender:
         log.warning("bericht.poging_mislukt", bericht_id=doc["_id"], smtp_code=code,
                     volgende_poging=volgende.isoformat() if volgende else None)
 
-    def _mail(self, doc: Document) -> Mail:
+    def _mail(self, doc: Document, pdf: bytes) -> Mail:
         return Mail(aan=[(c["naam"], c["email"]) for c in doc["aan"]],
                     cc=[(c["naam"], c["email"]) for c in doc.get("cc") or []],
                     onderwerp=doc["onderwerp"], tekst=doc["tekst"],
                     message_id=message_id_header(doc["beschikking_id"], self.message_id_domain),
-                    bijlage=bytes(doc["pdf"]), bestandsnaam=doc["bijlage"])
+                    bijlage=pdf, bestandsnaam=doc["bijlage"])

@@ -351,4 +351,7 @@ async def test_the_letter_is_written_from_grants_data_kept_once_and_names_print_
                      ).status_code == 404
     db = mongo[f"{namespace}ipsflow_notifications".replace(".", "_")]
     stored = await db.berichten.find({"beschikking_id": bid}).to_list(None)
-    assert len(stored) == 1 and stored[0]["brief_tekst"] == verwacht and bytes(stored[0]["pdf"]) == pdf.content
+    assert len(stored) == 1 and stored[0]["brief_tekst"] == verwacht and "pdf" not in stored[0]
+    # the PDF apart, once, by its hash (the message is updated without it: repository.py)
+    apart = await db.brief_pdfs.find_one({"_id": stored[0]["bijlage_sha256"]})
+    assert apart is not None and bytes(apart["pdf"]) == pdf.content
