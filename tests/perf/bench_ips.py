@@ -47,6 +47,15 @@ Not copied: documents that name no case (a consumer's record
 of an applied message id kept on its own). ``--seed services`` runs every history case through the services
 instead (the real thing; slow: hours for 20,000 on this machine).
 
+After a copy the services are restarted and the measurement waits until FerretDB has been quiet for 5 s (at most
+``--settle`` seconds; the time it took is printed): the history run measures a system that has been running with
+that history, not the minutes after 290,000 documents appeared under running services. Without the restart, the
+relays' idle scans (each at least ``SCAN_SPACING`` times its last scan's time after it, and that last scan saw the
+near-empty database) fell into the measured phase or not by chance: the engine's scan of 2,000 open cases took
+68.9 s in one such run (README, Performance, session 11). The restart's own start-up scans (relays, read-model
+repair, case index) run before the measurement instead, as they would after a deployment. ``--no-restart``
+measures straight after the copy, as before session 12.
+
     PYTHONPATH=.:services .venv/bin/python tests/perf/bench_ips.py [--modes max,half,history] [--cases 100]
         [--concurrency 20] [--officials 4] [--history 20000 --open 2000] [--code DIR] [--json FILE]
 
@@ -749,6 +758,8 @@ class Options:
     seed: str = "clone"
     templates: int = 4
     writes_by_collection: bool = False
+    restart: bool = True
+    settle: float = 300.0
 
 
 async def measured_run(stack: Stack, code: Path, mode: str, opts: Options, rate: float | None) -> dict[str, Any]:
@@ -771,6 +782,12 @@ async def measured_run(stack: Stack, code: Path, mode: str, opts: Options, rate:
                 raise RuntimeError(f"warm-up cases not done; logs in {logs}")
             if mode == "history":
                 seeded = await seed(run, opts, token, warm)
+                if opts.restart and opts.seed == "clone":
+                    stop_services(run.services)
+                    run.services = services = start_services(code, stack.infra, namespace, logs, smtp.port,
+                                                             writes_dir)
+                    seeded["settled_s"] = await settle(stack, opts.settle)
+                    print(f"  services restarted; FerretDB quiet after {seeded['settled_s']:.0f} s", flush=True)
             before = run.counters()
             letters = before["letters"]
             cases: list[str] = []
@@ -824,6 +841,22 @@ async def measured_run(stack: Stack, code: Path, mode: str, opts: Options, rate:
             await run.client.aclose()
             stop_services(services)
             smtp.stop()
+
+
+async def settle(stack: Stack, most: float, quiet: float = 5.0, busy_share: float = 0.15) -> float:
+    """Wait until FerretDB used less than ``busy_share`` of a core in each of ``quiet`` seconds in a row (the
+    services' start-up scans done), at most ``most`` seconds; returns the seconds waited."""
+    pid = stack.pids.get("FerretDB")
+    started = time.monotonic()
+    if pid is None:
+        return 0.0
+    calm, last = 0, cpu_seconds(pid)
+    while calm < quiet and time.monotonic() - started < most:
+        await asyncio.sleep(1.0)
+        now = cpu_seconds(pid)
+        calm = calm + 1 if now - last < busy_share else 0
+        last = now
+    return time.monotonic() - started
 
 
 async def seed(run: Run, opts: Options, token: dict[str, str], warm: list[str]) -> dict[str, Any]:
@@ -913,7 +946,7 @@ def report(r: dict[str, Any]) -> None:
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     code = Path(args.code).resolve()
     opts = Options(args.cases, args.concurrency, args.officials, args.warmup, args.timeout, args.history, args.open,
-                   args.seed, args.templates, args.writes_by_collection)
+                   args.seed, args.templates, args.writes_by_collection, not args.no_restart, args.settle)
     results: list[dict[str, Any]] = []
     modes = args.modes.split(",")
     with (own_stack(code) if args.stack == "own" else shared_stack()) as stack:
@@ -961,6 +994,10 @@ def main() -> None:
     parser.add_argument("--seed", choices=("clone", "services"), default="clone")
     parser.add_argument("--templates", type=int, default=4, help="template cases per kind for --seed clone")
     parser.add_argument("--timeout", type=float, default=900, help="seconds a measured run may take")
+    parser.add_argument("--no-restart", action="store_true",
+                        help="measure the history run straight after the copy (no restart, no settling)")
+    parser.add_argument("--settle", type=float, default=300,
+                        help="seconds at most to wait for FerretDB to be quiet after the restart")
     parser.add_argument("--stack", choices=("own", "shared"), default="own")
     parser.add_argument("--code", default=str(ROOT), help="checkout whose services run (default: this one)")
     parser.add_argument("--json", help="also write the results to this file")
