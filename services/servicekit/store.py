@@ -207,9 +207,11 @@ class Packing:
         return doc
 
     def projection(self, projection: Mapping[str, Any]) -> dict[str, Any]:
-        """An inclusion projection that reads ``into`` when it asks for a packed field."""
+        """An inclusion projection that reads ``into`` when it asks for a packed field. (A packed field cannot be
+        left out by an exclusion projection: the body comes whole, so such a key is dropped.)"""
         out = dict(projection)
-        if any(out.pop(k, None) for k in self.fields & set(projection)):
+        asked = [out.pop(k) for k in self.fields & set(projection)]  # every packed key out, not up to the first
+        if any(asked):
             out[self.into] = 1
         return out
 
