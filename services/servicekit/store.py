@@ -215,10 +215,6 @@ class Packing:
             out[self.into] = 1
         return out
 
-    def reader(self, collection: AsyncCollection[Document]) -> Callable[[Document], Document]:
-        """:meth:`unpack` with the collection's codec options (its time zones), for readers of its documents."""
-        return lambda doc: self.unpack(doc, collection.codec_options)
-
 
 class DocumentStore:
     """Revision-checked access to one collection. Documents are plain dicts; services map them. With a
