@@ -47,9 +47,10 @@ Not copied: documents that name no case (a consumer's record
 of an applied message id kept on its own). ``--seed services`` runs every history case through the services
 instead (the real thing; slow: hours for 20,000 on this machine).
 
-After a copy the services are restarted and the measurement waits until FerretDB has been quiet for 5 s (at most
-``--settle`` seconds; the time it took is printed): the history run measures a system that has been running with
-that history, not the minutes after 290,000 documents appeared under running services. Without the restart, the
+After a copy the services are restarted, the measurement waits until FerretDB has been quiet for 5 s (at most
+``--settle`` seconds; the time it took is printed) and runs ``--warmup`` cases again: the history run measures a
+system that has been running with that history, not the minutes after 290,000 documents appeared under running
+services (nor the first letters of a fresh process, which parse its fonts). Without the restart, the
 relays' idle scans (each at least ``SCAN_SPACING`` times its last scan's time after it, and that last scan saw the
 near-empty database) fell into the measured phase or not by chance: the engine's scan of 2,000 open cases took
 68.9 s in one such run (README, Performance, session 11). The restart's own start-up scans (relays, read-model
@@ -782,12 +783,19 @@ async def measured_run(stack: Stack, code: Path, mode: str, opts: Options, rate:
                 raise RuntimeError(f"warm-up cases not done; logs in {logs}")
             if mode == "history":
                 seeded = await seed(run, opts, token, warm)
+                letters_before = run.counters()["letters"]
                 if opts.restart and opts.seed == "clone":
                     stop_services(run.services)
                     run.services = services = start_services(code, stack.infra, namespace, logs, smtp.port,
                                                              writes_dir)
                     seeded["settled_s"] = await settle(stack, opts.settle)
-                    print(f"  services restarted; FerretDB quiet after {seeded['settled_s']:.0f} s", flush=True)
+                    # as before the empty run: a few cases first, so that no cache of a fresh process (the
+                    # letter's fonts, the parsed definition) is filled inside the measurement
+                    rewarm = [await run.submit("REWARM", i, token) for i in range(max(opts.warmup, 1))]
+                    if not await run.wait_done(rewarm, letters_before + len(rewarm), 300, "warm-up after restart"):
+                        raise RuntimeError(f"warm-up cases after the restart not done; logs in {logs}")
+                    print(f"  services restarted; FerretDB quiet after {seeded['settled_s']:.0f} s, then "
+                          f"{len(rewarm)} warm-up cases", flush=True)
             before = run.counters()
             letters = before["letters"]
             cases: list[str] = []
