@@ -57,8 +57,9 @@ class BerichtStore(DocumentStore):
 
     async def update(self, doc: Document, fields: Sequence[str],
                      events: Sequence[tuple[CloudEvent, str]] = ()) -> Document:
-        if "pdf" in fields:
-            fields = [*(f for f in fields if f != "pdf"), "bijlage_sha256"]
+        if "pdf" not in fields:  # an inline PDF (written before) stays where it is: nothing to store apart
+            return await super().update(doc, fields, events)
+        fields = [*(f for f in fields if f != "pdf"), "bijlage_sha256"]
         return await super().update(await self._pdf_apart(doc), fields, events)
 
 

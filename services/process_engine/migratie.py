@@ -38,7 +38,6 @@ from pydantic.alias_generators import to_camel
 from process_engine import paging, readmodels
 from process_engine import runtime as rt
 from process_engine.engine import Conflict, Engine, NotFound
-from process_engine.packed import INSTANCE_PACKING
 from servicekit.audit import noteer, verwerking
 from servicekit.auth import PROCESBEHEERDER, PrincipalDep, require_admin_role
 from servicekit.http import API_PREFIX, problem
@@ -171,9 +170,8 @@ class MigratieVerzoek(BaseModel):
 async def _selectie(engine: Engine, selectie: Selectie, doel: rt.ParsedDefinition) -> list[Document]:
     if selectie.zaak_ids is None and selectie.definitie_hash is None:
         raise Conflict("Kies zaken of een versie: een migratie van alle zaken van alle versies bestaat niet.")
-    store = engine.instances.store
-    docs = [store.unpacked(d) for d in await store.collection.find(
-        selectie.query(doel.process_id), INSTANCE_PACKING.projection(_PROJECTIE)).sort("_id", 1).to_list(MAX_ZAKEN + 1)]
+    docs = await engine.instances.store.find(selectie.query(doel.process_id), _PROJECTIE, sort=[("_id", 1)],
+                                             limit=MAX_ZAKEN + 1)
     if selectie.zaak_ids is not None:  # a named case that is not running still gets its reason
         gevonden = {d["_id"] for d in docs}
         for zaak_id in selectie.zaak_ids:

@@ -176,8 +176,7 @@ class InstanceRepository:
         """Every case, open or closed, that matches ``query`` (a scan of both: functioneel beheer's statistics
         and lists, never a hot path); a case caught between the two writes of its move counts once."""
         found = {d["_id"]: d for d in await self.closed.find(query, projection).to_list(None)}
-        found.update({d["_id"]: self.store.unpacked(d) for d in await self.collection.find(
-            query, INSTANCE_PACKING.projection(projection)).to_list(None)})
+        found.update({d["_id"]: d for d in await self.store.find(query, projection)})
         return list(found.values())
 
     async def append_log(self, bucket: Document) -> None:

@@ -238,6 +238,17 @@ class DocumentStore:
         doc = await self.collection.find_one({"_id": doc_id})
         return None if doc is None else self.unpacked(doc)
 
+    async def find(self, query: Document, projection: Mapping[str, Any] | None = None, *,
+                   sort: Sequence[tuple[str, int]] | None = None, limit: int = 0) -> list[Document]:
+        """The documents ``query`` matches, as the store's callers see them (a packed field asked for in
+        ``projection`` is read through the body). A filter: a scan on FerretDB v1, never for a hot path."""
+        if projection is not None and self.packing is not None:
+            projection = self.packing.projection(projection)
+        cursor = self.collection.find(query, projection)
+        if sort:
+            cursor = cursor.sort(list(sort))
+        return [self.unpacked(d) for d in await cursor.limit(limit).to_list(None)]
+
     async def insert(self, doc: Document, events: Sequence[tuple[CloudEvent, str]] = ()) -> Document:
         """Insert a new document at revision 1 with its events in the outbox. Raises DuplicateKeyError."""
         stored = {**doc, "revision": 1}
