@@ -1,4 +1,4 @@
-"""The decision letter as PDF: ``templates/brief.html.j2`` rendered with fpdf2 (pure Python, no browser).
+"""The decision letter as PDF: ``templates/brief.html.j2`` set by ``opmaak`` on fpdf2 (pure Python, no browser).
 
 The text is set in a Unicode TrueType font embedded in the PDF (a subset of the glyphs used), so every name
 prints as written ("Çelik", "Nguyễn", "Øyvind", "Łukasz"). The font comes from the operating system, not from
@@ -25,6 +25,7 @@ from fpdf import FPDF
 from fpdf.fonts import SubsetMap, TTFFont
 from fpdf.output import OutputProducer
 
+from notifications import opmaak
 from notifications.domain import Brief
 from notifications.sjablonen import Sjablonen
 
@@ -58,9 +59,9 @@ class Lettertype:
 
 
 class _Breedtes(TTFFont):
-    """fpdf2's TrueType font with the width of a text summed by ``map`` instead of a generator: the line breaking
-    of ``write_html`` asks for the width of every line again as it grows (about 4,000 times a letter), and that
-    sum was a sixth of a letter's CPU. The widths are whole numbers (font units), so the sum is exactly fpdf2's."""
+    """fpdf2's TrueType font with the width of a text summed by ``map`` instead of a generator (the layout,
+    ``opmaak``, measures every word of a letter). The widths are whole numbers (font units), so the sum is
+    exactly fpdf2's."""
 
     def get_text_width(self, text: str, font_size_pt: float,
                        text_shaping_params: dict[str, Any] | None) -> tuple[int, float]:
@@ -197,5 +198,5 @@ def render_pdf(brief: Brief, sjablonen: Sjablonen, lettertype: Lettertype | None
     pdf.set_auto_page_break(True, margin=20)
     pdf.add_page()
     pdf.set_font(FAMILIE, size=10)
-    pdf.write_html(sjablonen.brief_html(brief, tekst), font_family=FAMILIE, ul_bullet_char="\u2022")
+    opmaak.zet(pdf, sjablonen.brief_html(brief, tekst), FAMILIE)
     return bytes(pdf.output(output_producer_class=_MetDeelfonts if voorbereid else OutputProducer))
