@@ -50,7 +50,7 @@ def iso(moment: datetime) -> str:
 
 class GrantsHandlers:
     def __init__(self, repo: GrantsRepository, regelingen: dict[str, Regeling], gemeenten: dict[str, str],
-                 wake: Callable[[str, Any], None] = lambda _id, _c: None,
+                 wake: Callable[..., None] = lambda *_: None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.repo = repo
         #: Business time (the rehearsal clock in test); commands carry the engine's time in ``command.time``.
@@ -68,7 +68,7 @@ class GrantsHandlers:
                       apply: Callable[[Document], Outcome | None]) -> Document:
         doc = await apply_command(self.repo.zaken, aanvraag_id, command, SERVICE, apply,
                                   create=lambda: {"_id": aanvraag_id, "beschikkingen": []})
-        self.wake(aanvraag_id, self.repo.zaken.collection)
+        self.wake(aanvraag_id, self.repo.zaken.collection, doc)  # as written: the relay need not read it
         return doc
 
     # ----------------------------------------------------------------------------------------- toetsen

@@ -54,7 +54,7 @@ class Reserveringen:
     """The reservation requests: stored by the consumer, decided in volgnummer order by the allocator."""
 
     def __init__(self, repo: GrantsRepository, regelingen: dict[str, Regeling], gemeente_naam: Callable[[str], str],
-                 wake: Callable[[str, Any], None] = lambda _id, _c: None,
+                 wake: Callable[..., None] = lambda *_: None,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.repo = repo
         self.regelingen = regelingen
@@ -109,8 +109,8 @@ class Reserveringen:
             request.update(status=BESLOTEN, uitkomst=outcome if isinstance(outcome, dict) else
                            {"code": outcome.code, "message": outcome.message}, besloten_op=self.clock())
             events = [(reply_to(command, SERVICE, outcome), EVENTS)]
-        eerder = await self._store_request(request, events, command.id)
-        self.wake(p.aanvraag_id, self.repo.verzoeken.collection)
+        eerder, geschreven = await self._store_request(request, events, command.id)
+        self.wake(p.aanvraag_id, self.repo.verzoeken.collection, geschreven)
         if p.volgnummer is None:
             if outcome is None:
                 await self.decide(p.aanvraag_id)
@@ -160,9 +160,11 @@ class Reserveringen:
             await self.repo.ken_nummer(nummer)
             self._bekend = nummer
 
-    async def _store_request(self, request: Document, events: Events, command_id: str) -> str | None:
-        """Store (or replace) the request; returns the status of the request it replaced, if any. The first
-        attempt inserts without a read (a request is new far more often than replaced)."""
+    async def _store_request(self, request: Document, events: Events,
+                             command_id: str) -> tuple[str | None, Document]:
+        """Store (or replace) the request; returns the status of the request it replaced, if any, and the document
+        as stored (or found). The first attempt inserts without a read (a request is new far more often than
+        replaced)."""
         def store(stored: Document) -> str | None:
             if stored.get("command_id") == command_id:
                 raise Unchanged  # a redelivery: already stored (and decided or waiting)
@@ -174,7 +176,7 @@ class Reserveringen:
             return None if eerder is None else str(eerder)
 
         done = await self._verzoeken.run(request["_id"], store, create=dict, current=None, reply=lambda _: events)
-        return done.result
+        return done.result, done.doc
 
     @staticmethod
     def _refusal(request: Document, gronden: list[Grond]) -> dict[str, Any]:
@@ -224,14 +226,14 @@ class Reserveringen:
             return outcome
 
         try:  # against the version we decided on: any change since (RevisionMismatch) is not ours to overwrite
-            await self._verzoeken.run(aanvraag_id, besluit, current=request, expected_revision=request["revision"],
-                                      reply=replying(command, SERVICE))
+            done = await self._verzoeken.run(aanvraag_id, besluit, current=request,
+                                             expected_revision=request["revision"], reply=replying(command, SERVICE))
         except ConcurrencyError:
             # decided by someone else meanwhile (two allocators, or the consumer), or replaced by a newer command
             if outcome["gereserveerd"]:
                 await self._undo_if_refused(request, regeling)
             return False
-        self.wake(aanvraag_id, self.repo.verzoeken.collection)
+        self.wake(aanvraag_id, self.repo.verzoeken.collection, done.doc)
         log.info("reservering.besloten", aanvraag_id=aanvraag_id, gereserveerd=outcome["gereserveerd"])
         return True
 

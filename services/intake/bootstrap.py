@@ -17,6 +17,7 @@ from servicekit.bootstrap import Service, compose, consume
 from servicekit.clock import EX_CONFIG
 from servicekit.logging import configure_logging
 from servicekit.settings import ServiceSettings
+from servicekit.store import Document
 
 QUEUE = "intake"
 VOLLEDIGHEID_CONTROLEREN = "ips.aanvraag.volledigheid_controleren.v1"
@@ -66,8 +67,8 @@ def bootstrap(settings: IntakeSettings | None = None) -> Intake:
     relay = runtime.add_relay([aanvragen.collection])
     gemeenten = Gemeenteregister.from_csv(GEMEENTEN_CSV.read_text(encoding="utf-8"))
 
-    def wake(doc_id: str) -> None:
-        relay.wake(doc_id, aanvragen.collection)
+    def wake(doc_id: str, written: Document | None = None) -> None:
+        relay.wake(doc_id, aanvragen.collection, written)
 
     handlers = IntakeHandlers(
         aanvragen=aanvragen, documenten=documenten, gemeenten=gemeenten, cipher=BsnCipher(bsn_key(settings)),

@@ -105,7 +105,8 @@ class IntakeHandlers:
     #: Uploads an application must have to be complete (IPSFLOW_INTAKE_VEREISTE_BIJLAGEN): whether a submission or
     #: an aanvulling completes it, and so takes its place in the order of receipt (the volgnummer).
     vereiste_bijlagen: tuple[str, ...] = ()
-    wake: Callable[[str], None] = lambda _id: None
+    #: the outbox relay, with the document as written when the caller has it (then the relay need not read it)
+    wake: Callable[..., None] = lambda *_: None
     clock: Callable[[], datetime] = field(default=lambda: millis(datetime.now(UTC)))
 
     # --- reading ---
@@ -195,7 +196,7 @@ class IntakeHandlers:
                 idempotency_key and await self.aanvragen.get_document(aanvraag_id) is not None):
             aanvraag.volgnummer_toekennen(await self.aanvragen.volgend_volgnummer())
         try:
-            await self.aanvragen.add(aanvraag, {"request_hash": request_hash,
+            stored = await self.aanvragen.add(aanvraag, {"request_hash": request_hash,
                                                 "bsn_versleuteld": self.cipher.encrypt(cmd.bsn, aanvraag_id),
                                                 "ingediend_door": principal.subject,
                                                 "ontvangstbevestiging": bevestiging})
@@ -210,7 +211,7 @@ class IntakeHandlers:
                 "gemeenteCode": earlier.doorgezonden_van or earlier.gemeente_code}
             return Submitted(earlier, created=False, bevestiging=first)
         log.info("aanvraag.ingediend", aanvraag_id=aanvraag_id, user=principal.subject)
-        self.wake(aanvraag_id)
+        self.wake(aanvraag_id, stored)
         return Submitted(aanvraag, created=True, bevestiging=bevestiging)
 
     async def upload(self, principal: Principal, aanvraag_id: str, soort: str, bestandsnaam: str | None,
@@ -421,7 +422,7 @@ class IntakeHandlers:
             raise PreconditionFailed(aanvraag_id) from None
         done.aggregate.revision = done.doc["revision"]
         if not done.repeated:
-            self.wake(aanvraag_id)
+            self.wake(aanvraag_id, done.doc)
         return done.aggregate
 
 

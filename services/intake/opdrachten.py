@@ -26,7 +26,7 @@ class IntakeCommands:
     aanvragen: AanvraagRepository
     gemeenten: Gemeenteregister
     vereiste_bijlagen: tuple[str, ...] = ()
-    wake: Callable[[str], None] = lambda _id: None
+    wake: Callable[..., None] = lambda *_: None
 
     async def volledigheid_controleren(self, command: CloudEvent) -> None:
         params = VolledigheidParams.model_validate(command.data)
@@ -76,9 +76,9 @@ class IntakeCommands:
     async def _apply(self, command: CloudEvent, aanvraag_id: str,
                      action: Callable[[Aanvraag], dict[str, Any] | Failure]) -> None:
         try:
-            await UnitOfWork(self.aanvragen.store, AANVRAAG, name="aanvragen").run(
+            done = await UnitOfWork(self.aanvragen.store, AANVRAAG, name="aanvragen").run(
                 aanvraag_id, action, message_id=command.id, reply=replying(command, SERVICE))
         except Missing:
             raise PoisonMessage(f"unknown aanvraag {aanvraag_id}") from None
         log.info("opdracht.verwerkt", aanvraag_id=aanvraag_id, command=command.type)
-        self.wake(aanvraag_id)
+        self.wake(aanvraag_id, done.doc)

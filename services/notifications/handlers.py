@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from bson import Binary
 from pymongo.asynchronous.database import AsyncDatabase
@@ -55,7 +54,7 @@ class Conflict(Exception):
 class NotificationHandlers:
     def __init__(self, db: AsyncDatabase[Document], repo: BerichtenRepository | None = None,
                  laad_contacten: Callable[[], Contacten] | None = None, sjablonen: Sjablonen | None = None,
-                 wake_relay: Callable[[str, Any], None] = lambda _id, _c: None,
+                 wake_relay: Callable[..., None] = lambda *_: None,
                  wake_sender: Callable[[str | None], None] = lambda _bericht_id: None,
                  lettertype: Lettertype | None = None) -> None:
         self.dossiers = db["dossiers"]
@@ -110,7 +109,7 @@ class NotificationHandlers:
 
         doc = await apply_command(self.repo.berichten, bid, command, SERVICE, apply,
                                   create=lambda: self._nieuw_bericht(p, bid, command))
-        self.wake_relay(bid, self.repo.collection)
+        self.wake_relay(bid, self.repo.collection, doc)  # as written: the relay need not read it
         if doc.get("status") == TE_VERSTUREN:
             self.wake_sender(bid)
         log.info("bericht.vastgelegd", bericht_id=bid, aanvraag_id=p.aanvraag_id, status=doc.get("status"))

@@ -32,20 +32,22 @@ async def test_a_new_command_replaces_the_request_whole_and_a_redelivery_changes
     repo = _Repo()
     r = Reserveringen(repo, {}, str)  # type: ignore[arg-type]
     store = repo.verzoeken
-    assert await r._store_request(_request("c-1", budgetperiode="2026"), [], "c-1") is None
+    eerder, geschreven = await r._store_request(_request("c-1", budgetperiode="2026"), [], "c-1")
+    assert eerder is None and geschreven == store.docs["a-1"]  # the document as stored, for the relay
     assert store.reads == 0  # new: inserted without a read
     store.bump("a-1", status=BESLOTEN, uitkomst={"gereserveerd": True}, besloten_op=datetime.now(UTC),
                outbox=[{"id": "c-1:antwoord"}], has_outbox=True)  # decided, its reply not yet published
 
     antwoord = new_event("ips.opdracht.mislukt.v1", service="grants", subject="a-1", event_id="c-2:antwoord")
-    assert await r._store_request(_request("c-2"), [(antwoord, EVENTS)], "c-2") == BESLOTEN
+    eerder, geschreven = await r._store_request(_request("c-2"), [(antwoord, EVENTS)], "c-2")
+    assert eerder == BESLOTEN and geschreven["revision"] == store.docs["a-1"]["revision"]
     doc = store.docs["a-1"]
     assert doc["status"] == WACHT and doc["command_id"] == "c-2"
     assert "uitkomst" not in doc and "besloten_op" not in doc and "budgetperiode" not in doc  # nothing of the old
     assert [e["id"] for e in doc["outbox"]] == ["c-1:antwoord", "c-2:antwoord"]  # the unpublished reply stays
     writes = store.writes
 
-    assert await r._store_request(_request("c-2"), [(antwoord, EVENTS)], "c-2") is None  # redelivered
+    assert (await r._store_request(_request("c-2"), [(antwoord, EVENTS)], "c-2"))[0] is None  # redelivered
     assert store.writes == writes and len(store.docs["a-1"]["outbox"]) == 2
 
 
