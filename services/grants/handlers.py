@@ -40,6 +40,7 @@ from servicekit.commands import Failure, Outcome, apply_command, command_params
 from servicekit.envelope import CloudEvent, deterministic_id
 from servicekit.kalender import amsterdam_dag
 from servicekit.store import Document, DuplicateKeyError
+from servicekit.unit_of_work import READ, Current
 
 
 def iso(moment: datetime) -> str:
@@ -64,10 +65,12 @@ class GrantsHandlers:
     def gemeente_naam(self, code: str) -> str:
         return self.gemeenten.get(code, code)
 
-    async def _answer(self, command: CloudEvent, aanvraag_id: str,
-                      apply: Callable[[Document], Outcome | None]) -> Document:
+    async def _answer(self, command: CloudEvent, aanvraag_id: str, apply: Callable[[Document], Outcome | None],
+                      current: Current = READ) -> Document:
+        """Apply ``apply`` to the zaak and reply; ``current``: the zaak as the handler just read it (no second
+        read on the first attempt; a conflict reads again)."""
         doc = await apply_command(self.repo.zaken, aanvraag_id, command, SERVICE, apply,
-                                  create=lambda: {"_id": aanvraag_id, "beschikkingen": []})
+                                  create=lambda: {"_id": aanvraag_id, "beschikkingen": []}, current=current)
         self.wake(aanvraag_id, self.repo.zaken.collection, doc)  # as written: the relay need not read it
         return doc
 
@@ -199,7 +202,7 @@ class GrantsHandlers:
                                      "budgetperiode": found[0]["budgetperiode"], "op": iso(command.time)}
             return outcome
 
-        await self._answer(command, p.aanvraag_id, apply)
+        await self._answer(command, p.aanvraag_id, apply, current=zaak)
 
     # ---------------------------------------------------------------------------------------- beschikking
 
@@ -209,7 +212,8 @@ class GrantsHandlers:
         Fails with IPS-MANDAAT-001 when the signatory's sub-mandate does not cover the kind."""
         p = command_params(BeschikkingOpstellen, command)
         regeling = self.regelingen.get(p.regeling)
-        zaak = await self.repo.zaken.get(p.aanvraag_id) or {}
+        gelezen = await self.repo.zaken.get(p.aanvraag_id)
+        zaak = gelezen or {}
         beschikking_id = deterministic_id("beschikking", command.id)
         datum = amsterdam_dag(command.time)
         outcome: Outcome
@@ -281,7 +285,7 @@ class GrantsHandlers:
             weigering = Zaak(doc).registreer_beschikking(stored)
             return outcome if weigering is None else _als_failure(weigering)
 
-        await self._answer(command, p.aanvraag_id, apply)
+        await self._answer(command, p.aanvraag_id, apply, current=gelezen)
 
     async def _store_beschikking(self, doc: Document) -> Document:
         try:

@@ -18,7 +18,7 @@ from servicekit.broker import EVENTS
 from servicekit.consumer import PoisonMessage
 from servicekit.envelope import CloudEvent, new_event
 from servicekit.store import Document
-from servicekit.unit_of_work import DOCUMENT, Events, Store, UnitOfWork
+from servicekit.unit_of_work import DOCUMENT, READ, Current, Events, Store, UnitOfWork
 
 COMMAND_COMPLETED = "ips.opdracht.voltooid.v1"
 COMMAND_FAILED = "ips.opdracht.mislukt.v1"
@@ -60,17 +60,19 @@ def reply_to(command: CloudEvent, service: str, outcome: Outcome) -> CloudEvent:
 
 async def apply_command(store: Store, doc_id: str, command: CloudEvent, service: str,
                         apply: Callable[[Document], Outcome | None],
-                        create: Callable[[], Document] | None = None) -> Document:
+                        create: Callable[[], Document] | None = None,
+                        current: Current = READ) -> Document:
     """The unit of work (servicekit.unit_of_work) with the document itself as the aggregate: load ``doc_id`` (or
     insert ``create()``), let ``apply`` change it in place and return the outcome, then write the change, the
     command id and the reply in one revision-checked update.
 
     ``apply`` returning None means: no reply now (someone else answers later, e.g. a batch job). A document
     that already holds the command id is returned unchanged. Raises LookupError when the document does not
-    exist and there is no ``create``.
+    exist and there is no ``create``. ``current``: the document as the caller just read it (None: it found none),
+    used instead of a read on the first attempt (``UnitOfWork.run``).
     """
     done = await UnitOfWork(store, DOCUMENT).run(doc_id, apply, message_id=command.id, create=create,
-                                                 reply=replying(command, service))
+                                                 reply=replying(command, service), current=current)
     return done.doc
 
 

@@ -64,6 +64,8 @@ class _Read(Enum):
 
 #: ``UnitOfWork.run``'s default ``current``: read the document first.
 READ = _Read.READ
+#: What ``current`` may be: the document as the caller read it, None (it found none) or READ.
+Current = Document | _Read | None
 
 
 class Missing(LookupError):

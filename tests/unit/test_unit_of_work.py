@@ -122,6 +122,31 @@ async def test_apply_command_answers_once_with_the_reply_in_the_outbox() -> None
     assert silent.doc["revision"] == 3 and len(store.outbox_types("z1")) == 2
 
 
+async def test_apply_command_with_the_document_the_caller_read_reads_it_only_after_a_conflict() -> None:
+    """grants' beschikking_opstellen reads the zaak for its decision and hands it on: no second read, unless
+    someone wrote the zaak in between; then the change runs again on what is stored."""
+    store = MemoryStore(docs={"z1": {"_id": "z1", "n": 0, "revision": 1}})
+
+    def apply(doc: Document) -> dict[str, Any]:
+        doc["n"] += 1
+        return {"n": doc["n"]}
+
+    gelezen = await store.get("z1")
+    reads = store.reads
+    doc = await apply_command(store, "z1", command(cid="c1"), "test", apply, current=gelezen)
+    assert doc["n"] == 1 and store.reads == reads and store.docs["z1"]["revision"] == 2
+
+    oud = await store.get("z1")
+    store.bump("z1", n=10)  # another writer since the caller's read
+    reads = store.reads
+    doc = await apply_command(store, "z1", command(cid="c2"), "test", apply, current=oud)
+    assert doc["n"] == 11 and store.reads == reads + 1 and store.docs["z1"]["applied"] == ["c1", "c2"]
+
+    nieuw = await apply_command(store, "z2", command(cid="c3"), "test", apply, create=lambda: {"_id": "z2", "n": 5},
+                                current=None)  # the caller found none: inserted without a read
+    assert nieuw["n"] == 6 and store.reads == reads + 1
+
+
 async def test_applied_ids_are_bounded() -> None:
     store = MemoryStore(docs={"t1": {"_id": "t1", "stand": 0, "revision": 1}})
     uow = UnitOfWork(store, TELLER, memory=2)
