@@ -17,11 +17,13 @@ from datetime import UTC, datetime, time
 from functools import cache
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, BinaryIO
 
 from fontTools import subset as ftsubset
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
+from fpdf import output as fpdf_output
 from fpdf.fonts import SubsetMap, TTFFont
 from fpdf.output import OutputProducer
 
@@ -77,11 +79,12 @@ class _Schrift:
     per style and letter here), and its subsets per set of glyphs.
 
     A letter gets a copy of the parsed font with a subset map of its own. fpdf2 subsets the font it embeds in
-    place (``fontTools.subset``), which needs a whole font file decoded (another 60 ms); so the letter embeds a
-    font loaded from the cached subset for exactly its glyphs instead, which fpdf2 subsets again to the same
-    glyphs (about 5 ms). A new set of glyphs is cut from the Latin part of the font (``LATIJN``, some 900
-    glyphs, about 20 ms) when it lies within it, else from the whole font. ``test_brieven`` checks that the PDF
-    is byte for byte what fpdf2 writes on its own."""
+    place (``fontTools.subset``), which needs a whole font file decoded (another 60 ms); so the letter embeds
+    the cached program for exactly its glyphs instead (``_Programma``): cut once per set of glyphs from the
+    Latin part of the font (``LATIJN``, some 900 glyphs, about 20 ms) when it lies within it, else from the
+    whole font, and then cut and written as fpdf2's output would (before session 13 fpdf2 did that second cut
+    for every letter, about a third of notifications' CPU). ``test_brieven`` checks that the PDF is byte for
+    byte what fpdf2 writes on its own."""
 
     BEWAARD = 128  # subsets kept, least recently used first out; each 10-40 KB
     # Latin with its extensions (Vietnamese included), combining accents, punctuation, currency signs
@@ -92,7 +95,7 @@ class _Schrift:
         self.data = pad.read_bytes()
         self.model = _Breedtes(FPDF(), pad, f"{FAMILIE.lower()}{stijl}", stijl)
         self.model.close()  # only its tables' figures are used; each letter's embedded font is loaded anew
-        self._deelfonts: OrderedDict[frozenset[str], bytes] = OrderedDict()
+        self._programmas: OrderedDict[frozenset[str], _Programma] = OrderedDict()
         self._slot = threading.Lock()
         latijn = {self.model.cmap[c] for reeks in self.LATIJN for c in reeks if c in self.model.cmap}
         self._latijn = _subset(self.data, latijn)
@@ -110,21 +113,61 @@ class _Schrift:
         font.subset = SubsetMap(font)
         return font
 
-    def deelfont(self, glyphs: Iterable[str]) -> TTFont:
-        """The font reduced to ``glyphs`` (names kept, bounds recomputed), for fpdf2 to subset and embed."""
+    def programma(self, glyphs: Iterable[str]) -> _Programma:
+        """The embedded font program for ``glyphs``, as fpdf2's output would write it (cached)."""
         sleutel = frozenset(glyphs)
         with self._slot:
-            data = self._deelfonts.get(sleutel)
-            if data is not None:
-                self._deelfonts.move_to_end(sleutel)
-        if data is None:
-            data = _subset(self._latijn if sleutel <= self._latijn_glyphs else self.data, sleutel)
-            with self._slot:
-                self._deelfonts[sleutel] = data
-                while len(self._deelfonts) > self.BEWAARD:
-                    self._deelfonts.popitem(last=False)
-        # Bounds were computed for these glyphs already: fpdf2's save need not expand every glyph again.
-        return TTFont(BytesIO(data), recalcTimestamp=False, recalcBBoxes=False)
+            programma = self._programmas.get(sleutel)
+            if programma is not None:
+                self._programmas.move_to_end(sleutel)
+                return programma
+        deel = _subset(self._latijn if sleutel <= self._latijn_glyphs else self.data, sleutel)
+        # fpdf2's own pass (fpdf/output.py, _add_fonts) over the font reduced to these glyphs: its options, its
+        # glyph ids, its save. Bounds were computed for these glyphs already, so the save need not expand them.
+        ttfont = TTFont(BytesIO(deel), recalcTimestamp=False, recalcBBoxes=False)
+        subsetter = ftsubset.Subsetter(_fpdf_opties(glyph_names=False))
+        subsetter.populate(glyphs=sorted(sleutel))
+        subsetter.subset(ttfont)
+        uit = BytesIO()
+        ttfont.save(uit)
+        programma = _Programma(uit.getvalue(), {naam: ttfont.getGlyphID(naam) for naam in sleutel})
+        with self._slot:
+            self._programmas[sleutel] = programma
+            while len(self._programmas) > self.BEWAARD:
+                self._programmas.popitem(last=False)
+        return programma
+
+
+@dataclass(frozen=True)
+class _Programma:
+    """A letter's font program, cut to its glyphs: what fpdf2's output asks of the font it embeds (the glyph ids
+    and the saved file). fpdf2 does not cut it again (``_Snijder``)."""
+
+    data: bytes
+    ids: dict[str, int]
+
+    def getGlyphID(self, glyph_name: str) -> int:  # fontTools' name, as fpdf2 calls it
+        return self.ids[glyph_name]
+
+    def save(self, file: BinaryIO) -> None:
+        file.write(self.data)
+
+    def close(self) -> None:
+        """Nothing to release (fpdf2 closes the fonts of a written PDF)."""
+
+
+class _Snijder(ftsubset.Subsetter):  # type: ignore[misc]
+    """fontTools' subsetter as fpdf2's output uses it, except that a ``_Programma`` is cut already: it is left as
+    it is. Every other font is cut as before."""
+
+    def subset(self, font: Any) -> None:
+        if not isinstance(font, _Programma):
+            super().subset(font)
+
+
+# fpdf2's output reaches the subsetter through its module's ``ftsubset``; only ``Subsetter`` differs, and only for
+# a _Programma (a font of this module's letters).
+fpdf_output.ftsubset = SimpleNamespace(Options=ftsubset.Options, Subsetter=_Snijder)
 
 
 # The tables fpdf2 drops from an embedded font (fpdf/output.py, OutputProducer._add_fonts); a subset made
@@ -133,13 +176,17 @@ _FPDF_LAAT_WEG = ["FFTM", "GDEF", "GPOS", "GSUB", "MATH", "hdmx", "meta", "sbix"
                   "EBSC", "SVG ", "CPAL", "COLR"]
 
 
+def _fpdf_opties(glyph_names: bool) -> Any:
+    opties = ftsubset.Options(notdef_outline=True, recommended_glyphs=True, glyph_names=glyph_names)
+    opties.drop_tables += _FPDF_LAAT_WEG
+    return opties
+
+
 def _subset(font: bytes, glyphs: Iterable[str]) -> bytes:
     """``font`` cut to ``glyphs`` with fpdf2's own options (fpdf/output.py, _add_fonts), keeping the glyph
     names that fpdf2's pass looks up."""
     ttfont = TTFont(BytesIO(font), recalcTimestamp=False, lazy=True)
-    opties = ftsubset.Options(notdef_outline=True, recommended_glyphs=True, glyph_names=True)
-    opties.drop_tables += _FPDF_LAAT_WEG
-    subsetter = ftsubset.Subsetter(opties)
+    subsetter = ftsubset.Subsetter(_fpdf_opties(glyph_names=True))
     subsetter.populate(glyphs=sorted(glyphs))
     subsetter.subset(ttfont)
     uit = BytesIO()
@@ -153,14 +200,14 @@ def _schrift(pad: Path, stijl: str) -> _Schrift:
 
 
 class _MetDeelfonts(OutputProducer):
-    """fpdf2's output, with each cached font's embedded program loaded from its subset (``_Schrift``)."""
+    """fpdf2's output, with each cached font's embedded program taken from the cache (``_Schrift.programma``)."""
 
     def bufferize(self) -> bytearray:
         assert isinstance(self.fpdf, _Briefpapier)
         for sleutel, schrift in self.fpdf.schriften.items():
             font = self.fpdf.fonts[sleutel]
             assert isinstance(font, TTFFont)
-            font.ttfont = schrift.deelfont(font.subset.get_all_glyph_names())
+            font.ttfont = schrift.programma(font.subset.get_all_glyph_names())
         return super().bufferize()
 
 
