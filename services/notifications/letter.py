@@ -167,7 +167,7 @@ class _Snijder(ftsubset.Subsetter):  # type: ignore[misc]
 
 # fpdf2's output reaches the subsetter through its module's ``ftsubset``; only ``Subsetter`` differs, and only for
 # a _Programma (a font of this module's letters).
-fpdf_output.ftsubset = SimpleNamespace(Options=ftsubset.Options, Subsetter=_Snijder)
+setattr(fpdf_output, "ftsubset", SimpleNamespace(Options=ftsubset.Options, Subsetter=_Snijder))  # noqa: B010
 
 
 # The tables fpdf2 drops from an embedded font (fpdf/output.py, OutputProducer._add_fonts); a subset made
