@@ -125,12 +125,8 @@ class _Schrift:
         # fpdf2's own pass (fpdf/output.py, _add_fonts) over the font reduced to these glyphs: its options, its
         # glyph ids, its save. Bounds were computed for these glyphs already, so the save need not expand them.
         ttfont = TTFont(BytesIO(deel), recalcTimestamp=False, recalcBBoxes=False)
-        subsetter = ftsubset.Subsetter(_fpdf_opties(glyph_names=False))
-        subsetter.populate(glyphs=sorted(sleutel))
-        subsetter.subset(ttfont)
-        uit = BytesIO()
-        ttfont.save(uit)
-        programma = _Programma(uit.getvalue(), {naam: ttfont.getGlyphID(naam) for naam in sleutel})
+        data = _snijd(ttfont, sleutel, glyph_names=False)
+        programma = _Programma(data, {naam: ttfont.getGlyphID(naam) for naam in sleutel})
         with self._slot:
             self._programmas[sleutel] = programma
             while len(self._programmas) > self.BEWAARD:
@@ -185,8 +181,12 @@ def _fpdf_opties(glyph_names: bool) -> Any:
 def _subset(font: bytes, glyphs: Iterable[str]) -> bytes:
     """``font`` cut to ``glyphs`` with fpdf2's own options (fpdf/output.py, _add_fonts), keeping the glyph
     names that fpdf2's pass looks up."""
-    ttfont = TTFont(BytesIO(font), recalcTimestamp=False, lazy=True)
-    subsetter = ftsubset.Subsetter(_fpdf_opties(glyph_names=True))
+    return _snijd(TTFont(BytesIO(font), recalcTimestamp=False, lazy=True), glyphs, glyph_names=True)
+
+
+def _snijd(ttfont: TTFont, glyphs: Iterable[str], glyph_names: bool) -> bytes:
+    """Cut ``ttfont`` to ``glyphs`` in place with fpdf2's options; the file it saves."""
+    subsetter = ftsubset.Subsetter(_fpdf_opties(glyph_names))
     subsetter.populate(glyphs=sorted(glyphs))
     subsetter.subset(ttfont)
     uit = BytesIO()
