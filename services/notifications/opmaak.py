@@ -114,6 +114,8 @@ class _Lezer(HTMLParser):
             self.tabel.rijen[-1].append(self.blok)
             if len(self.tabel.rijen) == 1:
                 self.tabel.breedtes.append(_procent(a.get("width")))
+            elif len(self.tabel.rijen[-1]) > len(self.tabel.breedtes):
+                raise Opmaakfout("a row of a table has more cells than its first row")
         else:
             raise Opmaakfout(f"the letter's layout cannot set <{tag}> here")
 

@@ -47,7 +47,8 @@ def test_the_template_html_becomes_blocks_tables_and_styled_pieces() -> None:
 
 
 @pytest.mark.parametrize("html", ['<img src="x.png">', "<p><i>schuin</i></p>", "<table><tr><td>x</td></tr></table>",
-                                  '<table width="100%"><tr><td width="50%"><p>x</p></td></tr></table>'])
+                                  '<table width="100%"><tr><td width="50%"><p>x</p></td></tr></table>',
+                                  '<table><tr><td width="50%">a</td></tr><tr><td>b</td><td>c</td></tr></table>'])
 def test_html_the_layout_cannot_set_fails_instead_of_vanishing(html: str) -> None:
     with pytest.raises(Opmaakfout):
         opmaak.lees(html)
