@@ -15,6 +15,7 @@ the letter's tests instead of printing a letter with something missing. Whitespa
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -23,6 +24,7 @@ from typing import Any
 from fpdf import FPDF
 
 BLOKKEN = ("h1", "h2", "h3", "p", "li")
+_WIT = re.compile(r"[ \t\n\r\f]+")
 INLINE = ("b", "strong", "font")
 
 
@@ -136,21 +138,23 @@ class _Lezer(HTMLParser):
             self.blok = None
 
     def handle_data(self, data: str) -> None:
-        self._tekst(" ".join(data.split()) if data.strip() else (" " if data else ""), ruw=data)
+        # HTML's white space only (a no-break space stays, and keeps its words on one line)
+        ingeklapt = _WIT.sub(" ", data)
+        self._tekst(ingeklapt.strip(" ") or (" " if data else ""), ruw=ingeklapt)
 
     def _tekst(self, tekst: str, ruw: str = "") -> None:
         if not tekst:
             return
         if self.blok is None:
-            if not ruw.strip() and tekst != "\n":
+            if not ruw.strip(" ") and tekst != "\n":
                 return  # whitespace between blocks
             if self.tabel is not None:
                 raise Opmaakfout("text in a table outside a cell")
             self._nieuw(Blok("p"))
         assert self.blok is not None
-        if ruw[:1].isspace() and ruw.strip():
+        if ruw[:1] == " " and ruw.strip(" "):
             tekst = " " + tekst
-        if ruw[-1:].isspace() and ruw.strip():
+        if ruw[-1:] == " " and ruw.strip(" "):
             tekst += " "
         grootte = next((g for g in reversed(self.groottes) if g is not None), None)
         self.blok.stukken.append(Stuk(tekst, self.vet > 0, grootte))

@@ -78,6 +78,14 @@ def test_a_word_longer_than_the_line_is_cut_and_nothing_of_it_lost() -> None:
     assert all(sum(w.breedte for w in r) <= 50.0 + 1e-6 for r in regels)
 
 
+def test_a_no_break_space_is_kept_and_keeps_its_words_on_one_line() -> None:
+    [blok] = opmaak.lees("<p>bedrag\n  €\u00a011.325,00 \u00a0</p>")
+    assert isinstance(blok, Blok) and blok.stukken == [Stuk("bedrag €\u00a011.325,00 \u00a0", False, None)]
+    zetter = Zetter(_pdf(), FAMILIE)
+    regels = zetter.regels(blok.stukken, opmaak.STIJLEN["p"], 30.0)
+    assert [w.tekst for r in regels for w in r] == ["bedrag", "€\u00a011.325,00", "\u00a0"]
+
+
 def test_glued_pieces_in_two_styles_stay_one_word() -> None:
     zetter = Zetter(_pdf(), FAMILIE)
     woorden = list(zetter.woorden([Stuk("vet", True, None), Stuk("dun en", False, None)], opmaak.STIJLEN["p"]))
