@@ -242,7 +242,7 @@ class Zetter:
                     if not deel:
                         continue
                     woord = _Woord(deel, vet, grootte, self._meet(deel, vet, grootte), 0.0)
-                    if vorige is not None:  # glued to the piece before (e.g. "<b>x</b>y"): one word, two styles
+                    if vorige is not None:  # glued to the piece before (e.g. "<b>x</b>y"): no space between them
                         vorige.spatie = 0
                         yield vorige
                     vorige = woord

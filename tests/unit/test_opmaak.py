@@ -86,7 +86,7 @@ def test_a_no_break_space_is_kept_and_keeps_its_words_on_one_line() -> None:
     assert [w.tekst for r in regels for w in r] == ["bedrag", "€\u00a011.325,00", "\u00a0"]
 
 
-def test_glued_pieces_in_two_styles_stay_one_word() -> None:
+def test_glued_pieces_in_two_styles_get_no_space_between_them() -> None:
     zetter = Zetter(_pdf(), FAMILIE)
     woorden = list(zetter.woorden([Stuk("vet", True, None), Stuk("dun en", False, None)], opmaak.STIJLEN["p"]))
     assert [(w.tekst, w.vet, w.spatie > 0) for w in woorden if w] == [
