@@ -39,6 +39,7 @@ from grants.volgorde import SERVICE, Reserveringen
 from servicekit.commands import Failure, Outcome, apply_command, command_params
 from servicekit.envelope import CloudEvent, deterministic_id
 from servicekit.kalender import amsterdam_dag
+from servicekit.relay import Wake, no_relay
 from servicekit.store import Document, DuplicateKeyError
 from servicekit.unit_of_work import READ, Current
 
@@ -51,7 +52,7 @@ def iso(moment: datetime) -> str:
 
 class GrantsHandlers:
     def __init__(self, repo: GrantsRepository, regelingen: dict[str, Regeling], gemeenten: dict[str, str],
-                 wake: Callable[..., None] = lambda *_: None,
+                 wake: Wake = no_relay,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.repo = repo
         #: Business time (the rehearsal clock in test); commands carry the engine's time in ``command.time``.

@@ -42,6 +42,7 @@ from servicekit.commands import Failure, Outcome, command_params, reply_to, repl
 from servicekit.envelope import CloudEvent
 from servicekit.kalender import amsterdam_dag
 from servicekit.logging import get_logger
+from servicekit.relay import Wake, no_relay
 from servicekit.store import ConcurrencyError, Document
 from servicekit.unit_of_work import DOCUMENT, Events, Unchanged, UnitOfWork
 
@@ -54,7 +55,7 @@ class Reserveringen:
     """The reservation requests: stored by the consumer, decided in volgnummer order by the allocator."""
 
     def __init__(self, repo: GrantsRepository, regelingen: dict[str, Regeling], gemeente_naam: Callable[[str], str],
-                 wake: Callable[..., None] = lambda *_: None,
+                 wake: Wake = no_relay,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self.repo = repo
         self.regelingen = regelingen

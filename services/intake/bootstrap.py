@@ -17,7 +17,6 @@ from servicekit.bootstrap import Service, compose, consume
 from servicekit.clock import EX_CONFIG
 from servicekit.logging import configure_logging
 from servicekit.settings import ServiceSettings
-from servicekit.store import Document
 
 QUEUE = "intake"
 VOLLEDIGHEID_CONTROLEREN = "ips.aanvraag.volledigheid_controleren.v1"
@@ -67,18 +66,15 @@ def bootstrap(settings: IntakeSettings | None = None) -> Intake:
     relay = runtime.add_relay([aanvragen.collection])
     gemeenten = Gemeenteregister.from_csv(GEMEENTEN_CSV.read_text(encoding="utf-8"))
 
-    def wake(doc_id: str, written: Document | None = None) -> None:
-        relay.wake(doc_id, aanvragen.collection, written)
-
     handlers = IntakeHandlers(
         aanvragen=aanvragen, documenten=documenten, gemeenten=gemeenten, cipher=BsnCipher(bsn_key(settings)),
-        max_document_bytes=settings.max_document_bytes, max_documenten=settings.intake_max_documents, wake=wake,
+        max_document_bytes=settings.max_document_bytes, max_documenten=settings.intake_max_documents, wake=relay.wake,
         vereiste_bijlagen=tuple(settings.intake_vereiste_bijlagen),
         # Receipt dates and every other date intake stamps follow the service clock (the rehearsal clock in test).
         clock=lambda: millis(runtime.clock()),
     )
     commands = IntakeCommands(aanvragen=aanvragen, gemeenten=gemeenten,
-                              vereiste_bijlagen=tuple(settings.intake_vereiste_bijlagen), wake=wake)
+                              vereiste_bijlagen=tuple(settings.intake_vereiste_bijlagen), wake=relay.wake)
     consume(runtime, QUEUE, {
         VOLLEDIGHEID_CONTROLEREN: commands.volledigheid_controleren,
         HERSTEL_VRAGEN: commands.herstel_vragen,

@@ -43,6 +43,7 @@ from intake.stand import ontvangstbevestiging
 from servicekit.auth import Principal
 from servicekit.kalender import amsterdam_dag
 from servicekit.logging import get_logger
+from servicekit.relay import Wake, no_relay
 from servicekit.store import Document, DuplicateKeyError
 from servicekit.unit_of_work import Missing, RevisionMismatch, UnitOfWork
 
@@ -105,8 +106,7 @@ class IntakeHandlers:
     #: Uploads an application must have to be complete (IPSFLOW_INTAKE_VEREISTE_BIJLAGEN): whether a submission or
     #: an aanvulling completes it, and so takes its place in the order of receipt (the volgnummer).
     vereiste_bijlagen: tuple[str, ...] = ()
-    #: the outbox relay, with the document as written when the caller has it (then the relay need not read it)
-    wake: Callable[..., None] = lambda *_: None
+    wake: Wake = no_relay
     clock: Callable[[], datetime] = field(default=lambda: millis(datetime.now(UTC)))
 
     # --- reading ---
@@ -211,7 +211,7 @@ class IntakeHandlers:
                 "gemeenteCode": earlier.doorgezonden_van or earlier.gemeente_code}
             return Submitted(earlier, created=False, bevestiging=first)
         log.info("aanvraag.ingediend", aanvraag_id=aanvraag_id, user=principal.subject)
-        self.wake(aanvraag_id, stored)
+        self.wake(aanvraag_id, self.aanvragen.collection, stored)
         return Submitted(aanvraag, created=True, bevestiging=bevestiging)
 
     async def upload(self, principal: Principal, aanvraag_id: str, soort: str, bestandsnaam: str | None,
@@ -422,7 +422,7 @@ class IntakeHandlers:
             raise PreconditionFailed(aanvraag_id) from None
         done.aggregate.revision = done.doc["revision"]
         if not done.repeated:
-            self.wake(aanvraag_id, done.doc)
+            self.wake(aanvraag_id, self.aanvragen.collection, done.doc)
         return done.aggregate
 
 

@@ -16,6 +16,7 @@ from servicekit.commands import Failure, replying
 from servicekit.consumer import PoisonMessage
 from servicekit.envelope import CloudEvent, deterministic_id
 from servicekit.logging import get_logger
+from servicekit.relay import Wake, no_relay
 from servicekit.unit_of_work import Missing, UnitOfWork
 
 log = get_logger(__name__)
@@ -26,7 +27,7 @@ class IntakeCommands:
     aanvragen: AanvraagRepository
     gemeenten: Gemeenteregister
     vereiste_bijlagen: tuple[str, ...] = ()
-    wake: Callable[..., None] = lambda *_: None
+    wake: Wake = no_relay
 
     async def volledigheid_controleren(self, command: CloudEvent) -> None:
         params = VolledigheidParams.model_validate(command.data)
@@ -81,4 +82,4 @@ class IntakeCommands:
         except Missing:
             raise PoisonMessage(f"unknown aanvraag {aanvraag_id}") from None
         log.info("opdracht.verwerkt", aanvraag_id=aanvraag_id, command=command.type)
-        self.wake(aanvraag_id, done.doc)
+        self.wake(aanvraag_id, self.aanvragen.collection, done.doc)

@@ -40,6 +40,7 @@ from servicekit.envelope import CloudEvent
 from servicekit.kalender import amsterdam_dag
 from servicekit.logging import get_logger
 from servicekit.personal_data import holds_bsn_like_number
+from servicekit.relay import Wake, no_relay
 from servicekit.store import ConcurrencyError, Document, DuplicateKeyError
 from servicekit.unit_of_work import DOCUMENT, UnitOfWork
 
@@ -54,7 +55,7 @@ class Conflict(Exception):
 class NotificationHandlers:
     def __init__(self, db: AsyncDatabase[Document], repo: BerichtenRepository | None = None,
                  laad_contacten: Callable[[], Contacten] | None = None, sjablonen: Sjablonen | None = None,
-                 wake_relay: Callable[..., None] = lambda *_: None,
+                 wake_relay: Wake = no_relay,
                  wake_sender: Callable[[str | None], None] = lambda _bericht_id: None,
                  lettertype: Lettertype | None = None) -> None:
         self.dossiers = db["dossiers"]

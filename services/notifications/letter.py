@@ -153,11 +153,11 @@ class _Programma:
 
 
 class _Snijder(ftsubset.Subsetter):  # type: ignore[misc]
-    """fontTools' subsetter as fpdf2's output uses it, except that a ``_Programma`` is cut already: it is left as
-    it is. Every other font is cut as before."""
+    """fontTools' subsetter as fpdf2's output uses it, except that a font program cut already (a ``_Programma``,
+    anything but a fontTools ``TTFont``) is left as it is. Every ``TTFont`` is cut as before."""
 
     def subset(self, font: Any) -> None:
-        if not isinstance(font, _Programma):
+        if isinstance(font, TTFont):
             super().subset(font)
 
 

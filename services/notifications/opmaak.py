@@ -19,7 +19,6 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
-from typing import Any
 
 from fpdf import FPDF
 
@@ -241,7 +240,7 @@ class Zetter:
                         vorige = None
                     if not deel:
                         continue
-                    woord = _Woord(deel, vet, grootte, self._meet(deel, vet, grootte), 0.0)
+                    woord = self._woord(deel, vet, grootte)
                     if vorige is not None:  # glued to the piece before (e.g. "<b>x</b>y"): no space between them
                         vorige.spatie = 0
                         yield vorige
@@ -276,16 +275,21 @@ class Zetter:
         n = len(woord.tekst) - 1
         while n > 1 and self._meet(woord.tekst[:n], woord.vet, woord.grootte) > breedte:
             n -= 1
-        kop, rest = woord.tekst[:n], woord.tekst[n:]
-        return (_Woord(kop, woord.vet, woord.grootte, self._meet(kop, woord.vet, woord.grootte), 0.0),
-                _Woord(rest, woord.vet, woord.grootte, self._meet(rest, woord.vet, woord.grootte), woord.spatie))
+        return (self._woord(woord.tekst[:n], woord.vet, woord.grootte),
+                self._woord(woord.tekst[n:], woord.vet, woord.grootte, woord.spatie))
+
+    def _woord(self, tekst: str, vet: bool, grootte: float, spatie: float = 0.0) -> _Woord:
+        return _Woord(tekst, vet, grootte, self._meet(tekst, vet, grootte), spatie)
 
     # -- writing
 
     @staticmethod
-    def hoogte(regel: Regel, stijl: Stijl) -> float:
-        grootte = max((w.grootte for w in regel), default=stijl.grootte)
-        return grootte * stijl.regel * 25.4 / 72
+    def _grootte(regel: Regel, stijl: Stijl) -> float:
+        """A line's font size: its largest word's (points)."""
+        return max((w.grootte for w in regel), default=stijl.grootte)
+
+    def hoogte(self, regel: Regel, stijl: Stijl) -> float:
+        return self._grootte(regel, stijl) * stijl.regel * 25.4 / 72
 
     def _ruimte(self, nodig: float) -> None:
         """A new page unless ``nodig`` mm fit below the current position."""
@@ -295,8 +299,7 @@ class Zetter:
 
     def schrijf(self, regel: Regel, x: float, y: float, stijl: Stijl) -> None:
         """One line with its baseline at ``y`` + the line's ascent: runs of one style in one text object."""
-        grootte = max((w.grootte for w in regel), default=stijl.grootte)
-        basis = y + grootte * 25.4 / 72 * (0.5 * (stijl.regel - 1) + 0.8)
+        basis = y + self._grootte(regel, stijl) * 25.4 / 72 * (0.5 * (stijl.regel - 1) + 0.8)
         i = 0
         while i < len(regel):
             j = i
@@ -322,10 +325,11 @@ class Zetter:
             return
         if not eerste:
             self.y += stijl.boven
-        kop = blok.soort.startswith("h")
-        # a heading keeps its first two lines of what follows with it; other blocks keep two lines together
-        nodig = sum(self.hoogte(r, stijl) for r in regels) + (2 * self.hoogte([], STIJLEN["p"]) if kop else 0)
-        self._ruimte(min(nodig, 2 * self.hoogte(regels[0], stijl)) if not kop else nodig)
+        geheel = sum(self.hoogte(r, stijl) for r in regels)
+        if blok.soort.startswith("h"):  # a heading goes to the next page with two lines of what follows
+            self._ruimte(geheel + 2 * self.hoogte([], STIJLEN["p"]))
+        else:  # a block starts where two of its lines (or all of it) fit
+            self._ruimte(min(geheel, 2 * self.hoogte(regels[0], stijl)))
         self.pdf.set_text_color(*stijl.kleur)
         for n, regel in enumerate(regels):
             hoogte = self.hoogte(regel, stijl)
@@ -344,9 +348,9 @@ class Zetter:
         for rij in tabel.rijen:
             kolommen = []
             x = self.links
-            for k, cel in enumerate(rij[:len(breedtes)]):
-                kolommen.append((x, self.regels(cel.stukken, stijl, breedtes[k] - CELMARGE)))
-                x += breedtes[k]
+            for cel, kolombreedte in zip(rij, breedtes, strict=False):  # the reader refused longer rows
+                kolommen.append((x, self.regels(cel.stukken, stijl, kolombreedte - CELMARGE)))
+                x += kolombreedte
             hoogte = max((sum(self.hoogte(r, stijl) for r in regels) for _, regels in kolommen), default=0)
             self._ruimte(hoogte)
             for x, regels in kolommen:
@@ -365,6 +369,6 @@ class Zetter:
                 self.blok(deel, eerste=n == 0)
 
 
-def zet(pdf: FPDF, html: str, familie: str, **_: Any) -> None:
+def zet(pdf: FPDF, html: str, familie: str) -> None:
     """Set the layout template's output ``html`` on ``pdf`` from its current page's top margin."""
     Zetter(pdf, familie).zet(lees(html))

@@ -362,8 +362,7 @@ class Engine(EngineActions):
         ids = await self.instances.closing() if at_start else list(self._closing)[:most]
         moved = 0
         for case_id in ids:
-            found = await self.instances.collection.find_one({"_id": case_id})  # not closed_instances as well
-            doc = None if found is None else self.instances.store.unpacked(found)
+            doc = await self.instances.store.get_open(case_id)
             if doc is None:  # moved by another process meanwhile
                 self._closing.discard(case_id)
                 continue

@@ -100,10 +100,13 @@ class InstanceStore(DocumentStore):
 
     async def get(self, doc_id: str) -> Document | None:
         # instances first: a move writes the closed copy before it deletes, so one of the two reads finds the case
+        doc = await self.get_open(doc_id)
+        return await self.closed.find_one({"_id": doc_id}) if doc is None else doc
+
+    async def get_open(self, doc_id: str) -> Document | None:
+        """The case if it is still in ``instances`` (None once it has moved), as ``get`` gives it."""
         doc = await super().get(doc_id)
-        if doc is None:
-            return await self.closed.find_one({"_id": doc_id})
-        return self.with_owed(doc)
+        return None if doc is None else self.with_owed(doc)
 
     def with_owed(self, doc: Document) -> Document:
         """``doc`` with the read models' cleared mark, if still owed to the relay (readmodels): the case as it is,

@@ -29,7 +29,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 from aio_pika.exceptions import DeliveryError
 from pymongo import UpdateOne
@@ -48,6 +48,19 @@ log = get_logger(__name__)
 #: scan to about 3 % of the time however large the collections grow. Small databases still scan every
 #: ``relay_poll_seconds``; a crashed process's outboxes are found at the latest that much later.
 SCAN_SPACING = 30.0
+
+
+class Wake(Protocol):
+    """``OutboxRelay.wake`` as a service's handlers get it: after a write that added to an outbox, the document's
+    id, its collection and, when the writer has it, the document as written (then the relay need not read it)."""
+
+    def __call__(self, doc_id: str | None = None, collection: AsyncCollection[Document] | None = None,
+                 written: Document | None = None) -> None: ...
+
+
+def no_relay(doc_id: str | None = None, collection: AsyncCollection[Document] | None = None,
+             written: Document | None = None) -> None:
+    """The ``Wake`` of handlers without a relay (unit tests): the poll finds what they wrote."""
 
 
 class OutboxRelay:
