@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -18,6 +19,10 @@ from tests.support.infra import Infra, discover
 from tests.support.namespaces import sweep_leftovers, temporary_namespace
 from tests.support.processes import ServiceProcess
 from tests.support.tcp_proxy import CuttingProxy
+
+# Every reuse of a finished task's kept dict in the engine's serialiser is checked against a fresh one (in this
+# process and in the service processes the tests start, which inherit the environment).
+os.environ.setdefault("IPSFLOW_ENGINE_CHECK_KEPT_TASKS", "1")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

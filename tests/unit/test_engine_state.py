@@ -15,8 +15,10 @@ from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.spiff.serializer.task_spec import ServiceTaskConverter
+from SpiffWorkflow.util.task import TaskState
 
 from process_engine import runtime as rt
+from process_engine import state
 
 pytestmark = pytest.mark.unit
 
@@ -189,3 +191,40 @@ def test_history_is_reported_once_and_the_mark_survives_a_round_trip(parsed: rt.
     later = [h.element_id for h in rt.take_new_history(restored)]
     assert "Registreer" in later and not set(later) & set(first)
     assert [h.element_id for h in rt.history(restored)] == first + later
+
+
+def _forget_kept(workflow: BpmnWorkflow) -> None:
+    for task in workflow.get_tasks():
+        task.__dict__.pop(state._KEPT_ATTRIBUTE, None)
+
+
+def test_a_finished_tasks_kept_dict_gives_the_state_a_fresh_conversion_gives(parsed: rt.ParsedDefinition) -> None:
+    workflow, result = _started(parsed)
+    first = rt.serialize(workflow)
+    finished = [t for t in workflow.get_tasks() if t.has_state(TaskState.COMPLETED | TaskState.CANCELLED)]
+    assert finished and all(hasattr(t, state._KEPT_ATTRIBUTE) for t in finished)
+    assert not any(hasattr(t, state._KEPT_ATTRIBUTE) for t in workflow.get_tasks() if t not in finished)
+    kept = {t.id: getattr(t, state._KEPT_ATTRIBUTE)[1] for t in finished}
+    assert rt.serialize(workflow) == first  # from the kept dicts
+    assert all(getattr(t, state._KEPT_ATTRIBUTE)[1] is kept[t.id] for t in finished)
+    with rt.use_clock(T0):
+        [task] = rt.complete_command(workflow, result.commands[0].command_id, {"dossier": "D-1"}).user_tasks
+    rt.take_new_history(workflow)  # as the engine does before it serialises: a finished task gets a mark
+    after_reply = rt.serialize(workflow)
+    _forget_kept(workflow)
+    assert rt.serialize(workflow) == after_reply
+    rt.complete_user_task(workflow, task.task_id, {"oordeel": "goed"})
+    done = rt.serialize(workflow)
+    _forget_kept(workflow)
+    assert rt.serialize(workflow) == done
+    _same(rt.deserialize(parsed, done), workflow)
+
+
+@pytest.mark.skipif(not state._CHECK_KEPT, reason="IPSFLOW_ENGINE_CHECK_KEPT_TASKS is off (tests/conftest.py sets it)")
+def test_the_check_finds_a_finished_task_changed_in_place(parsed: rt.ParsedDefinition) -> None:
+    workflow, _ = _started(parsed)
+    rt.serialize(workflow)
+    [begin] = [t for t in workflow.get_tasks() if t.task_spec.name == "Begin"]
+    begin.data["aanvraag"]["nummer"] = "N-2"  # what neither Spiff nor the engine does to a finished task
+    with pytest.raises(state.KeptTaskDiffers, match=r"kept .*, now "):
+        rt.serialize(workflow)
