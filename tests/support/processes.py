@@ -20,10 +20,21 @@ from tests.support.infra import ROOT, Infra
 FAULT_ENV = "IPSFLOW_TEST_FAULT"
 
 
+#: Ports ``free_port`` handed out in this process: the kernel may give a port that was just closed again, and
+#: two services started one after the other then got the same one (seen in bench_ips: notifications could not
+#: bind, and intake answered its readiness probe).
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on now and that this process has not handed out before."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 @dataclass
