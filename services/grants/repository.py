@@ -10,7 +10,8 @@ Collections (all looked up by ``_id``; FerretDB v1 scans for any other filter):
   booking of each of ``GROEPEN`` groups of aanvragen (``_boek``).
 * ``budgetposten``: the ledger's entries, one document per aanvraag (``_id`` ``<ledger>/a/<aanvraagId>``):
   ``reserveringen`` (amount and status) and ``financieel`` (the case's paid / recovered / vastgesteld totals), so
-  the ledger totals are always the sum of its cases; and ``voornemens``, bookings written but not yet applied.
+  the ledger totals are always the sum of its cases; and ``voornemens``, bookings of before session 14 written
+  but not yet applied (since then the ledger's head holds the last booking of each group, ``boeking.<group>``).
   Until 2026-11 the entries stood in the ledger itself (FerretDB v1 decodes a map of n keys in n² steps: with
   20,000 cases one reservation held its write lock for 43-55 s), then in 256 buckets (ADR 0010); ``deel_in``
   moves both.
@@ -92,6 +93,20 @@ def _op(versie: int) -> Any:
     return versie if versie else {"$exists": False}
 
 
+def _voornemen(kop: Document, g: str, door: str, post: Document) -> dict[str, Any]:
+    """What booking ``door`` of group ``g`` makes of the aanvraag's entry (``{"soort", "post"}``): the head's
+    ``boeking.<group>`` since session 14, or, for a booking of before, its intent in the document (``voornemens``,
+    read with it)."""
+    voornemen: dict[str, Any] | None = (kop.get("boeking") or {}).get(g)
+    if voornemen is not None and voornemen.get("door") == door:
+        return voornemen
+    oud: dict[str, Any] | None = (post.get("voornemens") or {}).get(door)
+    if oud is None:
+        raise RuntimeError(f"budgetposten/{post.get('_id')}: the ledger names booking {door}; neither the ledger "
+                           "nor the document holds it")
+    return oud
+
+
 class Geweigerd(Exception):
     """A booking the ledger does not allow (a reservation above what is available)."""
 
@@ -117,8 +132,9 @@ def met_posten(kop: Document, posten: Iterable[Document]) -> Document:
     documents' entries, with the booking the head names last applied where its document is still behind."""
     alle: dict[str, dict[str, Any]] = {RESERVERINGEN: dict(kop.get(RESERVERINGEN) or {}),
                                        FINANCIEEL: dict(kop.get(FINANCIEEL) or {})}  # not yet moved out
-    laatste = {aanvraag: (versie, door)
-               for versie, door, aanvraag in map(_laatste, (kop.get("laatste") or {}).values())}
+    laatste = {aanvraag: (versie, door, g) for g, (versie, door, aanvraag)
+               in ((g, _laatste(s)) for g, s in (kop.get("laatste") or {}).items())}
+    posten = list(posten)
     for post in posten:
         aid = post.get("aanvraag")
         if aid is None:
@@ -126,14 +142,19 @@ def met_posten(kop: Document, posten: Iterable[Document]) -> Document:
         for soort in (RESERVERINGEN, FINANCIEEL):
             if post.get(soort) is not None:
                 alle[soort][aid] = post[soort]
-        versie, door = laatste.get(aid, (0, ""))
+        versie, door, g = laatste.get(aid, (0, "", ""))
         if int(post.get("versie", 0)) < versie:
-            voornemen = (post.get("voornemens") or {})[door]
+            voornemen = _voornemen(kop, g, door, post)
             if voornemen.get("post") is None:
                 alle[voornemen["soort"]].pop(aid, None)
             else:
                 alle[voornemen["soort"]][aid] = voornemen["post"]
-    return {**{k: v for k, v in kop.items() if k not in ("emmers", "laatste")}, **alle}
+    met_document = {p.get("aanvraag") for p in posten}
+    for aid, (_versie, door, g) in laatste.items():  # a first booking whose document is not written yet
+        voornemen = (kop.get("boeking") or {}).get(g) or {}
+        if aid not in met_document and voornemen.get("door") == door and voornemen.get("post") is not None:
+            alle[voornemen["soort"]][aid] = voornemen["post"]
+    return {**{k: v for k, v in kop.items() if k not in ("emmers", "laatste", "boeking")}, **alle}
 
 
 def _uit_emmers(kop: Document, bakken: Iterable[Document]) -> dict[str, dict[str, Any]]:
@@ -217,10 +238,12 @@ class GrantsRepository:
             return False
 
     async def reservering(self, lid: str, aanvraag_id: str) -> dict[str, Any] | None:
-        kop = await self.budgetten.find_one({"_id": lid}, {"laatste": 1, "indeling": 1})
+        g = groep(aanvraag_id)
+        projectie = {f"laatste.{g}": 1, f"boeking.{g}": 1, "indeling": 1}
+        kop = await self.budgetten.find_one({"_id": lid}, projectie)
         if kop is not None and kop.get("indeling") != INDELING:  # read before the start's move: move it now
             await self.deel_in(lid)
-            kop = await self.budgetten.find_one({"_id": lid}, {"laatste": 1, "indeling": 1})
+            kop = await self.budgetten.find_one({"_id": lid}, projectie)
         if kop is None:
             return None
         return await self._post(kop, lid, RESERVERINGEN, aanvraag_id)
@@ -274,23 +297,25 @@ class GrantsRepository:
 
         The entries of an aanvraag are a document of their own (``post_id``, with a version), and the ledger's head
         names the last booking of the aanvraag's group (``groep``) in ``laatste.<group>`` (``"<version>:<id>:
-        <aanvraag>"``). A booking is three writes, each checked on the version it read: its intent into the
-        aanvraag's document (``voornemens.<id>``: what the entry becomes), the head (the totals move and the group's
-        ``laatste`` names the intent, checked on the one it read, which makes it count), the intent applied to the
-        document at the next version. The head moves a group past a booking only after that booking was applied
-        (whoever finds it behind applies it first, ``_haal_in``), so only a document that a group's ``laatste``
-        names can be behind: a crash between the writes loses nothing and a retry books nothing twice; of two
-        bookings of a group at once, the head's check lets one through and the other starts again. Returns the entry
-        as it stands afterwards (None when there is none); ``besluit`` sees the entry and the head and returns the
-        booking, or None when there is nothing to do (raising refuses).
+        <aanvraag>"``) and holds what it makes of the entry in ``boeking.<group>`` (``{door, soort, post}``). A
+        booking is two writes: the head (the totals move, and the group's ``laatste`` and ``boeking`` name it,
+        checked on the ``laatste`` it read: this makes it count), then the entry applied to the aanvraag's
+        document at the next version (checked on the version it read; inserted for a first booking). The head moves
+        a group past a booking only after that booking was applied (whoever finds it behind applies it first from
+        the head, ``_haal_in``), so only a document that a group's ``laatste`` names can be behind: a crash between
+        the writes loses nothing and a retry books nothing twice; of two bookings of a group at once, the head's
+        check lets one through and the other starts again. Returns the entry as it stands afterwards (None when
+        there is none); ``besluit`` sees the entry and the head and returns the booking, or None when there is
+        nothing to do (raising refuses).
 
-        Until session 11 the entries were spread over 256 buckets whose stands the head kept (ADR 0010): a bucket
-        held about 80 cases at 20,000 and each write of it held FerretDB's lock for 27 ms; a document per aanvraag
-        is small whatever the history, and the head holds one stand instead of 256."""
+        Until session 14 a booking first wrote its intent into the aanvraag's document (``voornemens.<id>``) and the
+        head named only the booking: three writes. A head whose ``laatste`` names such a booking is still applied
+        from the document's intent (``_voornemen``). Until session 11 the entries were spread over 256 buckets
+        whose stands the head kept (ADR 0010)."""
         pid, g = post_id(lid, aanvraag_id), groep(aanvraag_id)
         for _ in range(200):
-            kop = await self.budgetten.find_one({"_id": lid}, {f"laatste.{g}": 1, "beschikbaar_cents": 1,
-                                                               "indeling": 1})
+            kop = await self.budgetten.find_one({"_id": lid}, {f"laatste.{g}": 1, f"boeking.{g}": 1,
+                                                               "beschikbaar_cents": 1, "indeling": 1})
             if kop is None:
                 return None
             if kop.get("indeling") != INDELING:
@@ -303,7 +328,7 @@ class GrantsRepository:
                 vorige = post if aanvraag_l == aanvraag_id else await self.posten.find_one(
                     {"_id": post_id(lid, aanvraag_l)}, {"versie": 1, f"voornemens.{door_l}": 1}) or {}
                 if int(vorige.get("versie", 0)) < versie_l:  # the last booking is not applied yet
-                    await self._haal_in(post_id(lid, aanvraag_l), vorige, laatste)
+                    await self._haal_in(kop, g, post_id(lid, aanvraag_l), vorige, laatste)
                     continue
             versie = int(post.get("versie", 0))
             oud: dict[str, Any] | None = post.get(soort)
@@ -311,30 +336,32 @@ class GrantsRepository:
             if boeking is None:
                 return oud
             door = secrets.token_hex(6)
-            voornemen = {"soort": soort, "post": boeking.post}
-            if not post:
-                if not await self._nieuwe_post(pid, lid, aanvraag_id, {f"voornemens.{door}": voornemen}):
-                    continue
-            elif (await self.posten.update_one({"_id": pid, "versie": _op(versie)},
-                                               {"$set": {f"voornemens.{door}": voornemen}})).matched_count == 0:
-                continue
             nieuw = f"{versie + 1}:{door}:{aanvraag_id}"
+            voornemen = {"door": door, "soort": soort, "post": boeking.post}
             result = await self.budgetten.update_one(
                 {"_id": lid, f"laatste.{g}": laatste if laatste else {"$exists": False}, **boeking.voorwaarde},
-                {"$inc": {**boeking.totalen, "revision": 1}, "$set": {f"laatste.{g}": nieuw}})
+                {"$inc": {**boeking.totalen, "revision": 1},
+                 "$set": {f"laatste.{g}": nieuw, f"boeking.{g}": voornemen}})
             if result.matched_count == 1:
-                await self._haal_in(pid, {"versie": versie, "voornemens": {door: voornemen}}, nieuw)
+                await self._haal_in({"boeking": {g: voornemen}}, g, pid, post, nieuw)
                 return boeking.post
         raise RuntimeError(f"budgetten/{lid}: too many concurrent changes to {soort}.{aanvraag_id}")
 
-    async def _haal_in(self, pid: str, post: Document, laatste: str | None) -> None:
-        """Apply to the aanvraag's document (as read: ``post``) the intent that the head's ``laatste`` names,
-        checked on the document's version: of two processes that both find it behind, one writes and the other's
-        write matches nothing. The intents left over (bookings that lost the head's check) go with it."""
-        versie, door, _ = _laatste(laatste)
-        voornemen = (post.get("voornemens") or {}).get(door)
-        if voornemen is None:
-            raise RuntimeError(f"budgetposten/{pid}: the ledger names booking {laatste}, the document lacks it")
+    async def _haal_in(self, kop: Document, g: str, pid: str, post: Document, laatste: str | None) -> None:
+        """Apply to the aanvraag's document (as read: ``post``; ``{}``: none yet) the booking that the head's
+        ``laatste`` names (``_voornemen``), checked on the document's version: of two processes that both find it
+        behind, one writes and the other's write matches nothing (or, for a first booking, its insert finds the
+        document there). Intents left in the document by bookings of before session 14 go with it."""
+        versie, door, aanvraag = _laatste(laatste)
+        voornemen = _voornemen(kop, g, door, post)
+        if not post:
+            inhoud = {} if voornemen.get("post") is None else {voornemen["soort"]: voornemen["post"]}
+            if await self._nieuwe_post(pid, pid.removesuffix(f"/a/{aanvraag}"), aanvraag,
+                                       {"versie": versie, **inhoud}):
+                return
+            post = await self.posten.find_one({"_id": pid}, {"versie": 1}) or {}  # inserted meanwhile
+            if int(post.get("versie", 0)) >= versie:
+                return
         wijziging: dict[str, Any] = {"$set": {"versie": versie, "voornemens": {}}}
         if voornemen.get("post") is None:
             wijziging["$unset"] = {voornemen["soort"]: ""}
@@ -354,15 +381,17 @@ class GrantsRepository:
 
     async def _post(self, kop: Document, lid: str, soort: str, aanvraag_id: str) -> dict[str, Any] | None:
         """The aanvraag's entry: its document's, or the booking the head names when the document is behind."""
-        versie, door, aanvraag = _laatste((kop.get("laatste") or {}).get(groep(aanvraag_id)))
+        g = groep(aanvraag_id)
+        versie, door, aanvraag = _laatste((kop.get("laatste") or {}).get(g))
         projectie = {soort: 1, "versie": 1}
         if aanvraag == aanvraag_id:
             projectie[f"voornemens.{door}"] = 1
         post = await self.posten.find_one({"_id": post_id(lid, aanvraag_id)}, projectie) or {}
-        voornemen = (post.get("voornemens") or {}).get(door) or {}
-        if aanvraag == aanvraag_id and int(post.get("versie", 0)) < versie and voornemen.get("soort") == soort:
-            nog: dict[str, Any] | None = voornemen.get("post")
-            return nog
+        if aanvraag == aanvraag_id and int(post.get("versie", 0)) < versie:
+            voornemen = _voornemen(kop, g, door, post)
+            if voornemen.get("soort") == soort:
+                nog: dict[str, Any] | None = voornemen.get("post")
+                return nog
         entry: dict[str, Any] | None = post.get(soort)
         return entry
 

@@ -1,6 +1,7 @@
-"""The budget ledger's entries in buckets (grants/repository.py ``_boek``), on the real server: a crash between the
-ledger's write and its bucket's loses nothing and books nothing twice, concurrent bookings never over-commit and
-keep the totals equal to the entries, and a ledger written before the buckets is moved into them."""
+"""The budget ledger's entries in documents per aanvraag (grants/repository.py ``_boek``), on the real server: a
+booking is two writes, a crash between the ledger's write and the document's loses nothing and books nothing
+twice, concurrent bookings never over-commit and keep the totals equal to the entries, a booking of before session
+14 is applied from its intent, and ledgers of older layouts are moved into documents per aanvraag."""
 
 from __future__ import annotations
 
@@ -52,8 +53,8 @@ async def test_a_crash_between_the_ledger_and_its_bucket_loses_nothing_and_books
     repo._haal_in = gestopt  # type: ignore[method-assign]
     with pytest.raises(Gestopt):
         await repo.reserve_budget(lid, "a-1", 800_000, AT)
-    post = await repo.posten.find_one({"_id": post_id(lid, "a-1")})
-    assert "reserveringen" not in post and len(post["voornemens"]) == 1  # the intent is there, not the entry
+    assert await repo.posten.find_one({"_id": post_id(lid, "a-1")}) is None  # the entry is in the head only
+    assert (await repo.get_ledger(lid))["boeking"][groep("a-1")]["post"]["bedragCents"] == 800_000
     assert (await repo.reservering(lid, "a-1"))["status"] == "gereserveerd"  # read from the ledger's last booking
     assert (await _klopt(repo, lid))["gereserveerd_cents"] == 800_000
 
@@ -91,20 +92,71 @@ class _StoptBijHetGrootboek:
         return getattr(self.echt, naam)
 
 
-async def test_a_crash_after_the_intent_and_before_the_ledger_books_once_on_retry(mongo, namespace):
+async def test_a_crash_before_the_ledgers_write_leaves_nothing_and_books_once_on_retry(mongo, namespace):
     repo, lid = await _repo(mongo, namespace, "grants_bak_voor")
     echt = repo.budgetten
     repo.budgetten = _StoptBijHetGrootboek(echt)  # type: ignore[assignment]
     with pytest.raises(Gestopt):
         await repo.register_financial(lid, "a-2", "cmd-1", {"betaald_cents": 300})
     repo.budgetten = echt
-    assert (await repo.posten_van([await repo.get_ledger(lid)]))[0]["financieel"] == {}  # the intent does not count
+    assert (await repo.posten_van([await repo.get_ledger(lid)]))[0]["financieel"] == {}  # nothing counts
+    assert await repo.posten.find_one({"_id": post_id(lid, "a-2")}) is None  # and nothing was written
     assert (await repo.register_financial(lid, "a-2", "cmd-1", {"betaald_cents": 300}))["betaald_cents"] == 300
     assert (await repo.register_financial(lid, "a-2", "cmd-1", {"betaald_cents": 300}))["versie"] == 1
     ledger = await _klopt(repo, lid)
     assert ledger["betaald_cents"] == 300 and ledger["financieel"]["a-2"]["commands"] == ["cmd-1"]
     post = await repo.posten.find_one({"_id": post_id(lid, "a-2")})
-    assert post["versie"] == 1 and post["voornemens"] == {}  # the lost intent went when the booking was applied
+    assert post["versie"] == 1 and post["voornemens"] == {}
+
+
+class _Schrijfteller:
+    """A collection that counts the writes made through it."""
+
+    def __init__(self, echt: Any) -> None:
+        self.echt, self.writes = echt, 0
+
+    async def update_one(self, *args: Any, **kwargs: Any) -> Any:
+        self.writes += 1
+        return await self.echt.update_one(*args, **kwargs)
+
+    async def insert_one(self, *args: Any, **kwargs: Any) -> Any:
+        self.writes += 1
+        return await self.echt.insert_one(*args, **kwargs)
+
+    def __getattr__(self, naam: str) -> Any:
+        return getattr(self.echt, naam)
+
+
+async def test_a_booking_is_two_writes_the_ledgers_head_and_the_aanvraags_document(mongo, namespace):
+    repo, lid = await _repo(mongo, namespace, "grants_bak_twee")
+    repo.budgetten, repo.posten = _Schrijfteller(repo.budgetten), _Schrijfteller(repo.posten)  # type: ignore[assignment]
+    assert await repo.reserve_budget(lid, "t-1", 800_000, AT)  # the first: the head, then the document inserted
+    assert (repo.budgetten.writes, repo.posten.writes) == (1, 1)  # type: ignore[attr-defined]
+    assert (await repo.commit_budget(lid, "t-1", 800_000, AT))["status"] == "vastgelegd"
+    assert (repo.budgetten.writes, repo.posten.writes) == (2, 2)  # type: ignore[attr-defined]
+    post = await repo.posten.find_one({"_id": post_id(lid, "t-1")})
+    assert post["versie"] == 2 and post["reserveringen"]["status"] == "vastgelegd"
+    assert (await _klopt(repo, lid))["vastgelegd_cents"] == 800_000
+
+
+async def test_a_booking_of_before_session_14_named_by_the_head_is_applied_from_its_intent(mongo, namespace):
+    """Until session 14 a booking wrote its intent into the aanvraag's document before the head named it; a head
+    left by a kill between the two later writes of such a booking is applied from that intent."""
+    repo, lid = await _repo(mongo, namespace, "grants_bak_voor14")
+    g = groep("v-1")
+    ander = next(a for a in (f"w-{i}" for i in range(400)) if groep(a) == g)  # a later booking of the same group
+    await repo.posten.insert_one({"_id": post_id(lid, "v-1"), "ledger": lid, "aanvraag": "v-1", "voornemens": {
+        "abc": {"soort": "reserveringen", "post": {"bedragCents": 800_000, "status": "gereserveerd", "at": AT}}}})
+    await repo.budgetten.update_one({"_id": lid}, {"$inc": {"beschikbaar_cents": -800_000,
+                                                            "gereserveerd_cents": 800_000, "aantal_reserveringen": 1},
+                                                   "$set": {f"laatste.{g}": "1:abc:v-1"}})
+    assert (await repo.reservering(lid, "v-1"))["status"] == "gereserveerd"
+    assert (await _klopt(repo, lid))["reserveringen"]["v-1"]["bedragCents"] == 800_000
+    assert await repo.reserve_budget(lid, ander, 800_000, AT)  # applies v-1's intent first
+    post = await repo.posten.find_one({"_id": post_id(lid, "v-1")})
+    assert post["versie"] == 1 and post["reserveringen"]["status"] == "gereserveerd" and post["voornemens"] == {}
+    assert await repo.reserve_budget(lid, "v-1", 800_000, AT)  # held: not twice
+    assert (await _klopt(repo, lid))["gereserveerd_cents"] == 1_600_000
 
 
 async def test_concurrent_bookings_never_over_commit(mongo, namespace):
