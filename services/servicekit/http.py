@@ -24,6 +24,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -76,6 +77,38 @@ def validation_problem(errors: list[dict[str, Any]] | Any) -> JSONResponse:
         invalid.append({"name": name, "code": kind, "reason": _REASONS.get(kind, err.get("msg", ""))})
     return problem(400, "Ongeldige invoer", "Een of meer velden zijn ongeldig; er is niets opgeslagen.",
                    type_="https://ipsflow.nl/problems/ongeldige-invoer", invalid_params=invalid)
+
+
+class ApiVersionMiddleware(HttpMiddleware):
+    """Every answer of the application carries ``API-Version`` and the request's ``X-Trace-Id``; the request runs
+    in the caller's trace (or a new one), so the events it causes carry it (servicekit.tracing). An exception that
+    escapes the application before it answered becomes the problem answer of :func:`internal_error`.
+
+    A plain ASGI middleware: Starlette's ``BaseHTTPMiddleware`` (``@app.middleware("http")``, used until session
+    14) runs the application in a task of its own and streams its answer through a memory channel, for every
+    request."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        traceparent = Headers(scope=scope).get("traceparent")
+        with tracing.continued(traceparent, f"HTTP {scope['method']}", kind="server") as trace:
+            scope.setdefault("state", {})["trace_id"] = trace
+            started = False
+
+            async def send_marked(message: Message) -> None:
+                nonlocal started
+                if message["type"] == "http.response.start":
+                    started = True
+                    headers = MutableHeaders(scope=message)
+                    headers["API-Version"] = API_VERSION
+                    headers["X-Trace-Id"] = trace
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_marked)
+            except Exception as exc:
+                if started:
+                    raise
+                await internal_error(Request(scope), exc)(scope, receive, send_marked)
 
 
 class BodyLimitMiddleware(HttpMiddleware):
@@ -276,19 +309,7 @@ def create_app(title: str, description: str, *, max_body_bytes: int = 64 * 1024,
         # Last resort (an error outside the middleware below): the same answer, never uvicorn's text/plain.
         return internal_error(request, exc)
 
-    @app.middleware("http")
-    async def api_version(request: Request, call_next: Callable[[Request], Awaitable[Any]]) -> Any:
-        # The request runs in the caller's trace (or a new one): the events it causes carry it (servicekit.tracing).
-        with tracing.continued(request.headers.get("traceparent"), f"HTTP {request.method}", kind="server") as trace:
-            request.state.trace_id = trace
-            try:
-                response = await call_next(request)
-            except Exception as exc:
-                response = internal_error(request, exc)
-        response.headers["API-Version"] = API_VERSION
-        response.headers["X-Trace-Id"] = request.state.trace_id
-        return response
-
+    app.add_middleware(ApiVersionMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes, overrides=body_limits)
     app.add_middleware(AuthBeforeBodyMiddleware)  # added last, so it runs first: before any body is read
     metrics.install(app)  # /metrics, and the latency of every request (the refused ones above too)
