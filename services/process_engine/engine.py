@@ -3,12 +3,13 @@
 Every change to an instance is load → deserialize → apply → serialize → revision-checked replace, with the
 commands it causes in the same document's outbox and the id of the message it applied in ``applied``. A
 crash anywhere before the replace leaves the message unacknowledged and the instance unchanged; a crash
-after it is a redelivery that ``applied`` turns into a no-op. SpiffWorkflow runs on the event loop itself: a
-step takes a few milliseconds, and a worker thread (until session 14) gave no parallelism under the GIL but cost a
-hand-off for every message (about 6 % of the engine's CPU in bench_ips). A workflow object is used by one attempt
-at a time: the engine keeps the one it last wrote per case
-(``WorkflowCache``) and hands it to the next attempt only if the stored state is still byte for byte what it wrote,
-so that a reply seconds after the command skips the restore (issue 14: the largest part of the engine's CPU).
+after it is a redelivery that ``applied`` turns into a no-op. SpiffWorkflow runs in a worker thread, so that a
+long step (scripts may take up to 100 ms each) does not hold up the event loop. That costs a hand-off per message:
+run on the loop instead, the engine took about 6 % less CPU in bench_ips (session 14), which did not outweigh the
+loop's responsiveness (design.md). A workflow object is used by one attempt at a time: the engine keeps the one
+it last wrote per case (``WorkflowCache``) and hands it to the next attempt only if the stored state is still byte
+for byte what it wrote, so that a reply seconds after the command skips the restore (issue 14: the largest part of
+the engine's CPU).
 
 Reply protocol: a service answers a command with ``ips.opdracht.voltooid.v1`` (data = the result) or
 ``ips.opdracht.mislukt.v1`` (data = {code, message}); ``causationid`` is the command id and ``subject`` the
@@ -267,7 +268,7 @@ class Engine(EngineActions):
             return Change(self._snapshot(workflow, doc, result), result.commands,
                           workflow=LiveWorkflow(parsed, workflow))
 
-        change = run()
+        change = await asyncio.to_thread(run)
         try:
             stored = await self.instances.store.insert(change.doc, self._command_events(change))
         except DuplicateKeyError:
@@ -531,7 +532,7 @@ class Engine(EngineActions):
                 return Change(self._snapshot(wf, doc, result), commands, self._take_archive(doc, committed),
                               LiveWorkflow(parsed, wf))
 
-            change = attempt()
+            change = await asyncio.to_thread(attempt)
             if change is None:
                 if message_id:  # nothing to do, but remember the id so the redelivery is cheap
                     try:
