@@ -331,9 +331,15 @@ def report(args: argparse.Namespace, sides: dict[str, Side],
         for r in results[name]["engine"]:
             for command, count in r[3].items():
                 commands[command] = commands.get(command, 0) + count
+        waited = sum(r[4] for r in results[name]["engine"]) / n
         print(f"  {name:<6} database per engine cycle: {sum(commands.values()) / n:.2f} commands ("
               + ", ".join(f"{c} {k / n:.2f}" for c, k in sorted(commands.items(), key=lambda kv: -kv[1]))
-              + f"), {1000 * sum(r[4] for r in results[name]['engine']) / n:.2f} ms until their answers")
+              + f"), {1000 * waited:.2f} ms until their answers")
+        # A cycle waits for its write before the next reply comes (cycles one after the other): even an engine
+        # that added nothing to the bare cycle but that wait would reach only this ratio.
+        bare_cycle = 1 / rates["bare"][0]
+        print(f"  {name:<6} the ratio an engine would reach that added only this wait to the bare cycle: "
+              f"{bare_cycle / (bare_cycle + waited):.2f}")
     if "before" in sides:
         speed = {name: sum(r[0] for r in results[name]["engine"]) / sum(r[1] for r in results[name]["engine"])
                  for name in sides}
