@@ -17,7 +17,7 @@ from servicekit.consumer import PoisonMessage
 from servicekit.envelope import CloudEvent, deterministic_id
 from servicekit.logging import get_logger
 from servicekit.relay import Wake, no_relay
-from servicekit.unit_of_work import Missing, UnitOfWork
+from servicekit.unit_of_work import READ, Current, Missing, UnitOfWork
 
 log = get_logger(__name__)
 
@@ -44,7 +44,7 @@ class IntakeCommands:
                 a.volgnummer_toekennen(nummer)
             return a.volledigheid_controleren(self.vereiste_bijlagen)
 
-        await self._apply(command, params.aanvraag_id, check)
+        await self._apply(command, params.aanvraag_id, check, current=doc)  # read once: the check's own read
 
     async def herstel_vragen(self, command: CloudEvent) -> None:
         params = HerstelVragenParams.model_validate(command.data)
@@ -75,10 +75,12 @@ class IntakeCommands:
         await self._apply(command, params.aanvraag_id, register)
 
     async def _apply(self, command: CloudEvent, aanvraag_id: str,
-                     action: Callable[[Aanvraag], dict[str, Any] | Failure]) -> None:
+                     action: Callable[[Aanvraag], dict[str, Any] | Failure], current: Current = READ) -> None:
+        """``action`` on the aanvraag through the unit of work; ``current``: the document as the caller just read
+        it (None: none), used instead of a read on the first attempt."""
         try:
             done = await UnitOfWork(self.aanvragen.store, AANVRAAG, name="aanvragen").run(
-                aanvraag_id, action, message_id=command.id, reply=replying(command, SERVICE))
+                aanvraag_id, action, message_id=command.id, reply=replying(command, SERVICE), current=current)
         except Missing:
             raise PoisonMessage(f"unknown aanvraag {aanvraag_id}") from None
         log.info("opdracht.verwerkt", aanvraag_id=aanvraag_id, command=command.type)
