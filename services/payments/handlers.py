@@ -44,6 +44,15 @@ class Rekeningen:
         return rekening if rekening is not None and rekening.geldig else None
 
 
+@dataclass(frozen=True)
+class Gelezen:
+    """A case as a command's handler read it: the domain object and its document (None: none stored yet), which
+    the command's write starts from (``_vastleggen``)."""
+
+    zaak: d.Betaalzaak
+    doc: Document | None
+
+
 class NietsTeBetalen(Exception):
     """No order is ready for payment."""
 
@@ -68,18 +77,20 @@ class PaymentsHandlers:
         collection: AsyncCollection[Document] = self.repo.zaken.collection
         self._wake(doc["_id"], collection, doc)
 
-    async def _zaak(self, aanvraag_id: str, command: CloudEvent) -> d.Betaalzaak | None:
-        """The case as it is now, or None when it has applied ``command`` already (a redelivery)."""
+    async def _zaak(self, aanvraag_id: str, command: CloudEvent) -> Gelezen | None:
+        """The case as it is now (with its document as read, None: none yet), or None when it has applied
+        ``command`` already (a redelivery)."""
         doc = await self.repo.zaken.get(aanvraag_id)
         if self.zaken.applied(doc, command.id):
             return None
-        return d.Betaalzaak.from_doc(doc) if doc is not None else d.Betaalzaak(aanvraag_id)
+        return Gelezen(d.Betaalzaak.from_doc(doc) if doc is not None else d.Betaalzaak(aanvraag_id), doc)
 
     async def _vastleggen(self, aanvraag_id: str, command: CloudEvent,
-                          change: Callable[[d.Betaalzaak], dict[str, Any] | Failure]) -> None:
-        """The case's change with the command id and the reply, in one write (servicekit.unit_of_work)."""
+                          change: Callable[[d.Betaalzaak], dict[str, Any] | Failure], gelezen: Gelezen) -> None:
+        """The case's change with the command id and the reply, in one write (servicekit.unit_of_work), on the
+        document ``_zaak`` read (no second read; a conflict reads it again)."""
         done = await self.zaken.run(aanvraag_id, change, message_id=command.id, reply=replying(command, SERVICE),
-                                    create=lambda: d.Betaalzaak(aanvraag_id))
+                                    create=lambda: d.Betaalzaak(aanvraag_id), current=gelezen.doc)
         self.wake(done.doc)
 
     async def _opdrachten(self, ids: list[str]) -> list[d.Betaalopdracht]:
@@ -150,8 +161,9 @@ class PaymentsHandlers:
         command for the same beschikking and moment, finds them and creates nothing new.
         """
         p: OpdrachtenAanmaken = command_params(OpdrachtenAanmaken, command)
-        if (zaak_nu := await self._zaak(p.aanvraag_id, command)) is None:
+        if (gelezen := await self._zaak(p.aanvraag_id, command)) is None:
             return
+        zaak_nu = gelezen.zaak
         vandaag = d.today_in_amsterdam(command.time)
         schema = [(b.moment, b.percentage) for b in p.betaalschema or []] or list(d.DEFAULT_SCHEMA)
         zaak = d.Zaakgegevens(p.aanvraag_id, p.beschikking_id, p.ggz_kvk_nummer, p.gemeente_code, p.regeling)
@@ -170,15 +182,16 @@ class PaymentsHandlers:
         ids = [o.id for o in opdrachten]
         eerdere = await self._opdrachten([i for i in zaak_nu.opdrachten if i not in ids])
         await self._vastleggen(p.aanvraag_id, command, lambda z: failure or z.opdrachten_vastleggen(
-            zaak, p.financiering, p.bedrag_cents, opdrachten, eerdere))
+            zaak, p.financiering, p.bedrag_cents, opdrachten, eerdere), gelezen)
         log.info("betaling.opdrachten", aanvraag_id=p.aanvraag_id, aantal=len(ids))
 
     async def stopbericht_doorgeven(self, command: CloudEvent) -> None:
         """``ips.traject.stopbericht_doorgeven.v1``: cancel the case's orders not yet in a batch for moments
         after the end date (every moment but the grant). With a 100% advance there is nothing to cancel."""
         p: StopberichtDoorgeven = command_params(StopberichtDoorgeven, command)
-        if (zaak_nu := await self._zaak(p.aanvraag_id, command)) is None:
+        if (gelezen := await self._zaak(p.aanvraag_id, command)) is None:
             return
+        zaak_nu = gelezen.zaak
         geannuleerd: list[str] = []
         for o in await self._opdrachten(zaak_nu.opdrachten):
             if o.moment == "toekenning":
@@ -188,7 +201,7 @@ class PaymentsHandlers:
                     einddatum=p.einddatum.isoformat()):
                 geannuleerd.append(o.id)
                 await self._boek_annulering(o)
-        await self._vastleggen(p.aanvraag_id, command, lambda z: z.stopbericht(p.einddatum, geannuleerd))
+        await self._vastleggen(p.aanvraag_id, command, lambda z: z.stopbericht(p.einddatum, geannuleerd), gelezen)
 
     async def _boek_annulering(self, o: d.Betaalopdracht) -> None:
         await self.repo.boeken(o.ggz, *o.boeking_geannuleerd())
@@ -208,8 +221,9 @@ class PaymentsHandlers:
         on the order once, so a redelivered command reduces nothing twice and gives the same answer.
         """
         p: Verrekenen = command_params(Verrekenen, command)
-        if (zaak_nu := await self._zaak(p.aanvraag_id, command)) is None:
+        if (gelezen := await self._zaak(p.aanvraag_id, command)) is None:
             return
+        zaak_nu = gelezen.zaak
         financiering = zaak_nu.financiering or p.financiering
         nabetaling_id = d.derived_id(p.beschikking_id, "vaststelling", "nabetaling")
         opdrachten = [o for o in await self._opdrachten([i for i in zaak_nu.opdrachten if i != nabetaling_id])
@@ -250,7 +264,7 @@ class PaymentsHandlers:
             result["terugvorderingId"] = t.id
             result["terugvorderenUiterlijk"] = t.terugvorderen_uiterlijk.isoformat()
         await self._vastleggen(p.aanvraag_id, command, lambda z: failure or z.verrekening_vastleggen(
-            zaak, p.beschikking_id, nieuwe, result))
+            zaak, p.beschikking_id, nieuwe, result), gelezen)
         log.info("vaststelling.verrekend", aanvraag_id=p.aanvraag_id, soort=v.soort, verlaagd_cents=verlaagd)
 
     async def _open_opdrachten_verlagen(self, opdrachten: list[d.Betaalopdracht], verschil_cents: int,

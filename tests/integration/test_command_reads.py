@@ -1,5 +1,6 @@
-"""intake reads an aanvraag once per command it handles (issue 14: reads after reads cost FerretDB a decode each).
-Real FerretDB; the commands counted with a command listener."""
+"""A command's handler reads its document once: intake's completeness check (the aanvraag) and payments' orders
+(the case) hand what they read to the unit of work that writes it (issue 14: each read costs FerretDB a decode and
+the service a round trip). Real FerretDB; the commands counted with a command listener."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ from pymongo import monitoring
 
 from intake.opdrachten import IntakeCommands
 from intake.repository import AanvraagRepository, to_doc
+from payments.bootstrap import REKENINGEN_FILE, load_rekeningen
+from payments.handlers import PaymentsHandlers
+from payments.repository import PaymentsRepository
 from servicekit.envelope import new_event
 from tests.conftest import listened_client
+from tests.integration.test_payments_flow import AANMAKEN, aanmaken
 from tests.unit.test_intake_domain import aanvraag
 
 
@@ -60,3 +65,17 @@ async def test_the_completeness_check_reads_the_aanvraag_once_and_numbers_it(cou
     await handler.volledigheid_controleren(command)  # redelivered: no second number, no second reply
     again = await repo.store.get(a.id)
     assert again is not None and again["volgnummer"] == 1 and again["revision"] == stored["revision"]
+
+
+async def test_the_orders_command_reads_the_payment_case_once(counted: Any, namespace: str) -> None:
+    client, commands = counted
+    repo = PaymentsRepository(client[f"{namespace}payments".replace(".", "_")])
+    handlers = PaymentsHandlers(repo, load_rekeningen(REKENINGEN_FILE), wake=lambda *a, **k: None)
+    for aanvraag_id, command_id in (("P-1", "cmd-p-1"), ("P-1", "cmd-p-2")):  # a new case, then a stored one
+        commands.seen.clear()
+        await handlers.opdrachten_aanmaken(new_event(AANMAKEN, service="process_engine", subject=aanvraag_id,
+                                                     data=aanmaken(aanvraag_id), event_id=command_id))
+        reads = [c for c in commands.seen if c == ("find", "zaken")]
+        assert len(reads) == 1, commands.seen
+    zaak = await repo.zaken.get("P-1")
+    assert zaak is not None and {"cmd-p-1", "cmd-p-2"} <= set(zaak["applied"]) and len(zaak["opdrachten"]) == 1
