@@ -94,11 +94,11 @@ class _KeptTaskConverter(TaskConverter):  # type: ignore[misc]
 
     A finished task's dict is reused while everything it was made from is unchanged: the task's state, its time
     and trigger, its parent and children, which data dicts it and its parent hold, and how many entries its
-    ``internal_data`` has (``take_new_history`` adds one). What this cannot see is a
-    finished task's data or ``internal_data`` changed in place. Spiff gives a task the data of its parent as
-    copies and changes only unfinished tasks; the engine changes ``internal_data`` only of started command
-    tasks and marks history (``take_new_history``) before it serialises. ``IPSFLOW_ENGINE_CHECK_KEPT_TASKS=1``
-    makes every reuse compare the kept dict with a fresh one, and the test suite runs with it.
+    ``internal_data`` has (``take_new_history`` adds one). What this cannot see is a finished task's data or
+    ``internal_data`` changed in place. Spiff gives a task the data of its parent as copies and changes only
+    unfinished tasks; the engine changes ``internal_data`` only of started command tasks and marks history
+    (``take_new_history``) before it serialises. ``IPSFLOW_ENGINE_CHECK_KEPT_TASKS=1`` makes every reuse compare
+    the kept dict with a fresh one, and the test suite runs with it.
 
     Measured on an IPS case whose trajectory runs (49 tasks): ``to_dict`` 1.1 -> 0.27 ms once the dicts are kept,
     the same JSON byte for byte; the kept dicts take about 60 KB per case, 15 MB for a full ``WorkflowCache``.
