@@ -157,8 +157,10 @@ async def test_overview_explorer_filters_and_csv(stack, broker, namespace):
     await eventually(dead_letter_shown, timeout=30, what="the parked message on the case page")
     shown = client.get(f"/zaken/{CASES[0][0]}").text
     assert "ValueError" in shown and "geparkeerd-2" not in shown and "niet tonen" not in shown
-    dlq = await channel.declare_queue(f"{namespace}process_engine.dlq", passive=True)
-    assert dlq.declaration_result.message_count == 2
+    async def both_parked() -> bool:  # the page's peek puts them back: ready again a moment after the answer
+        dlq = await channel.declare_queue(f"{namespace}process_engine.dlq", passive=True)
+        return dlq.declaration_result.message_count == 2
+    await eventually(both_parked, timeout=15, what="both messages parked again after the page's peek")
     await channel.close()
     assert client.get("/zaken/bestaat-niet").status_code == 404
     bpmn_url = page.text.split('data-bpmn-url="')[1].split('"')[0].replace("&amp;", "&")
