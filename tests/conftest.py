@@ -77,6 +77,16 @@ async def mongo(infra: Infra) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]
     await client.close()
 
 
+class StartedListener(monitoring.CommandListener):
+    """A command listener for tests that look only at the commands sent: ``started`` is theirs to define."""
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
 @asynccontextmanager
 async def listened_client(infra: Infra, listener: monitoring.CommandListener
                           ) -> AsyncIterator[AsyncMongoClient[dict[str, Any]]]:

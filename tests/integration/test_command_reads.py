@@ -15,23 +15,17 @@ from payments.bootstrap import REKENINGEN_FILE, load_rekeningen
 from payments.handlers import PaymentsHandlers
 from payments.repository import PaymentsRepository
 from servicekit.envelope import new_event
-from tests.conftest import listened_client
+from tests.conftest import StartedListener, listened_client
 from tests.integration.test_payments_flow import AANMAKEN, aanmaken
 from tests.unit.test_intake_domain import aanvraag
 
 
-class Commands(monitoring.CommandListener):
+class Commands(StartedListener):
     def __init__(self) -> None:
         self.seen: list[tuple[str, str]] = []  # (command, collection)
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.seen.append((event.command_name, str(event.command.get(event.command_name))))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 @pytest.fixture

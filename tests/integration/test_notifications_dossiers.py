@@ -14,10 +14,10 @@ from pymongo import monitoring
 
 from notifications.handlers import NotificationHandlers
 from servicekit.envelope import new_event
-from tests.conftest import listened_client
+from tests.conftest import StartedListener, listened_client
 
 
-class Statements(monitoring.CommandListener):
+class Statements(StartedListener):
     def __init__(self) -> None:
         self.seen: list[tuple[str, bool]] = []  # (command, upsert)
 
@@ -25,12 +25,6 @@ class Statements(monitoring.CommandListener):
         if event.command_name in ("insert", "update"):
             upsert = any(u.get("upsert") for u in event.command.get("updates") or [])
             self.seen.append((event.command_name, upsert))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 @pytest.fixture

@@ -27,13 +27,13 @@ from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import new_event
 from servicekit.relay import OutboxRelay
 from servicekit.store import PUBLISHED, DocumentStore, outbox_entry
-from tests.conftest import eventually, listened_client
+from tests.conftest import StartedListener, eventually, listened_client
 from tests.integration.test_engine_state import FILES, START, Clock, _drive
 from tests.integration.test_engine_worklist import DECISION
 from tests.integration.test_relay import _listening
 
 
-class Writes(monitoring.CommandListener):
+class Writes(StartedListener):
     """Counts write statements per collection and kind: insert, replace, clear (a ``$set`` of the outbox only,
     the relay's), other updates, delete."""
 
@@ -50,12 +50,6 @@ class Writes(monitoring.CommandListener):
         elif name == "update":
             for statement in event.command.get("updates") or []:
                 self.counts[(collection, _kind(statement.get("u")))] += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 def _kind(update: Any) -> str:
