@@ -98,6 +98,15 @@ def test_process_owner_models_checks_compares_and_deploys(browser: Browser, stac
     page.wait_for_selector("#modeler[data-geladen]")
     assert page.get_attribute("#modeler", "data-geladen") == "ja", page.inner_text("#studio-status")
     assert page.locator("#modeler .djs-palette").is_visible()
+    # the whole diagram in view and none of it under the palette (bpmn-js's own fit put the start behind it)
+    vrij = page.evaluate("""() => {
+        const vak = document.querySelector('#modeler').getBoundingClientRect();
+        const palet = document.querySelector('#modeler .djs-palette').getBoundingClientRect();
+        const alles = document.querySelector('#modeler .djs-container svg .viewport').getBoundingClientRect();
+        return {links: alles.left - palet.right, rechts: vak.right - alles.right, boven: alles.top - vak.top,
+                onder: vak.bottom - alles.bottom};
+    }""")
+    assert min(vrij.values()) >= 0, vrij
     assert _problems(page) == [], "the deployed diagram passes the lint rules"
     watermerk_vrij(page, "#modeler")
     accessibility["studio"] = _axe(page, base)

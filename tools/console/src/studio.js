@@ -28,6 +28,20 @@ function post(url, velden) {
     .then((r) => r.json().catch(() => ({})).then((j) => ({ status: r.status, json: j })));
 }
 
+// The whole diagram in view, right of the palette (bpmn-js's "fit-viewport" uses the whole canvas, and the palette,
+// which floats over its left edge, then covers the first elements of the process).
+function passVrijVanPalet(modeler, container) {
+  const canvas = modeler.get("canvas");
+  const palet = container.querySelector(".djs-palette");
+  const links = palet ? palet.getBoundingClientRect().right - container.getBoundingClientRect().left : 0;
+  const { inner, outer } = canvas.viewbox();
+  const rand = 12;
+  const schaal = Math.min((outer.width - links - 2 * rand) / inner.width, (outer.height - 2 * rand) / inner.height, 1);
+  if (!(schaal > 0) || !Number.isFinite(schaal)) { canvas.zoom("fit-viewport"); return; }
+  canvas.viewbox({ x: inner.x - (links + rand) / schaal, y: inner.y - rand / schaal,
+    width: outer.width / schaal, height: outer.height / schaal });
+}
+
 function tekst(el, s) { el.textContent = s; return el; }
 function maak(tag, cls, s) { const el = document.createElement(tag); if (cls) { el.className = cls; } if (s !== undefined) { el.textContent = s; } return el; }
 
@@ -241,7 +255,7 @@ function start() {
       // What the modeler did not understand it leaves out when it saves: that version must not be deployed.
       importProblemen = (uitslag.warnings || []).map((w) => ({ element: w.element && w.element.id, regel: "import",
         categorie: "error", melding: `niet begrepen, zou bij uitrollen verloren gaan: ${w.message.split("\n")[0]}` }));
-      modeler.get("canvas").zoom("fit-viewport");
+      passVrijVanPalet(modeler, vak);
       return lintNu();
     })
     .then(() => { vak.dataset.geladen = "ja"; tekst(status, "Geladen."); })
