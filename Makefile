@@ -50,8 +50,7 @@ chaos: deps  ## the long chaos campaigns (IPSFLOW_CHAOS_CASES, default 1000); ma
 GO_FUZZTIME ?= 15s
 go-test:
 	@cd deploy/ferretdb && go test -count=1 ./... && \
-	  go test -run '^$$' -fuzz '^FuzzParseOpMsg$$' -fuzztime $(GO_FUZZTIME) . && \
-	  go test -run '^$$' -fuzz '^FuzzReadMessage$$' -fuzztime $(GO_FUZZTIME) .
+	  ./fuzz.sh FuzzParseOpMsg $(GO_FUZZTIME) && ./fuzz.sh FuzzReadMessage $(GO_FUZZTIME)
 	@echo "[go-test] deploy/ferretdb: tests and $(GO_FUZZTIME) of fuzzing per target passed"
 
 unit: deps
