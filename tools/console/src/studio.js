@@ -37,7 +37,7 @@ function passVrijVanPalet(modeler, container) {
   const { inner, outer } = canvas.viewbox();
   const rand = 12;
   const schaal = Math.min((outer.width - links - 2 * rand) / inner.width, (outer.height - 2 * rand) / inner.height, 1);
-  if (!(schaal > 0) || !Number.isFinite(schaal)) { canvas.zoom("fit-viewport"); return; }
+  if (!(schaal > 0)) { canvas.zoom("fit-viewport"); return; }  // an empty or hidden canvas (at most 1: finite)
   canvas.viewbox({ x: inner.x - (links + rand) / schaal, y: inner.y - rand / schaal,
     width: outer.width / schaal, height: outer.height / schaal });
 }
