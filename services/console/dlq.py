@@ -108,20 +108,26 @@ class Parkeerplaats:
         return f"{self.queue}.dlq"
 
     async def lees(self, limit: int = PEEK) -> tuple[int, list[dict[str, Any]]]:
-        """How many messages are parked (exact) and the first ``limit`` of them, all left parked."""
+        """How many messages are parked (exact) and the first ``limit`` of them, all left parked.
+
+        The count comes from the broker's answer to each get (how many are still ready behind it), not from a
+        passive declare: for a quorum queue RabbitMQ 3.10 answers that with 0 when its query of the queue takes
+        over 250 ms (``rabbit_quorum_queue:stat/1``), which a busy broker does."""
         connection = await aio_pika.connect(self.amqp_url)
         async with connection:
             channel = await connection.channel()
-            dlq = await channel.declare_queue(self.dlq, passive=True)
-            total = dlq.declaration_result.message_count or 0
+            dlq = await channel.declare_queue(self.dlq, passive=True)  # refuses a parking lot that does not exist
             held: list[AbstractIncomingMessage] = []
             try:
-                for _ in range(min(limit, total)):
+                achter = 0
+                while len(held) < limit:
                     message = await dlq.get(no_ack=False, fail=False)
                     if message is None:
+                        achter = 0
                         break
                     held.append(message)
-                return total, [beschrijf(m, self.queue) for m in held]
+                    achter = message.message_count or 0
+                return len(held) + achter, [beschrijf(m, self.queue) for m in held]
             finally:
                 for message in held:
                     await message.nack(requeue=True)
@@ -136,16 +142,23 @@ class Parkeerplaats:
         async with connection:
             channel = await connection.channel(publisher_confirms=True)
             dlq = await channel.declare_queue(self.dlq, passive=True)
-            total = dlq.declaration_result.message_count or 0
             exchange = await channel.get_exchange(f"{self.namespace}{DLX}", ensure=True)
             overgeslagen: list[AbstractIncomingMessage] = []
+            # Only the messages parked when the replay began: the first get says how many stood behind it (a
+            # passive declare's count can be a false 0, see ``lees``). One that fails again and is parked anew
+            # during the replay waits for the next one.
+            bij_begin: int | None = None
+            genomen = 0
             try:
-                for _ in range(total):
+                while bij_begin is None or genomen < bij_begin:
                     if len(gedaan) >= limit or (ids is not None and len(gedaan) >= len(ids)):
                         break
                     message = await dlq.get(no_ack=False, fail=False)
                     if message is None:
                         break
+                    if bij_begin is None:
+                        bij_begin = 1 + (message.message_count or 0)
+                    genomen += 1
                     if ids is not None and message.message_id not in ids:
                         overgeslagen.append(message)
                         continue

@@ -14,11 +14,13 @@ import aio_pika
 import httpx
 import pytest
 
+from console.dlq import Parkeerplaats
 from servicekit.broker import ATTEMPT_HEADER, ERROR_HEADER, EVENTS, Broker
 from servicekit.envelope import new_event
 from tests.conftest import eventually
 from tests.support.console import bpmn_dir_with_test_process, csrf_of, sign_in
 from tests.support.fake_services import FakeServices
+from tests.support.queues import parked_ids
 from tests.support.tokens import ADMIN
 
 CASE = "zaak-geparkeerd"
@@ -34,12 +36,7 @@ async def broker(settings_for):
 
 
 async def parked(broker: Broker, queue: str) -> int:
-    channel = await broker.new_channel(prefetch=1)
-    try:
-        declared = await channel.declare_queue(broker.name(f"{queue}.dlq"), passive=True)
-        return declared.declaration_result.message_count or 0
-    finally:
-        await channel.close()
+    return len(await parked_ids(broker.settings.amqp_url, broker.name(f"{queue}.dlq")))
 
 
 def _case(engine_url: str) -> dict[str, Any]:
@@ -83,6 +80,10 @@ async def test_a_parked_message_is_shown_without_personal_data_and_replayed_exac
     await eventually(listed, timeout=30, what="the queues page to show two parked messages")
     lot = viewer.get("/wachtrijen/process_engine/geparkeerd").text
     assert '<strong id="aantal-geparkeerd">2</strong>' in lot
+    # the count is the broker's answer to the gets, also past what is shown (and both stay parked)
+    lot_of_engine = Parkeerplaats(broker.settings.amqp_url, namespace, broker.name("process_engine"))
+    counted, first = await lot_of_engine.lees(limit=1)
+    assert counted == 2 and len(first) == 1 and await parked(broker, "process_engine") == 2
     assert confirmation.id in lot and "CaseNotYetKnown" in lot and f'href="/zaken/{CASE}"' in lot
     assert "delivery_limit" in lot and "20 keer" in lot and f"wachtrij {namespace}process_engine" in lot
     assert BSN not in lot and "Jan" not in lot and "A-7" in lot and "0957" in lot  # ids and codes, no person

@@ -18,6 +18,7 @@ from servicekit.broker import EVENTS, Broker
 from servicekit.envelope import new_event
 from tests.conftest import eventually
 from tests.support.fake_services import FakeServices
+from tests.support.queues import parked_ids
 
 BPMN_DIR = str(Path(__file__).resolve().parents[1] / "bpmn")
 CASES = 200
@@ -71,8 +72,8 @@ async def test_sigkill_chaos_every_case_ends_exactly_once(service, broker, mongo
                     for d in await c.find({"status": "completed"}, {"_id": 1}).to_list(None)}) == CASES
     await eventually(all_completed, timeout=300, interval=1, what=f"{CASES} completed cases")
     await asyncio.sleep(2)  # late redeliveries must not change anything
-    parked = await _dlq_depth(broker, namespace)
-    assert parked == 0, f"{parked} messages were parked"
+    parked = await parked_ids(broker.settings.amqp_url, f"{namespace}process_engine.dlq")
+    assert parked == [], f"{len(parked)} messages were parked"
     docs = list({d["_id"]: d for c in collections
                  for d in await c.find({}, {"journal": 1, "status": 1, "kept": 1, "incidents": 1}).to_list(None)
                  }.values())
@@ -89,11 +90,3 @@ async def test_sigkill_chaos_every_case_ends_exactly_once(service, broker, mongo
         assert set(subjects.values()) == {1}, f"{command_type} issued twice for a case"
     await fake.stop()
 
-
-async def _dlq_depth(broker: Broker, namespace: str) -> int:
-    channel = await broker.new_channel(prefetch=1)
-    try:
-        queue = await channel.declare_queue(f"{namespace}process_engine.dlq", passive=True)
-        return int(queue.declaration_result.message_count or 0)
-    finally:
-        await channel.close()

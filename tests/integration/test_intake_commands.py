@@ -18,6 +18,7 @@ from servicekit.envelope import CloudEvent, new_event
 from servicekit.kalender import termijn_einde
 from tests.conftest import eventually
 from tests.integration.test_intake_http import BSN, GGZ_HEADERS, ROERMOND, VALID, WEERT, submit, upload
+from tests.support.queues import parked_ids
 
 
 async def cleared_outbox(collection: Any, doc_id: str) -> Any:
@@ -254,10 +255,6 @@ async def test_commands_that_can_never_be_handled_are_parked(service, engine, se
     dlq = engine.broker.name("intake.dlq")
 
     async def parked() -> bool:
-        connection = await aio_pika.connect(settings_for("probe").amqp_url)
-        async with connection:
-            channel = await connection.channel()
-            queue = await channel.declare_queue(dlq, passive=True)
-            return queue.declaration_result.message_count == 2
+        return sorted(await parked_ids(settings_for("probe").amqp_url, dlq)) == ["cmd-onbekend", "cmd-slecht"]
     await eventually(parked, timeout=20, what="both commands in intake.dlq")
     assert engine.replies_to("cmd-onbekend") == [] and engine.replies_to("cmd-slecht") == []

@@ -1,0 +1,28 @@
+"""What a parking lot (``<queue>.dlq``) holds, exactly, for tests.
+
+Not from a passive declare: RabbitMQ 3.10 answers that for a quorum queue with a count of 0 when its query of the
+queue takes over 250 ms (``rabbit_quorum_queue:stat/1``), which a busy broker late in a full run does. Here each
+message is taken with a get and all are put back (requeued) at the end. Only for parking lots: they have no
+delivery limit, so putting a message back does not count against it (the consumer queues' limit would).
+"""
+
+from __future__ import annotations
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+
+async def parked_ids(amqp_url: str, dlq: str) -> list[str]:
+    """The message ids in the parking lot ``dlq`` (full name), in queue order; every message stays parked."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.get_queue(dlq, ensure=True)
+        held: list[AbstractIncomingMessage] = []
+        try:
+            while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                held.append(message)
+        finally:
+            for message in held:
+                await message.nack(requeue=True)
+        return [m.message_id or "" for m in held]
