@@ -15,7 +15,7 @@ from servicekit.envelope import new_event
 from servicekit.settings import ServiceSettings
 from tests.conftest import eventually
 from tests.support.ips import application, ggz
-from tests.support.queues import parked_ids
+from tests.support.queues import messages_handled, parked_ids
 
 AANVRAAG = application(clientReferentie="K-001")
 
@@ -39,15 +39,10 @@ async def test_consumer_killed_after_store_before_ack_has_no_second_effect(servi
     assert stored is not None and stored["berichten"] == 1
 
     notifications.start()  # same queue, no fault: the unacked message is redelivered
-    queue_name = f"{namespace}notifications"
 
-    async def drained() -> bool:
-        conn = await aio_pika.connect(settings_for("probe").amqp_url)
-        async with conn:
-            ch = await conn.channel()
-            q = await ch.declare_queue(queue_name, passive=True)
-            return q.declaration_result.message_count == 0
-    await eventually(drained, what="the redelivered message to be acknowledged")
+    async def redelivery_acknowledged() -> bool:  # by the new process (its counter starts at 0)
+        return messages_handled(notifications.url, event.type) == 1
+    await eventually(redelivery_acknowledged, what="the redelivered message to be acknowledged")
     # the redelivery was handled (acknowledged) and changed nothing
     stored = await _dossier(mongo, namespace, "zaak-crash-1")
     assert stored is not None
@@ -74,6 +69,7 @@ async def test_relay_killed_after_publish_before_clear_has_no_second_effect(serv
         return d is not None and d["berichten"] == 1
     await eventually(delivered_once, what="the first publication to be consumed")
 
+    assert messages_handled(notifications.url, "ips.aanvraag.ingediend.v1") == 1
     intake.start()  # the relay publishes the same event again, then clears the outbox
 
     async def cleared() -> bool:
@@ -81,11 +77,8 @@ async def test_relay_killed_after_publish_before_clear_has_no_second_effect(serv
         return d["has_outbox"] is False
     await eventually(cleared, what="the outbox to be cleared")
 
-    async def duplicate_consumed() -> bool:
-        conn = await aio_pika.connect(notifications.infra.amqp_url)
-        async with conn:
-            q = await (await conn.channel()).declare_queue(f"{namespace}notifications", passive=True)
-            return q.declaration_result.message_count == 0
+    async def duplicate_consumed() -> bool:  # handled (as a duplicate) and acknowledged
+        return messages_handled(notifications.url, "ips.aanvraag.ingediend.v1") == 2
     await eventually(duplicate_consumed, what="the duplicate to be consumed")
     d = await _dossier(mongo, namespace, case_id)
     assert d["berichten"] == 1
