@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,8 +19,20 @@ HERE = Path(__file__).resolve().parent
 COOKIE = "ipsflow_console"
 STATUSSEN = {"running": "loopt", "completed": "afgerond", "cancelled": "geannuleerd"}
 
+
+
+def leesbaar(waarde: Any, als_json: bool = False) -> str:
+    """A value as a person reads it on a page: text as it is (``als_json``: in quotes, where "0957" and 957 differ),
+    anything else as compact JSON, its characters (« », accents) as they are. Jinja's ``tojson`` is for scripts and
+    writes ``\u00ab``; the page escapes this text as any other."""
+    if isinstance(waarde, str) and not als_json:
+        return waarde
+    return json.dumps(waarde, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals["STATUSSEN"] = STATUSSEN
+templates.env.filters["leesbaar"] = leesbaar
 
 
 class NotSignedIn(Exception):

@@ -87,6 +87,7 @@ async def test_a_parked_message_is_shown_without_personal_data_and_replayed_exac
     assert confirmation.id in lot and "CaseNotYetKnown" in lot and f'href="/zaken/{CASE}"' in lot
     assert "delivery_limit" in lot and "20 keer" in lot and f"wachtrij {namespace}process_engine" in lot
     assert BSN not in lot and "Jan" not in lot and "A-7" in lot and "0957" in lot  # ids and codes, no person
+    assert "«verborgen»" in lot and "\\u00ab" not in lot  # what is hidden says so in plain words
     assert "Terugzetten" not in lot and "Legen" not in lot  # a viewer gets no buttons
     csrf = csrf_of(lot)
     for action, form in (("terugzetten", {"alle": "ja"}), ("terugzetten", {"bericht": confirmation.id}),
