@@ -125,7 +125,7 @@ def create(settings: ConsoleSettings | None = None) -> FastAPI:
     @app.exception_handler(Refused)
     async def refused(request: Request, exc: Refused) -> Response:
         return render(request, "fout.html", exc.status, titel="Geen toegang" if exc.status == 403 else "Fout",
-                      reden=exc.reden, sessie=None)
+                      reden=exc.reden, verder=exc.verder, sessie=None)
 
     @app.exception_handler(BackendError)
     async def backend_down(request: Request, exc: BackendError) -> Response:

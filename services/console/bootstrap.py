@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
-from dataclasses import dataclass
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from console.backends import Backends
 from console.oidc import Oidc
 from console.settings import ConsoleSettings
+from console.terugzettingen import Terugzettingen
 from servicekit.auth import Principal, TokenVerifier, token_verifier
 from servicekit.store import Document, make_client
 
@@ -69,6 +73,30 @@ class Sessions:
         await self.collection.delete_one({"_id": _hash(session_id)})
 
 
+class Formulieren:
+    """Forms that act (replay, purge) carry a one-time value, so that sending one again (a page refreshed after the
+    answer, a double click) does nothing a second time. A used value is kept for a day."""
+
+    BEWAAR = timedelta(days=1)
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.collection = db["formulieren"]
+
+    @staticmethod
+    def nieuw() -> str:
+        return secrets.token_urlsafe(16)
+
+    async def eerste_keer(self, waarde: str) -> bool:
+        """True the first time this form's value is sent, False every time after."""
+        nu = datetime.now(UTC)
+        await self.collection.delete_many({"op": {"$lt": nu - self.BEWAAR}})  # a day's actions: a small collection
+        try:
+            await self.collection.insert_one({"_id": hashlib.sha256(waarde.encode()).hexdigest(), "op": nu})
+        except DuplicateKeyError:
+            return False
+        return True
+
+
 class AuditLog:
     """Every console action: who, what, when, on which case, and the outcome (also written to the service log)."""
 
@@ -90,9 +118,18 @@ class Console:
     db: AsyncDatabase[Document]
     sessions: Sessions
     audit: AuditLog
+    formulieren: Formulieren
+    terugzettingen: Terugzettingen
     verifier: TokenVerifier
     backends: Backends
     oidc: Oidc
+    taken: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def op_achtergrond(self, werk: Coroutine[Any, Any, None]) -> None:
+        """Runs work after the answer (a replay of a whole parking lot), held until it ends."""
+        taak = asyncio.create_task(werk)
+        self.taken.add(taak)
+        taak.add_done_callback(self.taken.discard)
 
 
 def bootstrap(settings: ConsoleSettings | None = None) -> Console:
@@ -101,5 +138,6 @@ def bootstrap(settings: ConsoleSettings | None = None) -> Console:
     db = client[settings.database_name()]
     backends = Backends(settings)
     return Console(settings=settings, client=client, db=db, sessions=Sessions(db), audit=AuditLog(db),
+                   formulieren=Formulieren(db), terugzettingen=Terugzettingen(db),
                    verifier=token_verifier(settings.environment), backends=backends,
                    oidc=Oidc(settings, db, backends.http))

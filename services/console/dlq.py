@@ -133,10 +133,12 @@ class Parkeerplaats:
                     await message.nack(requeue=True)
 
     async def terugzetten(self, ids: set[str] | None, limit: int, per_seconde: float,
-                          voortgang: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+                          voortgang: Callable[[dict[str, Any]], None] | None = None,
+                          bij_start: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
         """Replay parked messages to the consumer queue: those with these message ids (``None``: every one, up to
         ``limit``), at most ``per_seconde`` a second. Each is acknowledged in the parking lot only after the
-        broker confirmed its copy. Returns what was replayed (as ``beschrijf`` shows it)."""
+        broker confirmed its copy. Returns what was replayed (as ``beschrijf`` shows it); ``voortgang`` hears of
+        each, ``bij_start`` how many were parked when it began."""
         connection = await aio_pika.connect(self.amqp_url)
         gedaan: list[dict[str, Any]] = []
         async with connection:
@@ -158,6 +160,8 @@ class Parkeerplaats:
                         break
                     if bij_begin is None:
                         bij_begin = 1 + (message.message_count or 0)
+                        if bij_start:
+                            bij_start(bij_begin)
                     genomen += 1
                     if ids is not None and message.message_id not in ids:
                         overgeslagen.append(message)

@@ -4,10 +4,13 @@ with publisher confirms) and purge (typed confirmation). Viewers look; only func
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import urllib.parse
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from console.backends import BackendError
 from console.bootstrap import Console, Session
@@ -39,6 +42,14 @@ def routes(app: FastAPI, console: Console) -> None:
             raise Refused(403, "Alleen een functioneel beheerder mag berichten terugzetten of een parkeerplaats legen.")
         return form, await _wachtrij(naam)
 
+    async def _eenmaal(form: dict[str, str], naam: str) -> None:
+        """Refuses (409) a form sent before: a refreshed answer page must not replay or purge a second time. Checked
+        after the form's own checks, so a form sent back to correct it is still taken."""
+        if form.get("eenmalig") and not await console.formulieren.eerste_keer(form["eenmalig"]):
+            raise Refused(409, "Dit formulier is al verstuurd (de pagina vernieuwd?); er is niets opnieuw gedaan.",
+                          verder=(f"/wachtrijen/{urllib.parse.quote(naam)}/geparkeerd",
+                                  f"Naar de parkeerplaats van {naam}, zoals die nu is"))
+
     @app.get("/wachtrijen", include_in_schema=False)
     async def overzicht(request: Request, session: SessionDep) -> Response:
         try:
@@ -66,15 +77,72 @@ def routes(app: FastAPI, console: Console) -> None:
                         console.settings.console_replay_max)
         except ValueError as exc:
             raise Refused(400, "Het aantal is geen getal.") from exc
-        gedaan = await _parkeerplaats(rij).terugzetten(ids, max(1, limit), console.settings.console_replay_per_second)
-        for bericht in gedaan:
-            await console.audit.record(session.subject, "terugzetten", bericht.get("zaak") or "", "teruggezet", {
-                "wachtrij": naam, "bericht": bericht["id"], "type": bericht["type"], "reden": bericht["reden"],
-                "keer_teruggezet_voor": bericht["teruggezet"]})
+        if limit < 1:
+            raise Refused(400, "Het aantal is ten minste 1 (leeg: alle).")
+        await _eenmaal(form, naam)
+        per_seconde = console.settings.console_replay_per_second
+        if ids is None:  # the whole lot (up to the limit) in the background; its page shows the progress
+            taak = await console.terugzettingen.begin(naam, session.subject, limit if form.get("aantal") else None)
+            console.op_achtergrond(_alles_terugzetten(taak, rij, limit, session.subject))
+            log.info("console.action", action="terugzetten gestart", queue=naam, subject=session.subject,
+                     limit=limit)
+            return RedirectResponse(f"/wachtrijen/{urllib.parse.quote(naam)}/terugzettingen/{taak}",
+                                    status_code=303)
+        gedaan = await _parkeerplaats(rij).terugzetten(ids, 1, per_seconde)
+        await _vastleggen(session.subject, naam, gedaan)
         log.info("console.action", action="terugzetten", queue=naam, subject=session.subject, count=len(gedaan))
-        if ids is not None and not gedaan:
+        if not gedaan:
             raise Refused(409, "Dit bericht staat niet (meer) op de parkeerplaats; er is niets teruggezet.")
         return render(request, "teruggezet.html", sessie=session, w=rij, gedaan=gedaan)
+
+    async def _vastleggen(wie: str, naam: str, gedaan: list[dict[str, Any]]) -> None:
+        for bericht in gedaan:
+            await console.audit.record(wie, "terugzetten", bericht.get("zaak") or "", "teruggezet", {
+                "wachtrij": naam, "bericht": bericht["id"], "type": bericht["type"], "reden": bericht["reden"],
+                "keer_teruggezet_voor": bericht["teruggezet"]})
+
+    async def _alles_terugzetten(taak: str, rij: dict[str, Any], limit: int, wie: str) -> None:
+        """The replay of a whole lot: progress on its document about once a second, each replayed message in the
+        audit log as it goes, the outcome at the end (or why it stopped)."""
+        naam = rij["naam"]
+        gedaan: list[dict[str, Any]] = []
+        totaal: list[int] = []
+        klaar = asyncio.Event()
+
+        async def bijhouden() -> None:
+            vastgelegd = 0
+            while True:
+                stop = klaar.is_set()
+                nieuw, vastgelegd = gedaan[vastgelegd:], len(gedaan)
+                await _vastleggen(wie, naam, nieuw)
+                await console.terugzettingen.voortgang(taak, vastgelegd, min(totaal[0], limit) if totaal else None)
+                if stop:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(klaar.wait(), 1.0)
+
+        volger = asyncio.create_task(bijhouden())
+        fout = ""
+        try:
+            await _parkeerplaats(rij).terugzetten(None, limit, console.settings.console_replay_per_second,
+                                                  voortgang=gedaan.append, bij_start=totaal.append)
+        except Exception as exc:  # the broker went away: what is not replayed stays parked
+            fout = f"{type(exc).__name__}: de verbinding met RabbitMQ viel weg"
+            log.warning("console.replay_failed", queue=naam, error=type(exc).__name__, done=len(gedaan))
+        finally:
+            klaar.set()
+            try:
+                await volger
+            finally:
+                await console.terugzettingen.einde(taak, gedaan, min(totaal[0], limit) if totaal else 0, fout)
+        log.info("console.action", action="terugzetten", queue=naam, subject=wie, count=len(gedaan))
+
+    @app.get("/wachtrijen/{naam}/terugzettingen/{taak}", include_in_schema=False)
+    async def terugzetting(request: Request, naam: str, taak: str, session: SessionDep) -> Response:
+        doc = await console.terugzettingen.get(taak)
+        if doc is None or doc["wachtrij"] != naam:
+            raise Refused(404, "Geen terugzetting met dit kenmerk.")
+        return render(request, "terugzetting.html", sessie=session, t=doc, naam=naam)
 
     @app.post("/wachtrijen/{naam}/legen", include_in_schema=False)
     async def legen(request: Request, naam: str, session: SessionDep) -> Response:
@@ -82,6 +150,7 @@ def routes(app: FastAPI, console: Console) -> None:
         if form.get("bevestiging", "").strip() != naam:
             raise Refused(400, f"Typ de naam van de wachtrij ({naam}) om de parkeerplaats te legen; er is niets "
                                "verwijderd.")
+        await _eenmaal(form, naam)
         weg = await _parkeerplaats(rij).legen()
         await console.audit.record(session.subject, "parkeerplaats legen", "", f"{weg} berichten verwijderd",
                                    {"wachtrij": naam, "aantal": weg})

@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from console.bootstrap import Console, Session
+from console.bootstrap import Console, Formulieren, Session
 
 HERE = Path(__file__).resolve().parent
 #: The session cookie: a random id; the token stays in the console's database.
@@ -33,6 +33,7 @@ def leesbaar(waarde: Any, als_json: bool = False) -> str:
 templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.globals["STATUSSEN"] = STATUSSEN
 templates.env.filters["leesbaar"] = leesbaar
+templates.env.globals["eenmalig"] = Formulieren.nieuw
 
 
 class NotSignedIn(Exception):
@@ -40,10 +41,14 @@ class NotSignedIn(Exception):
 
 
 class Refused(Exception):
-    def __init__(self, status: int, reden: str) -> None:
+    """A request the console refuses, with the reason shown on the error page; ``verder`` is a (link, text) to where
+    the user goes on, shown next to the usual links."""
+
+    def __init__(self, status: int, reden: str, verder: tuple[str, str] | None = None) -> None:
         super().__init__(reden)
         self.status = status
         self.reden = reden
+        self.verder = verder
 
 
 def get_console(request: Request) -> Console:

@@ -204,7 +204,7 @@ def dlq_show(queue: str, limit: Annotated[int, typer.Option(min=1, max=500)] = 2
     for col in ("message id", "type", "zaak", "pogingen", "reden"):
         table.add_column(col)
     for r in rows:
-        table.add_row(str(r["id"]), str(r["type"]), str(r["subject"]), str(r["attempts"]), str(r["reason"]))
+        table.add_row(str(r["id"]), str(r["type"]), str(r["subject"] or "—"), str(r["attempts"]), str(r["reason"]))
     console.print(table)
 
 

@@ -39,6 +39,14 @@ async def parked(broker: Broker, queue: str) -> int:
     return len(await parked_ids(broker.settings.amqp_url, broker.name(f"{queue}.dlq")))
 
 
+def _one_time_value(page: str, action: str) -> str:
+    """The one-time value of the page's form that posts to ``.../<action>``."""
+    form = page.split(f'/{action}"', 1)[1].split("</form>", 1)[0]
+    found = re.search(r'name="eenmalig" value="([^"]+)"', form)
+    assert found, f"no one-time value in the {action} form"
+    return found.group(1)
+
+
 def _case(engine_url: str) -> dict[str, Any]:
     return httpx.get(f"{engine_url}/api/v1/zaken/{CASE}", headers=ADMIN, timeout=10).json()  # type: ignore[no-any-return]
 
@@ -124,13 +132,27 @@ async def test_a_parked_message_is_shown_without_personal_data_and_replayed_exac
     received = [j for j in _case(engine.url)["journaal"] if j.get("message") == "ips.test.bevestigd.v1"]
     assert len(received) == 1, received  # applied exactly once
 
-    # purge: only with the queue's name typed
-    wrong = admin.post("/wachtrijen/process_engine/legen", data={"csrf": csrf_of(lot), "bevestiging": "ja"})
+    # purge: only with the queue's name typed; the form as the page gave it, with its one-time value
+    purge_form = {"csrf": csrf_of(lot), "eenmalig": _one_time_value(lot, "legen")}
+    wrong = admin.post("/wachtrijen/process_engine/legen", data={**purge_form, "bevestiging": "ja"})
     assert wrong.status_code == 400 and await parked(broker, "process_engine") == 1
-    purged = admin.post("/wachtrijen/process_engine/legen", data={"csrf": csrf_of(lot),
-                                                                   "bevestiging": "process_engine"})
-    assert purged.status_code == 200 and "1 geparkeerde berichten" in purged.text
+    purged = admin.post("/wachtrijen/process_engine/legen", data={**purge_form, "bevestiging": "process_engine"})
+    assert purged.status_code == 200 and "1 geparkeerde berichten" in purged.text  # corrected, the same form counts
     assert await parked(broker, "process_engine") == 0
+    # the answer page refreshed (the same form sent again) purges nothing that was parked since
+    channel = await broker.new_channel(prefetch=1)
+    await channel.default_exchange.publish(aio_pika.Message(b"{}", message_id="later-geparkeerd"),
+                                           routing_key=broker.name("process_engine.dlq"))
+    await channel.close()
+    resent = admin.post("/wachtrijen/process_engine/legen", data={**purge_form, "bevestiging": "process_engine"})
+    assert resent.status_code == 409 and "al verstuurd" in resent.text
+    assert 'href="/wachtrijen/process_engine/geparkeerd"' in resent.text  # on to the lot as it is now
+    assert await parked_ids(broker.settings.amqp_url, broker.name("process_engine.dlq")) == ["later-geparkeerd"]
+    fresh = admin.get("/wachtrijen/process_engine/geparkeerd").text
+    assert _one_time_value(fresh, "legen") != purge_form["eenmalig"]  # a new page, a new form
+    purged = admin.post("/wachtrijen/process_engine/legen", data={
+        "csrf": csrf_of(fresh), "bevestiging": "process_engine", "eenmalig": _one_time_value(fresh, "legen")})
+    assert purged.status_code == 200 and await parked(broker, "process_engine") == 0
     assert admin.get("/wachtrijen/bestaat-niet/geparkeerd").status_code == 404
     # the case page: its letters from notifications' own API (none yet) and its commands with their replies;
     # grants is asked only for the beschikkingen a letter or the case names (none here)
@@ -141,3 +163,52 @@ async def test_a_parked_message_is_shown_without_personal_data_and_replayed_exac
     assert ">terugzetten<" in audit and ">parkeerplaats legen<" in audit and BSN not in audit
     assert re.search(rf"bericht: <code>{confirmation.id}</code>", audit)
     await fake.stop()
+
+
+async def test_replaying_a_whole_lot_runs_in_the_background_with_its_progress_and_replays_each_message_once(
+        service, broker, tmp_path, namespace):
+    engine = service("process_engine").start(IPSFLOW_BPMN_DIR=bpmn_dir_with_test_process(tmp_path),
+                                             IPSFLOW_CATALOGUE_FILE="")
+    console = service("console").start(IPSFLOW_CONSOLE_ENGINE_URL=engine.url,
+                                       IPSFLOW_CONSOLE_REPLAY_PER_SECOND="2")  # 8 messages: 4 s
+    # Messages of a type nobody knows: the engine parks each again at once when it comes back, while the replay
+    # still runs. The replay takes only what was parked when it began, each once.
+    channel = await broker.new_channel(prefetch=1)
+    ids = [f"onbekend-{i}" for i in range(8)]
+    for message_id in ids:
+        body = json.dumps({"specversion": "1.0", "id": message_id, "type": "ips.test.onbekend.v1", "source": "test",
+                           "subject": f"zaak-{message_id}", "data": {}}).encode()
+        await channel.default_exchange.publish(aio_pika.Message(body, message_id=message_id),
+                                               routing_key=broker.name("process_engine.dlq"))
+    await channel.close()
+
+    async def listed() -> bool:  # the queues page lists a lot from the management API's samples
+        return await asyncio.to_thread(
+            lambda: admin.get("/wachtrijen/process_engine/geparkeerd").status_code == 200)
+    admin, _ = sign_in(console.url, "functioneel-beheerder")
+    await eventually(listed, timeout=30, what="the lot of process_engine on the console")
+    lot = admin.get("/wachtrijen/process_engine/geparkeerd").text
+    form = {"csrf": csrf_of(lot), "eenmalig": _one_time_value(lot, "terugzetten"), "alle": "ja"}
+    assert admin.post("/wachtrijen/process_engine/terugzetten", data={**form, "aantal": "0"}).status_code == 400
+    started = admin.post("/wachtrijen/process_engine/terugzetten", data=form)
+    assert started.status_code == 303, started.text
+    progress_url = started.headers["location"]
+    assert progress_url.startswith("/wachtrijen/process_engine/terugzettingen/")
+    first = admin.get(progress_url).text
+    assert 'http-equiv="refresh"' in first and 'id="aantal-teruggezet"' in first  # still running: 8 take 4 s
+    assert admin.post("/wachtrijen/process_engine/terugzetten", data=form).status_code == 409  # sent twice: once
+
+    async def done() -> bool:
+        page = await asyncio.to_thread(lambda: admin.get(progress_url).text)
+        return 'id="samenvatting"' in page
+    await eventually(done, timeout=60, what="the replay to finish")
+    page = admin.get(progress_url).text
+    assert "8 berichten teruggezet naar process_engine" in page and 'http-equiv="refresh"' not in page
+    assert all(f"<code>{message_id}</code>" in page for message_id in ids)
+
+    async def all_parked_again() -> bool:
+        return sorted(await parked_ids(broker.settings.amqp_url, broker.name("process_engine.dlq"))) == ids
+    await eventually(all_parked_again, timeout=30, what="the engine to park all eight again")
+    audit = admin.get("/audit").text
+    assert audit.count(">terugzetten<") == 8  # one audit entry per replayed message, none twice
+    assert admin.get("/wachtrijen/process_engine/terugzettingen/bestaat-niet").status_code == 404
