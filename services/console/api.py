@@ -85,6 +85,7 @@ def create(settings: ConsoleSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await console.stop_achtergrond()  # a replay still running says where it stopped, before the client goes
             await console.backends.close()
             await console.client.close()
             otel.shutdown()

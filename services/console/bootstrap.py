@@ -131,6 +131,11 @@ class Console:
         self.taken.add(taak)
         taak.add_done_callback(self.taken.discard)
 
+    async def stop_achtergrond(self) -> None:
+        for taak in self.taken:
+            taak.cancel()
+        await asyncio.gather(*self.taken, return_exceptions=True)
+
 
 def bootstrap(settings: ConsoleSettings | None = None) -> Console:
     settings = settings or ConsoleSettings()

@@ -126,6 +126,9 @@ def routes(app: FastAPI, console: Console) -> None:
         try:
             await _parkeerplaats(rij).terugzetten(None, limit, console.settings.console_replay_per_second,
                                                   voortgang=gedaan.append, bij_start=totaal.append)
+        except asyncio.CancelledError:  # the console stops (its lifespan cancels the work it still holds)
+            fout = "de console stopte"
+            raise
         except Exception as exc:  # the broker went away: what is not replayed stays parked
             fout = f"{type(exc).__name__}: de verbinding met RabbitMQ viel weg"
             log.warning("console.replay_failed", queue=naam, error=type(exc).__name__, done=len(gedaan))

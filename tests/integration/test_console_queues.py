@@ -212,3 +212,19 @@ async def test_replaying_a_whole_lot_runs_in_the_background_with_its_progress_an
     audit = admin.get("/audit").text
     assert audit.count(">terugzetten<") == 8  # one audit entry per replayed message, none twice
     assert admin.get("/wachtrijen/process_engine/terugzettingen/bestaat-niet").status_code == 404
+
+    # The console stops in the middle of a replay: the next console process shows where it stopped, and nothing is
+    # lost (what it had not replayed never left the lot; the engine parks the replayed ones again).
+    lot = admin.get("/wachtrijen/process_engine/geparkeerd").text
+    started = admin.post("/wachtrijen/process_engine/terugzetten", data={
+        "csrf": csrf_of(lot), "eenmalig": _one_time_value(lot, "terugzetten"), "alle": "ja"})
+    assert started.status_code == 303, started.text
+    await asyncio.sleep(2)  # at 2 a second: a few done, most not
+    await asyncio.to_thread(console.stop)
+    console.start(IPSFLOW_CONSOLE_ENGINE_URL=engine.url, IPSFLOW_CONSOLE_REPLAY_PER_SECOND="2")
+    stopped = admin.get(started.headers["location"]).text  # the session lives in the database: still signed in
+    found = re.search(r"afgebroken\s+na (\d+) van 8 berichten: de console stopte", stopped)
+    assert found and 0 < int(found.group(1)) < 8, stopped
+    await eventually(all_parked_again, timeout=30, what="all eight parked again after the interrupted replay")
+    audit = admin.get("/audit").text
+    assert audit.count(">terugzetten<") == 8 + int(found.group(1))  # the ones it did replay, each in the audit
