@@ -42,7 +42,9 @@ async def replay(amqp_url: str, queue: str, namespace: str, limit: int,
     """Move parked messages back to ``queue`` through ``ips.dlx`` (routing key = the queue itself).
 
     Each message is acknowledged in the dlq only after the broker confirmed its re-publication, so a
-    crash half-way loses nothing (at worst one message is replayed twice, which consumers tolerate).
+    crash half-way loses nothing (at worst one message is replayed twice, which consumers tolerate). Only the
+    messages parked when it began (the first get says how many stand behind it): one that fails again and is
+    parked anew during the replay waits for the next one instead of going round until ``limit``.
     """
     connection = await aio_pika.connect(amqp_url)
     moved = 0
@@ -50,10 +52,13 @@ async def replay(amqp_url: str, queue: str, namespace: str, limit: int,
         channel = await connection.channel(publisher_confirms=True)
         dlq = await channel.get_queue(f"{queue}.dlq", ensure=True)
         exchange = await channel.get_exchange(f"{namespace}{DLX}", ensure=True)
-        while moved < limit:
+        at_start: int | None = None
+        while moved < limit and (at_start is None or moved < at_start):
             message = await dlq.get(no_ack=False, fail=False)
             if message is None:
                 break
+            if at_start is None:
+                at_start = 1 + (message.message_count or 0)
             headers = {k: v for k, v in (message.headers or {}).items() if k not in (ATTEMPT_HEADER, ERROR_HEADER)}
             headers["x-ipsflow-replayed"] = int(str((message.headers or {}).get("x-ipsflow-replayed", 0))) + 1
             await exchange.publish(

@@ -130,3 +130,25 @@ async def test_malformed_message_is_parked_shown_and_replayed(service, infra, na
         assert message.message_id == "kapot-1" and await main.get(no_ack=True, fail=False) is None
         assert await parked_ids(infra.amqp_url, f"{queue}.dlq") == []
         assert message.body == b"{this is not an envelope"
+
+
+async def test_cli_replay_takes_each_message_once_when_its_consumer_parks_it_again(service, infra, namespace):
+    service("process_engine").start()  # parks a message of a type it does not know at once
+    dlq = f"{namespace}process_engine.dlq"
+    ids = [f"onbekend-{i}" for i in range(5)]
+    conn = await aio_pika.connect(infra.amqp_url)
+    async with conn:
+        ch = await conn.channel()
+        for message_id in ids:
+            body = json.dumps({"specversion": "1.0", "id": message_id, "type": "ips.test.onbekend.v1",
+                               "source": "test", "subject": f"zaak-{message_id}", "data": {}}).encode()
+            await ch.default_exchange.publish(aio_pika.Message(body, message_id=message_id), routing_key=dlq)
+    # Parked again within milliseconds while the replay runs: it takes only the five that were there when it began
+    # (before, it went round while the engine kept up: 18, 684 and 32 replays of these five in three runs).
+    replayed = _cli("dlq", "replay", f"{namespace}process_engine", infra=infra, namespace=namespace)
+    assert replayed.returncode == 0, replayed.stderr
+    assert "5 bericht(en) teruggezet" in replayed.stdout
+
+    async def parked_again() -> bool:
+        return sorted(await parked_ids(infra.amqp_url, dlq)) == ids
+    await eventually(parked_again, timeout=30, what="the engine to park all five again")
