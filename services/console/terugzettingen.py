@@ -44,9 +44,17 @@ class Terugzettingen:
 
     async def get(self, taak: str) -> Document | None:
         doc = await self.collection.find_one({"_id": taak})
-        if doc is None:
-            return None
-        bijgewerkt = doc["bijgewerkt"] if doc["bijgewerkt"].tzinfo else doc["bijgewerkt"].replace(tzinfo=UTC)
-        if doc["status"] == "bezig" and datetime.now(UTC) - bijgewerkt > STIL:
-            doc["status"] = "onderbroken"
-        return doc
+        return None if doc is None else _stand(doc)
+
+    async def recent(self, wachtrij: str, aantal: int = 5) -> list[Document]:
+        """The latest replays of one parking lot (without their messages), newest first, for the lot's page."""
+        docs = await self.collection.find({"wachtrij": wachtrij}, {"berichten": 0}).sort("op", -1).limit(
+            aantal).to_list(aantal)
+        return [_stand(d) for d in docs]
+
+
+def _stand(doc: Document) -> Document:
+    bijgewerkt = doc["bijgewerkt"] if doc["bijgewerkt"].tzinfo else doc["bijgewerkt"].replace(tzinfo=UTC)
+    if doc["status"] == "bezig" and datetime.now(UTC) - bijgewerkt > STIL:
+        doc["status"] = "onderbroken"
+    return doc

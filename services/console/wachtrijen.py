@@ -64,6 +64,7 @@ def routes(app: FastAPI, console: Console) -> None:
         totaal, berichten = await _parkeerplaats(rij).lees(PEEK)
         return render(request, "geparkeerd.html", sessie=session, w=rij, totaal=totaal, berichten=berichten,
                       peek=PEEK, mag_ingrijpen=session.mag(FUNCTIONEEL_BEHEERDER),
+                      terugzettingen=await console.terugzettingen.recent(naam),
                       per_seconde=console.settings.console_replay_per_second)
 
     @app.post("/wachtrijen/{naam}/terugzetten", include_in_schema=False)

@@ -205,6 +205,7 @@ async def test_replaying_a_whole_lot_runs_in_the_background_with_its_progress_an
     page = admin.get(progress_url).text
     assert "8 berichten teruggezet naar process_engine" in page and 'http-equiv="refresh"' not in page
     assert all(f"<code>{message_id}</code>" in page for message_id in ids)
+    assert f'href="{progress_url}"' in admin.get("/wachtrijen/process_engine/geparkeerd").text  # found again later
 
     async def all_parked_again() -> bool:
         return sorted(await parked_ids(broker.settings.amqp_url, broker.name("process_engine.dlq"))) == ids
