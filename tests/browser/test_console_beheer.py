@@ -194,6 +194,34 @@ def test_incident_group_retry_dlq_replay_and_definition_view(browser: Browser, s
     page.goto(f"{base}/wachtrijen/process_engine/geparkeerd")
     assert page.inner_text("#aantal-geparkeerd") == "0"
 
+    # --- all of a lot replayed in the background (its own page), then purged; the purge's answer refreshed is
+    # refused and purges nothing again. A confirmation for a case that never comes: parked, and parked again.
+    _publish(background, "ips.test.bevestigd.v1", "zaak-komt-nooit", {"bevestigd": True})
+
+    def one_parked() -> bool:
+        page.goto(f"{base}/wachtrijen/process_engine/geparkeerd")
+        return page.inner_text("#aantal-geparkeerd") == "1"
+    _until(one_parked, "the confirmation for no case parked", timeout=60)
+    page.get_by_role("region", name="Alle terugzetten").get_by_role("button", name="Terugzetten").click()
+    page.wait_for_selector("#samenvatting")
+    assert "/wachtrijen/process_engine/terugzettingen/" in page.url
+    assert page.inner_text("#samenvatting").startswith("1 berichten teruggezet naar process_engine")
+    accessibility["terugzetting"] = _axe(page, base)
+    page.screenshot(path=shots / "console-terugzetting.png", full_page=True)
+    _until(one_parked, "the confirmation parked again", timeout=60)
+    page.get_by_label("Typ process_engine om alle 1 berichten te verwijderen").fill("process_engine")
+    page.get_by_role("button", name="Legen").click()
+    page.wait_for_selector("#samenvatting")
+    assert page.inner_text("#samenvatting").startswith("1 geparkeerde berichten van process_engine")
+    page.reload()  # the browser sends the purge's form again
+    assert "al verstuurd" in page.inner_text("main")
+    refusal = [p for p in problems if "409" in p]  # that refusal is the point: its response and the browser's note
+    assert any(p.startswith("HTTP 409") and p.endswith("/wachtrijen/process_engine/legen") for p in refusal)
+    problems[:] = [p for p in problems if p not in refusal]
+    accessibility["al-verstuurd"] = _axe(page, base)
+    page.get_by_role("link", name="Naar de parkeerplaats van process_engine, zoals die nu is").click()
+    assert page.inner_text("#aantal-geparkeerd") == "0" and page.locator("#terugzettingen li").count() == 1
+
     # --- the case page with its commands and replies, and the definition view with its badges
     page.goto(f"{base}/zaken/{GROUP[0]}")
     page.wait_for_selector("#diagram[data-geladen]")
@@ -212,7 +240,7 @@ def test_incident_group_retry_dlq_replay_and_definition_view(browser: Browser, s
     accessibility["definitie"] = _axe(page, base)
     page.screenshot(path=shots / "console-definitie.png", full_page=True)
     page.goto(f"{base}/audit")
-    assert page.locator("td", has_text="terugzetten").count() == 1
+    assert page.locator("td", has_text="terugzetten").count() == 2  # the one message, then the whole lot (1)
     page.screenshot(path=shots / "console-audit.png", full_page=True)
     context.close()
 
