@@ -81,7 +81,6 @@ def routes(app: FastAPI, console: Console) -> None:
         if limit < 1:
             raise Refused(400, "Het aantal is ten minste 1 (leeg: alle).")
         await _eenmaal(form, naam)
-        per_seconde = console.settings.console_replay_per_second
         if ids is None:  # the whole lot (up to the limit) in the background; its page shows the progress
             taak = await console.terugzettingen.begin(naam, session.subject, limit if form.get("aantal") else None)
             console.op_achtergrond(_alles_terugzetten(taak, rij, limit, session.subject))
@@ -89,7 +88,7 @@ def routes(app: FastAPI, console: Console) -> None:
                      limit=limit)
             return RedirectResponse(f"/wachtrijen/{urllib.parse.quote(naam)}/terugzettingen/{taak}",
                                     status_code=303)
-        gedaan = await _parkeerplaats(rij).terugzetten(ids, 1, per_seconde)
+        gedaan = await _parkeerplaats(rij).terugzetten(ids, 1, console.settings.console_replay_per_second)
         await _vastleggen(session.subject, naam, gedaan)
         log.info("console.action", action="terugzetten", queue=naam, subject=session.subject, count=len(gedaan))
         if not gedaan:

@@ -10,26 +10,16 @@ acknowledged is not counted): the service's own counter of acknowledged messages
 
 from __future__ import annotations
 
-import aio_pika
 import httpx
-from aio_pika.abc import AbstractIncomingMessage
 from prometheus_client.parser import text_string_to_metric_families
+
+from ipsflow_cli.dlq import peek
 
 
 async def parked_ids(amqp_url: str, dlq: str) -> list[str]:
-    """The message ids in the parking lot ``dlq`` (full name), in queue order; every message stays parked."""
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel()
-        queue = await channel.get_queue(dlq, ensure=True)
-        held: list[AbstractIncomingMessage] = []
-        try:
-            while (message := await queue.get(no_ack=False, fail=False)) is not None:
-                held.append(message)
-        finally:
-            for message in held:
-                await message.nack(requeue=True)
-        return [m.message_id or "" for m in held]
+    """The message ids in the parking lot ``dlq`` (full name), in queue order; every message stays parked (read
+    with ``ipsflow dlq show``'s own peek)."""
+    return [row["id"] or "" for row in await peek(amqp_url, dlq.removesuffix(".dlq"), limit=1_000_000)]
 
 
 def messages_handled(service_url: str, type_: str) -> int:
